@@ -1,0 +1,76 @@
+/*
+ * tc_config.h - every limit and default of tcp_core in one place: Kconfig values on the device, host defaults here.
+ */
+#pragma once
+
+#if defined(ESP_PLATFORM)
+#include "sdkconfig.h"
+#endif
+
+/* Each TC_CFG_x takes CONFIG_TCP_CORE_x when the device build defines it (Kconfig), else the host default. */
+
+#ifdef CONFIG_TCP_CORE_READ_BUF_SIZE
+#define TC_CFG_READ_BUF_SIZE CONFIG_TCP_CORE_READ_BUF_SIZE
+#else
+#define TC_CFG_READ_BUF_SIZE (16 * 1024) /* one receive buffer per loop, shared by every connection */
+#endif
+
+#ifdef CONFIG_TCP_CORE_MAX_CONNS
+#define TC_CFG_MAX_CONNS CONFIG_TCP_CORE_MAX_CONNS
+#else
+#define TC_CFG_MAX_CONNS 1024
+#endif
+
+#ifdef CONFIG_TCP_CORE_WRITE_HIGH_WATER
+#define TC_CFG_WRITE_HIGH_WATER CONFIG_TCP_CORE_WRITE_HIGH_WATER
+#else
+#define TC_CFG_WRITE_HIGH_WATER (64 * 1024) /* stop reading a connection whose output queue is above this */
+#endif
+
+#ifdef CONFIG_TCP_CORE_WRITE_LOW_WATER
+#define TC_CFG_WRITE_LOW_WATER CONFIG_TCP_CORE_WRITE_LOW_WATER
+#else
+#define TC_CFG_WRITE_LOW_WATER (16 * 1024) /* resume reading (and say DRAINED) at or below this */
+#endif
+
+#ifdef CONFIG_TCP_CORE_WRITE_QUEUE_MAX
+#define TC_CFG_WRITE_QUEUE_MAX CONFIG_TCP_CORE_WRITE_QUEUE_MAX
+#else
+#define TC_CFG_WRITE_QUEUE_MAX (1024 * 1024) /* tc_conn_send() refuses (TC_ELIMIT) past this */
+#endif
+
+#ifdef CONFIG_TCP_CORE_IDLE_TIMEOUT_MS
+#define TC_CFG_IDLE_TIMEOUT_MS CONFIG_TCP_CORE_IDLE_TIMEOUT_MS
+#else
+#define TC_CFG_IDLE_TIMEOUT_MS 0 /* 0: raw TCP connections may stay idle; HTTP sets its own */
+#endif
+
+#ifdef CONFIG_TCP_CORE_LINGER_MS
+#define TC_CFG_LINGER_MS CONFIG_TCP_CORE_LINGER_MS
+#else
+#define TC_CFG_LINGER_MS 2000 /* how long a closing connection may wait for its peer before it is aborted */
+#endif
+
+#ifdef CONFIG_TCP_CORE_CONNECT_TIMEOUT_MS
+#define TC_CFG_CONNECT_TIMEOUT_MS CONFIG_TCP_CORE_CONNECT_TIMEOUT_MS
+#else
+#define TC_CFG_CONNECT_TIMEOUT_MS 5000
+#endif
+
+#ifdef CONFIG_TCP_CORE_BACKOFF_INITIAL_MS
+#define TC_CFG_BACKOFF_INITIAL_MS CONFIG_TCP_CORE_BACKOFF_INITIAL_MS
+#else
+#define TC_CFG_BACKOFF_INITIAL_MS 100
+#endif
+
+#ifdef CONFIG_TCP_CORE_BACKOFF_MAX_MS
+#define TC_CFG_BACKOFF_MAX_MS CONFIG_TCP_CORE_BACKOFF_MAX_MS
+#else
+#define TC_CFG_BACKOFF_MAX_MS 10000
+#endif
+
+#ifdef CONFIG_TCP_CORE_BACKLOG
+#define TC_CFG_BACKLOG CONFIG_TCP_CORE_BACKLOG
+#else
+#define TC_CFG_BACKLOG 128
+#endif

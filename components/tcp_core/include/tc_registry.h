@@ -1,0 +1,77 @@
+/*
+ * tc_registry.h - socket tracking: every listener, accepted, client and UDP socket of a loop, with its kind, peer,
+ * age, idle time and traffic; iterable from C and Python.
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tc_loop.h"
+#include "tc_sock.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Kinds of tracked sockets. */
+typedef enum {
+    TC_KIND_LISTENER = 1, /**< a listening TCP socket */
+    TC_KIND_ACCEPTED,     /**< a connection accepted by a server */
+    TC_KIND_CLIENT,       /**< a connection made by a client */
+    TC_KIND_UDP,          /**< a UDP endpoint (the DNS responder) */
+    TC_KIND_EXTERNAL,     /**< a socket owned by someone else, tracked by hand (esp_http_server sessions) */
+} tc_kind_t;
+
+/** States of tracked sockets. */
+typedef enum {
+    TC_STATE_LISTENING = 1,
+    TC_STATE_CONNECTING,
+    TC_STATE_OPEN,
+    TC_STATE_CLOSING, /**< flushing, or waiting for the peer's FIN */
+} tc_state_t;
+
+/** One tracked socket, as seen now. */
+typedef struct {
+    uint32_t id;         /**< unique per loop */
+    int fd;              /**< backend descriptor */
+    uint8_t kind;        /**< tc_kind_t */
+    uint8_t state;       /**< tc_state_t */
+    uint8_t flags;       /**< TC_REG_FLAG_* */
+    const char *owner;   /**< label of the server or client ("echo", "http", ...), static */
+    tc_addr_t local;     /**< local address (listeners and UDP), else zeroed */
+    tc_addr_t peer;      /**< peer address (connections), else zeroed */
+    uint64_t age_ms;     /**< since it was opened */
+    uint64_t idle_ms;    /**< since the last byte in or out */
+    uint64_t bytes_in;   /**< received */
+    uint64_t bytes_out;  /**< sent */
+    size_t queued;       /**< bytes in its write queue */
+} tc_sock_info_t;
+
+/** Flags of tc_sock_info_t. */
+enum {
+    TC_REG_FLAG_STREAMING = 0x1, /**< serving a long-lived stream (MJPEG, SSE, WebSocket) */
+    TC_REG_FLAG_PAUSED = 0x2,    /**< reading paused by backpressure */
+};
+
+/** @brief Visitor for tc_registry_foreach(); return nonzero to stop early. */
+typedef int (*tc_registry_cb)(const tc_sock_info_t *info, void *user);
+
+/** @brief Number of tracked sockets of the loop. Loop thread only. */
+uint32_t tc_registry_count(const tc_loop_t *loop);
+
+/**
+ * @brief Visit every tracked socket, oldest first. Loop thread only; cb must not open or close sockets.
+ * @return the number visited
+ */
+uint32_t tc_registry_foreach(const tc_loop_t *loop, tc_registry_cb cb, void *user);
+
+/**
+ * @brief Copy up to cap entries into out (oldest first).
+ * @return the number of tracked sockets (may exceed cap: call again with a bigger array)
+ */
+uint32_t tc_registry_snapshot(const tc_loop_t *loop, tc_sock_info_t *out, uint32_t cap);
+
+#ifdef __cplusplus
+}
+#endif

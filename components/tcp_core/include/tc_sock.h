@@ -1,0 +1,217 @@
+/*
+ * tc_sock.h - the socket backend contract: the small function set every backend implements, one file per backend.
+ *
+ * Backends: port/linux/tc_sock.c (host kernel sockets), port/lwip/tc_sock.c (upstream lwIP over a TAP device, host),
+ * port/esp/tc_sock.c (ESP-IDF's lwIP, device). The build links exactly one of them. The core never includes a
+ * system socket header: addresses cross this boundary as tc_addr_t and readiness as tc_pollfd_t, because lwIP's
+ * struct sockaddr and poll constants need not match the C library's when both live in one process (the lwip TAP
+ * backend). Descriptors are the backend's own (lwIP socket numbers on lwIP), and the wake-up pair is made by the
+ * backend so that lwIP's poll can watch it too.
+ *
+ * All functions return >= 0 on success and a negative tc_err_t on failure. Sockets are non-blocking from creation.
+ * Thread-safety: the loop thread calls everything; only tc_sock_wake_signal() may be called from any thread.
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Address family of a tc_addr_t. */
+typedef enum {
+    TC_AF_UNSPEC = 0,
+    TC_AF_INET = 4,
+    TC_AF_INET6 = 6,
+} tc_af_t;
+
+/** A socket address, independent of any socket header. */
+typedef struct {
+    uint8_t family;    /**< tc_af_t */
+    uint8_t ip[16];    /**< IPv4 in ip[0..3], IPv6 in ip[0..15], network byte order */
+    uint16_t port;     /**< host byte order */
+    uint32_t scope_id; /**< IPv6 scope (interface index), 0 otherwise */
+} tc_addr_t;
+
+/** Socket types. */
+typedef enum {
+    TC_SOCK_STREAM = 1,
+    TC_SOCK_DGRAM = 2,
+} tc_socktype_t;
+
+/** Socket options the core sets; a backend that cannot honour one returns TC_ENOSYS. */
+typedef enum {
+    TC_OPT_REUSEADDR = 1, /**< int: allow binding while old connections linger */
+    TC_OPT_NODELAY,       /**< int: disable Nagle (small writes leave at once) */
+    TC_OPT_KEEPALIVE,     /**< int: seconds of idle before keepalive probes, 0 = off */
+    TC_OPT_V6ONLY,        /**< int: IPv6 listener does not take IPv4-mapped peers */
+    TC_OPT_RCVBUF,        /**< int: receive buffer bytes */
+    TC_OPT_SNDBUF,        /**< int: send buffer bytes */
+} tc_sockopt_t;
+
+/** Readiness bits for tc_pollfd_t (the backend translates to its own poll constants). */
+enum {
+    TC_POLLIN = 0x1,
+    TC_POLLOUT = 0x2,
+    TC_POLLERR = 0x4,
+    TC_POLLHUP = 0x8,
+    TC_POLLNVAL = 0x10,
+};
+
+/** One entry of a tc_sock_poll() set. */
+typedef struct {
+    int fd;
+    short events;  /**< TC_POLLIN | TC_POLLOUT wanted */
+    short revents; /**< set by tc_sock_poll() */
+} tc_pollfd_t;
+
+/** What the lwIP-over-TAP backend needs before the first socket; other backends ignore it. */
+typedef struct {
+    const char *tap_name;   /**< TAP device to attach to, e.g. "tctap0" (lwip backend only) */
+    tc_addr_t address;      /**< the stack's own IPv4 address (lwip backend only) */
+    uint8_t prefix_len;     /**< netmask length of address */
+    tc_addr_t gateway;      /**< default gateway, family 0 for none */
+} tc_sock_env_t;
+
+/**
+ * @brief Name of the backend linked into this build: "linux", "lwip" or "esp-lwip".
+ * @return a static string
+ */
+const char *tc_sock_backend(void);
+
+/**
+ * @brief Bring the backend up once per process (the lwip backend starts its stack and its TAP netif here).
+ *
+ * Idempotent: later calls return TC_OK without doing anything (and ignore env). Not thread-safe.
+ * @param env  backend environment; may be NULL for backends that need none
+ * @return TC_OK, TC_EINVAL (lwip backend without a TAP name), TC_EIO (TAP device could not be opened)
+ */
+int tc_sock_global_init(const tc_sock_env_t *env);
+
+/**
+ * @brief Create a non-blocking socket (close-on-exec where the OS has it).
+ * @param family  TC_AF_INET or TC_AF_INET6
+ * @param type    TC_SOCK_STREAM or TC_SOCK_DGRAM
+ * @return the descriptor (>= 0), TC_EMFILE, TC_ENOMEM, TC_EINVAL
+ */
+int tc_sock_open(int family, int type);
+
+/** @brief Set an option; @return TC_OK, TC_ENOSYS, TC_EINVAL. */
+int tc_sock_setopt(int fd, tc_sockopt_t opt, int value);
+
+/** @brief Bind to addr; @return TC_OK, TC_EADDRINUSE, TC_EADDRNOTAVAIL, TC_EACCES, TC_EINVAL. */
+int tc_sock_bind(int fd, const tc_addr_t *addr);
+
+/** @brief Listen with the given backlog; @return TC_OK or an error. */
+int tc_sock_listen(int fd, int backlog);
+
+/**
+ * @brief Accept one pending connection; the new socket is non-blocking.
+ * @param fd    a listening socket
+ * @param peer  receives the peer address; may be NULL
+ * @return the new descriptor, TC_EAGAIN when none is pending, TC_EMFILE when out of descriptors, or an error
+ */
+int tc_sock_accept(int fd, tc_addr_t *peer);
+
+/**
+ * @brief Start a non-blocking connect.
+ * @return TC_OK (connected at once), TC_EINPROGRESS (wait for TC_POLLOUT, then tc_sock_error()), or an error
+ *         (TC_ECONNREFUSED, TC_EUNREACH, TC_EADDRNOTAVAIL, ...)
+ */
+int tc_sock_connect(int fd, const tc_addr_t *addr);
+
+/** @brief Pending socket error (SO_ERROR) as a tc_err_t, TC_OK when none; clears it. */
+int tc_sock_error(int fd);
+
+/** @brief Send up to len bytes; @return bytes sent (may be fewer), TC_EAGAIN, TC_EPIPE, TC_ECONNRESET, ... */
+long tc_sock_send(int fd, const void *buf, size_t len);
+
+/** @brief Receive up to len bytes; @return bytes received, 0 at the peer's FIN, TC_EAGAIN, TC_ECONNRESET, ... */
+long tc_sock_recv(int fd, void *buf, size_t len);
+
+/** @brief Send one datagram to addr; @return bytes sent or an error. */
+long tc_sock_sendto(int fd, const void *buf, size_t len, const tc_addr_t *addr);
+
+/** @brief Receive one datagram; from may be NULL; @return bytes received (the rest of a longer one is lost). */
+long tc_sock_recvfrom(int fd, void *buf, size_t len, tc_addr_t *from);
+
+/** @brief Shut down the sending side (FIN after queued data); @return TC_OK or an error. */
+int tc_sock_shutdown_write(int fd);
+
+/**
+ * @brief Shut down both directions without closing the descriptor.
+ *
+ * Used from a thread that does not own the socket to make the owner's blocked send/recv fail (the esp_http_server
+ * adapter); closing under the owner would be a use-after-close (lwIP asserts).
+ * @return TC_OK or an error
+ */
+int tc_sock_shutdown_both(int fd);
+
+/** @brief Close normally (FIN after queued data); the descriptor is gone afterwards. @return TC_OK or an error. */
+int tc_sock_close(int fd);
+
+/**
+ * @brief Close abortively: the peer gets RST, queued data is dropped, and no TIME-WAIT state is left here.
+ *
+ * Each backend must really send RST whatever the state of the send queue (lwIP's SO_LINGER {1, 0} alone does not:
+ * it sends FIN when everything was acknowledged). The descriptor is gone afterwards.
+ * @return TC_OK or an error
+ */
+int tc_sock_abort(int fd);
+
+/** @brief Local address of a socket; @return TC_OK or an error. */
+int tc_sock_local_addr(int fd, tc_addr_t *out);
+
+/** @brief Peer address of a connected socket; @return TC_OK or an error. */
+int tc_sock_peer_addr(int fd, tc_addr_t *out);
+
+/**
+ * @brief Bytes sent but not yet acknowledged by the peer, plus bytes not yet sent, if the backend can tell.
+ * @return the count, or TC_ENOSYS
+ */
+long tc_sock_unacked(int fd);
+
+/**
+ * @brief Wait for readiness on n descriptors.
+ * @param fds         the set; revents are written
+ * @param n           number of entries
+ * @param timeout_ms  -1 waits forever, 0 polls
+ * @return number of entries with revents != 0, 0 on time-out, or an error (TC_EINTR is never returned: retry is
+ *         the backend's job)
+ */
+int tc_sock_poll(tc_pollfd_t *fds, int n, int timeout_ms);
+
+/**
+ * @brief Make a wake-up pair: rfd is watched by the loop, tc_sock_wake_signal(wfd) makes it readable.
+ *
+ * On lwIP both ends are lwIP sockets (a UDP socket on loopback), since lwIP's poll only sees lwIP sockets.
+ * @return TC_OK or an error
+ */
+int tc_sock_wake_open(int *rfd, int *wfd);
+
+/** @brief Make rfd readable; safe from any thread and from signal handlers on Linux. @return TC_OK or an error. */
+int tc_sock_wake_signal(int wfd);
+
+/** @brief Drain every pending wake-up on rfd (non-blocking). */
+void tc_sock_wake_drain(int rfd);
+
+/** @brief Close both ends of a wake-up pair. */
+void tc_sock_wake_close(int rfd, int wfd);
+
+/**
+ * @brief Resolve a host name (or numeric address) to one address, IPv4 preferred.
+ *
+ * Blocking on every backend (getaddrinfo or lwip_getaddrinfo); the TCP client calls it before connecting. Numeric
+ * addresses never block.
+ * @param host    name or literal
+ * @param port    port in host order, copied into out
+ * @param out     receives the address
+ * @return TC_OK, TC_ERESOLVE, TC_EINVAL
+ */
+int tc_sock_resolve(const char *host, uint16_t port, tc_addr_t *out);
+
+#ifdef __cplusplus
+}
+#endif

@@ -1,0 +1,298 @@
+/*
+ * tc_tcp.h - TCP servers, clients and their connections on a tc_loop: bounded write queues with backpressure, idle
+ * timeouts, close policies that keep TIME-WAIT off the device, and a stop with a deadline.
+ *
+ * Events reach one callback per server or client, owner (the connection) first and user last:
+ *
+ * | event            | meaning                                                  | data, len                         |
+ * |------------------|----------------------------------------------------------|-----------------------------------|
+ * | TC_EV_OPEN       | connection established (accepted, or client connected)  | NULL, 0                           |
+ * | TC_EV_DATA       | bytes arrived                                            | the bytes (valid during the call) |
+ * | TC_EV_DRAINED    | write queue fell from above low water to at/below it     | NULL, queued bytes left           |
+ * | TC_EV_SHUTDOWN   | the server is stopping: say goodbye, close or be closed  | NULL, ms left to the deadline     |
+ * | TC_EV_CLOSE      | connection is gone; the last event, exactly once         | NULL, tc_close_reason_t           |
+ *
+ * Close is a request: tc_conn_close() sets a state and the loop does the work after dispatch, in one place.
+ *
+ * Close policies and TIME-WAIT. The side that sends the first FIN keeps the TIME-WAIT state for 2 x MSL. On lwIP a
+ * TIME-WAIT pcb ignores the RST of a client that reuses its source port (RFC 1337), so a server that closes first
+ * stalls browsers ("stops answering after a minute", seed 001). TC_CLOSE_PEER_FIRST flushes, then waits for the
+ * peer's FIN and only then closes, so TIME-WAIT lands on the peer; a peer that has not closed by the linger deadline
+ * is aborted with RST, which leaves no TIME-WAIT anywhere. TC_CLOSE_ABORT sends RST at once (tc_sock_abort(): a real
+ * RST on every backend, not lwIP's SO_LINGER {1, 0}, which sends FIN when everything was acknowledged).
+ *
+ * Example:
+ *     tc_server_config_t cfg = TC_SERVER_DEFAULT_CONFIG();
+ *     cfg.port = 3333; cfg.cb = tc_echo_cb;
+ *     tc_server_start(loop, &cfg, &srv);
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tc_config.h"
+#include "tc_loop.h"
+#include "tc_sock.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct tc_conn tc_conn_t;     /**< opaque connection */
+typedef struct tc_server tc_server_t; /**< opaque TCP server */
+typedef struct tc_client tc_client_t; /**< opaque reconnecting TCP client */
+
+/** Connection events (see the table at the top of this header). */
+typedef enum {
+    TC_EV_OPEN = 1,
+    TC_EV_DATA,
+    TC_EV_DRAINED,
+    TC_EV_SHUTDOWN,
+    TC_EV_CLOSE,
+} tc_event_t;
+
+/** How a connection is closed. */
+typedef enum {
+    TC_CLOSE_GRACEFUL = 0, /**< flush the queue, then FIN (this side keeps TIME-WAIT) */
+    TC_CLOSE_PEER_FIRST,   /**< flush, wait for the peer's FIN up to linger_ms, then close; RST at the deadline */
+    TC_CLOSE_ABORT,        /**< RST now, drop the queue */
+} tc_close_policy_t;
+
+/** What a full server (max_conns reached) does with a new connection. */
+typedef enum {
+    TC_FULL_EVICT_LRU = 0, /**< abort the least recently active connection and accept (esp_http_server's LRU purge) */
+    TC_FULL_REFUSE,        /**< accept and abort the new one at once (the client sees RST, not a hang) */
+} tc_full_policy_t;
+
+/** Why a connection closed (len of TC_EV_CLOSE). */
+typedef enum {
+    TC_REASON_LOCAL = 1,  /**< this side asked (tc_conn_close()) and the close completed */
+    TC_REASON_PEER,       /**< the peer closed (FIN) */
+    TC_REASON_RESET,      /**< the peer reset the connection, or a send failed */
+    TC_REASON_IDLE,       /**< idle timeout */
+    TC_REASON_EVICTED,    /**< evicted to make room (TC_FULL_EVICT_LRU) */
+    TC_REASON_REFUSED,    /**< refused because the server was full (TC_FULL_REFUSE) */
+    TC_REASON_STOP,       /**< closed gracefully during a stop */
+    TC_REASON_FORCED,     /**< aborted at a stop's deadline */
+    TC_REASON_LINGER,     /**< the peer did not close by the linger deadline: aborted (no TIME-WAIT) */
+    TC_REASON_CONNECT,    /**< client: connect failed or timed out (never opened) */
+    TC_REASON_NOMEM,      /**< out of memory or write queue limit */
+} tc_close_reason_t;
+
+/**
+ * @brief The one callback of a server or client. Owner (connection) first, user last.
+ * @param conn  the connection
+ * @param ev    the event
+ * @param data  event data (bytes for TC_EV_DATA, valid only during the call), else NULL
+ * @param len   byte count, or the number the table above gives
+ * @param user  the config's user pointer
+ */
+typedef void (*tc_conn_cb)(tc_conn_t *conn, tc_event_t ev, const void *data, size_t len, void *user);
+
+/** Settings shared by servers and clients for their connections. */
+typedef struct {
+    size_t high_water;       /**< stop reading above this many queued output bytes */
+    size_t low_water;        /**< resume reading (TC_EV_DRAINED) at or below this */
+    size_t queue_max;        /**< tc_conn_send() refuses past this (TC_ELIMIT) */
+    uint32_t idle_timeout_ms; /**< close after this long without traffic (0 = never) */
+    tc_close_policy_t close_policy; /**< policy for closes this side starts (idle, stop, tc_conn_close default) */
+    uint32_t linger_ms;      /**< flush / wait-for-peer deadline of graceful and peer-first closes */
+    bool nodelay;            /**< TCP_NODELAY (true: small writes leave at once) */
+    int keepalive_s;         /**< TCP keepalive idle seconds, 0 = off */
+} tc_conn_config_t;
+
+#define TC_CONN_DEFAULT_CONFIG()                                                                              \
+    {                                                                                                         \
+        .high_water = TC_CFG_WRITE_HIGH_WATER, .low_water = TC_CFG_WRITE_LOW_WATER,                             \
+        .queue_max = TC_CFG_WRITE_QUEUE_MAX, .idle_timeout_ms = TC_CFG_IDLE_TIMEOUT_MS,                         \
+        .close_policy = TC_CLOSE_PEER_FIRST, .linger_ms = TC_CFG_LINGER_MS, .nodelay = true, .keepalive_s = 0, \
+    }
+
+/** TCP server settings; start from TC_SERVER_DEFAULT_CONFIG(). */
+typedef struct {
+    const char *host;             /**< numeric listen address: "0.0.0.0", "::", "127.0.0.1" */
+    uint16_t port;                /**< 0 picks a free port (tc_server_port() tells which) */
+    int backlog;                  /**< listen backlog */
+    bool v6only;                  /**< for "::": refuse IPv4-mapped peers */
+    uint32_t max_conns;           /**< open connections at most */
+    tc_full_policy_t when_full;   /**< evict or refuse at max_conns */
+    tc_conn_config_t conn;        /**< per-connection settings */
+    const char *name;             /**< label shown by the registry, e.g. "echo" (not copied: keep it alive) */
+    tc_conn_cb cb;                /**< event callback (required) */
+    void *user;                   /**< passed to cb */
+} tc_server_config_t;
+
+#define TC_SERVER_DEFAULT_CONFIG()                                                                   \
+    {                                                                                                \
+        .host = "0.0.0.0", .port = 0, .backlog = TC_CFG_BACKLOG, .v6only = false,                    \
+        .max_conns = TC_CFG_MAX_CONNS, .when_full = TC_FULL_EVICT_LRU, .conn = TC_CONN_DEFAULT_CONFIG(), \
+        .name = "tcp", .cb = NULL, .user = NULL,                                                     \
+    }
+
+/** Reconnecting TCP client settings; start from TC_CLIENT_DEFAULT_CONFIG(). */
+typedef struct {
+    const char *host;             /**< name or numeric address (copied) */
+    uint16_t port;                /**< destination port; 0 is refused (TC_EBADPORT) */
+    uint32_t connect_timeout_ms;  /**< per attempt */
+    bool reconnect;               /**< reconnect after a close or a failed attempt */
+    uint32_t backoff_initial_ms;  /**< first retry delay; doubles each failure */
+    uint32_t backoff_max_ms;      /**< cap of the delay */
+    uint8_t jitter_pct;           /**< each delay is reduced by a random 0..jitter_pct percent */
+    uint32_t max_attempts;        /**< consecutive failed attempts before giving up, 0 = never */
+    tc_conn_config_t conn;        /**< per-connection settings */
+    const char *name;             /**< registry label (not copied) */
+    tc_conn_cb cb;                /**< event callback (required) */
+    void *user;                   /**< passed to cb */
+} tc_client_config_t;
+
+#define TC_CLIENT_DEFAULT_CONFIG()                                                                       \
+    {                                                                                                    \
+        .host = NULL, .port = 0, .connect_timeout_ms = TC_CFG_CONNECT_TIMEOUT_MS, .reconnect = true,     \
+        .backoff_initial_ms = TC_CFG_BACKOFF_INITIAL_MS, .backoff_max_ms = TC_CFG_BACKOFF_MAX_MS,        \
+        .jitter_pct = 20, .max_attempts = 0, .conn = TC_CONN_DEFAULT_CONFIG(), .name = "client", .cb = NULL, \
+        .user = NULL,                                                                                    \
+    }
+
+/** What a stop did. */
+typedef struct {
+    uint32_t graceful;    /**< connections that closed before the deadline */
+    uint32_t forced;      /**< connections aborted at the deadline */
+    uint32_t elapsed_ms;  /**< from the stop request to the last close */
+    size_t bytes_freed;   /**< tcp_core heap released by the stop (tc_alloc_stats() difference) */
+} tc_stop_report_t;
+
+/** @brief Called once when a stop has finished; the server is freed after it returns. */
+typedef void (*tc_stop_cb)(tc_server_t *server, const tc_stop_report_t *report, void *user);
+
+/* ---- servers ---- */
+
+/**
+ * @brief Bind, listen and start accepting. Loop thread only.
+ * @param loop  the loop
+ * @param cfg   settings (copied; name and user are kept as pointers)
+ * @param out   receives the server
+ * @return TC_OK, TC_EINVAL (NULL cb, bad config), TC_EBADADDR (host not numeric), TC_EADDRINUSE, TC_EACCES
+ *         (privileged port), TC_EADDRNOTAVAIL (address not on this host), TC_ENOMEM, TC_EMFILE
+ */
+int tc_server_start(tc_loop_t *loop, const tc_server_config_t *cfg, tc_server_t **out);
+
+/** @brief The bound port (useful with port 0). */
+uint16_t tc_server_port(const tc_server_t *server);
+
+/** @brief Open connections of the server. */
+uint32_t tc_server_conn_count(const tc_server_t *server);
+
+/**
+ * @brief Stop: close the listener, send TC_EV_SHUTDOWN to each connection, close those the handler left open
+ * with the server's close policy, and abort what is left at the deadline. Returns at once; done is called from the
+ * loop when every connection is gone (at the latest at the deadline), then the server is freed.
+ *
+ * A second call on a stopping server returns TC_ECLOSED.
+ * @param server       the server
+ * @param deadline_ms  time allowed for graceful closes (0: abort everything now)
+ * @param done         completion callback, may be NULL
+ * @param user         passed to done
+ * @return TC_OK, TC_ECLOSED
+ */
+int tc_server_stop(tc_server_t *server, uint32_t deadline_ms, tc_stop_cb done, void *user);
+
+/**
+ * @brief tc_server_stop() and run the loop until it is done; for the loop's thread outside any callback.
+ *
+ * Never blocks past the deadline (plus the time to abort what is left).
+ * @param report  receives the report; may be NULL
+ * @return TC_OK, TC_EBUSY when called inside a callback (use tc_server_stop()), TC_ECLOSED
+ */
+int tc_server_stop_wait(tc_server_t *server, uint32_t deadline_ms, tc_stop_report_t *report);
+
+/* ---- clients ---- */
+
+/**
+ * @brief Start a client: resolve, connect with a timeout and reconnect with exponential backoff and jitter.
+ *
+ * Names are resolved on a helper thread so the loop never blocks; numeric addresses are used directly. Connection
+ * failures arrive as TC_EV_CLOSE with TC_REASON_CONNECT on a connection that never opened.
+ * @return TC_OK, TC_EINVAL (NULL host or cb), TC_EBADPORT (port 0: never dial port 0), TC_ENOMEM
+ */
+int tc_client_start(tc_loop_t *loop, const tc_client_config_t *cfg, tc_client_t **out);
+
+/** @brief The client's open connection, or NULL while connecting or waiting to retry. */
+tc_conn_t *tc_client_conn(const tc_client_t *client);
+
+/** Client counters. */
+typedef struct {
+    uint32_t attempts;          /**< connect attempts */
+    uint32_t connects;          /**< successful connects */
+    uint32_t failures;          /**< consecutive failed attempts now */
+    int last_error;             /**< tc_err_t of the last failure, 0 if none */
+    uint32_t last_delay_ms;     /**< the last backoff delay chosen */
+} tc_client_stats_t;
+
+/** @brief Copy the client's counters. */
+void tc_client_stats(const tc_client_t *client, tc_client_stats_t *out);
+
+/**
+ * @brief Stop the client: no more reconnects, the open connection (if any) is closed with the client's policy
+ * (TC_EV_CLOSE follows), pending attempts are cancelled; the client is freed once its connection is gone.
+ * @return TC_OK, TC_ECLOSED when already stopping
+ */
+int tc_client_stop(tc_client_t *client);
+
+/* ---- connections ---- */
+
+/**
+ * @brief Send bytes: written at once if the socket takes them, the rest is copied to the bounded write queue.
+ *
+ * Above high_water the connection stops reading until the queue falls to low_water (TC_EV_DRAINED).
+ * @return TC_OK, TC_ELIMIT (queue_max would be exceeded; nothing queued), TC_ECLOSED (closing), TC_ENOMEM
+ */
+int tc_conn_send(tc_conn_t *conn, const void *data, size_t len);
+
+/** @brief Bytes waiting in the write queue. */
+size_t tc_conn_queued(const tc_conn_t *conn);
+
+/**
+ * @brief Ask to close (see "Close is a request" above); safe more than once and inside any callback.
+ * @param how  policy; the connection's configured policy is in tc_conn_config_t.close_policy
+ * @return TC_OK, TC_ECLOSED when already closed
+ */
+int tc_conn_close(tc_conn_t *conn, tc_close_policy_t how);
+
+/** @brief Close with the connection's configured policy. */
+int tc_conn_close_default(tc_conn_t *conn);
+
+/** @brief Stop (0) or resume (1) reading from the peer, e.g. while a handler waits for its own output to drain. */
+void tc_conn_set_reading(tc_conn_t *conn, int on);
+
+/** @brief The connection's per-connection pointer (NULL until set). */
+void *tc_conn_data(const tc_conn_t *conn);
+
+/** @brief Set the per-connection pointer (the owner frees what it points to, at TC_EV_CLOSE). */
+void tc_conn_set_data(tc_conn_t *conn, void *data);
+
+/** @brief The connection's registry id (unique per loop). */
+uint32_t tc_conn_id(const tc_conn_t *conn);
+
+/** @brief The backend descriptor (for diagnostics). */
+int tc_conn_fd(const tc_conn_t *conn);
+
+/** @brief The peer's address. */
+const tc_addr_t *tc_conn_peer(const tc_conn_t *conn);
+
+/** @brief The loop the connection belongs to. */
+tc_loop_t *tc_conn_loop(const tc_conn_t *conn);
+
+/** @brief 1 while the connection is closing or closed, else 0. */
+int tc_conn_is_closing(const tc_conn_t *conn);
+
+/**
+ * @brief A C handler that echoes every byte back, with backpressure (usable as cfg.cb; user is ignored). It is
+ * the device's echo service and keeps Python out of the data path.
+ */
+void tc_echo_cb(tc_conn_t *conn, tc_event_t ev, const void *data, size_t len, void *user);
+
+#ifdef __cplusplus
+}
+#endif

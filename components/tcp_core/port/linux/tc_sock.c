@@ -1,0 +1,414 @@
+/*
+ * port/linux/tc_sock.c - the host kernel socket backend (Linux): BSD sockets, poll(), an eventfd for wake-ups.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* accept4, SOCK_NONBLOCK */
+#endif
+#include "tc_sock.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <linux/sockios.h>
+
+#include "tc_err.h"
+
+/* errno -> tc_err_t; anything unexpected is TC_EIO rather than a silent success. */
+static int map_errno(int e)
+{
+    switch (e) {
+    case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+    case EWOULDBLOCK:
+#endif
+        return TC_EAGAIN;
+    case EINPROGRESS:
+        return TC_EINPROGRESS;
+    case EADDRINUSE:
+        return TC_EADDRINUSE;
+    case EADDRNOTAVAIL:
+        return TC_EADDRNOTAVAIL;
+    case ECONNREFUSED:
+        return TC_ECONNREFUSED;
+    case ECONNRESET:
+    case ECONNABORTED:
+        return TC_ECONNRESET;
+    case ETIMEDOUT:
+        return TC_ETIMEDOUT;
+    case EPIPE:
+        return TC_EPIPE;
+    case ENETUNREACH:
+    case EHOSTUNREACH:
+    case ENETDOWN:
+        return TC_EUNREACH;
+    case EMFILE:
+    case ENFILE:
+    case ENOBUFS:
+        return TC_EMFILE;
+    case ENOMEM:
+        return TC_ENOMEM;
+    case EACCES:
+    case EPERM:
+        return TC_EACCES;
+    case EINVAL:
+    case EAFNOSUPPORT:
+    case EBADF:
+        return TC_EINVAL;
+    case ENOPROTOOPT:
+    case EOPNOTSUPP:
+        return TC_ENOSYS;
+    default:
+        return TC_EIO;
+    }
+}
+
+static int fail(void)
+{
+    return map_errno(errno);
+}
+
+static socklen_t to_sa(const tc_addr_t *a, struct sockaddr_storage *ss)
+{
+    memset(ss, 0, sizeof(*ss));
+    if (a->family == TC_AF_INET) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons(a->port);
+        memcpy(&sin->sin_addr, a->ip, 4);
+        return sizeof(*sin);
+    }
+    if (a->family == TC_AF_INET6) {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons(a->port);
+        memcpy(&sin6->sin6_addr, a->ip, 16);
+        sin6->sin6_scope_id = a->scope_id;
+        return sizeof(*sin6);
+    }
+    return 0;
+}
+
+static void from_sa(const struct sockaddr_storage *ss, tc_addr_t *a)
+{
+    memset(a, 0, sizeof(*a));
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
+        a->family = TC_AF_INET;
+        a->port = ntohs(sin->sin_port);
+        memcpy(a->ip, &sin->sin_addr, 4);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
+        a->family = TC_AF_INET6;
+        a->port = ntohs(sin6->sin6_port);
+        memcpy(a->ip, &sin6->sin6_addr, 16);
+        a->scope_id = sin6->sin6_scope_id;
+    }
+}
+
+const char *tc_sock_backend(void)
+{
+    return "linux";
+}
+
+int tc_sock_global_init(const tc_sock_env_t *env)
+{
+    (void)env;
+    return TC_OK;
+}
+
+int tc_sock_open(int family, int type)
+{
+    int af = family == TC_AF_INET ? AF_INET : family == TC_AF_INET6 ? AF_INET6 : -1;
+    int st = type == TC_SOCK_STREAM ? SOCK_STREAM : type == TC_SOCK_DGRAM ? SOCK_DGRAM : -1;
+    if (af < 0 || st < 0) {
+        return TC_EINVAL;
+    }
+    int fd = socket(af, st | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    return fd < 0 ? fail() : fd;
+}
+
+int tc_sock_setopt(int fd, tc_sockopt_t opt, int value)
+{
+    int rc;
+    switch (opt) {
+    case TC_OPT_REUSEADDR:
+        rc = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &value, sizeof(value));
+        break;
+    case TC_OPT_NODELAY:
+        rc = setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &value, sizeof(value));
+        break;
+    case TC_OPT_KEEPALIVE: {
+        int on = value > 0;
+        rc = setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+        if (rc == 0 && on) {
+            int intvl = value > 3 ? value / 3 : 1, cnt = 3;
+            rc = setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &value, sizeof(value));
+            if (rc == 0) {
+                rc = setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+            }
+            if (rc == 0) {
+                rc = setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+            }
+        }
+        break;
+    }
+    case TC_OPT_V6ONLY:
+        rc = setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &value, sizeof(value));
+        break;
+    case TC_OPT_RCVBUF:
+        rc = setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &value, sizeof(value));
+        break;
+    case TC_OPT_SNDBUF:
+        rc = setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &value, sizeof(value));
+        break;
+    default:
+        return TC_ENOSYS;
+    }
+    return rc == 0 ? TC_OK : fail();
+}
+
+int tc_sock_bind(int fd, const tc_addr_t *addr)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = to_sa(addr, &ss);
+    if (len == 0) {
+        return TC_EINVAL;
+    }
+    return bind(fd, (struct sockaddr *)&ss, len) == 0 ? TC_OK : fail();
+}
+
+int tc_sock_listen(int fd, int backlog)
+{
+    return listen(fd, backlog) == 0 ? TC_OK : fail();
+}
+
+int tc_sock_accept(int fd, tc_addr_t *peer)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    int c;
+    do {
+        c = accept4(fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        /* ECONNABORTED: the peer gave up while queued; try the next one. */
+    } while (c < 0 && (errno == EINTR || errno == ECONNABORTED));
+    if (c < 0) {
+        return fail();
+    }
+    if (peer) {
+        from_sa(&ss, peer);
+    }
+    return c;
+}
+
+int tc_sock_connect(int fd, const tc_addr_t *addr)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = to_sa(addr, &ss);
+    if (len == 0) {
+        return TC_EINVAL;
+    }
+    if (connect(fd, (struct sockaddr *)&ss, len) == 0) {
+        return TC_OK;
+    }
+    return errno == EINTR ? TC_EINPROGRESS : fail();
+}
+
+int tc_sock_error(int fd)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) {
+        return fail();
+    }
+    return err == 0 ? TC_OK : map_errno(err);
+}
+
+long tc_sock_send(int fd, const void *buf, size_t len)
+{
+    ssize_t n;
+    do {
+        n = send(fd, buf, len, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    return n < 0 ? fail() : (long)n;
+}
+
+long tc_sock_recv(int fd, void *buf, size_t len)
+{
+    ssize_t n;
+    do {
+        n = recv(fd, buf, len, 0);
+    } while (n < 0 && errno == EINTR);
+    return n < 0 ? fail() : (long)n;
+}
+
+long tc_sock_sendto(int fd, const void *buf, size_t len, const tc_addr_t *addr)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = to_sa(addr, &ss);
+    if (sl == 0) {
+        return TC_EINVAL;
+    }
+    ssize_t n = sendto(fd, buf, len, MSG_NOSIGNAL, (struct sockaddr *)&ss, sl);
+    return n < 0 ? fail() : (long)n;
+}
+
+long tc_sock_recvfrom(int fd, void *buf, size_t len, tc_addr_t *from)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    ssize_t n = recvfrom(fd, buf, len, 0, (struct sockaddr *)&ss, &sl);
+    if (n < 0) {
+        return fail();
+    }
+    if (from) {
+        from_sa(&ss, from);
+    }
+    return (long)n;
+}
+
+int tc_sock_shutdown_write(int fd)
+{
+    return shutdown(fd, SHUT_WR) == 0 ? TC_OK : fail();
+}
+
+int tc_sock_shutdown_both(int fd)
+{
+    return shutdown(fd, SHUT_RDWR) == 0 ? TC_OK : fail();
+}
+
+int tc_sock_close(int fd)
+{
+    return close(fd) == 0 ? TC_OK : fail();
+}
+
+int tc_sock_abort(int fd)
+{
+    /* On Linux SO_LINGER {1, 0} always sends RST and skips TIME-WAIT, whatever the queue holds. */
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    return close(fd) == 0 ? TC_OK : fail();
+}
+
+int tc_sock_local_addr(int fd, tc_addr_t *out)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0) {
+        return fail();
+    }
+    from_sa(&ss, out);
+    return TC_OK;
+}
+
+int tc_sock_peer_addr(int fd, tc_addr_t *out)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0) {
+        return fail();
+    }
+    from_sa(&ss, out);
+    return TC_OK;
+}
+
+long tc_sock_unacked(int fd)
+{
+    int outq = 0;
+    if (ioctl(fd, SIOCOUTQ, &outq) != 0) {
+        return fail();
+    }
+    return outq;
+}
+
+int tc_sock_poll(tc_pollfd_t *fds, int n, int timeout_ms)
+{
+    /* tc_pollfd_t has struct pollfd's layout, so the set is translated in place rather than copied. */
+    _Static_assert(sizeof(tc_pollfd_t) == sizeof(struct pollfd), "tc_pollfd_t must match struct pollfd");
+    struct pollfd *p = (struct pollfd *)(void *)fds;
+    for (int i = 0; i < n; i++) {
+        short ev = fds[i].events;
+        p[i].events = (short)(((ev & TC_POLLIN) ? POLLIN : 0) | ((ev & TC_POLLOUT) ? POLLOUT : 0));
+        p[i].revents = 0;
+    }
+    int rc;
+    do {
+        rc = poll(p, (nfds_t)n, timeout_ms);
+    } while (rc < 0 && errno == EINTR);
+    int err = rc < 0 ? fail() : 0;
+    for (int i = 0; i < n; i++) {
+        short r = p[i].revents, ev = p[i].events;
+        fds[i].events = (short)(((ev & POLLIN) ? TC_POLLIN : 0) | ((ev & POLLOUT) ? TC_POLLOUT : 0));
+        fds[i].revents = (short)(((r & POLLIN) ? TC_POLLIN : 0) | ((r & POLLOUT) ? TC_POLLOUT : 0) |
+                                 ((r & POLLERR) ? TC_POLLERR : 0) | ((r & POLLHUP) ? TC_POLLHUP : 0) |
+                                 ((r & POLLNVAL) ? TC_POLLNVAL : 0));
+    }
+    return rc < 0 ? err : rc;
+}
+
+int tc_sock_wake_open(int *rfd, int *wfd)
+{
+    int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (fd < 0) {
+        return fail();
+    }
+    *rfd = fd;
+    *wfd = fd;
+    return TC_OK;
+}
+
+int tc_sock_wake_signal(int wfd)
+{
+    uint64_t one = 1;
+    ssize_t n = write(wfd, &one, sizeof(one));
+    /* EAGAIN means the counter is saturated: already readable, which is all a wake-up needs. */
+    return (n == (ssize_t)sizeof(one) || errno == EAGAIN) ? TC_OK : fail();
+}
+
+void tc_sock_wake_drain(int rfd)
+{
+    uint64_t v;
+    while (read(rfd, &v, sizeof(v)) == (ssize_t)sizeof(v)) {
+    }
+}
+
+void tc_sock_wake_close(int rfd, int wfd)
+{
+    close(rfd);
+    if (wfd != rfd) {
+        close(wfd);
+    }
+}
+
+int tc_sock_resolve(const char *host, uint16_t port, tc_addr_t *out)
+{
+    if (host == NULL || out == NULL) {
+        return TC_EINVAL;
+    }
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_family = AF_UNSPEC};
+    struct addrinfo *res = NULL;
+    if (getaddrinfo(host, NULL, &hints, &res) != 0 || res == NULL) {
+        return TC_ERESOLVE;
+    }
+    const struct addrinfo *pick = res;
+    for (const struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        if (ai->ai_family == AF_INET) {
+            pick = ai;
+            break;
+        }
+    }
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    memcpy(&ss, pick->ai_addr, pick->ai_addrlen);
+    freeaddrinfo(res);
+    from_sa(&ss, out);
+    out->port = port;
+    return out->family ? TC_OK : TC_ERESOLVE;
+}

@@ -1,0 +1,144 @@
+/*
+ * tc_alloc.c - the one allocation path of tcp_core.
+ *
+ * Each block carries a small header with its size so that frees can be counted without asking the allocator; the
+ * header is 16 bytes to keep the payload aligned for any type on 32- and 64-bit targets.
+ */
+#include "tc_alloc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "tc_err.h"
+
+typedef union {
+    size_t size;
+    max_align_t align_;
+} tc_block_hdr_t;
+
+static tc_alloc_cb s_hook;
+static void *s_hook_user;
+static size_t s_limit;
+static size_t s_in_use;
+static size_t s_peak;
+static size_t s_blocks;
+static uint64_t s_allocs;
+static uint64_t s_failures;
+
+static void *default_hook(void *ptr, size_t size, void *user)
+{
+    (void)user;
+    if (size == 0) {
+        free(ptr);
+        return NULL;
+    }
+    return realloc(ptr, size);
+}
+
+static void *raw(void *ptr, size_t size)
+{
+    return s_hook ? s_hook(ptr, size, s_hook_user) : default_hook(ptr, size, NULL);
+}
+
+int tc_alloc_set_hook(tc_alloc_cb cb, void *user)
+{
+    if (__atomic_load_n(&s_blocks, __ATOMIC_SEQ_CST) != 0) {
+        return TC_EBUSY;
+    }
+    s_hook = cb;
+    s_hook_user = user;
+    return TC_OK;
+}
+
+void tc_alloc_set_limit(size_t max_bytes)
+{
+    __atomic_store_n(&s_limit, max_bytes, __ATOMIC_SEQ_CST);
+}
+
+void tc_alloc_stats(tc_alloc_stats_t *out)
+{
+    out->bytes_in_use = __atomic_load_n(&s_in_use, __ATOMIC_SEQ_CST);
+    out->bytes_peak = __atomic_load_n(&s_peak, __ATOMIC_SEQ_CST);
+    out->blocks_in_use = __atomic_load_n(&s_blocks, __ATOMIC_SEQ_CST);
+    out->allocs = __atomic_load_n(&s_allocs, __ATOMIC_SEQ_CST);
+    out->failures = __atomic_load_n(&s_failures, __ATOMIC_SEQ_CST);
+}
+
+void tc_alloc_reset_peak(void)
+{
+    __atomic_store_n(&s_peak, __atomic_load_n(&s_in_use, __ATOMIC_SEQ_CST), __ATOMIC_SEQ_CST);
+}
+
+/* Account for a change of delta bytes; refuses growth past the budget. */
+static int account(size_t grow, size_t shrink)
+{
+    size_t limit = __atomic_load_n(&s_limit, __ATOMIC_SEQ_CST);
+    size_t now = __atomic_add_fetch(&s_in_use, grow, __ATOMIC_SEQ_CST);
+    if (limit != 0 && grow > shrink && now - shrink > limit) {
+        __atomic_sub_fetch(&s_in_use, grow, __ATOMIC_SEQ_CST);
+        __atomic_add_fetch(&s_failures, 1, __ATOMIC_SEQ_CST);
+        return -1;
+    }
+    size_t peak = __atomic_load_n(&s_peak, __ATOMIC_SEQ_CST);
+    while (now > peak && !__atomic_compare_exchange_n(&s_peak, &peak, now, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+    }
+    return 0;
+}
+
+void *tc_realloc(void *ptr, size_t size)
+{
+    if (size == 0) {
+        tc_free(ptr);
+        return NULL;
+    }
+    if (size > (size_t)-1 - sizeof(tc_block_hdr_t)) {
+        __atomic_add_fetch(&s_failures, 1, __ATOMIC_SEQ_CST);
+        return NULL;
+    }
+    tc_block_hdr_t *old = ptr ? (tc_block_hdr_t *)ptr - 1 : NULL;
+    size_t old_size = old ? old->size : 0;
+    if (account(size, old_size) != 0) {
+        return NULL;
+    }
+    tc_block_hdr_t *blk = raw(old, size + sizeof(tc_block_hdr_t));
+    if (blk == NULL) {
+        __atomic_sub_fetch(&s_in_use, size, __ATOMIC_SEQ_CST);
+        __atomic_add_fetch(&s_failures, 1, __ATOMIC_SEQ_CST);
+        return NULL;
+    }
+    __atomic_sub_fetch(&s_in_use, old_size, __ATOMIC_SEQ_CST);
+    if (old == NULL) {
+        __atomic_add_fetch(&s_blocks, 1, __ATOMIC_SEQ_CST);
+    }
+    __atomic_add_fetch(&s_allocs, 1, __ATOMIC_SEQ_CST);
+    blk->size = size;
+    return blk + 1;
+}
+
+void *tc_malloc(size_t size)
+{
+    return size == 0 ? NULL : tc_realloc(NULL, size);
+}
+
+void *tc_calloc(size_t n, size_t size)
+{
+    if (n != 0 && size > (size_t)-1 / n) {
+        return NULL;
+    }
+    void *p = tc_malloc(n * size);
+    if (p) {
+        memset(p, 0, n * size);
+    }
+    return p;
+}
+
+void tc_free(void *ptr)
+{
+    if (ptr == NULL) {
+        return;
+    }
+    tc_block_hdr_t *blk = (tc_block_hdr_t *)ptr - 1;
+    __atomic_sub_fetch(&s_in_use, blk->size, __ATOMIC_SEQ_CST);
+    __atomic_sub_fetch(&s_blocks, 1, __ATOMIC_SEQ_CST);
+    raw(blk, 0);
+}

@@ -1,0 +1,92 @@
+/*
+ * tc_internal.h - what the core's modules share with each other and nobody else: the loop's descriptor slots,
+ * embedded timers, the after-dispatch work list and the registry entry every tracked socket starts with.
+ */
+#pragma once
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "tc_loop.h"
+#include "tc_registry.h"
+#include "tc_sock.h"
+
+typedef struct tc_io tc_io_t;
+typedef void (*tc_io_cb)(tc_io_t *io, int revents);
+
+/* A descriptor slot of the loop's poll set; embedded in its owner. */
+struct tc_io {
+    int fd;
+    int index; /* position in the loop's poll set, -1 when not in it */
+    tc_io_cb cb;
+};
+
+/* A timer; public timers are allocated, internal ones are embedded in their owner (no allocation per use). */
+struct tc_timer {
+    tc_loop_t *loop;
+    uint64_t due;
+    tc_timer_cb cb;
+    void *user;
+    int heap_index; /* -1 when not armed */
+    uint8_t owned;  /* allocated by tc_timer_start(): freed when it ends */
+    uint8_t cancelled;
+    uint8_t running;
+};
+
+/* Work to do after dispatch (closes, stop completion); embedded in its owner, queued at most once. */
+typedef struct tc_pending tc_pending_t;
+struct tc_pending {
+    tc_pending_t *next;
+    void (*fn)(tc_pending_t *p);
+    uint8_t queued;
+};
+
+/* Registry entry: the first member of every tracked object. */
+typedef struct tc_regent tc_regent_t;
+struct tc_regent {
+    tc_regent_t *prev, *next;
+    uint32_t id;
+    int fd;
+    uint8_t kind;  /* tc_kind_t */
+    uint8_t state; /* tc_state_t */
+    uint8_t flags; /* TC_REG_FLAG_* */
+    const char *owner;
+    tc_addr_t local;
+    tc_addr_t peer;
+    uint64_t created_ms;
+    uint64_t active_ms;
+    uint64_t bytes_in;
+    uint64_t bytes_out;
+    size_t queued;
+};
+
+/* Loop internals used by tc_tcp.c, tc_registry.c and the services. */
+void tc__io_init(tc_io_t *io, int fd, tc_io_cb cb);
+int tc__io_start(tc_loop_t *loop, tc_io_t *io, int events);
+void tc__io_set(tc_loop_t *loop, tc_io_t *io, int events);
+int tc__io_events(const tc_loop_t *loop, const tc_io_t *io);
+void tc__io_stop(tc_loop_t *loop, tc_io_t *io);
+
+void tc__timer_init(tc_loop_t *loop, tc_timer_t *t, tc_timer_cb cb, void *user);
+int tc__timer_arm(tc_timer_t *t, uint64_t delay_ms);
+void tc__timer_disarm(tc_timer_t *t);
+
+void tc__pending_add(tc_loop_t *loop, tc_pending_t *p);
+
+void tc__reg_add(tc_loop_t *loop, tc_regent_t *e, int fd, tc_kind_t kind, const char *owner);
+void tc__reg_remove(tc_loop_t *loop, tc_regent_t *e);
+
+/* Handles (servers, clients, UDP endpoints, watches, timers) alive on the loop: tc_loop_free() refuses while > 0. */
+void tc__handles_add(tc_loop_t *loop, int delta);
+
+/* The loop's shared receive buffer: valid until the next receive. */
+char *tc__rbuf(tc_loop_t *loop, size_t *size);
+
+/* A pseudo-random 32-bit number for jitter (not for security). */
+uint32_t tc__rand(tc_loop_t *loop);
+
+/* Outstanding background work (name resolution threads) that tc_loop_free() must wait for. */
+void tc__bg_add(tc_loop_t *loop, int delta);
+
+/* 1 while the loop is dispatching callbacks. */
+int tc__in_dispatch(const tc_loop_t *loop);

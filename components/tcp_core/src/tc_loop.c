@@ -1,0 +1,707 @@
+/*
+ * tc_loop.c - the poll() loop: a dense poll set with deferred removal, a binary heap of timers, a wake-up pair for
+ * posts from other threads, and the after-dispatch work list where closes are carried out.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "tc_alloc.h"
+#include "tc_config.h"
+#include "tc_err.h"
+#include "tc_internal.h"
+
+typedef struct tc_post tc_post_t;
+struct tc_post {
+    tc_post_t *next;
+    tc_post_cb cb;
+    void *user;
+};
+
+struct tc_watch {
+    tc_io_t io;
+    tc_loop_t *loop;
+    tc_watch_cb cb;
+    void *user;
+};
+
+struct tc_loop {
+    tc_pollfd_t *pfds;
+    tc_io_t **ios;
+    int n, cap;
+    int holes; /* slots whose io left during dispatch, compacted afterwards */
+
+    tc_timer_t **heap;
+    int nheap, capheap;
+
+    uint64_t now;
+    uint32_t rng;
+    int dispatching;
+    int stop_flag; /* atomic */
+
+    int wake_r, wake_w;
+    tc_io_t wake_io;
+    pthread_mutex_t post_mu;
+    tc_post_t *post_head, *post_tail;
+
+    tc_pending_t *pending_head, *pending_tail;
+
+    tc_regent_t *reg_head, *reg_tail;
+    uint32_t reg_count;
+    uint32_t next_id;
+
+    int handles;
+    int bg; /* atomic */
+
+    char *rbuf;
+    size_t rbuf_size;
+};
+
+uint64_t tc_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t tc_loop_now(const tc_loop_t *loop)
+{
+    return loop->now;
+}
+
+/* ---- poll set ---- */
+
+void tc__io_init(tc_io_t *io, int fd, tc_io_cb cb)
+{
+    io->fd = fd;
+    io->index = -1;
+    io->cb = cb;
+}
+
+int tc__io_start(tc_loop_t *loop, tc_io_t *io, int events)
+{
+    if (loop->n == loop->cap) {
+        int cap = loop->cap ? loop->cap * 2 : 16;
+        tc_pollfd_t *p = tc_realloc(loop->pfds, (size_t)cap * sizeof(*p));
+        if (p == NULL) {
+            return TC_ENOMEM;
+        }
+        loop->pfds = p;
+        tc_io_t **ios = tc_realloc(loop->ios, (size_t)cap * sizeof(*ios));
+        if (ios == NULL) {
+            return TC_ENOMEM;
+        }
+        loop->ios = ios;
+        loop->cap = cap;
+    }
+    io->index = loop->n;
+    loop->pfds[loop->n] = (tc_pollfd_t){.fd = io->fd, .events = (short)events, .revents = 0};
+    loop->ios[loop->n] = io;
+    loop->n++;
+    return TC_OK;
+}
+
+void tc__io_set(tc_loop_t *loop, tc_io_t *io, int events)
+{
+    if (io->index >= 0) {
+        loop->pfds[io->index].events = (short)events;
+    }
+}
+
+int tc__io_events(const tc_loop_t *loop, const tc_io_t *io)
+{
+    return io->index >= 0 ? loop->pfds[io->index].events : 0;
+}
+
+static void compact(tc_loop_t *loop)
+{
+    int w = 0;
+    for (int r = 0; r < loop->n; r++) {
+        if (loop->ios[r] == NULL) {
+            continue;
+        }
+        loop->pfds[w] = loop->pfds[r];
+        loop->ios[w] = loop->ios[r];
+        loop->ios[w]->index = w;
+        w++;
+    }
+    loop->n = w;
+    loop->holes = 0;
+}
+
+void tc__io_stop(tc_loop_t *loop, tc_io_t *io)
+{
+    int i = io->index;
+    if (i < 0) {
+        return;
+    }
+    io->index = -1;
+    if (loop->dispatching) {
+        /* The dispatch walk is indexing the set: leave a hole and compact after it. */
+        loop->ios[i] = NULL;
+        loop->pfds[i].fd = -1;
+        loop->pfds[i].events = 0;
+        loop->pfds[i].revents = 0;
+        loop->holes++;
+        return;
+    }
+    int last = loop->n - 1;
+    if (i != last) {
+        loop->pfds[i] = loop->pfds[last];
+        loop->ios[i] = loop->ios[last];
+        if (loop->ios[i]) {
+            loop->ios[i]->index = i;
+        }
+    }
+    loop->n--;
+}
+
+/* ---- timers ---- */
+
+static void heap_swap(tc_loop_t *loop, int a, int b)
+{
+    tc_timer_t *t = loop->heap[a];
+    loop->heap[a] = loop->heap[b];
+    loop->heap[b] = t;
+    loop->heap[a]->heap_index = a;
+    loop->heap[b]->heap_index = b;
+}
+
+static void heap_up(tc_loop_t *loop, int i)
+{
+    while (i > 0) {
+        int p = (i - 1) / 2;
+        if (loop->heap[p]->due <= loop->heap[i]->due) {
+            break;
+        }
+        heap_swap(loop, i, p);
+        i = p;
+    }
+}
+
+static void heap_down(tc_loop_t *loop, int i)
+{
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, m = i;
+        if (l < loop->nheap && loop->heap[l]->due < loop->heap[m]->due) {
+            m = l;
+        }
+        if (r < loop->nheap && loop->heap[r]->due < loop->heap[m]->due) {
+            m = r;
+        }
+        if (m == i) {
+            return;
+        }
+        heap_swap(loop, i, m);
+        i = m;
+    }
+}
+
+void tc__timer_init(tc_loop_t *loop, tc_timer_t *t, tc_timer_cb cb, void *user)
+{
+    memset(t, 0, sizeof(*t));
+    t->loop = loop;
+    t->cb = cb;
+    t->user = user;
+    t->heap_index = -1;
+}
+
+void tc__timer_disarm(tc_timer_t *t)
+{
+    tc_loop_t *loop = t->loop;
+    int i = t->heap_index;
+    if (i < 0) {
+        return;
+    }
+    t->heap_index = -1;
+    loop->nheap--;
+    if (i != loop->nheap) {
+        loop->heap[i] = loop->heap[loop->nheap];
+        loop->heap[i]->heap_index = i;
+        heap_down(loop, i);
+        heap_up(loop, i);
+    }
+}
+
+int tc__timer_arm(tc_timer_t *t, uint64_t delay_ms)
+{
+    tc_loop_t *loop = t->loop;
+    tc__timer_disarm(t);
+    if (loop->nheap == loop->capheap) {
+        int cap = loop->capheap ? loop->capheap * 2 : 16;
+        tc_timer_t **h = tc_realloc(loop->heap, (size_t)cap * sizeof(*h));
+        if (h == NULL) {
+            return TC_ENOMEM;
+        }
+        loop->heap = h;
+        loop->capheap = cap;
+    }
+    t->due = loop->now + delay_ms;
+    t->heap_index = loop->nheap;
+    loop->heap[loop->nheap++] = t;
+    heap_up(loop, t->heap_index);
+    return TC_OK;
+}
+
+int tc_timer_start(tc_loop_t *loop, uint64_t delay_ms, tc_timer_cb cb, void *user, tc_timer_t **out)
+{
+    if (loop == NULL || cb == NULL) {
+        return TC_EINVAL;
+    }
+    tc_timer_t *t = tc_malloc(sizeof(*t));
+    if (t == NULL) {
+        return TC_ENOMEM;
+    }
+    tc__timer_init(loop, t, cb, user);
+    t->owned = 1;
+    int rc = tc__timer_arm(t, delay_ms);
+    if (rc != TC_OK) {
+        tc_free(t);
+        return rc;
+    }
+    loop->handles++;
+    if (out) {
+        *out = t;
+    }
+    return TC_OK;
+}
+
+static void timer_release(tc_timer_t *t)
+{
+    if (t->owned) {
+        t->loop->handles--;
+        tc_free(t);
+    }
+}
+
+void tc_timer_cancel(tc_timer_t *timer)
+{
+    if (timer == NULL) {
+        return;
+    }
+    tc__timer_disarm(timer);
+    if (timer->running) {
+        timer->cancelled = 1; /* freed when its callback returns */
+        return;
+    }
+    timer_release(timer);
+}
+
+static void run_timers(tc_loop_t *loop)
+{
+    /* Bounded: a timer that reschedules itself with 0 ms runs again next iteration, not in this one. */
+    int budget = loop->nheap;
+    while (loop->nheap > 0 && budget-- > 0 && loop->heap[0]->due <= loop->now) {
+        tc_timer_t *t = loop->heap[0];
+        tc__timer_disarm(t);
+        t->running = 1;
+        int64_t next = t->cb(t, t->user);
+        t->running = 0;
+        if (t->cancelled) {
+            timer_release(t);
+        } else if (next >= 0) {
+            if (t->heap_index < 0) {
+                tc__timer_arm(t, (uint64_t)next);
+            }
+        } else if (t->heap_index < 0) {
+            timer_release(t);
+        }
+    }
+}
+
+/* ---- after-dispatch work ---- */
+
+void tc__pending_add(tc_loop_t *loop, tc_pending_t *p)
+{
+    if (p->queued) {
+        return;
+    }
+    p->queued = 1;
+    p->next = NULL;
+    if (loop->pending_tail) {
+        loop->pending_tail->next = p;
+    } else {
+        loop->pending_head = p;
+    }
+    loop->pending_tail = p;
+}
+
+static void run_pending(tc_loop_t *loop)
+{
+    /* Each entry runs once per pass; work it queues again waits for the next pass (no unbounded spinning). */
+    tc_pending_t *list = loop->pending_head;
+    loop->pending_head = loop->pending_tail = NULL;
+    while (list) {
+        tc_pending_t *p = list;
+        list = p->next;
+        p->queued = 0;
+        p->fn(p);
+    }
+}
+
+/* ---- posts and wake-ups ---- */
+
+static void run_posts(tc_loop_t *loop)
+{
+    pthread_mutex_lock(&loop->post_mu);
+    tc_post_t *list = loop->post_head;
+    loop->post_head = loop->post_tail = NULL;
+    pthread_mutex_unlock(&loop->post_mu);
+    while (list) {
+        tc_post_t *p = list;
+        list = p->next;
+        p->cb(loop, p->user);
+        tc_free(p);
+    }
+}
+
+static void wake_cb(tc_io_t *io, int revents)
+{
+    (void)revents;
+    tc_sock_wake_drain(io->fd);
+}
+
+int tc_loop_post(tc_loop_t *loop, tc_post_cb cb, void *user)
+{
+    if (loop == NULL || cb == NULL) {
+        return TC_EINVAL;
+    }
+    tc_post_t *p = tc_malloc(sizeof(*p));
+    if (p == NULL) {
+        return TC_ENOMEM;
+    }
+    p->next = NULL;
+    p->cb = cb;
+    p->user = user;
+    pthread_mutex_lock(&loop->post_mu);
+    if (loop->post_tail) {
+        loop->post_tail->next = p;
+    } else {
+        loop->post_head = p;
+    }
+    loop->post_tail = p;
+    pthread_mutex_unlock(&loop->post_mu);
+    return tc_sock_wake_signal(loop->wake_w);
+}
+
+void tc_loop_stop(tc_loop_t *loop)
+{
+    __atomic_store_n(&loop->stop_flag, 1, __ATOMIC_SEQ_CST);
+    tc_sock_wake_signal(loop->wake_w);
+}
+
+/* ---- lifetime ---- */
+
+int tc_loop_new(tc_loop_t **out)
+{
+    if (out == NULL) {
+        return TC_EINVAL;
+    }
+    tc_loop_t *loop = tc_calloc(1, sizeof(*loop));
+    if (loop == NULL) {
+        return TC_ENOMEM;
+    }
+    loop->rbuf_size = TC_CFG_READ_BUF_SIZE;
+    loop->rbuf = tc_malloc(loop->rbuf_size);
+    int rc = loop->rbuf ? tc_sock_wake_open(&loop->wake_r, &loop->wake_w) : TC_ENOMEM;
+    if (rc != TC_OK) {
+        tc_free(loop->rbuf);
+        tc_free(loop);
+        return rc;
+    }
+    pthread_mutex_init(&loop->post_mu, NULL);
+    loop->now = tc_now_ms();
+    loop->rng = (uint32_t)(loop->now * 2654435761u) | 1u;
+    loop->next_id = 1;
+    tc__io_init(&loop->wake_io, loop->wake_r, wake_cb);
+    rc = tc__io_start(loop, &loop->wake_io, TC_POLLIN);
+    if (rc != TC_OK) {
+        tc_sock_wake_close(loop->wake_r, loop->wake_w);
+        pthread_mutex_destroy(&loop->post_mu);
+        tc_free(loop->rbuf);
+        tc_free(loop);
+        return rc;
+    }
+    *out = loop;
+    return TC_OK;
+}
+
+int tc_loop_free(tc_loop_t *loop)
+{
+    if (loop == NULL) {
+        return TC_OK;
+    }
+    if (loop->handles > 0 || loop->reg_count > 0 || __atomic_load_n(&loop->bg, __ATOMIC_SEQ_CST) > 0 ||
+        loop->dispatching) {
+        return TC_EBUSY;
+    }
+    tc_post_t *p = loop->post_head;
+    while (p) {
+        tc_post_t *next = p->next;
+        tc_free(p);
+        p = next;
+    }
+    tc_sock_wake_close(loop->wake_r, loop->wake_w);
+    pthread_mutex_destroy(&loop->post_mu);
+    tc_free(loop->pfds);
+    tc_free(loop->ios);
+    tc_free(loop->heap);
+    tc_free(loop->rbuf);
+    tc_free(loop);
+    return TC_OK;
+}
+
+/* ---- running ---- */
+
+int tc_loop_run_once(tc_loop_t *loop, int timeout_ms)
+{
+    if (loop->dispatching) {
+        return TC_EBUSY;
+    }
+    loop->now = tc_now_ms();
+    int timeout = timeout_ms;
+    if (loop->pending_head || loop->post_head) {
+        timeout = 0;
+    } else if (loop->nheap > 0) {
+        uint64_t due = loop->heap[0]->due;
+        int until = due <= loop->now ? 0 : (int)(due - loop->now > 0x7fffffff ? 0x7fffffff : due - loop->now);
+        if (timeout < 0 || until < timeout) {
+            timeout = until;
+        }
+    }
+    int n = loop->n;
+    int rc = tc_sock_poll(loop->pfds, n, timeout);
+    if (rc < 0) {
+        return rc;
+    }
+    loop->now = tc_now_ms();
+    int dispatched = 0;
+    loop->dispatching = 1;
+    for (int i = 0; i < n && dispatched < rc; i++) {
+        short re = loop->pfds[i].revents;
+        if (re == 0) {
+            continue;
+        }
+        loop->pfds[i].revents = 0;
+        dispatched++;
+        tc_io_t *io = loop->ios[i];
+        if (io) {
+            io->cb(io, re);
+        }
+    }
+    run_timers(loop);
+    run_posts(loop);
+    run_pending(loop);
+    loop->dispatching = 0;
+    if (loop->holes) {
+        compact(loop);
+    }
+    return dispatched;
+}
+
+int tc_loop_run_for(tc_loop_t *loop, uint32_t ms)
+{
+    if (loop->dispatching) {
+        return TC_EBUSY;
+    }
+    uint64_t end = tc_now_ms() + ms;
+    for (;;) {
+        if (__atomic_exchange_n(&loop->stop_flag, 0, __ATOMIC_SEQ_CST)) {
+            return TC_OK;
+        }
+        uint64_t now = tc_now_ms();
+        if (now >= end) {
+            return TC_OK;
+        }
+        int rc = tc_loop_run_once(loop, (int)(end - now));
+        if (rc < 0) {
+            return rc;
+        }
+    }
+}
+
+int tc_loop_run(tc_loop_t *loop)
+{
+    if (loop->dispatching) {
+        return TC_EBUSY;
+    }
+    for (;;) {
+        if (__atomic_exchange_n(&loop->stop_flag, 0, __ATOMIC_SEQ_CST)) {
+            return TC_OK;
+        }
+        int rc = tc_loop_run_once(loop, -1);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+}
+
+/* ---- watches ---- */
+
+static void watch_io_cb(tc_io_t *io, int revents)
+{
+    tc_watch_t *w = (tc_watch_t *)io;
+    w->cb(w, io->fd, revents, w->user);
+}
+
+int tc_watch_add(tc_loop_t *loop, int fd, int events, tc_watch_cb cb, void *user, tc_watch_t **out)
+{
+    if (loop == NULL || fd < 0 || cb == NULL) {
+        return TC_EINVAL;
+    }
+    tc_watch_t *w = tc_calloc(1, sizeof(*w));
+    if (w == NULL) {
+        return TC_ENOMEM;
+    }
+    tc__io_init(&w->io, fd, watch_io_cb);
+    w->loop = loop;
+    w->cb = cb;
+    w->user = user;
+    int rc = tc__io_start(loop, &w->io, events);
+    if (rc != TC_OK) {
+        tc_free(w);
+        return rc;
+    }
+    loop->handles++;
+    if (out) {
+        *out = w;
+    }
+    return TC_OK;
+}
+
+int tc_watch_set(tc_watch_t *watch, int events)
+{
+    if (watch == NULL) {
+        return TC_EINVAL;
+    }
+    tc__io_set(watch->loop, &watch->io, events);
+    return TC_OK;
+}
+
+void tc_watch_remove(tc_watch_t *watch)
+{
+    if (watch == NULL) {
+        return;
+    }
+    /* Freed at once: the dispatch walk reads the slot, which tc__io_stop() has emptied, never the watch. */
+    tc__io_stop(watch->loop, &watch->io);
+    watch->loop->handles--;
+    tc_free(watch);
+}
+
+/* ---- registry and shared services ---- */
+
+void tc__reg_add(tc_loop_t *loop, tc_regent_t *e, int fd, tc_kind_t kind, const char *owner)
+{
+    e->id = loop->next_id++;
+    if (loop->next_id == 0) {
+        loop->next_id = 1;
+    }
+    e->fd = fd;
+    e->kind = (uint8_t)kind;
+    e->owner = owner;
+    e->created_ms = loop->now;
+    e->active_ms = loop->now;
+    e->prev = loop->reg_tail;
+    e->next = NULL;
+    if (loop->reg_tail) {
+        loop->reg_tail->next = e;
+    } else {
+        loop->reg_head = e;
+    }
+    loop->reg_tail = e;
+    loop->reg_count++;
+}
+
+void tc__reg_remove(tc_loop_t *loop, tc_regent_t *e)
+{
+    if (e->prev) {
+        e->prev->next = e->next;
+    } else {
+        loop->reg_head = e->next;
+    }
+    if (e->next) {
+        e->next->prev = e->prev;
+    } else {
+        loop->reg_tail = e->prev;
+    }
+    e->prev = e->next = NULL;
+    loop->reg_count--;
+}
+
+static void fill_info(const tc_loop_t *loop, const tc_regent_t *e, tc_sock_info_t *info)
+{
+    info->id = e->id;
+    info->fd = e->fd;
+    info->kind = e->kind;
+    info->state = e->state;
+    info->flags = e->flags;
+    info->owner = e->owner;
+    info->local = e->local;
+    info->peer = e->peer;
+    info->age_ms = loop->now - e->created_ms;
+    info->idle_ms = loop->now - e->active_ms;
+    info->bytes_in = e->bytes_in;
+    info->bytes_out = e->bytes_out;
+    info->queued = e->queued;
+}
+
+uint32_t tc_registry_count(const tc_loop_t *loop)
+{
+    return loop->reg_count;
+}
+
+uint32_t tc_registry_foreach(const tc_loop_t *loop, tc_registry_cb cb, void *user)
+{
+    uint32_t n = 0;
+    for (const tc_regent_t *e = loop->reg_head; e; e = e->next) {
+        tc_sock_info_t info;
+        fill_info(loop, e, &info);
+        n++;
+        if (cb(&info, user)) {
+            break;
+        }
+    }
+    return n;
+}
+
+uint32_t tc_registry_snapshot(const tc_loop_t *loop, tc_sock_info_t *out, uint32_t cap)
+{
+    uint32_t i = 0;
+    for (const tc_regent_t *e = loop->reg_head; e && i < cap; e = e->next, i++) {
+        fill_info(loop, e, &out[i]);
+    }
+    return loop->reg_count;
+}
+
+void tc__handles_add(tc_loop_t *loop, int delta)
+{
+    loop->handles += delta;
+}
+
+char *tc__rbuf(tc_loop_t *loop, size_t *size)
+{
+    *size = loop->rbuf_size;
+    return loop->rbuf;
+}
+
+uint32_t tc__rand(tc_loop_t *loop)
+{
+    /* xorshift32 */
+    uint32_t x = loop->rng;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    loop->rng = x;
+    return x;
+}
+
+void tc__bg_add(tc_loop_t *loop, int delta)
+{
+    __atomic_add_fetch(&loop->bg, delta, __ATOMIC_SEQ_CST);
+}
+
+int tc__in_dispatch(const tc_loop_t *loop)
+{
+    return loop->dispatching;
+}

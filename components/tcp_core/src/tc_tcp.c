@@ -1,0 +1,1151 @@
+/*
+ * tc_tcp.c - TCP servers, reconnecting clients and their connections.
+ *
+ * A connection is one allocation: registry entry, poll slot, write queue head, LRU links and one embedded timer for
+ * its close or connect deadline. Received bytes land in the loop's shared buffer, so an idle connection holds no
+ * buffer at all. Closes are requests: tc_conn_close() records the policy and queues the connection on the loop's
+ * after-dispatch list, where close_step() does all the work; the TC_EV_CLOSE callback comes once, from there.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "tc_addr.h"
+#include "tc_alloc.h"
+#include "tc_err.h"
+#include "tc_internal.h"
+#include "tc_tcp.h"
+
+/* The part a server and a client share as owner of connections. */
+typedef struct tc_owner tc_owner_t;
+struct tc_owner {
+    tc_conn_config_t cfg;
+    tc_conn_cb cb;
+    void *user;
+    const char *name;
+    tc_loop_t *loop;
+    tc_conn_t *lru_head, *lru_tail; /* least recently active first */
+    uint32_t count;                 /* live connections (closing ones included) */
+    void (*gone)(tc_owner_t *owner, tc_conn_t *conn); /* after a connection's TC_EV_CLOSE */
+};
+
+typedef struct tc_chunk tc_chunk_t;
+struct tc_chunk {
+    tc_chunk_t *next;
+    size_t off, len, cap;
+    char data[];
+};
+
+enum {
+    CF_OPENED = 0x01,     /* TC_EV_OPEN was delivered */
+    CF_CLOSING = 0x02,    /* a close was requested */
+    CF_EOF = 0x04,        /* the peer's FIN arrived */
+    CF_BP_PAUSED = 0x08,  /* reading paused by backpressure */
+    CF_USER_PAUSED = 0x10, /* reading paused by tc_conn_set_reading(0) */
+    CF_ABOVE_LOW = 0x20,  /* queue went above low water since the last TC_EV_DRAINED */
+    CF_DEADLINE = 0x40,   /* the close deadline passed */
+    CF_FINAL = 0x80,      /* finalized: only waiting to be freed */
+};
+
+struct tc_conn {
+    tc_regent_t reg; /* first: the registry walks these */
+    tc_io_t io;
+    tc_owner_t *owner;
+    tc_conn_t *lru_prev, *lru_next;
+    tc_chunk_t *wq_head, *wq_tail;
+    void *data;
+    tc_timer_t deadline;
+    tc_pending_t pending;
+    uint8_t flags;
+    uint8_t close_how;    /* tc_close_policy_t */
+    uint8_t close_reason; /* tc_close_reason_t */
+};
+
+struct tc_server {
+    tc_owner_t owner;
+    tc_regent_t reg; /* the listener */
+    tc_io_t io;
+    tc_timer_t timer; /* idle sweep, accept back-off, stop deadline */
+    tc_pending_t pending;
+    uint16_t port;
+    uint32_t max_conns;
+    tc_full_policy_t when_full;
+    uint8_t stopping;
+    uint8_t listening;
+    uint64_t stop_started;
+    uint32_t stop_deadline_ms;
+    size_t stop_bytes_before;
+    tc_stop_report_t report;
+    tc_stop_cb stop_cb;
+    void *stop_user;
+};
+
+typedef struct tc_resolve tc_resolve_t;
+
+struct tc_client {
+    tc_owner_t owner;
+    tc_timer_t retry;
+    tc_pending_t pending;
+    char *host;
+    uint16_t port;
+    tc_addr_t addr;
+    uint8_t numeric;
+    uint8_t stopping;
+    uint8_t gave_up;
+    tc_conn_t *conn;
+    tc_resolve_t *resolving;
+    uint32_t connect_timeout_ms;
+    uint8_t reconnect;
+    uint32_t backoff_initial_ms, backoff_max_ms, next_delay_ms;
+    uint8_t jitter_pct;
+    uint32_t max_attempts;
+    tc_client_stats_t stats;
+};
+
+static void conn_close_req(tc_conn_t *c, tc_close_policy_t how, tc_close_reason_t reason);
+static void conn_update_events(tc_conn_t *c);
+
+/* ---- LRU (least recently active first) ---- */
+
+static void lru_unlink(tc_owner_t *o, tc_conn_t *c)
+{
+    if (c->lru_prev) {
+        c->lru_prev->lru_next = c->lru_next;
+    } else if (o->lru_head == c) {
+        o->lru_head = c->lru_next;
+    }
+    if (c->lru_next) {
+        c->lru_next->lru_prev = c->lru_prev;
+    } else if (o->lru_tail == c) {
+        o->lru_tail = c->lru_prev;
+    }
+    c->lru_prev = c->lru_next = NULL;
+}
+
+static void lru_append(tc_owner_t *o, tc_conn_t *c)
+{
+    c->lru_prev = o->lru_tail;
+    c->lru_next = NULL;
+    if (o->lru_tail) {
+        o->lru_tail->lru_next = c;
+    } else {
+        o->lru_head = c;
+    }
+    o->lru_tail = c;
+}
+
+static void touch(tc_conn_t *c)
+{
+    tc_loop_t *loop = c->owner->loop;
+    c->reg.active_ms = tc_loop_now(loop);
+    if (c->owner->lru_tail != c) {
+        lru_unlink(c->owner, c);
+        lru_append(c->owner, c);
+    }
+}
+
+/* ---- events ---- */
+
+static void emit(tc_conn_t *c, tc_event_t ev, const void *data, size_t len)
+{
+    c->owner->cb(c, ev, data, len, c->owner->user);
+}
+
+static void apply_sockopts(int fd, const tc_conn_config_t *cfg)
+{
+    /* Best effort: a backend without an option still serves. */
+    if (cfg->nodelay) {
+        tc_sock_setopt(fd, TC_OPT_NODELAY, 1);
+    }
+    if (cfg->keepalive_s > 0) {
+        tc_sock_setopt(fd, TC_OPT_KEEPALIVE, cfg->keepalive_s);
+    }
+}
+
+/* ---- write queue ---- */
+
+static void wq_free(tc_conn_t *c)
+{
+    tc_chunk_t *k = c->wq_head;
+    while (k) {
+        tc_chunk_t *next = k->next;
+        tc_free(k);
+        k = next;
+    }
+    c->wq_head = c->wq_tail = NULL;
+    c->reg.queued = 0;
+}
+
+/* Write as much of the queue as the socket takes. Returns 0, or a negative error (the connection is dead). */
+static int wq_flush(tc_conn_t *c)
+{
+    while (c->wq_head) {
+        tc_chunk_t *k = c->wq_head;
+        long n = tc_sock_send(c->io.fd, k->data + k->off, k->len - k->off);
+        if (n == TC_EAGAIN) {
+            return 0;
+        }
+        if (n < 0) {
+            return (int)n;
+        }
+        k->off += (size_t)n;
+        c->reg.queued -= (size_t)n;
+        c->reg.bytes_out += (uint64_t)n;
+        if (k->off < k->len) {
+            return 0;
+        }
+        c->wq_head = k->next;
+        if (c->wq_head == NULL) {
+            c->wq_tail = NULL;
+        }
+        tc_free(k);
+    }
+    return 0;
+}
+
+static int wq_append(tc_conn_t *c, const char *p, size_t len)
+{
+    tc_chunk_t *t = c->wq_tail;
+    if (t && t->cap - t->len >= len) {
+        memcpy(t->data + t->len, p, len);
+        t->len += len;
+    } else {
+        /* Small writes share a chunk (HTTP heads come in pieces); big ones get their own. */
+        size_t cap = len < 2048 ? 2048 : len;
+        tc_chunk_t *k = tc_malloc(sizeof(*k) + cap);
+        if (k == NULL) {
+            return TC_ENOMEM;
+        }
+        k->next = NULL;
+        k->off = 0;
+        k->len = len;
+        k->cap = cap;
+        memcpy(k->data, p, len);
+        if (t) {
+            t->next = k;
+        } else {
+            c->wq_head = k;
+        }
+        c->wq_tail = k;
+    }
+    c->reg.queued += len;
+    return TC_OK;
+}
+
+int tc_conn_send(tc_conn_t *c, const void *data, size_t len)
+{
+    if (c == NULL || (data == NULL && len > 0)) {
+        return TC_EINVAL;
+    }
+    if (c->flags & (CF_CLOSING | CF_FINAL) || c->reg.state != TC_STATE_OPEN) {
+        return TC_ECLOSED;
+    }
+    if (len == 0) {
+        return TC_OK;
+    }
+    const tc_conn_config_t *cfg = &c->owner->cfg;
+    if (c->reg.queued + len > cfg->queue_max && c->reg.queued + len > len) {
+        return TC_ELIMIT;
+    }
+    const char *p = data;
+    if (c->wq_head == NULL) {
+        long n = tc_sock_send(c->io.fd, p, len);
+        if (n > 0) {
+            c->reg.bytes_out += (uint64_t)n;
+            touch(c);
+            p += n;
+            len -= (size_t)n;
+        } else if (n != TC_EAGAIN) {
+            conn_close_req(c, TC_CLOSE_ABORT, TC_REASON_RESET);
+            return (int)n;
+        }
+        if (len == 0) {
+            return TC_OK;
+        }
+    }
+    int rc = wq_append(c, p, len);
+    if (rc != TC_OK) {
+        return rc;
+    }
+    if (c->reg.queued > cfg->low_water) {
+        c->flags |= CF_ABOVE_LOW;
+    }
+    if (c->reg.queued > cfg->high_water) {
+        c->flags |= CF_BP_PAUSED;
+        c->reg.flags |= TC_REG_FLAG_PAUSED;
+    }
+    conn_update_events(c);
+    return TC_OK;
+}
+
+size_t tc_conn_queued(const tc_conn_t *c)
+{
+    return c->reg.queued;
+}
+
+/* ---- connection I/O ---- */
+
+static void conn_update_events(tc_conn_t *c)
+{
+    if (c->flags & CF_FINAL) {
+        return;
+    }
+    int ev = 0;
+    if (c->reg.state == TC_STATE_CONNECTING) {
+        ev = TC_POLLOUT;
+    } else {
+        int reading = !(c->flags & (CF_EOF | CF_BP_PAUSED | CF_USER_PAUSED));
+        if (c->flags & CF_CLOSING) {
+            /* While closing, read only to see the peer's FIN (and discard what comes before it). */
+            reading = !(c->flags & CF_EOF);
+        }
+        if (reading) {
+            ev |= TC_POLLIN;
+        }
+        if (c->wq_head) {
+            ev |= TC_POLLOUT;
+        }
+    }
+    tc__io_set(c->owner->loop, &c->io, ev);
+}
+
+static void conn_after_flush(tc_conn_t *c)
+{
+    const tc_conn_config_t *cfg = &c->owner->cfg;
+    if (c->reg.queued <= cfg->low_water) {
+        if (c->flags & CF_BP_PAUSED) {
+            c->flags &= (uint8_t)~CF_BP_PAUSED;
+            c->reg.flags &= (uint8_t)~TC_REG_FLAG_PAUSED;
+        }
+        if ((c->flags & CF_ABOVE_LOW) && !(c->flags & CF_CLOSING)) {
+            c->flags &= (uint8_t)~CF_ABOVE_LOW;
+            emit(c, TC_EV_DRAINED, NULL, c->reg.queued);
+        }
+    }
+}
+
+static void client_connected(tc_conn_t *c);
+static void client_connect_failed(tc_conn_t *c, int err);
+
+static void conn_io(tc_io_t *io, int revents)
+{
+    tc_conn_t *c = (tc_conn_t *)((char *)io - offsetof(tc_conn_t, io));
+    if (c->flags & CF_FINAL) {
+        return;
+    }
+    if (c->reg.state == TC_STATE_CONNECTING) {
+        int err = tc_sock_error(io->fd);
+        if (err == TC_OK && (revents & (TC_POLLERR | TC_POLLHUP))) {
+            err = TC_ECONNREFUSED;
+        }
+        if (err == TC_OK) {
+            client_connected(c);
+        } else {
+            client_connect_failed(c, err);
+        }
+        return;
+    }
+    if (revents & TC_POLLOUT) {
+        int rc = wq_flush(c);
+        if (rc < 0) {
+            conn_close_req(c, TC_CLOSE_ABORT, TC_REASON_RESET);
+            return;
+        }
+        conn_after_flush(c);
+        if (c->flags & CF_CLOSING) {
+            tc__pending_add(c->owner->loop, &c->pending);
+        }
+    }
+    if (revents & (TC_POLLIN | TC_POLLHUP | TC_POLLERR)) {
+        if (c->flags & (CF_EOF | CF_FINAL)) {
+            return;
+        }
+        size_t cap;
+        char *buf = tc__rbuf(c->owner->loop, &cap);
+        long n = tc_sock_recv(io->fd, buf, cap);
+        if (n > 0) {
+            c->reg.bytes_in += (uint64_t)n;
+            touch(c);
+            if (!(c->flags & CF_CLOSING)) {
+                emit(c, TC_EV_DATA, buf, (size_t)n);
+            }
+        } else if (n == 0) {
+            c->flags |= CF_EOF;
+            if (c->flags & CF_CLOSING) {
+                tc__pending_add(c->owner->loop, &c->pending);
+            } else {
+                /* The peer closed first: we are the passive closer, so no TIME-WAIT here. Flush, then close. */
+                conn_close_req(c, TC_CLOSE_GRACEFUL, TC_REASON_PEER);
+            }
+        } else if (n != TC_EAGAIN) {
+            c->flags |= CF_EOF;
+            conn_close_req(c, TC_CLOSE_ABORT, TC_REASON_RESET);
+        }
+    }
+    if (!(c->flags & CF_FINAL)) {
+        conn_update_events(c);
+    }
+}
+
+/* ---- closing ---- */
+
+static void conn_finalize(tc_conn_t *c, int abortive)
+{
+    tc_owner_t *o = c->owner;
+    tc_loop_t *loop = o->loop;
+    c->flags |= CF_FINAL;
+    tc__timer_disarm(&c->deadline);
+    tc__io_stop(loop, &c->io);
+    if (c->io.fd >= 0) {
+        if (abortive) {
+            tc_sock_abort(c->io.fd);
+        } else {
+            tc_sock_close(c->io.fd);
+        }
+        c->io.fd = -1;
+    }
+    tc__reg_remove(loop, &c->reg);
+    lru_unlink(o, c);
+    wq_free(c);
+    o->count--;
+    emit(c, TC_EV_CLOSE, NULL, c->close_reason);
+    o->gone(o, c);
+    tc_free(c);
+}
+
+/* The one place where closes happen. Runs after dispatch, on the loop's work list. */
+static void close_step(tc_pending_t *p)
+{
+    tc_conn_t *c = (tc_conn_t *)((char *)p - offsetof(tc_conn_t, pending));
+    if (c->flags & CF_FINAL) {
+        return;
+    }
+    if (c->close_how == TC_CLOSE_ABORT || (c->flags & CF_DEADLINE)) {
+        conn_finalize(c, 1);
+        return;
+    }
+    if (c->wq_head) {
+        conn_update_events(c); /* still flushing: POLLOUT brings us back */
+        return;
+    }
+    if (c->close_how == TC_CLOSE_GRACEFUL || (c->flags & CF_EOF)) {
+        conn_finalize(c, 0);
+        return;
+    }
+    /* Peer-first: everything is sent; wait for the peer's FIN (POLLIN) or the deadline. */
+    conn_update_events(c);
+}
+
+static int64_t conn_deadline_cb(tc_timer_t *t, void *user)
+{
+    (void)t;
+    tc_conn_t *c = user;
+    if (c->reg.state == TC_STATE_CONNECTING) {
+        client_connect_failed(c, TC_ETIMEDOUT);
+        return TC_TIMER_STOP;
+    }
+    /* The flush or the peer's FIN did not come in time: RST leaves no TIME-WAIT on either side. */
+    c->flags |= CF_DEADLINE;
+    if (c->close_reason != TC_REASON_FORCED) {
+        c->close_reason = c->close_how == TC_CLOSE_PEER_FIRST && !c->wq_head ? TC_REASON_LINGER : c->close_reason;
+    }
+    tc__pending_add(c->owner->loop, &c->pending);
+    return TC_TIMER_STOP;
+}
+
+static void conn_close_req(tc_conn_t *c, tc_close_policy_t how, tc_close_reason_t reason)
+{
+    if (c->flags & CF_FINAL) {
+        return;
+    }
+    if (c->flags & CF_CLOSING) {
+        /* A harder close may override a softer one (abort beats graceful beats peer-first). */
+        if (how == TC_CLOSE_ABORT && c->close_how != TC_CLOSE_ABORT) {
+            c->close_how = TC_CLOSE_ABORT;
+            c->close_reason = (uint8_t)reason;
+        } else if (how == TC_CLOSE_GRACEFUL && c->close_how == TC_CLOSE_PEER_FIRST && reason == TC_REASON_PEER) {
+            c->close_how = TC_CLOSE_GRACEFUL;
+        }
+        tc__pending_add(c->owner->loop, &c->pending);
+        return;
+    }
+    c->flags |= CF_CLOSING;
+    c->reg.state = TC_STATE_CLOSING;
+    c->close_how = (uint8_t)how;
+    c->close_reason = (uint8_t)reason;
+    if (how != TC_CLOSE_ABORT) {
+        tc__timer_arm(&c->deadline, c->owner->cfg.linger_ms);
+    }
+    tc__pending_add(c->owner->loop, &c->pending);
+}
+
+int tc_conn_close(tc_conn_t *c, tc_close_policy_t how)
+{
+    if (c == NULL || how > TC_CLOSE_ABORT) {
+        return TC_EINVAL;
+    }
+    if (c->flags & CF_FINAL) {
+        return TC_ECLOSED;
+    }
+    conn_close_req(c, how, TC_REASON_LOCAL);
+    return TC_OK;
+}
+
+int tc_conn_close_default(tc_conn_t *c)
+{
+    return c ? tc_conn_close(c, c->owner->cfg.close_policy) : TC_EINVAL;
+}
+
+void tc_conn_set_reading(tc_conn_t *c, int on)
+{
+    if (on) {
+        c->flags &= (uint8_t)~CF_USER_PAUSED;
+    } else {
+        c->flags |= CF_USER_PAUSED;
+    }
+    conn_update_events(c);
+}
+
+void *tc_conn_data(const tc_conn_t *c)
+{
+    return c->data;
+}
+
+void tc_conn_set_data(tc_conn_t *c, void *data)
+{
+    c->data = data;
+}
+
+uint32_t tc_conn_id(const tc_conn_t *c)
+{
+    return c->reg.id;
+}
+
+int tc_conn_fd(const tc_conn_t *c)
+{
+    return c->io.fd;
+}
+
+const tc_addr_t *tc_conn_peer(const tc_conn_t *c)
+{
+    return &c->reg.peer;
+}
+
+tc_loop_t *tc_conn_loop(const tc_conn_t *c)
+{
+    return c->owner->loop;
+}
+
+int tc_conn_is_closing(const tc_conn_t *c)
+{
+    return (c->flags & (CF_CLOSING | CF_FINAL)) != 0;
+}
+
+static tc_conn_t *conn_new(tc_owner_t *o, int fd, tc_kind_t kind, const tc_addr_t *peer)
+{
+    tc_conn_t *c = tc_calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return NULL;
+    }
+    c->owner = o;
+    tc__io_init(&c->io, fd, conn_io);
+    tc__timer_init(o->loop, &c->deadline, conn_deadline_cb, c);
+    c->pending.fn = close_step;
+    if (tc__io_start(o->loop, &c->io, 0) != TC_OK) {
+        tc_free(c);
+        return NULL;
+    }
+    tc__reg_add(o->loop, &c->reg, fd, kind, o->name);
+    if (peer) {
+        c->reg.peer = *peer;
+    }
+    lru_append(o, c);
+    o->count++;
+    return c;
+}
+
+/* ---- servers ---- */
+
+static void server_maybe_done(tc_server_t *s);
+
+static void server_conn_gone(tc_owner_t *o, tc_conn_t *c)
+{
+    tc_server_t *s = (tc_server_t *)o;
+    if (s->stopping) {
+        if (c->close_reason == TC_REASON_FORCED) {
+            s->report.forced++;
+        } else {
+            s->report.graceful++;
+        }
+        if (o->count == 0) {
+            tc__pending_add(o->loop, &s->pending);
+        }
+    }
+}
+
+static void server_accept(tc_io_t *io, int revents);
+
+static int64_t server_timer_cb(tc_timer_t *t, void *user)
+{
+    (void)t;
+    tc_server_t *s = user;
+    tc_loop_t *loop = s->owner.loop;
+    if (s->stopping) {
+        /* Stop deadline: abort whatever is left. */
+        for (tc_conn_t *c = s->owner.lru_head; c; c = c->lru_next) {
+            if (!(c->flags & CF_FINAL)) {
+                c->flags |= CF_CLOSING | CF_DEADLINE;
+                c->close_how = TC_CLOSE_ABORT;
+                c->close_reason = TC_REASON_FORCED;
+                c->reg.state = TC_STATE_CLOSING;
+                tc__pending_add(loop, &c->pending);
+            }
+        }
+        return TC_TIMER_STOP;
+    }
+    if (s->listening && tc__io_events(loop, &s->io) == 0) {
+        tc__io_set(loop, &s->io, TC_POLLIN); /* back from an accept pause (out of descriptors) */
+    }
+    uint32_t idle = s->owner.cfg.idle_timeout_ms;
+    if (idle) {
+        uint64_t now = tc_loop_now(loop);
+        for (tc_conn_t *c = s->owner.lru_head; c; c = c->lru_next) {
+            if (now - c->reg.active_ms < idle) {
+                break; /* LRU order: everyone after is more recent */
+            }
+            if (!(c->flags & CF_CLOSING)) {
+                conn_close_req(c, s->owner.cfg.close_policy, TC_REASON_IDLE);
+            }
+        }
+        uint32_t tick = idle / 4;
+        return tick < 10 ? 10 : tick > 1000 ? 1000 : tick;
+    }
+    return TC_TIMER_STOP;
+}
+
+static void server_accept(tc_io_t *io, int revents)
+{
+    (void)revents;
+    tc_server_t *s = (tc_server_t *)((char *)io - offsetof(tc_server_t, io));
+    tc_loop_t *loop = s->owner.loop;
+    /* Bounded per wake-up so a connection storm cannot starve established connections. */
+    for (int i = 0; i < 64 && !s->stopping; i++) {
+        tc_addr_t peer;
+        int fd = tc_sock_accept(io->fd, &peer);
+        if (fd == TC_EAGAIN) {
+            return;
+        }
+        if (fd < 0) {
+            if (fd == TC_EMFILE) {
+                /* Out of descriptors: stop polling the listener for a moment instead of spinning on it. */
+                tc__io_set(loop, io, 0);
+                if (s->timer.heap_index < 0 || s->timer.due > tc_loop_now(loop) + 100) {
+                    tc__timer_arm(&s->timer, 100);
+                }
+            }
+            return;
+        }
+        uint32_t live = 0;
+        for (tc_conn_t *c = s->owner.lru_head; c && live < s->max_conns; c = c->lru_next) {
+            live += !(c->flags & CF_CLOSING);
+        }
+        if (live >= s->max_conns) {
+            tc_conn_t *victim = NULL;
+            if (s->when_full == TC_FULL_EVICT_LRU) {
+                for (tc_conn_t *c = s->owner.lru_head; c; c = c->lru_next) {
+                    if (!(c->flags & CF_CLOSING)) {
+                        victim = c;
+                        break;
+                    }
+                }
+            }
+            if (victim == NULL) {
+                tc_sock_abort(fd); /* refuse with RST: the client learns at once, it does not hang */
+                continue;
+            }
+            conn_close_req(victim, TC_CLOSE_ABORT, TC_REASON_EVICTED);
+        }
+        tc_conn_t *c = conn_new(&s->owner, fd, TC_KIND_ACCEPTED, &peer);
+        if (c == NULL) {
+            tc_sock_abort(fd);
+            continue;
+        }
+        apply_sockopts(fd, &s->owner.cfg);
+        c->reg.state = TC_STATE_OPEN;
+        c->flags |= CF_OPENED;
+        conn_update_events(c);
+        emit(c, TC_EV_OPEN, NULL, 0);
+    }
+}
+
+static void server_free(tc_server_t *s)
+{
+    tc__handles_add(s->owner.loop, -1);
+    tc_free(s);
+}
+
+static void server_pending(tc_pending_t *p)
+{
+    tc_server_t *s = (tc_server_t *)((char *)p - offsetof(tc_server_t, pending));
+    server_maybe_done(s);
+}
+
+static void server_close_listener(tc_server_t *s)
+{
+    if (s->listening) {
+        tc_loop_t *loop = s->owner.loop;
+        tc__io_stop(loop, &s->io);
+        tc_sock_close(s->io.fd);
+        tc__reg_remove(loop, &s->reg);
+        s->listening = 0;
+    }
+}
+
+int tc_server_start(tc_loop_t *loop, const tc_server_config_t *cfg, tc_server_t **out)
+{
+    if (loop == NULL || cfg == NULL || out == NULL || cfg->cb == NULL || cfg->max_conns == 0 ||
+        cfg->conn.low_water > cfg->conn.high_water || cfg->conn.high_water > cfg->conn.queue_max) {
+        return TC_EINVAL;
+    }
+    tc_addr_t addr;
+    int rc = tc_addr_from_ip(cfg->host ? cfg->host : "0.0.0.0", cfg->port, &addr);
+    if (rc != TC_OK) {
+        return rc;
+    }
+    int fd = tc_sock_open(addr.family, TC_SOCK_STREAM);
+    if (fd < 0) {
+        return fd;
+    }
+    /* REUSEADDR lets a restarted device bind while old connections are in TIME-WAIT; it never shares a port. */
+    tc_sock_setopt(fd, TC_OPT_REUSEADDR, 1);
+    if (addr.family == TC_AF_INET6) {
+        tc_sock_setopt(fd, TC_OPT_V6ONLY, cfg->v6only ? 1 : 0);
+    }
+    rc = tc_sock_bind(fd, &addr);
+    if (rc == TC_OK) {
+        rc = tc_sock_listen(fd, cfg->backlog > 0 ? cfg->backlog : TC_CFG_BACKLOG);
+    }
+    tc_server_t *s = rc == TC_OK ? tc_calloc(1, sizeof(*s)) : NULL;
+    if (rc == TC_OK && s == NULL) {
+        rc = TC_ENOMEM;
+    }
+    if (rc != TC_OK) {
+        tc_sock_close(fd);
+        return rc;
+    }
+    s->owner.cfg = cfg->conn;
+    s->owner.cb = cfg->cb;
+    s->owner.user = cfg->user;
+    s->owner.name = cfg->name ? cfg->name : "tcp";
+    s->owner.loop = loop;
+    s->owner.gone = server_conn_gone;
+    s->max_conns = cfg->max_conns;
+    s->when_full = cfg->when_full;
+    s->pending.fn = server_pending;
+    tc__io_init(&s->io, fd, server_accept);
+    tc__timer_init(loop, &s->timer, server_timer_cb, s);
+    rc = tc__io_start(loop, &s->io, TC_POLLIN);
+    if (rc != TC_OK) {
+        tc_sock_close(fd);
+        tc_free(s);
+        return rc;
+    }
+    tc__reg_add(loop, &s->reg, fd, TC_KIND_LISTENER, s->owner.name);
+    s->reg.state = TC_STATE_LISTENING;
+    tc_sock_local_addr(fd, &s->reg.local);
+    s->port = s->reg.local.port;
+    s->listening = 1;
+    if (cfg->conn.idle_timeout_ms) {
+        tc__timer_arm(&s->timer, 10);
+    }
+    tc__handles_add(loop, 1);
+    *out = s;
+    return TC_OK;
+}
+
+uint16_t tc_server_port(const tc_server_t *s)
+{
+    return s->port;
+}
+
+uint32_t tc_server_conn_count(const tc_server_t *s)
+{
+    return s->owner.count;
+}
+
+static void server_maybe_done(tc_server_t *s)
+{
+    if (!s->stopping || s->owner.count > 0) {
+        return;
+    }
+    tc_loop_t *loop = s->owner.loop;
+    tc__timer_disarm(&s->timer);
+    server_close_listener(s);
+    tc_alloc_stats_t st;
+    tc_alloc_stats(&st);
+    size_t self = sizeof(*s) + 16; /* the server block itself, freed right below */
+    s->report.elapsed_ms = (uint32_t)(tc_loop_now(loop) - s->stop_started);
+    s->report.bytes_freed = s->stop_bytes_before > st.bytes_in_use ? s->stop_bytes_before - st.bytes_in_use + self
+                                                                     : self;
+    if (s->stop_cb) {
+        s->stop_cb(s, &s->report, s->stop_user);
+    }
+    server_free(s);
+}
+
+int tc_server_stop(tc_server_t *s, uint32_t deadline_ms, tc_stop_cb done, void *user)
+{
+    if (s == NULL) {
+        return TC_EINVAL;
+    }
+    if (s->stopping) {
+        return TC_ECLOSED;
+    }
+    tc_loop_t *loop = s->owner.loop;
+    tc_alloc_stats_t st;
+    tc_alloc_stats(&st);
+    s->stopping = 1;
+    s->stop_started = tc_now_ms();
+    s->stop_deadline_ms = deadline_ms;
+    s->stop_bytes_before = st.bytes_in_use;
+    s->stop_cb = done;
+    s->stop_user = user;
+    server_close_listener(s);
+    for (tc_conn_t *c = s->owner.lru_head; c; c = c->lru_next) {
+        if (!(c->flags & CF_CLOSING)) {
+            emit(c, TC_EV_SHUTDOWN, NULL, deadline_ms);
+        }
+        if (!(c->flags & CF_CLOSING)) {
+            conn_close_req(c, deadline_ms ? s->owner.cfg.close_policy : TC_CLOSE_ABORT,
+                           deadline_ms ? TC_REASON_STOP : TC_REASON_FORCED);
+        }
+    }
+    tc__timer_arm(&s->timer, deadline_ms);
+    tc__pending_add(loop, &s->pending);
+    return TC_OK;
+}
+
+typedef struct {
+    int done;
+    tc_stop_report_t report;
+} stop_wait_t;
+
+static void stop_wait_cb(tc_server_t *s, const tc_stop_report_t *r, void *user)
+{
+    (void)s;
+    stop_wait_t *w = user;
+    w->report = *r;
+    w->done = 1;
+}
+
+int tc_server_stop_wait(tc_server_t *s, uint32_t deadline_ms, tc_stop_report_t *report)
+{
+    if (s == NULL) {
+        return TC_EINVAL;
+    }
+    tc_loop_t *loop = s->owner.loop;
+    if (tc__in_dispatch(loop)) {
+        return TC_EBUSY;
+    }
+    stop_wait_t w = {0};
+    int rc = tc_server_stop(s, deadline_ms, stop_wait_cb, &w);
+    if (rc != TC_OK) {
+        return rc;
+    }
+    /* Bounded by the deadline timer; the extra allowance only covers aborting what is left. */
+    uint64_t give_up = tc_now_ms() + deadline_ms + 1000;
+    while (!w.done && tc_now_ms() < give_up) {
+        rc = tc_loop_run_once(loop, 50);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    if (report) {
+        *report = w.report;
+    }
+    return w.done ? TC_OK : TC_ETIMEDOUT;
+}
+
+/* ---- clients ---- */
+
+struct tc_resolve {
+    tc_loop_t *loop;
+    tc_client_t *client; /* NULL once the client gave up on this resolution */
+    char host[256];
+    uint16_t port;
+    tc_addr_t addr;
+    int rc;
+};
+
+static void client_attempt(tc_client_t *cl);
+static void client_schedule(tc_client_t *cl);
+
+static void client_free(tc_client_t *cl)
+{
+    tc__timer_disarm(&cl->retry);
+    tc__handles_add(cl->owner.loop, -1);
+    tc_free(cl->host);
+    tc_free(cl);
+}
+
+static void client_conn_gone(tc_owner_t *o, tc_conn_t *c)
+{
+    tc_client_t *cl = (tc_client_t *)o;
+    int opened = (c->flags & CF_OPENED) != 0;
+    if (cl->conn == c) {
+        cl->conn = NULL;
+    }
+    if (cl->stopping) {
+        tc__pending_add(o->loop, &cl->pending);
+        return;
+    }
+    if (opened) {
+        cl->stats.failures = 0;
+        cl->next_delay_ms = cl->backoff_initial_ms;
+    }
+    client_schedule(cl);
+}
+
+static void client_schedule(tc_client_t *cl)
+{
+    if (!cl->reconnect || cl->stopping) {
+        return;
+    }
+    if (cl->max_attempts && cl->stats.failures >= cl->max_attempts) {
+        cl->gave_up = 1;
+        return;
+    }
+    uint32_t d = cl->next_delay_ms;
+    if (cl->jitter_pct && d > 0) {
+        /* Reduce by up to jitter_pct percent so devices restarted together do not reconnect in lockstep. */
+        uint64_t cut = (uint64_t)d * (tc__rand(cl->owner.loop) % (cl->jitter_pct + 1u)) / 100u;
+        d -= (uint32_t)cut;
+    }
+    cl->stats.last_delay_ms = d;
+    uint64_t next = (uint64_t)cl->next_delay_ms * 2;
+    cl->next_delay_ms = next > cl->backoff_max_ms ? cl->backoff_max_ms : (uint32_t)next;
+    tc__timer_arm(&cl->retry, d);
+}
+
+static int64_t client_retry_cb(tc_timer_t *t, void *user)
+{
+    (void)t;
+    client_attempt(user);
+    return TC_TIMER_STOP;
+}
+
+static void client_fail(tc_client_t *cl, int err)
+{
+    cl->stats.failures++;
+    cl->stats.last_error = err;
+    client_schedule(cl);
+}
+
+static void client_connect_to(tc_client_t *cl, const tc_addr_t *addr)
+{
+    tc_loop_t *loop = cl->owner.loop;
+    cl->stats.attempts++;
+    int fd = tc_sock_open(addr->family, TC_SOCK_STREAM);
+    if (fd < 0) {
+        client_fail(cl, fd);
+        return;
+    }
+    int rc = tc_sock_connect(fd, addr);
+    if (rc != TC_OK && rc != TC_EINPROGRESS) {
+        tc_sock_close(fd);
+        client_fail(cl, rc);
+        return;
+    }
+    tc_conn_t *c = conn_new(&cl->owner, fd, TC_KIND_CLIENT, addr);
+    if (c == NULL) {
+        tc_sock_close(fd);
+        client_fail(cl, TC_ENOMEM);
+        return;
+    }
+    cl->conn = c;
+    c->reg.state = TC_STATE_CONNECTING;
+    tc__timer_arm(&c->deadline, cl->connect_timeout_ms);
+    conn_update_events(c);
+    (void)loop;
+}
+
+static void client_resolved(tc_loop_t *loop, void *user)
+{
+    tc_resolve_t *r = user;
+    tc__bg_add(loop, -1);
+    tc_client_t *cl = r->client;
+    if (cl) {
+        cl->resolving = NULL;
+        if (r->rc == TC_OK) {
+            client_connect_to(cl, &r->addr);
+        } else {
+            cl->stats.attempts++;
+            client_fail(cl, r->rc);
+        }
+    }
+    tc_free(r);
+}
+
+static void *resolve_thread(void *arg)
+{
+    tc_resolve_t *r = arg;
+    r->rc = tc_sock_resolve(r->host, r->port, &r->addr);
+    if (tc_loop_post(r->loop, client_resolved, r) != TC_OK) {
+        /* Cannot reach the loop (out of memory): nothing can be delivered; the loop keeps waiting on bg. */
+        return NULL;
+    }
+    return NULL;
+}
+
+static void client_attempt(tc_client_t *cl)
+{
+    if (cl->stopping) {
+        return;
+    }
+    if (cl->numeric) {
+        client_connect_to(cl, &cl->addr);
+        return;
+    }
+    /* getaddrinfo blocks: resolve on a helper thread, the loop goes on serving. */
+    tc_resolve_t *r = tc_calloc(1, sizeof(*r));
+    if (r == NULL) {
+        client_fail(cl, TC_ENOMEM);
+        return;
+    }
+    r->loop = cl->owner.loop;
+    r->client = cl;
+    snprintf(r->host, sizeof(r->host), "%s", cl->host);
+    r->port = cl->port;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_t th;
+    tc__bg_add(r->loop, 1);
+    cl->resolving = r;
+    if (pthread_create(&th, &attr, resolve_thread, r) != 0) {
+        tc__bg_add(r->loop, -1);
+        cl->resolving = NULL;
+        tc_free(r);
+        client_fail(cl, TC_ENOMEM);
+    }
+    pthread_attr_destroy(&attr);
+}
+
+static void client_connected(tc_conn_t *c)
+{
+    tc_client_t *cl = (tc_client_t *)c->owner;
+    tc__timer_disarm(&c->deadline);
+    c->reg.state = TC_STATE_OPEN;
+    c->flags |= CF_OPENED;
+    cl->stats.connects++;
+    cl->stats.last_error = 0;
+    apply_sockopts(c->io.fd, &cl->owner.cfg);
+    touch(c);
+    conn_update_events(c);
+    emit(c, TC_EV_OPEN, NULL, 0);
+}
+
+static void client_connect_failed(tc_conn_t *c, int err)
+{
+    tc_client_t *cl = (tc_client_t *)c->owner;
+    cl->stats.failures++;
+    cl->stats.last_error = err;
+    conn_close_req(c, TC_CLOSE_ABORT, TC_REASON_CONNECT);
+}
+
+static void client_pending(tc_pending_t *p)
+{
+    tc_client_t *cl = (tc_client_t *)((char *)p - offsetof(tc_client_t, pending));
+    if (cl->stopping && cl->owner.count == 0) {
+        client_free(cl);
+    }
+}
+
+int tc_client_start(tc_loop_t *loop, const tc_client_config_t *cfg, tc_client_t **out)
+{
+    if (loop == NULL || cfg == NULL || out == NULL || cfg->cb == NULL || cfg->host == NULL || cfg->host[0] == 0 ||
+        cfg->conn.low_water > cfg->conn.high_water || cfg->conn.high_water > cfg->conn.queue_max) {
+        return TC_EINVAL;
+    }
+    if (cfg->port == 0) {
+        return TC_EBADPORT;
+    }
+    size_t hl = strlen(cfg->host);
+    if (hl > 253) {
+        return TC_EBADADDR;
+    }
+    tc_client_t *cl = tc_calloc(1, sizeof(*cl));
+    char *host = tc_malloc(hl + 1);
+    if (cl == NULL || host == NULL) {
+        tc_free(cl);
+        tc_free(host);
+        return TC_ENOMEM;
+    }
+    memcpy(host, cfg->host, hl + 1);
+    cl->host = host;
+    cl->port = cfg->port;
+    cl->numeric = tc_addr_from_ip(host, cfg->port, &cl->addr) == TC_OK;
+    cl->owner.cfg = cfg->conn;
+    cl->owner.cb = cfg->cb;
+    cl->owner.user = cfg->user;
+    cl->owner.name = cfg->name ? cfg->name : "client";
+    cl->owner.loop = loop;
+    cl->owner.gone = client_conn_gone;
+    cl->pending.fn = client_pending;
+    cl->connect_timeout_ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : TC_CFG_CONNECT_TIMEOUT_MS;
+    cl->reconnect = cfg->reconnect;
+    cl->backoff_initial_ms = cfg->backoff_initial_ms ? cfg->backoff_initial_ms : 1;
+    cl->backoff_max_ms = cfg->backoff_max_ms < cl->backoff_initial_ms ? cl->backoff_initial_ms : cfg->backoff_max_ms;
+    cl->next_delay_ms = cl->backoff_initial_ms;
+    cl->jitter_pct = cfg->jitter_pct > 100 ? 100 : cfg->jitter_pct;
+    cl->max_attempts = cfg->max_attempts;
+    tc__timer_init(loop, &cl->retry, client_retry_cb, cl);
+    tc__handles_add(loop, 1);
+    *out = cl;
+    /* The first attempt runs from the loop, so callbacks never fire inside tc_client_start(). */
+    tc__timer_arm(&cl->retry, 0);
+    return TC_OK;
+}
+
+tc_conn_t *tc_client_conn(const tc_client_t *cl)
+{
+    return cl->conn && cl->conn->reg.state == TC_STATE_OPEN ? cl->conn : NULL;
+}
+
+void tc_client_stats(const tc_client_t *cl, tc_client_stats_t *out)
+{
+    *out = cl->stats;
+}
+
+int tc_client_stop(tc_client_t *cl)
+{
+    if (cl == NULL) {
+        return TC_EINVAL;
+    }
+    if (cl->stopping) {
+        return TC_ECLOSED;
+    }
+    cl->stopping = 1;
+    tc__timer_disarm(&cl->retry);
+    if (cl->resolving) {
+        cl->resolving->client = NULL;
+        cl->resolving = NULL;
+    }
+    if (cl->conn) {
+        tc_conn_t *c = cl->conn;
+        conn_close_req(c, c->reg.state == TC_STATE_OPEN ? cl->owner.cfg.close_policy : TC_CLOSE_ABORT,
+                       c->reg.state == TC_STATE_OPEN ? TC_REASON_LOCAL : TC_REASON_CONNECT);
+    }
+    tc__pending_add(cl->owner.loop, &cl->pending);
+    return TC_OK;
+}
+
+/* ---- the echo service ---- */
+
+void tc_echo_cb(tc_conn_t *conn, tc_event_t ev, const void *data, size_t len, void *user)
+{
+    (void)user;
+    if (ev == TC_EV_DATA && tc_conn_send(conn, data, len) == TC_ELIMIT) {
+        /* Reading pauses at high water, so this only happens with a queue_max below one read: give up. */
+        tc_conn_close(conn, TC_CLOSE_ABORT);
+    }
+}
