@@ -263,6 +263,12 @@ int tc_conn_close(tc_conn_t *conn, tc_close_policy_t how);
 /** @brief Close with the connection's configured policy. */
 int tc_conn_close_default(tc_conn_t *conn);
 
+/**
+ * @brief During TC_EV_SHUTDOWN: keep this connection open to finish in-flight work (an HTTP request being answered,
+ * a WebSocket close handshake). The holder closes it later; the stop's deadline aborts it if it does not.
+ */
+void tc_conn_hold(tc_conn_t *conn);
+
 /** @brief Stop (0) or resume (1) reading from the peer, e.g. while a handler waits for its own output to drain. */
 void tc_conn_set_reading(tc_conn_t *conn, int on);
 

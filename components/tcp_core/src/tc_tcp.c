@@ -45,6 +45,9 @@ enum {
     CF_DEADLINE = 0x40,   /* the close deadline passed */
     CF_FINAL = 0x80,      /* finalized: only waiting to be freed */
 };
+enum {
+    CF2_HOLD = 0x01, /* the handler keeps the connection open through a stop (tc_conn_hold()) */
+};
 
 struct tc_conn {
     tc_regent_t reg; /* first: the registry walks these */
@@ -58,6 +61,7 @@ struct tc_conn {
     uint8_t flags;
     uint8_t close_how;    /* tc_close_policy_t */
     uint8_t close_reason; /* tc_close_reason_t */
+    uint8_t flags2;
 };
 
 struct tc_server {
@@ -495,6 +499,11 @@ int tc_conn_close_default(tc_conn_t *c)
     return c ? tc_conn_close(c, c->owner->cfg.close_policy) : TC_EINVAL;
 }
 
+void tc_conn_hold(tc_conn_t *c)
+{
+    c->flags2 |= CF2_HOLD;
+}
+
 void tc_conn_set_reading(tc_conn_t *c, int on)
 {
     if (on) {
@@ -814,7 +823,7 @@ int tc_server_stop(tc_server_t *s, uint32_t deadline_ms, tc_stop_cb done, void *
         if (!(c->flags & CF_CLOSING)) {
             emit(c, TC_EV_SHUTDOWN, NULL, deadline_ms);
         }
-        if (!(c->flags & CF_CLOSING)) {
+        if (!(c->flags & CF_CLOSING) && !(c->flags2 & CF2_HOLD)) {
             conn_close_req(c, deadline_ms ? s->owner.cfg.close_policy : TC_CLOSE_ABORT,
                            deadline_ms ? TC_REASON_STOP : TC_REASON_FORCED);
         }

@@ -1,0 +1,254 @@
+/*
+ * tc_http.h - an HTTP/1.1 server with WebSocket and streaming responses on the tcp_core loop, whose stop always
+ * returns by its deadline.
+ *
+ * esp_http_server runs each handler to completion on its one task, so a streaming handler that loops until its send
+ * fails keeps httpd_stop() waiting forever (seed 003). Here nothing blocks: a handler answers at once or starts a
+ * stream whose producer the loop calls when the socket can take more; every socket is in the registry; and
+ * tc_http_stop() ends streams, closes WebSockets with 1001 and aborts what is left at the deadline.
+ *
+ * Example:
+ *     tc_http_config_t cfg = TC_HTTP_DEFAULT_CONFIG();
+ *     tc_http_start(loop, &cfg, &http);
+ *     tc_http_route(http, TC_HTTP_GET, "/hello", hello_cb, NULL);
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tc_tcp.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct tc_http tc_http_t;           /**< opaque HTTP server */
+typedef struct tc_http_req tc_http_req_t;   /**< opaque request (valid until answered, or until its stream ends) */
+typedef struct tc_ws tc_ws_t;               /**< opaque WebSocket connection */
+
+/** Methods, as a bit set for routes. */
+enum {
+    TC_HTTP_GET = 0x01,
+    TC_HTTP_HEAD = 0x02,
+    TC_HTTP_POST = 0x04,
+    TC_HTTP_PUT = 0x08,
+    TC_HTTP_DELETE = 0x10,
+    TC_HTTP_OPTIONS = 0x20,
+    TC_HTTP_PATCH = 0x40,
+    TC_HTTP_ANY = 0x7f,
+};
+
+/** HTTP server settings; start from TC_HTTP_DEFAULT_CONFIG(). */
+typedef struct {
+    const char *host;            /**< numeric listen address */
+    uint16_t port;               /**< 0 picks a free port */
+    uint32_t max_conns;          /**< connections at most (the least recently active is evicted beyond) */
+    uint32_t idle_timeout_ms;    /**< keep-alive connections with no request close after this */
+    uint32_t head_timeout_ms;    /**< a request head must be complete this long after its first byte (408) */
+    uint32_t max_uri;            /**< request-target bytes (414 beyond) */
+    uint32_t max_head;           /**< request head bytes (431 beyond) */
+    uint32_t max_headers;        /**< header fields (431 beyond) */
+    uint64_t max_body;           /**< request body bytes (413 beyond) */
+    uint32_t ws_max_message;     /**< WebSocket message bytes (close 1009 beyond) */
+    uint32_t ws_ping_ms;         /**< WebSocket keepalive ping interval, 0 = none */
+    tc_close_policy_t close_policy; /**< how the server closes; peer-first keeps TIME-WAIT off the device */
+    uint32_t linger_ms;          /**< wait for the peer's FIN at most this long before RST */
+    const char *name;            /**< registry label (not copied) */
+} tc_http_config_t;
+
+#define TC_HTTP_DEFAULT_CONFIG()                                                                           \
+    {                                                                                                      \
+        .host = "0.0.0.0", .port = 80, .max_conns = 16, .idle_timeout_ms = 10000, .head_timeout_ms = 5000,   \
+        .max_uri = 512, .max_head = 4096, .max_headers = 32, .max_body = 64 * 1024, .ws_max_message = 16384, \
+        .ws_ping_ms = 20000, .close_policy = TC_CLOSE_PEER_FIRST, .linger_ms = 2000, .name = "http",        \
+    }
+
+/**
+ * @brief Request handler: answer with tc_http_respond() (or start a stream / WebSocket) before returning, or keep
+ * the request to answer later from the loop. Owner (request) first, user last.
+ * @return 0, or a negative code: the server answers 500 if nothing was sent yet
+ */
+typedef int (*tc_http_handler_cb)(tc_http_req_t *req, void *user);
+
+/** Return values of a stream producer beyond "ms until asking again". */
+#define TC_HTTP_STREAM_END (-1)
+
+/**
+ * @brief Stream producer: called when the socket can take more. Write at most a part (tc_http_stream_write()).
+ * @return ms until it should be asked again (0: as soon as the socket can take more), TC_HTTP_STREAM_END to finish
+ *         the response, or another negative value to abort the connection
+ */
+typedef int64_t (*tc_http_produce_cb)(tc_http_req_t *req, void *user);
+
+/** Kinds of streamed responses. */
+typedef enum {
+    TC_HTTP_STREAM_CHUNKED = 1, /**< Transfer-Encoding: chunked; each write is one chunk */
+    TC_HTTP_STREAM_MJPEG,       /**< multipart/x-mixed-replace; each write is one JPEG part */
+    TC_HTTP_STREAM_SSE,         /**< text/event-stream; each write is one event's data */
+} tc_http_stream_kind_t;
+
+/** WebSocket events:
+ *
+ * | event            | meaning                                | data, len                              |
+ * |------------------|----------------------------------------|----------------------------------------|
+ * | TC_WS_EV_OPEN    | upgrade done                           | NULL, 0                                |
+ * | TC_WS_EV_TEXT    | a whole text message (UTF-8 checked)   | the message                            |
+ * | TC_WS_EV_BINARY  | a whole binary message                 | the message                            |
+ * | TC_WS_EV_CLOSE   | gone; the last event                   | NULL, the close code (1006: no close)  |
+ */
+typedef enum {
+    TC_WS_EV_OPEN = 1,
+    TC_WS_EV_TEXT,
+    TC_WS_EV_BINARY,
+    TC_WS_EV_CLOSE,
+} tc_ws_event_t;
+
+/** @brief WebSocket callback. Owner first, user last; data is valid during the call. */
+typedef void (*tc_ws_cb)(tc_ws_t *ws, tc_ws_event_t ev, const void *data, size_t len, void *user);
+
+/** What an HTTP stop did. */
+typedef struct {
+    uint32_t requests_finished; /**< in-flight requests answered during the stop */
+    uint32_t streams_ended;     /**< streams ended cleanly */
+    uint32_t websockets_closed; /**< WebSockets sent 1001 */
+    uint32_t graceful;          /**< connections closed before the deadline */
+    uint32_t forced;            /**< connections aborted at the deadline */
+    uint32_t elapsed_ms;        /**< stop request to completion */
+    size_t bytes_freed;         /**< tcp_core heap released */
+} tc_http_stop_report_t;
+
+/** @brief Called once when an HTTP stop finished; the server is freed after it returns. */
+typedef void (*tc_http_stop_cb)(tc_http_t *http, const tc_http_stop_report_t *report, void *user);
+
+/**
+ * @brief Start an HTTP server on the loop. Loop thread only.
+ * @return TC_OK, or tc_server_start()'s errors (TC_EADDRINUSE, TC_EBADADDR, ...), TC_ENOMEM
+ */
+int tc_http_start(tc_loop_t *loop, const tc_http_config_t *cfg, tc_http_t **out);
+
+/** @brief The bound port. */
+uint16_t tc_http_port(const tc_http_t *http);
+
+/** @brief The loop the server runs on. */
+tc_loop_t *tc_http_loop(const tc_http_t *http);
+
+/**
+ * @brief Add a route. Patterns: exact "/api/status", parameters "/led/:id", prefix "/static/ *" (no space).
+ * Routes match in the order added; a path that matches with another method gives 405, none gives 404.
+ * @param methods  TC_HTTP_* bits (HEAD is implied by GET)
+ * @param pattern  copied
+ * @return TC_OK, TC_EINVAL (bad pattern), TC_ENOMEM
+ */
+int tc_http_route(tc_http_t *http, unsigned methods, const char *pattern, tc_http_handler_cb cb, void *user);
+
+/**
+ * @brief Add a WebSocket route: a GET with a valid upgrade becomes a WebSocket (others get 426 / 400).
+ * @return TC_OK, TC_EINVAL, TC_ENOMEM
+ */
+int tc_http_ws_route(tc_http_t *http, const char *pattern, tc_ws_cb cb, void *user);
+
+/* ---- requests ---- */
+
+/** @brief The method name ("GET"); *len receives its length. Not NUL-terminated. */
+const char *tc_http_req_method(const tc_http_req_t *req, size_t *len);
+
+/** @brief The decoded path (NUL-terminated, without the query). */
+const char *tc_http_req_path(const tc_http_req_t *req);
+
+/** @brief The raw query string after '?' (NUL-terminated, "" when none). */
+const char *tc_http_req_query(const tc_http_req_t *req);
+
+/**
+ * @brief A header value by case-insensitive name; NULL when absent. Not NUL-terminated.
+ * @param len  receives the value's length
+ */
+const char *tc_http_req_header(const tc_http_req_t *req, const char *name, size_t *len);
+
+/** @brief A path parameter of the matched route (":id" → "id"); NULL when absent. Not NUL-terminated. */
+const char *tc_http_req_param(const tc_http_req_t *req, const char *name, size_t *len);
+
+/** @brief The request body (complete when the handler runs; bounded by max_body). */
+const void *tc_http_req_body(const tc_http_req_t *req, size_t *len);
+
+/** @brief The connection that carries the request. */
+tc_conn_t *tc_http_req_conn(const tc_http_req_t *req);
+
+/** @brief The server of the request. */
+tc_http_t *tc_http_req_server(const tc_http_req_t *req);
+
+/* ---- responses ---- */
+
+/**
+ * @brief Add a response header (before the response starts). Values with CR or LF are refused (header injection).
+ * @return TC_OK, TC_EINVAL (CR/LF or a started response), TC_ELIMIT (too many extra headers), TC_ENOMEM
+ */
+int tc_http_resp_header(tc_http_req_t *req, const char *name, const char *value);
+
+/**
+ * @brief Answer with a whole body (Content-Length). For HEAD the body is not sent. Ends the request.
+ * @param ctype  Content-Type, or NULL for none
+ * @return TC_OK, TC_EINVAL (already answered), TC_ECLOSED (connection gone), TC_ELIMIT / TC_ENOMEM
+ */
+int tc_http_respond(tc_http_req_t *req, int status, const char *ctype, const void *body, size_t len);
+
+/**
+ * @brief Start a streamed response; produce is called whenever the socket can take more, until it returns
+ * TC_HTTP_STREAM_END, the client goes, or the server stops (then the stream ends cleanly, last chunk sent).
+ * @return TC_OK, TC_EINVAL, TC_ECLOSED
+ */
+int tc_http_stream(tc_http_req_t *req, tc_http_stream_kind_t kind, const char *ctype, tc_http_produce_cb produce,
+                   void *user);
+
+/**
+ * @brief Write one part of a stream (a chunk, a JPEG frame with its part headers, or an SSE event's data).
+ * Call from the producer. A viewer that does not read costs at most one queued part: check
+ * tc_http_stream_ready() first, or just return from the producer and be asked again.
+ * @return TC_OK, TC_ELIMIT (the queue is full: try later), TC_ECLOSED
+ */
+int tc_http_stream_write(tc_http_req_t *req, const void *data, size_t len);
+
+/** @brief 1 when the stream's socket can take another part now. */
+int tc_http_stream_ready(const tc_http_req_t *req);
+
+/* ---- WebSockets ---- */
+
+/** @brief Send a text (opcode 1) or binary (opcode 2) message. @return TC_OK, TC_EINVAL, TC_ECLOSED, TC_ELIMIT. */
+int tc_ws_send(tc_ws_t *ws, int opcode, const void *data, size_t len);
+
+/** @brief Start the close handshake with a code and a short reason. @return TC_OK, TC_ECLOSED. */
+int tc_ws_close(tc_ws_t *ws, uint16_t code, const char *reason);
+
+/** @brief The connection under the WebSocket. */
+tc_conn_t *tc_ws_conn(const tc_ws_t *ws);
+
+/**
+ * @brief Send a message to every open WebSocket of the route with this pattern (slow clients whose queue is full
+ * are skipped, never waited for).
+ * @return the number of clients it was queued to, or TC_ENOTFOUND for an unknown pattern
+ */
+int tc_ws_broadcast(tc_http_t *http, const char *pattern, int opcode, const void *data, size_t len);
+
+/* ---- stop ---- */
+
+/**
+ * @brief Stop: refuse new connections, let in-flight requests finish, end streams, close WebSockets with 1001,
+ * abort what is left at the deadline. Returns at once; done runs from the loop, then the server is freed.
+ * @return TC_OK, TC_ECLOSED when already stopping
+ */
+int tc_http_stop(tc_http_t *http, uint32_t deadline_ms, tc_http_stop_cb done, void *user);
+
+/**
+ * @brief tc_http_stop() and run the loop until done; for the loop's thread outside callbacks. Never blocks past the
+ * deadline (plus the time to abort what is left).
+ * @return TC_OK, TC_EBUSY inside a callback, TC_ECLOSED
+ */
+int tc_http_stop_wait(tc_http_t *http, uint32_t deadline_ms, tc_http_stop_report_t *report);
+
+/** @brief Reason phrase of a status code ("Not Found"); "Unknown" for others. */
+const char *tc_http_status_text(int status);
+
+#ifdef __cplusplus
+}
+#endif
