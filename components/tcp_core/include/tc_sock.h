@@ -9,7 +9,8 @@
  * backend so that lwIP's poll can watch it too.
  *
  * All functions return >= 0 on success and a negative tc_err_t on failure. Sockets are non-blocking from creation.
- * Thread-safety: the loop thread calls everything; only tc_sock_wake_signal() may be called from any thread.
+ * Thread-safety: the loop thread calls everything; only tc_sock_wake_signal() may be called from any thread (not
+ * from a signal handler: on lwIP it is a UDP send), and tc_sock_global_init() and the counters from any thread.
  */
 #pragma once
 
@@ -84,9 +85,10 @@ const char *tc_sock_backend(void);
 /**
  * @brief Bring the backend up once per process (the lwip backend starts its stack and its TAP netif here).
  *
- * Idempotent: later calls return TC_OK without doing anything (and ignore env). Not thread-safe.
+ * Idempotent and thread-safe: later calls return TC_OK without doing anything (and ignore env).
  * @param env  backend environment; may be NULL for backends that need none
- * @return TC_OK, TC_EINVAL (lwip backend without a TAP name), TC_EIO (TAP device could not be opened)
+ * @return TC_OK, TC_EINVAL (lwip backend without a TAP name), TC_EIO (TAP device could not be opened),
+ *         TC_ENOMEM (lwip backend: the stack could not allocate its netif)
  */
 int tc_sock_global_init(const tc_sock_env_t *env);
 
@@ -178,8 +180,9 @@ long tc_sock_unacked(int fd);
  * @param fds         the set; revents are written
  * @param n           number of entries
  * @param timeout_ms  -1 waits forever, 0 polls
- * @return number of entries with revents != 0, 0 on time-out, or an error (TC_EINTR is never returned: retry is
- *         the backend's job)
+ * @return number of entries with revents != 0, 0 on time-out or when a signal interrupted the wait (the loop
+ *         then runs its timers and polls again: restarting the full wait would starve them under steady
+ *         signals), or an error
  */
 int tc_sock_poll(tc_pollfd_t *fds, int n, int timeout_ms);
 
@@ -199,6 +202,21 @@ void tc_sock_wake_drain(int rfd);
 
 /** @brief Close both ends of a wake-up pair. */
 void tc_sock_wake_close(int rfd, int wfd);
+
+/**
+ * @brief Count the stack's TCP connections in TIME-WAIT whose local port is local_port (0: every port).
+ *
+ * For tests and the status page: a server whose close policy works leaves none (seed 001). Linux reads
+ * /proc/net/tcp{,6} of the caller's network namespace; lwIP walks its TIME-WAIT pcb list under the core lock.
+ * @return the count, or TC_ENOSYS where the stack cannot tell
+ */
+int tc_sock_time_wait_count(uint16_t local_port);
+
+/**
+ * @brief Count the stack's TCP connections that are neither listening nor in TIME-WAIT, by local port (0: all).
+ * @return the count, or TC_ENOSYS where the stack cannot tell
+ */
+int tc_sock_active_count(uint16_t local_port);
 
 /**
  * @brief Resolve a host name (or numeric address) to one address, IPv4 preferred.

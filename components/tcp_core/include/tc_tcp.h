@@ -55,7 +55,8 @@ typedef enum {
 
 /** How a connection is closed. */
 typedef enum {
-    TC_CLOSE_GRACEFUL = 0, /**< flush the queue, then FIN (this side keeps TIME-WAIT) */
+    TC_CLOSE_GRACEFUL = 0, /**< flush, FIN, discard input until the peer's FIN (linger_ms, then RST); this side
+                                keeps TIME-WAIT */
     TC_CLOSE_PEER_FIRST,   /**< flush, wait for the peer's FIN up to linger_ms, then close; RST at the deadline */
     TC_CLOSE_ABORT,        /**< RST now, drop the queue */
 } tc_close_policy_t;
@@ -96,7 +97,7 @@ typedef struct {
     size_t high_water;       /**< stop reading above this many queued output bytes */
     size_t low_water;        /**< resume reading (TC_EV_DRAINED) at or below this */
     size_t queue_max;        /**< tc_conn_send() refuses past this (TC_ELIMIT) */
-    uint32_t idle_timeout_ms; /**< close after this long without traffic (0 = never) */
+    uint32_t idle_timeout_ms; /**< close after this long without traffic (0 = never); RST under peer-first */
     tc_close_policy_t close_policy; /**< policy for closes this side starts (idle, stop, tc_conn_close default) */
     uint32_t linger_ms;      /**< flush / wait-for-peer deadline of graceful and peer-first closes */
     bool nodelay;            /**< TCP_NODELAY (true: small writes leave at once) */
@@ -239,6 +240,23 @@ void tc_client_stats(const tc_client_t *client, tc_client_stats_t *out);
  * @return TC_OK, TC_ECLOSED when already stopping
  */
 int tc_client_stop(tc_client_t *client);
+
+/** @brief Called once when a stopped client has been freed. */
+typedef void (*tc_client_done_cb)(void *user);
+
+/**
+ * @brief tc_client_stop(), and done(user) once the client is freed (its connection closed).
+ * @return TC_OK, TC_ECLOSED when already stopping
+ */
+int tc_client_stop_then(tc_client_t *client, tc_client_done_cb done, void *user);
+
+/**
+ * @brief tc_client_stop_then() with a deadline: the connection closes with the client's policy (peer-first waits
+ * for a FIN that a raw TCP peer has no reason to send) and is reset if it is still there after deadline_ms.
+ * @param deadline_ms  0: no deadline of its own (the policy's linger still bounds the close)
+ * @return TC_OK, TC_ECLOSED when already stopping
+ */
+int tc_client_stop_deadline(tc_client_t *client, uint32_t deadline_ms, tc_client_done_cb done, void *user);
 
 /* ---- connections ---- */
 

@@ -88,5 +88,9 @@ uint32_t tc__rand(tc_loop_t *loop);
 /* Outstanding background work (name resolution threads) that tc_loop_free() must wait for. */
 void tc__bg_add(tc_loop_t *loop, int delta);
 
+/* Set registry flags (TC_REG_FLAG_*) on a connection, e.g. to mark it as a long-lived stream. */
+struct tc_conn;
+void tc__conn_reg_flags(struct tc_conn *conn, uint8_t set, uint8_t clear);
+
 /* 1 while the loop is dispatching callbacks. */
 int tc__in_dispatch(const tc_loop_t *loop);

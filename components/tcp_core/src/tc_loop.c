@@ -460,7 +460,9 @@ int tc_loop_run_once(tc_loop_t *loop, int timeout_ms)
     }
     loop->now = tc_now_ms();
     int timeout = timeout_ms;
-    if (loop->pending_head || loop->post_head) {
+    /* Posts are not looked at here (post_head belongs to post_mu): a poster appends, then signals the wake-up
+     * socket, so poll() returns at once for any post not yet taken. */
+    if (loop->pending_head) {
         timeout = 0;
     } else if (loop->nheap > 0) {
         uint64_t due = loop->heap[0]->due;

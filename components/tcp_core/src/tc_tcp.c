@@ -47,6 +47,8 @@ enum {
 };
 enum {
     CF2_HOLD = 0x01, /* the handler keeps the connection open through a stop (tc_conn_hold()) */
+    CF2_TOLD = 0x02, /* TC_EV_SHUTDOWN was delivered (each connection hears it once) */
+    CF2_WR_SHUT = 0x04, /* graceful close: our FIN is sent, input is discarded until the peer's */
 };
 
 struct tc_conn {
@@ -103,6 +105,8 @@ struct tc_client {
     uint8_t jitter_pct;
     uint32_t max_attempts;
     tc_client_stats_t stats;
+    tc_client_done_cb done;
+    void *done_user;
 };
 
 static void conn_close_req(tc_conn_t *c, tc_close_policy_t how, tc_close_reason_t reason);
@@ -365,14 +369,25 @@ static void conn_io(tc_io_t *io, int revents)
         }
         size_t cap;
         char *buf = tc__rbuf(c->owner->loop, &cap);
-        long n = tc_sock_recv(io->fd, buf, cap);
-        if (n > 0) {
+        long n;
+        /* A read that fills the buffer means more is waiting: read again now rather than after another poll()
+         * (bounded, so one fast sender cannot starve the others), unless the handler paused or closed. */
+        for (int reads = 0;; reads++) {
+            n = tc_sock_recv(io->fd, buf, cap);
+            if (n <= 0) {
+                break;
+            }
             c->reg.bytes_in += (uint64_t)n;
             touch(c);
             if (!(c->flags & CF_CLOSING)) {
                 emit(c, TC_EV_DATA, buf, (size_t)n);
             }
-        } else if (n == 0) {
+            if ((size_t)n < cap || reads == 15 ||
+                (c->flags & (CF_CLOSING | CF_FINAL | CF_EOF | CF_BP_PAUSED | CF_USER_PAUSED))) {
+                break;
+            }
+        }
+        if (n == 0) {
             c->flags |= CF_EOF;
             if (c->flags & CF_CLOSING) {
                 tc__pending_add(c->owner->loop, &c->pending);
@@ -380,7 +395,7 @@ static void conn_io(tc_io_t *io, int revents)
                 /* The peer closed first: we are the passive closer, so no TIME-WAIT here. Flush, then close. */
                 conn_close_req(c, TC_CLOSE_GRACEFUL, TC_REASON_PEER);
             }
-        } else if (n != TC_EAGAIN) {
+        } else if (n < 0 && n != TC_EAGAIN) {
             c->flags |= CF_EOF;
             conn_close_req(c, TC_CLOSE_ABORT, TC_REASON_RESET);
         }
@@ -431,11 +446,21 @@ static void close_step(tc_pending_t *p)
         conn_update_events(c); /* still flushing: POLLOUT brings us back */
         return;
     }
-    if (c->close_how == TC_CLOSE_GRACEFUL || (c->flags & CF_EOF)) {
+    if (c->flags & CF_EOF) {
         conn_finalize(c, 0);
         return;
     }
-    /* Peer-first: everything is sent; wait for the peer's FIN (POLLIN) or the deadline. */
+    if (c->close_how == TC_CLOSE_GRACEFUL && !(c->flags2 & CF2_WR_SHUT)) {
+        /* Lingering close: send our FIN now, then read and discard until the peer's FIN (or the deadline). Closing
+         * with unread input would make the stack answer RST, and an RST can destroy the last answer (a 1009 close
+         * frame, an error page) before the peer has read it. */
+        c->flags2 |= CF2_WR_SHUT;
+        if (tc_sock_shutdown_write(c->io.fd) != TC_OK) {
+            conn_finalize(c, 0); /* the peer is gone already */
+            return;
+        }
+    }
+    /* Wait for the peer's FIN (POLLIN) or the deadline; peer-first has sent nothing yet, graceful its FIN. */
     conn_update_events(c);
 }
 
@@ -497,6 +522,11 @@ int tc_conn_close(tc_conn_t *c, tc_close_policy_t how)
 int tc_conn_close_default(tc_conn_t *c)
 {
     return c ? tc_conn_close(c, c->owner->cfg.close_policy) : TC_EINVAL;
+}
+
+void tc__conn_reg_flags(tc_conn_t *c, uint8_t set, uint8_t clear)
+{
+    c->reg.flags = (uint8_t)((c->reg.flags | set) & ~clear);
 }
 
 void tc_conn_hold(tc_conn_t *c)
@@ -622,7 +652,10 @@ static int64_t server_timer_cb(tc_timer_t *t, void *user)
                 break; /* LRU order: everyone after is more recent */
             }
             if (!(c->flags & CF_CLOSING)) {
-                conn_close_req(c, s->owner.cfg.close_policy, TC_REASON_IDLE);
+                /* An idle peer will not send the FIN that peer-first waits for (it does not know it should), and our
+                 * own FIN would leave TIME-WAIT here: an idle connection is reset, which leaves TIME-WAIT nowhere. */
+                tc_close_policy_t how = s->owner.cfg.close_policy;
+                conn_close_req(c, how == TC_CLOSE_PEER_FIRST ? TC_CLOSE_ABORT : how, TC_REASON_IDLE);
             }
         }
         uint32_t tick = idle / 4;
@@ -819,7 +852,19 @@ int tc_server_stop(tc_server_t *s, uint32_t deadline_ms, tc_stop_cb done, void *
     s->stop_cb = done;
     s->stop_user = user;
     server_close_listener(s);
-    for (tc_conn_t *c = s->owner.lru_head; c; c = c->lru_next) {
+    /* A handler that writes in answer to TC_EV_SHUTDOWN moves its connection (or, broadcasting, others) to the LRU
+     * tail, so the walk restarts from the head after each event and skips connections marked CF2_TOLD. Closes are
+     * deferred, so nothing is freed meanwhile, and no connection is added (the listener is closed). Quadratic in
+     * the connection count, which max_conns bounds. */
+    for (;;) {
+        tc_conn_t *c = s->owner.lru_head;
+        while (c && (c->flags2 & CF2_TOLD)) {
+            c = c->lru_next;
+        }
+        if (c == NULL) {
+            break;
+        }
+        c->flags2 |= CF2_TOLD;
         if (!(c->flags & CF_CLOSING)) {
             emit(c, TC_EV_SHUTDOWN, NULL, deadline_ms);
         }
@@ -890,10 +935,15 @@ static void client_schedule(tc_client_t *cl);
 
 static void client_free(tc_client_t *cl)
 {
+    tc_client_done_cb done = cl->done;
+    void *user = cl->done_user;
     tc__timer_disarm(&cl->retry);
     tc__handles_add(cl->owner.loop, -1);
     tc_free(cl->host);
     tc_free(cl);
+    if (done) {
+        done(user);
+    }
 }
 
 static void client_conn_gone(tc_owner_t *o, tc_conn_t *c)
@@ -937,6 +987,14 @@ static void client_schedule(tc_client_t *cl)
 
 static int64_t client_retry_cb(tc_timer_t *t, void *user)
 {
+    tc_client_t *stopping = user;
+    if (stopping->stopping) {
+        /* A stop's deadline (tc_client_stop_deadline()): the connection has not closed by itself - reset it. */
+        if (stopping->conn && !(stopping->conn->flags & CF_FINAL)) {
+            conn_close_req(stopping->conn, TC_CLOSE_ABORT, TC_REASON_FORCED);
+        }
+        return TC_TIMER_STOP;
+    }
     (void)t;
     client_attempt(user);
     return TC_TIMER_STOP;
@@ -1127,6 +1185,16 @@ void tc_client_stats(const tc_client_t *cl, tc_client_stats_t *out)
 
 int tc_client_stop(tc_client_t *cl)
 {
+    return tc_client_stop_then(cl, NULL, NULL);
+}
+
+int tc_client_stop_then(tc_client_t *cl, tc_client_done_cb done, void *user)
+{
+    return tc_client_stop_deadline(cl, 0, done, user);
+}
+
+int tc_client_stop_deadline(tc_client_t *cl, uint32_t deadline_ms, tc_client_done_cb done, void *user)
+{
     if (cl == NULL) {
         return TC_EINVAL;
     }
@@ -1134,6 +1202,8 @@ int tc_client_stop(tc_client_t *cl)
         return TC_ECLOSED;
     }
     cl->stopping = 1;
+    cl->done = done;
+    cl->done_user = user;
     tc__timer_disarm(&cl->retry);
     if (cl->resolving) {
         cl->resolving->client = NULL;
@@ -1143,6 +1213,9 @@ int tc_client_stop(tc_client_t *cl)
         tc_conn_t *c = cl->conn;
         conn_close_req(c, c->reg.state == TC_STATE_OPEN ? cl->owner.cfg.close_policy : TC_CLOSE_ABORT,
                        c->reg.state == TC_STATE_OPEN ? TC_REASON_LOCAL : TC_REASON_CONNECT);
+        if (deadline_ms) {
+            tc__timer_arm(&cl->retry, deadline_ms); /* the retry timer is free now: it becomes the deadline */
+        }
     }
     tc__pending_add(cl->owner.loop, &cl->pending);
     return TC_OK;

@@ -12,6 +12,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
@@ -20,97 +22,11 @@
 #include <linux/sockios.h>
 
 #include "tc_err.h"
-
-/* errno -> tc_err_t; anything unexpected is TC_EIO rather than a silent success. */
-static int map_errno(int e)
-{
-    switch (e) {
-    case EAGAIN:
-#if EWOULDBLOCK != EAGAIN
-    case EWOULDBLOCK:
-#endif
-        return TC_EAGAIN;
-    case EINPROGRESS:
-        return TC_EINPROGRESS;
-    case EADDRINUSE:
-        return TC_EADDRINUSE;
-    case EADDRNOTAVAIL:
-        return TC_EADDRNOTAVAIL;
-    case ECONNREFUSED:
-        return TC_ECONNREFUSED;
-    case ECONNRESET:
-    case ECONNABORTED:
-        return TC_ECONNRESET;
-    case ETIMEDOUT:
-        return TC_ETIMEDOUT;
-    case EPIPE:
-        return TC_EPIPE;
-    case ENETUNREACH:
-    case EHOSTUNREACH:
-    case ENETDOWN:
-        return TC_EUNREACH;
-    case EMFILE:
-    case ENFILE:
-    case ENOBUFS:
-        return TC_EMFILE;
-    case ENOMEM:
-        return TC_ENOMEM;
-    case EACCES:
-    case EPERM:
-        return TC_EACCES;
-    case EINVAL:
-    case EAFNOSUPPORT:
-    case EBADF:
-        return TC_EINVAL;
-    case ENOPROTOOPT:
-    case EOPNOTSUPP:
-        return TC_ENOSYS;
-    default:
-        return TC_EIO;
-    }
-}
+#include "../tc_sock_bsd.h"
 
 static int fail(void)
 {
-    return map_errno(errno);
-}
-
-static socklen_t to_sa(const tc_addr_t *a, struct sockaddr_storage *ss)
-{
-    memset(ss, 0, sizeof(*ss));
-    if (a->family == TC_AF_INET) {
-        struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-        sin->sin_family = AF_INET;
-        sin->sin_port = htons(a->port);
-        memcpy(&sin->sin_addr, a->ip, 4);
-        return sizeof(*sin);
-    }
-    if (a->family == TC_AF_INET6) {
-        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-        sin6->sin6_family = AF_INET6;
-        sin6->sin6_port = htons(a->port);
-        memcpy(&sin6->sin6_addr, a->ip, 16);
-        sin6->sin6_scope_id = a->scope_id;
-        return sizeof(*sin6);
-    }
-    return 0;
-}
-
-static void from_sa(const struct sockaddr_storage *ss, tc_addr_t *a)
-{
-    memset(a, 0, sizeof(*a));
-    if (ss->ss_family == AF_INET) {
-        const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
-        a->family = TC_AF_INET;
-        a->port = ntohs(sin->sin_port);
-        memcpy(a->ip, &sin->sin_addr, 4);
-    } else if (ss->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
-        a->family = TC_AF_INET6;
-        a->port = ntohs(sin6->sin6_port);
-        memcpy(a->ip, &sin6->sin6_addr, 16);
-        a->scope_id = sin6->sin6_scope_id;
-    }
+    return tc_bsd_map_errno(errno);
 }
 
 const char *tc_sock_backend(void)
@@ -178,7 +94,7 @@ int tc_sock_setopt(int fd, tc_sockopt_t opt, int value)
 int tc_sock_bind(int fd, const tc_addr_t *addr)
 {
     struct sockaddr_storage ss;
-    socklen_t len = to_sa(addr, &ss);
+    socklen_t len = tc_bsd_to_sa(addr, &ss);
     if (len == 0) {
         return TC_EINVAL;
     }
@@ -203,7 +119,7 @@ int tc_sock_accept(int fd, tc_addr_t *peer)
         return fail();
     }
     if (peer) {
-        from_sa(&ss, peer);
+        tc_bsd_from_sa(&ss, peer);
     }
     return c;
 }
@@ -211,7 +127,7 @@ int tc_sock_accept(int fd, tc_addr_t *peer)
 int tc_sock_connect(int fd, const tc_addr_t *addr)
 {
     struct sockaddr_storage ss;
-    socklen_t len = to_sa(addr, &ss);
+    socklen_t len = tc_bsd_to_sa(addr, &ss);
     if (len == 0) {
         return TC_EINVAL;
     }
@@ -228,7 +144,7 @@ int tc_sock_error(int fd)
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) {
         return fail();
     }
-    return err == 0 ? TC_OK : map_errno(err);
+    return err == 0 ? TC_OK : tc_bsd_map_errno(err);
 }
 
 long tc_sock_send(int fd, const void *buf, size_t len)
@@ -252,7 +168,7 @@ long tc_sock_recv(int fd, void *buf, size_t len)
 long tc_sock_sendto(int fd, const void *buf, size_t len, const tc_addr_t *addr)
 {
     struct sockaddr_storage ss;
-    socklen_t sl = to_sa(addr, &ss);
+    socklen_t sl = tc_bsd_to_sa(addr, &ss);
     if (sl == 0) {
         return TC_EINVAL;
     }
@@ -269,7 +185,7 @@ long tc_sock_recvfrom(int fd, void *buf, size_t len, tc_addr_t *from)
         return fail();
     }
     if (from) {
-        from_sa(&ss, from);
+        tc_bsd_from_sa(&ss, from);
     }
     return (long)n;
 }
@@ -304,7 +220,7 @@ int tc_sock_local_addr(int fd, tc_addr_t *out)
     if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0) {
         return fail();
     }
-    from_sa(&ss, out);
+    tc_bsd_from_sa(&ss, out);
     return TC_OK;
 }
 
@@ -315,7 +231,7 @@ int tc_sock_peer_addr(int fd, tc_addr_t *out)
     if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0) {
         return fail();
     }
-    from_sa(&ss, out);
+    tc_bsd_from_sa(&ss, out);
     return TC_OK;
 }
 
@@ -330,26 +246,18 @@ long tc_sock_unacked(int fd)
 
 int tc_sock_poll(tc_pollfd_t *fds, int n, int timeout_ms)
 {
-    /* tc_pollfd_t has struct pollfd's layout, so the set is translated in place rather than copied. */
-    _Static_assert(sizeof(tc_pollfd_t) == sizeof(struct pollfd), "tc_pollfd_t must match struct pollfd");
-    struct pollfd *p = (struct pollfd *)(void *)fds;
-    for (int i = 0; i < n; i++) {
-        short ev = fds[i].events;
-        p[i].events = (short)(((ev & TC_POLLIN) ? POLLIN : 0) | ((ev & TC_POLLOUT) ? POLLOUT : 0));
-        p[i].revents = 0;
+    struct pollfd *p = tc_bsd_poll_in(fds, n);
+    int rc = poll(p, (nfds_t)n, timeout_ms);
+    if (rc < 0 && errno == EINTR) {
+        /* Return "no events" rather than restart the full wait: under steady signals (FreeRTOS's POSIX port ticks
+         * at 100 Hz on the linux target) a restarted poll() never times out and the loop's timers starve. */
+        for (int i = 0; i < n; i++) {
+            p[i].revents = 0;
+        }
+        rc = 0;
     }
-    int rc;
-    do {
-        rc = poll(p, (nfds_t)n, timeout_ms);
-    } while (rc < 0 && errno == EINTR);
     int err = rc < 0 ? fail() : 0;
-    for (int i = 0; i < n; i++) {
-        short r = p[i].revents, ev = p[i].events;
-        fds[i].events = (short)(((ev & POLLIN) ? TC_POLLIN : 0) | ((ev & POLLOUT) ? TC_POLLOUT : 0));
-        fds[i].revents = (short)(((r & POLLIN) ? TC_POLLIN : 0) | ((r & POLLOUT) ? TC_POLLOUT : 0) |
-                                 ((r & POLLERR) ? TC_POLLERR : 0) | ((r & POLLHUP) ? TC_POLLHUP : 0) |
-                                 ((r & POLLNVAL) ? TC_POLLNVAL : 0));
-    }
+    tc_bsd_poll_out(fds, n);
     return rc < 0 ? err : rc;
 }
 
@@ -408,7 +316,51 @@ int tc_sock_resolve(const char *host, uint16_t port, tc_addr_t *out)
     memset(&ss, 0, sizeof(ss));
     memcpy(&ss, pick->ai_addr, pick->ai_addrlen);
     freeaddrinfo(res);
-    from_sa(&ss, out);
+    tc_bsd_from_sa(&ss, out);
     out->port = port;
     return out->family ? TC_OK : TC_ERESOLVE;
+}
+
+/* /proc/net/tcp{,6} lines: "sl local_address rem_address st ..." with addresses as HEXIP:HEXPORT and st in hex
+ * (0x06 TIME_WAIT, 0x0A LISTEN). Counted for the caller's network namespace. */
+static int count_proc_tcp(uint16_t local_port, int time_wait)
+{
+    static const char *const files[] = {"/proc/net/tcp", "/proc/net/tcp6"};
+    int n = 0, opened = 0;
+    for (size_t f = 0; f < sizeof(files) / sizeof(files[0]); f++) {
+        FILE *fp = fopen(files[f], "r");
+        if (fp == NULL) {
+            continue;
+        }
+        opened++;
+        char line[512];
+        if (fgets(line, sizeof(line), fp) == NULL) { /* header */
+            fclose(fp);
+            continue;
+        }
+        while (fgets(line, sizeof(line), fp) != NULL) {
+            char local[128], remote[128];
+            unsigned st = 0;
+            if (sscanf(line, "%*s %127s %127s %x", local, remote, &st) != 3) {
+                continue;
+            }
+            const char *colon = strrchr(local, ':');
+            unsigned port = colon ? (unsigned)strtoul(colon + 1, NULL, 16) : 0;
+            int match = local_port == 0 || port == local_port;
+            int is_tw = st == 0x06, is_listen = st == 0x0A;
+            n += match && (time_wait ? is_tw : (!is_tw && !is_listen));
+        }
+        fclose(fp);
+    }
+    return opened ? n : TC_ENOSYS;
+}
+
+int tc_sock_time_wait_count(uint16_t local_port)
+{
+    return count_proc_tcp(local_port, 1);
+}
+
+int tc_sock_active_count(uint16_t local_port)
+{
+    return count_proc_tcp(local_port, 0);
 }
