@@ -149,6 +149,23 @@ int tc_http_route(tc_http_t *http, unsigned methods, const char *pattern, tc_htt
  */
 int tc_http_ws_route(tc_http_t *http, const char *pattern, tc_ws_cb cb, void *user);
 
+/** Return value of a filter that answered the request: routing is skipped. */
+#define TC_HTTP_FILTER_DONE 1
+
+/** @brief Frees a filter's user data when the server is freed. */
+typedef void (*tc_http_free_cb)(void *user);
+
+/**
+ * @brief Install a filter that sees every request before routing (one per server; the captive portal uses it).
+ * The filter answers and returns TC_HTTP_FILTER_DONE, returns 0 to let routing go on, or a negative code (500).
+ * @param free_user  called with user when the server is freed, may be NULL
+ * @return TC_OK, TC_EINVAL, TC_EBUSY (a filter is already installed)
+ */
+int tc_http_set_filter(tc_http_t *http, tc_http_handler_cb filter, void *user, tc_http_free_cb free_user);
+
+/** @brief The user data of the installed filter, or NULL. */
+void *tc_http_filter_user(const tc_http_t *http);
+
 /* ---- requests ---- */
 
 /** @brief The method name ("GET"); *len receives its length. Not NUL-terminated. */

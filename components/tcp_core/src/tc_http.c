@@ -1,0 +1,1415 @@
+/*
+ * tc_http.c - HTTP/1.1 server, streams and WebSockets on tc_tcp connections.
+ *
+ * Per connection: a small state record (hconn_t) and an input buffer that exists only while bytes are waiting. A
+ * request in flight owns one allocation holding a copy of its head, its decoded path and its parameters, so the
+ * input buffer can move freely (pipelining). Nothing here blocks: handlers answer at once or later, streams are
+ * producers asked when the socket can take more, and a stop ends everything by its deadline.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "tc_alloc.h"
+#include "tc_err.h"
+#include "tc_http.h"
+#include "tc_http_parser.h"
+#include "tc_internal.h"
+#include "tc_ws_codec.h"
+
+#define MAX_PARAMS 4
+#define SWEEP_MS 100
+
+typedef struct route route_t;
+struct route {
+    route_t *next;
+    unsigned methods;
+    tc_http_handler_cb cb;
+    tc_ws_cb ws_cb;
+    void *user;
+    char pattern[];
+};
+
+typedef enum {
+    HC_IDLE = 0, /* between requests */
+    HC_HEAD,     /* receiving a request head */
+    HC_BODY,     /* receiving a request body */
+    HC_HANDLER,  /* a handler has the request and has not answered yet */
+    HC_STREAM,   /* a streamed response is running */
+    HC_WS,       /* WebSocket */
+    HC_DONE,     /* closing: input is ignored */
+} hc_state_t;
+
+typedef struct hconn hconn_t;
+
+struct tc_ws {
+    hconn_t *hc;
+    route_t *route;
+    char *msg; /* message being assembled (fragments) */
+    size_t msg_len, msg_cap;
+    uint8_t msg_opcode; /* 0: no message open */
+    uint8_t close_sent;
+    uint8_t close_received;
+    uint8_t opened;
+    tc_ws_utf8_t utf8;
+    uint64_t last_ping;
+    uint16_t close_code;
+};
+
+struct tc_http_req {
+    tc_http_t *h;
+    hconn_t *hc;
+    route_t *route;
+    tc_http_request_t parsed; /* slices into head */
+    tc_http_header_t headers[TC_HTTP_MAX_HEADERS_CAP];
+    char *head; /* copy of the request head */
+    char *path;
+    const char *query;
+    char *body;
+    size_t body_len, body_cap;
+    uint64_t body_left;       /* Content-Length bytes still to come */
+    tc_http_chunked_t chunked; /* chunked body decoder */
+    uint8_t is_chunked;
+    uint8_t head_only;
+    uint8_t keep_alive;
+    uint8_t answered;
+    uint8_t streaming;
+    uint8_t stream_kind;
+    uint8_t mjpeg_chunked; /* HTTP/1.1 MJPEG: parts inside chunks, so the end is delimited without our FIN */
+    uint8_t in_stop; /* counted as in flight when the stop began */
+    int nparams;
+    tc_http_param_t params[MAX_PARAMS];
+    char *xh; /* extra response headers, "Name: value\r\n" lines */
+    size_t xh_len;
+    tc_http_produce_cb produce;
+    void *produce_user;
+    tc_timer_t stream_timer;
+    uint8_t stream_waiting; /* waiting for TC_EV_DRAINED */
+};
+
+struct hconn {
+    hconn_t *prev, *next;
+    tc_http_t *h;
+    tc_conn_t *c;
+    char *buf;
+    size_t len, cap;
+    uint64_t head_started;
+    tc_http_req_t *req;
+    tc_ws_t *ws;
+    uint8_t state;
+    uint8_t processing;
+};
+
+struct tc_http {
+    tc_http_config_t cfg;
+    tc_loop_t *loop;
+    tc_server_t *srv;
+    route_t *routes, *routes_tail;
+    hconn_t *conns;
+    tc_timer_t sweep;
+    uint8_t stopping;
+    size_t stop_bytes_before;
+    tc_http_stop_report_t report;
+    tc_http_stop_cb stop_cb;
+    void *stop_user;
+    tc_http_handler_cb filter; /* runs before routing (captive portal) */
+    void *filter_user;
+    tc_http_free_cb filter_free;
+};
+
+static void process(hconn_t *hc);
+static void req_free(tc_http_req_t *req);
+static void ws_input(hconn_t *hc);
+static int ws_send_frame(tc_ws_t *ws, int opcode, const void *data, size_t len);
+static void stream_kick(tc_http_req_t *req);
+
+/* ---- status texts ---- */
+
+const char *tc_http_status_text(int status)
+{
+    switch (status) {
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 426: return "Upgrade Required";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+    }
+}
+
+/* ---- connection input buffer ---- */
+
+static int buf_append(hconn_t *hc, const void *data, size_t len, size_t limit)
+{
+    if (hc->len + len > limit) {
+        return TC_ELIMIT;
+    }
+    if (hc->len + len > hc->cap) {
+        size_t cap = hc->cap ? hc->cap : 512;
+        while (cap < hc->len + len) {
+            cap *= 2;
+        }
+        char *b = tc_realloc(hc->buf, cap);
+        if (b == NULL) {
+            return TC_ENOMEM;
+        }
+        hc->buf = b;
+        hc->cap = cap;
+    }
+    memcpy(hc->buf + hc->len, data, len);
+    hc->len += len;
+    return TC_OK;
+}
+
+static void buf_consume(hconn_t *hc, size_t n)
+{
+    if (n >= hc->len) {
+        /* Nothing waits: an idle connection holds no buffer. */
+        tc_free(hc->buf);
+        hc->buf = NULL;
+        hc->len = hc->cap = 0;
+        return;
+    }
+    memmove(hc->buf, hc->buf + n, hc->len - n);
+    hc->len -= n;
+}
+
+/* ---- responses ---- */
+
+static int keep_alive_for(const tc_http_req_t *req)
+{
+    return req->keep_alive && !req->h->stopping;
+}
+
+/* Send a status line and headers; content_length < 0 means none (chunked, stream or 101). */
+static int send_head(tc_http_req_t *req, int status, const char *ctype, long long content_length, const char *extra,
+                     const void *body, size_t body_len)
+{
+    char head[1024];
+    int ka = keep_alive_for(req);
+    int n = snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\n", status, tc_http_status_text(status));
+    if (ctype) {
+        n += snprintf(head + n, sizeof(head) - (size_t)n, "Content-Type: %s\r\n", ctype);
+    }
+    if (content_length >= 0) {
+        n += snprintf(head + n, sizeof(head) - (size_t)n, "Content-Length: %lld\r\n", content_length);
+    }
+    if (status != 101) {
+        n += snprintf(head + n, sizeof(head) - (size_t)n, "Connection: %s\r\n", ka ? "keep-alive" : "close");
+    }
+    if (extra) {
+        n += snprintf(head + n, sizeof(head) - (size_t)n, "%s", extra);
+    }
+    if ((size_t)n >= sizeof(head) - 2) {
+        return TC_ELIMIT;
+    }
+    size_t total = (size_t)n + (req->xh ? req->xh_len : 0) + 2;
+    tc_conn_t *c = req->hc->c;
+    /* One send for head and small body: one segment, no Nagle interplay, fewer wake-ups for the client. */
+    if (total + body_len <= 4096) {
+        char one[4096];
+        size_t k = (size_t)n;
+        memcpy(one, head, k);
+        if (req->xh) {
+            memcpy(one + k, req->xh, req->xh_len);
+            k += req->xh_len;
+        }
+        memcpy(one + k, "\r\n", 2);
+        k += 2;
+        if (body_len) {
+            memcpy(one + k, body, body_len);
+            k += body_len;
+        }
+        return tc_conn_send(c, one, k);
+    }
+    int rc = tc_conn_send(c, head, (size_t)n);
+    if (rc == TC_OK && req->xh) {
+        rc = tc_conn_send(c, req->xh, req->xh_len);
+    }
+    if (rc == TC_OK) {
+        rc = tc_conn_send(c, "\r\n", 2);
+    }
+    if (rc == TC_OK && body_len) {
+        rc = tc_conn_send(c, body, body_len);
+    }
+    return rc;
+}
+
+/* The request is over: close or go back to reading the next one. */
+static void req_finish(tc_http_req_t *req)
+{
+    hconn_t *hc = req->hc;
+    tc_http_t *h = req->h;
+    int ka = keep_alive_for(req);
+    if (req->in_stop) {
+        h->report.requests_finished++;
+    }
+    hc->req = NULL;
+    req_free(req);
+    if (!ka) {
+        hc->state = HC_DONE;
+        tc_conn_close(hc->c, h->cfg.close_policy);
+        return;
+    }
+    hc->state = HC_IDLE;
+    tc_conn_set_reading(hc->c, 1);
+    if (!hc->processing && hc->len) {
+        process(hc);
+    }
+}
+
+/* An error answer that ends the connection (the client's input can no longer be trusted to be in sync). */
+static void fail_conn(hconn_t *hc, int status)
+{
+    if (hc->state == HC_DONE) {
+        return;
+    }
+    char head[256];
+    const char *text = tc_http_status_text(status);
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s\n",
+                     status, text, strlen(text) + 1, text);
+    tc_conn_send(hc->c, head, (size_t)n);
+    if (hc->req) {
+        req_free(hc->req);
+        hc->req = NULL;
+    }
+    hc->state = HC_DONE;
+    buf_consume(hc, hc->len);
+    tc_conn_close(hc->c, hc->h->cfg.close_policy);
+}
+
+int tc_http_resp_header(tc_http_req_t *req, const char *name, const char *value)
+{
+    if (req == NULL || name == NULL || value == NULL || req->answered) {
+        return TC_EINVAL;
+    }
+    /* CR or LF in a name or value would let the caller's data start a new header (response splitting). */
+    if (strpbrk(name, "\r\n:") || strpbrk(value, "\r\n") || name[0] == '\0') {
+        return TC_EINVAL;
+    }
+    size_t add = strlen(name) + 2 + strlen(value) + 2;
+    if (req->xh_len + add > 512) {
+        return TC_ELIMIT;
+    }
+    char *x = tc_realloc(req->xh, req->xh_len + add + 1);
+    if (x == NULL) {
+        return TC_ENOMEM;
+    }
+    req->xh = x;
+    snprintf(req->xh + req->xh_len, add + 1, "%s: %s\r\n", name, value);
+    req->xh_len += add;
+    return TC_OK;
+}
+
+int tc_http_respond(tc_http_req_t *req, int status, const char *ctype, const void *body, size_t len)
+{
+    if (req == NULL || req->answered || status < 100 || status > 999) {
+        return TC_EINVAL;
+    }
+    req->answered = 1;
+    if (req->hc == NULL) {
+        req_free(req); /* the connection went away while the handler was working */
+        return TC_ECLOSED;
+    }
+    int rc = send_head(req, status, ctype, (long long)len, NULL, req->head_only ? NULL : body,
+                       req->head_only ? 0 : len);
+    if (rc != TC_OK) {
+        fail_conn(req->hc, 500);
+        return rc;
+    }
+    req_finish(req);
+    return TC_OK;
+}
+
+/* ---- streams ---- */
+
+static const char MJPEG_BOUNDARY[] = "tcpcoreframe";
+
+static void stream_end(tc_http_req_t *req, int clean)
+{
+    hconn_t *hc = req->hc;
+    tc__timer_disarm(&req->stream_timer);
+    if (clean) {
+        if (req->stream_kind == TC_HTTP_STREAM_MJPEG && req->mjpeg_chunked) {
+            tc_conn_send(hc->c, "12\r\n--tcpcoreframe--\r\n\r\n0\r\n\r\n", 29);
+        } else if (req->stream_kind == TC_HTTP_STREAM_MJPEG) {
+            tc_conn_send(hc->c, "--tcpcoreframe--\r\n", 18);
+        } else {
+            tc_conn_send(hc->c, "0\r\n\r\n", 5);
+        }
+        if (req->h->stopping) {
+            req->h->report.streams_ended++;
+        }
+    }
+    /* MJPEG is close-delimited; a chunked or SSE stream that ended cleanly is a finished response, and the
+     * connection goes back to keep-alive like any other. */
+    if ((req->stream_kind == TC_HTTP_STREAM_MJPEG && !req->mjpeg_chunked) || !clean) {
+        req->keep_alive = 0;
+    } else {
+        tc__conn_reg_flags(hc->c, 0, TC_REG_FLAG_STREAMING);
+        req_finish(req);
+        return;
+    }
+    tc_conn_t *c = hc->c;
+    int graceful = clean && req->stream_kind == TC_HTTP_STREAM_MJPEG;
+    hc->state = HC_DONE;
+    hc->req = NULL;
+    req_free(req);
+    /* A close-delimited stream must end with our FIN, or the viewer cannot tell the end from a stall. */
+    tc_conn_close(c, clean ? (graceful ? TC_CLOSE_GRACEFUL : hc->h->cfg.close_policy) : TC_CLOSE_ABORT);
+}
+
+static void stream_call(tc_http_req_t *req)
+{
+    hconn_t *hc = req->hc;
+    req->stream_waiting = 0;
+    if (hc->h->stopping) {
+        stream_end(req, 1);
+        return;
+    }
+    int64_t next = req->produce(req, req->produce_user);
+    if (next == TC_HTTP_STREAM_END) {
+        stream_end(req, 1);
+        return;
+    }
+    if (next < 0) {
+        stream_end(req, 0);
+        return;
+    }
+    if (next > 0) {
+        tc__timer_arm(&req->stream_timer, (uint64_t)next);
+    } else if (!tc_http_stream_ready(req)) {
+        req->stream_waiting = 1; /* TC_EV_DRAINED brings us back */
+    } else {
+        tc__timer_arm(&req->stream_timer, 0); /* next iteration: never spin inside one */
+    }
+}
+
+static int64_t stream_timer_cb(tc_timer_t *t, void *user)
+{
+    (void)t;
+    stream_call(user);
+    return TC_TIMER_STOP;
+}
+
+static void stream_kick(tc_http_req_t *req)
+{
+    tc__timer_arm(&req->stream_timer, 0);
+}
+
+int tc_http_stream(tc_http_req_t *req, tc_http_stream_kind_t kind, const char *ctype, tc_http_produce_cb produce,
+                   void *user)
+{
+    if (req == NULL || produce == NULL || req->answered || kind < TC_HTTP_STREAM_CHUNKED || kind > TC_HTTP_STREAM_SSE) {
+        return TC_EINVAL;
+    }
+    if (req->hc == NULL) {
+        return TC_ECLOSED;
+    }
+    char ct[128];
+    const char *extra = "Transfer-Encoding: chunked\r\nCache-Control: no-cache\r\n";
+    if (kind == TC_HTTP_STREAM_MJPEG) {
+        snprintf(ct, sizeof(ct), "multipart/x-mixed-replace;boundary=%s", MJPEG_BOUNDARY);
+        ctype = ct;
+        /* HTTP/1.1 viewers get the multipart body in chunks: its end is then delimited (the last chunk), so the
+         * server need not close first to end it, and TIME-WAIT stays with the viewer. HTTP/1.0 has no chunks:
+         * the body ends with the connection. */
+        req->mjpeg_chunked = req->parsed.minor == 1;
+        if (!req->mjpeg_chunked) {
+            extra = "Cache-Control: no-cache\r\n";
+            req->keep_alive = 0;
+        }
+    } else if (kind == TC_HTTP_STREAM_SSE) {
+        ctype = "text/event-stream";
+    } else if (ctype == NULL) {
+        ctype = "application/octet-stream";
+    }
+    req->answered = 1;
+    req->streaming = 1;
+    req->stream_kind = (uint8_t)kind;
+    req->produce = produce;
+    req->produce_user = user;
+    int rc = send_head(req, 200, ctype, -1, extra, NULL, 0);
+    if (rc != TC_OK) {
+        return rc;
+    }
+    if (req->head_only) {
+        req_finish(req);
+        return TC_OK;
+    }
+    req->hc->state = HC_STREAM;
+    tc__conn_reg_flags(req->hc->c, TC_REG_FLAG_STREAMING, 0);
+    tc_conn_set_reading(req->hc->c, 1); /* to see the viewer leave */
+    tc__timer_init(req->h->loop, &req->stream_timer, stream_timer_cb, req);
+    stream_kick(req);
+    return TC_OK;
+}
+
+int tc_http_stream_ready(const tc_http_req_t *req)
+{
+    return req && req->hc && tc_conn_queued(req->hc->c) <= TC_CFG_WRITE_LOW_WATER;
+}
+
+int tc_http_stream_write(tc_http_req_t *req, const void *data, size_t len)
+{
+    if (req == NULL || !req->streaming) {
+        return TC_EINVAL;
+    }
+    if (req->hc == NULL) {
+        return TC_ECLOSED;
+    }
+    tc_conn_t *c = req->hc->c;
+    if (tc_conn_queued(c) > TC_CFG_WRITE_HIGH_WATER) {
+        return TC_ELIMIT; /* a viewer that does not read gets no more than this queued */
+    }
+    char pre[128];
+    int n;
+    if (req->stream_kind == TC_HTTP_STREAM_MJPEG) {
+        n = snprintf(pre, sizeof(pre), "--%s\r\nContent-Type: image/jpeg\r\nContent-Length: %zu\r\n\r\n",
+                     MJPEG_BOUNDARY, len);
+        int rc = TC_OK;
+        if (req->mjpeg_chunked) {
+            char size[24];
+            int sn = snprintf(size, sizeof(size), "%zx\r\n", (size_t)n + len + 2);
+            rc = tc_conn_send(c, size, (size_t)sn);
+        }
+        rc = rc == TC_OK ? tc_conn_send(c, pre, (size_t)n) : rc;
+        if (rc == TC_OK) {
+            rc = tc_conn_send(c, data, len);
+        }
+        return rc == TC_OK ? tc_conn_send(c, req->mjpeg_chunked ? "\r\n\r\n" : "\r\n", req->mjpeg_chunked ? 4 : 2)
+                           : rc;
+    }
+    if (req->stream_kind == TC_HTTP_STREAM_SSE) {
+        /* One event: "data: ...\n\n" inside one chunk; the data must not hold newlines (each would end a field). */
+        if (memchr(data, '\n', len) || memchr(data, '\r', len)) {
+            return TC_EINVAL;
+        }
+        n = snprintf(pre, sizeof(pre), "%zx\r\ndata: ", len + 8);
+        int rc = tc_conn_send(c, pre, (size_t)n);
+        if (rc == TC_OK) {
+            rc = tc_conn_send(c, data, len);
+        }
+        return rc == TC_OK ? tc_conn_send(c, "\n\n\r\n", 4) : rc;
+    }
+    if (len == 0) {
+        return TC_OK; /* an empty chunk would end the body */
+    }
+    n = snprintf(pre, sizeof(pre), "%zx\r\n", len);
+    int rc = tc_conn_send(c, pre, (size_t)n);
+    if (rc == TC_OK) {
+        rc = tc_conn_send(c, data, len);
+    }
+    return rc == TC_OK ? tc_conn_send(c, "\r\n", 2) : rc;
+}
+
+/* ---- requests ---- */
+
+static void req_free(tc_http_req_t *req)
+{
+    if (req == NULL) {
+        return;
+    }
+    if (req->streaming && req->stream_timer.loop) {
+        tc__timer_disarm(&req->stream_timer);
+    }
+    tc_free(req->head);
+    tc_free(req->path);
+    tc_free(req->body);
+    tc_free(req->xh);
+    tc_free(req);
+}
+
+const char *tc_http_req_method(const tc_http_req_t *req, size_t *len)
+{
+    if (len) {
+        *len = req->parsed.method.len;
+    }
+    return req->parsed.method.ptr;
+}
+
+const char *tc_http_req_path(const tc_http_req_t *req)
+{
+    return req->path;
+}
+
+const char *tc_http_req_query(const tc_http_req_t *req)
+{
+    return req->query;
+}
+
+const char *tc_http_req_header(const tc_http_req_t *req, const char *name, size_t *len)
+{
+    tc_http_slice_t v;
+    if (tc_http_header_find(&req->parsed, name, &v) != 0) {
+        return NULL;
+    }
+    if (len) {
+        *len = v.len;
+    }
+    return v.ptr;
+}
+
+const char *tc_http_req_param(const tc_http_req_t *req, const char *name, size_t *len)
+{
+    size_t nl = strlen(name);
+    for (int i = 0; i < req->nparams; i++) {
+        if (req->params[i].name.len == nl && memcmp(req->params[i].name.ptr, name, nl) == 0) {
+            if (len) {
+                *len = req->params[i].value.len;
+            }
+            return req->params[i].value.ptr;
+        }
+    }
+    return NULL;
+}
+
+const void *tc_http_req_body(const tc_http_req_t *req, size_t *len)
+{
+    if (len) {
+        *len = req->body_len;
+    }
+    return req->body ? req->body : "";
+}
+
+tc_conn_t *tc_http_req_conn(const tc_http_req_t *req)
+{
+    return req->hc ? req->hc->c : NULL;
+}
+
+tc_http_t *tc_http_req_server(const tc_http_req_t *req)
+{
+    return req->h;
+}
+
+static unsigned method_bit(tc_http_slice_t m)
+{
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } table[] = {
+        {"GET", TC_HTTP_GET},         {"HEAD", TC_HTTP_HEAD},   {"POST", TC_HTTP_POST},   {"PUT", TC_HTTP_PUT},
+        {"DELETE", TC_HTTP_DELETE}, {"OPTIONS", TC_HTTP_OPTIONS}, {"PATCH", TC_HTTP_PATCH},
+    };
+    for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+        if (strlen(table[i].name) == m.len && memcmp(table[i].name, m.ptr, m.len) == 0) {
+            return table[i].bit;
+        }
+    }
+    return 0;
+}
+
+static void dispatch(hconn_t *hc, tc_http_req_t *req);
+
+static int ws_upgrade(hconn_t *hc, tc_http_req_t *req)
+{
+    tc_http_slice_t up, conn, ver, key;
+    if (tc_http_header_find(&req->parsed, "upgrade", &up) != 0 || !tc_http_list_has(up, "websocket") ||
+        tc_http_header_find(&req->parsed, "connection", &conn) != 0 || !tc_http_list_has(conn, "upgrade")) {
+        tc_http_resp_header(req, "Upgrade", "websocket");
+        tc_http_resp_header(req, "Sec-WebSocket-Version", "13");
+        return tc_http_respond(req, 426, "text/plain", "websocket upgrade required\n", 27);
+    }
+    if (tc_http_header_find(&req->parsed, "sec-websocket-version", &ver) != 0 || ver.len != 2 ||
+        memcmp(ver.ptr, "13", 2) != 0) {
+        tc_http_resp_header(req, "Sec-WebSocket-Version", "13");
+        return tc_http_respond(req, 426, "text/plain", "unsupported websocket version\n", 30);
+    }
+    char accept[TC_WS_ACCEPT_LEN + 1];
+    if (tc_http_header_find(&req->parsed, "sec-websocket-key", &key) != 0 ||
+        tc_ws_accept_key(key.ptr, key.len, accept) != 0) {
+        return tc_http_respond(req, 400, "text/plain", "bad Sec-WebSocket-Key\n", 22);
+    }
+    tc_ws_t *ws = tc_calloc(1, sizeof(*ws));
+    if (ws == NULL) {
+        return tc_http_respond(req, 503, "text/plain", "out of memory\n", 14);
+    }
+    char extra[96];
+    snprintf(extra, sizeof(extra), "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n", accept);
+    req->answered = 1;
+    int rc = send_head(req, 101, NULL, -1, extra, NULL, 0);
+    if (rc != TC_OK) {
+        tc_free(ws);
+        return rc;
+    }
+    ws->hc = hc;
+    ws->route = req->route;
+    ws->last_ping = tc_loop_now(hc->h->loop);
+    hc->ws = ws;
+    hc->state = HC_WS;
+    hc->req = NULL;
+    route_t *route = req->route;
+    req_free(req);
+    tc_conn_set_reading(hc->c, 1);
+    tc__conn_reg_flags(hc->c, TC_REG_FLAG_STREAMING, 0);
+    ws->opened = 1;
+    route->ws_cb(ws, TC_WS_EV_OPEN, NULL, 0, route->user);
+    return TC_OK;
+}
+
+static void dispatch(hconn_t *hc, tc_http_req_t *req)
+{
+    tc_http_t *h = hc->h;
+    if (h->filter) {
+        hc->state = HC_HANDLER;
+        int frc = h->filter(req, h->filter_user);
+        if (frc == TC_HTTP_FILTER_DONE || hc->req != req || req->answered) {
+            return; /* answered (the request may already be freed: check hc->req before touching req) */
+        }
+        if (frc < 0) {
+            tc_http_respond(req, 500, "text/plain", "filter failed\n", 14);
+            return;
+        }
+    }
+    unsigned mbit = method_bit(req->parsed.method);
+    unsigned allowed = 0;
+    for (route_t *r = h->routes; r; r = r->next) {
+        int n = tc_http_route_match(r->pattern, req->path, req->params, MAX_PARAMS);
+        if (n < 0) {
+            continue;
+        }
+        unsigned m = r->methods | ((r->methods & TC_HTTP_GET) ? TC_HTTP_HEAD : 0);
+        if (!(m & mbit)) {
+            allowed |= m;
+            continue;
+        }
+        req->nparams = n;
+        req->route = r;
+        hc->state = HC_HANDLER;
+        if (r->ws_cb) {
+            ws_upgrade(hc, req);
+            return;
+        }
+        int rc = r->cb(req, r->user);
+        if (hc->req == req && !req->answered) {
+            if (rc < 0) {
+                tc_http_respond(req, 500, "text/plain", "handler failed\n", 15);
+            } else {
+                /* Answered later from the loop: stop reading so pipelined requests wait their turn. */
+                tc_conn_set_reading(hc->c, 0);
+            }
+        }
+        return;
+    }
+    if (allowed) {
+        char allow[96];
+        size_t k = 0;
+        static const char *names[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"};
+        for (unsigned i = 0; i < 7; i++) {
+            if (allowed & (1u << i)) {
+                k += (size_t)snprintf(allow + k, sizeof(allow) - k, "%s%s", k ? ", " : "", names[i]);
+            }
+        }
+        tc_http_resp_header(req, "Allow", allow);
+        tc_http_respond(req, 405, "text/plain", "method not allowed\n", 19);
+        return;
+    }
+    tc_http_respond(req, 404, "text/plain", "not found\n", 10);
+}
+
+/* Start a request from a complete head of n bytes at the front of the buffer. */
+static int begin_request(hconn_t *hc, const tc_http_request_t *parsed, size_t n)
+{
+    tc_http_t *h = hc->h;
+    tc_http_req_t *req = tc_calloc(1, sizeof(*req));
+    char *head = tc_malloc(n);
+    /* One allocation for the decoded path and a NUL-terminated copy of the query after it: the query's slice in
+     * the head is followed by " HTTP/1.1", not by a NUL, and tc_http_req_query() promises a C string. */
+    size_t path_cap = parsed->path.len + 1;
+    char *path = tc_malloc(path_cap + parsed->query.len + 1);
+    if (req == NULL || head == NULL || path == NULL) {
+        tc_free(req);
+        tc_free(head);
+        tc_free(path);
+        fail_conn(hc, 503);
+        return -1;
+    }
+    memcpy(head, hc->buf, n);
+    /* Rebase the parser's slices from the input buffer onto the copy. */
+    req->parsed = *parsed;
+    tc_http_request_rebase(&req->parsed, hc->buf, head, req->headers);
+    req->head = head;
+    req->h = h;
+    req->hc = hc;
+    req->in_stop = h->stopping;
+    hc->req = req;
+    int dl = tc_http_path_decode(req->parsed.path.ptr, req->parsed.path.len, path, path_cap);
+    if (dl < 0) {
+        tc_free(path);
+        fail_conn(hc, 400);
+        return -1;
+    }
+    req->path = path;
+    char *query = path + path_cap;
+    if (parsed->query.len > 0) {
+        memcpy(query, parsed->query.ptr, parsed->query.len);
+    }
+    query[parsed->query.len] = '\0';
+    req->query = query;
+    req->keep_alive = parsed->keep_alive;
+    req->head_only = method_bit(parsed->method) == TC_HTTP_HEAD;
+    buf_consume(hc, n);
+    if (parsed->chunked) {
+        req->is_chunked = 1;
+        tc_http_chunked_init(&req->chunked, h->cfg.max_body);
+        hc->state = HC_BODY;
+    } else if (parsed->content_length > 0) {
+        /* Compared as 64-bit before anything is narrowed: a 5 GiB length is no 1 GiB length on a 32-bit device. */
+        if (parsed->content_length > h->cfg.max_body) {
+            fail_conn(hc, 413);
+            return -1;
+        }
+        req->body_left = parsed->content_length;
+        req->body_cap = (size_t)parsed->content_length;
+        req->body = tc_malloc(req->body_cap);
+        if (req->body == NULL) {
+            fail_conn(hc, 503);
+            return -1;
+        }
+        hc->state = HC_BODY;
+    } else {
+        hc->state = HC_HANDLER;
+    }
+    hc->head_started = 0;
+    return 0;
+}
+
+/* Move body bytes from the input buffer into the request. Returns 1 when the body is complete, 0 for more. */
+static int take_body(hconn_t *hc)
+{
+    tc_http_req_t *req = hc->req;
+    if (!req->is_chunked) {
+        size_t take = hc->len < req->body_left ? hc->len : (size_t)req->body_left;
+        memcpy(req->body + req->body_len, hc->buf, take);
+        req->body_len += take;
+        req->body_left -= take;
+        buf_consume(hc, take);
+        return req->body_left == 0;
+    }
+    size_t consumed = 0;
+    while (consumed < hc->len) {
+        tc_http_slice_t data;
+        size_t used = 0;
+        int rc = tc_http_chunked_decode(&req->chunked, hc->buf + consumed, hc->len - consumed, &used, &data);
+        consumed += used;
+        if (rc < 0) {
+            buf_consume(hc, consumed);
+            fail_conn(hc, tc_http_error_status(rc));
+            return -1;
+        }
+        if (data.len) {
+            if (req->body_len + data.len > req->body_cap) {
+                size_t cap = req->body_cap ? req->body_cap * 2 : 1024;
+                while (cap < req->body_len + data.len) {
+                    cap *= 2;
+                }
+                char *b = tc_realloc(req->body, cap);
+                if (b == NULL) {
+                    buf_consume(hc, consumed);
+                    fail_conn(hc, 503);
+                    return -1;
+                }
+                req->body = b;
+                req->body_cap = cap;
+            }
+            memcpy(req->body + req->body_len, data.ptr, data.len);
+            req->body_len += data.len;
+        }
+        if (rc == TC_HTTP_CHUNKED_DONE) {
+            buf_consume(hc, consumed);
+            return 1;
+        }
+        if (used == 0) {
+            break;
+        }
+    }
+    buf_consume(hc, consumed);
+    return 0;
+}
+
+static void process(hconn_t *hc)
+{
+    tc_http_t *h = hc->h;
+    hc->processing = 1;
+    /* Bounded by the buffer: each pass consumes bytes or returns. */
+    while (hc->len > 0 && (hc->state == HC_IDLE || hc->state == HC_HEAD || hc->state == HC_BODY)) {
+        if (hc->state != HC_BODY) {
+            tc_http_request_t parsed;
+            tc_http_header_t headers[TC_HTTP_MAX_HEADERS_CAP];
+            tc_http_limits_t lim = {
+                .max_uri = h->cfg.max_uri, .max_head = h->cfg.max_head, .max_headers = h->cfg.max_headers};
+            tc_http_request_init(&parsed, headers, TC_HTTP_MAX_HEADERS_CAP);
+            int n = tc_http_parse_request(hc->buf, hc->len, &lim, &parsed);
+            if (n == TC_HTTP_INCOMPLETE) {
+                if (hc->state == HC_IDLE) {
+                    hc->state = HC_HEAD;
+                    hc->head_started = tc_loop_now(h->loop);
+                }
+                break;
+            }
+            if (n < 0) {
+                fail_conn(hc, tc_http_error_status(n));
+                break;
+            }
+            if (begin_request(hc, &parsed, (size_t)n) != 0) {
+                break;
+            }
+        }
+        if (hc->state == HC_BODY) {
+            int done = take_body(hc);
+            if (done <= 0) {
+                break;
+            }
+            hc->state = HC_HANDLER;
+        }
+        dispatch(hc, hc->req);
+    }
+    hc->processing = 0;
+}
+
+/* ---- WebSockets ---- */
+
+static int ws_send_frame(tc_ws_t *ws, int opcode, const void *data, size_t len)
+{
+    uint8_t hdr[TC_WS_MAX_HEADER];
+    size_t hl = tc_ws_encode_header(hdr, 1, opcode, len, NULL);
+    tc_conn_t *c = ws->hc->c;
+    int rc = tc_conn_send(c, hdr, hl);
+    if (rc == TC_OK && len) {
+        rc = tc_conn_send(c, data, len);
+    }
+    return rc;
+}
+
+/* The TCP close after a WebSocket close. RFC 6455 7.1.1 has the server close first, so it (not the client) keeps
+ * TIME-WAIT, and clients (and Autobahn) wait for that FIN: in normal operation the device does. During a stop the
+ * close frames have been exchanged and the memory is wanted back: reset instead, which leaves no TIME-WAIT. */
+static void ws_tcp_close(hconn_t *hc)
+{
+    hc->state = HC_DONE;
+    tc_conn_close(hc->c, hc->h->stopping ? TC_CLOSE_ABORT : TC_CLOSE_GRACEFUL);
+}
+
+static void ws_fail(tc_ws_t *ws, uint16_t code)
+{
+    tc_ws_close(ws, code, NULL);
+    hconn_t *hc = ws->hc;
+    hc->state = HC_DONE;
+    buf_consume(hc, hc->len);
+    /* After a protocol error the peer may never answer the close: do not wait for it. */
+    ws_tcp_close(hc);
+}
+
+int tc_ws_send(tc_ws_t *ws, int opcode, const void *data, size_t len)
+{
+    if (ws == NULL || (opcode != TC_WS_OP_TEXT && opcode != TC_WS_OP_BINARY)) {
+        return TC_EINVAL;
+    }
+    if (ws->hc == NULL || ws->close_sent) {
+        return TC_ECLOSED;
+    }
+    return ws_send_frame(ws, opcode, data, len);
+}
+
+int tc_ws_close(tc_ws_t *ws, uint16_t code, const char *reason)
+{
+    if (ws == NULL || ws->hc == NULL || ws->close_sent) {
+        return TC_ECLOSED;
+    }
+    uint8_t p[125];
+    size_t rl = reason ? strlen(reason) : 0;
+    if (rl > 123) {
+        rl = 123;
+    }
+    p[0] = (uint8_t)(code >> 8);
+    p[1] = (uint8_t)code;
+    if (rl) {
+        memcpy(p + 2, reason, rl);
+    }
+    ws->close_sent = 1;
+    ws->close_code = code;
+    int rc = ws_send_frame(ws, TC_WS_OP_CLOSE, p, 2 + rl);
+    if (ws->close_received) {
+        ws_tcp_close(ws->hc); /* handshake complete */
+    }
+    return rc;
+}
+
+tc_conn_t *tc_ws_conn(const tc_ws_t *ws)
+{
+    return ws->hc ? ws->hc->c : NULL;
+}
+
+int tc_ws_broadcast(tc_http_t *http, const char *pattern, int opcode, const void *data, size_t len)
+{
+    route_t *route = NULL;
+    for (route_t *r = http->routes; r; r = r->next) {
+        if (r->ws_cb && strcmp(r->pattern, pattern) == 0) {
+            route = r;
+            break;
+        }
+    }
+    if (route == NULL) {
+        return TC_ENOTFOUND;
+    }
+    int n = 0;
+    for (hconn_t *hc = http->conns; hc; hc = hc->next) {
+        tc_ws_t *ws = hc->ws;
+        if (ws && ws->route == route && hc->state == HC_WS && !ws->close_sent &&
+            tc_conn_queued(hc->c) <= TC_CFG_WRITE_HIGH_WATER && ws_send_frame(ws, opcode, data, len) == TC_OK) {
+            n++;
+        }
+    }
+    return n;
+}
+
+static void ws_deliver(tc_ws_t *ws, int opcode, const char *data, size_t len)
+{
+    route_t *r = ws->route;
+    r->ws_cb(ws, opcode == TC_WS_OP_TEXT ? TC_WS_EV_TEXT : TC_WS_EV_BINARY, data, len, r->user);
+}
+
+static void ws_input(hconn_t *hc)
+{
+    tc_ws_t *ws = hc->ws;
+    tc_http_t *h = hc->h;
+    while (hc->state == HC_WS && hc->len > 0) {
+        tc_ws_frame_t f;
+        int n = tc_ws_decode_header((const uint8_t *)hc->buf, hc->len, h->cfg.ws_max_message, &f);
+        if (n == TC_WS_INCOMPLETE) {
+            return;
+        }
+        if (n < 0) {
+            ws_fail(ws, tc_ws_error_close_code(n));
+            return;
+        }
+        /* The frame length was checked against ws_max_message as 64-bit by the decoder: narrowing is safe. */
+        size_t plen = (size_t)f.payload_len;
+        if (hc->len - (size_t)n < plen) {
+            return; /* wait for the rest; the buffer is bounded by the message limit */
+        }
+        uint8_t *payload = (uint8_t *)hc->buf + n;
+        tc_ws_unmask(payload, plen, f.mask, 0);
+        uint8_t open_opcode = ws->msg_opcode; /* before the check updates it */
+        int code = tc_ws_frame_check(&ws->msg_opcode, &f);
+        if (code) {
+            ws_fail(ws, (uint16_t)code);
+            return;
+        }
+        if (f.opcode == TC_WS_OP_PING) {
+            if (!ws->close_sent) {
+                ws_send_frame(ws, TC_WS_OP_PONG, payload, plen);
+            }
+        } else if (f.opcode == TC_WS_OP_PONG) {
+            /* keepalive answered; activity already counted by the connection */
+        } else if (f.opcode == TC_WS_OP_CLOSE) {
+            uint16_t rcode = 1005;
+            int cc = tc_ws_parse_close(payload, plen, &rcode);
+            ws->close_received = 1;
+            buf_consume(hc, (size_t)n + plen);
+            if (cc != 0) {
+                ws_fail(ws, (uint16_t)cc);
+                return;
+            }
+            ws->close_code = rcode;
+            if (!ws->close_sent) {
+                tc_ws_close(ws, rcode == 1005 ? 1000 : rcode, NULL);
+            } else {
+                ws_tcp_close(hc);
+            }
+            return;
+        } else {
+            /* Data frame (first or continuation): append, validate text as it comes. */
+            int op = f.opcode == TC_WS_OP_CONT ? open_opcode : f.opcode;
+            if (ws->msg_len + plen > h->cfg.ws_max_message) {
+                ws_fail(ws, 1009);
+                return;
+            }
+            if (op == TC_WS_OP_TEXT && tc_ws_utf8_feed(&ws->utf8, payload, plen) != 0) {
+                ws_fail(ws, 1007);
+                return;
+            }
+            if (f.fin && ws->msg_len == 0) {
+                if (op == TC_WS_OP_TEXT && !tc_ws_utf8_complete(&ws->utf8)) {
+                    ws_fail(ws, 1007);
+                    return;
+                }
+                tc_ws_utf8_reset(&ws->utf8);
+                if (!ws->close_sent) {
+                    ws_deliver(ws, op, (const char *)payload, plen);
+                }
+            } else {
+                if (ws->msg_len + plen > ws->msg_cap) {
+                    size_t cap = ws->msg_cap ? ws->msg_cap : 256;
+                    while (cap < ws->msg_len + plen) {
+                        cap *= 2;
+                    }
+                    char *m = tc_realloc(ws->msg, cap);
+                    if (m == NULL) {
+                        ws_fail(ws, 1011);
+                        return;
+                    }
+                    ws->msg = m;
+                    ws->msg_cap = cap;
+                }
+                memcpy(ws->msg + ws->msg_len, payload, plen);
+                ws->msg_len += plen;
+                if (f.fin) {
+                    if (op == TC_WS_OP_TEXT && !tc_ws_utf8_complete(&ws->utf8)) {
+                        ws_fail(ws, 1007);
+                        return;
+                    }
+                    tc_ws_utf8_reset(&ws->utf8);
+                    if (!ws->close_sent) {
+                        ws_deliver(ws, op, ws->msg, ws->msg_len);
+                    }
+                    tc_free(ws->msg);
+                    ws->msg = NULL;
+                    ws->msg_len = ws->msg_cap = 0;
+                }
+            }
+        }
+        buf_consume(hc, (size_t)n + plen);
+    }
+}
+
+/* ---- connection events ---- */
+
+static void hconn_free(hconn_t *hc)
+{
+    tc_http_t *h = hc->h;
+    if (hc->prev) {
+        hc->prev->next = hc->next;
+    } else {
+        h->conns = hc->next;
+    }
+    if (hc->next) {
+        hc->next->prev = hc->prev;
+    }
+    if (hc->req) {
+        if (hc->req->answered || hc->req->streaming) {
+            req_free(hc->req);
+        } else {
+            /* The handler still holds it and will answer later: tc_http_respond() frees it then. */
+            hc->req->hc = NULL;
+        }
+    }
+    if (hc->ws) {
+        tc_ws_t *ws = hc->ws;
+        if (ws->opened) {
+            ws->route->ws_cb(ws, TC_WS_EV_CLOSE, NULL, ws->close_received ? ws->close_code : 1006, ws->route->user);
+        }
+        tc_free(ws->msg);
+        tc_free(ws);
+    }
+    tc_free(hc->buf);
+    tc_free(hc);
+}
+
+static void http_conn_cb(tc_conn_t *c, tc_event_t ev, const void *data, size_t len, void *user)
+{
+    tc_http_t *h = user;
+    hconn_t *hc = tc_conn_data(c);
+    switch (ev) {
+    case TC_EV_OPEN:
+        hc = tc_calloc(1, sizeof(*hc));
+        if (hc == NULL) {
+            tc_conn_close(c, TC_CLOSE_ABORT);
+            return;
+        }
+        hc->h = h;
+        hc->c = c;
+        hc->next = h->conns;
+        if (h->conns) {
+            h->conns->prev = hc;
+        }
+        h->conns = hc;
+        tc_conn_set_data(c, hc);
+        break;
+    case TC_EV_DATA:
+        if (hc == NULL || hc->state == HC_DONE || hc->state == HC_STREAM) {
+            return; /* a stream viewer's bytes mean nothing; reading only shows when it leaves */
+        }
+        if (hc->state == HC_WS) {
+            size_t limit = h->cfg.ws_max_message + TC_WS_MAX_HEADER + 4096;
+            if (buf_append(hc, data, len, limit) != TC_OK) {
+                ws_fail(hc->ws, 1009);
+                return;
+            }
+            ws_input(hc);
+            return;
+        }
+        if (buf_append(hc, data, len, (size_t)h->cfg.max_head + 64 * 1024) != TC_OK) {
+            fail_conn(hc, hc->state == HC_BODY ? 413 : 431);
+            return;
+        }
+        if (hc->state == HC_HANDLER) {
+            return; /* pipelined: waits for the answer in flight */
+        }
+        process(hc);
+        break;
+    case TC_EV_DRAINED:
+        if (hc && hc->state == HC_STREAM && hc->req && hc->req->stream_waiting) {
+            stream_kick(hc->req);
+        }
+        break;
+    case TC_EV_SHUTDOWN:
+        if (hc == NULL) {
+            return;
+        }
+        switch (hc->state) {
+        case HC_HANDLER:
+            tc_conn_hold(c); /* let the request finish; its answer says Connection: close */
+            break;
+        case HC_STREAM:
+            tc_conn_hold(c);
+            stream_end(hc->req, 1);
+            break;
+        case HC_WS:
+            tc_conn_hold(c);
+            h->report.websockets_closed++;
+            tc_ws_close(hc->ws, 1001, "going away");
+            break;
+        default:
+            /* Idle keep-alive or a partial head (slowloris): nothing in flight; RST leaves no TIME-WAIT. */
+            hc->state = HC_DONE;
+            tc_conn_close(c, TC_CLOSE_ABORT);
+            break;
+        }
+        break;
+    case TC_EV_CLOSE:
+        if (hc) {
+            hconn_free(hc);
+        }
+        break;
+    }
+    (void)len;
+}
+
+/* Every SWEEP_MS: request heads that take too long (slowloris: 408), WebSocket keepalive pings. */
+static int64_t sweep_cb(tc_timer_t *t, void *user)
+{
+    (void)t;
+    tc_http_t *h = user;
+    uint64_t now = tc_loop_now(h->loop);
+    hconn_t *next;
+    for (hconn_t *hc = h->conns; hc; hc = next) {
+        next = hc->next;
+        if (hc->state == HC_HEAD && hc->head_started && now - hc->head_started >= h->cfg.head_timeout_ms) {
+            fail_conn(hc, 408);
+        } else if (hc->state == HC_WS && h->cfg.ws_ping_ms && now - hc->ws->last_ping >= h->cfg.ws_ping_ms &&
+                   !hc->ws->close_sent) {
+            hc->ws->last_ping = now;
+            ws_send_frame(hc->ws, TC_WS_OP_PING, "tc", 2);
+        }
+    }
+    return SWEEP_MS;
+}
+
+/* ---- server ---- */
+
+int tc_http_start(tc_loop_t *loop, const tc_http_config_t *cfg, tc_http_t **out)
+{
+    if (loop == NULL || cfg == NULL || out == NULL || cfg->max_headers == 0 ||
+        cfg->max_headers > TC_HTTP_MAX_HEADERS_CAP) {
+        return TC_EINVAL;
+    }
+    tc_http_t *h = tc_calloc(1, sizeof(*h));
+    if (h == NULL) {
+        return TC_ENOMEM;
+    }
+    h->cfg = *cfg;
+    h->loop = loop;
+    tc_server_config_t scfg = TC_SERVER_DEFAULT_CONFIG();
+    scfg.host = cfg->host;
+    scfg.port = cfg->port;
+    scfg.max_conns = cfg->max_conns;
+    scfg.when_full = TC_FULL_EVICT_LRU;
+    scfg.conn.idle_timeout_ms = cfg->idle_timeout_ms;
+    scfg.conn.close_policy = cfg->close_policy;
+    scfg.conn.linger_ms = cfg->linger_ms;
+    scfg.conn.nodelay = true;
+    scfg.name = cfg->name ? cfg->name : "http";
+    scfg.cb = http_conn_cb;
+    scfg.user = h;
+    int rc = tc_server_start(loop, &scfg, &h->srv);
+    if (rc != TC_OK) {
+        tc_free(h);
+        return rc;
+    }
+    tc__timer_init(loop, &h->sweep, sweep_cb, h);
+    tc__timer_arm(&h->sweep, SWEEP_MS);
+    tc__handles_add(loop, 1);
+    *out = h;
+    return TC_OK;
+}
+
+uint16_t tc_http_port(const tc_http_t *http)
+{
+    return tc_server_port(http->srv);
+}
+
+tc_loop_t *tc_http_loop(const tc_http_t *http)
+{
+    return http->loop;
+}
+
+static int add_route(tc_http_t *h, unsigned methods, const char *pattern, tc_http_handler_cb cb, tc_ws_cb ws_cb,
+                     void *user)
+{
+    if (h == NULL || pattern == NULL || pattern[0] != '/' || (cb == NULL && ws_cb == NULL) || methods == 0) {
+        return TC_EINVAL;
+    }
+    size_t pl = strlen(pattern);
+    route_t *r = tc_calloc(1, sizeof(*r) + pl + 1);
+    if (r == NULL) {
+        return TC_ENOMEM;
+    }
+    memcpy(r->pattern, pattern, pl + 1);
+    r->methods = methods;
+    r->cb = cb;
+    r->ws_cb = ws_cb;
+    r->user = user;
+    if (h->routes_tail) {
+        h->routes_tail->next = r;
+    } else {
+        h->routes = r;
+    }
+    h->routes_tail = r;
+    return TC_OK;
+}
+
+int tc_http_route(tc_http_t *http, unsigned methods, const char *pattern, tc_http_handler_cb cb, void *user)
+{
+    return cb ? add_route(http, methods & TC_HTTP_ANY, pattern, cb, NULL, user) : TC_EINVAL;
+}
+
+int tc_http_ws_route(tc_http_t *http, const char *pattern, tc_ws_cb cb, void *user)
+{
+    return cb ? add_route(http, TC_HTTP_GET, pattern, NULL, cb, user) : TC_EINVAL;
+}
+
+static void http_core_stopped(tc_server_t *srv, const tc_stop_report_t *r, void *user)
+{
+    (void)srv;
+    tc_http_t *h = user;
+    tc_loop_t *loop = h->loop;
+    h->report.graceful = r->graceful;
+    h->report.forced = r->forced;
+    tc__timer_disarm(&h->sweep);
+    route_t *rt = h->routes;
+    while (rt) {
+        route_t *next = rt->next;
+        tc_free(rt);
+        rt = next;
+    }
+    if (h->filter_free) {
+        h->filter_free(h->filter_user);
+    }
+    tc_http_stop_report_t rep = h->report;
+    tc_http_stop_cb cb = h->stop_cb;
+    void *cb_user = h->stop_user;
+    size_t before = h->stop_bytes_before;
+    uint64_t started = tc_now_ms() - r->elapsed_ms;
+    tc_free(h);
+    tc__handles_add(loop, -1);
+    tc_alloc_stats_t st;
+    tc_alloc_stats(&st);
+    rep.bytes_freed = before > st.bytes_in_use ? before - st.bytes_in_use : 0;
+    rep.elapsed_ms = (uint32_t)(tc_now_ms() - started);
+    if (cb) {
+        cb(NULL, &rep, cb_user);
+    }
+}
+
+int tc_http_set_filter(tc_http_t *http, tc_http_handler_cb filter, void *user, tc_http_free_cb free_user)
+{
+    if (http == NULL || filter == NULL) {
+        return TC_EINVAL;
+    }
+    if (http->filter) {
+        return TC_EBUSY;
+    }
+    http->filter = filter;
+    http->filter_user = user;
+    http->filter_free = free_user;
+    return TC_OK;
+}
+
+void *tc_http_filter_user(const tc_http_t *http)
+{
+    return http ? http->filter_user : NULL;
+}
+
+int tc_http_stop(tc_http_t *http, uint32_t deadline_ms, tc_http_stop_cb done, void *user)
+{
+    if (http == NULL) {
+        return TC_EINVAL;
+    }
+    if (http->stopping) {
+        return TC_ECLOSED;
+    }
+    tc_alloc_stats_t st;
+    tc_alloc_stats(&st);
+    http->stopping = 1;
+    http->stop_bytes_before = st.bytes_in_use;
+    http->stop_cb = done;
+    http->stop_user = user;
+    return tc_server_stop(http->srv, deadline_ms, http_core_stopped, http);
+}
+
+typedef struct {
+    int done;
+    tc_http_stop_report_t report;
+} http_wait_t;
+
+static void http_wait_cb(tc_http_t *h, const tc_http_stop_report_t *r, void *user)
+{
+    (void)h;
+    http_wait_t *w = user;
+    w->report = *r;
+    w->done = 1;
+}
+
+int tc_http_stop_wait(tc_http_t *http, uint32_t deadline_ms, tc_http_stop_report_t *report)
+{
+    if (http == NULL) {
+        return TC_EINVAL;
+    }
+    tc_loop_t *loop = http->loop;
+    if (tc__in_dispatch(loop)) {
+        return TC_EBUSY;
+    }
+    http_wait_t w = {0};
+    int rc = tc_http_stop(http, deadline_ms, http_wait_cb, &w);
+    if (rc != TC_OK) {
+        return rc;
+    }
+    uint64_t give_up = tc_now_ms() + deadline_ms + 1000;
+    while (!w.done && tc_now_ms() < give_up) {
+        rc = tc_loop_run_once(loop, 20);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    if (report) {
+        *report = w.report;
+    }
+    return w.done ? TC_OK : TC_ETIMEDOUT;
+}
