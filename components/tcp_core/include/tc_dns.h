@@ -1,0 +1,143 @@
+/*
+ * tc_dns.h - a pure DNS message parser and answer builder for the captive portal (seed 002): every name resolves to
+ * the device. No allocation; reads are bounds-checked against the datagram and names are decoded with loop-proof
+ * compression handling (RFC 1035 4.1.4).
+ *
+ * Policy of tc_dns_answer(), the first matching row wins; "echoed": the question is copied byte for byte, QDCOUNT 1:
+ *
+ * | query                                   | answer                                                               |
+ * |-----------------------------------------|----------------------------------------------------------------------|
+ * | shorter than 12 bytes, or QR set        | dropped: nothing sent (two portals must not answer each other)       |
+ * | opcode not QUERY, one readable question | NOTIMP, echoed                                                       |
+ * | opcode not QUERY, otherwise             | NOTIMP, header only                                                  |
+ * | QDCOUNT 0 (nothing to answer)           | FORMERR, header only                                                 |
+ * | QDCOUNT > 1 (RFC 9619)                  | FORMERR, header only                                                 |
+ * | malformed or truncated question         | FORMERR, header only                                                 |
+ * | class other than IN (CH, HS, ANY...)    | NOTIMP, echoed, whatever the type                                    |
+ * | A, class IN                             | NOERROR, echoed + one A record: the override's address or device's   |
+ * | ANY, class IN                           | NOERROR, echoed + the same A record (RFC 8482: one representative)   |
+ * | AAAA, class IN                          | NOERROR, echoed, no record (NODATA: the device has no IPv6)          |
+ * | any other type (TXT, MX, CNAME...), IN  | NOERROR, echoed, no record (NODATA)                                  |
+ *
+ * Every answer: the query's id; flags QR=1, the query's opcode, AA=1, the query's RD, TC=RA=Z=AD=CD=0, the rcode;
+ * ANCOUNT 0 or 1; NSCOUNT = ARCOUNT = 0 (an EDNS OPT record of the query is not echoed, so the answer is plain
+ * RFC 1035). The A record is 16 bytes: name C0 0C (a pointer to the question's name), TYPE A, CLASS IN, the policy's
+ * TTL, RDLENGTH 4, the address. Bytes after the question (answer, authority, additional sections) are ignored. So a
+ * response is never larger than the query plus 16 bytes: no amplification. Names match overrides ASCII
+ * case-insensitively, the question is echoed in its original case (0x20 randomisation survives).
+ *
+ * Example:
+ *     uint8_t out[512 + 16];
+ *     int n = tc_dns_answer(query, qlen, &policy, out, sizeof(out));   // > 0: send n bytes; 0: drop
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Longest name on the wire (RFC 1035 2.3.4), and longest in dotted text with its NUL. */
+#define TC_DNS_MAX_NAME_WIRE 255
+#define TC_DNS_MAX_NAME_TEXT 254
+
+/** Record types and classes used here. */
+enum {
+    TC_DNS_TYPE_A = 1,
+    TC_DNS_TYPE_AAAA = 28,
+    TC_DNS_TYPE_ANY = 255,
+    TC_DNS_CLASS_IN = 1,
+};
+
+/** Response codes. */
+enum {
+    TC_DNS_RCODE_NOERROR = 0,
+    TC_DNS_RCODE_FORMERR = 1,
+    TC_DNS_RCODE_NOTIMP = 4,
+};
+
+/** Parse results. */
+enum {
+    TC_DNS_EDROP = -1,   /**< not a query to answer at all: too short, or a response (QR set) */
+    TC_DNS_EFORMAT = -2, /**< a query with a malformed or unsupported question section (FORMERR) */
+    TC_DNS_ENOTIMP = -3, /**< an opcode other than QUERY (NOTIMP) */
+    TC_DNS_ESPACE = -4,  /**< the output buffer is too small */
+};
+
+/** The question of a query, as tc_dns_parse_query() read it. */
+typedef struct {
+    uint16_t id;    /**< the query's id, copied into the answer */
+    uint16_t flags; /**< the query's flags word (opcode and RD are copied into the answer) */
+    /** Dotted, ASCII lower-cased, no trailing dot; "" for the root. Label bytes are copied unescaped (a label that
+     * holds '.' or NUL reads ambiguously: good enough to match overrides, not to print). Valid when the parse gave 0,
+     * or TC_DNS_ENOTIMP with question_end != 0; "" otherwise. */
+    char name[TC_DNS_MAX_NAME_TEXT + 1];
+    uint16_t qtype;      /**< QTYPE (TC_DNS_TYPE_*) */
+    uint16_t qclass;     /**< QCLASS (TC_DNS_CLASS_IN) */
+    size_t question_end; /**< offset just past the question in the query; 0 when no question was read */
+} tc_dns_question_t;
+
+/** One name that resolves elsewhere (Windows online mode: dns.msftncsi.com -> 131.107.255.255). */
+typedef struct {
+    const char *name; /**< dotted, matched whole and ASCII case-insensitively, no trailing dot ("" = the root) */
+    uint8_t ipv4[4];  /**< the address, network order */
+} tc_dns_override_t;
+
+/** What the answers say. */
+typedef struct {
+    uint8_t ipv4[4];                    /**< the device's address, network order: every other name resolves to it */
+    uint32_t ttl_s;                     /**< TTL of A records (short, 60 s by default: the portal is not forever) */
+    const tc_dns_override_t *overrides; /**< consulted first, in order (the first match wins); may be NULL */
+    size_t noverrides;                  /**< entries in overrides (ignored when overrides is NULL) */
+} tc_dns_policy_t;
+
+/**
+ * @brief Parse a query's header and its single question.
+ *
+ * Pure: no allocation, no state; any thread. Reads only msg[0..len).
+ * @param msg  the datagram; may be NULL (dropped)
+ * @param len  its length
+ * @param q    receives the header fields and the question (see tc_dns_question_t for what is valid when)
+ * @return 0 (a QUERY with one well-formed question),
+ *         TC_DNS_EDROP (shorter than 12 bytes, NULL, or QR set: answer nothing),
+ *         TC_DNS_ENOTIMP (opcode other than QUERY; the question is read too when QDCOUNT is 1, to be echoed),
+ *         TC_DNS_EFORMAT (QDCOUNT not 1, a malformed or over-long name, or a question cut short)
+ */
+int tc_dns_parse_query(const uint8_t *msg, size_t len, tc_dns_question_t *q);
+
+/**
+ * @brief Read a possibly compressed name at *off into dotted lower-case text.
+ *
+ * Pure; any thread. A pointer must point strictly below every offset this name has read so far (so no loop and no
+ * forward jump can exist) and not into the 12-byte header; at most 127 pointers are followed. Labels are at most 63
+ * bytes (0x40 and 0x80 label types are refused) and the name at most 255 bytes on the wire (RFC 1035 2.3.4, 4.1.4).
+ * @param msg  the whole message (pointers are offsets from its start)
+ * @param len  its length: no byte at or past it is read
+ * @param off  in: where the name starts; out on success: just past the name where it sits (after its first
+ *             pointer, or after its terminating zero); unchanged on failure
+ * @param out  at least TC_DNS_MAX_NAME_TEXT + 1 bytes; receives the NUL-terminated text, "" on failure
+ * @return the text length (0..253), or -1 (runs past len, pointer loop / forward / into the header, too many hops,
+ *         label > 63, name > 255 wire bytes)
+ */
+int tc_dns_read_name(const uint8_t *msg, size_t len, size_t *off, char *out);
+
+/**
+ * @brief Build the answer to a query according to the policy table above.
+ *
+ * Pure: writes only out[0..cap), allocates nothing; any thread. The answer is at most len + 16 bytes, so an output
+ * buffer of len + 16 bytes (or 512 + 16 for any UDP query) is always enough.
+ * @param query   the received datagram
+ * @param len     its length
+ * @param policy  the device's address, the TTL and the overrides
+ * @param out     receives the response
+ * @param cap     bytes available at out
+ * @return the response length (> 0) to send back to the query's source, 0 when the query must be dropped (nothing
+ *         is written), or TC_DNS_ESPACE when cap is too small (out's content is then unspecified)
+ */
+int tc_dns_answer(const uint8_t *query, size_t len, const tc_dns_policy_t *policy, uint8_t *out, size_t cap);
+
+#ifdef __cplusplus
+}
+#endif
