@@ -1,0 +1,110 @@
+/*
+ * tc_app.h - the device's services on one loop, the same on the device and on the host: the TCP echo server, a
+ * reconnecting TCP client that echoes (seed 000), and the HTTP service with its status page, status JSON, WebSocket
+ * echo, demo MJPEG stream and Server-Sent Events.
+ *
+ * Example:
+ *     tc_app_config_t cfg = TC_APP_DEFAULT_CONFIG();
+ *     tc_app_start(loop, &cfg, &app);
+ *     ... tc_app_stop_wait(app, 2000, &report);
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tc_captive.h"
+#include "tc_dns_server.h"
+#include "tc_http.h"
+#include "tc_tcp.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct tc_app tc_app_t; /**< opaque set of running services */
+
+/** A service port value meaning "do not run this service". */
+#define TC_APP_OFF (-1)
+
+/** Which services run, and where; start from TC_APP_DEFAULT_CONFIG(). */
+typedef struct {
+    const char *host;          /**< numeric address the servers listen on */
+    int32_t echo_port;         /**< TCP echo server port, 0 = any free port, TC_APP_OFF = no echo server */
+    const char *connect_host;  /**< remote of the echoing TCP client, NULL = no client (copied) */
+    uint16_t connect_port;     /**< its port; 0 is refused (TC_EBADPORT) when connect_host is set */
+    int32_t http_port;         /**< HTTP service port, 0 = any free port, TC_APP_OFF = no HTTP service */
+    uint32_t http_max_conns;   /**< HTTP connections at most */
+    uint32_t http_idle_timeout_ms; /**< keep-alive idle timeout, 0 = TC_HTTP_DEFAULT_CONFIG()'s */
+    uint32_t http_head_timeout_ms; /**< request-head deadline (408), 0 = TC_HTTP_DEFAULT_CONFIG()'s */
+    uint32_t ws_max_message;   /**< WebSocket message limit (1009 beyond), 0 = TC_HTTP_DEFAULT_CONFIG()'s */
+    uint32_t stream_fps;       /**< frames per second of the demo MJPEG stream */
+    uint32_t events_ms;        /**< interval of the SSE ticks */
+    tc_captive_mode_t captive; /**< connectivity-probe answers (tc_captive.h); TC_CAPTIVE_OFF: none */
+    int32_t dns_port;          /**< captive DNS responder port on host (53 on the device), TC_APP_OFF = none */
+    const char *dns_answer;    /**< the address every name resolves to; NULL = host (which must then be specific) */
+    const char *portal_host;   /**< the device's own Host for its pages; NULL = dns_answer or host */
+} tc_app_config_t;
+
+#define TC_APP_DEFAULT_CONFIG()                                                                                \
+    {                                                                                                          \
+        .host = "0.0.0.0", .echo_port = 3333, .connect_host = NULL, .connect_port = 0, .http_port = 8080,     \
+        .http_max_conns = 16, .stream_fps = 10, .events_ms = 1000, .captive = TC_CAPTIVE_OFF,                  \
+        .dns_port = TC_APP_OFF, .dns_answer = NULL, .portal_host = NULL,                                       \
+    }
+
+/** What tc_app_stop() did, service by service. */
+typedef struct {
+    tc_stop_report_t echo;      /**< the echo server's stop */
+    tc_http_stop_report_t http; /**< the HTTP service's stop */
+    uint32_t client_closed;     /**< 1 when the client had a connection that was closed */
+    uint32_t client_forced;     /**< 1 when that connection was aborted at the deadline */
+    uint32_t elapsed_ms;        /**< stop request to completion */
+    size_t bytes_freed;         /**< tcp_core heap released by the whole stop */
+} tc_app_stop_report_t;
+
+/** @brief Called once when every service has stopped; the app is freed after it returns. */
+typedef void (*tc_app_stop_cb)(const tc_app_stop_report_t *report, void *user);
+
+/**
+ * @brief Start the configured services. Loop thread only. On error nothing is left running.
+ * @return TC_OK, TC_EBADPORT (client port 0), TC_EADDRINUSE, TC_EBADADDR, TC_ENOMEM, ...
+ */
+int tc_app_start(tc_loop_t *loop, const tc_app_config_t *cfg, tc_app_t **out);
+
+/** @brief The echo server's bound port (0 when not running). */
+uint16_t tc_app_echo_port(const tc_app_t *app);
+
+/** @brief The HTTP service's bound port (0 when not running). */
+uint16_t tc_app_http_port(const tc_app_t *app);
+
+/** @brief The bound DNS responder port, 0 when there is none. */
+uint16_t tc_app_dns_port(const tc_app_t *app);
+
+/** @brief The HTTP server, to add routes (NULL when not running). */
+tc_http_t *tc_app_http(const tc_app_t *app);
+
+/** @brief The client (NULL when not running). */
+tc_client_t *tc_app_client(const tc_app_t *app);
+
+/**
+ * @brief Stop every service with one deadline (see tc_server_stop(), tc_http_stop()); done runs from the loop.
+ * @return TC_OK, TC_ECLOSED when already stopping
+ */
+int tc_app_stop(tc_app_t *app, uint32_t deadline_ms, tc_app_stop_cb done, void *user);
+
+/**
+ * @brief tc_app_stop() and run the loop until done; for the loop's thread outside callbacks.
+ * @return TC_OK, TC_EBUSY inside a callback, TC_ETIMEDOUT if the stop overran its deadline by a second
+ */
+int tc_app_stop_wait(tc_app_t *app, uint32_t deadline_ms, tc_app_stop_report_t *report);
+
+/**
+ * @brief Write the registry and the allocation counters as JSON (what /api/status serves).
+ * @return the length written (without NUL), or TC_ELIMIT when cap is too small
+ */
+int tc_app_status_json(const tc_loop_t *loop, char *buf, size_t cap);
+
+#ifdef __cplusplus
+}
+#endif

@@ -1,0 +1,483 @@
+/*
+ * tc_app.c - the device's services (see tc_app.h). Shared by the firmware (main/) and `tcp-core serve`.
+ */
+#include "tc_app.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "tc_addr.h"
+#include "tc_alloc.h"
+#include "tc_demo_frames.h"
+#include "tc_err.h"
+#include "tc_registry.h"
+
+struct tc_app {
+    tc_loop_t *loop;
+    tc_app_config_t cfg;
+    tc_server_t *echo;
+    tc_client_t *client;
+    tc_http_t *http;
+    tc_dns_server_t *dns;
+    uint8_t client_reason; /* close reason of the client's last connection */
+    int pending; /* services still stopping */
+    uint64_t stop_started;
+    size_t stop_bytes_before;
+    tc_app_stop_report_t report;
+    tc_app_stop_cb stop_cb;
+    void *stop_user;
+};
+
+/* ---- status ---- */
+
+typedef struct {
+    char *buf;
+    size_t cap, len;
+    int first;
+    int overflow;
+} json_t;
+
+static void jput(json_t *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#include <stdarg.h>
+static void jput(json_t *j, const char *fmt, ...)
+{
+    if (j->overflow) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(j->buf + j->len, j->cap - j->len, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= j->cap - j->len) {
+        j->overflow = 1;
+        return;
+    }
+    j->len += (size_t)n;
+}
+
+static const char *kind_name(int kind)
+{
+    static const char *names[] = {"?", "listener", "accepted", "client", "udp", "external"};
+    return kind >= 1 && kind <= 5 ? names[kind] : names[0];
+}
+
+static const char *state_name(int state)
+{
+    static const char *names[] = {"?", "listening", "connecting", "open", "closing"};
+    return state >= 1 && state <= 4 ? names[state] : names[0];
+}
+
+static int status_visit(const tc_sock_info_t *s, void *user)
+{
+    json_t *j = user;
+    char local[TC_ADDR_STRLEN] = "", peer[TC_ADDR_STRLEN] = "";
+    if (s->local.family) {
+        tc_addr_format(&s->local, 1, local, sizeof(local));
+    }
+    if (s->peer.family) {
+        tc_addr_format(&s->peer, 1, peer, sizeof(peer));
+    }
+    jput(j,
+         "%s{\"id\":%u,\"kind\":\"%s\",\"state\":\"%s\",\"owner\":\"%s\",\"local\":\"%s\",\"peer\":\"%s\","
+         "\"age_ms\":%llu,\"idle_ms\":%llu,\"bytes_in\":%llu,\"bytes_out\":%llu,\"queued\":%zu,\"streaming\":%s}",
+         j->first ? "" : ",", (unsigned)s->id, kind_name(s->kind), state_name(s->state), s->owner ? s->owner : "",
+         local, peer, (unsigned long long)s->age_ms, (unsigned long long)s->idle_ms,
+         (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out, s->queued,
+         (s->flags & TC_REG_FLAG_STREAMING) ? "true" : "false");
+    j->first = 0;
+    return j->overflow;
+}
+
+int tc_app_status_json(const tc_loop_t *loop, char *buf, size_t cap)
+{
+    json_t j = {.buf = buf, .cap = cap, .first = 1};
+    tc_alloc_stats_t st;
+    tc_alloc_stats(&st);
+    jput(&j, "{\"backend\":\"%s\",\"heap\":{\"bytes_in_use\":%zu,\"bytes_peak\":%zu,\"blocks\":%zu},\"sockets\":[",
+         tc_sock_backend(), st.bytes_in_use, st.bytes_peak, st.blocks_in_use);
+    tc_registry_foreach(loop, status_visit, &j);
+    jput(&j, "],\"count\":%u}", (unsigned)tc_registry_count(loop));
+    return j.overflow ? TC_ELIMIT : (int)j.len;
+}
+
+static int api_status(tc_http_req_t *req, void *user)
+{
+    tc_app_t *app = user;
+    size_t cap = 2048 + 320 * (size_t)tc_registry_count(app->loop);
+    char *buf = tc_malloc(cap);
+    if (buf == NULL) {
+        return tc_http_respond(req, 503, "text/plain", "out of memory\n", 14);
+    }
+    int n = tc_app_status_json(app->loop, buf, cap);
+    int rc = n < 0 ? tc_http_respond(req, 500, "text/plain", "status too large\n", 17)
+                   : tc_http_respond(req, 200, "application/json", buf, (size_t)n);
+    tc_free(buf);
+    return rc;
+}
+
+static const char INDEX_HTML[] =
+    "<!doctype html><html><head><meta charset=\"utf-8\"><title>tcp_core</title></head><body>"
+    "<h1>tcp_core</h1><p>Services: <a href=\"/api/status\">/api/status</a> (sockets as JSON), "
+    "<a href=\"/stream\">/stream</a> (MJPEG), <a href=\"/events\">/events</a> (Server-Sent Events), "
+    "/ws (WebSocket echo), /ws/all (WebSocket broadcast).</p><pre id=\"s\">loading...</pre>"
+    "<script>fetch('/api/status').then(r=>r.json()).then(j=>{document.getElementById('s').textContent="
+    "JSON.stringify(j,null,1)})</script></body></html>";
+
+static int page_index(tc_http_req_t *req, void *user)
+{
+    (void)user;
+    return tc_http_respond(req, 200, "text/html; charset=utf-8", INDEX_HTML, sizeof(INDEX_HTML) - 1);
+}
+
+/* The demo MJPEG stream: a frame per 1/fps; a viewer that is not ready skips frames instead of queueing them. */
+static int64_t stream_produce(tc_http_req_t *req, void *user)
+{
+    tc_app_t *app = user;
+    uint32_t period = app->cfg.stream_fps ? 1000 / app->cfg.stream_fps : 100;
+    if (tc_http_stream_ready(req)) {
+        /* The frame shown follows the clock, so every viewer sees the same "camera" without per-viewer state. */
+        const tc_demo_frame_t *f = &tc_demo_frames[(tc_loop_now(app->loop) / (period ? period : 1)) % TC_DEMO_FRAME_COUNT];
+        int rc = tc_http_stream_write(req, f->data, f->len);
+        if (rc != TC_OK && rc != TC_ELIMIT) {
+            return -2;
+        }
+    }
+    return period;
+}
+
+static int page_stream(tc_http_req_t *req, void *user)
+{
+    return tc_http_stream(req, TC_HTTP_STREAM_MJPEG, NULL, stream_produce, user);
+}
+
+static int64_t events_produce(tc_http_req_t *req, void *user)
+{
+    tc_app_t *app = user;
+    char ev[64];
+    int n = snprintf(ev, sizeof(ev), "{\"uptime_ms\":%llu}", (unsigned long long)tc_loop_now(app->loop));
+    if (tc_http_stream_ready(req)) {
+        tc_http_stream_write(req, ev, (size_t)n);
+    }
+    return app->cfg.events_ms;
+}
+
+/* A chunked response written in several small pieces: with Nagle on, the second piece would wait for the client's
+ * delayed ACK (40 ms on Linux, 200 ms on some stacks); the test of this route guards TCP_NODELAY. */
+static int64_t chunks_produce(tc_http_req_t *req, void *user)
+{
+    (void)user;
+    static const char *const pieces[] = {"{\"pieces\":[", "1,", "2,", "3]}\n"};
+    for (size_t i = 0; i < sizeof(pieces) / sizeof(pieces[0]); i++) {
+        if (tc_http_stream_write(req, pieces[i], strlen(pieces[i])) != TC_OK) {
+            return -2;
+        }
+    }
+    return TC_HTTP_STREAM_END;
+}
+
+static int page_chunks(tc_http_req_t *req, void *user)
+{
+    return tc_http_stream(req, TC_HTTP_STREAM_CHUNKED, "application/json", chunks_produce, user);
+}
+
+static int page_events(tc_http_req_t *req, void *user)
+{
+    return tc_http_stream(req, TC_HTTP_STREAM_SSE, NULL, events_produce, user);
+}
+
+static void ws_echo(tc_ws_t *ws, tc_ws_event_t ev, const void *data, size_t len, void *user)
+{
+    (void)user;
+    if (ev == TC_WS_EV_TEXT || ev == TC_WS_EV_BINARY) {
+        tc_ws_send(ws, ev == TC_WS_EV_TEXT ? 1 : 2, data, len);
+    }
+}
+
+/* The client echoes (tc_echo_cb) and the app remembers how its connection ended, for the stop report. */
+static void app_client_cb(tc_conn_t *conn, tc_event_t ev, const void *data, size_t len, void *user)
+{
+    tc_app_t *app = user;
+    if (ev == TC_EV_CLOSE) {
+        app->client_reason = (uint8_t)len;
+        if (app->stop_started && len == TC_REASON_FORCED) {
+            app->report.client_forced = 1;
+        }
+    }
+    tc_echo_cb(conn, ev, data, len, NULL);
+}
+
+/* /ws/all: every message goes to every client of the route (a chat, or one sensor feed to many dashboards). A
+ * client whose queue is full misses the message rather than slowing the others. */
+static void ws_all(tc_ws_t *ws, tc_ws_event_t ev, const void *data, size_t len, void *user)
+{
+    (void)ws;
+    tc_app_t *app = user;
+    if (ev == TC_WS_EV_TEXT || ev == TC_WS_EV_BINARY) {
+        tc_ws_broadcast(app->http, "/ws/all", ev == TC_WS_EV_TEXT ? 1 : 2, data, len);
+    }
+}
+
+/* ---- lifetime ---- */
+
+static void app_free(tc_app_t *app)
+{
+    tc_free((char *)app->cfg.connect_host);
+    tc_free(app);
+}
+
+int tc_app_start(tc_loop_t *loop, const tc_app_config_t *cfg, tc_app_t **out)
+{
+    if (loop == NULL || cfg == NULL || out == NULL) {
+        return TC_EINVAL;
+    }
+    if (cfg->connect_host && cfg->connect_port == 0) {
+        return TC_EBADPORT;
+    }
+    tc_app_t *app = tc_calloc(1, sizeof(*app));
+    if (app == NULL) {
+        return TC_ENOMEM;
+    }
+    app->loop = loop;
+    app->cfg = *cfg;
+    app->cfg.connect_host = NULL;
+    int rc = TC_OK;
+    if (cfg->connect_host) {
+        size_t hl = strlen(cfg->connect_host);
+        char *h = tc_malloc(hl + 1);
+        if (h == NULL) {
+            app_free(app);
+            return TC_ENOMEM;
+        }
+        memcpy(h, cfg->connect_host, hl + 1);
+        app->cfg.connect_host = h;
+    }
+    if (cfg->echo_port > 65535 || cfg->http_port > 65535) {
+        app_free(app);
+        return TC_EINVAL;
+    }
+    if (cfg->echo_port >= 0) {
+        tc_server_config_t s = TC_SERVER_DEFAULT_CONFIG();
+        s.host = cfg->host;
+        s.port = (uint16_t)cfg->echo_port;
+        s.cb = tc_echo_cb;
+        s.name = "echo";
+        rc = tc_server_start(loop, &s, &app->echo);
+    }
+    if (rc == TC_OK && cfg->http_port >= 0) {
+        tc_http_config_t h = TC_HTTP_DEFAULT_CONFIG();
+        h.host = cfg->host;
+        h.port = (uint16_t)cfg->http_port;
+        h.max_conns = cfg->http_max_conns ? cfg->http_max_conns : 16;
+        if (cfg->http_idle_timeout_ms) {
+            h.idle_timeout_ms = cfg->http_idle_timeout_ms;
+        }
+        if (cfg->http_head_timeout_ms) {
+            h.head_timeout_ms = cfg->http_head_timeout_ms;
+        }
+        if (cfg->ws_max_message) {
+            h.ws_max_message = cfg->ws_max_message;
+        }
+        rc = tc_http_start(loop, &h, &app->http);
+        if (rc == TC_OK) {
+            tc_http_route(app->http, TC_HTTP_GET, "/", page_index, app);
+            tc_http_route(app->http, TC_HTTP_GET, "/api/status", api_status, app);
+            tc_http_route(app->http, TC_HTTP_GET, "/stream", page_stream, app);
+            tc_http_route(app->http, TC_HTTP_GET, "/events", page_events, app);
+            tc_http_route(app->http, TC_HTTP_GET, "/api/chunks", page_chunks, app);
+            rc = tc_http_ws_route(app->http, "/ws", ws_echo, app);
+            rc = rc == TC_OK ? tc_http_ws_route(app->http, "/ws/all", ws_all, app) : rc;
+        }
+    }
+    const char *answer = cfg->dns_answer ? cfg->dns_answer : cfg->host;
+    if (rc == TC_OK && app->http && cfg->captive != TC_CAPTIVE_OFF) {
+        char url[96];
+        const char *ph = cfg->portal_host ? cfg->portal_host : answer;
+        if (cfg->http_port == 80 || cfg->http_port < 0) {
+            snprintf(url, sizeof(url), "http://%s/", ph);
+        } else {
+            snprintf(url, sizeof(url), "http://%s:%u/", ph, (unsigned)tc_http_port(app->http));
+        }
+        tc_captive_config_t cc = TC_CAPTIVE_DEFAULT_CONFIG();
+        cc.mode = cfg->captive;
+        cc.portal_url = url;
+        cc.device_host = ph;
+        rc = tc_captive_attach(app->http, &cc);
+    }
+    if (rc == TC_OK && cfg->dns_port >= 0) {
+        /* Windows checks dns.msftncsi.com's address in online mode; every other name is the device. */
+        static const tc_dns_override_t online[] = {{.name = "dns.msftncsi.com", .ipv4 = {131, 107, 255, 255}}};
+        tc_dns_server_config_t d = TC_DNS_SERVER_DEFAULT_CONFIG();
+        d.bind_ip = cfg->host;
+        d.port = (uint16_t)cfg->dns_port;
+        d.answer_ip = answer;
+        if (cfg->captive == TC_CAPTIVE_ONLINE) {
+            d.overrides = online;
+            d.noverrides = 1;
+        }
+        rc = cfg->dns_port > 65535 ? TC_EINVAL : tc_dns_server_start(loop, &d, &app->dns);
+    }
+    if (rc == TC_OK && app->cfg.connect_host) {
+        tc_client_config_t c = TC_CLIENT_DEFAULT_CONFIG();
+        c.host = app->cfg.connect_host;
+        c.port = cfg->connect_port;
+        c.cb = app_client_cb;
+        c.user = app;
+        c.name = "client";
+        rc = tc_client_start(loop, &c, &app->client);
+    }
+    if (rc != TC_OK) {
+        /* Undo what started: nothing is left running after an error. */
+        if (app->echo) {
+            tc_server_stop(app->echo, 0, NULL, NULL);
+        }
+        if (app->http) {
+            tc_http_stop(app->http, 0, NULL, NULL);
+        }
+        tc_dns_server_stop(app->dns);
+        app_free(app);
+        return rc;
+    }
+    *out = app;
+    return TC_OK;
+}
+
+uint16_t tc_app_echo_port(const tc_app_t *app)
+{
+    return app->echo ? tc_server_port(app->echo) : 0;
+}
+
+uint16_t tc_app_dns_port(const tc_app_t *app)
+{
+    return app->dns ? tc_dns_server_port(app->dns) : 0;
+}
+
+uint16_t tc_app_http_port(const tc_app_t *app)
+{
+    return app->http ? tc_http_port(app->http) : 0;
+}
+
+tc_http_t *tc_app_http(const tc_app_t *app)
+{
+    return app->http;
+}
+
+tc_client_t *tc_app_client(const tc_app_t *app)
+{
+    return app->client;
+}
+
+static void app_part_done(tc_app_t *app)
+{
+    if (--app->pending > 0) {
+        return;
+    }
+    tc_alloc_stats_t st;
+    tc_alloc_stats(&st);
+    tc_app_stop_report_t rep = app->report;
+    tc_app_stop_cb cb = app->stop_cb;
+    void *user = app->stop_user;
+    size_t before = app->stop_bytes_before;
+    uint64_t started = app->stop_started;
+    app_free(app);
+    tc_alloc_stats(&st);
+    rep.bytes_freed = before > st.bytes_in_use ? before - st.bytes_in_use : 0;
+    rep.elapsed_ms = (uint32_t)(tc_now_ms() - started);
+    if (cb) {
+        cb(&rep, user);
+    }
+}
+
+static void echo_stopped(tc_server_t *s, const tc_stop_report_t *r, void *user)
+{
+    (void)s;
+    tc_app_t *app = user;
+    app->report.echo = *r;
+    app_part_done(app);
+}
+
+static void http_stopped(tc_http_t *h, const tc_http_stop_report_t *r, void *user)
+{
+    (void)h;
+    tc_app_t *app = user;
+    app->report.http = *r;
+    app_part_done(app);
+}
+
+static void client_stopped(void *user)
+{
+    tc_app_t *app = user;
+    app->client = NULL;
+    app_part_done(app);
+}
+
+int tc_app_stop(tc_app_t *app, uint32_t deadline_ms, tc_app_stop_cb done, void *user)
+{
+    if (app == NULL) {
+        return TC_EINVAL;
+    }
+    if (app->stop_started) {
+        return TC_ECLOSED;
+    }
+    tc_alloc_stats_t st;
+    tc_alloc_stats(&st);
+    app->stop_started = tc_now_ms();
+    app->stop_bytes_before = st.bytes_in_use;
+    app->stop_cb = done;
+    app->stop_user = user;
+    app->pending = 1; /* held until every service is asked, so none can finish the stop early */
+    if (app->echo) {
+        app->pending++;
+        tc_server_stop(app->echo, deadline_ms, echo_stopped, app);
+    }
+    if (app->http) {
+        app->pending++;
+        tc_http_stop(app->http, deadline_ms, http_stopped, app);
+    }
+    tc_dns_server_stop(app->dns); /* UDP: nothing in flight to wait for */
+    app->dns = NULL;
+    if (app->client) {
+        app->report.client_closed = tc_client_conn(app->client) != NULL;
+        app->pending++;
+        /* Peer-first waits for a FIN that a raw TCP remote has no reason to send: reset at the deadline. */
+        tc_client_stop_deadline(app->client, deadline_ms, client_stopped, app);
+    }
+    app_part_done(app);
+    return TC_OK;
+}
+
+typedef struct {
+    int done;
+    tc_app_stop_report_t report;
+} app_wait_t;
+
+static void app_wait_cb(const tc_app_stop_report_t *r, void *user)
+{
+    app_wait_t *w = user;
+    w->report = *r;
+    w->done = 1;
+}
+
+int tc_app_stop_wait(tc_app_t *app, uint32_t deadline_ms, tc_app_stop_report_t *report)
+{
+    if (app == NULL) {
+        return TC_EINVAL;
+    }
+    tc_loop_t *loop = app->loop;
+    app_wait_t w = {0};
+    int rc = tc_app_stop(app, deadline_ms, app_wait_cb, &w);
+    if (rc != TC_OK) {
+        return rc;
+    }
+    uint64_t give_up = tc_now_ms() + deadline_ms + 1000;
+    while (!w.done && tc_now_ms() < give_up) {
+        rc = tc_loop_run_once(loop, 20);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    if (report) {
+        *report = w.report;
+    }
+    return w.done ? TC_OK : TC_ETIMEDOUT;
+}
