@@ -1,0 +1,68 @@
+"""tcp_core on the host: the ESP32 networking core (C, through cffi) with typed Python classes and a CLI."""
+
+from ._native import available_backends
+from .core import (
+    AllocStats,
+    Client,
+    ClientStats,
+    Connection,
+    EchoHandler,
+    Handler,
+    Loop,
+    Server,
+    SockInfo,
+    StopReport,
+    alloc_stats,
+    reset_alloc_peak,
+    set_alloc_limit,
+    split_host_port,
+    time_wait_count,
+)
+from .errors import (
+    AddressInUseError,
+    AddressNotAvailableError,
+    BadAddressError,
+    BadPortError,
+    BusyError,
+    ClosedError,
+    ConnectionRefusedTcError,
+    InvalidArgumentError,
+    LimitError,
+    ResolveError,
+    TcError,
+    TimeoutTcError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AddressInUseError",
+    "AddressNotAvailableError",
+    "AllocStats",
+    "BadAddressError",
+    "BadPortError",
+    "BusyError",
+    "Client",
+    "ClientStats",
+    "ClosedError",
+    "Connection",
+    "ConnectionRefusedTcError",
+    "EchoHandler",
+    "Handler",
+    "InvalidArgumentError",
+    "LimitError",
+    "Loop",
+    "ResolveError",
+    "Server",
+    "SockInfo",
+    "StopReport",
+    "TcError",
+    "TimeoutTcError",
+    "__version__",
+    "alloc_stats",
+    "available_backends",
+    "reset_alloc_peak",
+    "set_alloc_limit",
+    "split_host_port",
+    "time_wait_count",
+]

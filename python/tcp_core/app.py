@@ -1,0 +1,161 @@
+"""The device's services (components/tcp_core/include/tc_app.h) on a Loop: TCP echo, the reconnecting client,
+the HTTP service (status page, /api/status, /ws echo, /stream MJPEG, /events SSE) and the captive portal.
+
+This is the same C that the firmware's main/ starts; ``tcp-core serve`` is a thin shell around it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .core import Loop, StopReport
+from .errors import ClosedError
+
+
+@dataclass(frozen=True)
+class HttpStopReport:
+    """What an HTTP stop did (tc_http_stop_report_t)."""
+
+    requests_finished: int
+    streams_ended: int
+    websockets_closed: int
+    graceful: int
+    forced: int
+    elapsed_ms: int
+    bytes_freed: int
+
+
+@dataclass(frozen=True)
+class AppStopReport:
+    """What stopping every service did (tc_app_stop_report_t)."""
+
+    echo: StopReport
+    http: HttpStopReport
+    client_closed: bool
+    client_forced: bool
+    elapsed_ms: int
+    bytes_freed: int
+
+
+class App:
+    """The device's services. Ports: 0 picks a free port, None turns the service off (the DNS responder: only
+    with dns_port). captive: connectivity-probe answers, "portal" or "online" (see tc_captive.h)."""
+
+    def __init__(
+        self,
+        loop: Loop,
+        host: str = "127.0.0.1",
+        *,
+        echo_port: int | None = 3333,
+        http_port: int | None = 8080,
+        connect: tuple[str, int] | None = None,
+        http_max_conns: int | None = None,
+        stream_fps: int | None = None,
+        events_ms: int | None = None,
+        http_idle_timeout_ms: int | None = None,
+        http_head_timeout_ms: int | None = None,
+        ws_max_message: int | None = None,
+        captive: Literal["off", "portal", "online"] = "off",
+        dns_port: int | None = None,
+        dns_answer: str | None = None,
+        portal_host: str | None = None,
+    ) -> None:
+        self.loop = loop
+        native = loop.native
+        ffi, lib = native.ffi, native.lib
+        cfg = ffi.new("tc_app_config_t *")
+        lib.tcpy_app_defaults(cfg)
+        self._keep: list[Any] = [ffi.new("char[]", host.encode())]
+        cfg.host = self._keep[0]
+        cfg.echo_port = lib.TC_APP_OFF if echo_port is None else echo_port
+        cfg.http_port = lib.TC_APP_OFF if http_port is None else http_port
+        if connect is not None:
+            self._keep.append(ffi.new("char[]", connect[0].encode()))
+            cfg.connect_host = self._keep[-1]
+            cfg.connect_port = connect[1]
+        if http_max_conns is not None:
+            cfg.http_max_conns = http_max_conns
+        if stream_fps is not None:
+            cfg.stream_fps = stream_fps
+        if events_ms is not None:
+            cfg.events_ms = events_ms
+        if http_idle_timeout_ms is not None:
+            cfg.http_idle_timeout_ms = http_idle_timeout_ms
+        if http_head_timeout_ms is not None:
+            cfg.http_head_timeout_ms = http_head_timeout_ms
+        if ws_max_message is not None:
+            cfg.ws_max_message = ws_max_message
+        modes = {"off": lib.TC_CAPTIVE_OFF, "portal": lib.TC_CAPTIVE_PORTAL, "online": lib.TC_CAPTIVE_ONLINE}
+        if captive not in modes:
+            raise ValueError(f"captive must be one of {', '.join(modes)}, not {captive!r}")
+        cfg.captive = modes[captive]
+        cfg.dns_port = lib.TC_APP_OFF if dns_port is None else dns_port
+        for field_name, value in (("dns_answer", dns_answer), ("portal_host", portal_host)):
+            if value is not None:
+                self._keep.append(ffi.new("char[]", value.encode()))
+                setattr(cfg, field_name, self._keep[-1])
+        out = ffi.new("tc_app_t **")
+        loop.call(lambda: native.check(lib.tc_app_start(loop.ptr, cfg, out), "starting the services"))
+        self._ptr: Any = out[0]
+        self.host = host
+        self.echo_port = int(lib.tc_app_echo_port(self._ptr))
+        self.http_port = int(lib.tc_app_http_port(self._ptr))
+        self.dns_port = int(lib.tc_app_dns_port(self._ptr))
+        self._handle = ffi.new_handle(self)
+        self._done = threading.Event()
+        self._report: AppStopReport | None = None
+        loop._owned.add(self)
+
+    def status(self) -> dict[str, Any]:
+        """The /api/status document (the registry and the heap), straight from C."""
+        native = self.loop.native
+
+        def get() -> str:
+            cap = 4096 + 400 * int(native.lib.tc_registry_count(self.loop.ptr))
+            buf = native.ffi.new("char[]", cap)
+            n = native.check(native.lib.tc_app_status_json(self.loop.ptr, buf, cap), "status")
+            return str(native.ffi.unpack(buf, n).decode())
+
+        result: dict[str, Any] = json.loads(self.loop.call(get))
+        return result
+
+    def _stopped(self, r: Any) -> None:
+        e, h = r.echo, r.http
+        self._report = AppStopReport(
+            StopReport(e.graceful, e.forced, e.elapsed_ms, e.bytes_freed),
+            HttpStopReport(
+                h.requests_finished,
+                h.streams_ended,
+                h.websockets_closed,
+                h.graceful,
+                h.forced,
+                h.elapsed_ms,
+                h.bytes_freed,
+            ),
+            bool(r.client_closed),
+            bool(r.client_forced),
+            r.elapsed_ms,
+            r.bytes_freed,
+        )
+        self._ptr = None
+        self.loop._owned.discard(self)
+        self._done.set()
+
+    def stop(self, deadline_ms: int = 1000) -> AppStopReport:
+        """Stop every service with one deadline and report what was closed, forced and freed."""
+        if self._report is not None:
+            return self._report
+        if self._ptr is None:
+            raise ClosedError(-14, "CLOSED", "services are stopped")
+        native = self.loop.native
+        ptr = self._ptr
+        self.loop.call(
+            lambda: native.check(native.lib.tc_app_stop(ptr, deadline_ms, native.lib.tcpy_app_stop_cb, self._handle))
+        )
+        if not self._done.wait(deadline_ms / 1000 + 10):
+            raise TimeoutError("the services did not stop")
+        assert self._report is not None
+        return self._report

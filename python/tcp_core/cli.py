@@ -1,0 +1,248 @@
+"""The ``tcp-core`` command: the device's services on the host, and tools to test servers and devices."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from . import __version__
+from .core import Loop, alloc_stats, split_host_port
+from .errors import TcError
+
+
+def _add_backend_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=["linux", "lwip"], default="linux", help="socket backend (default: linux)")
+    p.add_argument("--tap", help="lwip backend: the TAP device to attach to (see tools/lwip_netns.sh)")
+    p.add_argument("--address", help="lwip backend: the stack's own address, A.B.C.D/NN")
+    p.add_argument("--gateway", help="lwip backend: default gateway")
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port {value} is out of range 0..65535")
+    return value
+
+
+def _make_loop(args: argparse.Namespace) -> Loop:
+    if args.backend == "lwip":
+        return Loop("lwip", tap=args.tap, address=args.address, gateway=args.gateway)
+    if args.tap or args.address:
+        raise SystemExit("tcp-core: --tap and --address need --backend lwip")
+    return Loop("linux")
+
+
+def _catch_stop_signals() -> threading.Event:
+    """Turn SIGINT and SIGTERM into an event (installed before the ready line, so no signal is lost)."""
+    stop = threading.Event()
+
+    def handler(signum: int, frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    return stop
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the device's services until Ctrl-C, then stop them with a deadline and report."""
+    from .app import App
+
+    connect: tuple[str, int] | None = None
+    if args.connect:
+        try:
+            connect = split_host_port(args.connect, 0, args.backend)
+        except TcError as exc:
+            print(f"tcp-core serve: --connect {args.connect}: {exc}", file=sys.stderr)
+            return 2
+    loop = _make_loop(args)
+    try:
+        app = App(
+            loop,
+            args.host,
+            echo_port=None if args.echo_port < 0 else args.echo_port,
+            http_port=None if args.http_port < 0 else args.http_port,
+            connect=connect,
+            http_max_conns=args.max_conns,
+            captive=args.captive,
+            dns_port=(args.dns_port if args.dns_port is not None else 5353) if args.captive != "off" else None,
+            dns_answer=args.dns_answer,
+        )
+    except TcError as exc:
+        print(f"tcp-core serve: {exc}", file=sys.stderr)
+        loop.close(0)
+        return 1
+    if app.echo_port:
+        print(f"echo     tcp://{_hostport(args.host, app.echo_port)}", flush=True)
+    if app.http_port:
+        base = _hostport(args.host, app.http_port)
+        print(f"http     http://{base}/  (/api/status, /stream, /events, ws://{base}/ws)", flush=True)
+    if app.dns_port:
+        answer = args.dns_answer or args.host
+        print(
+            f"dns      udp://{_hostport(args.host, app.dns_port)} (every name -> {answer}; captive {args.captive})",
+            flush=True,
+        )
+    if connect is not None:
+        print(f"client   tcp://{_hostport(*connect)} (echoes what it receives, reconnects)", flush=True)
+    console = None
+    if args.console_pty:
+        from .console import serve_console
+
+        console = serve_console(loop, app)
+        print(f"console  {console.path}", flush=True)
+    stop = _catch_stop_signals()
+    print(f"serving on the {loop.backend} backend; Ctrl-C stops (deadline {args.deadline_ms} ms)", flush=True)
+    while not stop.wait(0.5):
+        pass
+    if console is not None:
+        console.close()
+    r = app.stop(args.deadline_ms)
+    loop.close(args.deadline_ms)
+    left = alloc_stats(loop.backend).bytes_in_use
+    print(f"stopped  in {r.elapsed_ms} ms", flush=True)
+    if app.echo_port:
+        print(f"stopped  echo: {r.echo.graceful} closed gracefully, {r.echo.forced} forced", flush=True)
+    if app.http_port:
+        h = r.http
+        print(
+            f"stopped  http: {h.graceful} closed gracefully, {h.forced} forced; {h.streams_ended} streams ended, "
+            f"{h.websockets_closed} WebSockets closed (1001), {h.requests_finished} requests finished",
+            flush=True,
+        )
+    if connect is not None:
+        state = "forced at the deadline" if r.client_forced else "closed" if r.client_closed else "not connected"
+        print(f"stopped  client: {state}", flush=True)
+    print(f"heap     {r.bytes_freed} bytes freed, {left} bytes left", flush=True)
+    return 0
+
+
+def cmd_soak(args: argparse.Namespace) -> int:
+    """The seed-001 load against TARGET; exit 0 when every request succeeded, 1 when any failed, 2 on bad input."""
+    from . import soak
+
+    try:
+        result = soak.run(
+            args.target,
+            requests=args.requests,
+            interval_s=args.interval,
+            concurrency=args.concurrency,
+            stall_s=args.stall,
+            timeout_s=args.timeout,
+            source_port=args.source_port,
+            pool_size=args.pool,
+            progress=not args.json and not args.quiet,
+        )
+    except ValueError as exc:
+        print(f"tcp-core soak: {exc}", file=sys.stderr)
+        return 2
+    print(soak.report_json(result) if args.json else soak.report_text(result), flush=True)
+    return 0 if result.failed == 0 else 1
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    """Layer-by-layer diagnosis of TARGET; the exit code names the first failing layer (0: all work)."""
+    from . import probe
+
+    result = probe.run(
+        args.target,
+        timeout=args.timeout,
+        ws_path=args.ws_path,
+        stream_path=None if args.no_stream else args.stream_path,
+    )
+    print(probe.report_json(result) if args.json else probe.report_text(result), flush=True)
+    return result.exit_code
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    """One console command over a serial port or pty, or an interactive loop without one."""
+    from .console import run_client
+
+    return run_client(args.port, args.baud, args.command, timeout=args.timeout, eol=args.eol)
+
+
+def _hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every sub-command."""
+    parser = argparse.ArgumentParser(prog="tcp-core", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"tcp-core {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the device's services on this host")
+    serve.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    serve.add_argument("--echo-port", type=int, default=3333, help="TCP echo port (default 3333; 0 any, -1 off)")
+    serve.add_argument("--http-port", type=int, default=8080, help="HTTP service port (default 8080; 0 any, -1 off)")
+    serve.add_argument("--connect", metavar="HOST:PORT", help="also run a TCP client that echoes and reconnects")
+    serve.add_argument("--max-conns", type=int, default=None, help="HTTP connections at most (default 16)")
+    serve.add_argument("--deadline-ms", type=int, default=1000, help="stop deadline on Ctrl-C (default 1000)")
+    serve.add_argument(
+        "--captive",
+        choices=["off", "portal", "online"],
+        default="off",
+        help="answer phones' connectivity probes: portal (sign-in sheet) or online; starts DNS too",
+    )
+    serve.add_argument("--dns-port", type=int, default=None, help="captive DNS port (default 5353; 53 needs root)")
+    serve.add_argument("--dns-answer", help="address every name resolves to (default: --host)")
+    serve.add_argument(
+        "--console-pty", action="store_true", help="also run the device's serial console on a pseudo-terminal"
+    )
+    _add_backend_args(serve)
+    serve.set_defaults(func=cmd_serve)
+
+    soak = sub.add_parser("soak", help="new-connection-per-request load against a server or device (seed 001)")
+    soak.add_argument("target", help="HOST:PORT (raw TCP request/response) or http://HOST[:PORT]/path")
+    soak.add_argument("-n", "--requests", type=int, default=1000, help="requests in total (default 1000)")
+    soak.add_argument("-i", "--interval", type=float, default=0.15, help="seconds between request starts (0.15)")
+    soak.add_argument("-c", "--concurrency", type=int, default=1, help="requests in flight at most (default 1)")
+    soak.add_argument("--stall", type=float, default=2.0, help="no answer within this many seconds = stalled (2)")
+    soak.add_argument("--timeout", type=float, default=5.0, help="whole-exchange timeout in seconds (5)")
+    soak.add_argument("--source-port", type=_port, help="browser-like: reuse this source port while the OS allows")
+    soak.add_argument("--pool", type=int, default=64, help="source ports to move through when refused (64)")
+    soak.add_argument("--json", action="store_true", help="one JSON object instead of text")
+    soak.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    soak.set_defaults(func=cmd_soak)
+
+    probe = sub.add_parser(
+        "probe",
+        help="diagnose a server layer by layer: DNS, TCP, HTTP, WebSocket, stream (seed 002)",
+        description="Exit codes: 0 all layers work, 2 bad target (e.g. port 0), 3 resolve, 4 TCP, 5 HTTP, "
+        "6 WebSocket, 7 stream.",
+    )
+    probe.add_argument("target", help="http://HOST[:PORT]/, ws://HOST[:PORT]/PATH or HOST:PORT")
+    probe.add_argument("--timeout", type=float, default=3.0, help="per layer, seconds (3)")
+    probe.add_argument("--ws-path", default="/ws", help="WebSocket path for http:// targets (/ws)")
+    probe.add_argument("--stream-path", default="/stream", help="MJPEG stream path for http:// targets (/stream)")
+    probe.add_argument("--no-stream", action="store_true", help="skip the stream layer")
+    probe.add_argument("--json", action="store_true", help="one JSON object instead of text")
+    probe.set_defaults(func=cmd_probe)
+
+    console = sub.add_parser(
+        "console",
+        help="send a command to the device's serial console (or serve --console-pty's); no command: interactive",
+        description="Exit codes: 0 answered, 1 the command failed, 2 the port cannot be opened, 3 no answer.",
+    )
+    console.add_argument("--port", required=True, help="serial port of the device, or the pty serve printed")
+    console.add_argument("--baud", type=int, default=115200, help="baud rate (default 115200)")
+    console.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for an answer (10)")
+    console.add_argument("--eol", choices=["cr", "lf", "crlf"], default="cr", help="line ending sent (cr, as idf.py)")
+    console.add_argument("command", nargs="*", help="e.g. status, wifi SSID PASSWORD, ota-prepare 2000, help")
+    console.set_defaults(func=cmd_console)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``tcp-core`` script."""
+    args = build_parser().parse_args(argv)
+    rc: int = args.func(args)
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

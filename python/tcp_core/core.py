@@ -1,0 +1,659 @@
+"""Thin typed classes over the C core: Loop, Server, Client, Connection, the registry and allocation statistics.
+
+A Loop runs the C event loop on its own thread. Every other call is carried to that thread (``Loop.call``), so the
+classes may be used from any thread. C handlers (the echo service) run entirely in C; a Python ``Handler`` is
+optional and its methods run on the loop thread, where they must not block.
+
+    with Loop() as loop:
+        server = Server(loop, "127.0.0.1", 0)          # C echo handler
+        print(server.port)
+        report = server.stop(deadline_ms=500)
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+from ._native import Native, load
+from .errors import ClosedError, TcError
+
+T = TypeVar("T")
+
+ClosePolicy = Literal["graceful", "peer_first", "abort"]
+FullPolicy = Literal["evict", "refuse"]
+
+_REASONS = {
+    "TC_REASON_LOCAL": "local",
+    "TC_REASON_PEER": "peer",
+    "TC_REASON_RESET": "reset",
+    "TC_REASON_IDLE": "idle",
+    "TC_REASON_EVICTED": "evicted",
+    "TC_REASON_REFUSED": "refused",
+    "TC_REASON_STOP": "stop",
+    "TC_REASON_FORCED": "forced",
+    "TC_REASON_LINGER": "linger",
+    "TC_REASON_CONNECT": "connect",
+    "TC_REASON_NOMEM": "nomem",
+}
+
+
+def _policy(native: Native, policy: ClosePolicy) -> int:
+    values = {
+        "graceful": native.lib.TC_CLOSE_GRACEFUL,
+        "peer_first": native.lib.TC_CLOSE_PEER_FIRST,
+        "abort": native.lib.TC_CLOSE_ABORT,
+    }
+    if policy not in values:
+        raise ValueError(f"close policy must be one of {', '.join(values)}, not {policy!r}")
+    return int(values[policy])
+
+
+def _addr_text(native: Native, addr: Any) -> str:
+    if addr == native.ffi.NULL or addr.family == 0:
+        return ""
+    buf = native.ffi.new("char[]", native.lib.TC_ADDR_STRLEN)
+    native.check(native.lib.tc_addr_format(addr, 1, buf, len(buf)), "tc_addr_format")
+    return str(native.ffi.string(buf).decode())
+
+
+def split_host_port(text: str, default_port: int = 0, backend: str = "linux") -> tuple[str, int]:
+    """Split "host:port", "[v6]:port" or "host" (then default_port) with the C core's own parser.
+
+    Raises BadPortError for a missing or zero port (the seed's ``http://host:0`` bug) and BadAddressError for
+    malformed text.
+    """
+    native = load(backend)
+    host = native.ffi.new("char[]", 256)
+    port = native.ffi.new("uint16_t *")
+    native.check(native.lib.tc_addr_split(text.encode(), default_port, host, 256, port), f"address {text!r}")
+    return native.ffi.string(host).decode(), int(port[0])
+
+
+@dataclass(frozen=True)
+class AllocStats:
+    """The C core's heap use through its allocation hook (tc_alloc_stats_t)."""
+
+    bytes_in_use: int
+    bytes_peak: int
+    blocks_in_use: int
+    allocs: int
+    failures: int
+
+
+def alloc_stats(backend: str = "linux") -> AllocStats:
+    """Heap statistics of one backend's copy of the core (each extension module has its own)."""
+    native = load(backend)
+    st = native.ffi.new("tc_alloc_stats_t *")
+    native.lib.tc_alloc_stats(st)
+    return AllocStats(st.bytes_in_use, st.bytes_peak, st.blocks_in_use, st.allocs, st.failures)
+
+
+def time_wait_count(local_port: int = 0, backend: str = "linux") -> int:
+    """TCP connections in TIME-WAIT on local_port (0: all) in the backend's stack (Linux: this network namespace)."""
+    native = load(backend)
+    return native.check(native.lib.tc_sock_time_wait_count(local_port), "time_wait_count")
+
+
+def reset_alloc_peak(backend: str = "linux") -> None:
+    """Start a new peak measurement (AllocStats.bytes_peak) from the bytes in use now."""
+    load(backend).lib.tc_alloc_reset_peak()
+
+
+def set_alloc_limit(max_bytes: int, backend: str = "linux") -> None:
+    """Refuse allocations past max_bytes in use (0 = unlimited): a device-sized heap on the host."""
+    load(backend).lib.tc_alloc_set_limit(max_bytes)
+
+
+@dataclass(frozen=True)
+class StopReport:
+    """What a stop did: connections closed gracefully, forced at the deadline, time taken, heap released."""
+
+    graceful: int
+    forced: int
+    elapsed_ms: int
+    bytes_freed: int
+
+
+@dataclass(frozen=True)
+class SockInfo:
+    """One tracked socket (tc_sock_info_t)."""
+
+    id: int
+    fd: int
+    kind: str
+    state: str
+    flags: frozenset[str]
+    owner: str
+    local: str
+    peer: str
+    age_ms: int
+    idle_ms: int
+    bytes_in: int
+    bytes_out: int
+    queued: int
+
+
+@dataclass(frozen=True)
+class ClientStats:
+    """A reconnecting client's counters (tc_client_stats_t)."""
+
+    attempts: int
+    connects: int
+    failures: int
+    last_error: int
+    last_delay_ms: int
+    connected: bool
+
+
+class _Job:
+    """A function posted to the loop thread and its result."""
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self.fn = fn
+        self.done = threading.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self.handle: Any = None
+
+    def run(self) -> None:
+        try:
+            self.value = self.fn()
+        except BaseException as exc:  # carried to the calling thread
+            self.error = exc
+        finally:
+            self.handle = None
+            self.done.set()
+
+
+class Loop:
+    """A tcp_core event loop running on its own thread.
+
+    backend: "linux" (kernel sockets) or "lwip" (lwIP over a TAP device; tap and address "A.B.C.D/NN" required,
+    once per process since lwIP is process-wide).
+    """
+
+    def __init__(
+        self,
+        backend: str = "linux",
+        *,
+        tap: str | None = None,
+        address: str | None = None,
+        gateway: str | None = None,
+    ) -> None:
+        self._native = load(backend)
+        self.backend = backend
+        ffi, lib = self._native.ffi, self._native.lib
+        self._keep: list[Any] = []
+        if backend == "lwip":
+            if not tap or not address:
+                raise ValueError("the lwip backend needs tap=NAME and address=A.B.C.D/NN (see tools/lwip_netns.sh)")
+            ip, _, prefix = address.partition("/")
+            env = ffi.new("tc_sock_env_t *")
+            tap_c = ffi.new("char[]", tap.encode())
+            self._keep.append(tap_c)
+            env.tap_name = tap_c
+            self._native.check(lib.tc_addr_from_ip(ip.encode(), 0, ffi.addressof(env, "address")), "address")
+            env.prefix_len = int(prefix or "24")
+            if gateway:
+                self._native.check(lib.tc_addr_from_ip(gateway.encode(), 0, ffi.addressof(env, "gateway")), "gateway")
+            self._native.check(lib.tc_sock_global_init(env), f"lwIP on {tap}")
+        elif tap or address:
+            raise ValueError("tap and address apply to the lwip backend only")
+        else:
+            self._native.check(lib.tc_sock_global_init(ffi.NULL), "backend init")
+        out = ffi.new("tc_loop_t **")
+        self._native.check(lib.tc_loop_new(out), "tc_loop_new")
+        self._ptr: Any = out[0]
+        self._owned: set[Any] = set()  # servers, clients, apps: whatever close() must stop
+        self._jobs: set[_Job] = set()
+        self._rc = 0
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name=f"tcp_core-loop-{backend}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        self._rc = self._native.lib.tc_loop_run(self._ptr)  # cffi releases the GIL for the call
+
+    @property
+    def native(self) -> Native:
+        """The extension module (ffi, lib) of this loop's backend."""
+        return self._native
+
+    @property
+    def ptr(self) -> Any:
+        """The tc_loop_t * (for extension code)."""
+        if self._closed:
+            raise ClosedError(-14, "CLOSED", "loop is closed")
+        return self._ptr
+
+    def in_loop_thread(self) -> bool:
+        """True when called from the loop's own thread (a handler)."""
+        return threading.current_thread() is self._thread
+
+    def call(self, fn: Callable[[], T], timeout: float = 10.0) -> T:
+        """Run fn on the loop thread and return its result (or raise its exception). Any thread."""
+        if self.in_loop_thread():
+            return fn()
+        job = _Job(fn)
+        self._jobs.add(job)
+        job.handle = self._native.ffi.new_handle(job)
+        try:
+            self._native.check(self._native.lib.tc_loop_post(self.ptr, self._native.lib.tcpy_post_cb, job.handle))
+            if not job.done.wait(timeout):
+                raise TimeoutError(f"the loop thread did not run the call within {timeout} s")
+        finally:
+            if job.done.is_set():
+                self._jobs.discard(job)
+        if job.error is not None:
+            raise job.error
+        return job.value  # type: ignore[no-any-return]
+
+    def post(self, fn: Callable[[], None]) -> None:
+        """Run fn on the loop thread soon, without waiting. Any thread."""
+        job = _Job(fn)
+        job.handle = self._native.ffi.new_handle(job)
+        self._jobs.add(job)
+        self._native.check(self._native.lib.tc_loop_post(self.ptr, self._native.lib.tcpy_post_cb, job.handle))
+        self._jobs = {j for j in self._jobs if not j.done.is_set()}
+
+    def registry(self) -> list[SockInfo]:
+        """A snapshot of every tracked socket of this loop, oldest first."""
+        ffi, lib = self._native.ffi, self._native.lib
+        kinds = {
+            lib.TC_KIND_LISTENER: "listener",
+            lib.TC_KIND_ACCEPTED: "accepted",
+            lib.TC_KIND_CLIENT: "client",
+            lib.TC_KIND_UDP: "udp",
+            lib.TC_KIND_EXTERNAL: "external",
+        }
+        states = {
+            lib.TC_STATE_LISTENING: "listening",
+            lib.TC_STATE_CONNECTING: "connecting",
+            lib.TC_STATE_OPEN: "open",
+            lib.TC_STATE_CLOSING: "closing",
+        }
+
+        def snap() -> list[SockInfo]:
+            n = lib.tc_registry_count(self._ptr)
+            arr = ffi.new("tc_sock_info_t[]", max(n, 1))
+            got = lib.tc_registry_snapshot(self._ptr, arr, n)
+            out = []
+            for i in range(got):
+                e = arr[i]
+                flags = set()
+                if e.flags & lib.TC_REG_FLAG_STREAMING:
+                    flags.add("streaming")
+                if e.flags & lib.TC_REG_FLAG_PAUSED:
+                    flags.add("paused")
+                owner = ffi.string(e.owner).decode() if e.owner != ffi.NULL else ""
+                out.append(
+                    SockInfo(
+                        e.id,
+                        e.fd,
+                        kinds.get(e.kind, str(e.kind)),
+                        states.get(e.state, str(e.state)),
+                        frozenset(flags),
+                        owner,
+                        _addr_text(self._native, ffi.addressof(e, "local")),
+                        _addr_text(self._native, ffi.addressof(e, "peer")),
+                        e.age_ms,
+                        e.idle_ms,
+                        e.bytes_in,
+                        e.bytes_out,
+                        e.queued,
+                    )
+                )
+            return out
+
+        return self.call(snap)
+
+    def close(self, deadline_ms: int = 1000) -> None:
+        """Stop every server and client still open (with deadline_ms), stop the loop thread and free the loop."""
+        if self._closed:
+            return
+        for obj in list(self._owned):
+            try:
+                obj.stop(deadline_ms)
+            except TcError:
+                pass
+        self._native.lib.tc_loop_stop(self._ptr)
+        self._thread.join(timeout=10)
+        if self._thread.is_alive():
+            raise TimeoutError("the loop thread did not stop")
+        self._closed = True
+        self._native.check(self._native.lib.tc_loop_free(self._ptr), "tc_loop_free")
+        self._ptr = None
+
+    def __enter__(self) -> Loop:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Handler:
+    """Base class for Python connection handlers; override what you need. Runs on the loop thread: never block."""
+
+    def on_open(self, conn: Connection) -> None:
+        """The connection is established."""
+
+    def on_data(self, conn: Connection, data: bytes) -> None:
+        """Bytes arrived."""
+
+    def on_drained(self, conn: Connection, queued: int) -> None:
+        """The write queue fell to the low-water mark."""
+
+    def on_shutdown(self, conn: Connection, ms_left: int) -> None:
+        """The server is stopping; close the connection or let the deadline do it."""
+
+    def on_close(self, conn: Connection, reason: str) -> None:
+        """The connection is gone (last event, once)."""
+
+
+class EchoHandler(Handler):
+    """Echo in Python (the C echo handler, handler="echo", is the fast path)."""
+
+    def on_data(self, conn: Connection, data: bytes) -> None:
+        conn.send(data)
+
+
+@dataclass(eq=False)
+class Connection:
+    """A live connection handed to a Handler; valid until its on_close."""
+
+    _owner: _Endpoint
+    _ptr: Any
+    id: int
+    peer: str
+    user: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def closed(self) -> bool:
+        """True after on_close."""
+        return self._ptr is None
+
+    def _live(self) -> Any:
+        if self._ptr is None:
+            raise ClosedError(-14, "CLOSED", f"connection {self.id} is closed")
+        return self._ptr
+
+    def send(self, data: bytes) -> None:
+        """Queue data for sending (copied). Raises LimitError past the queue limit, ClosedError once closing."""
+        native = self._owner.loop.native
+
+        def go() -> None:
+            native.check(native.lib.tc_conn_send(self._live(), data, len(data)), "send")
+
+        self._owner.loop.call(go)
+
+    def close(self, policy: ClosePolicy | None = None) -> None:
+        """Ask for a close (the server's policy by default); on_close follows."""
+        native = self._owner.loop.native
+
+        def go() -> None:
+            if policy is None:
+                native.check(native.lib.tc_conn_close_default(self._live()), "close")
+            else:
+                native.check(native.lib.tc_conn_close(self._live(), _policy(native, policy)), "close")
+
+        self._owner.loop.call(go)
+
+    def set_reading(self, on: bool) -> None:
+        """Pause (False) or resume (True) reading: application-level backpressure."""
+        native = self._owner.loop.native
+        self._owner.loop.call(lambda: native.lib.tc_conn_set_reading(self._live(), 1 if on else 0))
+
+    @property
+    def queued(self) -> int:
+        """Bytes waiting in the write queue."""
+        native = self._owner.loop.native
+        return int(self._owner.loop.call(lambda: native.lib.tc_conn_queued(self._live())))
+
+
+def _conn_config(native: Native, c: Any, opts: dict[str, Any]) -> None:
+    for key in ("high_water", "low_water", "queue_max", "idle_timeout_ms", "linger_ms", "keepalive_s"):
+        if opts.get(key) is not None:
+            setattr(c, key, int(opts[key]))
+    if opts.get("nodelay") is not None:
+        c.nodelay = bool(opts["nodelay"])
+    if opts.get("close_policy") is not None:
+        c.close_policy = _policy(native, opts["close_policy"])
+
+
+class _Endpoint:
+    """What Server and Client share: the loop, the handler and the Connection objects of live connections."""
+
+    def __init__(self, loop: Loop, handler: Handler | Literal["echo"], name: str) -> None:
+        self.loop = loop
+        self.handler = handler
+        self.name = name
+        self._name_c = loop.native.ffi.new("char[]", name.encode())
+        self._conns: dict[int, Connection] = {}
+        self._handle = loop.native.ffi.new_handle(self)
+        self._stop_done = threading.Event()
+        self._report: StopReport | None = None
+
+    def _callback(self) -> tuple[Any, Any]:
+        lib, ffi = self.loop.native.lib, self.loop.native.ffi
+        if self.handler == "echo":
+            return lib.tcpy_echo_cb(), ffi.NULL
+        if not isinstance(self.handler, Handler):
+            raise TypeError("handler must be 'echo' or a tcp_core.Handler")
+        return lib.tcpy_conn_cb, self._handle
+
+    def _event(self, conn: Any, ev: int, data: Any, length: int) -> None:
+        native = self.loop.native
+        lib, ffi = native.lib, native.ffi
+        assert isinstance(self.handler, Handler)
+        cid = int(lib.tc_conn_id(conn))
+        c = self._conns.get(cid)
+        if c is None:
+            c = Connection(self, conn, cid, _addr_text(native, lib.tc_conn_peer(conn)))
+            self._conns[cid] = c
+        if ev == lib.TC_EV_OPEN:
+            self.handler.on_open(c)
+        elif ev == lib.TC_EV_DATA:
+            self.handler.on_data(c, bytes(ffi.buffer(data, length)))
+        elif ev == lib.TC_EV_DRAINED:
+            self.handler.on_drained(c, int(length))
+        elif ev == lib.TC_EV_SHUTDOWN:
+            self.handler.on_shutdown(c, int(length))
+        elif ev == lib.TC_EV_CLOSE:
+            del self._conns[cid]
+            c._ptr = None
+            reason = "unknown"
+            for cname, text in _REASONS.items():
+                if getattr(lib, cname) == length:
+                    reason = text
+            self.handler.on_close(c, reason)
+
+
+class Server(_Endpoint):
+    """A TCP server on a Loop. handler="echo" runs the C echo handler without Python in the data path."""
+
+    def __init__(
+        self,
+        loop: Loop,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        handler: Handler | Literal["echo"] = "echo",
+        name: str = "tcp",
+        max_conns: int | None = None,
+        when_full: FullPolicy = "evict",
+        backlog: int | None = None,
+        v6only: bool = False,
+        idle_timeout_ms: int | None = None,
+        close_policy: ClosePolicy | None = None,
+        linger_ms: int | None = None,
+        high_water: int | None = None,
+        low_water: int | None = None,
+        queue_max: int | None = None,
+        nodelay: bool | None = None,
+        keepalive_s: int | None = None,
+    ) -> None:
+        super().__init__(loop, handler, name)
+        native = loop.native
+        ffi, lib = native.ffi, native.lib
+        if when_full not in ("evict", "refuse"):
+            raise ValueError(f"when_full must be 'evict' or 'refuse', not {when_full!r}")
+        if not 0 <= port <= 65535:
+            raise ValueError(f"port {port} is out of range")
+        cfg = ffi.new("tc_server_config_t *")
+        lib.tcpy_server_defaults(cfg)
+        host_c = ffi.new("char[]", host.encode())
+        cfg.host = host_c
+        cfg.port = port
+        cfg.v6only = v6only
+        cfg.name = self._name_c
+        if max_conns is not None:
+            cfg.max_conns = max_conns
+        if backlog is not None:
+            cfg.backlog = backlog
+        cfg.when_full = lib.TC_FULL_REFUSE if when_full == "refuse" else lib.TC_FULL_EVICT_LRU
+        _conn_config(native, cfg.conn, locals())
+        cfg.cb, cfg.user = self._callback()
+        out = ffi.new("tc_server_t **")
+        loop.call(lambda: native.check(lib.tc_server_start(loop.ptr, cfg, out), f"listen on {host}:{port}"))
+        self._ptr: Any = out[0]
+        self.host = host
+        self.port = int(lib.tc_server_port(self._ptr))
+        loop._owned.add(self)
+
+    @property
+    def conn_count(self) -> int:
+        """Open connections now."""
+        native = self.loop.native
+        return int(self.loop.call(lambda: native.lib.tc_server_conn_count(self._live())))
+
+    def _live(self) -> Any:
+        if self._ptr is None:
+            raise ClosedError(-14, "CLOSED", "server is stopped")
+        return self._ptr
+
+    def _stopped(self, report: Any) -> None:
+        self._report = StopReport(report.graceful, report.forced, report.elapsed_ms, report.bytes_freed)
+        self._ptr = None
+        self.loop._owned.discard(self)
+        self._stop_done.set()
+
+    def stop(self, deadline_ms: int = 1000) -> StopReport:
+        """Stop accepting, ask every connection to close, force the rest at the deadline; return what happened."""
+        if self._report is not None:
+            return self._report
+        native = self.loop.native
+        self.loop.call(
+            lambda: native.check(
+                native.lib.tc_server_stop(self._live(), deadline_ms, native.lib.tcpy_stop_cb, self._handle), "stop"
+            )
+        )
+        if not self._stop_done.wait(deadline_ms / 1000 + 10):
+            raise TimeoutError("server stop did not complete")
+        assert self._report is not None
+        return self._report
+
+
+class Client(_Endpoint):
+    """A TCP client that connects (name resolution off the loop), and reconnects with backoff and jitter."""
+
+    def __init__(
+        self,
+        loop: Loop,
+        host: str,
+        port: int,
+        *,
+        handler: Handler | Literal["echo"] = "echo",
+        name: str = "client",
+        reconnect: bool = True,
+        connect_timeout_ms: int | None = None,
+        backoff_initial_ms: int | None = None,
+        backoff_max_ms: int | None = None,
+        jitter_pct: int | None = None,
+        max_attempts: int | None = None,
+        idle_timeout_ms: int | None = None,
+        close_policy: ClosePolicy | None = None,
+        linger_ms: int | None = None,
+        high_water: int | None = None,
+        low_water: int | None = None,
+        queue_max: int | None = None,
+        nodelay: bool | None = None,
+        keepalive_s: int | None = None,
+    ) -> None:
+        super().__init__(loop, handler, name)
+        native = loop.native
+        ffi, lib = native.ffi, native.lib
+        if not 0 <= port <= 65535:
+            raise ValueError(f"port {port} is out of range")
+        cfg = ffi.new("tc_client_config_t *")
+        lib.tcpy_client_defaults(cfg)
+        host_c = ffi.new("char[]", host.encode())
+        cfg.host = host_c
+        cfg.port = port
+        cfg.reconnect = reconnect
+        cfg.name = self._name_c
+        for key in ("connect_timeout_ms", "backoff_initial_ms", "backoff_max_ms", "jitter_pct", "max_attempts"):
+            if locals()[key] is not None:
+                setattr(cfg, key, int(locals()[key]))
+        _conn_config(native, cfg.conn, locals())
+        cfg.cb, cfg.user = self._callback()
+        out = ffi.new("tc_client_t **")
+        loop.call(lambda: native.check(lib.tc_client_start(loop.ptr, cfg, out), f"client to {host}:{port}"))
+        self._ptr: Any = out[0]
+        self.host = host
+        self.port = port
+        loop._owned.add(self)
+
+    def _live(self) -> Any:
+        if self._ptr is None:
+            raise ClosedError(-14, "CLOSED", "client is stopped")
+        return self._ptr
+
+    def stats(self) -> ClientStats:
+        """Attempts, connects, consecutive failures, the last error and backoff delay, and whether connected now."""
+        native = self.loop.native
+
+        def get() -> ClientStats:
+            st = native.ffi.new("tc_client_stats_t *")
+            native.lib.tc_client_stats(self._live(), st)
+            connected = native.lib.tc_client_conn(self._live()) != native.ffi.NULL
+            return ClientStats(st.attempts, st.connects, st.failures, st.last_error, st.last_delay_ms, connected)
+
+        return self.loop.call(get)
+
+    def _stopped(self, report: Any) -> None:
+        self._ptr = None
+        self.loop._owned.discard(self)
+        self._stop_done.set()
+
+    def stop(self, deadline_ms: int = 1000) -> StopReport:
+        """Stop reconnecting and close the connection (aborting it if it does not close in time)."""
+        if self._ptr is None:
+            return StopReport(0, 0, 0, 0)
+        native = self.loop.native
+        t0 = native.lib.tc_now_ms()
+        had_conn = self.loop.call(lambda: native.lib.tc_client_conn(self._live()) != native.ffi.NULL)
+        self.loop.call(
+            lambda: native.check(
+                native.lib.tc_client_stop_then(self._live(), native.lib.tcpy_client_done_cb, self._handle), "stop"
+            )
+        )
+        forced = 0
+        if not self._stop_done.wait(deadline_ms / 1000):
+
+            def force() -> int:
+                if self._ptr is None:
+                    return 0
+                conn = native.lib.tc_client_conn(self._ptr)
+                if conn == native.ffi.NULL:
+                    return 0
+                native.lib.tc_conn_close(conn, native.lib.TC_CLOSE_ABORT)
+                return 1
+
+            forced = self.loop.call(force)
+            if not self._stop_done.wait(10):
+                raise TimeoutError("client stop did not complete")
+        elapsed = int(native.lib.tc_now_ms() - t0)
+        return StopReport(1 if had_conn and not forced else 0, forced, elapsed, 0)

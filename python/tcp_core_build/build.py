@@ -1,0 +1,105 @@
+"""cffi out-of-line API builder: one extension module per host socket backend, from the component's one source list.
+
+    _tcp_core_linux   portable core + port/linux/tc_sock.c (kernel sockets)
+    _tcp_core_lwip    portable core + port/lwip/tc_sock.c (upstream lwIP over TAP, needs liblwip-dev)
+
+Extra C flags come from TCP_CORE_CFLAGS (e.g. "-O0 -g"); the core is always built with -Wall -Wextra -Werror.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+from cffi import FFI
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+COMPONENT = ROOT / "components" / "tcp_core"
+
+
+def portable_sources() -> list[str]:
+    """The lines of components/tcp_core/sources.txt as paths relative to the project root (setuptools wants that)."""
+    out = []
+    for line in (COMPONENT / "sources.txt").read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            out.append(os.path.relpath(COMPONENT / line, ROOT))
+    return out
+
+
+def _pkg_config(*args: str) -> list[str]:
+    res = subprocess.run(["pkg-config", *args, "lwip"], capture_output=True, text=True, check=True)
+    return shlex.split(res.stdout)
+
+
+def lwip_available() -> tuple[bool, str]:
+    """Whether the lwip backend can be built here, and why not."""
+    if not (COMPONENT / "port" / "lwip" / "tc_sock.c").exists():
+        return False, "components/tcp_core/port/lwip/tc_sock.c is missing"
+    if shutil.which("pkg-config") is None:
+        return False, "pkg-config is not installed"
+    try:
+        _pkg_config("--exists")
+    except (subprocess.CalledProcessError, OSError):
+        return False, "liblwip-dev is not installed (apt-get install liblwip-dev)"
+    return True, ""
+
+
+PREAMBLE = """
+#include "tc_err.h"
+#include "tc_alloc.h"
+#include "tc_addr.h"
+#include "tc_loop.h"
+#include "tc_registry.h"
+#include "tc_sock.h"
+#include "tc_tcp.h"
+#include "tc_http.h"
+#include "tc_app.h"
+#include "tc_captive.h"
+#include "tc_console.h"
+
+/* The default-config macros as functions: cffi cannot read designated-initialiser macros. */
+static void tcpy_server_defaults(tc_server_config_t *c) { tc_server_config_t d = TC_SERVER_DEFAULT_CONFIG(); *c = d; }
+static void tcpy_client_defaults(tc_client_config_t *c) { tc_client_config_t d = TC_CLIENT_DEFAULT_CONFIG(); *c = d; }
+static void tcpy_app_defaults(tc_app_config_t *c) { tc_app_config_t d = TC_APP_DEFAULT_CONFIG(); *c = d; }
+static tc_conn_cb tcpy_echo_cb(void) { return tc_echo_cb; }
+static void tcpy_console_defaults(tc_console_config_t *c)
+{
+    tc_console_config_t d = TC_CONSOLE_DEFAULT_CONFIG();
+    *c = d;
+}
+static const char *tcpy_console_prompt(void) { return TC_CONSOLE_PROMPT; }
+"""
+
+
+def _make_ffi(module: str, backend: str) -> FFI:
+    ffi = FFI()
+    ffi.cdef((HERE / "cdefs.h").read_text())
+    sources = [*portable_sources(), os.path.relpath(COMPONENT / "port" / backend / "tc_sock.c", ROOT)]
+    cflags = ["-std=c11", "-Wall", "-Wextra", "-Werror", "-Wno-unused-function"]
+    cflags += shlex.split(os.environ.get("TCP_CORE_CFLAGS", ""))
+    ldflags: list[str] = shlex.split(os.environ.get("TCP_CORE_LDFLAGS", ""))
+    include_dirs = [os.path.relpath(COMPONENT / "include", ROOT), os.path.relpath(COMPONENT / "src", ROOT)]
+    libraries = ["pthread"]
+    if backend == "lwip":
+        cflags += _pkg_config("--cflags")
+        libraries += [flag[2:] for flag in _pkg_config("--libs") if flag.startswith("-l")]
+    ffi.set_source(
+        module,
+        PREAMBLE,
+        sources=sources,
+        include_dirs=include_dirs,
+        define_macros=[("_GNU_SOURCE", None)],
+        extra_compile_args=cflags,
+        extra_link_args=ldflags,
+        libraries=libraries,
+    )
+    return ffi
+
+
+ffi_linux = _make_ffi("tcp_core._tcp_core_linux", "linux")
+ffi_lwip = _make_ffi("tcp_core._tcp_core_lwip", "lwip") if lwip_available()[0] else None

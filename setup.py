@@ -1,0 +1,24 @@
+"""Build hook: setuptools needs setup.py for cffi_modules; everything else is in pyproject.toml.
+
+The Linux-socket extension is always built. The lwIP-over-TAP one is built when liblwip-dev is installed
+(pkg-config finds `lwip`) and its backend file exists; set TCP_CORE_REQUIRE_LWIP=1 to make its absence an error.
+"""
+
+import os
+import sys
+
+from setuptools import setup
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "python"))
+from tcp_core_build.build import lwip_available
+
+modules = ["python/tcp_core_build/build.py:ffi_linux"]
+ok, why = lwip_available()
+if ok:
+    modules.append("python/tcp_core_build/build.py:ffi_lwip")
+elif os.environ.get("TCP_CORE_REQUIRE_LWIP") == "1":
+    raise SystemExit(f"tcp_core: the lwip backend was required but cannot be built: {why}")
+else:
+    print(f"tcp_core: building without the lwip backend ({why})", file=sys.stderr)
+
+setup(cffi_modules=modules)
