@@ -1,0 +1,357 @@
+/*
+ * test_registry_ext.c - external sockets in the registry (tc_registry_ext.h): tracked from other threads over a
+ * running loop, with their addresses and flags, removed on close, parked under memory exhaustion, and nothing left
+ * behind (tc_loop_free() refuses while an entry is outstanding, no tcp_core heap byte remains).
+ *
+ * Build (from the repository root):
+ *     C=components/tcp_core
+ *     gcc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -I$C/include -I$C/src host_tests/c/test_registry_ext.c \
+ *         $(grep -v '^\s*#' $C/sources.txt | sed '/^\s*$/d; s|^|'$C'/|') $C/src/tc_registry_ext.c \
+ *         $C/port/linux/tc_sock.c -lpthread -o build/test_registry_ext
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "tc_alloc.h"
+#include "tc_err.h"
+#include "tc_loop.h"
+#include "tc_registry.h"
+#include "tc_registry_ext.h"
+#include "tc_tcp.h"
+
+static void fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "FAIL: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    exit(1);
+}
+
+#define CHECK(cond, ...)       \
+    do {                       \
+        if (!(cond)) {         \
+            fail(__VA_ARGS__); \
+        }                      \
+    } while (0)
+
+/* ---- a loop on its own thread, and a way to run code on it and wait ---- */
+
+static tc_loop_t *g_loop;
+static pthread_t g_thread;
+
+static void *loop_main(void *arg)
+{
+    (void)arg;
+    int rc = tc_loop_run(g_loop);
+    CHECK(rc == TC_OK, "tc_loop_run: %s", tc_err_name(rc));
+    return NULL;
+}
+
+typedef struct {
+    void (*fn)(void *arg);
+    void *arg;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done;
+} call_t;
+
+static void call_cb(tc_loop_t *loop, void *user)
+{
+    (void)loop;
+    call_t *c = user;
+    c->fn(c->arg);
+    pthread_mutex_lock(&c->mu);
+    c->done = 1;
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* Posts are FIFO: when fn runs, every post made before this call has run too. */
+static void on_loop(void (*fn)(void *), void *arg)
+{
+    call_t c = {.fn = fn, .arg = arg, .done = 0};
+    pthread_mutex_init(&c.mu, NULL);
+    pthread_cond_init(&c.cv, NULL);
+    CHECK(tc_loop_post(g_loop, call_cb, &c) == TC_OK, "tc_loop_post");
+    pthread_mutex_lock(&c.mu);
+    while (!c.done) {
+        pthread_cond_wait(&c.cv, &c.mu);
+    }
+    pthread_mutex_unlock(&c.mu);
+    pthread_cond_destroy(&c.cv);
+    pthread_mutex_destroy(&c.mu);
+}
+
+static void loop_start(void)
+{
+    CHECK(pthread_create(&g_thread, NULL, loop_main, NULL) == 0, "pthread_create");
+}
+
+static void loop_join(void)
+{
+    tc_loop_stop(g_loop);
+    pthread_join(g_thread, NULL);
+}
+
+/* ---- registry views taken on the loop thread ---- */
+
+#define SNAP_MAX 64
+
+typedef struct {
+    tc_sock_info_t s[SNAP_MAX];
+    uint32_t n;
+} snap_t;
+
+static void snap_fn(void *arg)
+{
+    snap_t *sn = arg;
+    sn->n = tc_registry_snapshot(g_loop, sn->s, SNAP_MAX);
+}
+
+static void snap(snap_t *sn)
+{
+    on_loop(snap_fn, sn);
+    CHECK(sn->n <= SNAP_MAX, "registry holds %u entries, more than the test expects", sn->n);
+}
+
+static int count_external(const snap_t *sn, const char *owner)
+{
+    int n = 0;
+    for (uint32_t i = 0; i < sn->n; i++) {
+        if (sn->s[i].kind == TC_KIND_EXTERNAL && (owner == NULL || strcmp(sn->s[i].owner, owner) == 0)) {
+            n++;
+        }
+    }
+    return n;
+}
+
+static const tc_sock_info_t *find_external(const snap_t *sn, const char *owner)
+{
+    for (uint32_t i = 0; i < sn->n; i++) {
+        if (sn->s[i].kind == TC_KIND_EXTERNAL && strcmp(sn->s[i].owner, owner) == 0) {
+            return &sn->s[i];
+        }
+    }
+    return NULL;
+}
+
+/* ---- a real TCP connection: an echo server on the loop, a kernel client socket as the "external" socket ---- */
+
+static tc_server_t *g_server;
+static uint16_t g_port;
+
+static void server_start_fn(void *arg)
+{
+    (void)arg;
+    tc_server_config_t cfg = TC_SERVER_DEFAULT_CONFIG();
+    cfg.host = "127.0.0.1";
+    cfg.cb = tc_echo_cb;
+    cfg.name = "echo";
+    int rc = tc_server_start(g_loop, &cfg, &g_server);
+    CHECK(rc == TC_OK, "tc_server_start: %s", tc_err_name(rc));
+    g_port = tc_server_port(g_server);
+}
+
+static int g_stopped;
+
+static void server_stopped(tc_server_t *s, const tc_stop_report_t *r, void *user)
+{
+    (void)s;
+    (void)r;
+    (void)user;
+    g_stopped = 1;
+}
+
+static void server_stop_fn(void *arg)
+{
+    (void)arg;
+    CHECK(tc_server_stop(g_server, 500, server_stopped, NULL) == TC_OK, "tc_server_stop");
+}
+
+static void stopped_fn(void *arg)
+{
+    *(int *)arg = g_stopped;
+}
+
+static int connect_client(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(fd >= 0, "socket");
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(g_port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "connect to the echo server");
+    return fd;
+}
+
+/* ---- scenarios ---- */
+
+static void test_open_flags_close(int fd)
+{
+    tc_ext_sock_t *s = NULL;
+    CHECK(tc_ext_sock_open(g_loop, fd, "ext-a", &s) == TC_OK && s != NULL, "tc_ext_sock_open");
+    snap_t sn;
+    snap(&sn);
+    const tc_sock_info_t *e = find_external(&sn, "ext-a");
+    CHECK(e != NULL, "the external socket is not in the registry");
+    CHECK(e->fd == fd, "fd %d, expected %d", e->fd, fd);
+    CHECK(e->state == TC_STATE_OPEN, "state %d", e->state);
+    CHECK(e->flags == 0, "flags %d", e->flags);
+    CHECK(e->peer.family == TC_AF_INET && e->peer.port == g_port, "peer port %u, expected %u", e->peer.port, g_port);
+    CHECK(e->local.family == TC_AF_INET && e->local.port != 0, "local address not read");
+
+    tc_ext_sock_set_flags(s, TC_REG_FLAG_STREAMING, 0);
+    CHECK(tc_ext_sock_flags(s) == TC_REG_FLAG_STREAMING, "tc_ext_sock_flags after set");
+    snap(&sn);
+    e = find_external(&sn, "ext-a");
+    CHECK(e && e->flags == TC_REG_FLAG_STREAMING, "streaming flag not shown");
+    tc_ext_sock_set_flags(s, 0, TC_REG_FLAG_STREAMING);
+    snap(&sn);
+    e = find_external(&sn, "ext-a");
+    CHECK(e && e->flags == 0, "streaming flag not cleared");
+
+    tc_ext_sock_close(s);
+    snap(&sn);
+    CHECK(count_external(&sn, NULL) == 0, "entry left after close");
+}
+
+static void test_invalid(void)
+{
+    tc_ext_sock_t *s = NULL;
+    CHECK(tc_ext_sock_open(NULL, 3, "x", &s) == TC_EINVAL, "NULL loop");
+    CHECK(tc_ext_sock_open(g_loop, -1, "x", &s) == TC_EINVAL, "negative fd");
+    CHECK(tc_ext_sock_open(g_loop, 3, NULL, &s) == TC_EINVAL, "NULL owner");
+    CHECK(tc_ext_sock_open(g_loop, 3, "x", NULL) == TC_EINVAL, "NULL out");
+    tc_ext_sock_set_flags(NULL, 1, 0);
+    tc_ext_sock_close(NULL);
+    CHECK(tc_ext_sock_flags(NULL) == 0, "flags of NULL");
+}
+
+/* A removal whose post cannot be allocated is parked and carried out by the next external post of the loop. */
+static void test_parked_close(int fd)
+{
+    tc_ext_sock_t *a = NULL, *b = NULL;
+    CHECK(tc_ext_sock_open(g_loop, fd, "ext-park", &a) == TC_OK, "open a");
+    snap_t sn;
+    snap(&sn);
+    CHECK(count_external(&sn, "ext-park") == 1, "a not tracked");
+
+    tc_alloc_stats_t st;
+    tc_alloc_stats(&st);
+    tc_alloc_set_limit(st.bytes_in_use); /* every allocation fails: the removal post cannot be made */
+    tc_ext_sock_t *refused = NULL;
+    CHECK(tc_ext_sock_open(g_loop, fd, "ext-refused", &refused) == TC_ENOMEM, "open under exhaustion");
+    tc_ext_sock_close(a);
+    tc_alloc_set_limit(0);
+
+    snap(&sn);
+    CHECK(count_external(&sn, "ext-park") == 1, "a parked entry must stay listed until a later post");
+    CHECK(count_external(&sn, "ext-refused") == 0, "a refused open must not be tracked");
+    CHECK(tc_ext_sock_open(g_loop, fd, "ext-later", &b) == TC_OK, "open b");
+    snap(&sn);
+    CHECK(count_external(&sn, "ext-park") == 0, "the parked removal was not carried out by the next post");
+    CHECK(count_external(&sn, "ext-later") == 1, "b not tracked");
+    tc_ext_sock_close(b);
+    snap(&sn);
+    CHECK(count_external(&sn, NULL) == 0, "entries left");
+}
+
+/* Parked before its own add ran: the add is still queued, so the add carries out the removal. */
+static void test_parked_before_add(int fd)
+{
+    loop_join(); /* the loop is not running: the add stays queued */
+    tc_ext_sock_t *a = NULL;
+    CHECK(tc_ext_sock_open(g_loop, fd, "ext-early", &a) == TC_OK, "open");
+    tc_alloc_stats_t st;
+    tc_alloc_stats(&st);
+    tc_alloc_set_limit(st.bytes_in_use);
+    tc_ext_sock_close(a);
+    tc_alloc_set_limit(0);
+    CHECK(tc_loop_free(g_loop) == TC_EBUSY, "tc_loop_free must refuse while an entry is outstanding");
+    loop_start();
+    snap_t sn;
+    snap(&sn);
+    CHECK(count_external(&sn, NULL) == 0, "an entry parked before its add was left in the registry");
+}
+
+typedef struct {
+    int fd;
+    int rounds;
+} worker_t;
+
+static void *worker(void *arg)
+{
+    worker_t *w = arg;
+    for (int i = 0; i < w->rounds; i++) {
+        tc_ext_sock_t *s = NULL;
+        CHECK(tc_ext_sock_open(g_loop, w->fd, "ext-race", &s) == TC_OK, "open in worker");
+        tc_ext_sock_set_flags(s, TC_REG_FLAG_STREAMING, 0);
+        if (i % 3 == 0) {
+            tc_ext_sock_set_flags(s, 0, TC_REG_FLAG_STREAMING);
+        }
+        tc_ext_sock_close(s);
+    }
+    return NULL;
+}
+
+static void test_threads(int fd)
+{
+    enum { N = 4 };
+    pthread_t th[N];
+    worker_t w = {.fd = fd, .rounds = 300};
+    for (int i = 0; i < N; i++) {
+        CHECK(pthread_create(&th[i], NULL, worker, &w) == 0, "pthread_create");
+    }
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+    }
+    snap_t sn;
+    snap(&sn);
+    CHECK(count_external(&sn, NULL) == 0, "%d entries left after the threads", count_external(&sn, NULL));
+}
+
+int main(void)
+{
+    CHECK(tc_loop_new(&g_loop) == TC_OK, "tc_loop_new");
+    loop_start();
+    on_loop(server_start_fn, NULL);
+    int fd = connect_client();
+
+    test_invalid();
+    test_open_flags_close(fd);
+    test_parked_close(fd);
+    test_parked_before_add(fd);
+    test_threads(fd);
+
+    /* An outstanding entry keeps tc_loop_free() from freeing the loop. */
+    tc_ext_sock_t *last = NULL;
+    CHECK(tc_ext_sock_open(g_loop, fd, "ext-last", &last) == TC_OK, "open last");
+    close(fd);
+    on_loop(server_stop_fn, NULL);
+    for (int i = 0, stopped = 0; !stopped; i++) {
+        CHECK(i < 200, "the echo server did not stop");
+        usleep(10000);
+        on_loop(stopped_fn, &stopped);
+    }
+    loop_join();
+    CHECK(tc_loop_free(g_loop) == TC_EBUSY, "tc_loop_free must refuse while an external socket is tracked");
+    tc_ext_sock_close(last);
+    CHECK(tc_loop_run_once(g_loop, 0) >= 0, "run the removal");
+    CHECK(tc_loop_free(g_loop) == TC_OK, "tc_loop_free after the last close");
+
+    tc_alloc_stats_t st;
+    tc_alloc_stats(&st);
+    CHECK(st.blocks_in_use == 0 && st.bytes_in_use == 0, "leaked %zu bytes in %zu blocks", st.bytes_in_use,
+          st.blocks_in_use);
+    printf("test_registry_ext: OK\n");
+    return 0;
+}

@@ -1,0 +1,199 @@
+/* C-level run of the core for the sanitizers (ASan/UBSan) and -m32: loop, timers, posts from another thread, an echo
+ * server and a client on one loop exchanging 4 MiB, stop with a deadline, and 0 bytes left in the allocation hook. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tc_alloc.h"
+#include "tc_err.h"
+#include "tc_loop.h"
+#include "tc_registry.h"
+#include "tc_tcp.h"
+
+static int failures;
+#define CHECK(cond)                                                                                                    \
+    do {                                                                                                               \
+        if (!(cond)) {                                                                                                 \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);                                   \
+            failures++;                                                                                                \
+        }                                                                                                              \
+    } while (0)
+
+#define TOTAL (4u * 1024u * 1024u)
+
+typedef struct {
+    size_t sent, received;
+    int opened, closed, reason, mismatch;
+    tc_loop_t *loop;
+} peer_t;
+
+static uint8_t pattern(size_t i)
+{
+    return (uint8_t)((i * 2654435761u) >> 13);
+}
+
+static void pump(tc_conn_t *conn, peer_t *p)
+{
+    uint8_t buf[16384];
+    while (p->sent < TOTAL && tc_conn_queued(conn) < 64 * 1024) {
+        size_t n = TOTAL - p->sent < sizeof(buf) ? TOTAL - p->sent : sizeof(buf);
+        for (size_t i = 0; i < n; i++) {
+            buf[i] = pattern(p->sent + i);
+        }
+        if (tc_conn_send(conn, buf, n) != TC_OK) {
+            return;
+        }
+        p->sent += n;
+    }
+}
+
+static void client_cb(tc_conn_t *conn, tc_event_t ev, const void *data, size_t len, void *user)
+{
+    peer_t *p = user;
+    const uint8_t *b = data;
+    switch (ev) {
+    case TC_EV_OPEN:
+        p->opened++;
+        pump(conn, p);
+        break;
+    case TC_EV_DATA:
+        for (size_t i = 0; i < len; i++) {
+            p->mismatch += b[i] != pattern(p->received + i);
+        }
+        p->received += len;
+        pump(conn, p);
+        if (p->received == TOTAL) {
+            tc_loop_stop(p->loop);
+        }
+        break;
+    case TC_EV_DRAINED:
+        pump(conn, p);
+        break;
+    case TC_EV_CLOSE:
+        p->closed++;
+        p->reason = (int)len;
+        break;
+    default:
+        break;
+    }
+}
+
+static int64_t count_timer(tc_timer_t *t, void *user)
+{
+    (void)t;
+    int *n = user;
+    return ++*n < 5 ? 1 : TC_TIMER_STOP;
+}
+
+static void posted(tc_loop_t *loop, void *user)
+{
+    int *n = user;
+    __atomic_add_fetch(n, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(n, __ATOMIC_SEQ_CST) == 100) {
+        tc_loop_stop(loop);
+    }
+}
+
+static void *poster(void *arg)
+{
+    void **a = arg;
+    for (int i = 0; i < 100; i++) {
+        tc_loop_post(a[0], posted, a[1]);
+    }
+    return NULL;
+}
+
+static void stopped(tc_server_t *s, const tc_stop_report_t *r, void *user)
+{
+    (void)s;
+    *(tc_stop_report_t *)user = *r;
+}
+
+static void client_freed(void *user)
+{
+    *(int *)user = 1;
+}
+
+int main(void)
+{
+    tc_loop_t *loop = NULL;
+    CHECK(tc_loop_new(&loop) == TC_OK);
+
+    int ticks = 0;
+    tc_timer_t *timer = NULL;
+    CHECK(tc_timer_start(loop, 1, count_timer, &ticks, &timer) == TC_OK);
+    CHECK(tc_loop_run_for(loop, 200) == TC_OK);
+    CHECK(ticks == 5);
+
+    int posts = 0;
+    void *args[2] = {loop, &posts};
+    pthread_t th;
+    pthread_create(&th, NULL, poster, args);
+    CHECK(tc_loop_run_for(loop, 5000) == TC_OK);
+    pthread_join(th, NULL);
+    CHECK(posts == 100);
+
+    tc_server_config_t scfg = TC_SERVER_DEFAULT_CONFIG();
+    scfg.host = "127.0.0.1";
+    scfg.cb = tc_echo_cb;
+    scfg.name = "echo";
+    tc_server_t *srv = NULL;
+    CHECK(tc_server_start(loop, &scfg, &srv) == TC_OK);
+    CHECK(tc_server_port(srv) != 0);
+
+    peer_t p = {.loop = loop};
+    tc_client_config_t ccfg = TC_CLIENT_DEFAULT_CONFIG();
+    ccfg.host = "127.0.0.1";
+    ccfg.port = tc_server_port(srv);
+    ccfg.reconnect = false;
+    ccfg.cb = client_cb;
+    ccfg.user = &p;
+    tc_client_t *cl = NULL;
+    CHECK(tc_client_start(loop, &ccfg, &cl) == TC_OK);
+    CHECK(tc_loop_run_for(loop, 20000) == TC_OK);
+    CHECK(p.opened == 1);
+    CHECK(p.received == TOTAL);
+    CHECK(p.mismatch == 0);
+    CHECK(tc_registry_count(loop) == 3);
+
+    /* Bad input: port 0 and a malformed address are refused with their codes, nothing is left allocated. */
+    tc_client_config_t bad = ccfg;
+    bad.port = 0;
+    tc_client_t *none = NULL;
+    CHECK(tc_client_start(loop, &bad, &none) == TC_EBADPORT && none == NULL);
+    tc_server_config_t bads = scfg;
+    bads.host = "300.1.1.1";
+    tc_server_t *nos = NULL;
+    CHECK(tc_server_start(loop, &bads, &nos) == TC_EBADADDR && nos == NULL);
+
+    /* The client never closes on its own: the stop must force it at the deadline and say so. */
+    tc_stop_report_t rep;
+    memset(&rep, 0xff, sizeof(rep));
+    uint64_t t0 = tc_now_ms();
+    CHECK(tc_server_stop(srv, 100, stopped, &rep) == TC_OK);
+    while (rep.graceful == 0xffffffffu && tc_now_ms() - t0 < 2000) {
+        tc_loop_run_once(loop, 10);
+    }
+    CHECK(rep.forced == 1 && rep.graceful == 0);
+    CHECK(rep.elapsed_ms <= 150);
+    int client_done = 0;
+    CHECK(tc_client_stop_then(cl, client_freed, &client_done) == TC_OK);
+    for (int i = 0; i < 100 && !client_done; i++) {
+        tc_loop_run_once(loop, 10);
+    }
+    CHECK(client_done == 1);
+    CHECK(p.closed == 1);
+    CHECK(tc_registry_count(loop) == 0);
+    CHECK(tc_loop_free(loop) == TC_OK);
+
+    tc_alloc_stats_t st;
+    tc_alloc_stats(&st);
+    CHECK(st.bytes_in_use == 0 && st.blocks_in_use == 0);
+    if (failures) {
+        fprintf(stderr, "test_tcp_core: %d failures\n", failures);
+        return 1;
+    }
+    printf("test_tcp_core: ok (%zu bytes echoed, peak heap %zu bytes)\n", p.received, st.bytes_peak);
+    return 0;
+}

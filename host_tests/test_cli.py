@@ -1,0 +1,88 @@
+"""`tcp-core serve`, the README's main job, as a user runs it: a subprocess, real sockets, Ctrl-C."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import connect, recv_exact
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _serve(*args: str) -> subprocess.Popen[str]:
+    exe = shutil.which("tcp-core")
+    cmd = [exe] if exe else [sys.executable, "-m", "tcp_core.cli"]
+    return subprocess.Popen([*cmd, "serve", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_line(proc: subprocess.Popen[str], needle: str, timeout: float = 10) -> list[str]:
+    assert proc.stdout is not None
+    lines = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if needle in line:
+            return lines
+    raise AssertionError(f"{needle!r} not printed; got {lines}, stderr {proc.stderr.read() if proc.stderr else ''}")
+
+
+def test_serve_echo_and_client_then_ctrl_c_reports() -> None:
+    echo_port = _free_port()
+    # The client dials a remote that is this test: seed 000's "server and client at once, simultaneous return".
+    with socket.create_server(("127.0.0.1", 0)) as remote:
+        proc = _serve(
+            "--echo-port", str(echo_port), "--http-port", "0", "--connect", f"127.0.0.1:{remote.getsockname()[1]}"
+        )
+        try:
+            _wait_line(proc, "Ctrl-C stops")
+            with connect("127.0.0.1", echo_port) as s:
+                s.sendall(b"hello device")
+                assert recv_exact(s, 12) == b"hello device"
+                remote.settimeout(10)
+                peer, _ = remote.accept()
+                with peer:
+                    peer.sendall(b"from the remote")
+                    peer.settimeout(5)
+                    assert recv_exact(peer, 15) == b"from the remote"
+                    proc.send_signal(signal.SIGINT)
+                    out, err = proc.communicate(timeout=15)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 0, err
+    assert re.search(r"stopped  echo: \d+ closed gracefully, 1 forced", out), out
+    assert re.search(r"stopped  http: 0 closed gracefully, 0 forced", out), out
+    assert "stopped  client: forced at the deadline" in out, out
+    assert "0 bytes left" in out, out
+
+
+@pytest.mark.parametrize("target", ["127.0.0.1:0", "127.0.0.1", "bad:port:x"])
+def test_serve_refuses_a_bad_connect_target(target: str) -> None:
+    proc = _serve("--echo-port", str(_free_port()), "--http-port", "-1", "--connect", target)
+    out, err = proc.communicate(timeout=15)
+    assert proc.returncode == 2, (out, err)
+    assert "--connect" in err and "TC_E" in err, err
+
+
+def test_serve_port_in_use_is_a_clear_error() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        proc = _serve("--echo-port", str(taken.getsockname()[1]), "--http-port", "-1")
+        _out, err = proc.communicate(timeout=15)
+    assert proc.returncode == 1
+    assert "address already in use" in err, err

@@ -1,0 +1,371 @@
+"""The TCP core over real sockets: echo, backpressure, limits, idle timeout, reconnects, stop, bad input.
+
+Every test runs on each host backend (``backend`` fixture) and ends with the ``loop`` fixture's leak checks.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import selectors
+import socket
+import threading
+import time
+
+import pytest
+
+import tcp_core
+from conftest import connect, open_fds, recv_exact, wait_until
+from tcp_core import Client, Handler, Loop, Server
+
+
+def _echo_roundtrip(s: socket.socket, payload: bytes) -> bytes:
+    """Send payload from a thread while reading the echo here (neither side may block the other)."""
+    err: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            s.sendall(payload)
+        except BaseException as exc:
+            err.append(exc)
+
+    t = threading.Thread(target=writer)
+    t.start()
+    got = recv_exact(s, len(payload))
+    t.join()
+    assert not err, err
+    return got
+
+
+@pytest.mark.parametrize("size", [1, 2, 1000, 65536, 1 << 20, 8 << 20])
+def test_echo_exact_random_payloads(loop: Loop, server_host: str, size: int) -> None:
+    srv = Server(loop, server_host, 0, name="echo")
+    payload = random.Random(size).randbytes(size)
+    with connect(server_host, srv.port, timeout=30) as s:
+        assert _echo_roundtrip(s, payload) == payload
+    srv.stop(500)
+
+
+def test_slow_reader_keeps_memory_bounded(loop: Loop, server_host: str, backend: str) -> None:
+    high_water = 64 * 1024
+    srv = Server(loop, server_host, 0, name="echo", high_water=high_water, low_water=16 * 1024)
+    payload = random.Random(7).randbytes(8 << 20)
+    tcp_core.reset_alloc_peak(backend)
+    base = tcp_core.alloc_stats(backend).bytes_in_use
+    with connect(server_host, srv.port, timeout=60) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        done = threading.Event()
+
+        def writer() -> None:
+            s.sendall(payload)
+            done.set()
+
+        t = threading.Thread(target=writer)
+        t.start()
+        got = bytearray()
+        # The first 2 MiB are read slowly: the echo backs up, the server must stop reading instead of buffering.
+        while len(got) < 2 << 20:
+            chunk = s.recv(16 * 1024)
+            assert chunk, "closed early"
+            got += chunk
+            time.sleep(0.002)
+        got += recv_exact(s, len(payload) - len(got))
+        t.join()
+    assert bytes(got) == payload
+    peak = tcp_core.alloc_stats(backend).bytes_peak - base
+    # Bounded: the high-water mark plus one read's worth (the loop's receive buffer is preallocated), not 8 MiB.
+    assert peak < high_water + 256 * 1024, f"peak {peak} bytes of queued output for a slow reader"
+    srv.stop(500)
+
+
+def test_200_concurrent_clients(loop: Loop, server_host: str) -> None:
+    srv = Server(loop, server_host, 0, name="echo", max_conns=256, backlog=256)
+    rng = random.Random(200)
+    sel = selectors.DefaultSelector()
+    expected: dict[socket.socket, bytes] = {}
+    received: dict[socket.socket, bytearray] = {}
+    socks = [connect(server_host, srv.port) for _ in range(200)]
+    for s in socks:
+        payload = rng.randbytes(rng.randint(1, 4096))
+        expected[s] = payload
+        received[s] = bytearray()
+        s.sendall(payload)
+        s.setblocking(False)
+        sel.register(s, selectors.EVENT_READ)
+    assert wait_until(lambda: srv.conn_count == 200, 5)
+    deadline = time.monotonic() + 20
+    pending = set(socks)
+    while pending and time.monotonic() < deadline:
+        for key, _ in sel.select(timeout=0.5):
+            s = key.fileobj
+            assert isinstance(s, socket.socket)
+            data = s.recv(65536)
+            assert data, "closed early"
+            received[s] += data
+            if len(received[s]) >= len(expected[s]):
+                sel.unregister(s)
+                pending.discard(s)
+    assert not pending, f"{len(pending)} clients did not get their echo"
+    for s in socks:
+        assert bytes(received[s]) == expected[s]
+        s.close()
+    sel.close()
+    assert wait_until(lambda: srv.conn_count == 0, 5)
+    srv.stop(500)
+
+
+def _is_closed_by_peer(s: socket.socket, timeout: float = 3.0) -> bool:
+    s.settimeout(timeout)
+    try:
+        return s.recv(1) == b""
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    except TimeoutError:
+        return False
+
+
+def test_max_conns_evicts_least_recently_active(loop: Loop, server_host: str) -> None:
+    srv = Server(loop, server_host, 0, name="echo", max_conns=3, when_full="evict")
+    a, b, c = (connect(server_host, srv.port) for _ in range(3))
+    for s in (a, b, c):  # a is the least recently active afterwards
+        assert _echo_roundtrip(s, b"x") == b"x"
+        time.sleep(0.02)
+    assert _echo_roundtrip(b, b"y") == b"y"
+    assert _echo_roundtrip(c, b"z") == b"z"
+    d = connect(server_host, srv.port)
+    assert _echo_roundtrip(d, b"new") == b"new"
+    assert _is_closed_by_peer(a), "the least recently active connection was not evicted"
+    assert _echo_roundtrip(b, b"still") == b"still"
+    assert _echo_roundtrip(c, b"here") == b"here"
+    for s in (a, b, c, d):
+        s.close()
+    srv.stop(500)
+
+
+def test_max_conns_refuses_at_once(loop: Loop, server_host: str) -> None:
+    srv = Server(loop, server_host, 0, name="echo", max_conns=2, when_full="refuse")
+    a, b = connect(server_host, srv.port), connect(server_host, srv.port)
+    assert _echo_roundtrip(a, b"1") == b"1"
+    assert _echo_roundtrip(b, b"2") == b"2"
+    t0 = time.monotonic()
+    try:
+        # On lwIP the RST can overtake the end of the handshake: connect() itself then reports the reset.
+        c: socket.socket | None = connect(server_host, srv.port)
+    except (ConnectionResetError, ConnectionRefusedError):
+        c = None
+    if c is not None:
+        assert _is_closed_by_peer(c), "the connection over max_conns was not refused"
+        c.close()
+    assert time.monotonic() - t0 < 2.5, "refusal must be immediate, not a hang"
+    assert _echo_roundtrip(a, b"ok") == b"ok"
+    assert _echo_roundtrip(b, b"ok") == b"ok"
+    for s in (a, b):
+        s.close()
+    srv.stop(500)
+
+
+def test_idle_timeout_closes_only_idle_connections(loop: Loop, server_host: str) -> None:
+    srv = Server(loop, server_host, 0, name="echo", idle_timeout_ms=300)
+    idle = connect(server_host, srv.port)
+    busy = connect(server_host, srv.port)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 0.9:
+        assert _echo_roundtrip(busy, b"ping") == b"ping"
+        time.sleep(0.1)
+    assert _is_closed_by_peer(idle, timeout=0.1), "idle connection still open after 3x the idle timeout"
+    assert _echo_roundtrip(busy, b"alive") == b"alive"
+    idle.close()
+    busy.close()
+    srv.stop(500)
+
+
+class _Recorder(Handler):
+    def __init__(self) -> None:
+        self.events: list[tuple[str, object]] = []
+        self.opened = threading.Event()
+
+    def on_open(self, conn: tcp_core.Connection) -> None:
+        self.events.append(("open", conn.peer))
+        self.opened.set()
+
+    def on_data(self, conn: tcp_core.Connection, data: bytes) -> None:
+        self.events.append(("data", data))
+        conn.send(data[::-1])
+
+    def on_close(self, conn: tcp_core.Connection, reason: str) -> None:
+        self.events.append(("close", reason))
+
+
+def test_python_handler_sees_open_data_close(loop: Loop, server_host: str) -> None:
+    rec = _Recorder()
+    srv = Server(loop, server_host, 0, handler=rec)
+    with connect(server_host, srv.port) as s:
+        s.sendall(b"abc")
+        assert recv_exact(s, 3) == b"cba"
+    assert wait_until(lambda: ("close", "peer") in rec.events)
+    assert rec.events[0][0] == "open"
+    assert ("data", b"abc") in rec.events
+    srv.stop(500)
+
+
+def test_client_echoes_and_reconnects_with_backoff(loop: Loop, server_host: str, backend: str) -> None:
+    """Seed 000: the device's client connects to a remote, echoes it, and comes back after the remote restarts."""
+    rec = _Recorder()
+    remote = Server(loop, server_host, 0, handler=rec, name="remote")
+    port = remote.port
+    cl = Client(loop, server_host, port, handler="echo", backoff_initial_ms=50, backoff_max_ms=400, jitter_pct=0)
+    assert rec.opened.wait(5), "client did not connect"
+    assert wait_until(lambda: cl.stats().connected)
+    remote.stop(200)
+    # Sample the client while it retries: consecutive failure n must be followed by a delay of 50 * 2^(n-1), capped.
+    by_failure: dict[int, int] = {}
+    t_end = time.monotonic() + 10
+    while time.monotonic() < t_end and max(by_failure, default=0) < 6:
+        st = cl.stats()
+        if st.failures:
+            by_failure[st.failures] = st.last_delay_ms
+        time.sleep(0.005)
+    st = cl.stats()
+    assert st.connects == 1 and not st.connected and st.attempts >= 6, st
+    seen = [by_failure[k] for k in sorted(by_failure)]
+    assert seen == sorted(seen) and len(set(seen)) >= 3 and max(seen) == 400, f"backoff by failure: {by_failure}"
+    assert seen[0] <= 100, by_failure  # 50 ms after the close itself, doubling with each failed attempt
+    rec2 = _Recorder()
+    remote2 = Server(loop, server_host, port, handler=rec2, name="remote")
+    assert rec2.opened.wait(5), "client did not reconnect after the server came back"
+    assert wait_until(lambda: cl.stats().connects == 2)
+    cl.stop(500)
+    remote2.stop(500)
+
+
+def test_client_data_is_echoed_by_c_handler(loop: Loop, server_host: str) -> None:
+    class Sender(_Recorder):
+        def on_open(self, conn: tcp_core.Connection) -> None:
+            super().on_open(conn)
+            conn.send(b"simultaneous return")
+
+        def on_data(self, conn: tcp_core.Connection, data: bytes) -> None:
+            self.events.append(("data", data))
+
+    rec = Sender()
+    remote = Server(loop, server_host, 0, handler=rec, name="remote")
+    cl = Client(loop, server_host, remote.port, handler="echo")
+    assert wait_until(lambda: b"".join(d for k, d in rec.events if k == "data") == b"simultaneous return")  # type: ignore[misc]
+    cl.stop(500)
+    remote.stop(500)
+
+
+def test_stop_with_100_active_connections(loop: Loop, server_host: str, backend: str) -> None:
+    fds_before = open_fds()
+    srv = Server(loop, server_host, 0, name="echo", max_conns=200, backlog=128)
+    socks = [connect(server_host, srv.port) for _ in range(100)]
+    for s in socks:
+        s.sendall(b"hello")
+    for s in socks:
+        assert recv_exact(s, 5) == b"hello"
+    assert wait_until(lambda: srv.conn_count == 100)
+    # Half of the peers close when asked (they read EOF... they cannot: TCP has no "please close"), so they close
+    # on their own a little after the stop starts; the other half never close and must be forced at the deadline.
+    closers = socks[:50]
+
+    def close_later() -> None:
+        time.sleep(0.05)
+        for s in closers:
+            s.close()
+
+    t = threading.Thread(target=close_later)
+    t.start()
+    t0 = time.monotonic()
+    report = srv.stop(deadline_ms=300)
+    took = time.monotonic() - t0
+    t.join()
+    assert report.graceful + report.forced == 100
+    assert report.forced >= 50 and report.graceful >= 1, report
+    assert report.elapsed_ms <= 300 + 50, report
+    assert took < 0.3 + 0.5, f"stop took {took:.3f} s for a 300 ms deadline"
+    for s in socks[50:]:
+        assert _is_closed_by_peer(s, 1)
+        s.close()
+    if backend == "linux":
+        assert wait_until(lambda: not (open_fds() - fds_before), 2), "descriptors left after stop"
+
+
+def test_peer_first_close_leaves_time_wait_on_the_peer(loop: Loop, server_host: str, backend: str) -> None:
+    class CloseAfterReply(Handler):
+        def on_data(self, conn: tcp_core.Connection, data: bytes) -> None:
+            conn.send(b"bye")
+            conn.close()  # the server's default policy: peer closes first
+
+    srv = Server(loop, server_host, 0, handler=CloseAfterReply(), linger_ms=2000)
+    with connect(server_host, srv.port) as s:
+        local_port = s.getsockname()[1]
+        s.sendall(b"x")
+        assert recv_exact(s, 3) == b"bye"
+        # The server has not sent FIN: it waits for ours.
+        s.settimeout(0.2)
+        with pytest.raises(TimeoutError):
+            s.recv(1)
+    # The client here is always a kernel socket, so its TIME-WAIT shows in the kernel's table.
+    assert wait_until(lambda: tcp_core.time_wait_count(local_port, "linux") >= 1, 2), "the peer should hold TIME-WAIT"
+    assert wait_until(lambda: srv.conn_count == 0, 2)
+    assert tcp_core.time_wait_count(srv.port, backend) == 0, "the server side kept TIME-WAIT"
+    srv.stop(500)
+
+
+def test_ipv6_echo(loop: Loop, backend: str) -> None:
+    if backend != "linux":
+        pytest.skip("the lwIP TAP set-up is IPv4 only")
+    if not socket.has_ipv6 or not os.path.exists("/proc/net/if_inet6"):
+        pytest.skip("no IPv6 on this host")
+    srv = Server(loop, "::1", 0, name="echo")
+    with socket.create_connection(("::1", srv.port), timeout=5) as s:
+        assert _echo_roundtrip(s, b"over v6") == b"over v6"
+    srv.stop(500)
+
+
+def test_registry_tracks_every_socket(loop: Loop, server_host: str) -> None:
+    srv = Server(loop, server_host, 0, name="echo")
+    with connect(server_host, srv.port) as s:
+        assert _echo_roundtrip(s, b"12345") == b"12345"
+        assert wait_until(lambda: any(e.kind == "accepted" and e.bytes_out == 5 for e in loop.registry()))
+        entries = loop.registry()
+        kinds = sorted(e.kind for e in entries)
+        assert kinds == ["accepted", "listener"]
+        acc = next(e for e in entries if e.kind == "accepted")
+        lst = next(e for e in entries if e.kind == "listener")
+        assert acc.owner == "echo" and acc.bytes_in == 5 and acc.bytes_out == 5 and acc.state == "open"
+        assert acc.peer == f"{s.getsockname()[0]}:{s.getsockname()[1]}"
+        assert lst.local.endswith(f":{srv.port}") and lst.state == "listening"
+    srv.stop(500)
+    assert loop.registry() == []
+
+
+def test_bad_address_is_a_typed_error(loop: Loop) -> None:
+    with pytest.raises(tcp_core.BadAddressError) as exc:
+        Server(loop, "1.2.3", 0)
+    assert isinstance(exc.value, ValueError)
+    assert exc.value.name == "BADADDR"
+
+
+def test_port_in_use_is_a_typed_error(loop: Loop, server_host: str) -> None:
+    srv = Server(loop, server_host, 0)
+    with pytest.raises(tcp_core.AddressInUseError) as exc:
+        Server(loop, server_host, srv.port)
+    assert isinstance(exc.value, OSError)
+    srv.stop(500)
+
+
+def test_client_to_port_zero_is_refused_clearly(loop: Loop, server_host: str) -> None:
+    """Seed 002: a client that built ``ws://host`` without its port must not silently dial port 0."""
+    with pytest.raises(tcp_core.BadPortError) as exc:
+        Client(loop, server_host, 0)
+    assert isinstance(exc.value, ValueError)
+    assert "port 0" in str(exc.value)
+    with pytest.raises(tcp_core.BadPortError):
+        tcp_core.split_host_port(f"{server_host}:0")
+    assert tcp_core.split_host_port("[::1]:8080") == ("::1", 8080)
+
+
+def test_address_not_on_this_host(loop: Loop, backend: str) -> None:
+    with pytest.raises(tcp_core.AddressNotAvailableError):
+        Server(loop, "192.0.2.55", 0)  # TEST-NET-1: never assigned here

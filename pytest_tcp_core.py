@@ -1,0 +1,356 @@
+"""Firmware tests (pytest-embedded): the demo firmware of main/ is the device under test.
+
+    idf.py --preview set-target linux build
+    pytest pytest_tcp_core.py --embedded-services idf --target linux        # the ELF runs here and is the device
+
+    idf.py set-target esp32 build flash                                     # or esp32c3
+    TC_DEVICE_HOST=192.168.4.1 pytest pytest_tcp_core.py --embedded-services esp,idf --target esp32 [--port PORT]
+
+On a chip the tests reach the services over Wi-Fi: TC_DEVICE_HOST names the device's address (192.168.4.1 once this
+machine has joined its soft-AP); without it, a station-mode firmware's "station up" log line gives it, and with
+TC_WIFI_SSID / TC_WIFI_PASSWORD the tests first send `wifi` on the console (stored in NVS). The console tests need no
+network. Every case skips with its reason when pytest-embedded, the build or the board is missing.
+
+The host suite (pytest with testpaths = host_tests) never collects this file: run it by name, as above.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent
+try:
+    import tcp_core  # noqa: F401  (only its pure-Python helpers are used: no build of the C extension is needed)
+except ImportError:  # ESP-IDF's Python environment: use the helpers from this checkout
+    sys.path.insert(0, str(ROOT / "python"))
+
+from tcp_core.console import PROMPT, clean_answer, command_timeout  # noqa: E402
+from tcp_core.testing import MjpegStream, connect, echo_roundtrip, http_request, recv_exact, ws_echo  # noqa: E402
+
+pytest.importorskip(
+    "pytest_embedded_idf",
+    reason="pytest-embedded is not installed (pip install -e '.[embedded]': pytest-embedded, pytest-embedded-idf, "
+    "pytest-embedded-serial-esp)",
+)
+
+TARGETS = ["linux", "esp32", "esp32c3"]
+
+# One mark per target (ESP-IDF's CI selects runners by them) and the target as an indirect parameter, which
+# pytest-embedded-idf's `target` fixture reads.
+pytestmark = [
+    pytest.mark.linux,
+    pytest.mark.esp32,
+    pytest.mark.esp32c3,
+    pytest.mark.parametrize("target", TARGETS, indirect=True),
+]
+
+BOOT_TIMEOUT_S = 60.0  # a chip boots and joins Wi-Fi (station mode waits up to TCP_CORE_WIFI_STA_TIMEOUT_MS)
+
+
+# ---- when a case cannot run: pytest-embedded's options, the build, the board ----
+
+
+def _services(config: pytest.Config) -> list[str]:
+    value = config.getoption("embedded_services", None) or ""
+    return [s.strip() for s in str(value).split(",") if s.strip()]
+
+
+def _build_dir(config: pytest.Config) -> Path:
+    app_path = Path(config.getoption("app_path", None) or ROOT)
+    return app_path / (config.getoption("build_dir", None) or "build")
+
+
+def _sdkconfig(build: Path) -> dict[str, Any]:
+    path = build / "config" / "sdkconfig.json"
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data
+
+
+def _serial_ports() -> list[str]:
+    try:
+        from serial.tools import list_ports
+    except ImportError:
+        return []
+    # USB ones only: boards connect through a USB-UART bridge or their own USB-Serial/JTAG; the legacy ttyS ports a
+    # PC lists have nothing behind them (a board on one needs --port).
+    return [p.device for p in list_ports.comports() if p.vid is not None]
+
+
+def why_not(config: pytest.Config, target: str) -> str | None:
+    """The reason this run cannot test `target`, or None."""
+    services = _services(config)
+    if "idf" not in services:
+        return (
+            "pytest-embedded needs its services: --embedded-services idf --target linux (the linux-target ELF is "
+            "the device) or --embedded-services esp,idf --target esp32 (a board)"
+        )
+    wanted = config.getoption("target", None)
+    if wanted and wanted != "auto" and wanted != target:
+        return f"this run is for --target {wanted}"
+    if target == "linux" and "esp" in services:
+        return "the linux target runs as a host process: --embedded-services idf, without esp"
+    if target != "linux" and "esp" not in services:
+        return f"{target} is a board: --embedded-services esp,idf"
+    build = _build_dir(config)
+    how = "idf.py --preview set-target linux build" if target == "linux" else f"idf.py set-target {target} build"
+    if not any(build.glob("*.elf")):
+        return f"no firmware build in {build} (no *.elf): run `{how}` first"
+    built_for = _sdkconfig(build).get("IDF_TARGET")
+    if built_for and built_for != target:
+        return f"{build} holds a {built_for} build, not {target}: run `{how}`"
+    if target != "linux" and not config.getoption("port", None) and not _serial_ports():
+        return f"no {target} board: no USB serial port found (connect one, or pass --port)"
+    return None
+
+
+@pytest.fixture(autouse=True)
+def _skip_without_firmware(request: pytest.FixtureRequest) -> None:
+    """Runs before pytest-embedded builds its `dut`, so a missing build or board is a skip with its reason."""
+    callspec = getattr(request.node, "callspec", None)
+    target = callspec.params.get("target", "linux") if callspec else "linux"
+    reason = why_not(request.config, target)
+    if reason:
+        pytest.skip(reason)
+
+
+# ---- the device: its log, its console, its address ----
+
+
+def _text(data: Any) -> str:
+    return data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
+
+
+_BOOT = re.compile(
+    rb"station up: http://(?P<ip>[0-9.]+):\d+/"
+    rb"|echo on port (?P<echo>\d+), HTTP on port (?P<http>\d+)"
+    rb"|services failed: (?P<failed>[^\r\n]*)"
+    rb"|esp_http_server \(tcp_core adapter\) on port (?P<httpd>\d+)"
+    rb"|(?P<prompt>" + re.escape(PROMPT.encode()) + rb")"
+)
+
+
+# A prompt at the start of a line; esp_console colours it when line editing is on.
+_PROMPT = re.compile(rb"\n(?:\x1b\[[0-9;]*m)?" + re.escape(PROMPT.rstrip().encode()))
+
+
+@dataclass
+class Device:
+    """The firmware as the tests see it: its console (through the dut) and its services' addresses."""
+
+    dut: Any
+    target: str
+    sdkconfig: dict[str, Any]
+    host: str | None = None
+    echo_port: int = 0
+    http_port: int = 0
+    httpd_port: int | None = None
+    has_console: bool = False
+    log: list[str] = field(default_factory=list)
+
+    def console(self, line: str, timeout: float = 10.0) -> str:
+        """Type one line on the REPL and return its answer (without the echo and the prompt)."""
+        if not self.has_console:
+            pytest.skip("this build has no console (CONFIG_DEMO_CONSOLE)")
+        self.dut.write(line)
+        # linenoise types the line back; the answer follows that echo. Prompts drawn before it are skipped: on the
+        # linux target the REPL redraws its prompt whenever a signal interrupts its read() of stdin.
+        self.dut.expect_exact(line, timeout=5)
+        raw = self.dut.expect(_PROMPT, timeout=command_timeout(line, timeout), return_what_before_match=True)
+        return clean_answer(_text(raw), line)
+
+    def net(self) -> str:
+        """The address the services answer on, or a skip that says how to provide one."""
+        if self.host is None:
+            pytest.skip(
+                f"no address of the {self.target} on this machine's network: set TC_DEVICE_HOST (192.168.4.1 after "
+                "joining its soft-AP), or TC_WIFI_SSID/TC_WIFI_PASSWORD for a station-mode build"
+            )
+        return self.host
+
+
+def _boot(dut: Any, target: str, sdkconfig: dict[str, Any]) -> Device:
+    dev = Device(dut, target, sdkconfig, host="127.0.0.1" if target == "linux" else os.environ.get("TC_DEVICE_HOST"))
+    want_console = bool(sdkconfig.get("DEMO_CONSOLE", True))
+    want_httpd = bool(sdkconfig.get("DEMO_HTTPD_ADAPTER", target == "linux"))
+    deadline = time.monotonic() + BOOT_TIMEOUT_S
+    while not (dev.echo_port and (dev.has_console or not want_console) and (dev.httpd_port or not want_httpd)):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            pytest.fail(f"the firmware did not finish starting within {BOOT_TIMEOUT_S:g} s (see the dut log)")
+        m = dut.expect(_BOOT, timeout=left)
+        if m.group("failed") is not None:
+            pytest.fail(f"the firmware's services failed: {_text(m.group('failed'))} (a port in use on this host?)")
+        if m.group("ip") and dev.host is None:
+            dev.host = _text(m.group("ip"))
+        if m.group("echo"):
+            dev.echo_port, dev.http_port = int(m.group("echo")), int(m.group("http"))
+        if m.group("httpd"):
+            dev.httpd_port = int(m.group("httpd"))
+        if m.group("prompt"):
+            dev.has_console = True
+    ssid = os.environ.get("TC_WIFI_SSID")
+    if dev.host is None and ssid and dev.has_console:
+        answer = dev.console(f'wifi "{ssid}" "{os.environ.get("TC_WIFI_PASSWORD", "")}"')
+        assert "stored" in answer, answer
+        m = dut.expect(re.compile(rb"station up: http://([0-9.]+):\d+/"), timeout=30)
+        dev.host = _text(m.group(1))
+    return dev
+
+
+@pytest.fixture
+def device(dut: Any, target: str) -> Iterator[Device]:
+    """The started firmware: services listening, console prompt seen (chips are reset by pytest-embedded)."""
+    yield _boot(dut, target, dict(dut.app.sdkconfig))
+
+
+# ---- echo and client (seed 000) ----
+
+
+def test_echo(device: Device) -> None:
+    host = device.net()
+    for size in (1, 1460, 64 * 1024):
+        payload = os.urandom(size)
+        assert echo_roundtrip(host, device.echo_port, payload, timeout=10) == payload
+    with connect(host, device.echo_port) as a, connect(host, device.echo_port) as b:
+        a.sendall(b"from a")
+        b.sendall(b"from b")
+        assert recv_exact(b, 6) == b"from b" and recv_exact(a, 6) == b"from a"
+
+
+def test_client_connects_echoes_and_reconnects(device: Device) -> None:
+    cfg = device.sdkconfig
+    if not cfg.get("DEMO_CLIENT_ENABLE"):
+        pytest.skip(
+            "the TCP client is off in this build: CONFIG_DEMO_CLIENT_ENABLE=y with CONFIG_DEMO_CLIENT_HOST = this "
+            "machine (127.0.0.1 on the linux target) and CONFIG_DEMO_CLIENT_PORT"
+        )
+    port = int(cfg["DEMO_CLIENT_PORT"])
+    wait_s = int(cfg.get("TCP_CORE_BACKOFF_MAX_MS", 30000)) / 1000 + 10  # the client may be in its longest backoff
+    with socket.create_server(("", port), reuse_port=False) as remote:
+        remote.settimeout(wait_s)
+        for round_ in range(2):  # the second accept proves the reconnect after the first peer left
+            peer, _ = remote.accept()
+            with peer:
+                peer.settimeout(10)
+                message = f"round {round_} to the device".encode()
+                peer.sendall(message)
+                assert recv_exact(peer, len(message)) == message
+
+
+# ---- HTTP, WebSocket, streams ----
+
+
+def test_http_ws_stream(device: Device) -> None:
+    host = device.net()
+    page = http_request(host, device.http_port, "GET", "/")
+    assert page.status == 200 and page.headers["content-type"].startswith("text/html")
+    status = http_request(host, device.http_port, "GET", "/api/status")
+    assert status.status == 200, status
+    doc = json.loads(status.body)
+    listeners = {s["owner"] for s in doc["sockets"] if s["kind"] == "listener"}
+    assert {"echo", "http"} <= listeners, doc
+    assert ws_echo(host, device.http_port, "/ws", b"tcp_core on the device") == b"tcp_core on the device"
+    with MjpegStream(host, device.http_port, "/stream") as viewer:
+        for _ in range(3):
+            frame = viewer.next_frame(timeout=5)
+            assert frame[:2] == b"\xff\xd8" and frame[-2:] == b"\xff\xd9"
+    assert http_request(host, device.http_port, "GET", "/no-such-page").status == 404
+    if device.httpd_port:  # esp_http_server through the adapter: its page and its chunked stream
+        page = http_request(host, device.httpd_port, "GET", "/")
+        assert page.status == 200 and b"tcp_core adapter" in page.body, page
+        with MjpegStream(host, device.httpd_port, "/stream") as viewer:
+            assert viewer.next_frame(timeout=5)[:2] == b"\xff\xd8"
+
+
+# ---- the seed-003 stop: every server within the deadline, an esp_http_server stream running ----
+
+
+def _refused(host: str, port: int) -> bool:
+    try:
+        with connect(host, port, timeout=3):
+            return False
+    except OSError:
+        return True
+
+
+def test_ota_prepare_on_the_console_stops_every_server_within_the_deadline(device: Device) -> None:
+    host = device.net()
+    deadline_ms = 2000
+    viewers = [MjpegStream(host, device.http_port, "/stream")]
+    if device.httpd_port:
+        viewers.append(MjpegStream(host, device.httpd_port, "/stream"))  # the CameraWebServer case of seed 003
+    idle_echo = connect(host, device.echo_port)
+    try:
+        for v in viewers:
+            assert v.next_frame(timeout=5)[:2] == b"\xff\xd8"
+        t0 = time.monotonic()
+        answer = device.console(f"ota-prepare {deadline_ms}")
+        took = time.monotonic() - t0
+        m = re.search(
+            r"ota-prepare: servers stopped in (\d+) ms \(deadline (\d+) ms\): (\d+) closed, (\d+) forced; "
+            r"heap freed (-?\d+) bytes",
+            answer,
+        )
+        assert m, answer
+        elapsed, _, closed, forced, _ = map(int, m.groups())
+        slack_ms = 1000 if device.target == "linux" else 1500  # the loop's reaction time, the REPL's round trip
+        assert elapsed <= deadline_ms + slack_ms, answer
+        assert took <= (deadline_ms + slack_ms) / 1000 + 2, f"the console answered after {took:.1f} s"
+        assert closed + forced >= 2, answer  # at least the idle echo connection and a stream
+        for v in viewers:
+            assert v.wait_closed(3.0) is not None, "a stream outlived the stop"
+        ports = [device.echo_port, device.http_port] + ([device.httpd_port] if device.httpd_port else [])
+        assert all(_refused(host, p) for p in ports), "a server still accepts after the stop"
+        after = device.console("status")
+        assert "ota: prepared" in after and "listener" not in after, after
+        assert "ota-prepare" in device.console("help"), "the device must stay up after an OTA prepare"
+    finally:
+        for v in viewers:
+            v.close()
+        idle_echo.close()
+
+
+def test_ota_prepare_over_http(device: Device) -> None:
+    host = device.net()
+    resp = http_request(host, device.http_port, "POST", "/api/ota-prepare?deadline_ms=1500")
+    assert resp.status == 202 and b"within 1500 ms" in resp.body, resp
+    m = device.dut.expect(
+        re.compile(rb"OTA prepare: every server stopped in (\d+) ms \(deadline 1500 ms\)"), timeout=1.5 + 10
+    )
+    assert int(m.group(1)) <= 1500 + 1500, _text(m.group(0))
+    assert _refused(host, device.http_port)
+
+
+# ---- the console ----
+
+
+def test_console(device: Device) -> None:
+    text = device.console("help")
+    for name in ("status", "wifi", "ota-prepare", "help"):
+        assert re.search(rf"^{re.escape(name)}\s", text, re.M), text
+    text = device.console("status")
+    assert re.search(r"^sockets: \d+ \(backend [\w-]+\), tcp_core heap: \d+ bytes", text, re.M), text
+    assert re.search(r"listener listening echo \S+:" + str(device.echo_port), text), text
+    assert re.search(r"listener listening http \S+:" + str(device.http_port), text), text
+    # Refused (too short), so nothing is stored on a board; the answer never repeats the password.
+    text = device.console("wifi test-net short12")
+    assert "the password must be empty, 8 to 63 characters, or 64 hex digits" in text, text
+    assert "short12" not in text.replace("wifi test-net short12", ""), text
+    text = device.console("no-such-command")
+    assert "Unrecognized command" in text, text  # esp_console's answer: the command is not registered
+    text = device.console("ota-prepare 0")
+    assert "usage: ota-prepare [deadline_ms], 1 to 600000" in text, text
