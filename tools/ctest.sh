@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# The C layer of the tests: every host_tests/c/test_*.c built twice and run — under AddressSanitizer + UBSan, and
+# as 32-bit code (-m32, the device's word size) — the fuzz corpora replayed under the sanitizers, a short libFuzzer
+# run per harness when clang is there, and the exported-symbol check (the host library exports tc_* only).
+# Usage: tools/ctest.sh [--fuzz-seconds N]   (lwIP tests are run by tools/test.sh inside their namespace)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+FUZZ_SECONDS=10
+[ "${1:-}" = "--fuzz-seconds" ] && FUZZ_SECONDS="$2"
+
+OUT=build/ctest
+mkdir -p "$OUT"
+COMP=components/tcp_core
+mapfile -t SRCS < <(grep -v '^\s*#' $COMP/sources.txt | sed '/^\s*$/d; s|^|'$COMP'/|')
+SRCS+=("$COMP/port/linux/tc_sock.c")
+CFLAGS=(-std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -I$COMP/include -I$COMP/src)
+SAN=(-g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+fail=0
+ran=0
+run() { # name, command...
+    local name=$1
+    shift
+    if "$@" >"$OUT/$name.log" 2>&1; then
+        echo "  ok    $name"
+    else
+        echo "  FAIL  $name (log: $OUT/$name.log)"
+        tail -20 "$OUT/$name.log" | sed 's/^/        /'
+        fail=1
+    fi
+    ran=$((ran + 1))
+}
+
+echo "C unit and integration tests (ASan+UBSan, -m32):"
+for t in host_tests/c/test_*.c; do
+    name=$(basename "$t" .c)
+    case $name in test_lwip*) continue ;; esac
+    run "$name.build-asan" gcc "${CFLAGS[@]}" "${SAN[@]}" "$t" "${SRCS[@]}" -lpthread -o "$OUT/$name.asan"
+    [ -x "$OUT/$name.asan" ] && run "$name.asan" "$OUT/$name.asan"
+    run "$name.build-m32" gcc -m32 -O2 "${CFLAGS[@]}" "$t" "${SRCS[@]}" -lpthread -o "$OUT/$name.m32"
+    [ -x "$OUT/$name.m32" ] && run "$name.m32" "$OUT/$name.m32"
+done
+
+echo "fuzz corpora (replay under ASan+UBSan and -m32; libFuzzer ${FUZZ_SECONDS}s each when clang is installed):"
+for f in host_tests/fuzz/fuzz_*.c; do
+    [ -e "$f" ] || continue
+    name=$(basename "$f" .c)
+    corpus=host_tests/fuzz/corpus/${name#fuzz_}
+    if [ ! -d "$corpus" ]; then
+        echo "  FAIL  $name: no corpus at $corpus"
+        fail=1
+        continue
+    fi
+    run "$name.build-replay" gcc "${CFLAGS[@]}" "${SAN[@]}" "$f" host_tests/fuzz/replay_main.c "${SRCS[@]}" -lpthread \
+        -o "$OUT/$name.replay"
+    [ -x "$OUT/$name.replay" ] && run "$name.replay" "$OUT/$name.replay" "$corpus"
+    run "$name.build-m32" gcc -m32 -O2 "${CFLAGS[@]}" "$f" host_tests/fuzz/replay_main.c "${SRCS[@]}" -lpthread \
+        -o "$OUT/$name.m32"
+    [ -x "$OUT/$name.m32" ] && run "$name.replay-m32" "$OUT/$name.m32" "$corpus"
+    if command -v clang >/dev/null && [ "$FUZZ_SECONDS" -gt 0 ]; then
+        run "$name.build-libfuzzer" clang "${CFLAGS[@]}" -g -O1 -fsanitize=fuzzer,address,undefined "$f" "${SRCS[@]}" \
+            -lpthread -o "$OUT/$name.fuzz"
+        # Findings go to build/, never into the committed corpus.
+        mkdir -p "$OUT/$name.corpus"
+        [ -x "$OUT/$name.fuzz" ] && run "$name.libfuzzer" "$OUT/$name.fuzz" -max_total_time="$FUZZ_SECONDS" \
+            -artifact_prefix="$OUT/$name." "$OUT/$name.corpus" "$corpus"
+    fi
+done
+
+echo "exported symbols of the host library (tc_ prefix only):"
+objs=()
+for s in "${SRCS[@]}"; do
+    o="$OUT/sym_$(basename "$s" .c).o"
+    gcc "${CFLAGS[@]}" -O2 -c "$s" -o "$o"
+    objs+=("$o")
+done
+bad=$(nm --defined-only -g "${objs[@]}" | awk 'NF==3 {print $3}' | grep -v '^tc_' || true)
+if [ -n "$bad" ]; then
+    echo "  FAIL  symbols without the tc_ prefix: $bad"
+    fail=1
+else
+    echo "  ok    $(nm --defined-only -g "${objs[@]}" | awk 'NF==3' | wc -l) symbols, all tc_*"
+fi
+ran=$((ran + 1))
+
+if [ "$ran" -eq 0 ]; then
+    echo "ctest: nothing ran" >&2
+    exit 1
+fi
+exit $fail

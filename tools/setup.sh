@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Install everything tcp_core's host build, tests and benchmarks need, on a fresh Debian machine (root), then build
+# the package (C core through cffi) in place. Safe to run again: it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+    build-essential gcc-multilib          # host build; -m32 parser tests (the device is 32-bit)
+    clang libclang-rt-14-dev clang-format # libFuzzer harnesses, formatting
+    liblwip-dev                           # upstream lwIP for the lwip backend (TAP in a network namespace)
+    libuv1-dev                            # the libuv peer of the echo benchmark
+    iproute2 tcpdump                      # ip netns / ip tuntap for the lwIP tests
+    curl wrk                              # peers nobody here wrote, for the HTTP tests
+)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+python3 -m pip install -q --disable-pip-version-check -e '.[test,dev]'
+
+# The Autobahn WebSocket test suite runs on Python 2.7 (pyenv has one on this machine kind).
+PY27=${TC_PYTHON27:-$HOME/.pyenv/versions/2.7.18/bin/python}
+if [ -x "$PY27" ] && [ ! -x "$(dirname "$PY27")/wstest" ]; then
+    "$PY27" -m pip install -q --disable-pip-version-check autobahntestsuite 2>/dev/null ||
+        echo "setup: could not install autobahntestsuite (the Autobahn test will say so)" >&2
+fi
+echo "setup: done (tcp-core $(python3 -c 'import tcp_core; print(tcp_core.__version__)'), backends:" \
+    "$(python3 -c 'import tcp_core; print(", ".join(tcp_core.available_backends()))'))"

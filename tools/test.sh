@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Every test layer of tcp_core, in order: lint and types, the C layer (sanitizers, -m32, fuzz corpora), then the
+# Python integration suite over real sockets on both host backends. The lwIP layer runs inside a network namespace
+# that this script creates and removes; with TC_REQUIRE_LWIP=1 (CI) a layer that cannot run is a failure, not a skip.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+step() { printf '\n==> %s\n' "$*"; }
+
+step "lint (ruff) and types (mypy)"
+$PY -m ruff check .
+$PY -m ruff format --check .
+$PY -m mypy
+
+step "C layer"
+bash tools/ctest.sh --fuzz-seconds "${TC_FUZZ_SECONDS:-10}"
+
+lwip_ok=1
+why=""
+if [ "$(id -u)" -ne 0 ]; then
+    lwip_ok=0 why="not root (the lwIP layer needs ip netns and a TAP device)"
+elif [ ! -c /dev/net/tun ]; then
+    lwip_ok=0 why="/dev/net/tun is missing"
+elif ! $PY -c 'import sys, tcp_core; sys.exit("lwip" not in tcp_core.available_backends())'; then
+    lwip_ok=0 why="the lwip extension is not built (install liblwip-dev, then pip install -e .)"
+elif [ ! -x tools/lwip_netns.sh ]; then
+    lwip_ok=0 why="tools/lwip_netns.sh is missing"
+fi
+if [ $lwip_ok -eq 0 ]; then
+    if [ "${TC_REQUIRE_LWIP:-0}" = 1 ]; then
+        echo "test: FAIL: the lwIP layer is required (TC_REQUIRE_LWIP=1) but cannot run: $why" >&2
+        exit 1
+    fi
+    echo "test: WARNING: the lwIP layer is skipped: $why" >&2
+fi
+
+if [ $lwip_ok -eq 1 ]; then
+    NS=tctest$$
+    cleanup() { bash tools/lwip_netns.sh down "$NS" >/dev/null 2>&1 || true; }
+    trap cleanup EXIT
+    step "network namespace $NS with a TAP device for lwIP"
+    eval "$(bash tools/lwip_netns.sh up "$NS")" # sets TC_LWIP_TAP, TC_LWIP_ADDRESS, TC_LWIP_PEER
+    export TC_LWIP_TAP TC_LWIP_ADDRESS TC_LWIP_PEER
+    IN_NS=(ip netns exec "$NS")
+    step "lwIP backend, C level (inside $NS)"
+    bash tools/ctest_lwip.sh "${IN_NS[@]}"
+else
+    IN_NS=()
+fi
+
+step "integration suite (pytest; backends: linux${IN_NS:+ and lwip})"
+"${IN_NS[@]}" env TC_REQUIRE_LWIP="${TC_REQUIRE_LWIP:-0}" $PY -m pytest "$@"
