@@ -40,7 +40,7 @@ typedef struct {
     uint8_t flags;       /**< TC_REG_FLAG_* */
     const char *owner;   /**< label of the server or client ("echo", "http", ...), static */
     tc_addr_t local;     /**< local address (listeners and UDP), else zeroed */
-    tc_addr_t peer;      /**< peer address (connections), else zeroed */
+    tc_addr_t peer;      /**< peer address (connections, external sessions), else zeroed */
     uint64_t age_ms;     /**< since it was opened */
     uint64_t idle_ms;    /**< since the last byte in or out */
     uint64_t bytes_in;   /**< received */

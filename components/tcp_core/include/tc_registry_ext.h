@@ -4,7 +4,7 @@
  *
  * The registry belongs to the loop thread; these calls only allocate and post (tc_loop_post()), and the loop thread
  * links, updates and unlinks the entry in that order. An entry is kind TC_KIND_EXTERNAL, state TC_STATE_OPEN, with
- * the local and peer addresses read when it was opened; tcp_core never reads, writes or closes its descriptor.
+ * the peer address read when it was opened; tcp_core never reads, writes or closes its descriptor.
  *
  * Example (an esp_http_server open_fn / close_fn pair):
  *     tc_ext_sock_open(loop, sockfd, "httpd", &s);      // open_fn, on the server's task

@@ -132,7 +132,7 @@ int tc_dns_server_start(tc_loop_t *loop, const tc_dns_server_config_t *cfg, tc_d
     }
     tc__reg_add(loop, &d->reg, fd, TC_KIND_UDP, "dns");
     d->reg.state = TC_STATE_LISTENING;
-    tc_sock_local_addr(fd, &d->reg.local);
+    tc_sock_local_addr(fd, &d->reg.addr);
     tc__handles_add(loop, 1);
     *out = d;
     return TC_OK;
@@ -140,7 +140,7 @@ int tc_dns_server_start(tc_loop_t *loop, const tc_dns_server_config_t *cfg, tc_d
 
 uint16_t tc_dns_server_port(const tc_dns_server_t *d)
 {
-    return d->reg.local.port;
+    return d->reg.addr.port;
 }
 
 void tc_dns_server_stats(const tc_dns_server_t *d, tc_dns_server_stats_t *out)

@@ -86,25 +86,28 @@ struct tc_http_req {
     uint8_t stream_waiting; /* waiting for TC_EV_DRAINED */
 };
 
+/* Per connection, kept small: an idle keep-alive connection costs this plus its tc_conn and nothing else (no
+ * buffer, no list links: the server's own connection list is walked instead, and the tc_http_t is the owner's). */
 struct hconn {
-    hconn_t *prev, *next;
-    tc_http_t *h;
     tc_conn_t *c;
-    char *buf;
-    size_t len, cap;
-    uint64_t head_started;
+    char *buf; /* unparsed input; NULL when nothing waits */
     tc_http_req_t *req;
     tc_ws_t *ws;
+    uint32_t len, cap;
+    uint32_t head_started; /* loop ms (low 32 bits) when the first byte of a request head came */
+    uint8_t head_timing;   /* head_started is set */
     uint8_t state;
     uint8_t processing;
 };
+
+#define HC_HTTP(hc) ((tc_http_t *)tc__conn_owner_user((hc)->c))
+#define HC_BUF_MAX 0x7fffffffu /* input buffer bound whatever the configured limits */
 
 struct tc_http {
     tc_http_config_t cfg;
     tc_loop_t *loop;
     tc_server_t *srv;
     route_t *routes, *routes_tail;
-    hconn_t *conns;
     tc_timer_t sweep;
     uint8_t stopping;
     size_t stop_bytes_before;
@@ -156,23 +159,30 @@ const char *tc_http_status_text(int status)
 
 static int buf_append(hconn_t *hc, const void *data, size_t len, size_t limit)
 {
-    if (hc->len + len > limit) {
+    if (limit > HC_BUF_MAX) {
+        limit = HC_BUF_MAX;
+    }
+    if (len > limit || hc->len + len > limit) {
         return TC_ELIMIT;
     }
-    if (hc->len + len > hc->cap) {
+    size_t need = hc->len + len;
+    if (need > hc->cap) {
         size_t cap = hc->cap ? hc->cap : 512;
-        while (cap < hc->len + len) {
-            cap *= 2;
+        while (cap < need) {
+            cap *= 2; /* at most 2 x HC_BUF_MAX, which fits 32 bits */
+        }
+        if (cap > HC_BUF_MAX) {
+            cap = need;
         }
         char *b = tc_realloc(hc->buf, cap);
         if (b == NULL) {
             return TC_ENOMEM;
         }
         hc->buf = b;
-        hc->cap = cap;
+        hc->cap = (uint32_t)cap;
     }
     memcpy(hc->buf + hc->len, data, len);
-    hc->len += len;
+    hc->len = (uint32_t)need;
     return TC_OK;
 }
 
@@ -186,7 +196,7 @@ static void buf_consume(hconn_t *hc, size_t n)
         return;
     }
     memmove(hc->buf, hc->buf + n, hc->len - n);
-    hc->len -= n;
+    hc->len -= (uint32_t)n;
 }
 
 /* ---- responses ---- */
@@ -291,7 +301,7 @@ static void fail_conn(hconn_t *hc, int status)
     }
     hc->state = HC_DONE;
     buf_consume(hc, hc->len);
-    tc_conn_close(hc->c, hc->h->cfg.close_policy);
+    tc_conn_close(hc->c, HC_HTTP(hc)->cfg.close_policy);
 }
 
 int tc_http_resp_header(tc_http_req_t *req, const char *name, const char *value)
@@ -372,14 +382,14 @@ static void stream_end(tc_http_req_t *req, int clean)
     hc->req = NULL;
     req_free(req);
     /* A close-delimited stream must end with our FIN, or the viewer cannot tell the end from a stall. */
-    tc_conn_close(c, clean ? (graceful ? TC_CLOSE_GRACEFUL : hc->h->cfg.close_policy) : TC_CLOSE_ABORT);
+    tc_conn_close(c, clean ? (graceful ? TC_CLOSE_GRACEFUL : HC_HTTP(hc)->cfg.close_policy) : TC_CLOSE_ABORT);
 }
 
 static void stream_call(tc_http_req_t *req)
 {
     hconn_t *hc = req->hc;
     req->stream_waiting = 0;
-    if (hc->h->stopping) {
+    if (HC_HTTP(hc)->stopping) {
         stream_end(req, 1);
         return;
     }
@@ -650,7 +660,7 @@ static int ws_upgrade(hconn_t *hc, tc_http_req_t *req)
     }
     ws->hc = hc;
     ws->route = req->route;
-    ws->last_ping = tc_loop_now(hc->h->loop);
+    ws->last_ping = tc_loop_now(HC_HTTP(hc)->loop);
     hc->ws = ws;
     hc->state = HC_WS;
     hc->req = NULL;
@@ -665,7 +675,7 @@ static int ws_upgrade(hconn_t *hc, tc_http_req_t *req)
 
 static void dispatch(hconn_t *hc, tc_http_req_t *req)
 {
-    tc_http_t *h = hc->h;
+    tc_http_t *h = HC_HTTP(hc);
     if (h->filter) {
         hc->state = HC_HANDLER;
         int frc = h->filter(req, h->filter_user);
@@ -726,7 +736,7 @@ static void dispatch(hconn_t *hc, tc_http_req_t *req)
 /* Start a request from a complete head of n bytes at the front of the buffer. */
 static int begin_request(hconn_t *hc, const tc_http_request_t *parsed, size_t n)
 {
-    tc_http_t *h = hc->h;
+    tc_http_t *h = HC_HTTP(hc);
     tc_http_req_t *req = tc_calloc(1, sizeof(*req));
     char *head = tc_malloc(n);
     /* One allocation for the decoded path and a NUL-terminated copy of the query after it: the query's slice in
@@ -786,7 +796,7 @@ static int begin_request(hconn_t *hc, const tc_http_request_t *parsed, size_t n)
     } else {
         hc->state = HC_HANDLER;
     }
-    hc->head_started = 0;
+    hc->head_timing = 0;
     return 0;
 }
 
@@ -845,7 +855,7 @@ static int take_body(hconn_t *hc)
 
 static void process(hconn_t *hc)
 {
-    tc_http_t *h = hc->h;
+    tc_http_t *h = HC_HTTP(hc);
     hc->processing = 1;
     /* Bounded by the buffer: each pass consumes bytes or returns. */
     while (hc->len > 0 && (hc->state == HC_IDLE || hc->state == HC_HEAD || hc->state == HC_BODY)) {
@@ -859,7 +869,8 @@ static void process(hconn_t *hc)
             if (n == TC_HTTP_INCOMPLETE) {
                 if (hc->state == HC_IDLE) {
                     hc->state = HC_HEAD;
-                    hc->head_started = tc_loop_now(h->loop);
+                    hc->head_started = (uint32_t)tc_loop_now(h->loop);
+                    hc->head_timing = 1;
                 }
                 break;
             }
@@ -903,7 +914,7 @@ static int ws_send_frame(tc_ws_t *ws, int opcode, const void *data, size_t len)
 static void ws_tcp_close(hconn_t *hc)
 {
     hc->state = HC_DONE;
-    tc_conn_close(hc->c, hc->h->stopping ? TC_CLOSE_ABORT : TC_CLOSE_GRACEFUL);
+    tc_conn_close(hc->c, HC_HTTP(hc)->stopping ? TC_CLOSE_ABORT : TC_CLOSE_GRACEFUL);
 }
 
 static void ws_fail(tc_ws_t *ws, uint16_t code)
@@ -969,8 +980,9 @@ int tc_ws_broadcast(tc_http_t *http, const char *pattern, int opcode, const void
         return TC_ENOTFOUND;
     }
     int n = 0;
-    for (hconn_t *hc = http->conns; hc; hc = hc->next) {
-        tc_ws_t *ws = hc->ws;
+    for (tc_conn_t *c = http->srv ? tc__server_conns(http->srv) : NULL; c; c = tc__conn_next(c)) {
+        hconn_t *hc = tc_conn_data(c);
+        tc_ws_t *ws = hc ? hc->ws : NULL;
         if (ws && ws->route == route && hc->state == HC_WS && !ws->close_sent &&
             tc_conn_queued(hc->c) <= TC_CFG_WRITE_HIGH_WATER && ws_send_frame(ws, opcode, data, len) == TC_OK) {
             n++;
@@ -988,7 +1000,7 @@ static void ws_deliver(tc_ws_t *ws, int opcode, const char *data, size_t len)
 static void ws_input(hconn_t *hc)
 {
     tc_ws_t *ws = hc->ws;
-    tc_http_t *h = hc->h;
+    tc_http_t *h = HC_HTTP(hc);
     while (hc->state == HC_WS && hc->len > 0) {
         tc_ws_frame_t f;
         int n = tc_ws_decode_header((const uint8_t *)hc->buf, hc->len, h->cfg.ws_max_message, &f);
@@ -1093,15 +1105,6 @@ static void ws_input(hconn_t *hc)
 
 static void hconn_free(hconn_t *hc)
 {
-    tc_http_t *h = hc->h;
-    if (hc->prev) {
-        hc->prev->next = hc->next;
-    } else {
-        h->conns = hc->next;
-    }
-    if (hc->next) {
-        hc->next->prev = hc->prev;
-    }
     if (hc->req) {
         if (hc->req->answered || hc->req->streaming) {
             req_free(hc->req);
@@ -1133,13 +1136,7 @@ static void http_conn_cb(tc_conn_t *c, tc_event_t ev, const void *data, size_t l
             tc_conn_close(c, TC_CLOSE_ABORT);
             return;
         }
-        hc->h = h;
         hc->c = c;
-        hc->next = h->conns;
-        if (h->conns) {
-            h->conns->prev = hc;
-        }
-        h->conns = hc;
         tc_conn_set_data(c, hc);
         break;
     case TC_EV_DATA:
@@ -1208,10 +1205,13 @@ static int64_t sweep_cb(tc_timer_t *t, void *user)
     (void)t;
     tc_http_t *h = user;
     uint64_t now = tc_loop_now(h->loop);
-    hconn_t *next;
-    for (hconn_t *hc = h->conns; hc; hc = next) {
-        next = hc->next;
-        if (hc->state == HC_HEAD && hc->head_started && now - hc->head_started >= h->cfg.head_timeout_ms) {
+    for (tc_conn_t *c = h->srv ? tc__server_conns(h->srv) : NULL; c; c = tc__conn_next(c)) {
+        hconn_t *hc = tc_conn_data(c);
+        if (hc == NULL) {
+            continue;
+        }
+        if (hc->state == HC_HEAD && hc->head_timing &&
+            (uint32_t)now - hc->head_started >= h->cfg.head_timeout_ms) {
             fail_conn(hc, 408);
         } else if (hc->state == HC_WS && h->cfg.ws_ping_ms && now - hc->ws->last_ping >= h->cfg.ws_ping_ms &&
                    !hc->ws->close_sent) {

@@ -51,8 +51,7 @@ struct tc_regent {
     uint8_t state; /* tc_state_t */
     uint8_t flags; /* TC_REG_FLAG_* */
     const char *owner;
-    tc_addr_t local;
-    tc_addr_t peer;
+    tc_addr_t addr; /* listeners and UDP endpoints: the local address; connections: the peer's */
     uint64_t created_ms;
     uint64_t active_ms;
     uint64_t bytes_in;
@@ -91,6 +90,15 @@ void tc__bg_add(tc_loop_t *loop, int delta);
 /* Set registry flags (TC_REG_FLAG_*) on a connection, e.g. to mark it as a long-lived stream. */
 struct tc_conn;
 void tc__conn_reg_flags(struct tc_conn *conn, uint8_t set, uint8_t clear);
+
+/* A server's connections, oldest first (closing ones included): first, then next until NULL. The order does not
+ * change while handlers write, and closes are deferred, so a walk may send, close and broadcast as it goes. */
+struct tc_server;
+struct tc_conn *tc__server_conns(struct tc_server *srv);
+struct tc_conn *tc__conn_next(const struct tc_conn *conn);
+
+/* The user pointer of the server or client that owns the connection (the one its callback receives). */
+void *tc__conn_owner_user(const struct tc_conn *conn);
 
 /* 1 while the loop is dispatching callbacks. */
 int tc__in_dispatch(const tc_loop_t *loop);

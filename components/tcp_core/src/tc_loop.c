@@ -639,8 +639,13 @@ static void fill_info(const tc_loop_t *loop, const tc_regent_t *e, tc_sock_info_
     info->state = e->state;
     info->flags = e->flags;
     info->owner = e->owner;
-    info->local = e->local;
-    info->peer = e->peer;
+    if (e->kind == TC_KIND_LISTENER || e->kind == TC_KIND_UDP) {
+        info->local = e->addr;
+        memset(&info->peer, 0, sizeof(info->peer));
+    } else {
+        memset(&info->local, 0, sizeof(info->local));
+        info->peer = e->addr;
+    }
     info->age_ms = loop->now - e->created_ms;
     info->idle_ms = loop->now - e->active_ms;
     info->bytes_in = e->bytes_in;

@@ -103,12 +103,9 @@ int tc_ext_sock_open(tc_loop_t *loop, int fd, const char *owner, tc_ext_sock_t *
     s->loop = loop;
     s->reg.fd = fd;
     s->reg.owner = owner;
-    /* Best effort: a socket that is not connected (or not a socket the backend knows) keeps zeroed addresses. */
-    if (tc_sock_local_addr(fd, &s->reg.local) != TC_OK) {
-        memset(&s->reg.local, 0, sizeof(s->reg.local));
-    }
-    if (tc_sock_peer_addr(fd, &s->reg.peer) != TC_OK) {
-        memset(&s->reg.peer, 0, sizeof(s->reg.peer));
+    /* Best effort: a socket that is not connected (or not a socket the backend knows) keeps a zeroed peer. */
+    if (tc_sock_peer_addr(fd, &s->reg.addr) != TC_OK) {
+        memset(&s->reg.addr, 0, sizeof(s->reg.addr));
     }
     tc__bg_add(loop, 1);
     /* tc_loop_post() fails with TC_ENOMEM before queueing; any other error means queued but not woken yet. */

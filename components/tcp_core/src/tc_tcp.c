@@ -23,8 +23,9 @@ struct tc_owner {
     void *user;
     const char *name;
     tc_loop_t *loop;
-    tc_conn_t *lru_head, *lru_tail; /* least recently active first */
+    tc_conn_t *conns_head, *conns_tail; /* oldest first; the order never changes while they live */
     uint32_t count;                 /* live connections (closing ones included) */
+    uint32_t closing;               /* of those, how many are closing */
     void (*gone)(tc_owner_t *owner, tc_conn_t *conn); /* after a connection's TC_EV_CLOSE */
 };
 
@@ -55,10 +56,10 @@ struct tc_conn {
     tc_regent_t reg; /* first: the registry walks these */
     tc_io_t io;
     tc_owner_t *owner;
-    tc_conn_t *lru_prev, *lru_next;
+    tc_conn_t *prev, *next; /* the owner's list, oldest first */
     tc_chunk_t *wq_head, *wq_tail;
     void *data;
-    tc_timer_t deadline;
+    tc_timer_t *deadline; /* close or connect deadline, allocated only while one is armed */
     tc_pending_t pending;
     uint8_t flags;
     uint8_t close_how;    /* tc_close_policy_t */
@@ -112,42 +113,60 @@ struct tc_client {
 static void conn_close_req(tc_conn_t *c, tc_close_policy_t how, tc_close_reason_t reason);
 static void conn_update_events(tc_conn_t *c);
 
-/* ---- LRU (least recently active first) ---- */
+/* ---- the owner's connections ----
+ *
+ * A plain list in the order the connections came. Least-recently-active eviction scans it for the oldest
+ * reg.active_ms when the server is full, instead of moving a connection to the tail of an LRU list on every read
+ * and write: I/O only stamps the time, and walks (stop, broadcast) never see the order change under them. */
 
-static void lru_unlink(tc_owner_t *o, tc_conn_t *c)
+static void conns_unlink(tc_owner_t *o, tc_conn_t *c)
 {
-    if (c->lru_prev) {
-        c->lru_prev->lru_next = c->lru_next;
-    } else if (o->lru_head == c) {
-        o->lru_head = c->lru_next;
+    if (c->prev) {
+        c->prev->next = c->next;
+    } else if (o->conns_head == c) {
+        o->conns_head = c->next;
     }
-    if (c->lru_next) {
-        c->lru_next->lru_prev = c->lru_prev;
-    } else if (o->lru_tail == c) {
-        o->lru_tail = c->lru_prev;
+    if (c->next) {
+        c->next->prev = c->prev;
+    } else if (o->conns_tail == c) {
+        o->conns_tail = c->prev;
     }
-    c->lru_prev = c->lru_next = NULL;
+    c->prev = c->next = NULL;
 }
 
-static void lru_append(tc_owner_t *o, tc_conn_t *c)
+static void conns_append(tc_owner_t *o, tc_conn_t *c)
 {
-    c->lru_prev = o->lru_tail;
-    c->lru_next = NULL;
-    if (o->lru_tail) {
-        o->lru_tail->lru_next = c;
+    c->prev = o->conns_tail;
+    c->next = NULL;
+    if (o->conns_tail) {
+        o->conns_tail->next = c;
     } else {
-        o->lru_head = c;
+        o->conns_head = c;
     }
-    o->lru_tail = c;
+    o->conns_tail = c;
 }
 
 static void touch(tc_conn_t *c)
 {
-    tc_loop_t *loop = c->owner->loop;
-    c->reg.active_ms = tc_loop_now(loop);
-    if (c->owner->lru_tail != c) {
-        lru_unlink(c->owner, c);
-        lru_append(c->owner, c);
+    c->reg.active_ms = tc_loop_now(c->owner->loop);
+}
+
+/* The close or connect deadline: the timer exists only while armed, so an idle connection does not carry one. */
+static int64_t conn_deadline_cb(tc_timer_t *t, void *user);
+
+static int conn_deadline_arm(tc_conn_t *c, uint64_t ms)
+{
+    if (c->deadline) {
+        return tc__timer_arm(c->deadline, ms);
+    }
+    return tc_timer_start(c->owner->loop, ms, conn_deadline_cb, c, &c->deadline);
+}
+
+static void conn_deadline_cancel(tc_conn_t *c)
+{
+    if (c->deadline) {
+        tc_timer_cancel(c->deadline); /* safe from inside its own callback: freed when that returns */
+        c->deadline = NULL;
     }
 }
 
@@ -412,7 +431,7 @@ static void conn_finalize(tc_conn_t *c, int abortive)
     tc_owner_t *o = c->owner;
     tc_loop_t *loop = o->loop;
     c->flags |= CF_FINAL;
-    tc__timer_disarm(&c->deadline);
+    conn_deadline_cancel(c);
     tc__io_stop(loop, &c->io);
     if (c->io.fd >= 0) {
         if (abortive) {
@@ -423,9 +442,12 @@ static void conn_finalize(tc_conn_t *c, int abortive)
         c->io.fd = -1;
     }
     tc__reg_remove(loop, &c->reg);
-    lru_unlink(o, c);
+    conns_unlink(o, c);
     wq_free(c);
     o->count--;
+    if (c->flags & CF_CLOSING) {
+        o->closing--;
+    }
     emit(c, TC_EV_CLOSE, NULL, c->close_reason);
     o->gone(o, c);
     tc_free(c);
@@ -468,6 +490,7 @@ static int64_t conn_deadline_cb(tc_timer_t *t, void *user)
 {
     (void)t;
     tc_conn_t *c = user;
+    c->deadline = NULL; /* it stops now: the loop frees it when this returns */
     if (c->reg.state == TC_STATE_CONNECTING) {
         client_connect_failed(c, TC_ETIMEDOUT);
         return TC_TIMER_STOP;
@@ -498,11 +521,12 @@ static void conn_close_req(tc_conn_t *c, tc_close_policy_t how, tc_close_reason_
         return;
     }
     c->flags |= CF_CLOSING;
+    c->owner->closing++;
     c->reg.state = TC_STATE_CLOSING;
     c->close_how = (uint8_t)how;
     c->close_reason = (uint8_t)reason;
-    if (how != TC_CLOSE_ABORT) {
-        tc__timer_arm(&c->deadline, c->owner->cfg.linger_ms);
+    if (how != TC_CLOSE_ABORT && conn_deadline_arm(c, c->owner->cfg.linger_ms) != TC_OK) {
+        c->close_how = TC_CLOSE_ABORT; /* no memory for a deadline: a close that cannot wait must not wait */
     }
     tc__pending_add(c->owner->loop, &c->pending);
 }
@@ -527,6 +551,21 @@ int tc_conn_close_default(tc_conn_t *c)
 void tc__conn_reg_flags(tc_conn_t *c, uint8_t set, uint8_t clear)
 {
     c->reg.flags = (uint8_t)((c->reg.flags | set) & ~clear);
+}
+
+tc_conn_t *tc__server_conns(tc_server_t *s)
+{
+    return s->owner.conns_head;
+}
+
+tc_conn_t *tc__conn_next(const tc_conn_t *c)
+{
+    return c->next;
+}
+
+void *tc__conn_owner_user(const tc_conn_t *c)
+{
+    return c->owner->user;
 }
 
 void tc_conn_hold(tc_conn_t *c)
@@ -566,7 +605,7 @@ int tc_conn_fd(const tc_conn_t *c)
 
 const tc_addr_t *tc_conn_peer(const tc_conn_t *c)
 {
-    return &c->reg.peer;
+    return &c->reg.addr;
 }
 
 tc_loop_t *tc_conn_loop(const tc_conn_t *c)
@@ -587,7 +626,6 @@ static tc_conn_t *conn_new(tc_owner_t *o, int fd, tc_kind_t kind, const tc_addr_
     }
     c->owner = o;
     tc__io_init(&c->io, fd, conn_io);
-    tc__timer_init(o->loop, &c->deadline, conn_deadline_cb, c);
     c->pending.fn = close_step;
     if (tc__io_start(o->loop, &c->io, 0) != TC_OK) {
         tc_free(c);
@@ -595,9 +633,9 @@ static tc_conn_t *conn_new(tc_owner_t *o, int fd, tc_kind_t kind, const tc_addr_
     }
     tc__reg_add(o->loop, &c->reg, fd, kind, o->name);
     if (peer) {
-        c->reg.peer = *peer;
+        c->reg.addr = *peer;
     }
-    lru_append(o, c);
+    conns_append(o, c);
     o->count++;
     return c;
 }
@@ -630,8 +668,11 @@ static int64_t server_timer_cb(tc_timer_t *t, void *user)
     tc_loop_t *loop = s->owner.loop;
     if (s->stopping) {
         /* Stop deadline: abort whatever is left. */
-        for (tc_conn_t *c = s->owner.lru_head; c; c = c->lru_next) {
+        for (tc_conn_t *c = s->owner.conns_head; c; c = c->next) {
             if (!(c->flags & CF_FINAL)) {
+                if (!(c->flags & CF_CLOSING)) {
+                    s->owner.closing++;
+                }
                 c->flags |= CF_CLOSING | CF_DEADLINE;
                 c->close_how = TC_CLOSE_ABORT;
                 c->close_reason = TC_REASON_FORCED;
@@ -647,11 +688,8 @@ static int64_t server_timer_cb(tc_timer_t *t, void *user)
     uint32_t idle = s->owner.cfg.idle_timeout_ms;
     if (idle) {
         uint64_t now = tc_loop_now(loop);
-        for (tc_conn_t *c = s->owner.lru_head; c; c = c->lru_next) {
-            if (now - c->reg.active_ms < idle) {
-                break; /* LRU order: everyone after is more recent */
-            }
-            if (!(c->flags & CF_CLOSING)) {
+        for (tc_conn_t *c = s->owner.conns_head; c; c = c->next) {
+            if (now - c->reg.active_ms >= idle && !(c->flags & CF_CLOSING)) {
                 /* An idle peer will not send the FIN that peer-first waits for (it does not know it should), and our
                  * own FIN would leave TIME-WAIT here: an idle connection is reset, which leaves TIME-WAIT nowhere. */
                 tc_close_policy_t how = s->owner.cfg.close_policy;
@@ -686,17 +724,13 @@ static void server_accept(tc_io_t *io, int revents)
             }
             return;
         }
-        uint32_t live = 0;
-        for (tc_conn_t *c = s->owner.lru_head; c && live < s->max_conns; c = c->lru_next) {
-            live += !(c->flags & CF_CLOSING);
-        }
-        if (live >= s->max_conns) {
+        if (s->owner.count - s->owner.closing >= s->max_conns) {
             tc_conn_t *victim = NULL;
             if (s->when_full == TC_FULL_EVICT_LRU) {
-                for (tc_conn_t *c = s->owner.lru_head; c; c = c->lru_next) {
-                    if (!(c->flags & CF_CLOSING)) {
+                /* The least recently active open connection (the oldest of equals). */
+                for (tc_conn_t *c = s->owner.conns_head; c; c = c->next) {
+                    if (!(c->flags & CF_CLOSING) && (victim == NULL || c->reg.active_ms < victim->reg.active_ms)) {
                         victim = c;
-                        break;
                     }
                 }
             }
@@ -793,8 +827,8 @@ int tc_server_start(tc_loop_t *loop, const tc_server_config_t *cfg, tc_server_t 
     }
     tc__reg_add(loop, &s->reg, fd, TC_KIND_LISTENER, s->owner.name);
     s->reg.state = TC_STATE_LISTENING;
-    tc_sock_local_addr(fd, &s->reg.local);
-    s->port = s->reg.local.port;
+    tc_sock_local_addr(fd, &s->reg.addr);
+    s->port = s->reg.addr.port;
     s->listening = 1;
     if (cfg->conn.idle_timeout_ms) {
         tc__timer_arm(&s->timer, 10);
@@ -852,17 +886,11 @@ int tc_server_stop(tc_server_t *s, uint32_t deadline_ms, tc_stop_cb done, void *
     s->stop_cb = done;
     s->stop_user = user;
     server_close_listener(s);
-    /* A handler that writes in answer to TC_EV_SHUTDOWN moves its connection (or, broadcasting, others) to the LRU
-     * tail, so the walk restarts from the head after each event and skips connections marked CF2_TOLD. Closes are
-     * deferred, so nothing is freed meanwhile, and no connection is added (the listener is closed). Quadratic in
-     * the connection count, which max_conns bounds. */
-    for (;;) {
-        tc_conn_t *c = s->owner.lru_head;
-        while (c && (c->flags2 & CF2_TOLD)) {
-            c = c->lru_next;
-        }
-        if (c == NULL) {
-            break;
+    /* Closes are deferred, so nothing is freed during the walk, and no connection is added (the listener is closed);
+     * what handlers write in answer does not change the list's order. */
+    for (tc_conn_t *c = s->owner.conns_head; c; c = c->next) {
+        if (c->flags2 & CF2_TOLD) {
+            continue;
         }
         c->flags2 |= CF2_TOLD;
         if (!(c->flags & CF_CLOSING)) {
@@ -1030,7 +1058,10 @@ static void client_connect_to(tc_client_t *cl, const tc_addr_t *addr)
     }
     cl->conn = c;
     c->reg.state = TC_STATE_CONNECTING;
-    tc__timer_arm(&c->deadline, cl->connect_timeout_ms);
+    if (conn_deadline_arm(c, cl->connect_timeout_ms) != TC_OK) {
+        client_connect_failed(c, TC_ENOMEM);
+        return;
+    }
     conn_update_events(c);
     (void)loop;
 }
@@ -1100,7 +1131,7 @@ static void client_attempt(tc_client_t *cl)
 static void client_connected(tc_conn_t *c)
 {
     tc_client_t *cl = (tc_client_t *)c->owner;
-    tc__timer_disarm(&c->deadline);
+    conn_deadline_cancel(c);
     c->reg.state = TC_STATE_OPEN;
     c->flags |= CF_OPENED;
     cl->stats.connects++;
