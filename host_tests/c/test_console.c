@@ -12,7 +12,6 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,24 +25,7 @@
 #include "tc_registry.h"
 #include "tc_registry_ext.h"
 #include "tc_tcp.h"
-
-static void fail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "FAIL: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-    exit(1);
-}
-
-#define CHECK(cond, ...)       \
-    do {                       \
-        if (!(cond)) {         \
-            fail(__VA_ARGS__); \
-        }                      \
-    } while (0)
+#include "tc_check.h"
 
 /* ---- a loop on its own thread ---- */
 

@@ -30,7 +30,6 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,38 +44,10 @@
 #include "tc_err.h"
 #include "tc_loop.h"
 #include "tc_registry.h"
-
-static int g_failed;
-static int g_passed;
-static const char *g_row;
-
-static void failf(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "FAIL [%s]: ", g_row ? g_row : "-");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-    g_failed++;
-}
-
-/* Returns from the calling check on failure: one report per row, the other rows still run. */
-#define CHECK(cond, ...)        \
-    do {                        \
-        if (!(cond)) {          \
-            failf(__VA_ARGS__); \
-            return 1;           \
-        }                       \
-    } while (0)
+#include "tc_check.h"
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 #define PKT_MAX 1024
-
-static void tally(int bad)
-{
-    g_passed += !bad; /* a failure was counted by failf() */
-}
 
 static void *xmalloc(size_t n)
 {
@@ -349,38 +320,38 @@ static const ans_row_t ANS_ROWS[] = {
 /* The checks every successful answer must pass, whatever the row. */
 static int check_response(const uint8_t *q, size_t qlen, const uint8_t *r, int n, const ans_row_t *row)
 {
-    CHECK(n >= 12, "response of %d bytes, shorter than a header", n);
-    CHECK((size_t)n <= qlen + 16, "amplification: %d-byte response to a %zu-byte query", n, qlen);
+    ROW_CHECK(n >= 12, "response of %d bytes, shorter than a header", n);
+    ROW_CHECK((size_t)n <= qlen + 16, "amplification: %d-byte response to a %zu-byte query", n, qlen);
     uint16_t qf = rd16(q + 2), rf = rd16(r + 2);
-    CHECK(rd16(r) == rd16(q), "id 0x%04x, query's 0x%04x", rd16(r), rd16(q));
-    CHECK(rf & 0x8000, "QR clear in the response");
-    CHECK(rf & 0x0400, "AA clear in the response");
-    CHECK((rf & 0x7800) == (qf & 0x7800), "opcode %d, query's %d", (rf >> 11) & 15, (qf >> 11) & 15);
-    CHECK((rf & 0x0100) == (qf & 0x0100), "RD 0x%04x, query's 0x%04x", rf & 0x0100, qf & 0x0100);
-    CHECK((rf & 0x02f0) == 0, "TC/RA/Z/AD/CD bits set: flags 0x%04x", rf);
-    CHECK((rf & 15) == row->rcode, "rcode %d, expected %d", rf & 15, row->rcode);
-    CHECK(rd16(r + 4) == row->qd, "QDCOUNT %u, expected %d", rd16(r + 4), row->qd);
-    CHECK(rd16(r + 6) == row->an, "ANCOUNT %u, expected %d", rd16(r + 6), row->an);
-    CHECK(rd16(r + 8) == 0 && rd16(r + 10) == 0, "NSCOUNT %u ARCOUNT %u, expected 0", rd16(r + 8), rd16(r + 10));
+    ROW_CHECK(rd16(r) == rd16(q), "id 0x%04x, query's 0x%04x", rd16(r), rd16(q));
+    ROW_CHECK(rf & 0x8000, "QR clear in the response");
+    ROW_CHECK(rf & 0x0400, "AA clear in the response");
+    ROW_CHECK((rf & 0x7800) == (qf & 0x7800), "opcode %d, query's %d", (rf >> 11) & 15, (qf >> 11) & 15);
+    ROW_CHECK((rf & 0x0100) == (qf & 0x0100), "RD 0x%04x, query's 0x%04x", rf & 0x0100, qf & 0x0100);
+    ROW_CHECK((rf & 0x02f0) == 0, "TC/RA/Z/AD/CD bits set: flags 0x%04x", rf);
+    ROW_CHECK((rf & 15) == row->rcode, "rcode %d, expected %d", rf & 15, row->rcode);
+    ROW_CHECK(rd16(r + 4) == row->qd, "QDCOUNT %u, expected %d", rd16(r + 4), row->qd);
+    ROW_CHECK(rd16(r + 6) == row->an, "ANCOUNT %u, expected %d", rd16(r + 6), row->an);
+    ROW_CHECK(rd16(r + 8) == 0 && rd16(r + 10) == 0, "NSCOUNT %u ARCOUNT %u, expected 0", rd16(r + 8), rd16(r + 10));
     size_t echoed = (size_t)n - 12 - 16u * (size_t)row->an;
-    CHECK(row->qd || echoed == 0, "%zu bytes after a header-only response", echoed);
-    CHECK(echoed <= qlen - 12 && memcmp(r + 12, q + 12, echoed) == 0, "question not echoed byte for byte");
+    ROW_CHECK(row->qd || echoed == 0, "%zu bytes after a header-only response", echoed);
+    ROW_CHECK(echoed <= qlen - 12 && memcmp(r + 12, q + 12, echoed) == 0, "question not echoed byte for byte");
     if (row->an) {
         const uint8_t *a = r + 12 + echoed;
         struct in_addr want;
-        CHECK(row->addr && inet_pton(AF_INET, row->addr, &want) == 1, "test bug: bad address");
+        ROW_CHECK(row->addr && inet_pton(AF_INET, row->addr, &want) == 1, "test bug: bad address");
         static const uint8_t head[] = {0xc0, 0x0c, 0, 1, 0, 1, TTL_S >> 24, (TTL_S >> 16) & 0xff, (TTL_S >> 8) & 0xff,
                                        TTL_S & 0xff, 0, 4};
-        CHECK(memcmp(a, head, sizeof(head)) == 0, "A record header %02x%02x %02x%02x %02x%02x ...", a[0], a[1], a[2],
-              a[3], a[4], a[5]);
-        CHECK(memcmp(a + 12, &want, 4) == 0, "A record %u.%u.%u.%u, expected %s", a[12], a[13], a[14], a[15],
-              row->addr);
+        ROW_CHECK(memcmp(a, head, sizeof(head)) == 0, "A record header %02x%02x %02x%02x %02x%02x ...", a[0], a[1],
+                  a[2], a[3], a[4], a[5]);
+        ROW_CHECK(memcmp(a + 12, &want, 4) == 0, "A record %u.%u.%u.%u, expected %s", a[12], a[13], a[14], a[15],
+                  row->addr);
         /* The answer's name is a pointer to the question's: it must read back as the same name. */
         char n1[TC_DNS_MAX_NAME_TEXT + 1], n2[TC_DNS_MAX_NAME_TEXT + 1];
         size_t o1 = 12, o2 = 12 + echoed;
-        CHECK(tc_dns_read_name(r, (size_t)n, &o1, n1) >= 0 && tc_dns_read_name(r, (size_t)n, &o2, n2) >= 0 &&
-                  strcmp(n1, n2) == 0 && o2 == 12 + echoed + 2,
-              "the answer's name does not read back as the question's");
+        ROW_CHECK(tc_dns_read_name(r, (size_t)n, &o1, n1) >= 0 && tc_dns_read_name(r, (size_t)n, &o2, n2) >= 0 &&
+                      strcmp(n1, n2) == 0 && o2 == 12 + echoed + 2,
+                  "the answer's name does not read back as the question's");
     }
     return 0;
 }
@@ -395,20 +366,20 @@ static int check_ans_row(const ans_row_t *row)
     tc_dns_question_t qq;
     int pr = tc_dns_parse_query(q, len, &qq);
     if (pr != row->parse) {
-        failf("tc_dns_parse_query gave %d, expected %d", pr, row->parse);
+        ROW_FAIL("tc_dns_parse_query gave %d, expected %d", pr, row->parse);
         bad = 1;
     } else if (pr != 0 && qq.question_end == 0 && qq.name[0] != '\0') {
-        failf("a parse without a question left the name \"%s\" behind", qq.name);
+        ROW_FAIL("a parse without a question left the name \"%s\" behind", qq.name);
         bad = 1;
     } else if ((pr == 0 || qq.question_end) && row->name && strcmp(qq.name, row->name) != 0) {
-        failf("name \"%s\", expected \"%s\"", qq.name, row->name);
+        ROW_FAIL("name \"%s\", expected \"%s\"", qq.name, row->name);
         bad = 1;
     } else if (pr == 0 && row->nlen && strlen(qq.name) != (size_t)row->nlen) {
-        failf("name of %zu characters, expected %d", strlen(qq.name), row->nlen);
+        ROW_FAIL("name of %zu characters, expected %d", strlen(qq.name), row->nlen);
         bad = 1;
     } else if (pr == 0 && (qq.id != rd16(q) || qq.flags != rd16(q + 2) || qq.question_end > len ||
                            qq.question_end < 12 + 1 + 4)) {
-        failf("parsed id/flags/question_end inconsistent");
+        ROW_FAIL("parsed id/flags/question_end inconsistent");
         bad = 1;
     }
 
@@ -417,14 +388,14 @@ static int check_ans_row(const ans_row_t *row)
     memset(out, 0xA5, cap + 64);
     int n = tc_dns_answer(q, len, &POLICY, out, cap);
     if (!bad && n != row->ret) {
-        failf("tc_dns_answer gave %d, expected %d", n, row->ret);
+        ROW_FAIL("tc_dns_answer gave %d, expected %d", n, row->ret);
         bad = 1;
     }
     if (!bad && n > 0) {
         bad = check_response(q, len, out, n, row);
         for (size_t i = (size_t)n; !bad && i < cap + 64; i++) {
             if (out[i] != 0xA5) {
-                failf("byte %zu written past the %d-byte response", i, n);
+                ROW_FAIL("byte %zu written past the %d-byte response", i, n);
                 bad = 1;
             }
         }
@@ -432,7 +403,7 @@ static int check_ans_row(const ans_row_t *row)
     if (!bad && n <= 0) {
         for (size_t i = 0; !bad && i < cap + 64; i++) {
             if (i >= cap && out[i] != 0xA5) {
-                failf("byte %zu written past the %zu-byte capacity with result %d", i, cap, n);
+                ROW_FAIL("byte %zu written past the %zu-byte capacity with result %d", i, cap, n);
                 bad = 1;
             }
         }
@@ -442,7 +413,7 @@ static int check_ans_row(const ans_row_t *row)
         uint8_t *small = xmalloc((size_t)c);
         int m = tc_dns_answer(q, len, &POLICY, small, (size_t)c);
         if (m != TC_DNS_ESPACE) {
-            failf("capacity %d below the %d-byte answer gave %d, not ESPACE", c, n, m);
+            ROW_FAIL("capacity %d below the %d-byte answer gave %d, not ESPACE", c, n, m);
             bad = 1;
         }
         free(small);
@@ -451,7 +422,7 @@ static int check_ans_row(const ans_row_t *row)
         uint8_t *exact = xmalloc((size_t)n);
         int m = tc_dns_answer(q, len, &POLICY, exact, (size_t)n);
         if (m != n || memcmp(exact, out, (size_t)n) != 0) {
-            failf("an exact-size buffer gave %d or other bytes", m);
+            ROW_FAIL("an exact-size buffer gave %d or other bytes", m);
             bad = 1;
         }
         free(exact);
@@ -462,7 +433,7 @@ static int check_ans_row(const ans_row_t *row)
         uint8_t pout[600 + 16];
         int m = tc_dns_answer(pre, p, &POLICY, pout, sizeof(pout));
         if (m < 0 || (p < 12 && m != 0) || (m > 0 && (size_t)m > p + 16)) {
-            failf("the %zu-byte prefix gave %d", p, m);
+            ROW_FAIL("the %zu-byte prefix gave %d", p, m);
             bad = 1;
         }
         free(pre);
@@ -531,22 +502,22 @@ static int check_name_row(const name_row_t *row)
     int r = tc_dns_read_name(m, len, &off, out);
     int bad = 0;
     if (r != row->ret) {
-        failf("gave %d, expected %d", r, row->ret);
+        ROW_FAIL("gave %d, expected %d", r, row->ret);
         bad = 1;
     } else if (r >= 0 && strlen(out) != (size_t)r) {
-        failf("returned %d for a %zu-character text", r, strlen(out));
+        ROW_FAIL("returned %d for a %zu-character text", r, strlen(out));
         bad = 1;
     } else if (r >= 0 && row->text && strcmp(out, row->text) != 0) {
-        failf("text \"%s\", expected \"%s\"", out, row->text);
+        ROW_FAIL("text \"%s\", expected \"%s\"", out, row->text);
         bad = 1;
     } else if (r >= 0 && off != row->after) {
-        failf("offset after the name %zu, expected %zu", off, row->after);
+        ROW_FAIL("offset after the name %zu, expected %zu", off, row->after);
         bad = 1;
     } else if (r < 0 && off != row->off) {
-        failf("a failed read moved the offset from %zu to %zu", row->off, off);
+        ROW_FAIL("a failed read moved the offset from %zu to %zu", row->off, off);
         bad = 1;
     } else if (r < 0 && out[0] != '\0') {
-        failf("a failed read left text behind instead of \"\"");
+        ROW_FAIL("a failed read left text behind instead of \"\"");
         bad = 1;
     }
     free(out);
@@ -575,9 +546,9 @@ static int check_hops(void)
         size_t off = last;
         int r = tc_dns_read_name(m, len, &off, out);
         free(m);
-        CHECK(r == cases[k].ret, "%d labels of one byte via %d pointers: %d, expected %d", cases[k].n + 1, cases[k].n,
-              r, cases[k].ret);
-        CHECK(r < 0 || off == (cases[k].n ? last + 4 : 15u), "offset after the name %zu", off);
+        ROW_CHECK(r == cases[k].ret, "%d labels of one byte via %d pointers: %d, expected %d", cases[k].n + 1,
+                  cases[k].n, r, cases[k].ret);
+        ROW_CHECK(r < 0 || off == (cases[k].n ? last + 4 : 15u), "offset after the name %zu", off);
     }
     return 0;
 }
@@ -589,20 +560,20 @@ static int check_policy_edges(void)
     size_t len = asm_pkt(HDR ".dns.msftncsi.com" A_IN, q);
     tc_dns_policy_t p = {.ipv4 = {1, 2, 3, 4}, .ttl_s = 0, .overrides = NULL, .noverrides = 5};
     int n = tc_dns_answer(q, len, &p, out, sizeof(out));
-    CHECK(n == (int)len + 16 && memcmp(out + n - 4, p.ipv4, 4) == 0, "overrides NULL with a count: %d", n);
-    CHECK(memcmp(out + n - 10, "\0\0\0\0", 4) == 0, "TTL 0 not written as 0");
+    ROW_CHECK(n == (int)len + 16 && memcmp(out + n - 4, p.ipv4, 4) == 0, "overrides NULL with a count: %d", n);
+    ROW_CHECK(memcmp(out + n - 10, "\0\0\0\0", 4) == 0, "TTL 0 not written as 0");
     const tc_dns_override_t ov[] = {{NULL, {9, 9, 9, 9}}, {"DNS.MSFTNCSI.COM", {5, 6, 7, 8}}};
     p.overrides = ov;
     p.noverrides = 2;
     n = tc_dns_answer(q, len, &p, out, sizeof(out));
-    CHECK(n == (int)len + 16 && memcmp(out + n - 4, ov[1].ipv4, 4) == 0, "NULL name not skipped, or upper-case "
-          "override not matched");
+    ROW_CHECK(n == (int)len + 16 && memcmp(out + n - 4, ov[1].ipv4, 4) == 0, "NULL name not skipped, or upper-case "
+              "override not matched");
     p.noverrides = 0;
     n = tc_dns_answer(q, len, &p, out, sizeof(out));
-    CHECK(n == (int)len + 16 && memcmp(out + n - 4, p.ipv4, 4) == 0, "noverrides 0 still consulted the table");
+    ROW_CHECK(n == (int)len + 16 && memcmp(out + n - 4, p.ipv4, 4) == 0, "noverrides 0 still consulted the table");
     tc_dns_question_t qq;
-    CHECK(tc_dns_parse_query(NULL, 0, &qq) == TC_DNS_EDROP, "NULL message not dropped");
-    CHECK(tc_dns_answer(NULL, 0, &p, out, sizeof(out)) == 0, "NULL query not dropped");
+    ROW_CHECK(tc_dns_parse_query(NULL, 0, &qq) == TC_DNS_EDROP, "NULL message not dropped");
+    ROW_CHECK(tc_dns_answer(NULL, 0, &p, out, sizeof(out)) == 0, "NULL query not dropped");
     return 0;
 }
 
@@ -659,39 +630,40 @@ static int check_live_answers(live_t *lv, tc_dns_server_t *dns)
     len = asm_pkt("#a001 #0100 #0001 #0000 #0000 #0000 .connectivitycheck.gstatic.com" A_IN, q);
     n = exchange(lv, q, len, r, sizeof(r), 2000);
     queries++, answered++;
-    CHECK(n == (int)len + 16, "A query: answer of %d bytes, expected %zu", n, len + 16);
-    CHECK(rd16(r) == 0xa001 && rd16(r + 2) == 0x8500 && rd16(r + 6) == 1, "A query: header %04x %04x an %u",
-          rd16(r), rd16(r + 2), rd16(r + 6));
-    CHECK(memcmp(r + n - 4, "\x0a\x01\x02\x03", 4) == 0, "A query: address %u.%u.%u.%u, expected answer_ip 10.1.2.3",
-          r[n - 4], r[n - 3], r[n - 2], r[n - 1]);
-    CHECK(rd16(r + n - 10) == 0 && rd16(r + n - 8) == 30, "A query: TTL not the configured 30 s");
+    ROW_CHECK(n == (int)len + 16, "A query: answer of %d bytes, expected %zu", n, len + 16);
+    ROW_CHECK(rd16(r) == 0xa001 && rd16(r + 2) == 0x8500 && rd16(r + 6) == 1, "A query: header %04x %04x an %u",
+              rd16(r), rd16(r + 2), rd16(r + 6));
+    ROW_CHECK(memcmp(r + n - 4, "\x0a\x01\x02\x03", 4) == 0,
+              "A query: address %u.%u.%u.%u, expected answer_ip 10.1.2.3", r[n - 4], r[n - 3], r[n - 2], r[n - 1]);
+    ROW_CHECK(rd16(r + n - 10) == 0 && rd16(r + n - 8) == 30, "A query: TTL not the configured 30 s");
 
     len = asm_pkt("#a002 #0100 #0001 #0000 #0000 #0000 .DNS.MSFTNCSI.COM" A_IN, q);
     n = exchange(lv, q, len, r, sizeof(r), 2000);
     queries++, answered++;
-    CHECK(n == (int)len + 16 && memcmp(r + n - 4, "\x83\x6b\xff\xff", 4) == 0, "override: %d bytes or wrong address",
-          n);
+    ROW_CHECK(n == (int)len + 16 && memcmp(r + n - 4, "\x83\x6b\xff\xff", 4) == 0,
+              "override: %d bytes or wrong address", n);
 
     len = asm_pkt("#a003 #0100 #0001 #0000 #0000 #0000 .mutable.example" A_IN, q);
     n = exchange(lv, q, len, r, sizeof(r), 2000);
     queries++, answered++;
-    CHECK(n == (int)len + 16 && memcmp(r + n - 4, "\x07\x07\x07\x07", 4) == 0,
-          "an override whose caller's string changed after start: %d bytes or wrong address (names not copied?)", n);
+    ROW_CHECK(n == (int)len + 16 && memcmp(r + n - 4, "\x07\x07\x07\x07", 4) == 0,
+              "an override whose caller's string changed after start: %d bytes or wrong address (names not copied?)",
+              n);
 
     len = asm_pkt("#a004 #0000 #0001 #0000 #0000 #0000 .www.example.com #001c #0001", q);
     n = exchange(lv, q, len, r, sizeof(r), 2000);
     queries++, answered++;
-    CHECK(n == (int)len && rd16(r + 2) == 0x8400 && rd16(r + 6) == 0, "AAAA: %d bytes, flags %04x", n, rd16(r + 2));
+    ROW_CHECK(n == (int)len && rd16(r + 2) == 0x8400 && rd16(r + 6) == 0, "AAAA: %d bytes, flags %04x", n, rd16(r + 2));
 
     len = asm_pkt("#a005 #0100 #0001 #0000 #0000 #0000 ^12 %00000000", q);
     n = exchange(lv, q, len, r, sizeof(r), 2000);
     queries++, answered++, formerr++;
-    CHECK(n == 12 && (r[3] & 15) == TC_DNS_RCODE_FORMERR, "malformed question: %d bytes, rcode %d", n, r[3] & 15);
+    ROW_CHECK(n == 12 && (r[3] & 15) == TC_DNS_RCODE_FORMERR, "malformed question: %d bytes, rcode %d", n, r[3] & 15);
 
     len = asm_pkt("#a006 #1100 #0001 #0000 #0000 #0000 .x" A_IN, q);
     n = exchange(lv, q, len, r, sizeof(r), 2000);
     queries++, answered++;
-    CHECK(n == (int)len && (r[3] & 15) == TC_DNS_RCODE_NOTIMP, "STATUS: %d bytes, rcode %d", n, r[3] & 15);
+    ROW_CHECK(n == (int)len && (r[3] & 15) == TC_DNS_RCODE_NOTIMP, "STATUS: %d bytes, rcode %d", n, r[3] & 15);
 
     /* Longer than the responder's 512-byte buffer: the kernel truncates it, the question is still answered, and the
      * answer is far smaller than the query. */
@@ -699,19 +671,19 @@ static int check_live_answers(live_t *lv, tc_dns_server_t *dns)
     memset(q + len, 0, 700 - len);
     n = exchange(lv, q, 700, r, sizeof(r), 2000);
     queries++, answered++;
-    CHECK(n == (int)len + 16, "a 700-byte query: %d bytes", n);
+    ROW_CHECK(n == (int)len + 16, "a 700-byte query: %d bytes", n);
 
-    CHECK(silent(lv, "\x12\x34\x01\x00\x00", 5), "5 bytes of garbage were answered");
+    ROW_CHECK(silent(lv, "\x12\x34\x01\x00\x00", 5), "5 bytes of garbage were answered");
     queries++, dropped++;
-    CHECK(silent(lv, "", 0), "an empty datagram was answered");
+    ROW_CHECK(silent(lv, "", 0), "an empty datagram was answered");
     queries++, dropped++;
     len = asm_pkt("#a008 #8180 #0001 #0001 #0000 #0000 .www.example.com" A_IN " ^12" A_IN
                   " #0000 #003c #0004 %0a010203",
                   q);
-    CHECK(silent(lv, q, len), "a response packet (QR set) was answered");
+    ROW_CHECK(silent(lv, q, len), "a response packet (QR set) was answered");
     queries++, dropped++;
     len = asm_pkt("#a009 #8000 #0000 #0000 #0000 #0000", q);
-    CHECK(silent(lv, q, len), "a bare response header was answered");
+    ROW_CHECK(silent(lv, q, len), "a bare response header was answered");
     queries++, dropped++;
 
     /* A burst larger than one wake-up's share (32): all answered, none lost. */
@@ -719,27 +691,28 @@ static int check_live_answers(live_t *lv, tc_dns_server_t *dns)
     uint8_t seen[40] = {0};
     for (int i = 0; i < 40; i++) {
         q[0] = 0xb0, q[1] = (uint8_t)i;
-        CHECK(sendto(lv->fd, q, len, 0, (struct sockaddr *)&lv->to, sizeof(lv->to)) == (ssize_t)len, "burst send");
+        ROW_CHECK(sendto(lv->fd, q, len, 0, (struct sockaddr *)&lv->to, sizeof(lv->to)) == (ssize_t)len, "burst send");
     }
     queries += 40, answered += 40;
     int got = 0;
     uint64_t end = tc_now_ms() + 3000;
     while (got < 40 && tc_now_ms() < end) {
-        CHECK(tc_loop_run_once(lv->loop, 5) >= 0, "loop error in the burst");
+        ROW_CHECK(tc_loop_run_once(lv->loop, 5) >= 0, "loop error in the burst");
         ssize_t m;
         while ((m = recv(lv->fd, r, sizeof(r), MSG_DONTWAIT)) >= 0) {
-            CHECK(m == (ssize_t)len + 16 && r[0] == 0xb0 && r[1] < 40 && !seen[r[1]], "burst: bad or duplicate answer");
+            ROW_CHECK(m == (ssize_t)len + 16 && r[0] == 0xb0 && r[1] < 40 && !seen[r[1]],
+                      "burst: bad or duplicate answer");
             seen[r[1]] = 1;
             got++;
         }
     }
-    CHECK(got == 40, "burst: %d of 40 answered", got);
+    ROW_CHECK(got == 40, "burst: %d of 40 answered", got);
 
     tc_dns_server_stats_t st;
     tc_dns_server_stats(dns, &st);
-    CHECK(st.queries == queries && st.answered == answered && st.dropped == dropped && st.formerr == formerr,
-          "stats queries %u answered %u dropped %u formerr %u, expected %u %u %u %u", st.queries, st.answered,
-          st.dropped, st.formerr, queries, answered, dropped, formerr);
+    ROW_CHECK(st.queries == queries && st.answered == answered && st.dropped == dropped && st.formerr == formerr,
+              "stats queries %u answered %u dropped %u formerr %u, expected %u %u %u %u", st.queries, st.answered,
+              st.dropped, st.formerr, queries, answered, dropped, formerr);
     return 0;
 }
 
@@ -749,29 +722,29 @@ static int check_start_errors(tc_loop_t *loop, uint16_t busy_port)
     tc_dns_server_config_t cfg = TC_DNS_SERVER_DEFAULT_CONFIG();
     cfg.port = 0;
     cfg.bind_ip = "localhost";
-    CHECK(tc_dns_server_start(loop, &cfg, &d) == TC_EBADADDR, "a host name as bind_ip accepted");
+    ROW_CHECK(tc_dns_server_start(loop, &cfg, &d) == TC_EBADADDR, "a host name as bind_ip accepted");
     cfg.bind_ip = "::1";
-    CHECK(tc_dns_server_start(loop, &cfg, &d) == TC_EBADADDR, "an IPv6 bind_ip accepted");
+    ROW_CHECK(tc_dns_server_start(loop, &cfg, &d) == TC_EBADADDR, "an IPv6 bind_ip accepted");
     cfg.bind_ip = "127.0.0.1";
     cfg.answer_ip = "0.0.0.0";
-    CHECK(tc_dns_server_start(loop, &cfg, &d) == TC_EBADADDR, "answer_ip 0.0.0.0 accepted");
+    ROW_CHECK(tc_dns_server_start(loop, &cfg, &d) == TC_EBADADDR, "answer_ip 0.0.0.0 accepted");
     cfg.answer_ip = "fe80::1";
-    CHECK(tc_dns_server_start(loop, &cfg, &d) == TC_EBADADDR, "an IPv6 answer_ip accepted");
+    ROW_CHECK(tc_dns_server_start(loop, &cfg, &d) == TC_EBADADDR, "an IPv6 answer_ip accepted");
     cfg.answer_ip = NULL;
     tc_dns_override_t bad_ov[] = {{"ok.example", {1, 1, 1, 1}}, {NULL, {2, 2, 2, 2}}};
     cfg.overrides = bad_ov;
     cfg.noverrides = 2;
-    CHECK(tc_dns_server_start(loop, &cfg, &d) == TC_EINVAL, "an override without a name accepted");
+    ROW_CHECK(tc_dns_server_start(loop, &cfg, &d) == TC_EINVAL, "an override without a name accepted");
     cfg.overrides = NULL;
-    CHECK(tc_dns_server_start(loop, &cfg, &d) == TC_EINVAL, "noverrides 2 with no table accepted");
+    ROW_CHECK(tc_dns_server_start(loop, &cfg, &d) == TC_EINVAL, "noverrides 2 with no table accepted");
     cfg.noverrides = 0;
-    CHECK(tc_dns_server_start(NULL, &cfg, &d) == TC_EINVAL, "NULL loop accepted");
-    CHECK(tc_dns_server_start(loop, NULL, &d) == TC_EINVAL, "NULL config accepted");
+    ROW_CHECK(tc_dns_server_start(NULL, &cfg, &d) == TC_EINVAL, "NULL loop accepted");
+    ROW_CHECK(tc_dns_server_start(loop, NULL, &d) == TC_EINVAL, "NULL config accepted");
     cfg.port = busy_port;
-    CHECK(tc_dns_server_start(loop, &cfg, &d) == TC_EADDRINUSE, "a second responder on port %u", busy_port);
+    ROW_CHECK(tc_dns_server_start(loop, &cfg, &d) == TC_EADDRINUSE, "a second responder on port %u", busy_port);
     cfg.port = 0;
     cfg.bind_ip = "192.0.2.1"; /* TEST-NET-1: never a local address */
-    CHECK(tc_dns_server_start(loop, &cfg, &d) == TC_EADDRNOTAVAIL, "bound to a foreign address");
+    ROW_CHECK(tc_dns_server_start(loop, &cfg, &d) == TC_EADDRNOTAVAIL, "bound to a foreign address");
     cfg.bind_ip = "127.0.0.1";
     /* Out of memory at each allocation of start: TC_ENOMEM and nothing kept. */
     tc_dns_override_t ov[] = {{"a.example", {1, 1, 1, 1}}};
@@ -787,23 +760,23 @@ static int check_start_errors(tc_loop_t *loop, uint16_t busy_port)
             tc_dns_server_stop(d);
             break;
         }
-        CHECK(rc == TC_ENOMEM, "budget %zu: %s", budget, tc_err_name(rc));
+        ROW_CHECK(rc == TC_ENOMEM, "budget %zu: %s", budget, tc_err_name(rc));
         tc_alloc_stats(&after);
-        CHECK(after.bytes_in_use == before.bytes_in_use, "budget %zu: %zu bytes kept after TC_ENOMEM", budget,
-              after.bytes_in_use - before.bytes_in_use);
+        ROW_CHECK(after.bytes_in_use == before.bytes_in_use, "budget %zu: %zu bytes kept after TC_ENOMEM", budget,
+                  after.bytes_in_use - before.bytes_in_use);
     }
     tc_alloc_stats(&after);
-    CHECK(after.bytes_in_use == before.bytes_in_use, "%zu bytes kept by a started and stopped responder",
-          after.bytes_in_use - before.bytes_in_use);
-    CHECK(d != NULL, "no budget below 4 KiB let the responder start");
+    ROW_CHECK(after.bytes_in_use == before.bytes_in_use, "%zu bytes kept by a started and stopped responder",
+              after.bytes_in_use - before.bytes_in_use);
+    ROW_CHECK(d != NULL, "no budget below 4 KiB let the responder start");
     return 0;
 }
 
 static int check_live(void)
 {
-    g_row = "live responder";
+    tc_check_row = "live responder";
     live_t lv = {.loop = NULL, .fd = -1};
-    CHECK(tc_loop_new(&lv.loop) == TC_OK, "tc_loop_new");
+    ROW_CHECK(tc_loop_new(&lv.loop) == TC_OK, "tc_loop_new");
     char mutable_name[] = "mutable.example";
     tc_dns_override_t ov[] = {{"dns.msftncsi.com", {131, 107, 255, 255}}, {mutable_name, {7, 7, 7, 7}}};
     tc_dns_server_config_t cfg = TC_DNS_SERVER_DEFAULT_CONFIG();
@@ -815,31 +788,31 @@ static int check_live(void)
     cfg.noverrides = COUNT(ov);
     tc_dns_server_t *dns = NULL;
     int rc = tc_dns_server_start(lv.loop, &cfg, &dns);
-    CHECK(rc == TC_OK && dns, "tc_dns_server_start: %s", tc_err_name(rc));
+    ROW_CHECK(rc == TC_OK && dns, "tc_dns_server_start: %s", tc_err_name(rc));
     memset(mutable_name, 'z', sizeof(mutable_name) - 1); /* the responder must have its own copy */
     uint16_t port = tc_dns_server_port(dns);
-    CHECK(port != 0, "port 0 after binding port 0");
+    ROW_CHECK(port != 0, "port 0 after binding port 0");
 
     lv.fd = socket(AF_INET, SOCK_DGRAM, 0);
-    CHECK(lv.fd >= 0, "socket: %s", strerror(errno));
+    ROW_CHECK(lv.fd >= 0, "socket: %s", strerror(errno));
     lv.to.sin_family = AF_INET;
     lv.to.sin_port = htons(port);
     lv.to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 
     int bad = check_live_answers(&lv, dns);
-    tally(bad);
-    g_row = "start errors";
-    tally(check_start_errors(lv.loop, port));
-    g_row = "live responder teardown";
+    tc_check_tally(bad);
+    tc_check_row = "start errors";
+    tc_check_tally(check_start_errors(lv.loop, port));
+    tc_check_row = "live responder teardown";
     close(lv.fd);
-    CHECK(tc_loop_free(lv.loop) == TC_EBUSY, "tc_loop_free with a running responder did not say TC_EBUSY");
+    ROW_CHECK(tc_loop_free(lv.loop) == TC_EBUSY, "tc_loop_free with a running responder did not say TC_EBUSY");
     tc_dns_server_stop(dns);
     tc_dns_server_stop(NULL);
-    CHECK(tc_loop_free(lv.loop) == TC_OK, "tc_loop_free after stop");
+    ROW_CHECK(tc_loop_free(lv.loop) == TC_OK, "tc_loop_free after stop");
     tc_alloc_stats_t st;
     tc_alloc_stats(&st);
-    CHECK(st.bytes_in_use == 0 && st.blocks_in_use == 0, "%zu bytes in %zu blocks left allocated", st.bytes_in_use,
-          st.blocks_in_use);
+    ROW_CHECK(st.bytes_in_use == 0 && st.blocks_in_use == 0, "%zu bytes in %zu blocks left allocated", st.bytes_in_use,
+              st.blocks_in_use);
     return 0;
 }
 
@@ -958,72 +931,72 @@ static int lt_exchange(lt_t *t, int fd)
     struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(port)};
     to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     struct timeval tv = {.tv_sec = 2, .tv_usec = 0};
-    CHECK(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0, "SO_RCVTIMEO: %s", strerror(errno));
+    ROW_CHECK(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0, "SO_RCVTIMEO: %s", strerror(errno));
 
     uint8_t q[PKT_MAX], r[600];
     size_t in = 0, out = 0;
     size_t len = asm_pkt("#c001 #0100 #0001 #0000 #0000 #0000 .WWW.Example.org" A_IN, q);
     int n = lt_ask(fd, &to, q, len, r, sizeof(r));
-    CHECK(n == (int)len + 16, "A over the loop thread: %d bytes, expected %zu", n, len + 16);
-    CHECK(rd16(r) == 0xc001 && rd16(r + 2) == 0x8500 && rd16(r + 4) == 1 && rd16(r + 6) == 1 && rd16(r + 10) == 0,
-          "A over the loop thread: header %04x %04x", rd16(r), rd16(r + 2));
-    CHECK(memcmp(r + 12, q + 12, len - 12) == 0, "question not echoed in its original case");
+    ROW_CHECK(n == (int)len + 16, "A over the loop thread: %d bytes, expected %zu", n, len + 16);
+    ROW_CHECK(rd16(r) == 0xc001 && rd16(r + 2) == 0x8500 && rd16(r + 4) == 1 && rd16(r + 6) == 1 && rd16(r + 10) == 0,
+              "A over the loop thread: header %04x %04x", rd16(r), rd16(r + 2));
+    ROW_CHECK(memcmp(r + 12, q + 12, len - 12) == 0, "question not echoed in its original case");
     static const uint8_t rec[] = {0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 127, 0, 0, 1};
-    CHECK(memcmp(r + len, rec, sizeof(rec)) == 0, "default config: not an A record for 127.0.0.1 with TTL 60");
+    ROW_CHECK(memcmp(r + len, rec, sizeof(rec)) == 0, "default config: not an A record for 127.0.0.1 with TTL 60");
     in += len, out += (size_t)n;
 
     len = asm_pkt("#c002 #0100 #0001 #0000 #0000 #0001 .www.example.org #001c #0001 %00 #0029 #04d0 #0000 #0000 #0000",
                   q);
     n = lt_ask(fd, &to, q, len, r, sizeof(r));
-    CHECK(n == (int)len - 11 && rd16(r) == 0xc002 && rd16(r + 2) == 0x8500 && rd16(r + 6) == 0 && rd16(r + 10) == 0,
-          "AAAA with EDNS over the loop thread: %d bytes, flags %04x", n, n >= 4 ? rd16(r + 2) : 0);
+    ROW_CHECK(n == (int)len - 11 && rd16(r) == 0xc002 && rd16(r + 2) == 0x8500 && rd16(r + 6) == 0 && rd16(r + 10) == 0,
+              "AAAA with EDNS over the loop thread: %d bytes, flags %04x", n, n >= 4 ? rd16(r + 2) : 0);
     in += len, out += (size_t)n;
 
     len = asm_pkt("#c003 #0100 #0002 #0000 #0000 #0000 .a" A_IN " .b" A_IN, q);
     n = lt_ask(fd, &to, q, len, r, sizeof(r));
-    CHECK(n == 12 && rd16(r) == 0xc003 && (r[3] & 15) == TC_DNS_RCODE_FORMERR, "QDCOUNT 2 over the loop thread: %d",
-          n);
+    ROW_CHECK(n == 12 && rd16(r) == 0xc003 && (r[3] & 15) == TC_DNS_RCODE_FORMERR, "QDCOUNT 2 over the loop thread: %d",
+              n);
     in += len, out += (size_t)n;
 
-    CHECK(tc_loop_post(t->loop, lt_look, t) == TC_OK && lt_wait(t, 2), "the registry job did not run");
+    ROW_CHECK(tc_loop_post(t->loop, lt_look, t) == TC_OK && lt_wait(t, 2), "the registry job did not run");
     pthread_mutex_lock(&t->mu);
     tc_sock_info_t e = t->reg;
     uint32_t nudp = t->nudp;
     tc_dns_server_stats_t st = t->stats;
     pthread_mutex_unlock(&t->mu);
-    CHECK(nudp == 1, "%u UDP entries in the registry, expected 1", nudp);
-    CHECK(e.state == TC_STATE_LISTENING && e.owner && strcmp(e.owner, "dns") == 0, "registry entry: state %u owner %s",
-          e.state, e.owner ? e.owner : "(null)");
-    CHECK(e.local.family == TC_AF_INET && e.local.port == port && memcmp(e.local.ip, "\x7f\0\0\x01", 4) == 0,
-          "registry entry: local address is not 127.0.0.1:%u", port);
-    CHECK(e.bytes_in == in && e.bytes_out == out, "registry entry: %llu bytes in, %llu out; expected %zu, %zu",
-          (unsigned long long)e.bytes_in, (unsigned long long)e.bytes_out, in, out);
-    CHECK(st.queries == 3 && st.answered == 3 && st.dropped == 0 && st.formerr == 1,
-          "stats queries %u answered %u dropped %u formerr %u", st.queries, st.answered, st.dropped, st.formerr);
+    ROW_CHECK(nudp == 1, "%u UDP entries in the registry, expected 1", nudp);
+    ROW_CHECK(e.state == TC_STATE_LISTENING && e.owner && strcmp(e.owner, "dns") == 0,
+              "registry entry: state %u owner %s", e.state, e.owner ? e.owner : "(null)");
+    ROW_CHECK(e.local.family == TC_AF_INET && e.local.port == port && memcmp(e.local.ip, "\x7f\0\0\x01", 4) == 0,
+              "registry entry: local address is not 127.0.0.1:%u", port);
+    ROW_CHECK(e.bytes_in == in && e.bytes_out == out, "registry entry: %llu bytes in, %llu out; expected %zu, %zu",
+              (unsigned long long)e.bytes_in, (unsigned long long)e.bytes_out, in, out);
+    ROW_CHECK(st.queries == 3 && st.answered == 3 && st.dropped == 0 && st.formerr == 1,
+              "stats queries %u answered %u dropped %u formerr %u", st.queries, st.answered, st.dropped, st.formerr);
     return 0;
 }
 
 static int check_loop_thread(void)
 {
-    g_row = "responder on a loop thread";
+    tc_check_row = "responder on a loop thread";
     tc_alloc_stats_t as;
     tc_alloc_stats(&as);
-    CHECK(as.bytes_in_use == 0, "%zu bytes in use before the test", as.bytes_in_use);
+    ROW_CHECK(as.bytes_in_use == 0, "%zu bytes in use before the test", as.bytes_in_use);
     lt_t t;
     memset(&t, 0, sizeof(t));
     pthread_mutex_init(&t.mu, NULL);
     pthread_cond_init(&t.cv, NULL);
-    CHECK(tc_loop_new(&t.loop) == TC_OK, "tc_loop_new");
+    ROW_CHECK(tc_loop_new(&t.loop) == TC_OK, "tc_loop_new");
     pthread_t th;
-    CHECK(pthread_create(&th, NULL, lt_run, &t) == 0, "pthread_create");
+    ROW_CHECK(pthread_create(&th, NULL, lt_run, &t) == 0, "pthread_create");
     int bad = 1;
     int fd = -1;
     if (tc_loop_post(t.loop, lt_start, &t) != TC_OK || !lt_wait(&t, 1)) {
-        failf("the start job did not run");
+        ROW_FAIL("the start job did not run");
     } else if (t.start_rc != TC_OK) {
-        failf("tc_dns_server_start on the loop thread: %s", tc_err_name(t.start_rc));
+        ROW_FAIL("tc_dns_server_start on the loop thread: %s", tc_err_name(t.start_rc));
     } else if ((fd = socket(AF_INET, SOCK_DGRAM, 0)) < 0) {
-        failf("socket: %s", strerror(errno));
+        ROW_FAIL("socket: %s", strerror(errno));
     } else {
         bad = lt_exchange(&t, fd);
     }
@@ -1035,7 +1008,7 @@ static int check_loop_thread(void)
     int before = t.done;
     pthread_mutex_unlock(&t.mu);
     if (tc_loop_post(t.loop, lt_stop, &t) != TC_OK || !lt_wait(&t, before + 1)) {
-        failf("the stop job did not run");
+        ROW_FAIL("the stop job did not run");
         tc_loop_stop(t.loop);
         bad = 1;
     }
@@ -1045,36 +1018,35 @@ static int check_loop_thread(void)
     if (bad) {
         return 1; /* reported above; the loop may still hold the responder */
     }
-    CHECK(t.run_rc == TC_OK, "tc_loop_run: %s", tc_err_name(t.run_rc));
-    CHECK(t.nudp == 0, "the UDP entry is still in the registry after stop");
-    CHECK(tc_loop_free(t.loop) == TC_OK, "tc_loop_free after stop");
+    ROW_CHECK(t.run_rc == TC_OK, "tc_loop_run: %s", tc_err_name(t.run_rc));
+    ROW_CHECK(t.nudp == 0, "the UDP entry is still in the registry after stop");
+    ROW_CHECK(tc_loop_free(t.loop) == TC_OK, "tc_loop_free after stop");
     tc_alloc_stats(&as);
-    CHECK(as.bytes_in_use == 0 && as.blocks_in_use == 0, "%zu bytes in %zu blocks left allocated", as.bytes_in_use,
-          as.blocks_in_use);
+    ROW_CHECK(as.bytes_in_use == 0 && as.blocks_in_use == 0, "%zu bytes in %zu blocks left allocated", as.bytes_in_use,
+              as.blocks_in_use);
     return 0;
 }
 
 int main(void)
 {
     for (size_t i = 0; i < COUNT(ANS_ROWS); i++) {
-        g_row = ANS_ROWS[i].why;
-        tally(check_ans_row(&ANS_ROWS[i]));
+        tc_check_row = ANS_ROWS[i].why;
+        tc_check_tally(check_ans_row(&ANS_ROWS[i]));
     }
     printf("answers: %zu rows, with every smaller capacity and every prefix\n", COUNT(ANS_ROWS));
     for (size_t i = 0; i < COUNT(NAME_ROWS); i++) {
-        g_row = NAME_ROWS[i].why;
-        tally(check_name_row(&NAME_ROWS[i]));
+        tc_check_row = NAME_ROWS[i].why;
+        tc_check_tally(check_name_row(&NAME_ROWS[i]));
     }
     printf("names: %zu rows\n", COUNT(NAME_ROWS));
-    g_row = "pointer hops";
-    tally(check_hops());
-    g_row = "policy edges";
-    tally(check_policy_edges());
-    tally(check_live());
+    tc_check_row = "pointer hops";
+    tc_check_tally(check_hops());
+    tc_check_row = "policy edges";
+    tc_check_tally(check_policy_edges());
+    tc_check_tally(check_live());
     printf("live responder on 127.0.0.1 over a tc_loop\n");
     int bad = check_loop_thread();
-    tally(bad);
+    tc_check_tally(bad);
     printf("responder on a loop thread, queried from the test thread\n");
-    printf("%d passed, %d failed\n", g_passed, g_failed);
-    return g_failed ? 1 : 0;
+    return tc_check_summary();
 }

@@ -22,36 +22,12 @@
  *         -o build/test_http_parser
  */
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "tc_http_parser.h"
-
-static int g_failed;
-static int g_passed;
-static const char *g_row; /* the row being checked, for messages */
-
-static void failf(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "FAIL [%s]: ", g_row ? g_row : "-");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-    g_failed++;
-}
-
-/* Returns from the calling row check on failure, so one bad row reports once and the others still run. */
-#define CHECK(cond, ...)      \
-    do {                      \
-        if (!(cond)) {        \
-            failf(__VA_ARGS__); \
-            return 1;         \
-        }                     \
-    } while (0)
+#include "tc_check.h"
 
 static int slice_is(tc_http_slice_t s, const char *want)
 {
@@ -316,28 +292,28 @@ static int in_buf(tc_http_slice_t s, const char *buf, size_t len)
 
 static int check_fields(const http_row_t *row, const tc_http_request_t *r, const char *buf, size_t n)
 {
-    CHECK(slice_is(r->method, row->method), "method %s, want %s", show(r->method), row->method);
-    CHECK(slice_is(r->path, row->path), "path %s, want %s", show(r->path), row->path);
-    CHECK(slice_is(r->query, row->query), "query %s, want %s", show(r->query), row->query ? row->query : "(none)");
-    CHECK(r->minor == row->minor, "minor %d, want %d", r->minor, row->minor);
-    CHECK(r->keep_alive == !!row->keep_alive, "keep_alive %d, want %d", r->keep_alive, row->keep_alive);
-    CHECK(r->has_content_length == !!row->has_cl, "has_content_length %d", r->has_content_length);
-    CHECK(r->content_length == row->content_length, "content_length %" PRIu64 ", want %" PRIu64, r->content_length,
-          row->content_length);
-    CHECK(r->chunked == !!row->chunked, "chunked %d, want %d", r->chunked, row->chunked);
-    CHECK(r->upgrade == !!row->upgrade, "upgrade %d, want %d", r->upgrade, row->upgrade);
-    CHECK(r->nheaders == (size_t)row->nheaders, "nheaders %zu, want %d", r->nheaders, row->nheaders);
-    CHECK(in_buf(r->method, buf, n) && in_buf(r->target, buf, n) && in_buf(r->query, buf, n),
-          "a slice points outside the head");
-    CHECK(in_buf(r->path, buf, n) || slice_is(r->path, "/"), "the path points outside the head");
+    ROW_CHECK(slice_is(r->method, row->method), "method %s, want %s", show(r->method), row->method);
+    ROW_CHECK(slice_is(r->path, row->path), "path %s, want %s", show(r->path), row->path);
+    ROW_CHECK(slice_is(r->query, row->query), "query %s, want %s", show(r->query), row->query ? row->query : "(none)");
+    ROW_CHECK(r->minor == row->minor, "minor %d, want %d", r->minor, row->minor);
+    ROW_CHECK(r->keep_alive == !!row->keep_alive, "keep_alive %d, want %d", r->keep_alive, row->keep_alive);
+    ROW_CHECK(r->has_content_length == !!row->has_cl, "has_content_length %d", r->has_content_length);
+    ROW_CHECK(r->content_length == row->content_length, "content_length %" PRIu64 ", want %" PRIu64, r->content_length,
+              row->content_length);
+    ROW_CHECK(r->chunked == !!row->chunked, "chunked %d, want %d", r->chunked, row->chunked);
+    ROW_CHECK(r->upgrade == !!row->upgrade, "upgrade %d, want %d", r->upgrade, row->upgrade);
+    ROW_CHECK(r->nheaders == (size_t)row->nheaders, "nheaders %zu, want %d", r->nheaders, row->nheaders);
+    ROW_CHECK(in_buf(r->method, buf, n) && in_buf(r->target, buf, n) && in_buf(r->query, buf, n),
+              "a slice points outside the head");
+    ROW_CHECK(in_buf(r->path, buf, n) || slice_is(r->path, "/"), "the path points outside the head");
     for (size_t i = 0; i < r->nheaders; i++) {
-        CHECK(in_buf(r->headers[i].name, buf, n) && in_buf(r->headers[i].value, buf, n),
-              "header %zu points outside the head", i);
+        ROW_CHECK(in_buf(r->headers[i].name, buf, n) && in_buf(r->headers[i].value, buf, n),
+                  "header %zu points outside the head", i);
     }
     if (row->hname) {
         tc_http_slice_t v;
-        CHECK(tc_http_header_find(r, row->hname, &v) == 0, "header %s not found", row->hname);
-        CHECK(slice_is(v, row->hvalue), "header %s = \"%s\", want \"%s\"", row->hname, show(v), row->hvalue);
+        ROW_CHECK(tc_http_header_find(r, row->hname, &v) == 0, "header %s not found", row->hname);
+        ROW_CHECK(slice_is(v, row->hvalue), "header %s = \"%s\", want \"%s\"", row->hname, show(v), row->hvalue);
     }
     return 0;
 }
@@ -353,7 +329,7 @@ static int check_http_row(const http_row_t *row)
     int got = parse_prefix(row, row->in, len, &r, hs, &copy);
     int bad = got != want;
     if (bad) {
-        failf("whole input: %d, want %d", got, want);
+        ROW_FAIL("whole input: %d, want %d", got, want);
     } else if (got > 0) {
         bad = check_fields(row, &r, copy, len);
     }
@@ -370,12 +346,12 @@ static int check_http_row(const http_row_t *row)
         if (g == TC_HTTP_INCOMPLETE) {
             bad = err_at >= 0 || ok_at >= 0;
             if (bad) {
-                failf("prefix %zu: incomplete after prefix %d gave a result", k, err_at >= 0 ? err_at : ok_at);
+                ROW_FAIL("prefix %zu: incomplete after prefix %d gave a result", k, err_at >= 0 ? err_at : ok_at);
             }
         } else if (g > 0) {
             bad = g != want || (size_t)g > k || err_at >= 0;
             if (bad) {
-                failf("prefix %zu gave %d (whole input %d)", k, g, want);
+                ROW_FAIL("prefix %zu gave %d (whole input %d)", k, g, want);
             } else {
                 bad = check_fields(row, &r, copy, k);
                 ok_at = ok_at < 0 ? (int)k : ok_at;
@@ -383,7 +359,7 @@ static int check_http_row(const http_row_t *row)
         } else {
             bad = want > 0 || (g != want && g != row->early) || ok_at >= 0;
             if (bad) {
-                failf("prefix %zu gave error %d (whole input %d, early %d)", k, g, want, row->early);
+                ROW_FAIL("prefix %zu gave error %d (whole input %d, early %d)", k, g, want, row->early);
             }
             err_at = err_at < 0 ? (int)k : err_at;
         }
@@ -398,7 +374,7 @@ static int check_http_row(const http_row_t *row)
 /* Rebase: the server copies a head into its own buffer and moves the slices. */
 static int check_rebase(void)
 {
-    g_row = "rebase: slices follow the copied head";
+    tc_check_row = "rebase: slices follow the copied head";
     static const char *const heads[] = {
         "GET /a/b?q=1 HTTP/1.1\r\nHost: h\r\nX-Y: z\r\n\r\n",
         "GET http://example.com HTTP/1.1\r\nHost: h\r\n\r\n",
@@ -409,7 +385,7 @@ static int check_rebase(void)
         tc_http_header_t hs[8], moved[8];
         tc_http_request_t r;
         tc_http_request_init(&r, hs, 8);
-        CHECK(tc_http_parse_request(src, n, &DEFAULT_LIMITS, &r) == (int)n, "parse");
+        ROW_CHECK(tc_http_parse_request(src, n, &DEFAULT_LIMITS, &r) == (int)n, "parse");
         char *copy = malloc(n);
         if (copy == NULL) {
             abort();
@@ -423,14 +399,14 @@ static int check_rebase(void)
                   !slice_is(r.path, t == 0 ? "/a/b" : "/") || !slice_is(r.query, t == 0 ? "q=1" : NULL);
         bad = bad || (t == 0 && !in_buf(r.path, copy, n));
         free(copy);
-        CHECK(!bad, "head %zu: a slice was not moved into the copy", t);
+        ROW_CHECK(!bad, "head %zu: a slice was not moved into the copy", t);
     }
     return 0;
 }
 
 static int check_helpers(void)
 {
-    g_row = "tc_http_list_has";
+    tc_check_row = "tc_http_list_has";
     static const struct {
         const char *list, *token;
         int want;
@@ -441,27 +417,27 @@ static int check_helpers(void)
     };
     for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
         tc_http_slice_t s = {lists[i].list, strlen(lists[i].list)};
-        CHECK(tc_http_list_has(s, lists[i].token) == lists[i].want, "\"%s\" has \"%s\": want %d", lists[i].list,
-              lists[i].token, lists[i].want);
+        ROW_CHECK(tc_http_list_has(s, lists[i].token) == lists[i].want, "\"%s\" has \"%s\": want %d", lists[i].list,
+                  lists[i].token, lists[i].want);
     }
-    g_row = "tc_http_error_status";
+    tc_check_row = "tc_http_error_status";
     static const int status[][2] = {
         {TC_HTTP_EBAD, 400},          {TC_HTTP_EURI_TOO_LONG, 414},   {TC_HTTP_EHEADERS_TOO_LARGE, 431},
         {TC_HTTP_ETOO_MANY_HEADERS, 431}, {TC_HTTP_EBAD_VERSION, 505}, {TC_HTTP_EBODY_TOO_LARGE, 413},
         {TC_HTTP_ENOT_IMPLEMENTED, 501}, {-100, 400},                   {TC_HTTP_INCOMPLETE, 400},
     };
     for (size_t i = 0; i < sizeof(status) / sizeof(status[0]); i++) {
-        CHECK(tc_http_error_status(status[i][0]) == status[i][1], "%d -> %d, want %d", status[i][0],
-              tc_http_error_status(status[i][0]), status[i][1]);
+        ROW_CHECK(tc_http_error_status(status[i][0]) == status[i][1], "%d -> %d, want %d", status[i][0],
+                  tc_http_error_status(status[i][0]), status[i][1]);
     }
-    g_row = "tc_http_header_find: absent";
+    tc_check_row = "tc_http_header_find: absent";
     tc_http_header_t hs[4];
     tc_http_request_t r;
     tc_http_request_init(&r, hs, 4);
     const char *h = "GET / HTTP/1.1\r\nHost: h\r\n\r\n";
-    CHECK(tc_http_parse_request(h, strlen(h), &DEFAULT_LIMITS, &r) > 0, "parse");
+    ROW_CHECK(tc_http_parse_request(h, strlen(h), &DEFAULT_LIMITS, &r) > 0, "parse");
     tc_http_slice_t v;
-    CHECK(tc_http_header_find(&r, "hos", &v) == -1 && tc_http_header_find(&r, "hostx", &v) == -1, "found a prefix");
+    ROW_CHECK(tc_http_header_find(&r, "hos", &v) == -1 && tc_http_header_find(&r, "hostx", &v) == -1, "found a prefix");
     return 0;
 }
 
@@ -600,28 +576,28 @@ static int check_chunk_row(const chunk_row_t *row)
         int progress_bug;
         int rc = chunk_feed(row, len, steps[s], out, &out_len, &used, &progress_bug);
         const char *how = steps[s] == CHUNK_STEP_WHOLE ? "whole" : "in pieces";
-        CHECK(!progress_bug, "%s (step %zu): used beyond the input, a slice outside it, or no progress", how,
-              steps[s]);
-        CHECK(rc == row->rc, "%s (step %zu): rc %d, want %d", how, steps[s], rc, row->rc);
-        CHECK(out_len == strlen(row->data) && memcmp(out, row->data, out_len) == 0, "%s (step %zu): data \"%.*s\"",
-              how, steps[s], (int)out_len, out);
-        CHECK(used == want_used, "%s (step %zu): consumed %zu, want %zu", how, steps[s], used, want_used);
+        ROW_CHECK(!progress_bug, "%s (step %zu): used beyond the input, a slice outside it, or no progress", how,
+                  steps[s]);
+        ROW_CHECK(rc == row->rc, "%s (step %zu): rc %d, want %d", how, steps[s], rc, row->rc);
+        ROW_CHECK(out_len == strlen(row->data) && memcmp(out, row->data, out_len) == 0, "%s (step %zu): data \"%.*s\"",
+                  how, steps[s], (int)out_len, out);
+        ROW_CHECK(used == want_used, "%s (step %zu): consumed %zu, want %zu", how, steps[s], used, want_used);
     }
     return 0;
 }
 
 static int check_chunk_done_is_sticky(void)
 {
-    g_row = "chunked: after the end, calls return DONE and consume nothing";
+    tc_check_row = "chunked: after the end, calls return DONE and consume nothing";
     tc_http_chunked_t c;
     tc_http_chunked_init(&c, 100);
     size_t used;
     tc_http_slice_t data;
     const char *in = "0\r\n\r\nmore";
-    CHECK(tc_http_chunked_decode(&c, in, strlen(in), &used, &data) == TC_HTTP_CHUNKED_DONE && used == 5, "end");
-    CHECK(tc_http_chunked_decode(&c, in + 5, 4, &used, &data) == TC_HTTP_CHUNKED_DONE && used == 0 &&
-              data.len == 0,
-          "after the end");
+    ROW_CHECK(tc_http_chunked_decode(&c, in, strlen(in), &used, &data) == TC_HTTP_CHUNKED_DONE && used == 5, "end");
+    ROW_CHECK(tc_http_chunked_decode(&c, in + 5, 4, &used, &data) == TC_HTTP_CHUNKED_DONE && used == 0 &&
+                  data.len == 0,
+              "after the end");
     return 0;
 }
 
@@ -674,15 +650,15 @@ static int check_path_row(const path_row_t *row)
     int rc = tc_http_path_decode(row->src, strlen(row->src), dst, cap);
     int bad = rc != row->rc || (rc >= 0 && (memcmp(dst, row->want, (size_t)rc) != 0 || dst[rc] != '\0'));
     free(dst);
-    CHECK(!bad, "\"%s\" (cap %zu): %d, want %d", row->src, cap, rc, row->rc);
+    ROW_CHECK(!bad, "\"%s\" (cap %zu): %d, want %d", row->src, cap, rc, row->rc);
     return 0;
 }
 
 static int check_path_cap0(void)
 {
-    g_row = "path decode: no room at all";
+    tc_check_row = "path decode: no room at all";
     char d;
-    CHECK(tc_http_path_decode("", 0, &d, 0) == -1 && tc_http_path_decode("/", 1, &d, 0) == -1, "cap 0 accepted");
+    ROW_CHECK(tc_http_path_decode("", 0, &d, 0) == -1 && tc_http_path_decode("/", 1, &d, 0) == -1, "cap 0 accepted");
     return 0;
 }
 
@@ -733,51 +709,44 @@ static int check_route_row(const route_row_t *row)
     tc_http_param_t params[4];
     memset(params, 0, sizeof(params));
     int rc = tc_http_route_match(row->pattern, row->path, params, row->max);
-    CHECK(rc == row->rc, "\"%s\" vs \"%s\" (max %d): %d, want %d", row->pattern, row->path, row->max, rc, row->rc);
+    ROW_CHECK(rc == row->rc, "\"%s\" vs \"%s\" (max %d): %d, want %d", row->pattern, row->path, row->max, rc, row->rc);
     for (int i = 0; i < rc; i++) {
-        CHECK(slice_is(params[i].name, row->p[i][0]) && slice_is(params[i].value, row->p[i][1]),
-              "\"%s\" vs \"%s\": parameter %d is %s=%s", row->pattern, row->path, i, show(params[i].name),
-              show(params[i].value));
+        ROW_CHECK(slice_is(params[i].name, row->p[i][0]) && slice_is(params[i].value, row->p[i][1]),
+                  "\"%s\" vs \"%s\": parameter %d is %s=%s", row->pattern, row->path, i, show(params[i].name),
+                  show(params[i].value));
     }
     return 0;
 }
 
 /* ---- main ---- */
 
-/* A failing check has already been counted by failf(). */
-static void tally(int bad)
-{
-    g_passed += !bad;
-}
-
 int main(void)
 {
     int rows = 0;
     for (size_t i = 0; i < sizeof(HTTP_ROWS) / sizeof(HTTP_ROWS[0]); i++, rows++) {
-        g_row = HTTP_ROWS[i].why;
-        tally(check_http_row(&HTTP_ROWS[i]));
+        tc_check_row = HTTP_ROWS[i].why;
+        tc_check_tally(check_http_row(&HTTP_ROWS[i]));
     }
     printf("request heads: %zu rows, each whole and one byte at a time\n", sizeof(HTTP_ROWS) / sizeof(HTTP_ROWS[0]));
-    tally(check_rebase());
-    tally(check_helpers());
+    tc_check_tally(check_rebase());
+    tc_check_tally(check_helpers());
     for (size_t i = 0; i < sizeof(CHUNK_ROWS) / sizeof(CHUNK_ROWS[0]); i++, rows++) {
-        g_row = CHUNK_ROWS[i].why;
-        tally(check_chunk_row(&CHUNK_ROWS[i]));
+        tc_check_row = CHUNK_ROWS[i].why;
+        tc_check_tally(check_chunk_row(&CHUNK_ROWS[i]));
     }
-    tally(check_chunk_done_is_sticky());
+    tc_check_tally(check_chunk_done_is_sticky());
     printf("chunked bodies: %zu rows, whole and in pieces of 1, 2, 3 and 7 bytes\n",
            sizeof(CHUNK_ROWS) / sizeof(CHUNK_ROWS[0]));
-    g_row = "path decode";
+    tc_check_row = "path decode";
     for (size_t i = 0; i < sizeof(PATH_ROWS) / sizeof(PATH_ROWS[0]); i++, rows++) {
-        tally(check_path_row(&PATH_ROWS[i]));
+        tc_check_tally(check_path_row(&PATH_ROWS[i]));
     }
-    tally(check_path_cap0());
+    tc_check_tally(check_path_cap0());
     printf("path decoding: %zu rows\n", sizeof(PATH_ROWS) / sizeof(PATH_ROWS[0]));
-    g_row = "route match";
+    tc_check_row = "route match";
     for (size_t i = 0; i < sizeof(ROUTE_ROWS) / sizeof(ROUTE_ROWS[0]); i++, rows++) {
-        tally(check_route_row(&ROUTE_ROWS[i]));
+        tc_check_tally(check_route_row(&ROUTE_ROWS[i]));
     }
     printf("route matching: %zu rows\n", sizeof(ROUTE_ROWS) / sizeof(ROUTE_ROWS[0]));
-    printf("%d passed, %d failed\n", g_passed, g_failed);
-    return g_failed ? 1 : 0;
+    return tc_check_summary();
 }

@@ -17,7 +17,6 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +31,7 @@
 #include "tc_loop.h"
 #include "tc_sock.h"
 #include "tc_tcp.h"
+#include "tc_check.h"
 
 /* lwip backend only; declared here until tc_sock.h carries them. */
 
@@ -39,32 +39,6 @@ static char g_ip[64] = "10.77.0.2";
 static int g_prefix = 24;
 static const char *g_tap = "tctap0";
 static char g_peer[64] = "10.77.0.1"; /* the Linux side of the TAP */
-
-static void fail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "FAIL: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-    exit(1);
-}
-
-#define CHECK(cond, ...)          \
-    do {                          \
-        if (!(cond)) {            \
-            fail(__VA_ARGS__);    \
-        }                         \
-    } while (0)
-
-#define CHECK_RC(expr, want)                                                                                    \
-    do {                                                                                                        \
-        int rc_ = (int)(expr);                                                                                  \
-        if (rc_ != (want)) {                                                                                    \
-            fail("%s:%d: %s = %d (%s), want %d", __FILE__, __LINE__, #expr, rc_, tc_err_name(rc_), (int)(want)); \
-        }                                                                                                       \
-    } while (0)
 
 static void sleep_ms(int ms)
 {
@@ -219,8 +193,8 @@ static void wait_counts(uint16_t port, int active, int tw, int ms, const char *w
     int a, t;
     while ((a = tc_sock_active_count(port)) != active || (t = tc_sock_time_wait_count(port)) != tw) {
         if (tc_now_ms() >= end) {
-            fail("%s: port %u has %d active and %d TIME-WAIT pcbs, want %d and %d", what, port, a,
-                 tc_sock_time_wait_count(port), active, tw);
+            FATAL("%s: port %u has %d active and %d TIME-WAIT pcbs, want %d and %d", what, port, a,
+                  tc_sock_time_wait_count(port), active, tw);
         }
         sleep_ms(5);
     }
@@ -694,8 +668,8 @@ int main(void)
         }
     }
     if (if_nametoindex(g_tap) == 0) {
-        fail("no TAP device %s here: run inside its namespace, e.g. tools/lwip_netns.sh run tclwip %s", g_tap,
-             "build/test_lwip_backend");
+        FATAL("no TAP device %s here: run inside its namespace, e.g. tools/lwip_netns.sh run tclwip %s", g_tap,
+              "build/test_lwip_backend");
     }
     test_global_init();
 

@@ -12,7 +12,6 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,24 +24,7 @@
 #include "tc_registry.h"
 #include "tc_registry_ext.h"
 #include "tc_tcp.h"
-
-static void fail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "FAIL: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-    exit(1);
-}
-
-#define CHECK(cond, ...)       \
-    do {                       \
-        if (!(cond)) {         \
-            fail(__VA_ARGS__); \
-        }                      \
-    } while (0)
+#include "tc_check.h"
 
 /* ---- a loop on its own thread, and a way to run code on it and wait ---- */
 
@@ -207,7 +189,7 @@ static void test_open_flags_close(int fd)
     CHECK(e->state == TC_STATE_OPEN, "state %d", e->state);
     CHECK(e->flags == 0, "flags %d", e->flags);
     CHECK(e->peer.family == TC_AF_INET && e->peer.port == g_port, "peer port %u, expected %u", e->peer.port, g_port);
-    CHECK(e->local.family == TC_AF_INET && e->local.port != 0, "local address not read");
+    CHECK(e->local.family == 0, "an external entry reports its peer only, local family %d", e->local.family);
 
     tc_ext_sock_set_flags(s, TC_REG_FLAG_STREAMING, 0);
     CHECK(tc_ext_sock_flags(s) == TC_REG_FLAG_STREAMING, "tc_ext_sock_flags after set");

@@ -10,15 +10,7 @@
 #include "tc_loop.h"
 #include "tc_registry.h"
 #include "tc_tcp.h"
-
-static int failures;
-#define CHECK(cond)                                                                                                    \
-    do {                                                                                                               \
-        if (!(cond)) {                                                                                                 \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);                                   \
-            failures++;                                                                                                \
-        }                                                                                                              \
-    } while (0)
+#include "tc_check.h"
 
 #define TOTAL (4u * 1024u * 1024u)
 
@@ -118,29 +110,29 @@ static void client_freed(void *user)
 int main(void)
 {
     tc_loop_t *loop = NULL;
-    CHECK(tc_loop_new(&loop) == TC_OK);
+    EXPECT(tc_loop_new(&loop) == TC_OK);
 
     int ticks = 0;
     tc_timer_t *timer = NULL;
-    CHECK(tc_timer_start(loop, 1, count_timer, &ticks, &timer) == TC_OK);
-    CHECK(tc_loop_run_for(loop, 200) == TC_OK);
-    CHECK(ticks == 5);
+    EXPECT(tc_timer_start(loop, 1, count_timer, &ticks, &timer) == TC_OK);
+    EXPECT(tc_loop_run_for(loop, 200) == TC_OK);
+    EXPECT(ticks == 5);
 
     int posts = 0;
     void *args[2] = {loop, &posts};
     pthread_t th;
     pthread_create(&th, NULL, poster, args);
-    CHECK(tc_loop_run_for(loop, 5000) == TC_OK);
+    EXPECT(tc_loop_run_for(loop, 5000) == TC_OK);
     pthread_join(th, NULL);
-    CHECK(posts == 100);
+    EXPECT(posts == 100);
 
     tc_server_config_t scfg = TC_SERVER_DEFAULT_CONFIG();
     scfg.host = "127.0.0.1";
     scfg.cb = tc_echo_cb;
     scfg.name = "echo";
     tc_server_t *srv = NULL;
-    CHECK(tc_server_start(loop, &scfg, &srv) == TC_OK);
-    CHECK(tc_server_port(srv) != 0);
+    EXPECT(tc_server_start(loop, &scfg, &srv) == TC_OK);
+    EXPECT(tc_server_port(srv) != 0);
 
     peer_t p = {.loop = loop};
     tc_client_config_t ccfg = TC_CLIENT_DEFAULT_CONFIG();
@@ -150,49 +142,48 @@ int main(void)
     ccfg.cb = client_cb;
     ccfg.user = &p;
     tc_client_t *cl = NULL;
-    CHECK(tc_client_start(loop, &ccfg, &cl) == TC_OK);
-    CHECK(tc_loop_run_for(loop, 20000) == TC_OK);
-    CHECK(p.opened == 1);
-    CHECK(p.received == TOTAL);
-    CHECK(p.mismatch == 0);
-    CHECK(tc_registry_count(loop) == 3);
+    EXPECT(tc_client_start(loop, &ccfg, &cl) == TC_OK);
+    EXPECT(tc_loop_run_for(loop, 20000) == TC_OK);
+    EXPECT(p.opened == 1);
+    EXPECT(p.received == TOTAL);
+    EXPECT(p.mismatch == 0);
+    EXPECT(tc_registry_count(loop) == 3);
 
     /* Bad input: port 0 and a malformed address are refused with their codes, nothing is left allocated. */
     tc_client_config_t bad = ccfg;
     bad.port = 0;
     tc_client_t *none = NULL;
-    CHECK(tc_client_start(loop, &bad, &none) == TC_EBADPORT && none == NULL);
+    EXPECT(tc_client_start(loop, &bad, &none) == TC_EBADPORT && none == NULL);
     tc_server_config_t bads = scfg;
     bads.host = "300.1.1.1";
     tc_server_t *nos = NULL;
-    CHECK(tc_server_start(loop, &bads, &nos) == TC_EBADADDR && nos == NULL);
+    EXPECT(tc_server_start(loop, &bads, &nos) == TC_EBADADDR && nos == NULL);
 
     /* The client never closes on its own: the stop must force it at the deadline and say so. */
     tc_stop_report_t rep;
     memset(&rep, 0xff, sizeof(rep));
     uint64_t t0 = tc_now_ms();
-    CHECK(tc_server_stop(srv, 100, stopped, &rep) == TC_OK);
+    EXPECT(tc_server_stop(srv, 100, stopped, &rep) == TC_OK);
     while (rep.graceful == 0xffffffffu && tc_now_ms() - t0 < 2000) {
         tc_loop_run_once(loop, 10);
     }
-    CHECK(rep.forced == 1 && rep.graceful == 0);
-    CHECK(rep.elapsed_ms <= 150);
+    EXPECT(rep.forced == 1 && rep.graceful == 0);
+    EXPECT(rep.elapsed_ms <= 150);
     int client_done = 0;
-    CHECK(tc_client_stop_then(cl, client_freed, &client_done) == TC_OK);
+    EXPECT(tc_client_stop_then(cl, client_freed, &client_done) == TC_OK);
     for (int i = 0; i < 100 && !client_done; i++) {
         tc_loop_run_once(loop, 10);
     }
-    CHECK(client_done == 1);
-    CHECK(p.closed == 1);
-    CHECK(tc_registry_count(loop) == 0);
-    CHECK(tc_loop_free(loop) == TC_OK);
+    EXPECT(client_done == 1);
+    EXPECT(p.closed == 1);
+    EXPECT(tc_registry_count(loop) == 0);
+    EXPECT(tc_loop_free(loop) == TC_OK);
 
     tc_alloc_stats_t st;
     tc_alloc_stats(&st);
-    CHECK(st.bytes_in_use == 0 && st.blocks_in_use == 0);
-    if (failures) {
-        fprintf(stderr, "test_tcp_core: %d failures\n", failures);
-        return 1;
+    EXPECT(st.bytes_in_use == 0 && st.blocks_in_use == 0);
+    if (tc_check_failed) {
+        return tc_check_summary();
     }
     printf("test_tcp_core: ok (%zu bytes echoed, peak heap %zu bytes)\n", p.received, st.bytes_peak);
     return 0;

@@ -15,43 +15,14 @@
  *         -o build/test_ws_codec
  */
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "tc_ws_codec.h"
-
-static int g_failed;
-static int g_passed;
-static const char *g_row;
-
-static void failf(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "FAIL [%s]: ", g_row ? g_row : "-");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-    g_failed++;
-}
-
-/* Returns from the calling row check on failure: one report per row, the other rows still run. */
-#define CHECK(cond, ...)        \
-    do {                        \
-        if (!(cond)) {          \
-            failf(__VA_ARGS__); \
-            return 1;           \
-        }                       \
-    } while (0)
+#include "tc_check.h"
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
-
-static void tally(int bad)
-{
-    g_passed += !bad; /* a failure was counted by failf() */
-}
 
 static uint8_t *dup_exact(const void *src, size_t n)
 {
@@ -104,10 +75,10 @@ static int check_accept_row(const accept_row_t *row)
     int rc = tc_ws_accept_key(key, n, out);
     free(key);
     if (row->accept == NULL) {
-        CHECK(rc == -1, "accepted");
+        ROW_CHECK(rc == -1, "accepted");
     } else {
-        CHECK(rc == 0, "refused");
-        CHECK(strlen(out) == TC_WS_ACCEPT_LEN && strcmp(out, row->accept) == 0, "%s, want %s", out, row->accept);
+        ROW_CHECK(rc == 0, "refused");
+        ROW_CHECK(strlen(out) == TC_WS_ACCEPT_LEN && strcmp(out, row->accept) == 0, "%s, want %s", out, row->accept);
     }
     return 0;
 }
@@ -116,7 +87,7 @@ static int check_accept_row(const accept_row_t *row)
 
 static int check_round_trips(void)
 {
-    g_row = "encode/decode round trips";
+    tc_check_row = "encode/decode round trips";
     static const uint64_t lens[] = {0, 1, 125, 126, 127, 65535, 65536, 0xffffffffu, 0x100000001ull, INT64_MAX};
     static const int ops[] = {TC_WS_OP_CONT, TC_WS_OP_TEXT, TC_WS_OP_BINARY};
     static const uint8_t mask[4] = {0x37, 0xfa, 0x21, 0x3d};
@@ -127,10 +98,10 @@ static int check_round_trips(void)
                 memset(hdr, 0xee, sizeof(hdr));
                 size_t want_unmasked = lens[l] < 126 ? 2 : lens[l] <= 0xffff ? 4 : 10;
                 size_t n = tc_ws_encode_header(hdr, fin, ops[o], lens[l], NULL);
-                CHECK(n == want_unmasked, "unmasked header of %" PRIu64 ": %zu bytes", lens[l], n);
+                ROW_CHECK(n == want_unmasked, "unmasked header of %" PRIu64 ": %zu bytes", lens[l], n);
                 n = tc_ws_encode_header(hdr, fin, ops[o], lens[l], mask);
-                CHECK(n == want_unmasked + 4 && hdr[n] == 0xee, "masked header of %" PRIu64 ": %zu bytes", lens[l],
-                      n);
+                ROW_CHECK(n == want_unmasked + 4 && hdr[n] == 0xee, "masked header of %" PRIu64 ": %zu bytes", lens[l],
+                          n);
                 uint8_t *exact = dup_exact(hdr, n);
                 tc_ws_frame_t f;
                 memset(&f, 0xaa, sizeof(f));
@@ -146,8 +117,8 @@ static int check_round_trips(void)
                           tc_ws_decode_header(exact, n, lens[l], &f) != (int)n;
                 }
                 free(exact);
-                CHECK(!bad, "length %" PRIu64 " opcode %d fin %d: rc %d len %" PRIu64, lens[l], ops[o], fin, rc,
-                      f.payload_len);
+                ROW_CHECK(!bad, "length %" PRIu64 " opcode %d fin %d: rc %d len %" PRIu64, lens[l], ops[o], fin, rc,
+                          f.payload_len);
             }
         }
     }
@@ -158,16 +129,16 @@ static int check_round_trips(void)
             uint8_t hdr[TC_WS_MAX_HEADER];
             size_t n = tc_ws_encode_header(hdr, 1, ctl[o], len, mask);
             tc_ws_frame_t f;
-            CHECK(n == 6 && tc_ws_decode_header(hdr, n, 0, &f) == 6 && f.opcode == ctl[o] && f.payload_len == len,
-                  "control opcode %d length %" PRIu64, ctl[o], len);
+            ROW_CHECK(n == 6 && tc_ws_decode_header(hdr, n, 0, &f) == 6 && f.opcode == ctl[o] && f.payload_len == len,
+                      "control opcode %d length %" PRIu64, ctl[o], len);
         }
     }
     /* A server's own frames are unmasked: the codec writes them, and refuses them from a client. */
     uint8_t hdr[TC_WS_MAX_HEADER];
     tc_ws_frame_t f;
     size_t n = tc_ws_encode_header(hdr, 1, TC_WS_OP_TEXT, 5, NULL);
-    CHECK(n == 2 && hdr[0] == 0x81 && hdr[1] == 0x05, "unmasked text header %02x %02x", hdr[0], hdr[1]);
-    CHECK(tc_ws_decode_header(hdr, n, 100, &f) == TC_WS_EPROTO, "an unmasked frame decoded");
+    ROW_CHECK(n == 2 && hdr[0] == 0x81 && hdr[1] == 0x05, "unmasked text header %02x %02x", hdr[0], hdr[1]);
+    ROW_CHECK(tc_ws_decode_header(hdr, n, 100, &f) == TC_WS_EPROTO, "an unmasked frame decoded");
     return 0;
 }
 
@@ -238,20 +209,20 @@ static int check_ws_row(const ws_row_t *row)
     uint8_t *exact = dup_exact(row->in, row->len);
     int rc = tc_ws_decode_header(exact, row->len, row->max, &f);
     free(exact);
-    CHECK(rc == row->rc, "whole: %d, want %d", rc, row->rc);
+    ROW_CHECK(rc == row->rc, "whole: %d, want %d", rc, row->rc);
     if (rc > 0) {
-        CHECK(f.opcode == row->opcode && f.payload_len == row->plen && f.masked && f.rsv == 0 &&
-                  memcmp(f.mask, row->in + rc - 4, 4) == 0,
-              "opcode %u length %" PRIu64, f.opcode, f.payload_len);
+        ROW_CHECK(f.opcode == row->opcode && f.payload_len == row->plen && f.masked && f.rsv == 0 &&
+                      memcmp(f.mask, row->in + rc - 4, 4) == 0,
+                  "opcode %u length %" PRIu64, f.opcode, f.payload_len);
     }
     for (size_t k = 0; k < row->len; k++) {
         exact = dup_exact(row->in, k);
         int g = tc_ws_decode_header(exact, k, row->max, &f);
         free(exact);
         if (rc > 0 && (size_t)rc <= k) {
-            CHECK(g == rc, "prefix %zu: %d, want %d", k, g, rc);
+            ROW_CHECK(g == rc, "prefix %zu: %d, want %d", k, g, rc);
         } else {
-            CHECK(g == TC_WS_INCOMPLETE || (g == rc && rc < 0), "prefix %zu: %d (whole %d)", k, g, rc);
+            ROW_CHECK(g == TC_WS_INCOMPLETE || (g == rc && rc < 0), "prefix %zu: %d (whole %d)", k, g, rc);
         }
     }
     return 0;
@@ -259,13 +230,13 @@ static int check_ws_row(const ws_row_t *row)
 
 static int check_close_codes(void)
 {
-    g_row = "decoder error -> close code";
+    tc_check_row = "decoder error -> close code";
     static const int map[][2] = {
         {TC_WS_EPROTO, 1002}, {TC_WS_ETOO_BIG, 1009}, {TC_WS_INCOMPLETE, 1002}, {-99, 1002}, {0, 1002},
     };
     for (size_t i = 0; i < COUNT(map); i++) {
-        CHECK(tc_ws_error_close_code(map[i][0]) == map[i][1], "%d -> %u, want %d", map[i][0],
-              tc_ws_error_close_code(map[i][0]), map[i][1]);
+        ROW_CHECK(tc_ws_error_close_code(map[i][0]) == map[i][1], "%d -> %u, want %d", map[i][0],
+                  tc_ws_error_close_code(map[i][0]), map[i][1]);
     }
     return 0;
 }
@@ -274,7 +245,7 @@ static int check_close_codes(void)
 
 static int check_unmask(void)
 {
-    g_row = "unmask in pieces equals unmask whole";
+    tc_check_row = "unmask in pieces equals unmask whole";
     enum { N = 1031 };
     static const uint8_t mask[4] = {0xde, 0xad, 0xbe, 0xef};
     uint8_t plain[N], whole[N], pieces[N];
@@ -286,7 +257,7 @@ static int check_unmask(void)
     memcpy(whole, plain, N);
     tc_ws_unmask(whole, N, mask, 0);
     for (size_t i = 0; i < N; i++) {
-        CHECK(whole[i] == (plain[i] ^ mask[i & 3]), "byte %zu", i);
+        ROW_CHECK(whole[i] == (plain[i] ^ mask[i & 3]), "byte %zu", i);
     }
     static const size_t steps[] = {1, 2, 3, 5, 7, 64, 1000};
     /* Offsets are 64-bit: a piece at 4 GiB + k uses mask[k & 3], also on 32-bit. */
@@ -301,18 +272,19 @@ static int check_unmask(void)
                 memcpy(pieces + off, piece, n);
                 free(piece);
             }
-            CHECK(memcmp(pieces, whole, N) == 0, "pieces of %zu from offset %" PRIu64 " differ", steps[s], bases[b]);
+            ROW_CHECK(memcmp(pieces, whole, N) == 0, "pieces of %zu from offset %" PRIu64 " differ", steps[s],
+                      bases[b]);
         }
     }
     tc_ws_unmask(whole, N, mask, 0);
-    CHECK(memcmp(whole, plain, N) == 0, "unmasking twice is not the identity");
+    ROW_CHECK(memcmp(whole, plain, N) == 0, "unmasking twice is not the identity");
     tc_ws_unmask(NULL, 0, mask, 7); /* nothing to do, nothing touched */
     /* RFC 6455 5.7's masked "Hello". */
     uint8_t hello[] = {0x7f, 0x9f, 0x4d, 0x51, 0x58};
     static const uint8_t hmask[4] = {0x37, 0xfa, 0x21, 0x3d};
     tc_ws_unmask(hello, 2, hmask, 0);
     tc_ws_unmask(hello + 2, 3, hmask, 2);
-    CHECK(memcmp(hello, "Hello", 5) == 0, "RFC 6455 5.7 example: %.5s", (const char *)hello);
+    ROW_CHECK(memcmp(hello, "Hello", 5) == 0, "RFC 6455 5.7 example: %.5s", (const char *)hello);
     return 0;
 }
 
@@ -364,10 +336,10 @@ static int check_frag_row(const frag_row_t *row)
     for (int i = 0; i < row->n; i++) {
         tc_ws_frame_t f = {.fin = row->steps[i].fin, .opcode = row->steps[i].opcode, .masked = 1};
         int got = tc_ws_frame_check(&open, &f);
-        CHECK(got == row->steps[i].want, "frame %d (fin %u opcode %u): %d, want %d", i, f.fin, f.opcode, got,
-              row->steps[i].want);
+        ROW_CHECK(got == row->steps[i].want, "frame %d (fin %u opcode %u): %d, want %d", i, f.fin, f.opcode, got,
+                  row->steps[i].want);
     }
-    CHECK(open == row->open_after, "open message %u, want %u", open, row->open_after);
+    ROW_CHECK(open == row->open_after, "open message %u, want %u", open, row->open_after);
     return 0;
 }
 
@@ -455,39 +427,39 @@ static int check_utf8_row(const utf8_row_t *row)
     tc_ws_utf8_t u;
     tc_ws_utf8_reset(&u);
     int v = utf8_verdict(in, len, NULL, 0, &u);
-    CHECK(v == row->verdict, "whole: verdict %d, want %d", v, row->verdict);
+    ROW_CHECK(v == row->verdict, "whole: verdict %d, want %d", v, row->verdict);
     /* A zero-initialised state works like a reset one. */
     tc_ws_utf8_t z;
     memset(&z, 0, sizeof(z));
-    CHECK(utf8_verdict(in, len, NULL, 0, &z) == row->verdict, "zero-initialised state: another verdict");
+    ROW_CHECK(utf8_verdict(in, len, NULL, 0, &z) == row->verdict, "zero-initialised state: another verdict");
     /* Split in two at every position (a code point split across frames or reads). */
     for (size_t s = 0; s <= len; s++) {
         tc_ws_utf8_reset(&u);
-        CHECK(utf8_verdict(in, len, &s, 1, &u) == row->verdict, "split at %zu: another verdict", s);
+        ROW_CHECK(utf8_verdict(in, len, &s, 1, &u) == row->verdict, "split at %zu: another verdict", s);
     }
     /* One byte at a time: the first failing byte is the expected one. */
     tc_ws_utf8_reset(&u);
     for (size_t i = 0; i < len; i++) {
         int rc = tc_ws_utf8_feed(&u, in + i, 1);
         if (rc != 0) {
-            CHECK(row->verdict == U_BAD && (int)i == row->bad_at, "byte %zu refused (want %s %d)", i,
-                  row->verdict == U_BAD ? "refusal at" : "no refusal", row->bad_at);
+            ROW_CHECK(row->verdict == U_BAD && (int)i == row->bad_at, "byte %zu refused (want %s %d)", i,
+                      row->verdict == U_BAD ? "refusal at" : "no refusal", row->bad_at);
             return 0;
         }
     }
-    CHECK(row->verdict != U_BAD, "never refused (want byte %d)", row->bad_at);
-    CHECK(tc_ws_utf8_complete(&u) == (row->verdict == U_OK), "complete %d at the end", tc_ws_utf8_complete(&u));
+    ROW_CHECK(row->verdict != U_BAD, "never refused (want byte %d)", row->bad_at);
+    ROW_CHECK(tc_ws_utf8_complete(&u) == (row->verdict == U_OK), "complete %d at the end", tc_ws_utf8_complete(&u));
     return 0;
 }
 
 static int check_utf8_reset(void)
 {
-    g_row = "UTF-8: reset starts a new message";
+    tc_check_row = "UTF-8: reset starts a new message";
     tc_ws_utf8_t u;
     tc_ws_utf8_reset(&u);
-    CHECK(tc_ws_utf8_feed(&u, (const uint8_t *)"\xe2\x82", 2) == 0 && !tc_ws_utf8_complete(&u), "partial");
+    ROW_CHECK(tc_ws_utf8_feed(&u, (const uint8_t *)"\xe2\x82", 2) == 0 && !tc_ws_utf8_complete(&u), "partial");
     tc_ws_utf8_reset(&u);
-    CHECK(tc_ws_utf8_complete(&u) && tc_ws_utf8_feed(&u, (const uint8_t *)"\x41", 1) == 0, "after reset");
+    ROW_CHECK(tc_ws_utf8_complete(&u) && tc_ws_utf8_feed(&u, (const uint8_t *)"\x41", 1) == 0, "after reset");
     return 0;
 }
 
@@ -558,9 +530,9 @@ static int check_close_row(const close_bin_row_t *row)
     uint16_t code = 0xbeef;
     int rc = tc_ws_parse_close(exact, row->len, &code);
     free(exact);
-    CHECK(rc == row->rc, "rc %d, want %d", rc, row->rc);
+    ROW_CHECK(rc == row->rc, "rc %d, want %d", rc, row->rc);
     if (rc == 0) {
-        CHECK(code == row->code, "code %u, want %u", code, row->code);
+        ROW_CHECK(code == row->code, "code %u, want %u", code, row->code);
     }
     return 0;
 }
@@ -568,35 +540,34 @@ static int check_close_row(const close_bin_row_t *row)
 int main(void)
 {
     for (size_t i = 0; i < COUNT(ACCEPT_ROWS); i++) {
-        g_row = ACCEPT_ROWS[i].why;
-        tally(check_accept_row(&ACCEPT_ROWS[i]));
+        tc_check_row = ACCEPT_ROWS[i].why;
+        tc_check_tally(check_accept_row(&ACCEPT_ROWS[i]));
     }
     printf("accept keys: %zu rows\n", COUNT(ACCEPT_ROWS));
-    tally(check_round_trips());
+    tc_check_tally(check_round_trips());
     for (size_t i = 0; i < COUNT(WS_ROWS); i++) {
-        g_row = WS_ROWS[i].why;
-        tally(check_ws_row(&WS_ROWS[i]));
+        tc_check_row = WS_ROWS[i].why;
+        tc_check_tally(check_ws_row(&WS_ROWS[i]));
     }
     printf("frame headers: %zu rows, whole and every prefix; round trips of 10 lengths x 3 opcodes x fin\n",
            COUNT(WS_ROWS));
-    tally(check_close_codes());
-    tally(check_unmask());
+    tc_check_tally(check_close_codes());
+    tc_check_tally(check_unmask());
     for (size_t i = 0; i < COUNT(FRAG_ROWS); i++) {
-        g_row = FRAG_ROWS[i].why;
-        tally(check_frag_row(&FRAG_ROWS[i]));
+        tc_check_row = FRAG_ROWS[i].why;
+        tc_check_tally(check_frag_row(&FRAG_ROWS[i]));
     }
     printf("fragmentation: %zu sequences\n", COUNT(FRAG_ROWS));
     for (size_t i = 0; i < COUNT(UTF8_ROWS); i++) {
-        g_row = UTF8_ROWS[i].why;
-        tally(check_utf8_row(&UTF8_ROWS[i]));
+        tc_check_row = UTF8_ROWS[i].why;
+        tc_check_tally(check_utf8_row(&UTF8_ROWS[i]));
     }
-    tally(check_utf8_reset());
+    tc_check_tally(check_utf8_reset());
     printf("UTF-8: %zu rows, whole, split at every position, byte by byte\n", COUNT(UTF8_ROWS));
     for (size_t i = 0; i < COUNT(CLOSE_ROWS); i++) {
-        g_row = CLOSE_ROWS[i].why;
-        tally(check_close_row(&CLOSE_ROWS[i]));
+        tc_check_row = CLOSE_ROWS[i].why;
+        tc_check_tally(check_close_row(&CLOSE_ROWS[i]));
     }
     printf("close payloads: %zu rows\n", COUNT(CLOSE_ROWS));
-    printf("%d passed, %d failed\n", g_passed, g_failed);
-    return g_failed ? 1 : 0;
+    return tc_check_summary();
 }
