@@ -73,7 +73,7 @@ esp_err_t tc_esp_console_start(const tc_console_config_t *cfg)
     }
     esp_console_repl_t *repl = NULL;
     esp_console_repl_config_t rc = ESP_CONSOLE_REPL_CONFIG_DEFAULT();
-    rc.prompt = TC_CONSOLE_PROMPT;
+    rc.prompt = TC_CONSOLE_PROMPT_WORD; /* esp_console appends the space: the line shows TC_CONSOLE_PROMPT */
     rc.max_cmdline_length = TC_CONSOLE_MAX_LINE + 1;
 #if CONFIG_IDF_TARGET_LINUX
     /* The REPL waits in a host read() that FreeRTOS's POSIX simulator cannot see, so it looks always ready and

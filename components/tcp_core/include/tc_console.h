@@ -33,8 +33,10 @@
 extern "C" {
 #endif
 
-/** The prompt a console front end prints before each line. */
-#define TC_CONSOLE_PROMPT "tcp_core> "
+/** The prompt word; esp_console's REPL prints it followed by one space of its own. */
+#define TC_CONSOLE_PROMPT_WORD "tcp_core>"
+/** The prompt a console front end prints before each line (the pty console prints it as is). */
+#define TC_CONSOLE_PROMPT TC_CONSOLE_PROMPT_WORD " "
 
 /** Deadline of `ota-prepare` without an argument. */
 #define TC_CONSOLE_OTA_DEADLINE_MS 3000u
