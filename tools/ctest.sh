@@ -41,6 +41,11 @@ for t in host_tests/c/test_*.c; do
     run "$name.build-m32" gcc -m32 -O2 "${CFLAGS[@]}" "$t" "${SRCS[@]}" -lpthread -o "$OUT/$name.m32"
     [ -x "$OUT/$name.m32" ] && run "$name.m32" "$OUT/$name.m32"
 done
+# The Linux backend's loop runs on epoll; lwIP's on poll(). The core test once more with poll() forced keeps that
+# path under the sanitizers on the fast backend too.
+run "test_tcp_core.build-poll-asan" gcc "${CFLAGS[@]}" "${SAN[@]}" -DTC_CFG_USE_EVSET=0 host_tests/c/test_tcp_core.c \
+    "${SRCS[@]}" -lpthread -o "$OUT/test_tcp_core.poll-asan"
+[ -x "$OUT/test_tcp_core.poll-asan" ] && run "test_tcp_core.poll-asan" "$OUT/test_tcp_core.poll-asan"
 
 echo "fuzz corpora (replay under ASan+UBSan and -m32; libFuzzer ${FUZZ_SECONDS}s each when clang is installed):"
 for f in host_tests/fuzz/fuzz_*.c; do

@@ -45,6 +45,11 @@
 #define TC_CFG_IDLE_TIMEOUT_MS 0 /* 0: raw TCP connections may stay idle; HTTP sets its own */
 #endif
 
+/* 1: the loop uses the backend's readiness set (epoll on Linux) when it has one; 0: always poll(). */
+#ifndef TC_CFG_USE_EVSET
+#define TC_CFG_USE_EVSET 1
+#endif
+
 #ifdef CONFIG_TCP_CORE_LINGER_MS
 #define TC_CFG_LINGER_MS CONFIG_TCP_CORE_LINGER_MS
 #else

@@ -1,6 +1,7 @@
 /*
  * tc_loop.h - the event loop of tcp_core: descriptor watches, monotonic timers and a wake-up socket, over the
- * backend's poll().
+ * backend's readiness set where it has one (epoll on Linux: a wake-up costs what is ready) and its poll() otherwise
+ * (lwIP on the device and over TAP). TC_CFG_USE_EVSET=0 forces poll().
  *
  * One thread owns a loop and makes every call on it and its handles; other threads reach it only through
  * tc_loop_post() and tc_loop_stop(), which use the wake-up socket. No callback may block: the loop serves every
@@ -97,7 +98,8 @@ uint64_t tc_now_ms(void);
 /**
  * @brief Watch a backend descriptor for TC_POLLIN and/or TC_POLLOUT.
  *
- * The loop does not own fd: tc_watch_remove() leaves it open.
+ * The loop does not own fd: tc_watch_remove() leaves it open. Remove the watch before closing fd (with epoll, a
+ * descriptor number closed and reused while still watched would take the old watch's registration with it).
  * @param loop    the loop
  * @param fd      a backend descriptor (tc_sock.h)
  * @param events  TC_POLLIN | TC_POLLOUT

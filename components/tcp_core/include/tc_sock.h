@@ -186,6 +186,43 @@ long tc_sock_unacked(int fd);
  */
 int tc_sock_poll(tc_pollfd_t *fds, int n, int timeout_ms);
 
+/** One ready descriptor from tc_sock_evset_wait(). */
+typedef struct {
+    uint32_t tag;  /**< the tag given when the descriptor was added */
+    short revents; /**< TC_POLL* bits */
+} tc_evready_t;
+
+/**
+ * @brief Open a readiness set that hands back only the ready descriptors (epoll on Linux), so a wait costs what is
+ *        ready rather than what is open. Optional: a backend without one (lwIP's poll is all there is on the device)
+ *        returns TC_ENOSYS and the loop uses tc_sock_poll(). Level-triggered, like poll(): TC_POLLERR and
+ *        TC_POLLHUP are reported whatever the events asked.
+ * @return the set's descriptor, or an error (TC_ENOSYS: not offered)
+ */
+int tc_sock_evset_open(void);
+
+/** @brief Close a set from tc_sock_evset_open(). */
+void tc_sock_evset_close(int set);
+
+/**
+ * @brief Add fd to the set with the events wanted (TC_POLLIN | TC_POLLOUT, or 0) and a tag returned with its
+ *        readiness. Remove it (tc_sock_evset_del()) before closing it. @return TC_OK or an error
+ */
+int tc_sock_evset_add(int set, int fd, int events, uint32_t tag);
+
+/** @brief Change the events (and tag) of a descriptor in the set. @return TC_OK or an error */
+int tc_sock_evset_mod(int set, int fd, int events, uint32_t tag);
+
+/** @brief Remove a descriptor from the set. @return TC_OK or an error */
+int tc_sock_evset_del(int set, int fd);
+
+/**
+ * @brief Wait for readiness in the set, like tc_sock_poll().
+ * @param out, max  where the ready descriptors go, at most max (the rest stay ready for the next wait)
+ * @return how many were written, 0 on time-out or when a signal interrupted the wait, or an error
+ */
+int tc_sock_evset_wait(int set, tc_evready_t *out, int max, int timeout_ms);
+
 /**
  * @brief Make a wake-up pair: rfd is watched by the loop, tc_sock_wake_signal(wfd) makes it readable.
  *

@@ -1401,15 +1401,9 @@ int tc_http_stop_wait(tc_http_t *http, uint32_t deadline_ms, tc_http_stop_report
     if (rc != TC_OK) {
         return rc;
     }
-    uint64_t give_up = tc_now_ms() + deadline_ms + 1000;
-    while (!w.done && tc_now_ms() < give_up) {
-        rc = tc_loop_run_once(loop, 20);
-        if (rc < 0) {
-            return rc;
-        }
-    }
+    rc = tc__loop_wait_done(loop, &w.done, deadline_ms);
     if (report) {
         *report = w.report;
     }
-    return w.done ? TC_OK : TC_ETIMEDOUT;
+    return rc;
 }

@@ -102,3 +102,8 @@ void *tc__conn_owner_user(const struct tc_conn *conn);
 
 /* 1 while the loop is dispatching callbacks. */
 int tc__in_dispatch(const tc_loop_t *loop);
+
+/* The "_wait" forms of the stops: run the loop until *done is set by the stop's callback. The stop's own deadline
+ * timer ends it; the 1 s allowance past deadline_ms only covers aborting what is left. Returns TC_OK once done,
+ * TC_ETIMEDOUT past the allowance, or the loop's error. */
+int tc__loop_wait_done(tc_loop_t *loop, const int *done, uint32_t deadline_ms);

@@ -25,11 +25,22 @@ struct tc_watch {
     void *user;
 };
 
+/* The watched descriptors live in slots: pfds[i] (descriptor and events) and ios[i] (its io). With poll() the slots
+ * are the poll set itself, kept dense (a slot emptied during dispatch becomes a hole, compacted afterwards). With a
+ * readiness set (epoll) a slot's index is the tag the set hands back, so slots never move: an emptied slot goes on a
+ * free list and is reused, but not during the dispatch that emptied it - a ready event already taken for it must
+ * find it empty, not given to someone else. */
 struct tc_loop {
     tc_pollfd_t *pfds;
     tc_io_t **ios;
     int n, cap;
-    int holes; /* slots whose io left during dispatch, compacted afterwards */
+    int holes; /* poll: slots whose io left during dispatch, compacted afterwards */
+
+    int evset;          /* the backend's readiness set, or < 0: poll() */
+    int *free_old;      /* evset: empty slots, reusable at once */
+    int *free_new;      /* evset: slots emptied during this dispatch, reusable after it */
+    int nfree_old, nfree_new;
+    tc_evready_t ready[64];
 
     tc_timer_t **heap;
     int nheap, capheap;
@@ -78,33 +89,70 @@ void tc__io_init(tc_io_t *io, int fd, tc_io_cb cb)
     io->cb = cb;
 }
 
+static int slots_grow(tc_loop_t *loop)
+{
+    int cap = loop->cap ? loop->cap * 2 : 16;
+    tc_pollfd_t *p = tc_realloc(loop->pfds, (size_t)cap * sizeof(*p));
+    if (p == NULL) {
+        return TC_ENOMEM;
+    }
+    loop->pfds = p;
+    tc_io_t **ios = tc_realloc(loop->ios, (size_t)cap * sizeof(*ios));
+    if (ios == NULL) {
+        return TC_ENOMEM;
+    }
+    loop->ios = ios;
+    if (loop->evset >= 0) {
+        /* Every slot can be free at once, in either list. */
+        int *fo = tc_realloc(loop->free_old, (size_t)cap * sizeof(*fo));
+        if (fo == NULL) {
+            return TC_ENOMEM;
+        }
+        loop->free_old = fo;
+        int *fn = tc_realloc(loop->free_new, (size_t)cap * sizeof(*fn));
+        if (fn == NULL) {
+            return TC_ENOMEM;
+        }
+        loop->free_new = fn;
+    }
+    loop->cap = cap;
+    return TC_OK;
+}
+
 int tc__io_start(tc_loop_t *loop, tc_io_t *io, int events)
 {
-    if (loop->n == loop->cap) {
-        int cap = loop->cap ? loop->cap * 2 : 16;
-        tc_pollfd_t *p = tc_realloc(loop->pfds, (size_t)cap * sizeof(*p));
-        if (p == NULL) {
+    int i;
+    if (loop->evset >= 0 && loop->nfree_old > 0) {
+        i = loop->free_old[--loop->nfree_old];
+    } else {
+        if (loop->n == loop->cap && slots_grow(loop) != TC_OK) {
             return TC_ENOMEM;
         }
-        loop->pfds = p;
-        tc_io_t **ios = tc_realloc(loop->ios, (size_t)cap * sizeof(*ios));
-        if (ios == NULL) {
-            return TC_ENOMEM;
-        }
-        loop->ios = ios;
-        loop->cap = cap;
+        i = loop->n++;
     }
-    io->index = loop->n;
-    loop->pfds[loop->n] = (tc_pollfd_t){.fd = io->fd, .events = (short)events, .revents = 0};
-    loop->ios[loop->n] = io;
-    loop->n++;
+    if (loop->evset >= 0) {
+        int rc = tc_sock_evset_add(loop->evset, io->fd, events, (uint32_t)i);
+        if (rc != TC_OK) {
+            loop->pfds[i] = (tc_pollfd_t){.fd = -1, .events = 0, .revents = 0};
+            loop->ios[i] = NULL;
+            loop->free_old[loop->nfree_old++] = i;
+            return rc;
+        }
+    }
+    io->index = i;
+    loop->pfds[i] = (tc_pollfd_t){.fd = io->fd, .events = (short)events, .revents = 0};
+    loop->ios[i] = io;
     return TC_OK;
 }
 
 void tc__io_set(tc_loop_t *loop, tc_io_t *io, int events)
 {
-    if (io->index >= 0) {
-        loop->pfds[io->index].events = (short)events;
+    if (io->index < 0 || loop->pfds[io->index].events == (short)events) {
+        return;
+    }
+    loop->pfds[io->index].events = (short)events;
+    if (loop->evset >= 0) {
+        tc_sock_evset_mod(loop->evset, io->fd, events, (uint32_t)io->index);
     }
 }
 
@@ -136,6 +184,17 @@ void tc__io_stop(tc_loop_t *loop, tc_io_t *io)
         return;
     }
     io->index = -1;
+    if (loop->evset >= 0) {
+        tc_sock_evset_del(loop->evset, io->fd);
+        loop->ios[i] = NULL;
+        loop->pfds[i] = (tc_pollfd_t){.fd = -1, .events = 0, .revents = 0};
+        if (loop->dispatching) {
+            loop->free_new[loop->nfree_new++] = i;
+        } else {
+            loop->free_old[loop->nfree_old++] = i;
+        }
+        return;
+    }
     if (loop->dispatching) {
         /* The dispatch walk is indexing the set: leave a hole and compact after it. */
         loop->ios[i] = NULL;
@@ -409,6 +468,8 @@ int tc_loop_new(tc_loop_t **out)
         tc_free(loop);
         return rc;
     }
+    /* A readiness set where the backend has one; poll() otherwise (and if it cannot be opened). */
+    loop->evset = TC_CFG_USE_EVSET ? tc_sock_evset_open() : TC_ENOSYS;
     pthread_mutex_init(&loop->post_mu, NULL);
     loop->now = tc_now_ms();
     loop->rng = (uint32_t)(loop->now * 2654435761u) | 1u;
@@ -418,6 +479,11 @@ int tc_loop_new(tc_loop_t **out)
     if (rc != TC_OK) {
         tc_sock_wake_close(loop->wake_r, loop->wake_w);
         pthread_mutex_destroy(&loop->post_mu);
+        tc_sock_evset_close(loop->evset);
+        tc_free(loop->free_old);
+        tc_free(loop->free_new);
+        tc_free(loop->pfds);
+        tc_free(loop->ios);
         tc_free(loop->rbuf);
         tc_free(loop);
         return rc;
@@ -441,8 +507,12 @@ int tc_loop_free(tc_loop_t *loop)
         tc_free(p);
         p = next;
     }
+    tc__io_stop(loop, &loop->wake_io);
     tc_sock_wake_close(loop->wake_r, loop->wake_w);
     pthread_mutex_destroy(&loop->post_mu);
+    tc_sock_evset_close(loop->evset);
+    tc_free(loop->free_old);
+    tc_free(loop->free_new);
     tc_free(loop->pfds);
     tc_free(loop->ios);
     tc_free(loop->heap);
@@ -471,24 +541,42 @@ int tc_loop_run_once(tc_loop_t *loop, int timeout_ms)
             timeout = until;
         }
     }
-    int n = loop->n;
-    int rc = tc_sock_poll(loop->pfds, n, timeout);
-    if (rc < 0) {
-        return rc;
-    }
-    loop->now = tc_now_ms();
     int dispatched = 0;
-    loop->dispatching = 1;
-    for (int i = 0; i < n && dispatched < rc; i++) {
-        short re = loop->pfds[i].revents;
-        if (re == 0) {
-            continue;
+    if (loop->evset >= 0) {
+        int rc = tc_sock_evset_wait(loop->evset, loop->ready, (int)(sizeof(loop->ready) / sizeof(loop->ready[0])),
+                                    timeout);
+        if (rc < 0) {
+            return rc;
         }
-        loop->pfds[i].revents = 0;
-        dispatched++;
-        tc_io_t *io = loop->ios[i];
-        if (io) {
-            io->cb(io, re);
+        loop->now = tc_now_ms();
+        loop->dispatching = 1;
+        for (int k = 0; k < rc; k++) {
+            uint32_t i = loop->ready[k].tag;
+            tc_io_t *io = i < (uint32_t)loop->n ? loop->ios[i] : NULL;
+            if (io) { /* NULL: its io left during this dispatch */
+                dispatched++;
+                io->cb(io, loop->ready[k].revents);
+            }
+        }
+    } else {
+        int n = loop->n;
+        int rc = tc_sock_poll(loop->pfds, n, timeout);
+        if (rc < 0) {
+            return rc;
+        }
+        loop->now = tc_now_ms();
+        loop->dispatching = 1;
+        for (int i = 0; i < n && dispatched < rc; i++) {
+            short re = loop->pfds[i].revents;
+            if (re == 0) {
+                continue;
+            }
+            loop->pfds[i].revents = 0;
+            dispatched++;
+            tc_io_t *io = loop->ios[i];
+            if (io) {
+                io->cb(io, re);
+            }
         }
     }
     run_timers(loop);
@@ -498,7 +586,22 @@ int tc_loop_run_once(tc_loop_t *loop, int timeout_ms)
     if (loop->holes) {
         compact(loop);
     }
+    while (loop->nfree_new > 0) {
+        loop->free_old[loop->nfree_old++] = loop->free_new[--loop->nfree_new];
+    }
     return dispatched;
+}
+
+int tc__loop_wait_done(tc_loop_t *loop, const int *done, uint32_t deadline_ms)
+{
+    uint64_t give_up = tc_now_ms() + deadline_ms + 1000;
+    while (!*done && tc_now_ms() < give_up) {
+        int rc = tc_loop_run_once(loop, 20);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    return *done ? TC_OK : TC_ETIMEDOUT;
 }
 
 int tc_loop_run_for(tc_loop_t *loop, uint32_t ms)

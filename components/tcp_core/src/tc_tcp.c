@@ -933,18 +933,11 @@ int tc_server_stop_wait(tc_server_t *s, uint32_t deadline_ms, tc_stop_report_t *
     if (rc != TC_OK) {
         return rc;
     }
-    /* Bounded by the deadline timer; the extra allowance only covers aborting what is left. */
-    uint64_t give_up = tc_now_ms() + deadline_ms + 1000;
-    while (!w.done && tc_now_ms() < give_up) {
-        rc = tc_loop_run_once(loop, 50);
-        if (rc < 0) {
-            return rc;
-        }
-    }
+    rc = tc__loop_wait_done(loop, &w.done, deadline_ms);
     if (report) {
         *report = w.report;
     }
-    return w.done ? TC_OK : TC_ETIMEDOUT;
+    return rc;
 }
 
 /* ---- clients ---- */

@@ -339,6 +339,41 @@ int tc_sock_poll(tc_pollfd_t *fds, int n, int timeout_ms)
     return rc < 0 ? err : rc;
 }
 
+/* No readiness set: lwIP's poll() is what the loop uses here (see tc_sock.h). */
+int tc_sock_evset_open(void)
+{
+    return TC_ENOSYS;
+}
+
+void tc_sock_evset_close(int set)
+{
+    (void)set;
+}
+
+int tc_sock_evset_add(int set, int fd, int events, uint32_t tag)
+{
+    (void)set, (void)fd, (void)events, (void)tag;
+    return TC_ENOSYS;
+}
+
+int tc_sock_evset_mod(int set, int fd, int events, uint32_t tag)
+{
+    (void)set, (void)fd, (void)events, (void)tag;
+    return TC_ENOSYS;
+}
+
+int tc_sock_evset_del(int set, int fd)
+{
+    (void)set, (void)fd;
+    return TC_ENOSYS;
+}
+
+int tc_sock_evset_wait(int set, tc_evready_t *out, int max, int timeout_ms)
+{
+    (void)set, (void)out, (void)max, (void)timeout_ms;
+    return TC_ENOSYS;
+}
+
 int tc_sock_wake_open(int *rfd, int *wfd)
 {
     /* Two UDP sockets on lwIP's loopback (CONFIG_LWIP_NETIF_LOOPBACK, on by default): the reader bound to

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -259,6 +260,67 @@ int tc_sock_poll(tc_pollfd_t *fds, int n, int timeout_ms)
     int err = rc < 0 ? fail() : 0;
     tc_bsd_poll_out(fds, n);
     return rc < 0 ? err : rc;
+}
+
+/* ---- readiness set: epoll ---- */
+
+static uint32_t to_epoll(int events)
+{
+    return ((events & TC_POLLIN) ? (uint32_t)EPOLLIN : 0u) | ((events & TC_POLLOUT) ? (uint32_t)EPOLLOUT : 0u);
+}
+
+int tc_sock_evset_open(void)
+{
+    int set = epoll_create1(EPOLL_CLOEXEC);
+    return set < 0 ? fail() : set;
+}
+
+void tc_sock_evset_close(int set)
+{
+    if (set >= 0) {
+        close(set);
+    }
+}
+
+static int evset_ctl(int set, int op, int fd, int events, uint32_t tag)
+{
+    struct epoll_event ev = {.events = to_epoll(events), .data.u32 = tag};
+    return epoll_ctl(set, op, fd, &ev) == 0 ? TC_OK : fail();
+}
+
+int tc_sock_evset_add(int set, int fd, int events, uint32_t tag)
+{
+    return evset_ctl(set, EPOLL_CTL_ADD, fd, events, tag);
+}
+
+int tc_sock_evset_mod(int set, int fd, int events, uint32_t tag)
+{
+    return evset_ctl(set, EPOLL_CTL_MOD, fd, events, tag);
+}
+
+int tc_sock_evset_del(int set, int fd)
+{
+    return evset_ctl(set, EPOLL_CTL_DEL, fd, 0, 0);
+}
+
+int tc_sock_evset_wait(int set, tc_evready_t *out, int max, int timeout_ms)
+{
+    struct epoll_event evs[64];
+    if (max > 64) {
+        max = 64;
+    }
+    int rc = epoll_wait(set, evs, max, timeout_ms);
+    if (rc < 0) {
+        /* As in tc_sock_poll(): a signal means "no events", so the loop's timers run. */
+        return errno == EINTR ? 0 : fail();
+    }
+    for (int i = 0; i < rc; i++) {
+        uint32_t e = evs[i].events;
+        out[i].tag = evs[i].data.u32;
+        out[i].revents = (short)(((e & EPOLLIN) ? TC_POLLIN : 0) | ((e & EPOLLOUT) ? TC_POLLOUT : 0) |
+                                 ((e & EPOLLERR) ? TC_POLLERR : 0) | ((e & EPOLLHUP) ? TC_POLLHUP : 0));
+    }
+    return rc;
 }
 
 int tc_sock_wake_open(int *rfd, int *wfd)
