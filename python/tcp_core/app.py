@@ -42,7 +42,12 @@ class AppStopReport:
 
 class App:
     """The device's services. Ports: 0 picks a free port, None turns the service off (the DNS responder: only
-    with dns_port). captive: connectivity-probe answers, "portal" or "online" (see tc_captive.h)."""
+    with dns_port). captive: connectivity-probe answers, "portal" or "online" (see tc_captive.h).
+
+    /stream sends a frame at each of stream_fps instants per second of the monotonic clock (default 10); with
+    stream_frame_bytes every frame is a valid JPEG of exactly that many bytes (the demo frames padded with COM
+    segments), else the ~1.1 KB demo frames as they are. A size below the largest demo frame or above
+    TC_APP_STREAM_FRAME_MAX (16 MiB) raises InvalidArgumentError (a ValueError)."""
 
     def __init__(
         self,
@@ -54,6 +59,7 @@ class App:
         connect: tuple[str, int] | None = None,
         http_max_conns: int | None = None,
         stream_fps: int | None = None,
+        stream_frame_bytes: int | None = None,
         events_ms: int | None = None,
         http_idle_timeout_ms: int | None = None,
         http_head_timeout_ms: int | None = None,
@@ -80,6 +86,10 @@ class App:
             cfg.http_max_conns = http_max_conns
         if stream_fps is not None:
             cfg.stream_fps = stream_fps
+        if stream_frame_bytes is not None:
+            if not 0 <= stream_frame_bytes <= 0xFFFFFFFF:
+                raise ValueError(f"stream_frame_bytes {stream_frame_bytes} is out of range")
+            cfg.stream_frame_bytes = stream_frame_bytes
         if events_ms is not None:
             cfg.events_ms = events_ms
         if http_idle_timeout_ms is not None:

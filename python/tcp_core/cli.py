@@ -11,7 +11,7 @@ from typing import Any
 
 from . import __version__
 from .core import Loop, alloc_stats, split_host_port
-from .errors import TcError
+from .errors import InvalidArgumentError, TcError
 
 
 def _add_backend_args(p: argparse.ArgumentParser) -> None:
@@ -25,6 +25,21 @@ def _port(text: str) -> int:
     value = int(text)
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"port {value} is out of range 0..65535")
+    return value
+
+
+def _fps(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"{value} frames per second is out of range 1..1000")
+    return value
+
+
+def _frame_bytes(text: str) -> int:
+    value = int(text)
+    limit = 16 * 1024 * 1024  # TC_APP_STREAM_FRAME_MAX; below the largest demo frame the C core says TC_EINVAL
+    if not 0 <= value <= limit:
+        raise argparse.ArgumentTypeError(f"frame size {value} is out of range 0..{limit}")
     return value
 
 
@@ -68,12 +83,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
             http_port=None if args.http_port < 0 else args.http_port,
             connect=connect,
             http_max_conns=args.max_conns,
+            stream_fps=args.stream_fps,
+            stream_frame_bytes=args.stream_frame_bytes,
             captive=args.captive,
             dns_port=(args.dns_port if args.dns_port is not None else 5353) if args.captive != "off" else None,
             dns_answer=args.dns_answer,
         )
     except TcError as exc:
-        print(f"tcp-core serve: {exc}", file=sys.stderr)
+        hint = ""
+        if isinstance(exc, InvalidArgumentError) and args.stream_frame_bytes:
+            hint = " (--stream-frame-bytes: at least the largest demo frame, about 1.2 KB, and at most 16 MiB)"
+        print(f"tcp-core serve: {exc}{hint}", file=sys.stderr)
         loop.close(0)
         return 1
     if app.echo_port:
@@ -81,6 +101,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if app.http_port:
         base = _hostport(args.host, app.http_port)
         print(f"http     http://{base}/  (/api/status, /stream, /events, ws://{base}/ws)", flush=True)
+        if args.stream_fps is not None or args.stream_frame_bytes:
+            size = f"{args.stream_frame_bytes}-byte frames" if args.stream_frame_bytes else "the demo frames"
+            print(f"stream   http://{base}/stream at {args.stream_fps or 10} fps, {size}", flush=True)
     if app.dns_port:
         answer = args.dns_answer or args.host
         print(
@@ -181,6 +204,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--http-port", type=int, default=8080, help="HTTP service port (default 8080; 0 any, -1 off)")
     serve.add_argument("--connect", metavar="HOST:PORT", help="also run a TCP client that echoes and reconnects")
     serve.add_argument("--max-conns", type=int, default=None, help="HTTP connections at most (default 16)")
+    serve.add_argument(
+        "--stream-fps", type=_fps, default=None, help="frames per second of /stream (default 10; 1..1000)"
+    )
+    serve.add_argument(
+        "--stream-frame-bytes",
+        type=_frame_bytes,
+        default=0,
+        help="make every /stream frame a valid JPEG of exactly N bytes (the demo frames padded; default 0: the "
+        "~1.1 KB demo frames as they are)",
+    )
     serve.add_argument("--deadline-ms", type=int, default=1000, help="stop deadline on Ctrl-C (default 1000)")
     serve.add_argument(
         "--captive",

@@ -172,6 +172,7 @@ typedef struct {
 /* tc_app.h */
 typedef struct tc_app tc_app_t;
 #define TC_APP_OFF ...
+#define TC_APP_STREAM_FRAME_MAX ...
 typedef struct {
     const char *host;
     int32_t echo_port;
@@ -183,6 +184,7 @@ typedef struct {
     uint32_t http_head_timeout_ms;
     uint32_t ws_max_message;
     uint32_t stream_fps;
+    uint32_t stream_frame_bytes;
     uint32_t events_ms;
     int captive;
     int32_t dns_port;

@@ -38,7 +38,19 @@ typedef struct {
     uint32_t http_idle_timeout_ms; /**< keep-alive idle timeout, 0 = TC_HTTP_DEFAULT_CONFIG()'s */
     uint32_t http_head_timeout_ms; /**< request-head deadline (408), 0 = TC_HTTP_DEFAULT_CONFIG()'s */
     uint32_t ws_max_message;   /**< WebSocket message limit (1009 beyond), 0 = TC_HTTP_DEFAULT_CONFIG()'s */
-    uint32_t stream_fps;       /**< frames per second of the demo MJPEG stream */
+    uint32_t stream_fps;       /**< frames per second of the demo MJPEG stream (0 = 10, at most 1000): frame k is
+                                    due at ceil(k * 1000 / stream_fps) ms of the loop's clock (tc_loop_now(), the
+                                    monotonic clock), the same instants for every viewer; a viewer that is not
+                                    ready at an instant (tc_http_stream_ready()) skips that frame, none is queued */
+    uint32_t stream_frame_bytes; /**< 0: stream the demo frames as they are (1.1-1.2 KB, tc_demo_frames.h).
+                                      Otherwise every frame of /stream is exactly this many bytes: tc_app_start()
+                                      allocates padded copies of the demo frames (TC_DEMO_FRAME_COUNT x this, through
+                                      tc_alloc, freed when the app is stopped) that stay valid JPEGs: SOI first, then
+                                      COM segments (FF FE, at most 65537 bytes each) or, for 1-3 bytes of padding,
+                                      fill bytes (FF, ITU T.81 B.1.1.2), then the original frame after its SOI, EOI
+                                      last. Below the largest demo frame or above TC_APP_STREAM_FRAME_MAX: TC_EINVAL.
+                                      For load tests (a camera's frame size without a camera): on a device the
+                                      copies take TC_DEMO_FRAME_COUNT x this of heap */
     uint32_t events_ms;        /**< interval of the SSE ticks */
     tc_captive_mode_t captive; /**< connectivity-probe answers (tc_captive.h); TC_CAPTIVE_OFF: none */
     int32_t dns_port;          /**< captive DNS responder port on host (53 on the device), TC_APP_OFF = none */
@@ -46,11 +58,16 @@ typedef struct {
     const char *portal_host;   /**< the device's own Host for its pages; NULL = dns_answer or host */
 } tc_app_config_t;
 
+/** Largest tc_app_config_t.stream_frame_bytes (16 MiB): the padded frames take TC_DEMO_FRAME_COUNT times it. */
+#define TC_APP_STREAM_FRAME_MAX (16u * 1024u * 1024u)
+
+/** Defaults: echo on 3333, HTTP on 8080 (16 connections), the demo stream at 10 fps with the demo frames as they
+ * are, SSE ticks every second, no client, no captive portal, no DNS. */
 #define TC_APP_DEFAULT_CONFIG()                                                                                \
     {                                                                                                          \
         .host = "0.0.0.0", .echo_port = 3333, .connect_host = NULL, .connect_port = 0, .http_port = 8080,     \
-        .http_max_conns = 16, .stream_fps = 10, .events_ms = 1000, .captive = TC_CAPTIVE_OFF,                  \
-        .dns_port = TC_APP_OFF, .dns_answer = NULL, .portal_host = NULL,                                       \
+        .http_max_conns = 16, .stream_fps = 10, .stream_frame_bytes = 0, .events_ms = 1000,                    \
+        .captive = TC_CAPTIVE_OFF, .dns_port = TC_APP_OFF, .dns_answer = NULL, .portal_host = NULL,            \
     }
 
 /** What tc_app_stop() did, service by service. */
@@ -68,7 +85,8 @@ typedef void (*tc_app_stop_cb)(const tc_app_stop_report_t *report, void *user);
 
 /**
  * @brief Start the configured services. Loop thread only. On error nothing is left running.
- * @return TC_OK, TC_EBADPORT (client port 0), TC_EADDRINUSE, TC_EBADADDR, TC_ENOMEM, ...
+ * @return TC_OK, TC_EBADPORT (client port 0), TC_EINVAL (a port above 65535, stream_frame_bytes out of range),
+ *         TC_EADDRINUSE, TC_EBADADDR, TC_ENOMEM, ...
  */
 int tc_app_start(tc_loop_t *loop, const tc_app_config_t *cfg, tc_app_t **out);
 

@@ -10,6 +10,7 @@
 #include "tc_alloc.h"
 #include "tc_demo_frames.h"
 #include "tc_err.h"
+#include "tc_internal.h"
 #include "tc_registry.h"
 
 struct tc_app {
@@ -19,6 +20,8 @@ struct tc_app {
     tc_client_t *client;
     tc_http_t *http;
     tc_dns_server_t *dns;
+    tc_demo_frame_t frames[TC_DEMO_FRAME_COUNT]; /* what /stream sends: the demo frames, or padded copies */
+    uint8_t *frames_buf;                         /* the padded copies (one block), NULL when not padded */
     uint8_t client_reason; /* close reason of the client's last connection */
     int pending; /* services still stopping */
     uint64_t stop_started;
@@ -130,20 +133,26 @@ static int page_index(tc_http_req_t *req, void *user)
     return tc_http_respond(req, 200, "text/html; charset=utf-8", INDEX_HTML, sizeof(INDEX_HTML) - 1);
 }
 
-/* The demo MJPEG stream: a frame per 1/fps; a viewer that is not ready skips frames instead of queueing them. */
+/* The demo MJPEG stream: frame k is due at ceil(k * 1000 / fps) ms of the loop's clock, the same instants for every
+ * viewer; a viewer that is not ready at an instant skips that frame instead of queueing it. Rearming for the next
+ * instant (rather than "period ms from now") keeps the rate at exactly fps with no drift, and lets a viewer tell
+ * when each frame was due. */
 static int64_t stream_produce(tc_http_req_t *req, void *user)
 {
     tc_app_t *app = user;
-    uint32_t period = app->cfg.stream_fps ? 1000 / app->cfg.stream_fps : 100;
+    uint64_t fps = app->cfg.stream_fps == 0 ? 10 : app->cfg.stream_fps > 1000 ? 1000 : app->cfg.stream_fps;
+    uint64_t now = tc_loop_now(app->loop);
+    uint64_t tick = now * fps / 1000; /* the last instant at or before now: ceil(tick * 1000 / fps) <= now */
     if (tc_http_stream_ready(req)) {
         /* The frame shown follows the clock, so every viewer sees the same "camera" without per-viewer state. */
-        const tc_demo_frame_t *f = &tc_demo_frames[(tc_loop_now(app->loop) / (period ? period : 1)) % TC_DEMO_FRAME_COUNT];
+        const tc_demo_frame_t *f = &app->frames[tick % TC_DEMO_FRAME_COUNT];
         int rc = tc_http_stream_write(req, f->data, f->len);
         if (rc != TC_OK && rc != TC_ELIMIT) {
             return -2;
         }
     }
-    return period;
+    uint64_t next = ((tick + 1) * 1000 + fps - 1) / fps; /* > now, so at least 1 ms ahead */
+    return (int64_t)(next - now);
 }
 
 static int page_stream(tc_http_req_t *req, void *user)
@@ -218,11 +227,81 @@ static void ws_all(tc_ws_t *ws, tc_ws_event_t ev, const void *data, size_t len, 
     }
 }
 
+/* ---- padded stream frames ---- */
+
+/* Write len (>= 4) bytes of COM segments (FF FE, length incl. itself, at most 65535) at out. */
+static void put_com_segments(uint8_t *out, size_t len)
+{
+    const size_t seg_max = 65535 + 2; /* marker + the largest length field */
+    while (len > 0) {
+        size_t seg = len > seg_max ? seg_max : len;
+        if (len > seg_max && len - seg < 4) {
+            seg = len - 4; /* leave at least a whole empty segment (4 bytes) for the last one */
+        }
+        size_t field = seg - 2;
+        out[0] = 0xFF;
+        out[1] = 0xFE;
+        out[2] = (uint8_t)(field >> 8);
+        out[3] = (uint8_t)(field & 0xFF);
+        memset(out + 4, 0, seg - 4);
+        out += seg;
+        len -= seg;
+    }
+}
+
+/* TC_OK when every demo frame can be padded to size (0: no padding asked), TC_EINVAL otherwise. */
+static int frame_size_check(uint32_t size)
+{
+    if (size > TC_APP_STREAM_FRAME_MAX) {
+        return TC_EINVAL;
+    }
+    for (size_t i = 0; size != 0 && i < TC_DEMO_FRAME_COUNT; i++) {
+        const tc_demo_frame_t *f = &tc_demo_frames[i];
+        if (f->len < 4 || f->len > size || f->data[0] != 0xFF || f->data[1] != 0xD8) {
+            return TC_EINVAL;
+        }
+    }
+    return TC_OK;
+}
+
+/* The stream's frames: the demo frames as they are, or (size set, checked by frame_size_check()) padded copies of
+ * exactly that size that stay valid JPEGs (SOI, the padding, the original after its SOI, EOI last). */
+static int frames_build(tc_app_t *app, uint32_t size)
+{
+    for (size_t i = 0; i < TC_DEMO_FRAME_COUNT; i++) {
+        app->frames[i] = tc_demo_frames[i];
+    }
+    if (size == 0) {
+        return TC_OK;
+    }
+    app->frames_buf = tc_malloc((size_t)TC_DEMO_FRAME_COUNT * size);
+    if (app->frames_buf == NULL) {
+        return TC_ENOMEM;
+    }
+    for (size_t i = 0; i < TC_DEMO_FRAME_COUNT; i++) {
+        const tc_demo_frame_t *src = &tc_demo_frames[i];
+        uint8_t *dst = app->frames_buf + i * (size_t)size;
+        size_t pad = (size_t)size - src->len;
+        dst[0] = 0xFF; /* SOI */
+        dst[1] = 0xD8;
+        if (pad >= 4) {
+            put_com_segments(dst + 2, pad);
+        } else {
+            memset(dst + 2, 0xFF, pad); /* fill bytes before the next marker's FF: too few for a COM segment */
+        }
+        memcpy(dst + 2 + pad, src->data + 2, src->len - 2);
+        app->frames[i].data = dst;
+        app->frames[i].len = size;
+    }
+    return TC_OK;
+}
+
 /* ---- lifetime ---- */
 
 static void app_free(tc_app_t *app)
 {
     tc_free((char *)app->cfg.connect_host);
+    tc_free(app->frames_buf);
     tc_free(app);
 }
 
@@ -255,6 +334,15 @@ int tc_app_start(tc_loop_t *loop, const tc_app_config_t *cfg, tc_app_t **out)
     if (cfg->echo_port > 65535 || cfg->http_port > 65535) {
         app_free(app);
         return TC_EINVAL;
+    }
+    /* Checked even without the HTTP service; the padded frames are only built for it. */
+    rc = frame_size_check(cfg->stream_frame_bytes);
+    if (rc == TC_OK) {
+        rc = frames_build(app, cfg->http_port >= 0 ? cfg->stream_frame_bytes : 0);
+    }
+    if (rc != TC_OK) {
+        app_free(app);
+        return rc;
     }
     if (cfg->echo_port >= 0) {
         tc_server_config_t s = TC_SERVER_DEFAULT_CONFIG();
@@ -464,20 +552,17 @@ int tc_app_stop_wait(tc_app_t *app, uint32_t deadline_ms, tc_app_stop_report_t *
         return TC_EINVAL;
     }
     tc_loop_t *loop = app->loop;
+    if (tc__in_dispatch(loop)) {
+        return TC_EBUSY; /* a callback cannot wait for the loop it runs on */
+    }
     app_wait_t w = {0};
     int rc = tc_app_stop(app, deadline_ms, app_wait_cb, &w);
     if (rc != TC_OK) {
         return rc;
     }
-    uint64_t give_up = tc_now_ms() + deadline_ms + 1000;
-    while (!w.done && tc_now_ms() < give_up) {
-        rc = tc_loop_run_once(loop, 20);
-        if (rc < 0) {
-            return rc;
-        }
-    }
+    rc = tc__loop_wait_done(loop, &w.done, deadline_ms);
     if (report) {
         *report = w.report;
     }
-    return w.done ? TC_OK : TC_ETIMEDOUT;
+    return rc;
 }
