@@ -206,7 +206,8 @@ void tc_sock_evset_close(int set);
 
 /**
  * @brief Add fd to the set with the events wanted (TC_POLLIN | TC_POLLOUT, or 0) and a tag returned with its
- *        readiness. Remove it (tc_sock_evset_del()) before closing it. @return TC_OK or an error
+ *        readiness. Closing fd (tc_sock_close(), tc_sock_abort()) removes it from the set: the core never
+ *        duplicates a descriptor, so a set must behave like epoll there. @return TC_OK or an error
  */
 int tc_sock_evset_add(int set, int fd, int events, uint32_t tag);
 

@@ -153,7 +153,7 @@ void tc_dns_server_stop(tc_dns_server_t *d)
     if (d == NULL) {
         return;
     }
-    tc__io_stop(d->loop, &d->io);
+    tc__io_stop_closing(d->loop, &d->io);
     tc__reg_remove(d->loop, &d->reg);
     tc_sock_close(d->io.fd);
     tc__handles_add(d->loop, -1);

@@ -65,6 +65,8 @@ int tc__io_start(tc_loop_t *loop, tc_io_t *io, int events);
 void tc__io_set(tc_loop_t *loop, tc_io_t *io, int events);
 int tc__io_events(const tc_loop_t *loop, const tc_io_t *io);
 void tc__io_stop(tc_loop_t *loop, tc_io_t *io);
+/* The same when the caller closes the descriptor right after: closing removes it from a readiness set by itself. */
+void tc__io_stop_closing(tc_loop_t *loop, tc_io_t *io);
 
 void tc__timer_init(tc_loop_t *loop, tc_timer_t *t, tc_timer_cb cb, void *user);
 int tc__timer_arm(tc_timer_t *t, uint64_t delay_ms);

@@ -177,7 +177,7 @@ static void compact(tc_loop_t *loop)
     loop->holes = 0;
 }
 
-void tc__io_stop(tc_loop_t *loop, tc_io_t *io)
+static void io_stop(tc_loop_t *loop, tc_io_t *io, int closing)
 {
     int i = io->index;
     if (i < 0) {
@@ -185,7 +185,9 @@ void tc__io_stop(tc_loop_t *loop, tc_io_t *io)
     }
     io->index = -1;
     if (loop->evset >= 0) {
-        tc_sock_evset_del(loop->evset, io->fd);
+        if (!closing) {
+            tc_sock_evset_del(loop->evset, io->fd);
+        }
         loop->ios[i] = NULL;
         loop->pfds[i] = (tc_pollfd_t){.fd = -1, .events = 0, .revents = 0};
         if (loop->dispatching) {
@@ -213,6 +215,16 @@ void tc__io_stop(tc_loop_t *loop, tc_io_t *io)
         }
     }
     loop->n--;
+}
+
+void tc__io_stop(tc_loop_t *loop, tc_io_t *io)
+{
+    io_stop(loop, io, 0);
+}
+
+void tc__io_stop_closing(tc_loop_t *loop, tc_io_t *io)
+{
+    io_stop(loop, io, 1);
 }
 
 /* ---- timers ---- */

@@ -50,6 +50,7 @@ enum {
     CF2_HOLD = 0x01, /* the handler keeps the connection open through a stop (tc_conn_hold()) */
     CF2_TOLD = 0x02, /* TC_EV_SHUTDOWN was delivered (each connection hears it once) */
     CF2_WR_SHUT = 0x04, /* graceful close: our FIN is sent, input is discarded until the peer's */
+    CF2_GONE = 0x08,    /* the peer reset the connection (or it broke): the stack has nothing left to reset */
 };
 
 struct tc_conn {
@@ -112,6 +113,16 @@ struct tc_client {
 
 static void conn_close_req(tc_conn_t *c, tc_close_policy_t how, tc_close_reason_t reason);
 static void conn_update_events(tc_conn_t *c);
+
+/* A send or receive failed: the connection is dead. After the peer's RST (or a broken pipe) there is nothing to
+ * reset, so the close skips tc_sock_abort()'s extra work; any other error still aborts. */
+static void conn_broken(tc_conn_t *c, int err)
+{
+    if (err == TC_ECONNRESET || err == TC_EPIPE) {
+        c->flags2 |= CF2_GONE;
+    }
+    conn_close_req(c, TC_CLOSE_ABORT, TC_REASON_RESET);
+}
 
 /* ---- the owner's connections ----
  *
@@ -282,7 +293,7 @@ int tc_conn_send(tc_conn_t *c, const void *data, size_t len)
             p += n;
             len -= (size_t)n;
         } else if (n != TC_EAGAIN) {
-            conn_close_req(c, TC_CLOSE_ABORT, TC_REASON_RESET);
+            conn_broken(c, (int)n);
             return (int)n;
         }
         if (len == 0) {
@@ -374,7 +385,7 @@ static void conn_io(tc_io_t *io, int revents)
     if (revents & TC_POLLOUT) {
         int rc = wq_flush(c);
         if (rc < 0) {
-            conn_close_req(c, TC_CLOSE_ABORT, TC_REASON_RESET);
+            conn_broken(c, rc);
             return;
         }
         conn_after_flush(c);
@@ -416,7 +427,7 @@ static void conn_io(tc_io_t *io, int revents)
             }
         } else if (n < 0 && n != TC_EAGAIN) {
             c->flags |= CF_EOF;
-            conn_close_req(c, TC_CLOSE_ABORT, TC_REASON_RESET);
+            conn_broken(c, (int)n);
         }
     }
     if (!(c->flags & CF_FINAL)) {
@@ -432,7 +443,7 @@ static void conn_finalize(tc_conn_t *c, int abortive)
     tc_loop_t *loop = o->loop;
     c->flags |= CF_FINAL;
     conn_deadline_cancel(c);
-    tc__io_stop(loop, &c->io);
+    tc__io_stop_closing(loop, &c->io);
     if (c->io.fd >= 0) {
         if (abortive) {
             tc_sock_abort(c->io.fd);
@@ -461,7 +472,7 @@ static void close_step(tc_pending_t *p)
         return;
     }
     if (c->close_how == TC_CLOSE_ABORT || (c->flags & CF_DEADLINE)) {
-        conn_finalize(c, 1);
+        conn_finalize(c, !(c->flags2 & CF2_GONE)); /* a reset connection needs no RST of ours: plain close */
         return;
     }
     if (c->wq_head) {
@@ -769,7 +780,7 @@ static void server_close_listener(tc_server_t *s)
 {
     if (s->listening) {
         tc_loop_t *loop = s->owner.loop;
-        tc__io_stop(loop, &s->io);
+        tc__io_stop_closing(loop, &s->io);
         tc_sock_close(s->io.fd);
         tc__reg_remove(loop, &s->reg);
         s->listening = 0;
