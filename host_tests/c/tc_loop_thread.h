@@ -1,0 +1,71 @@
+/*
+ * tc_loop_thread.h - a tcp_core loop running on its own thread, for the C tests that drive it from outside the way
+ * an application's other tasks do (tc_loop_post()). Include after tc_check.h, in one test file.
+ *
+ *     tc_loop_new(&g_loop);  loop_start();
+ *     on_loop(fn, arg);      // runs fn(arg) on the loop thread and waits for it
+ *     loop_join();           // tc_loop_stop() and join; then tc_loop_free(g_loop)
+ */
+#pragma once
+
+#include <pthread.h>
+
+#include "tc_err.h"
+#include "tc_loop.h"
+
+static tc_loop_t *g_loop;
+static pthread_t g_thread;
+
+static void *loop_main(void *arg)
+{
+    (void)arg;
+    int rc = tc_loop_run(g_loop);
+    CHECK(rc == TC_OK, "tc_loop_run: %s", tc_err_name(rc));
+    return NULL;
+}
+
+static void loop_start(void)
+{
+    CHECK(pthread_create(&g_thread, NULL, loop_main, NULL) == 0, "pthread_create");
+}
+
+static void loop_join(void)
+{
+    tc_loop_stop(g_loop);
+    pthread_join(g_thread, NULL);
+}
+
+typedef struct {
+    void (*fn)(void *arg);
+    void *arg;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done;
+} call_t;
+
+static void call_cb(tc_loop_t *loop, void *user)
+{
+    (void)loop;
+    call_t *c = user;
+    c->fn(c->arg);
+    pthread_mutex_lock(&c->mu);
+    c->done = 1;
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* Posts are FIFO: when fn runs, every post made before this call has run too. */
+static void on_loop(void (*fn)(void *), void *arg)
+{
+    call_t c = {.fn = fn, .arg = arg, .done = 0};
+    pthread_mutex_init(&c.mu, NULL);
+    pthread_cond_init(&c.cv, NULL);
+    CHECK(tc_loop_post(g_loop, call_cb, &c) == TC_OK, "tc_loop_post");
+    pthread_mutex_lock(&c.mu);
+    while (!c.done) {
+        pthread_cond_wait(&c.cv, &c.mu);
+    }
+    pthread_mutex_unlock(&c.mu);
+    pthread_cond_destroy(&c.cv);
+    pthread_mutex_destroy(&c.mu);
+}
