@@ -355,6 +355,23 @@ def test_graceful_close_while_the_peer_still_sends_delivers_the_last_answer(loop
     srv.stop(500)
 
 
+def test_accepted_connections_carry_nodelay_and_keepalive(loop: Loop, server_host: str, backend: str) -> None:
+    """The options reach every accepted socket (on Linux set once on the listener, which accepted sockets inherit)."""
+    if backend != "linux":
+        pytest.skip("reads the options of the server's own kernel socket, which only the linux backend has")
+    srv = Server(loop, server_host, 0, nodelay=True, keepalive_s=9)
+    with connect(server_host, srv.port) as s:
+        assert _echo_roundtrip(s, b"opts") == b"opts"
+        fd = next(e.fd for e in loop.registry() if e.kind == "accepted")
+        with socket.socket(fileno=os.dup(fd)) as accepted:
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+            assert accepted.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 9
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL) == 3
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == 3
+    srv.stop(500)
+
+
 def test_ipv6_echo(loop: Loop, backend: str) -> None:
     if backend != "linux":
         pytest.skip("the lwIP TAP set-up is IPv4 only")

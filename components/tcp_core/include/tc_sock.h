@@ -186,6 +186,13 @@ long tc_sock_unacked(int fd);
  */
 int tc_sock_poll(tc_pollfd_t *fds, int n, int timeout_ms);
 
+/**
+ * @brief Whether a socket from tc_sock_accept() inherits TC_OPT_NODELAY and TC_OPT_KEEPALIVE (with its timings) from
+ *        its listener, so a server sets them once on the listener instead of once per connection.
+ * @return 1 (Linux: the accepted socket is a clone of the listener), 0 (lwIP: set them on each connection)
+ */
+int tc_sock_accept_inherits_opts(void);
+
 /** One ready descriptor from tc_sock_evset_wait(). */
 typedef struct {
     uint32_t tag;  /**< the tag given when the descriptor was added */

@@ -79,6 +79,7 @@ struct tc_server {
     tc_full_policy_t when_full;
     uint8_t stopping;
     uint8_t listening;
+    uint8_t opts_inherited; /* the listener carries the connection options (tc_sock_accept_inherits_opts()) */
     uint64_t stop_started;
     uint32_t stop_deadline_ms;
     size_t stop_bytes_before;
@@ -756,7 +757,9 @@ static void server_accept(tc_io_t *io, int revents)
             tc_sock_abort(fd);
             continue;
         }
-        apply_sockopts(fd, &s->owner.cfg);
+        if (!s->opts_inherited) {
+            apply_sockopts(fd, &s->owner.cfg);
+        }
         c->reg.state = TC_STATE_OPEN;
         c->flags |= CF_OPENED;
         conn_update_events(c);
@@ -823,6 +826,10 @@ int tc_server_start(tc_loop_t *loop, const tc_server_config_t *cfg, tc_server_t 
     s->owner.cb = cfg->cb;
     s->owner.user = cfg->user;
     s->owner.name = cfg->name ? cfg->name : "tcp";
+    if (tc_sock_accept_inherits_opts()) {
+        apply_sockopts(fd, &cfg->conn); /* once here instead of a system call per accepted connection */
+        s->opts_inherited = 1;
+    }
     s->owner.loop = loop;
     s->owner.gone = server_conn_gone;
     s->max_conns = cfg->max_conns;

@@ -339,6 +339,11 @@ int tc_sock_poll(tc_pollfd_t *fds, int n, int timeout_ms)
     return rc < 0 ? err : rc;
 }
 
+int tc_sock_accept_inherits_opts(void)
+{
+    return 0; /* lwIP copies some socket options to an accepted pcb, not TF_NODELAY: set them per connection */
+}
+
 /* No readiness set: lwIP's poll() is what the loop uses here (see tc_sock.h). */
 int tc_sock_evset_open(void)
 {

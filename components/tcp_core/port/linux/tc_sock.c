@@ -262,6 +262,11 @@ int tc_sock_poll(tc_pollfd_t *fds, int n, int timeout_ms)
     return rc < 0 ? err : rc;
 }
 
+int tc_sock_accept_inherits_opts(void)
+{
+    return 1; /* the kernel clones the listener: TCP_NODELAY, SO_KEEPALIVE and the TCP_KEEP* timings come along */
+}
+
 /* ---- readiness set: epoll ---- */
 
 static uint32_t to_epoll(int events)
