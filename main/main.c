@@ -211,6 +211,7 @@ static int ota_prepare(uint32_t deadline_ms, tc_console_ota_result_t *res, void 
 #endif
     /* tc_app_stop() reports by its deadline; a second more covers the loop's own latency. */
     bool stopped = xSemaphoreTake(s_stop.done, pdMS_TO_TICKS(deadline_ms + 1000)) == pdTRUE;
+    res->elapsed_ms = (uint32_t)(tc_now_ms() - t0); /* every server is stopped here; what follows only measures */
     /* The stop callback runs inside a loop iteration; one more round trip makes sure it has returned and the
      * services are freed, and a short pause lets FreeRTOS's idle task free the stacks of deleted tasks. */
     on_loop(NULL, NULL, 500);
@@ -220,7 +221,6 @@ static int ota_prepare(uint32_t deadline_ms, tc_console_ota_result_t *res, void 
         graceful += r->echo.graceful + r->http.graceful + (r->client_closed && !r->client_forced);
         forced += r->echo.forced + r->http.forced + r->client_forced;
     }
-    res->elapsed_ms = (uint32_t)(tc_now_ms() - t0);
     res->graceful = graceful;
     res->forced = forced;
     res->heap_freed = free_heap() - heap_before;
