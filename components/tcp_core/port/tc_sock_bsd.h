@@ -157,3 +157,46 @@ static int tc_bsd_poll_out(tc_pollfd_t *fds, int n)
     }
     return nready;
 }
+
+#ifdef TC_BSD_POLL_ONLY
+/* For stacks that only poll (lwIP on the device and over TAP): no readiness set, so the loop uses tc_sock_poll(),
+ * and accepted pcbs do not take TF_NODELAY from their listener, so options are set per connection. */
+int tc_sock_accept_inherits_opts(void)
+{
+    return 0;
+}
+
+int tc_sock_evset_open(void)
+{
+    return TC_ENOSYS;
+}
+
+void tc_sock_evset_close(int set)
+{
+    (void)set;
+}
+
+int tc_sock_evset_add(int set, int fd, int events, uint32_t tag)
+{
+    (void)set, (void)fd, (void)events, (void)tag;
+    return TC_ENOSYS;
+}
+
+int tc_sock_evset_mod(int set, int fd, int events, uint32_t tag)
+{
+    (void)set, (void)fd, (void)events, (void)tag;
+    return TC_ENOSYS;
+}
+
+int tc_sock_evset_del(int set, int fd)
+{
+    (void)set, (void)fd;
+    return TC_ENOSYS;
+}
+
+int tc_sock_evset_wait(int set, tc_evready_t *out, int max, int timeout_ms)
+{
+    (void)set, (void)out, (void)max, (void)timeout_ms;
+    return TC_ENOSYS;
+}
+#endif

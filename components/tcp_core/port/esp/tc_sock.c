@@ -29,6 +29,7 @@
 #include "lwip/tcpip.h"
 
 #include "tc_err.h"
+#define TC_BSD_POLL_ONLY 1 /* lwIP offers poll() only: tc_sock_bsd.h supplies the readiness-set stubs */
 #include "../tc_sock_bsd.h"
 
 static int fail(void)
@@ -337,46 +338,6 @@ int tc_sock_poll(tc_pollfd_t *fds, int n, int timeout_ms)
     int err = rc < 0 ? fail() : 0;
     tc_bsd_poll_out(fds, n);
     return rc < 0 ? err : rc;
-}
-
-int tc_sock_accept_inherits_opts(void)
-{
-    return 0; /* lwIP copies some socket options to an accepted pcb, not TF_NODELAY: set them per connection */
-}
-
-/* No readiness set: lwIP's poll() is what the loop uses here (see tc_sock.h). */
-int tc_sock_evset_open(void)
-{
-    return TC_ENOSYS;
-}
-
-void tc_sock_evset_close(int set)
-{
-    (void)set;
-}
-
-int tc_sock_evset_add(int set, int fd, int events, uint32_t tag)
-{
-    (void)set, (void)fd, (void)events, (void)tag;
-    return TC_ENOSYS;
-}
-
-int tc_sock_evset_mod(int set, int fd, int events, uint32_t tag)
-{
-    (void)set, (void)fd, (void)events, (void)tag;
-    return TC_ENOSYS;
-}
-
-int tc_sock_evset_del(int set, int fd)
-{
-    (void)set, (void)fd;
-    return TC_ENOSYS;
-}
-
-int tc_sock_evset_wait(int set, tc_evready_t *out, int max, int timeout_ms)
-{
-    (void)set, (void)out, (void)max, (void)timeout_ms;
-    return TC_ENOSYS;
 }
 
 int tc_sock_wake_open(int *rfd, int *wfd)
