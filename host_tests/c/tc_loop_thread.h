@@ -1,17 +1,23 @@
 /*
  * tc_loop_thread.h - a tcp_core loop running on its own thread, for the C tests that drive it from outside the way
- * an application's other tasks do (tc_loop_post()). Include after tc_check.h, in one test file.
+ * an application's other tasks do (tc_loop_post()), and an echo server on it with a kernel client socket as its
+ * peer. Include after tc_check.h, in one test file.
  *
  *     tc_loop_new(&g_loop);  loop_start();
  *     on_loop(fn, arg);      // runs fn(arg) on the loop thread and waits for it
+ *     on_loop(echo_start_fn, NULL); int fd = echo_connect();   // g_server, g_port
  *     loop_join();           // tc_loop_stop() and join; then tc_loop_free(g_loop)
  */
 #pragma once
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <sys/socket.h>
 
 #include "tc_err.h"
 #include "tc_loop.h"
+#include "tc_tcp.h"
 
 static tc_loop_t *g_loop;
 static pthread_t g_thread;
@@ -68,4 +74,31 @@ static void on_loop(void (*fn)(void *), void *arg)
     pthread_mutex_unlock(&c.mu);
     pthread_cond_destroy(&c.cv);
     pthread_mutex_destroy(&c.mu);
+}
+
+/* An echo server on 127.0.0.1 (a free port), started on the loop thread: on_loop(echo_start_fn, NULL). */
+static tc_server_t *g_server;
+static uint16_t g_port;
+
+static void echo_start_fn(void *arg)
+{
+    (void)arg;
+    tc_server_config_t cfg = TC_SERVER_DEFAULT_CONFIG();
+    cfg.host = "127.0.0.1";
+    cfg.cb = tc_echo_cb;
+    cfg.name = "echo";
+    int rc = tc_server_start(g_loop, &cfg, &g_server);
+    CHECK(rc == TC_OK, "tc_server_start: %s", tc_err_name(rc));
+    g_port = tc_server_port(g_server);
+}
+
+/* A blocking kernel socket connected to the echo server. */
+static int echo_connect(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(fd >= 0, "socket");
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(g_port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "connect to the echo server");
+    return fd;
 }

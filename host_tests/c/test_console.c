@@ -28,21 +28,7 @@
 #include "tc_check.h"
 #include "tc_loop_thread.h"
 
-/* ---- the services the console looks at ---- */
-
-static tc_server_t *g_server;
-static uint16_t g_port;
-
-static void server_start_fn(void *arg)
-{
-    (void)arg;
-    tc_server_config_t cfg = TC_SERVER_DEFAULT_CONFIG();
-    cfg.host = "127.0.0.1";
-    cfg.cb = tc_echo_cb;
-    cfg.name = "echo";
-    CHECK(tc_server_start(g_loop, &cfg, &g_server) == TC_OK, "tc_server_start");
-    g_port = tc_server_port(g_server);
-}
+/* ---- the services the console looks at: the echo server of tc_loop_thread.h ---- */
 
 static void count_fn(void *arg)
 {
@@ -326,11 +312,8 @@ int main(void)
 {
     CHECK(tc_loop_new(&g_loop) == TC_OK, "tc_loop_new");
     loop_start();
-    on_loop(server_start_fn, NULL);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(g_port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    CHECK(fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "connect");
+    on_loop(echo_start_fn, NULL);
+    int fd = echo_connect();
     for (int i = 0; registry_count() != 2; i++) {
         CHECK(i < 200, "the connection was not accepted");
         usleep(5000);

@@ -69,22 +69,7 @@ static const tc_sock_info_t *find_external(const snap_t *sn, const char *owner)
     return NULL;
 }
 
-/* ---- a real TCP connection: an echo server on the loop, a kernel client socket as the "external" socket ---- */
-
-static tc_server_t *g_server;
-static uint16_t g_port;
-
-static void server_start_fn(void *arg)
-{
-    (void)arg;
-    tc_server_config_t cfg = TC_SERVER_DEFAULT_CONFIG();
-    cfg.host = "127.0.0.1";
-    cfg.cb = tc_echo_cb;
-    cfg.name = "echo";
-    int rc = tc_server_start(g_loop, &cfg, &g_server);
-    CHECK(rc == TC_OK, "tc_server_start: %s", tc_err_name(rc));
-    g_port = tc_server_port(g_server);
-}
+/* ---- a real TCP connection: tc_loop_thread.h's echo server, its kernel client socket as the "external" one ---- */
 
 static int g_stopped;
 
@@ -105,16 +90,6 @@ static void server_stop_fn(void *arg)
 static void stopped_fn(void *arg)
 {
     *(int *)arg = g_stopped;
-}
-
-static int connect_client(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK(fd >= 0, "socket");
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(g_port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    CHECK(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "connect to the echo server");
-    return fd;
 }
 
 /* ---- scenarios ---- */
@@ -247,8 +222,8 @@ int main(void)
 {
     CHECK(tc_loop_new(&g_loop) == TC_OK, "tc_loop_new");
     loop_start();
-    on_loop(server_start_fn, NULL);
-    int fd = connect_client();
+    on_loop(echo_start_fn, NULL);
+    int fd = echo_connect();
 
     test_invalid();
     test_open_flags_close(fd);
