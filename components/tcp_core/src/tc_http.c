@@ -94,8 +94,7 @@ struct hconn {
     tc_http_req_t *req;
     tc_ws_t *ws;
     uint32_t len, cap;
-    uint32_t head_started; /* loop ms (low 32 bits) when the first byte of a request head came */
-    uint8_t head_timing;   /* head_started is set */
+    uint32_t head_started; /* in HC_HEAD: loop ms (low 32 bits) when the head's first byte came */
     uint8_t state;
     uint8_t processing;
 };
@@ -796,7 +795,6 @@ static int begin_request(hconn_t *hc, const tc_http_request_t *parsed, size_t n)
     } else {
         hc->state = HC_HANDLER;
     }
-    hc->head_timing = 0;
     return 0;
 }
 
@@ -870,7 +868,6 @@ static void process(hconn_t *hc)
                 if (hc->state == HC_IDLE) {
                     hc->state = HC_HEAD;
                     hc->head_started = (uint32_t)tc_loop_now(h->loop);
-                    hc->head_timing = 1;
                 }
                 break;
             }
@@ -1210,8 +1207,7 @@ static int64_t sweep_cb(tc_timer_t *t, void *user)
         if (hc == NULL) {
             continue;
         }
-        if (hc->state == HC_HEAD && hc->head_timing &&
-            (uint32_t)now - hc->head_started >= h->cfg.head_timeout_ms) {
+        if (hc->state == HC_HEAD && (uint32_t)now - hc->head_started >= h->cfg.head_timeout_ms) {
             fail_conn(hc, 408);
         } else if (hc->state == HC_WS && h->cfg.ws_ping_ms && now - hc->ws->last_ping >= h->cfg.ws_ping_ms &&
                    !hc->ws->close_sent) {

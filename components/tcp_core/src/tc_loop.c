@@ -519,7 +519,7 @@ int tc_loop_free(tc_loop_t *loop)
         tc_free(p);
         p = next;
     }
-    tc__io_stop(loop, &loop->wake_io);
+    tc__io_stop_closing(loop, &loop->wake_io);
     tc_sock_wake_close(loop->wake_r, loop->wake_w);
     pthread_mutex_destroy(&loop->post_mu);
     tc_sock_evset_close(loop->evset);

@@ -48,9 +48,8 @@ enum {
 };
 enum {
     CF2_HOLD = 0x01, /* the handler keeps the connection open through a stop (tc_conn_hold()) */
-    CF2_TOLD = 0x02, /* TC_EV_SHUTDOWN was delivered (each connection hears it once) */
-    CF2_WR_SHUT = 0x04, /* graceful close: our FIN is sent, input is discarded until the peer's */
-    CF2_GONE = 0x08,    /* the peer reset the connection (or it broke): the stack has nothing left to reset */
+    CF2_WR_SHUT = 0x02, /* graceful close: our FIN is sent, input is discarded until the peer's */
+    CF2_GONE = 0x04,    /* the peer reset the connection (or it broke): the stack has nothing left to reset */
 };
 
 struct tc_conn {
@@ -904,13 +903,9 @@ int tc_server_stop(tc_server_t *s, uint32_t deadline_ms, tc_stop_cb done, void *
     s->stop_cb = done;
     s->stop_user = user;
     server_close_listener(s);
-    /* Closes are deferred, so nothing is freed during the walk, and no connection is added (the listener is closed);
-     * what handlers write in answer does not change the list's order. */
+    /* One pass tells each connection once: closes are deferred, so nothing is freed during the walk, no connection is
+     * added (the listener is closed), and what handlers write in answer does not change the list's order. */
     for (tc_conn_t *c = s->owner.conns_head; c; c = c->next) {
-        if (c->flags2 & CF2_TOLD) {
-            continue;
-        }
-        c->flags2 |= CF2_TOLD;
         if (!(c->flags & CF_CLOSING)) {
             emit(c, TC_EV_SHUTDOWN, NULL, deadline_ms);
         }
