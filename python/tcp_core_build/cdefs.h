@@ -77,6 +77,15 @@ typedef struct {
 } tc_sock_info_t;
 const char *tc_role_name(unsigned role);
 int tc_role_is_long_lived(unsigned role);
+typedef struct {
+    uint32_t fin_first;
+    uint32_t peer_first;
+    uint32_t reset_sent;
+    uint32_t reset_received;
+    uint32_t time_wait_reaped;
+    uint32_t time_wait_kept;
+} tc_close_stats_t;
+void tc_registry_close_stats(const tc_loop_t *loop, tc_close_stats_t *out);
 uint32_t tc_registry_count(const tc_loop_t *loop);
 uint32_t tc_registry_snapshot(const tc_loop_t *loop, tc_sock_info_t *out, uint32_t cap);
 
@@ -101,6 +110,7 @@ typedef struct {
     uint32_t linger_ms;
     bool nodelay;
     int keepalive_s;
+    bool keep_time_wait;
 } tc_conn_config_t;
 typedef struct {
     const char *host;

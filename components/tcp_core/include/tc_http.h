@@ -53,7 +53,8 @@ typedef struct {
     uint64_t max_body;           /**< request body bytes (413 beyond) */
     uint32_t ws_max_message;     /**< WebSocket message bytes (close 1009 beyond) */
     uint32_t ws_ping_ms;         /**< WebSocket keepalive ping interval, 0 = none */
-    tc_close_policy_t close_policy; /**< how the server closes; peer-first keeps TIME-WAIT off the device */
+    tc_close_policy_t close_policy; /**< how the server closes after a "close" response: graceful (FIN at once,
+                                         lingering drain, TIME-WAIT freed on lwIP) */
     uint32_t linger_ms;          /**< wait for the peer's FIN at most this long before RST */
     const char *name;            /**< registry label (not copied) */
 } tc_http_config_t;
@@ -62,7 +63,7 @@ typedef struct {
     {                                                                                                      \
         .host = "0.0.0.0", .port = 80, .max_conns = 16, .idle_timeout_ms = 10000, .head_timeout_ms = 5000,   \
         .max_uri = 512, .max_head = 4096, .max_headers = 32, .max_body = 64 * 1024, .ws_max_message = 16384, \
-        .ws_ping_ms = 20000, .close_policy = TC_CLOSE_PEER_FIRST, .linger_ms = 2000, .name = "http",        \
+        .ws_ping_ms = 20000, .close_policy = TC_CLOSE_GRACEFUL, .linger_ms = 2000, .name = "http",          \
     }
 
 /**

@@ -908,13 +908,13 @@ static int ws_send_frame(tc_ws_t *ws, int opcode, const void *data, size_t len)
     return rc;
 }
 
-/* The TCP close after a WebSocket close. RFC 6455 7.1.1 has the server close first, so it (not the client) keeps
- * TIME-WAIT, and clients (and Autobahn) wait for that FIN: in normal operation the device does. During a stop the
- * close frames have been exchanged and the memory is wanted back: reset instead, which leaves no TIME-WAIT. */
+/* The TCP close after a WebSocket close. RFC 6455 7.1.1 has the server close the TCP connection first, and clients
+ * (and Autobahn) wait for that FIN: send it at once, drain until the client's FIN, then free the TIME-WAIT this
+ * leaves (the graceful close does that on lwIP). The same during a stop: an RST would be counted as forced. */
 static void ws_tcp_close(hconn_t *hc)
 {
     hc->state = HC_DONE;
-    tc_conn_close(hc->c, HC_HTTP(hc)->stopping ? TC_CLOSE_ABORT : TC_CLOSE_GRACEFUL);
+    tc_conn_close(hc->c, TC_CLOSE_GRACEFUL);
 }
 
 static void ws_fail(tc_ws_t *ws, uint16_t code)
@@ -1184,8 +1184,15 @@ static void http_conn_cb(tc_conn_t *c, tc_event_t ev, const void *data, size_t l
             h->report.websockets_closed++;
             tc_ws_close(hc->ws, 1001, "going away");
             break;
+        case HC_IDLE:
+            /* Idle keep-alive: nothing in flight. Our FIN tells the client at once; the lingering close waits for
+             * its FIN (bounded by the stop's deadline) and frees the TIME-WAIT. */
+            hc->state = HC_DONE;
+            tc_conn_close(c, TC_CLOSE_GRACEFUL);
+            break;
         default:
-            /* Idle keep-alive or a partial head (slowloris): nothing in flight; RST leaves no TIME-WAIT. */
+            /* A partial head or body (slowloris): a request that will never be answered. Reset at once; the stop
+             * counts it as forced. */
             hc->state = HC_DONE;
             tc_conn_close(c, TC_CLOSE_ABORT);
             break;

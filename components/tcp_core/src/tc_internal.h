@@ -78,6 +78,9 @@ void tc__pending_add(tc_loop_t *loop, tc_pending_t *p);
 void tc__reg_add(tc_loop_t *loop, tc_regent_t *e, int fd, tc_kind_t kind, const char *owner);
 void tc__reg_remove(tc_loop_t *loop, tc_regent_t *e);
 
+/* The loop's close counters, updated by the TCP layer as connections end. */
+tc_close_stats_t *tc__close_stats(tc_loop_t *loop);
+
 /* Handles (servers, clients, UDP endpoints, watches, timers) alive on the loop: tc_loop_free() refuses while > 0. */
 void tc__handles_add(tc_loop_t *loop, int delta);
 
