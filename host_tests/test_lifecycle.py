@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 import urllib.request
 
+import pytest
+import requests
 from websockets.sync.client import connect as ws_connect
 
 from conftest import connect, recv_exact, wait_until
@@ -68,4 +71,102 @@ def test_registry_roles_follow_each_connection(loop: Loop, server_host: str) -> 
             assert by_port[port] == role, doc
     for s in (echo, plain, viewer, sse):
         s.close()
+    a.stop(500)
+
+
+# ---- liveness instead of idle timeouts ----
+
+
+def _liveness_app(loop: Loop, host: str, **kw: int) -> App:
+    """Short intervals so minutes of quiet fit in seconds: idle timeout 200 ms, ping 100 ms, pong deadline 300 ms."""
+    opts: dict[str, int] = {
+        "http_idle_timeout_ms": 200,
+        "ws_ping_ms": 100,
+        "ws_pong_timeout_ms": 300,
+        "sse_heartbeat_ms": 100,
+        "events_ms": 600_000,
+    }
+    opts.update(kw)
+    return App(loop, host, echo_port=None, http_port=0, **opts)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("client_pings", [False, True])
+def test_quiet_websocket_outlives_the_idle_timeout_many_times(loop: Loop, server_host: str, client_pings: bool) -> None:
+    """The `websockets` library, silent for 15 idle timeouts (30 of the server's ping intervals): still open, still
+    echoing. Before, the keep-alive idle timeout cut it (1006) whatever the pings."""
+    a = _liveness_app(loop, server_host)
+    interval = 0.05 if client_pings else None
+    with ws_connect(f"ws://{a.host}:{a.http_port}/ws", open_timeout=5, ping_interval=interval) as ws:
+        time.sleep(3.0)  # 15 x the idle timeout; the assertion below does not depend on how long this really took
+        ws.send("still here")
+        assert ws.recv(timeout=5) == "still here"
+        assert [e.role for e in loop.registry() if e.kind == "accepted"] == ["ws"]
+    a.stop(500)
+
+
+def test_dead_websocket_peer_is_closed_after_the_pong_deadline(loop: Loop, server_host: str) -> None:
+    """A peer that vanished (reads nothing, answers no ping) is closed without a close frame (1006 to the handler)
+    once a ping went unanswered for the pong deadline; a plain idle timeout no longer applies to WebSockets."""
+    a = _liveness_app(loop, server_host)
+    s = connect(a.host, a.http_port)
+    s.sendall(
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
+    head = _read_head(s)
+    assert head.startswith(b"HTTP/1.1 101")
+    assert wait_until(lambda: any(e.role == "ws" for e in loop.registry()), 5)
+    # Gone within a bounded number of sweeps; 10 s is far beyond ping + deadline (0.4 s) and independent of load.
+    assert wait_until(lambda: not any(e.kind == "accepted" for e in loop.registry()), 10), loop.registry()
+    data = head.split(b"\r\n\r\n", 1)[1]
+    s.settimeout(5)
+    try:
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    except ConnectionResetError:
+        pass
+    assert data[:1] == b"\x89", data[:8]  # a ping came first ...
+    assert b"\x88" not in data, data  # ... and no close frame: the peer was declared dead (1006)
+    s.close()
+    a.stop(500)
+
+
+def test_sse_stream_with_rare_events_lives_on_heartbeats(loop: Loop, server_host: str) -> None:
+    a = _liveness_app(loop, server_host)
+    s = connect(a.host, a.http_port)
+    s.sendall(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+    buf = _read_head(s)
+    s.settimeout(5)
+    t_end = time.monotonic() + 2.0  # 10 idle timeouts with no event
+    while time.monotonic() < t_end:
+        chunk = s.recv(4096)
+        assert chunk, "the SSE stream was closed"
+        buf += chunk
+    assert buf.count(b"3\r\n:\n\n\r\n") >= 3, buf[-200:]
+    assert [e.role for e in loop.registry() if e.kind == "accepted"] == ["sse"]
+    s.close()
+    a.stop(500)
+
+
+def test_stream_viewer_that_stopped_reading_is_ended_by_progress(loop: Loop, server_host: str) -> None:
+    """A stream is judged by its progress: a viewer whose queue does not move for the idle timeout is ended, while
+    the one that reads stays."""
+    a = _liveness_app(loop, server_host, stream_fps=100, stream_frame_bytes=32768)
+    stuck = connect(a.host, a.http_port)
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stuck.sendall(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+    stuck_port = stuck.getsockname()[1]
+    with requests.get(f"http://{a.host}:{a.http_port}/stream", stream=True, timeout=5) as r:
+        it = r.iter_content(65536)
+        gone = False
+        t_end = time.monotonic() + 20
+        while not gone and time.monotonic() < t_end:
+            next(it)
+            gone = not any(e.peer.endswith(f":{stuck_port}") for e in loop.registry())
+        assert gone, "the stuck viewer is still served"
+        next(it)  # the reading viewer is still served
+    stuck.close()
     a.stop(500)

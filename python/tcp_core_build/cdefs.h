@@ -199,6 +199,9 @@ typedef struct {
     uint32_t http_idle_timeout_ms;
     uint32_t http_head_timeout_ms;
     uint32_t ws_max_message;
+    uint32_t ws_ping_ms;
+    uint32_t ws_pong_timeout_ms;
+    uint32_t sse_heartbeat_ms;
     uint32_t stream_fps;
     uint32_t stream_frame_bytes;
     uint32_t events_ms;

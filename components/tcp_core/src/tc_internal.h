@@ -103,6 +103,9 @@ struct tc_server;
 struct tc_conn *tc__server_conns(struct tc_server *srv);
 struct tc_conn *tc__conn_next(const struct tc_conn *conn);
 
+/* Loop ms of the connection's last byte in or out (what the idle timeout and stream progress are measured from). */
+uint64_t tc__conn_active_ms(const struct tc_conn *conn);
+
 /* The user pointer of the server or client that owns the connection (the one its callback receives). */
 void *tc__conn_owner_user(const struct tc_conn *conn);
 

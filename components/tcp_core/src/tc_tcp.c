@@ -624,6 +624,11 @@ tc_conn_t *tc__conn_next(const tc_conn_t *c)
     return c->next;
 }
 
+uint64_t tc__conn_active_ms(const tc_conn_t *c)
+{
+    return c->reg.active_ms;
+}
+
 void *tc__conn_owner_user(const tc_conn_t *c)
 {
     return c->owner->user;
