@@ -8,15 +8,20 @@ figures themselves (stop in ms, EOF latency) are measured by bench/lifecycle_ben
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
+import threading
 import time
 import urllib.request
+from typing import Any
 
 import pytest
 import requests
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
 
+import tcp_core
 from conftest import connect, recv_exact, wait_until
 from tcp_core import Loop
 from tcp_core.app import App
@@ -170,3 +175,100 @@ def test_stream_viewer_that_stopped_reading_is_ended_by_progress(loop: Loop, ser
         next(it)  # the reading viewer is still served
     stuck.close()
     a.stop(500)
+
+
+# ---- stop ----
+
+
+def _viewer_to_eof(host: str, port: int, out: list[str]) -> socket.socket:
+    """An MJPEG viewer that reads until the server's FIN (a video player, an <img> tag), then closes."""
+    s = connect(host, port)
+    s.sendall(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+
+    def run() -> None:
+        data = b""
+        try:
+            s.settimeout(10)
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    out.append("eof" if data.endswith(b"0\r\n\r\n") else "short")
+                    break
+                data += chunk
+        except OSError as exc:
+            out.append(type(exc).__name__)
+        finally:
+            s.close()
+
+    threading.Thread(target=run, daemon=True).start()
+    return s
+
+
+def test_stop_is_fast_with_well_behaved_clients_and_forces_only_the_slowloris(
+    loop: Loop, server_host: str, backend: str
+) -> None:
+    """16 MJPEG viewers reading to EOF, 16 `websockets` clients answering the close, one slowloris: every viewer gets
+    its last chunk and a FIN (never an RST), every WebSocket 1001, and only the slowloris is forced. The stop ends
+    long before its deadline (compared with the deadline, not a wall-clock figure: bench/lifecycle_bench.py measures
+    the milliseconds)."""
+    deadline_ms = 5000
+    a = App(loop, server_host, echo_port=None, http_port=0, http_max_conns=40, stream_fps=30)
+    ends: list[str] = []
+    for _ in range(16):
+        _viewer_to_eof(a.host, a.http_port, ends)
+    stack = contextlib.ExitStack()
+    sockets_ws = [stack.enter_context(ws_connect(f"ws://{a.host}:{a.http_port}/ws", open_timeout=5)) for _ in range(16)]
+    codes: list[int | None] = []
+
+    def reader(ws: Any) -> None:
+        try:
+            while True:
+                ws.recv(timeout=10)
+        except ConnectionClosed as exc:
+            codes.append(exc.rcvd.code if exc.rcvd else None)
+        except TimeoutError:
+            codes.append(-1)
+
+    readers = [threading.Thread(target=reader, args=(w,)) for w in sockets_ws]
+    for r in readers:
+        r.start()
+    slow = connect(a.host, a.http_port)
+    slow.sendall(b"GET / HTTP/1.1\r\nHost")
+    assert wait_until(lambda: sum(e.long_lived for e in loop.registry()) == 32, 10)
+    before = loop.close_stats()
+    report = a.stop(deadline_ms=deadline_ms)
+    for r in readers:
+        r.join(10)
+    assert wait_until(lambda: len(ends) == 16, 10), ends
+    assert ends == ["eof"] * 16, ends
+    assert codes == [1001] * 16, codes
+    h = report.http
+    assert h.streams_ended == 16 and h.websockets_closed == 16, report
+    assert (h.graceful, h.forced) == (32, 1), report
+    assert h.elapsed_ms < deadline_ms, report  # nobody waited for the deadline
+    after = loop.close_stats()
+    assert after.reset_sent - before.reset_sent == 1, (before, after)  # the slowloris, nothing else
+    if backend == "lwip":
+        assert tcp_core.time_wait_count(a.http_port, backend) == 0
+        assert after.time_wait_reaped - before.time_wait_reaped >= 32 - (after.time_wait_kept - before.time_wait_kept)
+    slow.close()
+    stack.close()
+
+
+def test_stop_forces_clients_that_do_not_close_exactly_at_the_deadline(loop: Loop, server_host: str) -> None:
+    """Viewers that stopped reading cannot take their last chunk: they are reset at the deadline, counted forced."""
+    a = App(loop, server_host, echo_port=None, http_port=0, stream_fps=50, stream_frame_bytes=65536)
+    stuck = []
+    for _ in range(4):
+        s = connect(a.host, a.http_port)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.sendall(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+        stuck.append(s)
+    assert wait_until(lambda: sum(e.role == "stream" and e.queued > 0 for e in loop.registry()) == 4, 5)
+    before = loop.close_stats()
+    report = a.stop(deadline_ms=300)
+    assert (report.http.graceful, report.http.forced) == (0, 4), report
+    assert report.http.elapsed_ms >= 300, report  # it waited for them until the deadline, then reset them
+    assert loop.close_stats().reset_sent - before.reset_sent == 4
+    for s in stuck:
+        s.close()
