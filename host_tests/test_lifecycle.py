@@ -9,8 +9,12 @@ figures themselves (stop in ms, EOF latency) are measured by bench/lifecycle_ben
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
+import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -272,3 +276,109 @@ def test_stop_forces_clients_that_do_not_close_exactly_at_the_deadline(loop: Loo
     assert loop.close_stats().reset_sent - before.reset_sent == 4
     for s in stuck:
         s.close()
+
+
+# ---- clients that wait for the server to close ----
+
+
+def _cli() -> list[str]:
+    exe = shutil.which("tcp-core")
+    return [exe] if exe else [sys.executable, "-m", "tcp_core.cli"]
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is installed by tools/setup.sh")
+@pytest.mark.parametrize("how", [["--http1.0"], ["--http1.1", "-H", "Connection: close"]], ids=["http1.0", "close"])
+def test_curl_reading_to_eof_gets_the_answer_and_a_fin(loop: Loop, server_host: str, how: list[str]) -> None:
+    """curl on a connection the server closes: the whole answer, then EOF at once. Before, nothing came after the
+    answer for 2 s and then an RST (curl: "Recv failure: Connection reset by peer", exit 56)."""
+    a = App(loop, server_host, echo_port=None, http_port=0)
+    before = loop.close_stats()
+    for _ in range(5):
+        out = subprocess.run(
+            ["curl", "-sS", "--max-time", "10", *how, f"http://{a.host}:{a.http_port}/api/status"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["backend"] == loop.backend
+    assert wait_until(lambda: not any(e.kind == "accepted" for e in loop.registry()), 5)
+    after = loop.close_stats()
+    assert after.fin_first - before.fin_first == 5 and after.reset_sent == before.reset_sent, (before, after)
+    a.stop(500)
+
+
+@pytest.mark.parametrize(
+    "request_line", [b"GET /api/status HTTP/1.0\r\n\r\n", b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"]
+)
+def test_raw_client_reusing_its_port_reads_to_eof_40_times(
+    loop: Loop, server_host: str, backend: str, request_line: bytes
+) -> None:
+    """A read-to-EOF loop (an Arduino `while (client.connected())`, `nc`) from one source port, as the issue's
+    report did (0 of 40 clean on lwIP): 40 clean answers, each ended by the server's FIN, and on lwIP no TIME-WAIT
+    left behind (each pcb freed once both FINs were in)."""
+    a = App(loop, server_host, echo_port=None, http_port=0)
+    source = (28000 if backend == "linux" else 29000) + a.http_port % 1000 + (0 if b"1.0" in request_line else 1)
+    for i in range(40):
+        s = None
+        for _ in range(400):  # the previous connection from this port may be in LAST-ACK for a round trip
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.settimeout(5)
+            try:
+                s.bind(("", source))
+                s.connect((a.host, a.http_port))
+                break
+            except OSError as exc:
+                s.close()
+                s = None
+                if exc.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL):
+                    raise
+                time.sleep(0.005)
+        assert s is not None, f"#{i}: source port {source} stayed busy"
+        s.sendall(request_line)
+        buf = b""
+        while True:
+            chunk = s.recv(65536)  # ConnectionResetError would fail the test: the server must not reset
+            if not chunk:
+                break
+            buf += chunk
+        s.close()
+        head, _, body = buf.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200") and b"Connection: close" in head, head
+        length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+        assert len(body) == length, f"#{i}: {len(body)} of {length} bytes"
+        # The next connect waits until the server has let go of this one (its TIME-WAIT pcb freed on lwIP): a SYN
+        # sent within the server's reaction time, before its loop has seen our FIN, still meets the pcb.
+        assert wait_until(lambda: not any(e.kind == "accepted" for e in loop.registry()), 5)
+    if backend == "lwip":
+        assert wait_until(lambda: tcp_core.time_wait_count(a.http_port, backend) == 0, 2)
+    a.stop(500)
+
+
+def test_soak_close_mode_reusing_one_source_port(loop: Loop, server_host: str, backend: str) -> None:
+    """`tcp-core soak --source-port P --close`: browser-like port reuse against a server that closes first (every
+    request says Connection: close and reads to EOF). Seed 001 in close mode: no stall, no reset, and on lwIP no
+    TIME-WAIT pcb left."""
+    a = App(loop, server_host, echo_port=None, http_port=0)
+    source = (30000 if backend == "linux" else 31000) + a.http_port % 1000
+    out = subprocess.run(
+        [
+            *_cli(),
+            *("soak", f"http://{a.host}:{a.http_port}/api/status", "-n", "200", "-i", "0.01"),
+            *("--source-port", str(source), "--close", "--stall", "2", "--json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    result = json.loads(out.stdout)
+    assert result["ok"] == 200 and result["failures"] == {}, result
+    assert wait_until(lambda: not any(e.kind == "accepted" for e in loop.registry()), 5)
+    stats = loop.close_stats()
+    assert stats.fin_first >= 200 and stats.reset_sent == 0, stats
+    if backend == "lwip":
+        assert tcp_core.time_wait_count(a.http_port, backend) == 0
+        assert stats.time_wait_reaped + stats.time_wait_kept == stats.fin_first
+    a.stop(500)
