@@ -86,3 +86,14 @@ def test_serve_port_in_use_is_a_clear_error() -> None:
         _out, err = proc.communicate(timeout=15)
     assert proc.returncode == 1
     assert "address already in use" in err, err
+
+
+def test_serve_listens_on_the_lwip_address_by_default() -> None:
+    """`tcp-core serve --backend lwip --address 10.77.0.2/24` without --host listens on 10.77.0.2 (was 127.0.0.1
+    inside lwIP: unreachable from the namespace)."""
+    from tcp_core.cli import build_parser, default_host
+
+    assert default_host("lwip", "10.77.0.2/24") == "10.77.0.2"
+    assert default_host("linux", None) == "127.0.0.1"
+    args = build_parser().parse_args(["serve", "--backend", "lwip", "--tap", "t0", "--address", "10.77.0.2/24"])
+    assert args.host is None  # filled in by default_host() when the loop is made

@@ -43,10 +43,15 @@ def _frame_bytes(text: str) -> int:
     return value
 
 
+def default_host(backend: str, address: str | None) -> str:
+    """serve's listen address when --host is not given: 127.0.0.1, or on lwIP the stack's own --address (127.0.0.1
+    inside lwIP is lwIP's own loopback, unreachable from the namespace)."""
+    return address.partition("/")[0] if backend == "lwip" and address else "127.0.0.1"
+
+
 def _make_loop(args: argparse.Namespace) -> Loop:
     if getattr(args, "host", "") is None:
-        # 127.0.0.1 inside lwIP is lwIP's own loopback, unreachable from the namespace: listen on its TAP address.
-        args.host = args.address.partition("/")[0] if args.backend == "lwip" and args.address else "127.0.0.1"
+        args.host = default_host(args.backend, args.address)
     if args.backend == "lwip":
         return Loop("lwip", tap=args.tap, address=args.address, gateway=args.gateway)
     if args.tap or args.address:
