@@ -143,12 +143,9 @@ def test_preview_shows_frames(page: Any, app: App) -> None:
     # The last frame decoded as an image: the demo frames are 96x72 JPEGs.
     size = page.evaluate("[document.getElementById('pv').naturalWidth, document.getElementById('pv').naturalHeight]")
     assert size == [96, 72]
-    # The preview is a viewer like any other: the registry shows its stream connection.
-    page.wait_for_function(
-        "+document.getElementById('viewers').textContent >= 1 || "
-        "[...document.querySelectorAll('#socks tbody tr')].some(r => r.dataset.role.includes('stream'))",
-        timeout=WAIT_MS,
-    )
+    # The preview is a viewer like any other: the registry names its connection's role "stream".
+    page.wait_for_function("+document.getElementById('viewers').textContent >= 1", timeout=WAIT_MS)
+    page.wait_for_selector('#socks tbody tr[data-role="stream"]', timeout=WAIT_MS)
     page.click("#pvb")  # stop: the stream connection goes
     page.wait_for_function("document.getElementById('pvb').textContent === 'Start preview'", timeout=WAIT_MS)
 
@@ -156,6 +153,7 @@ def test_preview_shows_frames(page: Any, app: App) -> None:
 def test_websocket_panel_echoes(page: Any, app: App) -> None:
     page.click("#wsb")
     page.wait_for_function("document.getElementById('wsl').textContent.includes('open')", timeout=WAIT_MS)
+    page.wait_for_selector('#socks tbody tr[data-role="ws"]', timeout=WAIT_MS)  # the panel's own connection
     page.fill("#wsm", "ping from chromium ü")
     page.click("#wss")
     page.wait_for_function(
@@ -169,6 +167,10 @@ def test_sse_panel_counts_events(page: Any) -> None:
     page.click("#sseb")
     page.wait_for_function("+document.getElementById('ssen').textContent >= 2", timeout=WAIT_MS)
     assert "uptime_ms" in (page.locator("#ssel").text_content() or "")
+    # two SSE connections now: the page's live feed and the panel's
+    page.wait_for_function(
+        "document.querySelectorAll('#socks tbody tr[data-role=\"sse\"]').length >= 2", timeout=WAIT_MS
+    )
     page.click("#sseb")
 
 
