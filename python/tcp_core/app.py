@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .core import Loop, StopReport
-from .errors import ClosedError
+from .core import Loop, StopReport, _is_numeric, _numeric_address_hint
+from .errors import BadAddressError, ClosedError
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,12 @@ class App:
             cfg.stop_request = lib.tcpy_app_stop_request_cb
             cfg.stop_request_user = self._handle
         out = ffi.new("tc_app_t **")
-        loop.call(lambda: native.check(lib.tc_app_start(loop.ptr, cfg, out), "starting the services"))
+        try:
+            loop.call(lambda: native.check(lib.tc_app_start(loop.ptr, cfg, out), "starting the services"))
+        except BadAddressError as exc:
+            if _is_numeric(host):
+                raise  # the host is fine: dns_answer or portal_host is not (the message names the rule)
+            raise BadAddressError(exc.code, exc.name, _numeric_address_hint(host), "starting the services") from None
         self._ptr: Any = out[0]
         self.host = host
         self.echo_port = int(lib.tc_app_echo_port(self._ptr))

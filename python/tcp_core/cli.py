@@ -205,7 +205,8 @@ def cmd_soak(args: argparse.Namespace) -> int:
             timeout_s=args.timeout,
             source_port=args.source_port,
             pool_size=args.pool,
-            progress=not args.json and not args.quiet,
+            # \r frames only on a terminal: a log file or a pipe gets the summary alone
+            progress=not args.json and not args.quiet and sys.stderr.isatty(),
         )
     except ValueError as exc:
         print(f"tcp-core soak: {exc}", file=sys.stderr)
@@ -292,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     soak.add_argument("--source-port", type=_port, help="browser-like: reuse this source port while the OS allows")
     soak.add_argument("--pool", type=int, default=64, help="source ports to move through when refused (64)")
     soak.add_argument("--json", action="store_true", help="one JSON object instead of text")
-    soak.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    soak.add_argument("-q", "--quiet", action="store_true", help="no progress bar (it is shown only on a terminal)")
     soak.set_defaults(func=cmd_soak)
 
     probe = sub.add_parser(
