@@ -23,10 +23,12 @@ for f in python/tcp_core_build/build.py components/tcp_core/sources.txt componen
     grep -q "/$f\$" "$tmp/sdist.txt" || { echo "packaging: FAIL: $f is not in the sdist" >&2; exit 1; }
 done
 
+# Nothing of the checkout may be seen from here on: with python/ on PYTHONPATH, pip would take the tcp_core.egg-info
+# that the build leaves there for an installed tcp_core and skip the wheel.
+unset PYTHONPATH
 $PY -m venv "$tmp/venv"
 "$tmp/venv/bin/pip" install -q --disable-pip-version-check "$wheel"
 cd "$tmp" # away from the checkout: the import must come from the venv
-unset PYTHONPATH
 "$tmp/venv/bin/python" -c 'import tcp_core, sys; print("packaging: import tcp_core", tcp_core.__version__, "from", tcp_core.__file__); sys.exit("site-packages" not in tcp_core.__file__)'
 
 "$tmp/venv/bin/python" -m tcp_core serve --host 127.0.0.1 --echo-port 0 --http-port 0 >"$tmp/serve.log" 2>&1 &
