@@ -16,6 +16,7 @@ trap cleanup EXIT
 $PY -m build --outdir "$tmp/dist" . >"$tmp/build.log" 2>&1 || { tail -40 "$tmp/build.log"; exit 1; }
 sdist=$(ls "$tmp"/dist/*.tar.gz)
 wheel=$(ls "$tmp"/dist/*.whl)
+case "$wheel" in *-abi3-*) ;; *) echo "packaging: FAIL: $(basename "$wheel") is not an abi3 wheel" >&2; exit 1 ;; esac
 echo "packaging: built $(basename "$sdist") and, from it, $(basename "$wheel")"
 tar -tzf "$sdist" >"$tmp/sdist.txt" # (a listing file: grep -q on a pipe would end tar with SIGPIPE under pipefail)
 for f in python/tcp_core_build/build.py components/tcp_core/sources.txt components/tcp_core/src/tc_dashboard.c \
@@ -51,4 +52,22 @@ kill -INT "$serve_pid"
 wait "$serve_pid"
 serve_pid=""
 grep -q '^stopped' "$tmp/serve.log" || { echo "packaging: FAIL: serve did not report its stop" >&2; cat "$tmp/serve.log" >&2; exit 1; }
+# The abi3 wheel on the other CPython versions this machine has (pyenv's, when present): install, echo once.
+for other in "$HOME"/.pyenv/versions/3.1[0-9]*/bin/python; do
+    [ -x "$other" ] || continue
+    v=$("$other" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+    [ "$v" = "$("$tmp/venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')" ] && continue
+    "$other" -m venv "$tmp/venv-$v"
+    "$tmp/venv-$v/bin/pip" install -q --disable-pip-version-check "$wheel" 2>/dev/null
+    "$tmp/venv-$v/bin/python" - <<'PYEOF'
+import socket, sys, tcp_core
+with tcp_core.Loop() as loop:
+    srv = tcp_core.Server(loop, "127.0.0.1", 0)
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as s:
+        s.sendall(b"abi3")
+        assert s.recv(4) == b"abi3"
+    srv.stop(500)
+print(f"packaging: the same wheel on Python {sys.version_info[0]}.{sys.version_info[1]}: echo ok")
+PYEOF
+done
 echo "packaging: ok"
