@@ -135,6 +135,13 @@ def test_table_follows_a_client_that_connects_and_leaves(page: Any, app: App) ->
     page.wait_for_selector(row, state="detached", timeout=WAIT_MS)
     heap = page.locator("#heap").text_content()
     assert heap and heap.endswith("B") and heap != "?"
+    # The heap chart has samples and ink: some pixel of the canvas is painted.
+    page.wait_for_function("heapHist.length >= 3", timeout=WAIT_MS)
+    painted = page.evaluate(
+        "(() => { const c = document.getElementById('chart');"
+        " return c.getContext('2d').getImageData(0, 0, c.width, c.height).data.some((v, i) => i % 4 == 3 && v) })()"
+    )
+    assert painted
 
 
 def test_preview_shows_frames(page: Any, app: App) -> None:
@@ -296,3 +303,33 @@ def test_stop_route_basic_auth(app: App, stops: StopRequests) -> None:
         )
         assert s.recv(4096).startswith(b"HTTP/1.1 202")
     assert stops.event.wait(10) and stops.count == 1
+
+
+@pytest.fixture
+def portal_app(loop: Loop, server_host: str) -> Iterator[App]:
+    a = App(loop, server_host, echo_port=None, http_port=0, events_ms=200, captive="portal")
+    yield a
+    a.stop(500)
+
+
+def test_status_counts_captive_probes(portal_app: App) -> None:
+    url = f"http://{portal_app.host}:{portal_app.http_port}"
+    r = requests.get(
+        url + "/generate_204", headers={"Host": "connectivitycheck.gstatic.com"}, allow_redirects=False, timeout=5
+    )
+    assert r.status_code == 302
+    a = requests.get(url + "/api/status", timeout=5).json()["app"]
+    assert a["captive"] == "portal" and a["probes"]["android"] == 1 and a["probes"]["apple"] == 0
+
+
+def test_dashboard_shows_the_captive_mode(browser: Any, portal_app: App) -> None:
+    ctx = browser.new_context()
+    pg = ctx.new_page()
+    url = f"http://{portal_app.host}:{portal_app.http_port}"
+    pg.goto(url + "/", timeout=WAIT_MS)
+    pg.wait_for_function("document.getElementById('captive').textContent === 'portal'", timeout=WAIT_MS)
+    requests.get(url + "/hotspot-detect.html", headers={"Host": "captive.apple.com"}, allow_redirects=False, timeout=5)
+    pg.wait_for_function("document.getElementById('svc').textContent.includes('apple 1')", timeout=WAIT_MS)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    pg.screenshot(path=str(ARTIFACTS / f"dashboard-portal-{portal_app.loop.backend}.png"), full_page=True)
+    ctx.close()

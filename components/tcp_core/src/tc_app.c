@@ -133,6 +133,13 @@ int tc_app_status_json_app(const tc_app_t *app, char *buf, size_t cap)
          TC_VERSION, (unsigned long long)(tc_loop_now(app->loop) - app->started), (unsigned)tc_app_echo_port(app),
          (unsigned)tc_app_http_port(app), (unsigned)tc_app_dns_port(app), captive_name(app->cfg.captive),
          (unsigned)fps, app->auth ? "true" : "false");
+    if (app->http && app->cfg.captive != TC_CAPTIVE_OFF) {
+        tc_captive_stats_t cs;
+        tc_captive_stats(app->http, &cs);
+        jput(&j, ",\"probes\":{\"android\":%u,\"apple\":%u,\"windows\":%u,\"firefox\":%u,\"foreign\":%u}",
+             (unsigned)cs.android, (unsigned)cs.apple, (unsigned)cs.windows, (unsigned)cs.firefox,
+             (unsigned)cs.foreign);
+    }
     if (app->client) {
         /* connect_host was checked to be an address or a name when the client started: no quote or backslash
          * can reach the JSON from a numeric address, and a name is printed only up to one. */
