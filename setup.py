@@ -21,4 +21,5 @@ elif os.environ.get("TCP_CORE_REQUIRE_LWIP") == "1":
 else:
     print(f"tcp_core: building without the lwip backend ({why})", file=sys.stderr)
 
-setup(cffi_modules=modules)
+# One wheel for every CPython from 3.10 on: cffi's generated modules use only the stable ABI (Py_LIMITED_API).
+setup(cffi_modules=modules, options={"bdist_wheel": {"py_limited_api": "cp310"}})

@@ -82,10 +82,13 @@ def test_serve_refuses_a_bad_connect_target(target: str) -> None:
 
 def test_serve_port_in_use_is_a_clear_error() -> None:
     with socket.create_server(("127.0.0.1", 0)) as taken:
-        proc = _serve("--echo-port", str(taken.getsockname()[1]), "--http-port", "-1")
+        port = taken.getsockname()[1]
+        proc = _serve("--echo-port", str(port), "--http-port", "-1")
         _out, err = proc.communicate(timeout=15)
     assert proc.returncode == 1
-    assert "address already in use" in err, err
+    # which service, which port, and what to do (issue 14: it used to say only "address already in use")
+    assert f"TCP echo port {port} on 127.0.0.1 already in use" in err and "--echo-port N" in err, err
+
 
 
 def test_serve_listens_on_the_lwip_address_by_default() -> None:

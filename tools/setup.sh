@@ -11,6 +11,7 @@ APT_PACKAGES=(
     libuv1-dev                            # the libuv peer of the echo benchmark
     iproute2 tcpdump                      # ip netns / ip tuntap for the lwIP tests
     curl wrk                              # peers nobody here wrote, for the HTTP tests
+    chromium                              # the browser of the dashboard tests (Playwright drives it; no download)
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

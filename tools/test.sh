@@ -12,6 +12,12 @@ $PY -m ruff check .
 $PY -m ruff format --check .
 $PY -m mypy
 
+step "packaging: sdist -> wheel -> fresh venv -> python -m tcp_core serve"
+bash tools/test_packaging.sh
+
+step "ESP Component Registry archive (compote component pack)"
+bash tools/check_component.sh
+
 step "C layer"
 bash tools/ctest.sh --fuzz-seconds "${TC_FUZZ_SECONDS:-10}"
 

@@ -40,6 +40,10 @@ def register(native: Native) -> None:
     def tcpy_app_stop_cb(report: Any, user: Any) -> None:
         ffi.from_handle(user)._stopped(report)
 
+    @ffi.def_extern(onerror=_report)  # type: ignore[untyped-decorator]
+    def tcpy_app_stop_request_cb(app: Any, user: Any) -> None:
+        ffi.from_handle(user)._stop_requested()
+
     # The console's callbacks run on the thread that called tc_console_exec(); the Console turns exceptions into
     # tc_err_t codes itself, so these never raise. If one does anyway, C gets TC_EIO (onerror's return value).
     eio = int(native.lib.TC_EIO)

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .core import Loop, StopReport
-from .errors import ClosedError
+from .core import Loop, StopReport, _is_numeric, _numeric_address_hint
+from .errors import BadAddressError, ClosedError
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,11 @@ class App:
     /stream sends a frame at each of stream_fps instants per second of the monotonic clock (default 10); with
     stream_frame_bytes every frame is a valid JPEG of exactly that many bytes (the demo frames padded with COM
     segments), else the ~1.1 KB demo frames as they are. A size below the largest demo frame or above
-    TC_APP_STREAM_FRAME_MAX (16 MiB) raises InvalidArgumentError (a ValueError)."""
+    TC_APP_STREAM_FRAME_MAX (16 MiB) raises InvalidArgumentError (a ValueError).
+
+    With admin_password and on_stop_request, an HTTP POST /api/stop with Basic auth (user "admin") is answered 202
+    and then calls on_stop_request() on the loop thread (it must not block: set an event, let another thread call
+    stop()); without them the route answers 403."""
 
     def __init__(
         self,
@@ -71,8 +76,11 @@ class App:
         dns_port: int | None = None,
         dns_answer: str | None = None,
         portal_host: str | None = None,
+        admin_password: str | None = None,
+        on_stop_request: Callable[[], None] | None = None,
     ) -> None:
         self.loop = loop
+        self._on_stop_request = on_stop_request
         native = loop.native
         ffi, lib = native.ffi, native.lib
         cfg = ffi.new("tc_app_config_t *")
@@ -114,26 +122,42 @@ class App:
             if value is not None:
                 self._keep.append(ffi.new("char[]", value.encode()))
                 setattr(cfg, field_name, self._keep[-1])
+        self._handle = ffi.new_handle(self)
+        if admin_password and on_stop_request is not None:
+            self._keep.append(ffi.new("char[]", admin_password.encode()))
+            cfg.admin_password = self._keep[-1]
+            cfg.stop_request = lib.tcpy_app_stop_request_cb
+            cfg.stop_request_user = self._handle
         out = ffi.new("tc_app_t **")
-        loop.call(lambda: native.check(lib.tc_app_start(loop.ptr, cfg, out), "starting the services"))
+        try:
+            loop.call(lambda: native.check(lib.tc_app_start(loop.ptr, cfg, out), "starting the services"))
+        except BadAddressError as exc:
+            if _is_numeric(host):
+                raise  # the host is fine: dns_answer or portal_host is not (the message names the rule)
+            raise BadAddressError(exc.code, exc.name, _numeric_address_hint(host), "starting the services") from None
         self._ptr: Any = out[0]
         self.host = host
         self.echo_port = int(lib.tc_app_echo_port(self._ptr))
         self.http_port = int(lib.tc_app_http_port(self._ptr))
         self.dns_port = int(lib.tc_app_dns_port(self._ptr))
-        self._handle = ffi.new_handle(self)
         self._done = threading.Event()
         self._report: AppStopReport | None = None
         loop._owned.add(self)
 
+    def _stop_requested(self) -> None:
+        if self._on_stop_request is not None:
+            self._on_stop_request()
+
     def status(self) -> dict[str, Any]:
-        """The /api/status document (the registry and the heap), straight from C."""
+        """The /api/status document (the registry, the heap and the services), straight from C."""
         native = self.loop.native
 
         def get() -> str:
+            if self._ptr is None:
+                raise ClosedError(-14, "CLOSED", "services are stopped")
             cap = 4096 + 400 * int(native.lib.tc_registry_count(self.loop.ptr))
             buf = native.ffi.new("char[]", cap)
-            n = native.check(native.lib.tc_app_status_json(self.loop.ptr, buf, cap), "status")
+            n = native.check(native.lib.tc_app_status_json_app(self._ptr, buf, cap), "status")
             return str(native.ffi.unpack(buf, n).decode())
 
         result: dict[str, Any] = json.loads(self.loop.call(get))

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Sequence
@@ -11,7 +14,7 @@ from typing import Any
 
 from . import __version__
 from .core import Loop, alloc_stats, split_host_port
-from .errors import InvalidArgumentError, TcError
+from .errors import AddressInUseError, InvalidArgumentError, TcError
 
 
 def _add_backend_args(p: argparse.ArgumentParser) -> None:
@@ -59,16 +62,51 @@ def _make_loop(args: argparse.Namespace) -> Loop:
     return Loop("linux")
 
 
-def _catch_stop_signals() -> threading.Event:
-    """Turn SIGINT and SIGTERM into an event (installed before the ready line, so no signal is lost)."""
-    stop = threading.Event()
+def _catch_stop_signals(stop: threading.Event) -> None:
+    """Turn SIGINT and SIGTERM into the event (installed before the ready line, so no signal is lost)."""
 
     def handler(signum: int, frame: Any) -> None:
         stop.set()
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
-    return stop
+
+
+_SERVICE_PORTS = (
+    ("echo_port", "TCP echo", "--echo-port", socket.SOCK_STREAM),
+    ("http_port", "HTTP", "--http-port", socket.SOCK_STREAM),
+    ("dns_port", "DNS", "--dns-port", socket.SOCK_DGRAM),
+)
+
+
+def _port_in_use(host: str, port: int, kind: int) -> bool:
+    """Whether binding host:port fails as taken (the same SO_REUSEADDR as the C servers, so TIME-WAIT is no hit)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, kind) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
+
+
+def _which_port_in_use(args: argparse.Namespace) -> str:
+    """The sentence that names the taken port(s) of serve and how to choose others."""
+    ports = {"echo_port": args.echo_port, "http_port": args.http_port, "dns_port": args.dns_port_effective}
+    taken = [
+        (name, flag, ports[attr])
+        for attr, name, flag, kind in _SERVICE_PORTS
+        if ports[attr] is not None and ports[attr] > 0 and _port_in_use(args.host, ports[attr], kind)
+    ]
+    if not taken:
+        return "a port is already in use (it was freed again before it could be named)"
+    what = ", ".join(f"{name} port {port}" for name, _, port in taken)
+    how = " or ".join(f"{flag} N" for _, flag, _ in taken)
+    return (
+        f"{what} on {args.host} already in use (another tcp-core serve, or another server): choose another with "
+        f"{how} (0 picks a free port, -1 turns the service off), or stop what listens there"
+    )
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -82,6 +120,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         except TcError as exc:
             print(f"tcp-core serve: --connect {args.connect}: {exc}", file=sys.stderr)
             return 2
+    args.dns_port_effective = (args.dns_port if args.dns_port is not None else 5353) if args.captive != "off" else None
+    stop = threading.Event()
     loop = _make_loop(args)
     try:
         app = App(
@@ -94,21 +134,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
             stream_fps=args.stream_fps,
             stream_frame_bytes=args.stream_frame_bytes,
             captive=args.captive,
-            dns_port=(args.dns_port if args.dns_port is not None else 5353) if args.captive != "off" else None,
+            dns_port=args.dns_port_effective,
             dns_answer=args.dns_answer,
+            admin_password=args.admin_password,
+            on_stop_request=stop.set,
         )
     except TcError as exc:
+        loop.close(0)
+        if isinstance(exc, AddressInUseError) and args.backend == "linux":
+            print(f"tcp-core serve: {_which_port_in_use(args)}", file=sys.stderr)
+            return 1
         hint = ""
         if isinstance(exc, InvalidArgumentError) and args.stream_frame_bytes:
             hint = " (--stream-frame-bytes: at least the largest demo frame, about 1.2 KB, and at most 16 MiB)"
         print(f"tcp-core serve: {exc}{hint}", file=sys.stderr)
-        loop.close(0)
         return 1
     if app.echo_port:
         print(f"echo     tcp://{_hostport(args.host, app.echo_port)}", flush=True)
     if app.http_port:
         base = _hostport(args.host, app.http_port)
-        print(f"http     http://{base}/  (/api/status, /stream, /events, ws://{base}/ws)", flush=True)
+        print(f"http     http://{base}/  (dashboard; /api/status, /stream, /events, ws://{base}/ws)", flush=True)
+        if args.admin_password:
+            print(f"stop     POST http://{base}/api/stop (Basic auth, user admin)", flush=True)
         if args.stream_fps is not None or args.stream_frame_bytes:
             size = f"{args.stream_frame_bytes}-byte frames" if args.stream_frame_bytes else "the demo frames"
             print(f"stream   http://{base}/stream at {args.stream_fps or 10} fps, {size}", flush=True)
@@ -126,7 +173,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         console = serve_console(loop, app)
         print(f"console  {console.path}", flush=True)
-    stop = _catch_stop_signals()
+    _catch_stop_signals(stop)
     print(f"serving on the {loop.backend} backend; Ctrl-C stops (deadline {args.deadline_ms} ms)", flush=True)
     while not stop.wait(0.5):
         pass
@@ -167,7 +214,8 @@ def cmd_soak(args: argparse.Namespace) -> int:
             source_port=args.source_port,
             pool_size=args.pool,
             close_mode=args.close,
-            progress=not args.json and not args.quiet,
+            # \r frames only on a terminal: a log file or a pipe gets the summary alone
+            progress=not args.json and not args.quiet and sys.stderr.isatty(),
         )
     except ValueError as exc:
         print(f"tcp-core soak: {exc}", file=sys.stderr)
@@ -235,6 +283,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--dns-port", type=int, default=None, help="captive DNS port (default 5353; 53 needs root)")
     serve.add_argument("--dns-answer", help="address every name resolves to (default: --host)")
     serve.add_argument(
+        "--admin-password",
+        default=os.environ.get("TCP_CORE_ADMIN_PASSWORD") or None,
+        help="enable the dashboard's Stop button: POST /api/stop with HTTP Basic auth, user admin and this password "
+        "(default: $TCP_CORE_ADMIN_PASSWORD; none: the route answers 403)",
+    )
+    serve.add_argument(
         "--console-pty", action="store_true", help="also run the device's serial console on a pseudo-terminal"
     )
     _add_backend_args(serve)
@@ -256,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
         "HTTP/1.0 tools and read-to-EOF clients do (the server then closes first)",
     )
     soak.add_argument("--json", action="store_true", help="one JSON object instead of text")
-    soak.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    soak.add_argument("-q", "--quiet", action="store_true", help="no progress bar (it is shown only on a terminal)")
     soak.set_defaults(func=cmd_soak)
 
     probe = sub.add_parser(

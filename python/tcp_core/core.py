@@ -12,13 +12,14 @@ optional and its methods run on the loop thread, where they must not block.
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from ._native import Native, load
-from .errors import ClosedError, TcError
+from .errors import BadAddressError, BadPortError, ClosedError, TcError
 
 T = TypeVar("T")
 
@@ -59,17 +60,86 @@ def _addr_text(native: Native, addr: Any) -> str:
     return str(native.ffi.string(buf).decode())
 
 
+def _port_problem(text: str, default_port: int) -> str:
+    """What is wrong with the port of "host:port" text that the C parser refused with TC_EBADPORT, and what to do."""
+    if text.startswith("["):
+        after = text.partition("]")[2]
+        part = after[1:] if after.startswith(":") else None
+    elif text.count(":") == 1:
+        part = text.partition(":")[2]
+    else:
+        part = None
+    if part is None:
+        return f"{text!r} has no port and no default port was given: write HOST:PORT, e.g. {text}:8080"
+    if part == "":
+        return f"{text!r} ends with ':' but no port follows: write the port after it, e.g. {text}8080"
+    if not part.isdigit():
+        return f"{part!r} in {text!r} is not a port number: a port is a number from 1 to 65535, e.g. host:8080"
+    if int(part) == 0:
+        return (
+            f"port 0 in {text!r} is not a destination port (a URI built from an unset port variable?): "
+            "give the server's real port"
+        )
+    return f"port {int(part)} in {text!r} is out of range: a port is a number from 1 to 65535"
+
+
 def split_host_port(text: str, default_port: int = 0, backend: str = "linux") -> tuple[str, int]:
     """Split "host:port", "[v6]:port" or "host" (then default_port) with the C core's own parser.
 
-    Raises BadPortError for a missing or zero port (the seed's ``http://host:0`` bug) and BadAddressError for
-    malformed text.
+    Raises BadPortError (a ValueError) that says what is wrong with the port: missing, not a number, out of range,
+    or zero (the seed's ``http://host:0`` bug); BadAddressError for malformed text such as "[::1" or ":80".
     """
+    if not isinstance(text, str):
+        raise TypeError(f"split_host_port() needs text like 'host:8080', not {type(text).__name__} {text!r}")
     native = load(backend)
     host = native.ffi.new("char[]", 256)
     port = native.ffi.new("uint16_t *")
-    native.check(native.lib.tc_addr_split(text.encode(), default_port, host, 256, port), f"address {text!r}")
+    rc = native.lib.tc_addr_split(text.encode(), default_port, host, 256, port)
+    name = native.ffi.string(native.lib.tc_err_name(rc)).decode() if rc < 0 else ""
+    if name == "BADPORT":
+        raise BadPortError(rc, "BADPORT", _port_problem(text, default_port))
+    if name == "BADADDR":
+        raise BadAddressError(
+            rc,
+            "BADADDR",
+            f"{text!r} is not HOST:PORT: write a name or address, a colon and the port (IPv6 in brackets: [::1]:8080)",
+        )
+    native.check(rc, f"address {text!r}")
     return native.ffi.string(host).decode(), int(port[0])
+
+
+def _check_port(port: object, what: str) -> int:
+    """The port as an int, or a TypeError/ValueError that says what was wrong and what to pass instead."""
+    if isinstance(port, bool) or not isinstance(port, int):
+        hint = f" (use int({port!r}))" if isinstance(port, str) and port.isdigit() else ""
+        raise TypeError(f"{what}: port must be an int from 0 to 65535, not {type(port).__name__} {port!r}{hint}")
+    if not 0 <= port <= 65535:
+        raise ValueError(f"{what}: port {port} is out of range: a port is a number from 0 to 65535")
+    return port
+
+
+def _check_host(host: object, what: str) -> str:
+    if not isinstance(host, str):
+        raise TypeError(f"{what}: host must be a str such as '127.0.0.1', not {type(host).__name__} {host!r}")
+    return host
+
+
+def _is_numeric(host: str) -> bool:
+    """Whether host is a numeric IPv4 or IPv6 address (with an optional %scope)."""
+    try:
+        ipaddress.ip_address(host.partition("%")[0])
+    except ValueError:
+        return False
+    return True
+
+
+def _numeric_address_hint(host: str) -> str:
+    """Why a server cannot listen on host, when host is a name rather than a numeric address."""
+    return (
+        f"{host!r} is not a numeric address: a server listens on a numeric IPv4 or IPv6 address of this host "
+        "(127.0.0.1, 0.0.0.0 for every interface, ::1, ::); names are not resolved here "
+        "(socket.getaddrinfo() gives the address of a name)"
+    )
 
 
 @dataclass(frozen=True)
@@ -514,7 +584,32 @@ class _Endpoint:
 
 
 class Server(_Endpoint):
-    """A TCP server on a Loop. handler="echo" runs the C echo handler without Python in the data path."""
+    """A TCP server on a Loop. handler="echo" runs the C echo handler without Python in the data path.
+
+    Args:
+        loop: the Loop the server runs on.
+        host: the numeric address to listen on: "127.0.0.1", "0.0.0.0" (every IPv4 interface), "::1", "::".
+            A name such as "localhost" raises BadAddressError (names are not resolved for listening).
+        port: the port to listen on, 0 for any free port (``Server.port`` tells which).
+        handler: "echo" (the C echo handler) or a ``Handler`` whose methods run on the loop thread.
+        name: the label of the server's sockets in the registry (``Loop.registry()``, /api/status).
+        max_conns: open connections at most (default 1024 on the host, Kconfig on the device).
+        when_full: what a new connection gets at max_conns: "evict" (default: the least recently active
+            connection is aborted to make room, as esp_http_server's LRU purge) or "refuse" (the new one is reset).
+        backlog: the listen backlog (default 128).
+        v6only: for "::", refuse IPv4-mapped peers (default False: IPv4 and IPv6 on one socket).
+        idle_timeout_ms: close a connection after this long without traffic (default 0: never); under the
+            peer-first policy that close is an RST, so no TIME-WAIT is left on this side.
+        close_policy: how closes that this side starts (idle, stop, ``Connection.close()``) happen: "peer_first"
+            (default: flush, wait up to linger_ms for the peer's FIN, RST at that deadline; keeps TIME-WAIT off
+            lwIP), "graceful" (flush, then close first) or "abort" (RST now, queue dropped).
+        linger_ms: how long a graceful or peer-first close may flush and wait for the peer (default 2000).
+        high_water: stop reading a connection whose output queue holds more than this many bytes (default 64 KiB).
+        low_water: resume reading, and call ``Handler.on_drained()``, at or below this many bytes (default 16 KiB).
+        queue_max: ``Connection.send()`` raises LimitError past this many queued bytes (default 1 MiB).
+        nodelay: TCP_NODELAY (default True: small writes leave at once instead of waiting for an ACK).
+        keepalive_s: TCP keepalive idle time in seconds (default 0: off).
+    """
 
     def __init__(
         self,
@@ -538,13 +633,13 @@ class Server(_Endpoint):
         keepalive_s: int | None = None,
         keep_time_wait: bool | None = None,
     ) -> None:
+        _check_host(host, "Server")
+        _check_port(port, "Server")
         super().__init__(loop, handler, name)
         native = loop.native
         ffi, lib = native.ffi, native.lib
         if when_full not in ("evict", "refuse"):
             raise ValueError(f"when_full must be 'evict' or 'refuse', not {when_full!r}")
-        if not 0 <= port <= 65535:
-            raise ValueError(f"port {port} is out of range")
         cfg = ffi.new("tc_server_config_t *")
         lib.tcpy_server_defaults(cfg)
         host_c = ffi.new("char[]", host.encode())
@@ -560,7 +655,10 @@ class Server(_Endpoint):
         _conn_config(native, cfg.conn, locals())
         cfg.cb, cfg.user = self._callback()
         out = ffi.new("tc_server_t **")
-        loop.call(lambda: native.check(lib.tc_server_start(loop.ptr, cfg, out), f"listen on {host}:{port}"))
+        try:
+            loop.call(lambda: native.check(lib.tc_server_start(loop.ptr, cfg, out), f"listen on {host}:{port}"))
+        except BadAddressError as exc:
+            raise BadAddressError(exc.code, exc.name, _numeric_address_hint(host), f"listen on {host}:{port}") from None
         self._ptr: Any = out[0]
         self.host = host
         self.port = int(lib.tc_server_port(self._ptr))
@@ -600,7 +698,33 @@ class Server(_Endpoint):
 
 
 class Client(_Endpoint):
-    """A TCP client that connects (name resolution off the loop), and reconnects with backoff and jitter."""
+    """A TCP client that connects (name resolution off the loop), and reconnects with backoff and jitter.
+
+    Args:
+        loop: the Loop the client runs on.
+        host: a name or numeric address; a name is resolved off the loop thread.
+        port: the destination port, 1..65535; 0 raises BadPortError (a URI without an explicit port).
+        handler: "echo" (the C echo handler) or a ``Handler`` whose methods run on the loop thread.
+        name: the label of the client's socket in the registry.
+        reconnect: connect again after a close or a failed attempt (default True).
+        connect_timeout_ms: the time one connection attempt may take (default 5000).
+        backoff_initial_ms: the first delay before reconnecting (default 100); it doubles after each failure.
+        backoff_max_ms: the longest delay between attempts (default 10000).
+        jitter_pct: each delay is shortened by a random 0..jitter_pct percent (default 20), so that many clients
+            do not reconnect in step.
+        max_attempts: consecutive failed attempts before giving up (default 0: never give up).
+        idle_timeout_ms: close a connection after this long without traffic (default 0: never); under the
+            peer-first policy that close is an RST, so no TIME-WAIT is left on this side.
+        close_policy: how closes that this side starts (idle, stop, ``Connection.close()``) happen: "peer_first"
+            (default: flush, wait up to linger_ms for the peer's FIN, RST at that deadline; keeps TIME-WAIT off
+            lwIP), "graceful" (flush, then close first) or "abort" (RST now, queue dropped).
+        linger_ms: how long a graceful or peer-first close may flush and wait for the peer (default 2000).
+        high_water: stop reading a connection whose output queue holds more than this many bytes (default 64 KiB).
+        low_water: resume reading, and call ``Handler.on_drained()``, at or below this many bytes (default 16 KiB).
+        queue_max: ``Connection.send()`` raises LimitError past this many queued bytes (default 1 MiB).
+        nodelay: TCP_NODELAY (default True: small writes leave at once instead of waiting for an ACK).
+        keepalive_s: TCP keepalive idle time in seconds (default 0: off).
+    """
 
     def __init__(
         self,
@@ -626,11 +750,11 @@ class Client(_Endpoint):
         keepalive_s: int | None = None,
         keep_time_wait: bool | None = None,
     ) -> None:
+        _check_host(host, "Client")
+        _check_port(port, "Client")  # 0 is the C core's to refuse, with its BadPortError
         super().__init__(loop, handler, name)
         native = loop.native
         ffi, lib = native.ffi, native.lib
-        if not 0 <= port <= 65535:
-            raise ValueError(f"port {port} is out of range")
         cfg = ffi.new("tc_client_config_t *")
         lib.tcpy_client_defaults(cfg)
         host_c = ffi.new("char[]", host.encode())

@@ -293,7 +293,7 @@ def run(
         for t in threads:
             t.join(timeout=0.2)
         if progress:
-            _progress(result.ok, sum(failures.values()), requests)
+            _progress(result.ok, sum(failures.values()), requests, time.monotonic() - t_start)
     if progress:
         sys.stderr.write("\n")
     result.failures = {k: failures[k] for k in FAILURE_CLASSES if failures[k]}
@@ -308,12 +308,19 @@ def run(
     return result
 
 
-def _progress(ok: int, failed: int, total: int) -> None:
-    width = 40
+def progress_line(ok: int, failed: int, total: int, elapsed_s: float, width: int = 30) -> str:
+    """One frame of the progress bar: done/total, ok, failed, the rate so far and the time left at that rate."""
     done = ok + failed
     filled = int(width * done / total)
     bar = "#" * filled + "." * (width - filled)
-    sys.stderr.write(f"\r[{bar}] {done}/{total}  ok {ok}  failed {failed}")
+    rate = done / elapsed_s if elapsed_s > 0 else 0.0
+    eta = f"{(total - done) / rate:.0f} s" if rate > 0 else "?"
+    return f"[{bar}] {done}/{total}  ok {ok}  failed {failed}  {rate:.1f} req/s  ETA {eta}"
+
+
+def _progress(ok: int, failed: int, total: int, elapsed_s: float) -> None:
+    # Redrawn in place with \r: only for a terminal (run() is asked for it only when stderr is one).
+    sys.stderr.write("\r" + progress_line(ok, failed, total, elapsed_s) + "\x1b[K")
     sys.stderr.flush()
 
 

@@ -209,6 +209,9 @@ typedef struct {
     int32_t dns_port;
     const char *dns_answer;
     const char *portal_host;
+    const char *admin_password;
+    void (*stop_request)(tc_app_t *app, void *user);
+    void *stop_request_user;
     ...;
 } tc_app_config_t;
 typedef struct {
@@ -229,6 +232,7 @@ uint16_t tc_app_dns_port(const tc_app_t *app);
 #define TC_CAPTIVE_ONLINE ...
 int tc_app_stop(tc_app_t *app, uint32_t deadline_ms, tc_app_stop_cb done, void *user);
 int tc_app_status_json(const tc_loop_t *loop, char *buf, size_t cap);
+int tc_app_status_json_app(const tc_app_t *app, char *buf, size_t cap);
 
 /* tc_console.h */
 #define TC_CONSOLE_OTA_DEADLINE_MS ...
@@ -274,6 +278,7 @@ extern "Python" void tcpy_conn_cb(tc_conn_t *conn, tc_event_t ev, const void *da
 extern "Python" void tcpy_stop_cb(tc_server_t *server, const tc_stop_report_t *report, void *user);
 extern "Python" void tcpy_client_done_cb(void *user);
 extern "Python" void tcpy_app_stop_cb(const tc_app_stop_report_t *report, void *user);
+extern "Python" void tcpy_app_stop_request_cb(tc_app_t *app, void *user);
 
 /* Console callbacks: run on the thread that called tc_console_exec() (never the loop's), GIL taken by cffi. */
 extern "Python" int tcpy_console_wifi_cb(const char *ssid, const char *password, void *user);

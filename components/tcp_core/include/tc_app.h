@@ -1,7 +1,12 @@
 /*
  * tc_app.h - the device's services on one loop, the same on the device and on the host: the TCP echo server, a
- * reconnecting TCP client that echoes (seed 000), and the HTTP service with its status page, status JSON, WebSocket
+ * reconnecting TCP client that echoes (seed 000), and the HTTP service with its live dashboard, status JSON, WebSocket
  * echo, demo MJPEG stream and Server-Sent Events.
+ *
+ * HTTP routes: / the dashboard (from flash, gzip'd when the client accepts it), /api/status the registry, heap and
+ * services as JSON, /api/live the same document as one Server-Sent Event every events_ms, POST /api/stop (HTTP
+ * Basic auth, user "admin") to ask the owner to stop, /ws WebSocket echo, /ws/all broadcast, /stream MJPEG,
+ * /events SSE ticks.
  *
  * Example:
  *     tc_app_config_t cfg = TC_APP_DEFAULT_CONFIG();
@@ -23,6 +28,12 @@ extern "C" {
 #endif
 
 typedef struct tc_app tc_app_t; /**< opaque set of running services */
+
+/**
+ * @brief Called on the loop thread (outside any HTTP handler) after an authorised POST /api/stop was answered 202.
+ * The owner decides what stopping means (tc_app_stop(), a reboot into OTA, ...). Owner first, user last.
+ */
+typedef void (*tc_app_stop_request_cb)(tc_app_t *app, void *user);
 
 /** A service port value meaning "do not run this service". */
 #define TC_APP_OFF (-1)
@@ -59,6 +70,11 @@ typedef struct {
     int32_t dns_port;          /**< captive DNS responder port on host (53 on the device), TC_APP_OFF = none */
     const char *dns_answer;    /**< the address every name resolves to; NULL = host (which must then be specific) */
     const char *portal_host;   /**< the device's own Host for its pages; NULL = dns_answer or host */
+    const char *admin_password; /**< password of user "admin" for POST /api/stop (HTTP Basic auth; copied into a
+                                     token at start). NULL or "": the route answers 403. Basic auth sends it in
+                                     clear text: on an open soft-AP anyone in range can read it */
+    tc_app_stop_request_cb stop_request; /**< what an authorised POST /api/stop calls; NULL: the route answers 403 */
+    void *stop_request_user;   /**< user of stop_request */
 } tc_app_config_t;
 
 /** Largest tc_app_config_t.stream_frame_bytes (16 MiB): the padded frames take TC_DEMO_FRAME_COUNT times it. */
@@ -121,10 +137,18 @@ int tc_app_stop(tc_app_t *app, uint32_t deadline_ms, tc_app_stop_cb done, void *
 int tc_app_stop_wait(tc_app_t *app, uint32_t deadline_ms, tc_app_stop_report_t *report);
 
 /**
- * @brief Write the registry and the allocation counters as JSON (what /api/status serves).
+ * @brief Write the registry and the allocation counters of a loop as JSON: {"backend", "heap", "sockets", "count"}.
+ * Loop thread only.
  * @return the length written (without NUL), or TC_ELIMIT when cap is too small
  */
 int tc_app_status_json(const tc_loop_t *loop, char *buf, size_t cap);
+
+/**
+ * @brief What /api/status serves: tc_app_status_json()'s document plus "app" (version, uptime, ports, captive mode,
+ * stream rate, client, whether the stop route is enabled). Loop thread only.
+ * @return the length written (without NUL), or TC_ELIMIT when cap is too small
+ */
+int tc_app_status_json_app(const tc_app_t *app, char *buf, size_t cap);
 
 #ifdef __cplusplus
 }

@@ -16,7 +16,7 @@ extern "C" {
     X(NOMEM, -2, "out of memory (tcp_core allocation hook refused)")                       \
     X(ADDRINUSE, -3, "address already in use")                                             \
     X(ADDRNOTAVAIL, -4, "address not available on this host")                              \
-    X(BADADDR, -5, "malformed address")                                                    \
+    X(BADADDR, -5, "malformed address (a numeric IPv4/IPv6 address is needed; names are not resolved here)") \
     X(BADPORT, -6, "port 0 is not a destination port (a URI without an explicit port?)") \
     X(RESOLVE, -7, "name resolution failed")                                               \
     X(CONNREFUSED, -8, "connection refused: nothing listens there")                        \

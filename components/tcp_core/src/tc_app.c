@@ -8,10 +8,12 @@
 
 #include "tc_addr.h"
 #include "tc_alloc.h"
+#include "tc_dashboard.h"
 #include "tc_demo_frames.h"
 #include "tc_err.h"
 #include "tc_internal.h"
 #include "tc_registry.h"
+#include "tc_version.h"
 
 struct tc_app {
     tc_loop_t *loop;
@@ -29,6 +31,9 @@ struct tc_app {
     tc_app_stop_report_t report;
     tc_app_stop_cb stop_cb;
     void *stop_user;
+    uint64_t started;       /* loop clock at start, for the uptime */
+    char *auth;             /* the Basic token POST /api/stop expects (base64 of admin:password), NULL: route off */
+    tc_timer_t *stop_timer; /* runs stop_request outside the handler, until it fires or the app stops */
 };
 
 /* ---- status ---- */
@@ -93,45 +98,268 @@ static int status_visit(const tc_sock_info_t *s, void *user)
     return j->overflow;
 }
 
+/* The loop's part of the status document, without its closing brace. */
+static void status_loop(json_t *j, const tc_loop_t *loop)
+{
+    tc_alloc_stats_t st;
+    tc_alloc_stats(&st);
+    jput(j, "{\"backend\":\"%s\",\"heap\":{\"bytes_in_use\":%zu,\"bytes_peak\":%zu,\"blocks\":%zu},\"sockets\":[",
+         tc_sock_backend(), st.bytes_in_use, st.bytes_peak, st.blocks_in_use);
+    tc_registry_foreach(loop, status_visit, j);
+    jput(j, "],\"count\":%u", (unsigned)tc_registry_count(loop));
+}
+
 int tc_app_status_json(const tc_loop_t *loop, char *buf, size_t cap)
 {
     json_t j = {.buf = buf, .cap = cap, .first = 1};
-    tc_alloc_stats_t st;
-    tc_alloc_stats(&st);
-    jput(&j, "{\"backend\":\"%s\",\"heap\":{\"bytes_in_use\":%zu,\"bytes_peak\":%zu,\"blocks\":%zu},\"sockets\":[",
-         tc_sock_backend(), st.bytes_in_use, st.bytes_peak, st.blocks_in_use);
-    tc_registry_foreach(loop, status_visit, &j);
-    jput(&j, "],\"count\":%u}", (unsigned)tc_registry_count(loop));
+    status_loop(&j, loop);
+    jput(&j, "}");
     return j.overflow ? TC_ELIMIT : (int)j.len;
+}
+
+static const char *captive_name(tc_captive_mode_t mode)
+{
+    return mode == TC_CAPTIVE_PORTAL ? "portal" : mode == TC_CAPTIVE_ONLINE ? "online" : "off";
+}
+
+int tc_app_status_json_app(const tc_app_t *app, char *buf, size_t cap)
+{
+    json_t j = {.buf = buf, .cap = cap, .first = 1};
+    status_loop(&j, app->loop);
+    uint32_t fps = app->cfg.stream_fps == 0 ? 10 : app->cfg.stream_fps > 1000 ? 1000 : app->cfg.stream_fps;
+    jput(&j,
+         ",\"app\":{\"version\":\"%s\",\"uptime_ms\":%llu,\"echo_port\":%u,\"http_port\":%u,\"dns_port\":%u,"
+         "\"captive\":\"%s\",\"stream_fps\":%u,\"stop\":%s",
+         TC_VERSION, (unsigned long long)(tc_loop_now(app->loop) - app->started), (unsigned)tc_app_echo_port(app),
+         (unsigned)tc_app_http_port(app), (unsigned)tc_app_dns_port(app), captive_name(app->cfg.captive),
+         (unsigned)fps, app->auth ? "true" : "false");
+    if (app->http && app->cfg.captive != TC_CAPTIVE_OFF) {
+        tc_captive_stats_t cs;
+        tc_captive_stats(app->http, &cs);
+        jput(&j, ",\"probes\":{\"android\":%u,\"apple\":%u,\"windows\":%u,\"firefox\":%u,\"foreign\":%u}",
+             (unsigned)cs.android, (unsigned)cs.apple, (unsigned)cs.windows, (unsigned)cs.firefox,
+             (unsigned)cs.foreign);
+    }
+    if (app->client) {
+        /* connect_host was checked to be an address or a name when the client started: no quote or backslash
+         * can reach the JSON from a numeric address, and a name is printed only up to one. */
+        const char *h = app->cfg.connect_host;
+        int hl = (int)strcspn(h, "\"\\");
+        jput(&j, ",\"client\":\"%.*s:%u %s\"", hl, h, (unsigned)app->cfg.connect_port,
+             tc_client_conn(app->client) ? "connected" : "connecting");
+    }
+    jput(&j, "}}");
+    return j.overflow ? TC_ELIMIT : (int)j.len;
+}
+
+/* Room for the status document: a fixed part and one registry entry per socket. */
+static size_t status_cap(const tc_app_t *app)
+{
+    return 2048 + 320 * (size_t)tc_registry_count(app->loop) + (app->cfg.connect_host ? strlen(app->cfg.connect_host) : 0);
 }
 
 static int api_status(tc_http_req_t *req, void *user)
 {
     tc_app_t *app = user;
-    size_t cap = 2048 + 320 * (size_t)tc_registry_count(app->loop);
+    size_t cap = status_cap(app);
     char *buf = tc_malloc(cap);
     if (buf == NULL) {
         return tc_http_respond(req, 503, "text/plain", "out of memory\n", 14);
     }
-    int n = tc_app_status_json(app->loop, buf, cap);
+    int n = tc_app_status_json_app(app, buf, cap);
     int rc = n < 0 ? tc_http_respond(req, 500, "text/plain", "status too large\n", 17)
                    : tc_http_respond(req, 200, "application/json", buf, (size_t)n);
     tc_free(buf);
     return rc;
 }
 
-static const char INDEX_HTML[] =
-    "<!doctype html><html><head><meta charset=\"utf-8\"><title>tcp_core</title></head><body>"
-    "<h1>tcp_core</h1><p>Services: <a href=\"/api/status\">/api/status</a> (sockets as JSON), "
-    "<a href=\"/stream\">/stream</a> (MJPEG), <a href=\"/events\">/events</a> (Server-Sent Events), "
-    "/ws (WebSocket echo), /ws/all (WebSocket broadcast).</p><pre id=\"s\">loading...</pre>"
-    "<script>fetch('/api/status').then(r=>r.json()).then(j=>{document.getElementById('s').textContent="
-    "JSON.stringify(j,null,1)})</script></body></html>";
+/* 1 when the n bytes at a equal the lower-case text b, ignoring ASCII case. */
+static int ieq(const char *a, const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char c = a[i] >= 'A' && a[i] <= 'Z' ? (char)(a[i] - 'A' + 'a') : a[i];
+        if (c != (b[i] >= 'A' && b[i] <= 'Z' ? (char)(b[i] - 'A' + 'a') : b[i])) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int respond_text(tc_http_req_t *req, int status, const char *text)
+{
+    return tc_http_respond(req, status, "text/plain; charset=utf-8", text, strlen(text));
+}
+
+/* 1 when an Accept-Encoding value (RFC 9110 12.5.3) accepts gzip: "gzip" or "*" listed with a q-value above 0. */
+static int accepts_gzip(const char *v, size_t len)
+{
+    int gzip = -1, star = -1; /* -1 not listed, 0 refused (q=0), 1 accepted */
+    size_t i = 0;
+    while (i < len) {
+        while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ',')) {
+            i++;
+        }
+        size_t t = i;
+        while (i < len && v[i] != ',' && v[i] != ';' && v[i] != ' ' && v[i] != '\t') {
+            i++;
+        }
+        size_t tl = i - t;
+        int q = 1;
+        while (i < len && v[i] != ',') {
+            /* parameters: only q matters; q=0, 0.0, 0.00 and 0.000 refuse */
+            if ((v[i] == 'q' || v[i] == 'Q') && i + 1 < len && v[i + 1] == '=') {
+                size_t k = i + 2;
+                q = 0;
+                while (k < len && (v[k] == '0' || v[k] == '.')) {
+                    k++;
+                }
+                q = k < len && v[k] >= '1' && v[k] <= '9';
+                i = k;
+                continue;
+            }
+            i++;
+        }
+        if (tl == 4 && ieq(v + t, "gzip", 4)) {
+            gzip = q;
+        } else if (tl == 1 && v[t] == '*') {
+            star = q;
+        }
+    }
+    return gzip >= 0 ? gzip : star > 0;
+}
 
 static int page_index(tc_http_req_t *req, void *user)
 {
     (void)user;
-    return tc_http_respond(req, 200, "text/html; charset=utf-8", INDEX_HTML, sizeof(INDEX_HTML) - 1);
+    size_t alen = 0;
+    const char *ae = tc_http_req_header(req, "Accept-Encoding", &alen);
+    int rc = tc_http_resp_header(req, "Vary", "Accept-Encoding");
+    if (rc == TC_OK && ae != NULL && accepts_gzip(ae, alen)) {
+        rc = tc_http_resp_header(req, "Content-Encoding", "gzip");
+        return rc == TC_OK ? tc_http_respond(req, 200, "text/html; charset=utf-8", tc__dashboard_gz,
+                                             tc__dashboard_gz_len)
+                           : rc;
+    }
+    return rc == TC_OK ? tc_http_respond(req, 200, "text/html; charset=utf-8", tc__dashboard_html,
+                                         tc__dashboard_html_len)
+                       : rc;
+}
+
+/* /api/live: the status document as one SSE event per events_ms; a viewer whose queue is full skips a tick. */
+static int64_t live_produce(tc_http_req_t *req, void *user)
+{
+    tc_app_t *app = user;
+    if (tc_http_stream_ready(req)) {
+        size_t cap = status_cap(app);
+        char *buf = tc_malloc(cap);
+        int n = buf ? tc_app_status_json_app(app, buf, cap) : TC_ENOMEM;
+        int rc = n > 0 ? tc_http_stream_write(req, buf, (size_t)n) : TC_OK;
+        tc_free(buf);
+        if (rc == TC_ECLOSED) {
+            return -2;
+        }
+    }
+    return app->cfg.events_ms ? app->cfg.events_ms : 1000;
+}
+
+static int page_live(tc_http_req_t *req, void *user)
+{
+    return tc_http_stream(req, TC_HTTP_STREAM_SSE, NULL, live_produce, user);
+}
+
+/* ---- POST /api/stop ---- */
+
+static char *base64(const uint8_t *in, size_t len)
+{
+    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char *out = tc_malloc((len + 2) / 3 * 4 + 1);
+    if (out == NULL) {
+        return NULL;
+    }
+    size_t o = 0;
+    for (size_t i = 0; i < len; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < len ? (uint32_t)in[i + 1] << 8 : 0) |
+                     (i + 2 < len ? in[i + 2] : 0);
+        out[o++] = abc[v >> 18 & 63];
+        out[o++] = abc[v >> 12 & 63];
+        out[o++] = i + 1 < len ? abc[v >> 6 & 63] : '=';
+        out[o++] = i + 2 < len ? abc[v & 63] : '=';
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* The Authorization value "Basic <base64 of admin:password>" (RFC 7617), or NULL. */
+static char *auth_token(const char *password)
+{
+    size_t pl = strlen(password);
+    char *cred = tc_malloc(6 + pl + 1);
+    if (cred == NULL) {
+        return NULL;
+    }
+    memcpy(cred, "admin:", 6);
+    memcpy(cred + 6, password, pl + 1);
+    char *token = base64((const uint8_t *)cred, 6 + pl);
+    memset(cred, 0, 6 + pl); /* the password does not linger in freed heap */
+    tc_free(cred);
+    return token;
+}
+
+/* Compares in time that depends on the lengths only, not on where the first wrong byte is. */
+static int auth_ok(const char *want, const char *got, size_t len)
+{
+    size_t wl = strlen(want);
+    if (got == NULL || len < 6 || !ieq(got, "Basic ", 6)) {
+        return 0;
+    }
+    got += 6;
+    len -= 6;
+    while (len > 0 && got[0] == ' ') {
+        got++;
+        len--;
+    }
+    unsigned diff = len != wl;
+    for (size_t i = 0; i < len && i < wl; i++) {
+        diff |= (unsigned)(got[i] ^ want[i]);
+    }
+    return diff == 0;
+}
+
+static int64_t stop_request_fire(tc_timer_t *t, void *user)
+{
+    (void)t;
+    tc_app_t *app = user;
+    app->stop_timer = NULL;
+    app->cfg.stop_request(app, app->cfg.stop_request_user);
+    return TC_TIMER_STOP;
+}
+
+static int api_stop(tc_http_req_t *req, void *user)
+{
+    tc_app_t *app = user;
+    if (app->auth == NULL) {
+        return respond_text(req, 403, "stop is not enabled: start the services with an admin password\n");
+    }
+    size_t len = 0;
+    const char *got = tc_http_req_header(req, "Authorization", &len);
+    if (got == NULL) {
+        tc_http_resp_header(req, "WWW-Authenticate", "Basic realm=\"tcp_core\", charset=\"UTF-8\"");
+        return respond_text(req, 401, "credentials needed: user admin and the admin password (HTTP Basic auth)\n");
+    }
+    /* Wrong credentials get 403 (RFC 9110 15.5.4: "credentials were provided ... insufficient"), not a second
+     * challenge: a 401 to the dashboard's fetch() would open the browser's own password dialog over the page. */
+    if (!auth_ok(app->auth, got, len)) {
+        return respond_text(req, 403, "wrong credentials: user admin and the admin password\n");
+    }
+    if (app->stop_started || app->stop_timer) {
+        return respond_text(req, 409, "already stopping\n");
+    }
+    /* The answer goes first; the owner hears of it from a timer, outside this handler of the server it may stop. */
+    int rc = tc_timer_start(app->loop, 0, stop_request_fire, app, &app->stop_timer);
+    if (rc != TC_OK) {
+        return respond_text(req, 503, "out of memory\n");
+    }
+    return respond_text(req, 202, "stopping\n");
 }
 
 /* The demo MJPEG stream: frame k is due at ceil(k * 1000 / fps) ms of the loop's clock, the same instants for every
@@ -302,6 +530,7 @@ static int frames_build(tc_app_t *app, uint32_t size)
 static void app_free(tc_app_t *app)
 {
     tc_free((char *)app->cfg.connect_host);
+    tc_free(app->auth);
     tc_free(app->frames_buf);
     tc_free(app);
 }
@@ -321,7 +550,16 @@ int tc_app_start(tc_loop_t *loop, const tc_app_config_t *cfg, tc_app_t **out)
     app->loop = loop;
     app->cfg = *cfg;
     app->cfg.connect_host = NULL;
+    app->cfg.admin_password = NULL; /* only the token is kept */
+    app->started = tc_loop_now(loop);
     int rc = TC_OK;
+    if (cfg->admin_password && cfg->admin_password[0] && cfg->stop_request) {
+        app->auth = auth_token(cfg->admin_password);
+        if (app->auth == NULL) {
+            app_free(app);
+            return TC_ENOMEM;
+        }
+    }
     if (cfg->connect_host) {
         size_t hl = strlen(cfg->connect_host);
         char *h = tc_malloc(hl + 1);
@@ -374,6 +612,8 @@ int tc_app_start(tc_loop_t *loop, const tc_app_config_t *cfg, tc_app_t **out)
         if (rc == TC_OK) {
             tc_http_route(app->http, TC_HTTP_GET, "/", page_index, app);
             tc_http_route(app->http, TC_HTTP_GET, "/api/status", api_status, app);
+            tc_http_route(app->http, TC_HTTP_GET, "/api/live", page_live, app);
+            tc_http_route(app->http, TC_HTTP_POST, "/api/stop", api_stop, app);
             tc_http_route(app->http, TC_HTTP_GET, "/stream", page_stream, app);
             tc_http_route(app->http, TC_HTTP_GET, "/events", page_events, app);
             tc_http_route(app->http, TC_HTTP_GET, "/api/chunks", page_chunks, app);
@@ -517,6 +757,10 @@ int tc_app_stop(tc_app_t *app, uint32_t deadline_ms, tc_app_stop_cb done, void *
     app->stop_bytes_before = st.bytes_in_use;
     app->stop_cb = done;
     app->stop_user = user;
+    if (app->stop_timer) {
+        tc_timer_cancel(app->stop_timer); /* the app is freed at the end of the stop */
+        app->stop_timer = NULL;
+    }
     app->pending = 1; /* held until every service is asked, so none can finish the stop early */
     if (app->echo) {
         app->pending++;

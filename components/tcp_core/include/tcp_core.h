@@ -1,0 +1,39 @@
+/*
+ * tcp_core.h - the one header to include for tcp_core: the portable core (loop, TCP server and client, registry,
+ * HTTP/WebSocket/streaming server, captive-portal helpers, DNS responder, console) and, in an ESP-IDF build, the ESP
+ * glue (esp_err_t conversion, the esp_http_server adapter, the esp_console front end; Wi-Fi on chips).
+ *
+ * Example:
+ *     #include "tcp_core.h"
+ *     tc_loop_t *loop; tc_loop_new(&loop);
+ *     tc_server_config_t cfg = TC_SERVER_DEFAULT_CONFIG(); cfg.port = 3333; cfg.cb = tc_echo_cb;
+ *     tc_server_start(loop, &cfg, &srv); tc_loop_run(loop);
+ *
+ * The demo services (tc_app.h, tc_demo_frames.h) are not included: they are the demo firmware's, not the API.
+ */
+#pragma once
+
+#include "tc_version.h"
+
+#include "tc_err.h"
+#include "tc_config.h"
+#include "tc_alloc.h"
+#include "tc_addr.h"
+#include "tc_loop.h"
+#include "tc_registry.h"
+#include "tc_registry_ext.h"
+#include "tc_tcp.h"
+#include "tc_http.h"
+#include "tc_captive.h"
+#include "tc_dns_server.h"
+#include "tc_console.h"
+
+#if defined(ESP_PLATFORM)
+#include "sdkconfig.h"
+#include "tc_esp.h"
+#include "tc_esp_console.h"
+#include "tc_httpd_adapter.h"
+#if !CONFIG_IDF_TARGET_LINUX
+#include "tc_wifi.h"
+#endif
+#endif
