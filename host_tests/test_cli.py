@@ -90,7 +90,6 @@ def test_serve_port_in_use_is_a_clear_error() -> None:
     assert f"TCP echo port {port} on 127.0.0.1 already in use" in err and "--echo-port N" in err, err
 
 
-
 def test_serve_listens_on_the_lwip_address_by_default() -> None:
     """`tcp-core serve --backend lwip --address 10.77.0.2/24` without --host listens on 10.77.0.2 (was 127.0.0.1
     inside lwIP: unreachable from the namespace)."""
