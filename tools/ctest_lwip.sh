@@ -9,7 +9,7 @@ COMP=components/tcp_core
 mapfile -t SRCS < <(grep -v '^\s*#' $COMP/sources.txt | sed '/^\s*$/d; s|^|'$COMP'/|')
 # shellcheck disable=SC2046
 gcc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all \
-    -I$COMP/include -I$COMP/src $(pkg-config --cflags lwip) host_tests/c/test_lwip_backend.c "${SRCS[@]}" \
+    -I$COMP/include -I$COMP/src -I$COMP/port/os/posix $(pkg-config --cflags lwip) host_tests/c/test_lwip_backend.c "${SRCS[@]}" \
     $COMP/port/lwip/tc_sock.c $(pkg-config --libs lwip) -lpthread -o "$OUT/test_lwip_backend.asan"
 if "$@" env ASAN_OPTIONS=detect_leaks=1 "$OUT/test_lwip_backend.asan" >"$OUT/test_lwip_backend.log" 2>&1; then
     echo "  ok    test_lwip_backend.asan ($(grep -c '^measured' "$OUT/test_lwip_backend.log" || true) measurements)"

@@ -83,7 +83,8 @@ def _make_ffi(module: str, backend: str) -> FFI:
     cflags = ["-std=c11", "-Wall", "-Wextra", "-Werror", "-Wno-unused-function"]
     cflags += shlex.split(os.environ.get("TCP_CORE_CFLAGS", ""))
     ldflags: list[str] = shlex.split(os.environ.get("TCP_CORE_LDFLAGS", ""))
-    include_dirs = [os.path.relpath(COMPONENT / "include", ROOT), os.path.relpath(COMPONENT / "src", ROOT)]
+    # port/os/posix: the core's platform (tc_port.h) on a Linux host
+    include_dirs = [os.path.relpath(COMPONENT / d, ROOT) for d in ("include", "src", "port/os/posix")]
     libraries = ["pthread"]
     if backend == "lwip":
         cflags += _pkg_config("--cflags")
