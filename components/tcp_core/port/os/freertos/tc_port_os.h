@@ -25,10 +25,9 @@ typedef struct {
     SemaphoreHandle_t h;
     StaticSemaphore_t mem;
 } tc_port_mutex_t;
-#define TC_PORT_MUTEX_INIT                                                                                             \
-    {                                                                                                                  \
-        0                                                                                                              \
-    }
+/* clang-format off: it would spread this initialiser over four lines */
+#define TC_PORT_MUTEX_INIT {0}
+/* clang-format on */
 
 static inline SemaphoreHandle_t tc_port_mutex_handle(tc_port_mutex_t *m)
 {

@@ -12,10 +12,9 @@
 typedef struct {
     uint8_t unused;
 } tc_port_mutex_t;
-#define TC_PORT_MUTEX_INIT                                                                                             \
-    {                                                                                                                  \
-        0                                                                                                              \
-    }
+/* clang-format off: it would spread this initialiser over four lines */
+#define TC_PORT_MUTEX_INIT {0}
+/* clang-format on */
 
 /**
  * @brief Milliseconds since boot from the board's timer; supplied by the application on this platform.
