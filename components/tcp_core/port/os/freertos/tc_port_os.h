@@ -25,7 +25,8 @@ typedef struct {
     SemaphoreHandle_t h;
     StaticSemaphore_t mem;
 } tc_port_mutex_t;
-/* clang-format off: it would spread this initialiser over four lines */
+/* The formatter would spread this initialiser over four lines. */
+/* clang-format off */
 #define TC_PORT_MUTEX_INIT {0}
 /* clang-format on */
 

@@ -12,7 +12,8 @@
 typedef struct {
     uint8_t unused;
 } tc_port_mutex_t;
-/* clang-format off: it would spread this initialiser over four lines */
+/* The formatter would spread this initialiser over four lines. */
+/* clang-format off */
 #define TC_PORT_MUTEX_INIT {0}
 /* clang-format on */
 
