@@ -24,7 +24,7 @@
  *     C=components/tcp_core
  *     gcc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -I$C/include -I$C/src -I$C/port/os/posix \
  *         host_tests/c/test_dns.c \
- *         $(grep -v '^\s*#' $C/sources.txt | sed '/^\s*$/d; s|^|'$C'/|') $C/port/linux/tc_sock.c -lpthread \
+ *         $(grep -v '^\s*#' $C/sources.txt | sed '/^\s*$/d; s|^|'$C'/|') $C/port/linux/tc_sock_linux.c -lpthread \
  *         -o build/test_dns
  */
 #include <arpa/inet.h>

@@ -1,7 +1,7 @@
 /*
- * test_lwip_backend.c - the lwIP-over-TAP backend (port/lwip/tc_sock.c) with real TCP: lwIP on its TAP address,
- * Linux kernel sockets as peers in the same network namespace (the two socket APIs do not mix: socket() is the
- * kernel's, lwip_* / tc_sock_* are lwIP's).
+ * test_lwip_backend.c - the lwIP backend (port/lwip/tc_sock_lwip.c, the chips' too, with the TAP shim tc_lwip_tap.c)
+ * with real TCP: lwIP on its TAP address, Linux kernel sockets as peers in the same network namespace (the two
+ * socket APIs do not mix: socket() is the kernel's, lwip_* / tc_sock_* are lwIP's).
  *
  * Runs inside a namespace made by tools/lwip_netns.sh, which also exports where lwIP lives:
  *     tools/lwip_netns.sh run tclwip build/test_lwip_backend
