@@ -129,7 +129,7 @@ def build() -> dict[str, Path]:
     BUILD.mkdir(parents=True, exist_ok=True)
     if shutil.which("gcc") is None:
         raise RuntimeError("gcc not found")
-    inc = ["-I", str(COMPONENT / "include"), "-I", str(COMPONENT / "src"), "-I", str(COMPONENT / "port" / "os" / "posix")]
+    inc = [f"-I{COMPONENT / d}" for d in ("include", "src", "port/os/posix")]
     targets = {
         "tc_echo": [*inc, str(BENCH / "tc_echo.c"), *map(str, portable_sources()), "-lpthread"],
         "uv_echo": [str(BENCH / "uv_echo.c"), "-luv"],
