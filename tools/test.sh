@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test layer of tcp_core, in order: lint and types, the C layer (sanitizers, -m32, fuzz corpora), the chip
 # compilers (tools/cross_check.sh), then the Python integration suite over real sockets on both host backends. The
-# lwIP layer runs inside a network namespace that this script creates and removes; with TC_REQUIRE_LWIP=1 (CI) a layer that cannot run is a failure, not a skip.
+# lwIP layer runs inside a network namespace that this script creates and removes; with TC_REQUIRE_LWIP=1 (CI) a
+# layer that cannot run is a failure, not a skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
