@@ -18,7 +18,7 @@
  * TIME-WAIT pcb ignores the RST of a client that reuses its source port (RFC 1337), so a server that closes first
  * stalls browsers ("stops answering after a minute", seed 001). TC_CLOSE_PEER_FIRST flushes, then waits for the
  * peer's FIN and only then closes, so TIME-WAIT lands on the peer; a peer that has not closed by the linger deadline
- * is aborted with RST, which leaves no TIME-WAIT anywhere. TC_CLOSE_ABORT sends RST at once (tc_sock_abort(): a real
+ * is aborted with RST, which leaves no TIME-WAIT anywhere. TC_CLOSE_ABORT sends RST at once (the backend's abort: a real
  * RST on every backend, not lwIP's SO_LINGER {1, 0}, which sends FIN when everything was acknowledged).
  *
  * Example:
@@ -33,8 +33,9 @@
 #include <stdint.h>
 
 #include "tc_config.h"
+#include "tc_addr.h"
 #include "tc_loop.h"
-#include "tc_sock.h"
+#include "tc_backend.h"
 
 #ifdef __cplusplus
 extern "C" {

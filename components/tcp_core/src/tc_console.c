@@ -10,6 +10,7 @@
 
 #include "tc_addr.h"
 #include "tc_alloc.h"
+#include "tc_backend.h"
 #include "tc_err.h"
 #include "tc_port.h"
 #include "tc_registry.h"
