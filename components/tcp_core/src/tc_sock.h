@@ -52,10 +52,10 @@ typedef struct {
 
 /** What the lwIP-over-TAP backend needs before the first socket; other backends ignore it. */
 typedef struct {
-    const char *tap_name;   /**< TAP device to attach to, e.g. "tctap0" (lwip backend only) */
-    tc_addr_t address;      /**< the stack's own IPv4 address (lwip backend only) */
-    uint8_t prefix_len;     /**< netmask length of address */
-    tc_addr_t gateway;      /**< default gateway, family 0 for none */
+    const char *tap_name; /**< TAP device to attach to, e.g. "tctap0" (lwip backend only) */
+    tc_addr_t address;    /**< the stack's own IPv4 address (lwip backend only) */
+    uint8_t prefix_len;   /**< netmask length of address */
+    tc_addr_t gateway;    /**< default gateway, family 0 for none */
 } tc_sock_env_t;
 
 /**

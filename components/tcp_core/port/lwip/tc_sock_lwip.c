@@ -196,10 +196,10 @@ static err_t raw_call(struct tcpip_api_call_data *data)
          * takes a sequence number) - the same quantity as Linux's SIOCOUTQ. A socket without a pcb (reset,
          * aborted) has nothing left to send. */
         struct tcp_pcb *pcb = tcp_pcb_of(c->fd, &is_tcp);
-        c->result = !is_tcp                  ? TC_EINVAL
-                    : pcb == NULL            ? 0
-                    : pcb->state == LISTEN   ? TC_EINVAL
-                                             : (long)(uint32_t)(pcb->snd_lbb - pcb->lastack);
+        c->result = !is_tcp                ? TC_EINVAL
+                    : pcb == NULL          ? 0
+                    : pcb->state == LISTEN ? TC_EINVAL
+                                           : (long)(uint32_t)(pcb->snd_lbb - pcb->lastack);
         break;
     }
     case OP_COUNT_TW:
