@@ -19,29 +19,30 @@
 #define TC_PORT_THREAD_STACK 4096
 #define TC_PORT_THREAD_PRIO 5
 
-/* A FreeRTOS mutex needs creating, so a statically initialised one is created on first use, under a critical
- * section that makes two first users agree on one. The storage is static: creating never allocates or fails. */
+/* A FreeRTOS mutex needs creating, so a statically initialised one is created on first use, under its own spinlock
+ * (an ESP-IDF critical section) that makes two first users agree on one. The storage is in the object: creating
+ * never allocates or fails. */
 typedef struct {
     SemaphoreHandle_t h;
     StaticSemaphore_t mem;
+    portMUX_TYPE once;
 } tc_port_mutex_t;
 /* The formatter would spread this initialiser over four lines. */
 /* clang-format off */
-#define TC_PORT_MUTEX_INIT {0}
+#define TC_PORT_MUTEX_INIT {.h = NULL, .once = portMUX_INITIALIZER_UNLOCKED}
 /* clang-format on */
 
 static inline SemaphoreHandle_t tc_port_mutex_handle(tc_port_mutex_t *m)
 {
     SemaphoreHandle_t h = __atomic_load_n(&m->h, __ATOMIC_ACQUIRE);
     if (h == NULL) {
-        static portMUX_TYPE once = portMUX_INITIALIZER_UNLOCKED;
-        taskENTER_CRITICAL(&once);
+        taskENTER_CRITICAL(&m->once);
         h = m->h;
         if (h == NULL) {
             h = xSemaphoreCreateMutexStatic(&m->mem);
             __atomic_store_n(&m->h, h, __ATOMIC_RELEASE);
         }
-        taskEXIT_CRITICAL(&once);
+        taskEXIT_CRITICAL(&m->once);
     }
     return h;
 }
@@ -49,6 +50,7 @@ static inline SemaphoreHandle_t tc_port_mutex_handle(tc_port_mutex_t *m)
 static inline int tc_port_mutex_init(tc_port_mutex_t *m)
 {
     m->h = NULL;
+    portMUX_INITIALIZE(&m->once);
     return tc_port_mutex_handle(m) != NULL ? TC_OK : TC_ENOMEM;
 }
 
