@@ -50,7 +50,7 @@ for target in rv32imc lx106; do
         specs=$(specs_for "$gcc" "$triplet" || true)
     fi
     if [ -z "$specs" ] || [ ! -d /usr/include/lwip/lwip ]; then
-        msg="$target: $gcc with picolibc, or lwIP's headers, missing (apt-get install ${pkg[*]} liblwip-dev)"
+        msg="$gcc with picolibc, or lwIP's headers, missing (apt-get install ${pkg[*]} liblwip-dev)"
         if [ $required -eq 1 ]; then
             echo "cross_check: FAIL: $msg" >&2
             fail=1
