@@ -293,9 +293,9 @@ def test_peer_first_close_leaves_time_wait_on_the_peer(loop: Loop, server_host: 
     class CloseAfterReply(Handler):
         def on_data(self, conn: tcp_core.Connection, data: bytes) -> None:
             conn.send(b"bye")
-            conn.close()  # the server's default policy: peer closes first
+            conn.close()  # the server's policy: peer closes first
 
-    srv = Server(loop, server_host, 0, handler=CloseAfterReply(), linger_ms=2000)
+    srv = Server(loop, server_host, 0, handler=CloseAfterReply(), linger_ms=2000, close_policy="peer_first")
     with connect(server_host, srv.port) as s:
         local_port = s.getsockname()[1]
         s.sendall(b"x")

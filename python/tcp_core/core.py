@@ -97,6 +97,19 @@ def time_wait_count(local_port: int = 0, backend: str = "linux") -> int:
     return native.check(native.lib.tc_sock_time_wait_count(local_port), "time_wait_count")
 
 
+@dataclass(frozen=True)
+class CloseStats:
+    """How a loop's TCP connections ended (tc_close_stats_t): FIN first from this side, from the peer, RSTs sent and
+    received, and of this side's FIN-first closes the TIME-WAIT pcbs freed (lwIP) or left to the stack."""
+
+    fin_first: int
+    peer_first: int
+    reset_sent: int
+    reset_received: int
+    time_wait_reaped: int
+    time_wait_kept: int
+
+
 def reset_alloc_peak(backend: str = "linux") -> None:
     """Start a new peak measurement (AllocStats.bytes_peak) from the bytes in use now."""
     load(backend).lib.tc_alloc_reset_peak()
@@ -119,7 +132,11 @@ class StopReport:
 
 @dataclass(frozen=True)
 class SockInfo:
-    """One tracked socket (tc_sock_info_t)."""
+    """One tracked socket (tc_sock_info_t).
+
+    role: what it is for now ("tcp", "listener", "client", "echo", "http", "ws", "sse", "stream", "dns",
+    "external"); long_lived tells the sessions (WebSocket, SSE, stream) that live by their own liveness checks.
+    """
 
     id: int
     fd: int
@@ -134,6 +151,8 @@ class SockInfo:
     bytes_in: int
     bytes_out: int
     queued: int
+    role: str = "tcp"
+    long_lived: bool = False
 
 
 @dataclass(frozen=True)
@@ -259,6 +278,15 @@ class Loop:
         self._native.check(self._native.lib.tc_loop_post(self.ptr, self._native.lib.tcpy_post_cb, job.handle))
         self._jobs = {j for j in self._jobs if not j.done.is_set()}
 
+    def close_stats(self) -> CloseStats:
+        """How this loop's connections ended so far (tc_registry_close_stats())."""
+        ffi, lib = self._native.ffi, self._native.lib
+        st = ffi.new("tc_close_stats_t *")
+        self.call(lambda: lib.tc_registry_close_stats(self._ptr, st))
+        return CloseStats(
+            st.fin_first, st.peer_first, st.reset_sent, st.reset_received, st.time_wait_reaped, st.time_wait_kept
+        )
+
     def registry(self) -> list[SockInfo]:
         """A snapshot of every tracked socket of this loop, oldest first."""
         ffi, lib = self._native.ffi, self._native.lib
@@ -304,6 +332,8 @@ class Loop:
                         e.bytes_in,
                         e.bytes_out,
                         e.queued,
+                        ffi.string(lib.tc_role_name(e.role)).decode(),
+                        bool(lib.tc_role_is_long_lived(e.role)),
                     )
                 )
             return out
@@ -412,6 +442,16 @@ class Connection:
         native = self._owner.loop.native
         return int(self._owner.loop.call(lambda: native.lib.tc_conn_queued(self._live())))
 
+    def set_role(self, role: str) -> None:
+        """Set the registry role ("tcp", "http", "ws", "sse", "stream", ...): long-lived roles ("ws", "sse",
+        "stream") are exempt from the server's idle timeout (the handler keeps them alive or closes them)."""
+        native = self._owner.loop.native
+        ffi, lib = native.ffi, native.lib
+        names = {ffi.string(lib.tc_role_name(r)).decode(): r for r in range(lib.TC_ROLE_COUNT)}
+        if role not in names:
+            raise ValueError(f"role must be one of {', '.join(names)}, not {role!r}")
+        self._owner.loop.call(lambda: lib.tc_conn_set_role(self._live(), names[role]))
+
 
 def _conn_config(native: Native, c: Any, opts: dict[str, Any]) -> None:
     for key in ("high_water", "low_water", "queue_max", "idle_timeout_ms", "linger_ms", "keepalive_s"):
@@ -419,6 +459,8 @@ def _conn_config(native: Native, c: Any, opts: dict[str, Any]) -> None:
             setattr(c, key, int(opts[key]))
     if opts.get("nodelay") is not None:
         c.nodelay = bool(opts["nodelay"])
+    if opts.get("keep_time_wait") is not None:
+        c.keep_time_wait = bool(opts["keep_time_wait"])
     if opts.get("close_policy") is not None:
         c.close_policy = _policy(native, opts["close_policy"])
 
@@ -494,6 +536,7 @@ class Server(_Endpoint):
         queue_max: int | None = None,
         nodelay: bool | None = None,
         keepalive_s: int | None = None,
+        keep_time_wait: bool | None = None,
     ) -> None:
         super().__init__(loop, handler, name)
         native = loop.native
@@ -581,6 +624,7 @@ class Client(_Endpoint):
         queue_max: int | None = None,
         nodelay: bool | None = None,
         keepalive_s: int | None = None,
+        keep_time_wait: bool | None = None,
     ) -> None:
         super().__init__(loop, handler, name)
         native = loop.native

@@ -38,6 +38,9 @@ typedef struct {
     uint32_t http_idle_timeout_ms; /**< keep-alive idle timeout, 0 = TC_HTTP_DEFAULT_CONFIG()'s */
     uint32_t http_head_timeout_ms; /**< request-head deadline (408), 0 = TC_HTTP_DEFAULT_CONFIG()'s */
     uint32_t ws_max_message;   /**< WebSocket message limit (1009 beyond), 0 = TC_HTTP_DEFAULT_CONFIG()'s */
+    uint32_t ws_ping_ms;       /**< WebSocket ping interval, 0 = TC_HTTP_DEFAULT_CONFIG()'s */
+    uint32_t ws_pong_timeout_ms; /**< WebSocket pong deadline, 0 = TC_HTTP_DEFAULT_CONFIG()'s */
+    uint32_t sse_heartbeat_ms; /**< SSE heartbeat interval, 0 = TC_HTTP_DEFAULT_CONFIG()'s */
     uint32_t stream_fps;       /**< frames per second of the demo MJPEG stream (0 = 10, at most 1000): frame k is
                                     due at ceil(k * 1000 / stream_fps) ms of the loop's clock (tc_loop_now(), the
                                     monotonic clock), the same instants for every viewer; a viewer that is not

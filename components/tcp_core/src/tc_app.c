@@ -83,9 +83,10 @@ static int status_visit(const tc_sock_info_t *s, void *user)
     }
     jput(j,
          "%s{\"id\":%u,\"kind\":\"%s\",\"state\":\"%s\",\"owner\":\"%s\",\"local\":\"%s\",\"peer\":\"%s\","
-         "\"age_ms\":%llu,\"idle_ms\":%llu,\"bytes_in\":%llu,\"bytes_out\":%llu,\"queued\":%zu,\"streaming\":%s}",
+         "\"role\":\"%s\",\"age_ms\":%llu,\"idle_ms\":%llu,\"bytes_in\":%llu,\"bytes_out\":%llu,\"queued\":%zu,"
+         "\"streaming\":%s}",
          j->first ? "" : ",", (unsigned)s->id, kind_name(s->kind), state_name(s->state), s->owner ? s->owner : "",
-         local, peer, (unsigned long long)s->age_ms, (unsigned long long)s->idle_ms,
+         local, peer, tc_role_name(s->role), (unsigned long long)s->age_ms, (unsigned long long)s->idle_ms,
          (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out, s->queued,
          (s->flags & TC_REG_FLAG_STREAMING) ? "true" : "false");
     j->first = 0;
@@ -366,6 +367,9 @@ int tc_app_start(tc_loop_t *loop, const tc_app_config_t *cfg, tc_app_t **out)
         if (cfg->ws_max_message) {
             h.ws_max_message = cfg->ws_max_message;
         }
+        h.ws_ping_ms = cfg->ws_ping_ms ? cfg->ws_ping_ms : h.ws_ping_ms;
+        h.ws_pong_timeout_ms = cfg->ws_pong_timeout_ms ? cfg->ws_pong_timeout_ms : h.ws_pong_timeout_ms;
+        h.sse_heartbeat_ms = cfg->sse_heartbeat_ms ? cfg->sse_heartbeat_ms : h.sse_heartbeat_ms;
         rc = tc_http_start(loop, &h, &app->http);
         if (rc == TC_OK) {
             tc_http_route(app->http, TC_HTTP_GET, "/", page_index, app);

@@ -58,6 +58,7 @@ struct tc_loop {
 
     tc_regent_t *reg_head, *reg_tail;
     uint32_t reg_count;
+    tc_close_stats_t close_stats;
     uint32_t next_id;
 
     int handles;
@@ -713,6 +714,10 @@ void tc__reg_add(tc_loop_t *loop, tc_regent_t *e, int fd, tc_kind_t kind, const 
     }
     e->fd = fd;
     e->kind = (uint8_t)kind;
+    e->role = kind == TC_KIND_LISTENER ? TC_ROLE_LISTENER
+              : kind == TC_KIND_CLIENT ? TC_ROLE_CLIENT
+              : kind == TC_KIND_EXTERNAL ? TC_ROLE_EXTERNAL
+                                         : TC_ROLE_TCP;
     e->owner = owner;
     e->created_ms = loop->now;
     e->active_ms = loop->now;
@@ -750,6 +755,7 @@ static void fill_info(const tc_loop_t *loop, const tc_regent_t *e, tc_sock_info_
     info->kind = e->kind;
     info->state = e->state;
     info->flags = e->flags;
+    info->role = e->role;
     info->owner = e->owner;
     if (e->kind == TC_KIND_LISTENER || e->kind == TC_KIND_UDP) {
         info->local = e->addr;
@@ -763,6 +769,28 @@ static void fill_info(const tc_loop_t *loop, const tc_regent_t *e, tc_sock_info_
     info->bytes_in = e->bytes_in;
     info->bytes_out = e->bytes_out;
     info->queued = e->queued;
+}
+
+const char *tc_role_name(unsigned role)
+{
+    static const char *names[TC_ROLE_COUNT] = {"tcp", "listener", "client", "echo",   "http",
+                                               "ws",  "sse",      "stream", "dns",    "external"};
+    return role < TC_ROLE_COUNT ? names[role] : "?";
+}
+
+int tc_role_is_long_lived(unsigned role)
+{
+    return role == TC_ROLE_WS || role == TC_ROLE_SSE || role == TC_ROLE_STREAM;
+}
+
+tc_close_stats_t *tc__close_stats(tc_loop_t *loop)
+{
+    return &loop->close_stats;
+}
+
+void tc_registry_close_stats(const tc_loop_t *loop, tc_close_stats_t *out)
+{
+    *out = loop->close_stats;
 }
 
 uint32_t tc_registry_count(const tc_loop_t *loop)

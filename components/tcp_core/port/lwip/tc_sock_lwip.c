@@ -28,6 +28,7 @@
 #include "lwip/sockets.h"
 #include "lwip/tcp.h"
 #include "lwip/tcpip.h"
+#include "lwip/timeouts.h"
 
 #if LWIP_DNS
 #include "lwip/netdb.h"
@@ -79,19 +80,33 @@ static int is_connecting(int fd)
 
 /* ---- raw-API work in the tcpip thread (or under the core lock) ---- */
 
-typedef enum { OP_ABORT = 1, OP_REAP_TW, OP_UNACKED, OP_COUNT_TW, OP_COUNT_ACTIVE, OP_IS_LOCAL } raw_op_t;
+typedef enum {
+    OP_ABORT = 1,
+    OP_NOTE_TW,
+    OP_REAP_TW,
+    OP_REAP_PEER,
+    OP_UNACKED,
+    OP_COUNT_TW,
+    OP_COUNT_ACTIVE,
+    OP_IS_LOCAL,
+} raw_op_t;
+
+/* A TCP connection's address tuple: how a TIME-WAIT pcb is found again once its socket is closed. */
+typedef struct {
+    uint16_t local_port, remote_port;
+    ip_addr_t local_ip, remote_ip;
+} tuple_t;
 
 typedef struct {
     struct tcpip_api_call_data call; /* first: tcpip_api_call() hands this pointer back */
     raw_op_t op;
     int fd;
-    uint16_t port;
+    uint16_t port; /* the counters and OP_REAP_PEER: a local port, 0 for any */
     long result;
-    /* OP_ABORT found a pcb in TIME-WAIT (tw = 1) with this tuple; OP_REAP_TW frees the pcb of that tuple */
-    int tw;
-    uint16_t local_port, remote_port;
-    ip_addr_t local_ip, remote_ip;
-    uint32_t ip4; /* OP_IS_LOCAL: the address asked about, network byte order */
+    int tw;                /* OP_ABORT, OP_NOTE_TW: the socket's pcb was in TIME-WAIT, its tuple is in t */
+    tuple_t t;             /* OP_REAP_TW frees the TIME-WAIT pcb of this tuple */
+    const tc_addr_t *peer; /* OP_REAP_PEER: the peer of a pcb the stack detached */
+    uint32_t ip4;          /* OP_IS_LOCAL: the address asked about, network byte order */
 } raw_call_t;
 
 /* The TCP pcb behind an lwIP socket, or NULL (not TCP, or the pcb is gone: reset, aborted, closed). Runs in the
@@ -134,33 +149,151 @@ static long count_pcbs(struct tcp_pcb *list, uint16_t port)
  * and OP_REAP_TW then finds the detached pcb by its address tuple and frees it with tcp_abort() (no RST for a
  * TIME-WAIT pcb: the peer has closed already).
  */
-static void raw_abort(raw_call_t *c)
+/* Note the tuple of a socket's pcb in TIME-WAIT (c->tw = 1). Returns the pcb, NULL when the socket has none. */
+static struct tcp_pcb *note_tw(raw_call_t *c)
 {
     int is_tcp;
     struct tcp_pcb *pcb = tcp_pcb_of(c->fd, &is_tcp);
-    if (pcb == NULL) {
-        return;
+    c->tw = pcb != NULL && pcb->state == TIME_WAIT;
+    if (c->tw) {
+        c->t.local_port = pcb->local_port;
+        c->t.remote_port = pcb->remote_port;
+        ip_addr_copy(c->t.local_ip, pcb->local_ip);
+        ip_addr_copy(c->t.remote_ip, pcb->remote_ip);
     }
-    if (pcb->state == TIME_WAIT) {
-        c->tw = 1;
-        c->local_port = pcb->local_port;
-        c->remote_port = pcb->remote_port;
-        ip_addr_copy(c->local_ip, pcb->local_ip);
-        ip_addr_copy(c->remote_ip, pcb->remote_ip);
-    } else if (pcb->state != LISTEN && pcb->state != CLOSED) {
+    return pcb;
+}
+
+static void raw_abort(raw_call_t *c)
+{
+    struct tcp_pcb *pcb = note_tw(c);
+    if (pcb != NULL && !c->tw && pcb->state != LISTEN && pcb->state != CLOSED) {
         tcp_abort(pcb);
     }
 }
 
-static void raw_reap_tw(raw_call_t *c)
+/* The detached TIME-WAIT pcb of c->t, freed by tcp_abort(), which sends nothing in that state. 1 when found. */
+static long raw_reap_tw(const raw_call_t *c)
 {
+    const tuple_t *t = &c->t;
     for (struct tcp_pcb *p = tcp_tw_pcbs; p != NULL; p = p->next) {
-        if (p->local_port == c->local_port && p->remote_port == c->remote_port &&
-            ip_addr_cmp(&p->local_ip, &c->local_ip) && ip_addr_cmp(&p->remote_ip, &c->remote_ip)) {
+        if (p->local_port == t->local_port && p->remote_port == t->remote_port &&
+            ip_addr_cmp(&p->local_ip, &t->local_ip) && ip_addr_cmp(&p->remote_ip, &t->remote_ip)) {
             tcp_abort(p);
-            return;
+            return 1;
         }
     }
+    return 0;
+}
+
+/*
+ * A pcb the stack detached itself (FINs crossed: lwip_recv() closes the pcb when it reads the FIN in CLOSING) is
+ * found by peer and local port among the pcbs nobody owns any more (callback_arg NULL); still in CLOSING, it is
+ * queued and a stack timer frees it once the ACK of our FIN has put it in TIME-WAIT (bounded: REAP_TRIES retries
+ * REAP_RETRY_MS apart). All of it runs in the tcpip thread (or under the core lock), like the stack's own timers.
+ */
+#define REAP_SLOTS 16
+#define REAP_RETRY_MS 5
+#define REAP_TRIES 20
+
+typedef struct {
+    tuple_t t;
+    uint8_t tries;     /* 0: free slot */
+    uint8_t any_local; /* the local port was not known: match the peer only */
+} reap_slot_t;
+
+static reap_slot_t g_reap[REAP_SLOTS]; /* tcpip thread */
+static int g_reap_timer;               /* tcpip thread: the stack timer is armed */
+
+static void ip_from_tc(const tc_addr_t *a, ip_addr_t *out)
+{
+    uint32_t w[4];
+    memcpy(w, a->ip, sizeof(w)); /* both network byte order */
+#if LWIP_IPV6
+    if (a->family == TC_AF_INET6) {
+        IP_ADDR6(out, w[0], w[1], w[2], w[3]);
+        return;
+    }
+#endif
+    ip_addr_set_ip4_u32_val(*out, w[0]);
+}
+
+/* Zones aside: a link-local peer's pcb carries its netif's zone, the registry's address a scope id. */
+static int same_ip(const ip_addr_t *a, const ip_addr_t *b)
+{
+    if (IP_IS_V6(a) != IP_IS_V6(b)) {
+        return 0;
+    }
+#if LWIP_IPV6
+    if (IP_IS_V6(a)) {
+        return ip6_addr_cmp_zoneless(ip_2_ip6(a), ip_2_ip6(b));
+    }
+#endif
+    return ip4_addr_cmp(ip_2_ip4(a), ip_2_ip4(b));
+}
+
+static int reap_match(const struct tcp_pcb *p, const reap_slot_t *r)
+{
+    return p->callback_arg == NULL && p->remote_port == r->t.remote_port &&
+           (r->any_local || p->local_port == r->t.local_port) && same_ip(&p->remote_ip, &r->t.remote_ip);
+}
+
+/* 1: a detached TIME-WAIT pcb was freed, 0: one is still closing (keep trying), -1: none left. */
+static int reap_detached(const reap_slot_t *r)
+{
+    for (struct tcp_pcb *p = tcp_tw_pcbs; p != NULL; p = p->next) {
+        if (reap_match(p, r)) {
+            tcp_abort(p);
+            return 1;
+        }
+    }
+    for (struct tcp_pcb *p = tcp_active_pcbs; p != NULL; p = p->next) {
+        if (reap_match(p, r) && (p->state == CLOSING || p->state == FIN_WAIT_1 || p->state == FIN_WAIT_2)) {
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static void reap_timer_cb(void *arg)
+{
+    (void)arg;
+    int pending = 0;
+    for (int i = 0; i < REAP_SLOTS; i++) {
+        reap_slot_t *r = &g_reap[i];
+        if (r->tries == 0) {
+            continue;
+        }
+        if (reap_detached(r) != 0 || --r->tries == 0) {
+            r->tries = 0;
+        } else {
+            pending = 1;
+        }
+    }
+    g_reap_timer = pending;
+    if (pending) {
+        sys_timeout(REAP_RETRY_MS, reap_timer_cb, NULL);
+    }
+}
+
+/* 1 when the peer's detached pcb was freed or is queued to be, 0 when there is none (or no slot is free). */
+static long raw_reap_peer(const raw_call_t *c)
+{
+    reap_slot_t r = {.t.remote_port = c->peer->port, .t.local_port = c->port, .any_local = c->port == 0};
+    ip_from_tc(c->peer, &r.t.remote_ip);
+    int found = reap_detached(&r);
+    for (int i = 0; found == 0 && i < REAP_SLOTS; i++) {
+        if (g_reap[i].tries == 0) {
+            r.tries = REAP_TRIES;
+            g_reap[i] = r;
+            if (!g_reap_timer) {
+                g_reap_timer = 1;
+                sys_timeout(REAP_RETRY_MS, reap_timer_cb, NULL);
+            }
+            found = 1;
+        }
+    }
+    return found == 1;
 }
 
 /* lwIP binds to any address, local or not, and such a socket then never sees a packet; the kernel refuses with
@@ -186,9 +319,15 @@ static err_t raw_call(struct tcpip_api_call_data *data)
         raw_abort(c);
         c->result = TC_OK;
         break;
+    case OP_NOTE_TW:
+        /* the reaping close, before closing: 1 the socket's pcb is in TIME-WAIT, 2 the stack detached it, 0 other */
+        c->result = note_tw(c) == NULL ? 2 : c->tw;
+        break;
     case OP_REAP_TW:
-        raw_reap_tw(c);
-        c->result = TC_OK;
+        c->result = raw_reap_tw(c);
+        break;
+    case OP_REAP_PEER:
+        c->result = raw_reap_peer(c);
         break;
     case OP_UNACKED: {
         /* snd_lbb is the sequence number after the last byte handed to the pcb, lastack the peer's last ACK: the
@@ -455,6 +594,27 @@ int tc_sock_abort(int fd)
         run_raw(&c);
     }
     return rc;
+}
+
+/* Note the socket's TIME-WAIT pcb, close (which only detaches such a pcb), free it; or, for a pcb the stack detached
+ * itself (FINs crossed), find it by peer and free it once in TIME-WAIT. */
+int tc_sock_close_reap(int fd, const tc_addr_t *peer, uint16_t local_port)
+{
+    raw_call_t c = {.op = OP_NOTE_TW, .fd = fd};
+    set_connecting(fd, 0);
+    long state = run_raw(&c);
+    int rc = lwip_close(fd) == 0 ? TC_OK : fail();
+    long reaped = 0;
+    if (state == 1) {
+        c.op = OP_REAP_TW;
+        reaped = run_raw(&c);
+    } else if (state == 2 && peer != NULL && (peer->family == TC_AF_INET || peer->family == TC_AF_INET6)) {
+        c.op = OP_REAP_PEER;
+        c.peer = peer;
+        c.port = local_port;
+        reaped = run_raw(&c);
+    }
+    return rc == TC_OK ? (int)(reaped == 1) : rc;
 }
 
 int tc_sock_local_addr(int fd, tc_addr_t *out)
