@@ -49,7 +49,8 @@ def test_echo_exact_random_payloads(loop: Loop, server_host: str, size: int) -> 
 
 def test_slow_reader_keeps_memory_bounded(loop: Loop, server_host: str, backend: str) -> None:
     high_water = 64 * 1024
-    srv = Server(loop, server_host, 0, name="echo", high_water=high_water, low_water=16 * 1024)
+    # queue_max explicit: the device profile's default (32 KiB) is below this high water.
+    srv = Server(loop, server_host, 0, name="echo", high_water=high_water, low_water=16 * 1024, queue_max=1 << 20)
     payload = random.Random(7).randbytes(8 << 20)
     tcp_core.reset_alloc_peak(backend)
     base = tcp_core.alloc_stats(backend).bytes_in_use

@@ -115,7 +115,8 @@ typedef struct {
     {                                                                                                         \
         .high_water = TC_CFG_WRITE_HIGH_WATER, .low_water = TC_CFG_WRITE_LOW_WATER,                             \
         .queue_max = TC_CFG_WRITE_QUEUE_MAX, .idle_timeout_ms = TC_CFG_IDLE_TIMEOUT_MS,                         \
-        .close_policy = TC_CLOSE_GRACEFUL, .linger_ms = TC_CFG_LINGER_MS, .nodelay = true, .keepalive_s = 0,   \
+        .close_policy = (tc_close_policy_t)TC_CFG_CLOSE_POLICY, .linger_ms = TC_CFG_LINGER_MS, .nodelay = true, \
+        .keepalive_s = 0,                                                                                     \
         .keep_time_wait = false,                                                                              \
     }
 
