@@ -26,18 +26,22 @@ def _exported(path: Path) -> list[str]:
 
 @pytest.mark.parametrize("name", ["linux", "lwip"])
 def test_extension_exports_tc_prefix_only(name: str) -> None:
+    """Both builds of a backend (host and device limits) export tc_* and their module's init function, nothing else."""
     if name not in tcp_core.available_backends():
         if REQUIRE_LWIP:
             pytest.fail(f"the {name} extension is required (TC_REQUIRE_LWIP=1) but not built")
         pytest.skip(f"the {name} extension is not built")
     if shutil.which("nm") is None:
         pytest.skip("nm (binutils) is not installed")
-    found = list(Path(tcp_core.__file__).parent.glob(f"_tcp_core_{name}*.so"))
-    assert len(found) == 1, found
-    symbols = _exported(found[0])
-    others = [s for s in symbols if not s.startswith("tc_") and s != f"PyInit__tcp_core_{name}"]
-    assert others == []
-    assert "tc_loop_new" in symbols and "tc_sock_backend" in symbols
+    here = Path(tcp_core.__file__).parent
+    found = [*here.glob(f"_tcp_core_{name}.*so"), *here.glob(f"_tcp_core_{name}_device.*so")]
+    assert found
+    for so in found:
+        symbols = _exported(so)
+        module = so.name.split(".")[0]
+        others = [s for s in symbols if not s.startswith("tc_") and s != f"PyInit_{module}"]
+        assert others == [], so.name
+        assert "tc_loop_new" in symbols and "tc_sock_backend" in symbols, so.name
 
 
 def test_cross_check_refuses_a_header_the_device_lacks(tmp_path: Path) -> None:
