@@ -221,10 +221,10 @@ static void ip_from_tc(const tc_addr_t *a, ip_addr_t *out)
 /* Zones aside: a link-local peer's pcb carries its netif's zone, the registry's address a scope id. */
 static int same_ip(const ip_addr_t *a, const ip_addr_t *b)
 {
+#if LWIP_IPV6
     if (IP_IS_V6(a) != IP_IS_V6(b)) {
         return 0;
     }
-#if LWIP_IPV6
     if (IP_IS_V6(a)) {
         return ip6_addr_cmp_zoneless(ip_2_ip6(a), ip_2_ip6(b));
     }
@@ -428,9 +428,11 @@ int tc_sock_setopt(int fd, tc_sockopt_t opt, int value)
         }
         break;
     }
+#if LWIP_IPV6
     case TC_OPT_V6ONLY:
         rc = setopt_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, value);
         break;
+#endif
     case TC_OPT_RCVBUF:
         rc = setopt_int(fd, SOL_SOCKET, SO_RCVBUF, value);
         break;
