@@ -119,7 +119,9 @@ def portable_sources() -> list[Path]:
     """The lines of components/tcp_core/sources.txt (the one source list) plus the Linux backend."""
     lines = (COMPONENT / "sources.txt").read_text().splitlines()
     srcs = [COMPONENT / ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith("#")]
-    return [*srcs, COMPONENT / "port" / "linux" / "tc_sock.c"]
+    backends = (COMPONENT / "port" / "backends.txt").read_text().splitlines()
+    linux = next(ln.split()[1:] for ln in backends if ln.split()[:1] == ["linux"])
+    return [*srcs, *(COMPONENT / src for src in linux)]
 
 
 def build() -> dict[str, Path]:
@@ -127,7 +129,7 @@ def build() -> dict[str, Path]:
     BUILD.mkdir(parents=True, exist_ok=True)
     if shutil.which("gcc") is None:
         raise RuntimeError("gcc not found")
-    inc = ["-I", str(COMPONENT / "include"), "-I", str(COMPONENT / "src")]
+    inc = [f"-I{COMPONENT / d}" for d in ("include", "src", "port/os/posix")]
     targets = {
         "tc_echo": [*inc, str(BENCH / "tc_echo.c"), *map(str, portable_sources()), "-lpthread"],
         "uv_echo": [str(BENCH / "uv_echo.c"), "-luv"],

@@ -8,6 +8,8 @@ APT_PACKAGES=(
     build-essential gcc-multilib          # host build; -m32 parser tests (the device is 32-bit)
     clang libclang-rt-14-dev clang-format # libFuzzer harnesses, formatting
     liblwip-dev                           # upstream lwIP for the lwip backend (TAP in a network namespace)
+    gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf # chip-compiler check: rv32imc (tools/cross_check.sh)
+    gcc-xtensa-lx106 picolibc-xtensa-lx106-elf           # and the ESP8266's Xtensa lx106
     libuv1-dev                            # the libuv peer of the echo benchmark
     iproute2 tcpdump                      # ip netns / ip tuntap for the lwIP tests
     curl wrk                              # peers nobody here wrote, for the HTTP tests

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Every test layer of tcp_core, in order: lint and types, the C layer (sanitizers, -m32, fuzz corpora), then the
-# Python integration suite over real sockets on both host backends. The lwIP layer runs inside a network namespace
-# that this script creates and removes; with TC_REQUIRE_LWIP=1 (CI) a layer that cannot run is a failure, not a skip.
+# Every test layer of tcp_core, in order: lint and types, the C layer (sanitizers, -m32, fuzz corpora), the chip
+# compilers (tools/cross_check.sh), then the Python integration suite over real sockets on both host backends. The
+# lwIP layer runs inside a network namespace that this script creates and removes; with TC_REQUIRE_LWIP=1 (CI) a
+# layer that cannot run is a failure, not a skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -20,6 +21,9 @@ bash tools/check_component.sh
 
 step "C layer"
 bash tools/ctest.sh --fuzz-seconds "${TC_FUZZ_SECONDS:-10}"
+
+step "chip compilers (core and lwIP backend for rv32imc and Xtensa lx106, picolibc, compile only)"
+bash tools/cross_check.sh
 
 lwip_ok=1
 why=""

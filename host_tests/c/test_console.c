@@ -5,9 +5,10 @@
  *
  * Build (from the repository root):
  *     C=components/tcp_core
- *     gcc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -I$C/include -I$C/src host_tests/c/test_console.c \
+ *     gcc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -I$C/include -I$C/src -I$C/port/os/posix \
+ *         host_tests/c/test_console.c \
  *         $(grep -v '^\s*#' $C/sources.txt | sed '/^\s*$/d; s|^|'$C'/|') $C/src/tc_console.c \
- *         $C/src/tc_registry_ext.c $C/port/linux/tc_sock.c -lpthread -o build/test_console
+ *         $C/src/tc_registry_ext.c $C/port/linux/tc_sock_linux.c -lpthread -o build/test_console
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -22,8 +22,9 @@
  *
  * Build (from the repository root):
  *     C=components/tcp_core
- *     gcc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -I$C/include -I$C/src host_tests/c/test_dns.c \
- *         $(grep -v '^\s*#' $C/sources.txt | sed '/^\s*$/d; s|^|'$C'/|') $C/port/linux/tc_sock.c -lpthread \
+ *     gcc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -I$C/include -I$C/src -I$C/port/os/posix \
+ *         host_tests/c/test_dns.c \
+ *         $(grep -v '^\s*#' $C/sources.txt | sed '/^\s*$/d; s|^|'$C'/|') $C/port/linux/tc_sock_linux.c -lpthread \
  *         -o build/test_dns
  */
 #include <arpa/inet.h>

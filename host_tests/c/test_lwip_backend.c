@@ -1,7 +1,7 @@
 /*
- * test_lwip_backend.c - the lwIP-over-TAP backend (port/lwip/tc_sock.c) with real TCP: lwIP on its TAP address,
- * Linux kernel sockets as peers in the same network namespace (the two socket APIs do not mix: socket() is the
- * kernel's, lwip_* / tc_sock_* are lwIP's).
+ * test_lwip_backend.c - the lwIP backend (port/lwip/tc_sock_lwip.c, the chips' too, with the TAP shim tc_lwip_tap.c)
+ * with real TCP: lwIP on its TAP address, Linux kernel sockets as peers in the same network namespace (the two
+ * socket APIs do not mix: socket() is the kernel's, lwip_* / tc_sock_* are lwIP's).
  *
  * Runs inside a namespace made by tools/lwip_netns.sh, which also exports where lwIP lives:
  *     tools/lwip_netns.sh run tclwip build/test_lwip_backend
@@ -32,8 +32,6 @@
 #include "tc_sock.h"
 #include "tc_tcp.h"
 #include "tc_check.h"
-
-/* lwip backend only; declared here until tc_sock.h carries them. */
 
 static char g_ip[64] = "10.77.0.2";
 static int g_prefix = 24;
@@ -521,7 +519,7 @@ static void test_sock_abort_vs_linger(void)
     CHECK(r == 0 || r == -ECONNRESET, "SO_LINGER {1, 0} close: the kernel peer saw %ld", r);
     printf("measured: lwIP SO_LINGER {1, 0} + close with everything acknowledged -> peer sees %s\n",
            r == 0 ? "FIN (no RST)" : "RST");
-    CHECK(r == 0, "lwIP's SO_LINGER {1, 0} sent RST: the quirk documented in tc_sock.h is gone in this lwIP");
+    CHECK(r == 0, "lwIP's SO_LINGER {1, 0} sent RST: the quirk documented in tc_sock_lwip.c is gone in this lwIP");
     close(k);
     wait_counts(port, 0, 1, 3000, "SO_LINGER {1, 0} close, then the peer's FIN");
     printf("measured: ... and lwIP keeps a TIME-WAIT pcb on port %u (tc_sock_time_wait_count = %d)\n", port,

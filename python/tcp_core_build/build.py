@@ -1,11 +1,14 @@
 """cffi out-of-line API builder: one extension module per host socket backend, from the component's one source list.
 
-    _tcp_core_linux   portable core + port/linux/tc_sock.c (kernel sockets)
-    _tcp_core_lwip    portable core + port/lwip/tc_sock.c (upstream lwIP over TAP, needs liblwip-dev)
+    _tcp_core_linux   portable core + the linux backend (kernel sockets)
+    _tcp_core_lwip    portable core + the lwip backend (the chips' lwIP source over upstream lwIP and a TAP device,
+                      needs liblwip-dev)
     _tcp_core_linux_device, _tcp_core_lwip_device
                       the same with the device's limits: every numeric default of components/tcp_core/Kconfig that
                       include/tc_config.h reads, defined as the CONFIG_TCP_CORE_* macro a device build would have
                       (read buffer 4 KiB, high water 8 KiB, queue 32 KiB, ...). TCP_CORE_LIMITS=device selects them.
+
+A backend's sources come from components/tcp_core/port/backends.txt.
 
 Extra C flags come from TCP_CORE_CFLAGS (e.g. "-O0 -g"); the core is always built with -Wall -Wextra -Werror.
 """
@@ -36,6 +39,15 @@ def portable_sources() -> list[str]:
     return out
 
 
+def backend_sources(backend: str) -> list[str]:
+    """A backend's C sources (components/tcp_core/port/backends.txt) as paths relative to the project root."""
+    for line in (COMPONENT / "port" / "backends.txt").read_text().splitlines():
+        words = line.split()
+        if words and words[0] == backend:
+            return [os.path.relpath(COMPONENT / w, ROOT) for w in words[1:]]
+    raise ValueError(f"no backend {backend!r} in components/tcp_core/port/backends.txt")
+
+
 def _pkg_config(*args: str) -> list[str]:
     res = subprocess.run(["pkg-config", *args, "lwip"], capture_output=True, text=True, check=True)
     return shlex.split(res.stdout)
@@ -43,8 +55,9 @@ def _pkg_config(*args: str) -> list[str]:
 
 def lwip_available() -> tuple[bool, str]:
     """Whether the lwip backend can be built here, and why not."""
-    if not (COMPONENT / "port" / "lwip" / "tc_sock.c").exists():
-        return False, "components/tcp_core/port/lwip/tc_sock.c is missing"
+    missing = [src for src in backend_sources("lwip") if not (ROOT / src).exists()]
+    if missing:
+        return False, f"{', '.join(missing)} missing"
     if shutil.which("pkg-config") is None:
         return False, "pkg-config is not installed"
     try:
@@ -60,7 +73,8 @@ PREAMBLE = """
 #include "tc_addr.h"
 #include "tc_loop.h"
 #include "tc_registry.h"
-#include "tc_sock.h"
+#include "tc_backend.h"
+#include "tc_sock.h" /* private (src/): tc_sock_global_init() brings the lwIP TAP backend up */
 #include "tc_tcp.h"
 #include "tc_http.h"
 #include "tc_app.h"
@@ -103,11 +117,12 @@ def kconfig_defaults() -> list[tuple[str, str]]:
 def _make_ffi(module: str, backend: str, device: bool = False) -> FFI:
     ffi = FFI()
     ffi.cdef((HERE / "cdefs.h").read_text())
-    sources = [*portable_sources(), os.path.relpath(COMPONENT / "port" / backend / "tc_sock.c", ROOT)]
+    sources = [*portable_sources(), *backend_sources(backend)]
     cflags = ["-std=c11", "-Wall", "-Wextra", "-Werror", "-Wno-unused-function"]
     cflags += shlex.split(os.environ.get("TCP_CORE_CFLAGS", ""))
     ldflags: list[str] = shlex.split(os.environ.get("TCP_CORE_LDFLAGS", ""))
-    include_dirs = [os.path.relpath(COMPONENT / "include", ROOT), os.path.relpath(COMPONENT / "src", ROOT)]
+    # port/os/posix: the core's platform (tc_port.h) on a Linux host
+    include_dirs = [os.path.relpath(COMPONENT / d, ROOT) for d in ("include", "src", "port/os/posix")]
     libraries = ["pthread"]
     if backend == "lwip":
         cflags += _pkg_config("--cflags")

@@ -18,21 +18,23 @@ void tc_alloc_set_limit(size_t max_bytes);
 void tc_alloc_stats(tc_alloc_stats_t *out);
 void tc_alloc_reset_peak(void);
 
-/* tc_sock.h */
+/* tc_addr.h (the type) */
 typedef struct {
     uint8_t family;
     uint8_t ip[16];
     uint16_t port;
     uint32_t scope_id;
 } tc_addr_t;
+/* src/tc_sock.h, the private backend contract: the lwIP TAP backend's bring-up (the host build sees src/) */
 typedef struct {
     const char *tap_name;
     tc_addr_t address;
     uint8_t prefix_len;
     tc_addr_t gateway;
 } tc_sock_env_t;
-const char *tc_sock_backend(void);
 int tc_sock_global_init(const tc_sock_env_t *env);
+/* tc_backend.h */
+const char *tc_sock_backend(void);
 int tc_sock_time_wait_count(uint16_t local_port);
 int tc_sock_active_count(uint16_t local_port);
 

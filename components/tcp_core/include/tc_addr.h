@@ -1,16 +1,29 @@
 /*
- * tc_addr.h - parsing and printing of socket addresses (tc_addr_t), without any socket header.
+ * tc_addr.h - socket addresses (tc_addr_t) and their parsing and printing, without any socket header.
  */
 #pragma once
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "tc_sock.h"
-
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/** Address family of a tc_addr_t. */
+typedef enum {
+    TC_AF_UNSPEC = 0,
+    TC_AF_INET = 4,
+    TC_AF_INET6 = 6,
+} tc_af_t;
+
+/** A socket address, independent of any socket header. */
+typedef struct {
+    uint8_t family;    /**< tc_af_t */
+    uint8_t ip[16];    /**< IPv4 in ip[0..3], IPv6 in ip[0..15], network byte order */
+    uint16_t port;     /**< host byte order */
+    uint32_t scope_id; /**< IPv6 scope (interface index), 0 otherwise */
+} tc_addr_t;
 
 /** Longest text tc_addr_format() writes, with its NUL: "[ffff:...:ffff%4294967295]:65535". */
 #define TC_ADDR_STRLEN 64
@@ -18,7 +31,7 @@ extern "C" {
 /**
  * @brief Parse a numeric IPv4 or IPv6 address (no brackets, no port) into out with the given port.
  *
- * Pure, thread-safe. Names are not resolved here (see tc_sock_resolve()).
+ * Pure, thread-safe. Names are not resolved here (the TCP client resolves them).
  * @param ip    "192.168.4.1", "::1", "fe80::1%2" (numeric scope only)
  * @param port  port in host order
  * @param out   receives the address

@@ -22,6 +22,15 @@
 extern "C" {
 #endif
 
+/** Readiness bits of a watch (tc_loop_watch()); each backend translates them to its own poll constants. */
+enum {
+    TC_POLLIN = 0x1,
+    TC_POLLOUT = 0x2,
+    TC_POLLERR = 0x4,
+    TC_POLLHUP = 0x8,
+    TC_POLLNVAL = 0x10,
+};
+
 typedef struct tc_loop tc_loop_t;   /**< opaque event loop */
 typedef struct tc_watch tc_watch_t; /**< opaque descriptor watch */
 typedef struct tc_timer tc_timer_t; /**< opaque timer */
@@ -35,7 +44,7 @@ typedef struct tc_timer tc_timer_t; /**< opaque timer */
  */
 typedef int64_t (*tc_timer_cb)(tc_timer_t *timer, void *user);
 
-/** @brief Watch callback: revents holds TC_POLLIN/TC_POLLOUT/TC_POLLERR/TC_POLLHUP bits (tc_sock.h). */
+/** @brief Watch callback: revents holds TC_POLLIN/TC_POLLOUT/TC_POLLERR/TC_POLLHUP bits. */
 typedef void (*tc_watch_cb)(tc_watch_t *watch, int fd, int revents, void *user);
 
 /** @brief Work posted from another thread; runs on the loop thread. */
@@ -101,7 +110,7 @@ uint64_t tc_now_ms(void);
  * The loop does not own fd: tc_watch_remove() leaves it open. Remove the watch before closing fd (with epoll, a
  * descriptor number closed and reused while still watched would take the old watch's registration with it).
  * @param loop    the loop
- * @param fd      a backend descriptor (tc_sock.h)
+ * @param fd      a backend descriptor (a kernel descriptor on Linux, an lwIP socket on lwIP)
  * @param events  TC_POLLIN | TC_POLLOUT
  * @param cb      called with the ready bits
  * @param user    passed to cb

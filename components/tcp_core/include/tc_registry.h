@@ -7,8 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tc_addr.h"
 #include "tc_loop.h"
-#include "tc_sock.h"
 
 #ifdef __cplusplus
 extern "C" {

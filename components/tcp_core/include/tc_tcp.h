@@ -15,14 +15,14 @@
  * Close is a request: tc_conn_close() sets a state and the loop does the work after dispatch, in one place.
  *
  * Close policies and TIME-WAIT. The side that sends the first FIN keeps the TIME-WAIT state for 2 x MSL. On lwIP a
- * TIME-WAIT pcb ignores the RST of a client that reuses its source port (RFC 1337), so a server that closes first
- * and keeps TIME-WAIT stalls browsers ("stops answering after a minute", seed 001). TC_CLOSE_GRACEFUL (the default)
- * is the lingering close of RFC 9112 9.6: flush, send FIN at once (a client reading to EOF has its answer), read and
- * discard until the peer's FIN (closing with unread input would answer RST and could destroy the answer), then free
- * this side's TIME-WAIT pcb (tc_sock_close_reap(): lwIP frees a TIME-WAIT pcb without sending anything); a peer that
- * has not closed by linger_ms is reset. TC_CLOSE_PEER_FIRST waits for the peer's FIN before sending anything.
- * TC_CLOSE_ABORT sends RST at once (tc_sock_abort(): a real RST on every backend, not lwIP's SO_LINGER {1, 0}, which
- * sends FIN when everything was acknowledged). tc_registry_close_stats() counts how connections ended.
+ * TIME-WAIT pcb ignores the RST of a client that reuses its source port (RFC 1337), so a server that closes first and
+ * keeps TIME-WAIT stalls browsers ("stops answering after a minute", seed 001). TC_CLOSE_GRACEFUL (the default) is the
+ * lingering close of RFC 9112 9.6: flush, send FIN at once (a client reading to EOF has its answer), read and discard
+ * until the peer's FIN (closing with unread input would answer RST and could destroy the answer), then free this side's
+ * TIME-WAIT pcb (the backend's reaping close: lwIP frees a TIME-WAIT pcb without sending anything); a peer that has not
+ * closed by linger_ms is reset. TC_CLOSE_PEER_FIRST waits for the peer's FIN before sending anything. TC_CLOSE_ABORT
+ * sends RST at once (the backend's abort: a real RST on every backend, not lwIP's SO_LINGER {1, 0}, which sends FIN
+ * when everything was acknowledged). tc_registry_close_stats() counts how connections ended.
  *
  * Example:
  *     tc_server_config_t cfg = TC_SERVER_DEFAULT_CONFIG();
@@ -36,8 +36,9 @@
 #include <stdint.h>
 
 #include "tc_config.h"
+#include "tc_addr.h"
 #include "tc_loop.h"
-#include "tc_sock.h"
+#include "tc_backend.h"
 
 #ifdef __cplusplus
 extern "C" {

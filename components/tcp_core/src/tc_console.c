@@ -4,15 +4,15 @@
 #include "tc_console.h"
 
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "tc_addr.h"
 #include "tc_alloc.h"
+#include "tc_backend.h"
 #include "tc_err.h"
+#include "tc_port.h"
 #include "tc_registry.h"
 
 /* ---- bounded text writer: keeps what fits, marks a cut with "...\n" ---- */
@@ -140,38 +140,31 @@ int tc_console_status(const tc_loop_t *loop, char *out, size_t cap)
     return out_end(&o);
 }
 
-/* `status` from another thread: the loop writes into the request's own buffer, the caller waits for it. Whoever
- * comes last frees the request, so a caller that gave up (the loop was busy or stopped) leaves nothing dangling. */
+/* `status` from another thread: the loop writes into the request's own buffer and sets its event, the caller
+ * waits for the event. Both hold a reference and whoever lets go last frees the request, so a caller that gave up
+ * (the loop was busy or stopped) leaves nothing dangling and a late answer writes into memory still owned. */
 typedef struct {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int done;
-    int abandoned;
+    tc_port_event_t done;
+    int refs; /* atomic */
     int len;
     size_t cap;
     char buf[];
 } status_req_t;
 
-static void status_req_free(status_req_t *r)
+static void status_req_release(status_req_t *r)
 {
-    pthread_cond_destroy(&r->cv);
-    pthread_mutex_destroy(&r->mu);
-    tc_free(r);
+    if (__atomic_sub_fetch(&r->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        tc_port_event_destroy(&r->done);
+        tc_free(r);
+    }
 }
 
 static void status_post_cb(tc_loop_t *loop, void *user)
 {
     status_req_t *r = user;
-    int n = tc_console_status(loop, r->buf, r->cap);
-    pthread_mutex_lock(&r->mu);
-    r->len = n;
-    r->done = 1;
-    int abandoned = r->abandoned;
-    pthread_cond_signal(&r->cv);
-    pthread_mutex_unlock(&r->mu);
-    if (abandoned) {
-        status_req_free(r);
-    }
+    r->len = tc_console_status(loop, r->buf, r->cap);
+    tc_port_event_set(&r->done); /* publishes len and buf to a waiter that sees the event */
+    status_req_release(r);
 }
 
 static int status_from_thread(const tc_console_config_t *cfg, out_t *o)
@@ -182,47 +175,30 @@ static int status_from_thread(const tc_console_config_t *cfg, out_t *o)
         return TC_OK;
     }
     status_req_t *r = tc_malloc(sizeof(*r) + cap);
-    if (r == NULL) {
+    if (r == NULL || tc_port_event_init(&r->done) != TC_OK) {
+        tc_free(r);
         oput(o, "status: %s\n", tc_strerror(TC_ENOMEM));
         return TC_ENOMEM;
     }
-    pthread_mutex_init(&r->mu, NULL);
-    pthread_cond_init(&r->cv, NULL);
-    r->done = r->abandoned = 0;
+    r->refs = 2;
     r->len = 0;
     r->cap = cap;
     int rc = tc_loop_post(cfg->loop, status_post_cb, r);
     if (rc == TC_ENOMEM) {
-        status_req_free(r);
+        r->refs = 1; /* never posted: the loop holds no reference */
+        status_req_release(r);
         oput(o, "status: %s\n", tc_strerror(rc));
         return rc;
     }
-    /* CLOCK_REALTIME: the one clock every pthread_cond_timedwait() has (ESP-IDF's included); a clock step only
-     * shortens or lengthens this one wait. */
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    uint64_t ns = (uint64_t)until.tv_nsec + (uint64_t)cfg->loop_wait_ms % 1000u * 1000000u;
-    until.tv_sec += (time_t)(cfg->loop_wait_ms / 1000u + ns / 1000000000u);
-    until.tv_nsec = (long)(ns % 1000000000u);
-    pthread_mutex_lock(&r->mu);
-    while (!r->done) {
-        if (pthread_cond_timedwait(&r->cv, &r->mu, &until) != 0) {
-            break; /* ETIMEDOUT (or an error): give up unless the answer came meanwhile */
-        }
-    }
-    int done = r->done;
-    if (!done) {
-        r->abandoned = 1; /* the loop frees it when it finally runs the post */
-    }
-    pthread_mutex_unlock(&r->mu);
-    if (!done) {
+    if (!tc_port_event_wait(&r->done, cfg->loop_wait_ms)) {
+        status_req_release(r); /* the loop frees it when it finally runs the post */
         oput(o, "status: the loop did not answer within %" PRIu32 " ms (is it running? not on its own thread?)\n",
              cfg->loop_wait_ms);
         return TC_ETIMEDOUT;
     }
     if (r->len < 0) {
         int err = r->len;
-        status_req_free(r);
+        status_req_release(r);
         oput(o, "status: %s\n", tc_strerror(err));
         return err;
     }
@@ -231,7 +207,7 @@ static int status_from_thread(const tc_console_config_t *cfg, out_t *o)
     if (r->len >= 4 && (size_t)r->len + 1 >= cap && memcmp(r->buf + r->len - 4, "...\n", 4) == 0) {
         o->cut = 1;
     }
-    status_req_free(r);
+    status_req_release(r);
     return TC_OK;
 }
 

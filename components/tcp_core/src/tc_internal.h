@@ -4,10 +4,10 @@
  */
 #pragma once
 
-#include <pthread.h>
 #include <stdint.h>
 
 #include "tc_loop.h"
+#include "tc_port.h"
 #include "tc_registry.h"
 #include "tc_sock.h"
 

@@ -4,7 +4,6 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "tc_alloc.h"
 #include "tc_config.h"
@@ -52,7 +51,7 @@ struct tc_loop {
 
     int wake_r, wake_w;
     tc_io_t wake_io;
-    pthread_mutex_t post_mu;
+    tc_port_mutex_t post_mu;
     tc_post_t *post_head, *post_tail;
 
     tc_pending_t *pending_head, *pending_tail;
@@ -71,9 +70,7 @@ struct tc_loop {
 
 uint64_t tc_now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return tc_port_now_ms();
 }
 
 uint64_t tc_loop_now(const tc_loop_t *loop)
@@ -415,10 +412,10 @@ static void run_pending(tc_loop_t *loop)
 
 static void run_posts(tc_loop_t *loop)
 {
-    pthread_mutex_lock(&loop->post_mu);
+    tc_port_mutex_lock(&loop->post_mu);
     tc_post_t *list = loop->post_head;
     loop->post_head = loop->post_tail = NULL;
-    pthread_mutex_unlock(&loop->post_mu);
+    tc_port_mutex_unlock(&loop->post_mu);
     while (list) {
         tc_post_t *p = list;
         list = p->next;
@@ -445,14 +442,14 @@ int tc_loop_post(tc_loop_t *loop, tc_post_cb cb, void *user)
     p->next = NULL;
     p->cb = cb;
     p->user = user;
-    pthread_mutex_lock(&loop->post_mu);
+    tc_port_mutex_lock(&loop->post_mu);
     if (loop->post_tail) {
         loop->post_tail->next = p;
     } else {
         loop->post_head = p;
     }
     loop->post_tail = p;
-    pthread_mutex_unlock(&loop->post_mu);
+    tc_port_mutex_unlock(&loop->post_mu);
     return tc_sock_wake_signal(loop->wake_w);
 }
 
@@ -483,7 +480,7 @@ int tc_loop_new(tc_loop_t **out)
     }
     /* A readiness set where the backend has one; poll() otherwise (and if it cannot be opened). */
     loop->evset = TC_CFG_USE_EVSET ? tc_sock_evset_open() : TC_ENOSYS;
-    pthread_mutex_init(&loop->post_mu, NULL);
+    tc_port_mutex_init(&loop->post_mu); /* cannot fail: no platform allocates for a mutex */
     loop->now = tc_now_ms();
     loop->rng = (uint32_t)(loop->now * 2654435761u) | 1u;
     loop->next_id = 1;
@@ -491,7 +488,7 @@ int tc_loop_new(tc_loop_t **out)
     rc = tc__io_start(loop, &loop->wake_io, TC_POLLIN);
     if (rc != TC_OK) {
         tc_sock_wake_close(loop->wake_r, loop->wake_w);
-        pthread_mutex_destroy(&loop->post_mu);
+        tc_port_mutex_destroy(&loop->post_mu);
         tc_sock_evset_close(loop->evset);
         tc_free(loop->free_old);
         tc_free(loop->free_new);
@@ -522,7 +519,7 @@ int tc_loop_free(tc_loop_t *loop)
     }
     tc__io_stop_closing(loop, &loop->wake_io);
     tc_sock_wake_close(loop->wake_r, loop->wake_w);
-    pthread_mutex_destroy(&loop->post_mu);
+    tc_port_mutex_destroy(&loop->post_mu);
     tc_sock_evset_close(loop->evset);
     tc_free(loop->free_old);
     tc_free(loop->free_new);

@@ -8,7 +8,6 @@
  */
 #include "tc_registry_ext.h"
 
-#include <pthread.h>
 #include <string.h>
 
 #include "tc_alloc.h"
@@ -24,7 +23,7 @@ struct tc_ext_sock {
 };
 
 /* Entries whose removal could not be posted (out of memory). */
-static pthread_mutex_t g_park_mu = PTHREAD_MUTEX_INITIALIZER;
+static tc_port_mutex_t g_park_mu = TC_PORT_MUTEX_INIT;
 static tc_ext_sock_t *g_parked;
 
 static void ext_free(tc_ext_sock_t *s)
@@ -42,7 +41,7 @@ static void ext_free(tc_ext_sock_t *s)
 static void flush_parked(tc_loop_t *loop)
 {
     tc_ext_sock_t *done = NULL;
-    pthread_mutex_lock(&g_park_mu);
+    tc_port_mutex_lock(&g_park_mu);
     tc_ext_sock_t **pp = &g_parked;
     while (*pp) {
         tc_ext_sock_t *s = *pp;
@@ -54,7 +53,7 @@ static void flush_parked(tc_loop_t *loop)
             pp = &s->park_next;
         }
     }
-    pthread_mutex_unlock(&g_park_mu);
+    tc_port_mutex_unlock(&g_park_mu);
     while (done) {
         tc_ext_sock_t *s = done;
         done = s->park_next;
@@ -146,8 +145,8 @@ void tc_ext_sock_close(tc_ext_sock_t *s)
     if (tc_loop_post(s->loop, remove_cb, s) != TC_ENOMEM) {
         return;
     }
-    pthread_mutex_lock(&g_park_mu);
+    tc_port_mutex_lock(&g_park_mu);
     s->park_next = g_parked;
     g_parked = s;
-    pthread_mutex_unlock(&g_park_mu);
+    tc_port_mutex_unlock(&g_park_mu);
 }

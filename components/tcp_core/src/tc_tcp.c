@@ -1146,15 +1146,12 @@ static void client_resolved(tc_loop_t *loop, void *user)
     tc_free(r);
 }
 
-static void *resolve_thread(void *arg)
+static void resolve_thread(void *arg)
 {
     tc_resolve_t *r = arg;
     r->rc = tc_sock_resolve(r->host, r->port, &r->addr);
-    if (tc_loop_post(r->loop, client_resolved, r) != TC_OK) {
-        /* Cannot reach the loop (out of memory): nothing can be delivered; the loop keeps waiting on bg. */
-        return NULL;
-    }
-    return NULL;
+    /* Out of memory, the post cannot reach the loop: nothing can be delivered; the loop keeps waiting on bg. */
+    tc_loop_post(r->loop, client_resolved, r);
 }
 
 static void client_attempt(tc_client_t *cl)
@@ -1166,7 +1163,8 @@ static void client_attempt(tc_client_t *cl)
         client_connect_to(cl, &cl->addr);
         return;
     }
-    /* getaddrinfo blocks: resolve on a helper thread, the loop goes on serving. */
+    /* getaddrinfo blocks: resolve on a helper thread, the loop goes on serving. A platform without threads
+     * (tc_port.h) cannot resolve names: the attempt fails with TC_ENOSYS. */
     tc_resolve_t *r = tc_calloc(1, sizeof(*r));
     if (r == NULL) {
         client_fail(cl, TC_ENOMEM);
@@ -1176,19 +1174,15 @@ static void client_attempt(tc_client_t *cl)
     r->client = cl;
     snprintf(r->host, sizeof(r->host), "%s", cl->host);
     r->port = cl->port;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_t th;
     tc__bg_add(r->loop, 1);
     cl->resolving = r;
-    if (pthread_create(&th, &attr, resolve_thread, r) != 0) {
+    int rc = tc_port_thread_start(resolve_thread, r);
+    if (rc != TC_OK) {
         tc__bg_add(r->loop, -1);
         cl->resolving = NULL;
         tc_free(r);
-        client_fail(cl, TC_ENOMEM);
+        client_fail(cl, rc);
     }
-    pthread_attr_destroy(&attr);
 }
 
 static void client_connected(tc_conn_t *c)

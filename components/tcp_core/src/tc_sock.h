@@ -1,8 +1,10 @@
 /*
- * tc_sock.h - the socket backend contract: the small function set every backend implements, one file per backend.
+ * tc_sock.h - the socket backend contract: the small function set every backend implements. Private to the
+ * component (the core, port/ and the ESP glue); applications see the backend through tc_backend.h only.
  *
- * Backends: port/linux/tc_sock.c (host kernel sockets), port/lwip/tc_sock.c (upstream lwIP over a TAP device, host),
- * port/esp/tc_sock.c (ESP-IDF's lwIP, device). The build links exactly one of them. The core never includes a
+ * Backends (port/backends.txt): port/linux/tc_sock_linux.c (host kernel sockets) and port/lwip/tc_sock_lwip.c, one
+ * source for every lwIP stack with a shim per stack (tc_lwip_tap.c: upstream lwIP over a TAP device on the host;
+ * tc_lwip_esp.c: ESP-IDF's lwIP on chips). The build links exactly one backend. The core never includes a
  * system socket header: addresses cross this boundary as tc_addr_t and readiness as tc_pollfd_t, because lwIP's
  * struct sockaddr and poll constants need not match the C library's when both live in one process (the lwip TAP
  * backend). Descriptors are the backend's own (lwIP socket numbers on lwIP), and the wake-up pair is made by the
@@ -17,24 +19,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tc_addr.h"
+#include "tc_backend.h"
+#include "tc_loop.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/** Address family of a tc_addr_t. */
-typedef enum {
-    TC_AF_UNSPEC = 0,
-    TC_AF_INET = 4,
-    TC_AF_INET6 = 6,
-} tc_af_t;
-
-/** A socket address, independent of any socket header. */
-typedef struct {
-    uint8_t family;    /**< tc_af_t */
-    uint8_t ip[16];    /**< IPv4 in ip[0..3], IPv6 in ip[0..15], network byte order */
-    uint16_t port;     /**< host byte order */
-    uint32_t scope_id; /**< IPv6 scope (interface index), 0 otherwise */
-} tc_addr_t;
 
 /** Socket types. */
 typedef enum {
@@ -52,15 +43,6 @@ typedef enum {
     TC_OPT_SNDBUF,        /**< int: send buffer bytes */
 } tc_sockopt_t;
 
-/** Readiness bits for tc_pollfd_t (the backend translates to its own poll constants). */
-enum {
-    TC_POLLIN = 0x1,
-    TC_POLLOUT = 0x2,
-    TC_POLLERR = 0x4,
-    TC_POLLHUP = 0x8,
-    TC_POLLNVAL = 0x10,
-};
-
 /** One entry of a tc_sock_poll() set. */
 typedef struct {
     int fd;
@@ -70,17 +52,11 @@ typedef struct {
 
 /** What the lwIP-over-TAP backend needs before the first socket; other backends ignore it. */
 typedef struct {
-    const char *tap_name;   /**< TAP device to attach to, e.g. "tctap0" (lwip backend only) */
-    tc_addr_t address;      /**< the stack's own IPv4 address (lwip backend only) */
-    uint8_t prefix_len;     /**< netmask length of address */
-    tc_addr_t gateway;      /**< default gateway, family 0 for none */
+    const char *tap_name; /**< TAP device to attach to, e.g. "tctap0" (lwip backend only) */
+    tc_addr_t address;    /**< the stack's own IPv4 address (lwip backend only) */
+    uint8_t prefix_len;   /**< netmask length of address */
+    tc_addr_t gateway;    /**< default gateway, family 0 for none */
 } tc_sock_env_t;
-
-/**
- * @brief Name of the backend linked into this build: "linux", "lwip" or "esp-lwip".
- * @return a static string
- */
-const char *tc_sock_backend(void);
 
 /**
  * @brief Bring the backend up once per process (the lwip backend starts its stack and its TAP netif here).
@@ -266,21 +242,6 @@ void tc_sock_wake_drain(int rfd);
 
 /** @brief Close both ends of a wake-up pair. */
 void tc_sock_wake_close(int rfd, int wfd);
-
-/**
- * @brief Count the stack's TCP connections in TIME-WAIT whose local port is local_port (0: every port).
- *
- * For tests and the status page: a server whose close policy works leaves none (seed 001). Linux reads
- * /proc/net/tcp{,6} of the caller's network namespace; lwIP walks its TIME-WAIT pcb list under the core lock.
- * @return the count, or TC_ENOSYS where the stack cannot tell
- */
-int tc_sock_time_wait_count(uint16_t local_port);
-
-/**
- * @brief Count the stack's TCP connections that are neither listening nor in TIME-WAIT, by local port (0: all).
- * @return the count, or TC_ENOSYS where the stack cannot tell
- */
-int tc_sock_active_count(uint16_t local_port);
 
 /**
  * @brief Resolve a host name (or numeric address) to one address, IPv4 preferred.

@@ -1,5 +1,5 @@
 /*
- * port/linux/tc_sock.c - the host kernel socket backend (Linux): BSD sockets, poll(), an eventfd for wake-ups.
+ * port/linux/tc_sock_linux.c - the host kernel socket backend (Linux): BSD sockets, poll(), an eventfd for wake-ups.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* accept4, SOCK_NONBLOCK */
