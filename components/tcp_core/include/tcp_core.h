@@ -22,6 +22,7 @@
 #include "tc_loop.h"
 #include "tc_registry.h"
 #include "tc_registry_ext.h"
+#include "tc_backend.h"
 #include "tc_tcp.h"
 #include "tc_http.h"
 #include "tc_captive.h"
