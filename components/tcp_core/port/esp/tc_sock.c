@@ -15,7 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
-#include <poll.h>
+#include <sys/poll.h> /* ESP-IDF has no <poll.h> */
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
