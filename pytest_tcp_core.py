@@ -6,12 +6,17 @@
     idf.py set-target esp32 build flash                                     # or esp32c3
     TC_DEVICE_HOST=192.168.4.1 pytest pytest_tcp_core.py --embedded-services esp,idf --target esp32 [--port PORT]
 
+    tools/idf_check.sh qemu        # esp32c3 Ethernet build under Espressif's QEMU: --embedded-services idf,qemu
+
 On a chip the tests reach the services over Wi-Fi: TC_DEVICE_HOST names the device's address (192.168.4.1 once this
 machine has joined its soft-AP); without it, a station-mode firmware's "station up" log line gives it, and with
-TC_WIFI_SSID / TC_WIFI_PASSWORD the tests first send `wifi` on the console (stored in NVS). The console tests need no
+TC_WIFI_SSID / TC_WIFI_PASSWORD the tests first send `wifi` on the console (stored in NVS). Under QEMU the firmware's
+OpenCores Ethernet sits behind QEMU's user networking: this file forwards a free port of 127.0.0.1 to each service
+(hostfwd, loopback only) and the device reaches this machine's 127.0.0.1 as 10.0.2.2. The console tests need no
 network. Every case skips with its reason when pytest-embedded, the build or the board is missing.
 
-The host suite (pytest with testpaths = host_tests) never collects this file: run it by name, as above.
+`pytest --target linux --embedded-services idf` (the ESP-IDF way, no file named) collects this file instead of the
+host suite (conftest.py); a plain `pytest` runs only the host suite (testpaths = host_tests).
 """
 
 from __future__ import annotations
@@ -90,9 +95,15 @@ def _serial_ports() -> list[str]:
     return [p.device for p in list_ports.comports() if p.vid is not None]
 
 
+def _qemu(config: pytest.Config) -> bool:
+    return "qemu" in _services(config)
+
+
 def why_not(config: pytest.Config, target: str) -> str | None:
     """The reason this run cannot test `target`, or None."""
     services = _services(config)
+    if "qemu" in services:
+        return _why_not_qemu(config, target)
     if "idf" not in services:
         return (
             "pytest-embedded needs its services: --embedded-services idf --target linux (the linux-target ELF is "
@@ -115,6 +126,46 @@ def why_not(config: pytest.Config, target: str) -> str | None:
     if target != "linux" and not config.getoption("port", None) and not _serial_ports():
         return f"no {target} board: no USB serial port found (connect one, or pass --port)"
     return None
+
+
+def _why_not_qemu(config: pytest.Config, target: str) -> str | None:
+    wanted = config.getoption("target", None)
+    if target == "linux" or (wanted and wanted != "auto" and wanted != target):
+        return f"this QEMU run is for --target {wanted}"
+    build = _build_dir(config)
+    cfg = _sdkconfig(build)
+    if cfg.get("IDF_TARGET") != target:
+        return f"no {target} build in {build}: tools/idf_check.sh qemu builds one"
+    if not cfg.get("DEMO_ETH_OPENETH"):
+        return "QEMU emulates the OpenCores Ethernet MAC only: build with CONFIG_DEMO_ETH_OPENETH=y (idf_check.sh qemu)"
+    return None
+
+
+# ---- QEMU: user networking with a free loopback port forwarded to each service ----
+
+_QEMU_FWD: dict[int, int] = {}  # device port -> port on 127.0.0.1
+
+
+def _free_loopback_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def qemu_extra_args(request: pytest.FixtureRequest) -> str | None:
+    """pytest-embedded-qemu's extra QEMU arguments: unless given, the OpenCores NIC on user networking with host
+    forwards bound to 127.0.0.1 only (never another address) for the echo, HTTP and esp_http_server ports."""
+    given: str | None = request.config.getoption("qemu_extra_args", None)
+    if given or not _qemu(request.config):
+        return given
+    cfg = _sdkconfig(_build_dir(request.config))
+    ports = [int(cfg.get(k, 0)) for k in ("DEMO_ECHO_PORT", "DEMO_HTTP_PORT", "DEMO_HTTPD_PORT")]
+    _QEMU_FWD.clear()
+    _QEMU_FWD.update({p: _free_loopback_port() for p in ports if p})
+    fwd = ",".join(f"hostfwd=tcp:127.0.0.1:{h}-:{d}" for d, h in _QEMU_FWD.items())
+    return f"-nic user,model=open_eth,{fwd}"
 
 
 @pytest.fixture(autouse=True)
@@ -182,8 +233,9 @@ class Device:
         return self.host
 
 
-def _boot(dut: Any, target: str, sdkconfig: dict[str, Any]) -> Device:
-    dev = Device(dut, target, sdkconfig, host="127.0.0.1" if target == "linux" else os.environ.get("TC_DEVICE_HOST"))
+def _boot(dut: Any, target: str, sdkconfig: dict[str, Any], qemu: bool = False) -> Device:
+    local = target == "linux" or qemu
+    dev = Device(dut, target, sdkconfig, host="127.0.0.1" if local else os.environ.get("TC_DEVICE_HOST"))
     want_console = bool(sdkconfig.get("DEMO_CONSOLE", True))
     want_httpd = bool(sdkconfig.get("DEMO_HTTPD_ADAPTER", target == "linux"))
     deadline = time.monotonic() + BOOT_TIMEOUT_S
@@ -208,13 +260,16 @@ def _boot(dut: Any, target: str, sdkconfig: dict[str, Any]) -> Device:
         assert "stored" in answer, answer
         m = dut.expect(re.compile(rb"station up: http://([0-9.]+):\d+/"), timeout=30)
         dev.host = _text(m.group(1))
+    if qemu:  # the services answer on the forwarded loopback ports
+        dev.echo_port, dev.http_port = _QEMU_FWD[dev.echo_port], _QEMU_FWD[dev.http_port]
+        dev.httpd_port = _QEMU_FWD[dev.httpd_port] if dev.httpd_port else None
     return dev
 
 
 @pytest.fixture
-def device(dut: Any, target: str) -> Iterator[Device]:
+def device(dut: Any, target: str, request: pytest.FixtureRequest) -> Iterator[Device]:
     """The started firmware: services listening, console prompt seen (chips are reset by pytest-embedded)."""
-    yield _boot(dut, target, dict(dut.app.sdkconfig))
+    yield _boot(dut, target, dict(dut.app.sdkconfig), qemu=_qemu(request.config))
 
 
 # ---- echo and client (seed 000) ----
@@ -240,7 +295,10 @@ def test_client_connects_echoes_and_reconnects(device: Device) -> None:
         )
     port = int(cfg["DEMO_CLIENT_PORT"])
     wait_s = int(cfg.get("TCP_CORE_BACKOFF_MAX_MS", 30000)) / 1000 + 10  # the client may be in its longest backoff
-    with socket.create_server(("", port), reuse_port=False) as remote:
+    # The linux target dials 127.0.0.1, QEMU's user network maps 10.0.2.2 to it: loopback is enough there. A board
+    # dials this machine's address on the Wi-Fi network.
+    local = device.target == "linux" or device.host == "127.0.0.1"
+    with socket.create_server(("127.0.0.1" if local else "", port), reuse_port=False) as remote:
         remote.settimeout(wait_s)
         for round_ in range(2):  # the second accept proves the reconnect after the first peer left
             peer, _ = remote.accept()
