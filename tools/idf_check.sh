@@ -119,8 +119,11 @@ print(min(sizes))
 EOF
 )
     echo "size  tcp_core_demo.bin $bin bytes in an app slot of $part: $((100 * (part - bin) / part)) % free"
+    idf.py -B "$1" size > "$1/size.txt" 2>&1 || true
     idf.py -B "$1" size-components > "$1/size-components.txt" 2>&1 || true
-    grep -E 'Total|libtcp_core|libmain|liblwip|libnet80211|libesp_eth|Used static' "$1/size-components.txt" | head -12 || true
+    grep -E 'Total image size|^. (Flash Code|Flash Data|DRAM|IRAM) ' "$1/size.txt" || true
+    grep -E 'Archive File|libtcp_core|libmain|liblwip|libnet80211|libesp_eth' "$1/size-components.txt" | head -8 || true
+    echo "      (tables: $1/size.txt, $1/size-components.txt)"
 }
 
 case ${1:-} in
@@ -141,13 +144,13 @@ qemu)
     command -v qemu-system-riscv32 > /dev/null || { echo "qemu-system-riscv32 (Espressif's QEMU) is not on PATH" >&2; exit 2; }
     dir=$root/qemu-esp32c3
     # Ethernet over the OpenCores MAC, esp_http_server on, the client dialling 10.0.2.2 (QEMU's name for this
-    # machine's 127.0.0.1). pytest-embedded-qemu writes the flash image and the eFuses (chip revision v0.3);
-    # pytest_tcp_core.py forwards free 127.0.0.1 ports to the services.
+    # machine's 127.0.0.1). pytest-embedded-qemu writes the flash image; pytest_tcp_core.py the eFuses (chip
+    # revision v0.3) and the QEMU network arguments (free 127.0.0.1 ports forwarded to the services).
     configure "$dir" esp32c3 qemu
     build_full "$dir" "esp32c3 qemu (OpenCores Ethernet)"
     rc=0
     python3 -m pytest "$here/pytest_tcp_core.py" --target esp32c3 --embedded-services idf,qemu \
-        --app-path "$here" --build-dir "$dir" --qemu-efuse-path "$dir/qemu_efuse.bin" \
+        --app-path "$here" --build-dir "$dir" \
         -p no:cacheprovider -q -rs ${TC_PYTEST_ARGS:-} || rc=$?
     [[ $rc == 0 ]] || fails=$((fails + 1))
     ;;
