@@ -387,6 +387,10 @@ def test_ota_prepare_on_the_console_stops_every_server_within_the_deadline(devic
         )
         assert m, answer
         elapsed, _, closed, forced, _ = map(int, m.groups())
+        print(
+            f"stop: {elapsed} ms on the device for a {deadline_ms} ms deadline, {took * 1000:.0f} ms seen here, "
+            f"{closed} closed, {forced} forced"
+        )
         slack_ms = 1000 if device.target == "linux" else 1500  # the loop's reaction time, the REPL's round trip
         assert elapsed <= deadline_ms + slack_ms, answer
         assert took <= (deadline_ms + slack_ms) / 1000 + 2, f"the console answered after {took:.1f} s"
@@ -413,6 +417,50 @@ def test_ota_prepare_over_http(device: Device) -> None:
     )
     assert int(m.group(1)) <= 1500 + 1500, _text(m.group(0))
     assert _refused(host, device.http_port)
+
+
+# ---- memory: the heap an idle HTTP connection costs on the device, lwIP's share included ----
+
+
+def _free_heap(device: Device) -> int | None:
+    m = re.search(r"^heap: (\d+) bytes free", device.console("status"), re.M)
+    return int(m.group(1)) if m else None
+
+
+def _one_keep_alive_request(s: socket.socket) -> None:
+    s.sendall(b"GET /no-such-page HTTP/1.1\r\nHost: device\r\n\r\n")
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = s.recv(4096)
+        assert chunk, "the device closed a keep-alive connection"
+        head += chunk
+    head, _, body = head.partition(b"\r\n\r\n")
+    m = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+    assert head.startswith(b"HTTP/1.1 404") and m, head
+    if int(m.group(1)) > len(body):
+        recv_exact(s, int(m.group(1)) - len(body))
+
+
+def test_heap_per_idle_http_connection(device: Device) -> None:
+    host = device.net()
+    before = _free_heap(device)
+    if before is None:
+        pytest.skip("this build's console shows no device heap (the linux target has no lwIP heap to measure)")
+    n = 6  # of CONFIG_TCP_CORE_HTTP_MAX_CONNS (8): none evicted
+    conns: list[socket.socket] = []
+    try:
+        for _ in range(n):  # each has served one request and stays open, idle (keep-alive)
+            conns.append(connect(host, device.http_port, timeout=10))
+            _one_keep_alive_request(conns[-1])
+        during = _free_heap(device)
+    finally:
+        for c in conns:
+            c.close()
+    assert during is not None
+    per = (before - during) / n
+    print(f"heap: {before} bytes free before, {during} with {n} idle HTTP connections: {per:.0f} bytes each")
+    # The goal: under 1 KB each, lwIP's pcb, netconn, socket and mailbox included.
+    assert per <= 1024, f"{per:.0f} bytes per idle HTTP connection"
 
 
 # ---- the console ----
