@@ -96,7 +96,7 @@ report() { # <what> <log> <rc>
 
 build_full() { # <dir> <what>
     local rc=0 log=$1/build.log
-    idf.py -B "$1" build > "$log" 2>&1 || rc=$?
+    idf.py -B "$1" -DSDKCONFIG="$1/sdkconfig" build > "$log" 2>&1 || rc=$?
     report "$2" "$log" $rc
     return 0
 }
@@ -119,8 +119,8 @@ print(min(sizes))
 EOF
 )
     echo "size  tcp_core_demo.bin $bin bytes in an app slot of $part: $((100 * (part - bin) / part)) % free"
-    idf.py -B "$1" size > "$1/size.txt" 2>&1 || true
-    idf.py -B "$1" size-components > "$1/size-components.txt" 2>&1 || true
+    idf.py -B "$1" -DSDKCONFIG="$1/sdkconfig" size > "$1/size.txt" 2>&1 || true
+    idf.py -B "$1" -DSDKCONFIG="$1/sdkconfig" size-components > "$1/size-components.txt" 2>&1 || true
     grep -E 'Total image size|^. (Flash Code|Flash Data|DRAM|IRAM) ' "$1/size.txt" || true
     grep -E 'Archive File|libtcp_core|libmain|liblwip|libnet80211|libesp_eth' "$1/size-components.txt" | head -8 || true
     echo "      (tables: $1/size.txt, $1/size-components.txt)"
@@ -148,6 +148,7 @@ qemu)
     # revision v0.3) and the QEMU network arguments (free 127.0.0.1 ports forwarded to the services).
     configure "$dir" esp32c3 qemu
     build_full "$dir" "esp32c3 qemu (OpenCores Ethernet)"
+    [[ ! -f $dir/tcp_core_demo.bin ]] || sizes "$dir"
     rc=0
     python3 -m pytest "$here/pytest_tcp_core.py" --target esp32c3 --embedded-services idf,qemu \
         --app-path "$here" --build-dir "$dir" \
