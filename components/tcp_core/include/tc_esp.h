@@ -1,6 +1,7 @@
 /*
  * tc_esp.h - the ESP-IDF face of tcp_core's errors and logging: tc_err_t codes as esp_err_t and back, their names,
- * the log tags of the ESP glue, and the start-up check of lwIP's socket budget. ESP-IDF only (include/tc_err.h is the portable side).
+ * the log tags of the ESP glue, and the start-up check of lwIP's socket budget. ESP-IDF only (include/tc_err.h is
+ * the portable side).
  *
  * Mapping. Codes with a generic ESP-IDF meaning map to it, so ESP_ERROR_CHECK() output and existing checks read
  * naturally; the others get codes of their own, TC_ESP_ERR_BASE + |code|, which lie outside every range ESP-IDF
