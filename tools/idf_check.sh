@@ -46,7 +46,8 @@ CONFIG_DEMO_DHCP_CAPTIVE_URI=n"
     [httpd-client]="CONFIG_DEMO_HTTPD_ADAPTER=y
 CONFIG_DEMO_CLIENT_ENABLE=y"
 )
-ORDER=(default sta apsta-client openeth qemu emac console-off no-console-device captive-off captive-online-no-dns httpd-client)
+ORDER=(default sta apsta-client openeth qemu emac console-off no-console-device captive-off captive-online-no-dns
+    httpd-client)
 
 # The defaults list for one build: the project's, the extra ones, the variant's own file.
 defaults_for() { # <build dir> <variant>
@@ -71,7 +72,8 @@ configure() { # <dir> <target> <variant>
     [[ $target != linux ]] || preview=(--preview)
     [[ -f $dir/CMakeCache.txt ]] || rm -rf "$dir" # set-target refuses a directory that is not a build directory
     rm -f "$dir/sdkconfig"
-    local args=("${preview[@]}" -B "$dir" -DSDKCONFIG="$dir/sdkconfig" -DSDKCONFIG_DEFAULTS="$(defaults_for "$dir" "$variant")")
+    local args=("${preview[@]}" -B "$dir" -DSDKCONFIG="$dir/sdkconfig"
+        -DSDKCONFIG_DEFAULTS="$(defaults_for "$dir" "$variant")")
     if [[ -f $dir/CMakeCache.txt ]] && grep -q "^IDF_TARGET:STRING=$target\$" "$dir/CMakeCache.txt"; then
         idf.py "${args[@]}" reconfigure > "$dir.configure.log" 2>&1
     else
@@ -141,7 +143,8 @@ linux)
     fi
     ;;
 qemu)
-    command -v qemu-system-riscv32 > /dev/null || { echo "qemu-system-riscv32 (Espressif's QEMU) is not on PATH" >&2; exit 2; }
+    command -v qemu-system-riscv32 > /dev/null ||
+        { echo "qemu-system-riscv32 (Espressif's QEMU) is not on PATH" >&2; exit 2; }
     dir=$root/qemu-esp32c3
     # Ethernet over the OpenCores MAC, esp_http_server on, the client dialling 10.0.2.2 (QEMU's name for this
     # machine's 127.0.0.1). pytest-embedded-qemu writes the flash image; pytest_tcp_core.py the eFuses (chip
