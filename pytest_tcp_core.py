@@ -6,12 +6,17 @@
     idf.py set-target esp32 build flash                                     # or esp32c3
     TC_DEVICE_HOST=192.168.4.1 pytest pytest_tcp_core.py --embedded-services esp,idf --target esp32 [--port PORT]
 
+    tools/idf_check.sh qemu        # esp32c3 Ethernet build under Espressif's QEMU: --embedded-services idf,qemu
+
 On a chip the tests reach the services over Wi-Fi: TC_DEVICE_HOST names the device's address (192.168.4.1 once this
 machine has joined its soft-AP); without it, a station-mode firmware's "station up" log line gives it, and with
-TC_WIFI_SSID / TC_WIFI_PASSWORD the tests first send `wifi` on the console (stored in NVS). The console tests need no
+TC_WIFI_SSID / TC_WIFI_PASSWORD the tests first send `wifi` on the console (stored in NVS). Under QEMU the firmware's
+OpenCores Ethernet sits behind QEMU's user networking: this file forwards a free port of 127.0.0.1 to each service
+(hostfwd, loopback only) and the device reaches this machine's 127.0.0.1 as 10.0.2.2. The console tests need no
 network. Every case skips with its reason when pytest-embedded, the build or the board is missing.
 
-The host suite (pytest with testpaths = host_tests) never collects this file: run it by name, as above.
+`pytest --target linux --embedded-services idf` (the ESP-IDF way, no file named) collects this file instead of the
+host suite (conftest.py); a plain `pytest` runs only the host suite (testpaths = host_tests).
 """
 
 from __future__ import annotations
@@ -90,9 +95,15 @@ def _serial_ports() -> list[str]:
     return [p.device for p in list_ports.comports() if p.vid is not None]
 
 
+def _qemu(config: pytest.Config) -> bool:
+    return "qemu" in _services(config)
+
+
 def why_not(config: pytest.Config, target: str) -> str | None:
     """The reason this run cannot test `target`, or None."""
     services = _services(config)
+    if "qemu" in services:
+        return _why_not_qemu(config, target)
     if "idf" not in services:
         return (
             "pytest-embedded needs its services: --embedded-services idf --target linux (the linux-target ELF is "
@@ -115,6 +126,58 @@ def why_not(config: pytest.Config, target: str) -> str | None:
     if target != "linux" and not config.getoption("port", None) and not _serial_ports():
         return f"no {target} board: no USB serial port found (connect one, or pass --port)"
     return None
+
+
+def _why_not_qemu(config: pytest.Config, target: str) -> str | None:
+    wanted = config.getoption("target", None)
+    if target == "linux" or (wanted and wanted != "auto" and wanted != target):
+        return f"this QEMU run is for --target {wanted}"
+    build = _build_dir(config)
+    cfg = _sdkconfig(build)
+    if cfg.get("IDF_TARGET") != target:
+        return f"no {target} build in {build}: tools/idf_check.sh qemu builds one"
+    if not cfg.get("DEMO_ETH_OPENETH"):
+        return "QEMU emulates the OpenCores Ethernet MAC only: build with CONFIG_DEMO_ETH_OPENETH=y (idf_check.sh qemu)"
+    return None
+
+
+# ---- QEMU: user networking with a free loopback port forwarded to each service ----
+
+_QEMU_FWD: dict[int, int] = {}  # device port -> port on 127.0.0.1
+
+
+def _free_loopback_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def qemu_extra_args(request: pytest.FixtureRequest) -> str | None:
+    """pytest-embedded-qemu's extra QEMU arguments: unless given, the OpenCores NIC on user networking with host
+    forwards bound to 127.0.0.1 only (never another address) for the echo, HTTP and esp_http_server ports."""
+    given: str | None = request.config.getoption("qemu_extra_args", None)
+    if given or not _qemu(request.config):
+        return given
+    cfg = _sdkconfig(_build_dir(request.config))
+    ports = [int(cfg.get(k, 0)) for k in ("DEMO_ECHO_PORT", "DEMO_HTTP_PORT", "DEMO_HTTPD_PORT")]
+    _QEMU_FWD.clear()
+    _QEMU_FWD.update({p: _free_loopback_port() for p in ports if p})
+    fwd = ",".join(f"hostfwd=tcp:127.0.0.1:{h}-:{d}" for d, h in _QEMU_FWD.items())
+    # The chip's eFuses (revision v0.3, which ESP-IDF 5.5 requires) from pytest-embedded-qemu's table, without its
+    # --qemu-efuse-path, whose strap setting boots the esp32c3 into UART download mode.
+    from pytest_embedded_qemu.qemu import QEMU_TARGETS
+
+    efuse = _build_dir(request.config) / "qemu_efuse.bin"
+    efuse.write_bytes(QEMU_TARGETS[str(cfg.get("IDF_TARGET", "esp32c3"))].default_efuse)
+    # -icount: virtual time follows the instructions executed. Without it, on a loaded host the virtual clock runs
+    # on while QEMU's CPU thread waits for a core, and the interrupt watchdog (300 ms) fired about 1 s after every
+    # boot here; figures the firmware measures (ota-prepare's stop time) are then in virtual time.
+    return (
+        f"-icount shift=3 -nic user,model=open_eth,{fwd} -drive file={efuse},if=none,format=raw,id=efuse "
+        f"-global driver=nvram.{cfg.get('IDF_TARGET', 'esp32c3')}.efuse,property=drive,value=efuse"
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -144,7 +207,7 @@ _BOOT = re.compile(
 
 
 # A prompt at the start of a line; esp_console colours it when line editing is on.
-_PROMPT = re.compile(rb"\n(?:\x1b\[[0-9;]*m)?" + re.escape(PROMPT.rstrip().encode()))
+_PROMPT = re.compile(rb"\r?\n(?:\x1b\[[0-9;]*m)?" + re.escape(PROMPT.rstrip().encode()))
 
 
 @dataclass
@@ -158,6 +221,7 @@ class Device:
     echo_port: int = 0
     http_port: int = 0
     httpd_port: int | None = None
+    device_ports: tuple[int, int] = (0, 0)  # echo and HTTP as the device sees them (under QEMU: not the forwards)
     has_console: bool = False
     log: list[str] = field(default_factory=list)
 
@@ -182,8 +246,9 @@ class Device:
         return self.host
 
 
-def _boot(dut: Any, target: str, sdkconfig: dict[str, Any]) -> Device:
-    dev = Device(dut, target, sdkconfig, host="127.0.0.1" if target == "linux" else os.environ.get("TC_DEVICE_HOST"))
+def _boot(dut: Any, target: str, sdkconfig: dict[str, Any], qemu: bool = False) -> Device:
+    local = target == "linux" or qemu
+    dev = Device(dut, target, sdkconfig, host="127.0.0.1" if local else os.environ.get("TC_DEVICE_HOST"))
     want_console = bool(sdkconfig.get("DEMO_CONSOLE", True))
     want_httpd = bool(sdkconfig.get("DEMO_HTTPD_ADAPTER", target == "linux"))
     deadline = time.monotonic() + BOOT_TIMEOUT_S
@@ -208,13 +273,17 @@ def _boot(dut: Any, target: str, sdkconfig: dict[str, Any]) -> Device:
         assert "stored" in answer, answer
         m = dut.expect(re.compile(rb"station up: http://([0-9.]+):\d+/"), timeout=30)
         dev.host = _text(m.group(1))
+    dev.device_ports = (dev.echo_port, dev.http_port)
+    if qemu:  # the services answer on the forwarded loopback ports
+        dev.echo_port, dev.http_port = _QEMU_FWD[dev.echo_port], _QEMU_FWD[dev.http_port]
+        dev.httpd_port = _QEMU_FWD[dev.httpd_port] if dev.httpd_port else None
     return dev
 
 
 @pytest.fixture
-def device(dut: Any, target: str) -> Iterator[Device]:
+def device(dut: Any, target: str, request: pytest.FixtureRequest) -> Iterator[Device]:
     """The started firmware: services listening, console prompt seen (chips are reset by pytest-embedded)."""
-    yield _boot(dut, target, dict(dut.app.sdkconfig))
+    yield _boot(dut, target, dict(dut.app.sdkconfig), qemu=_qemu(request.config))
 
 
 # ---- echo and client (seed 000) ----
@@ -240,7 +309,10 @@ def test_client_connects_echoes_and_reconnects(device: Device) -> None:
         )
     port = int(cfg["DEMO_CLIENT_PORT"])
     wait_s = int(cfg.get("TCP_CORE_BACKOFF_MAX_MS", 30000)) / 1000 + 10  # the client may be in its longest backoff
-    with socket.create_server(("", port), reuse_port=False) as remote:
+    # The linux target dials 127.0.0.1, QEMU's user network maps 10.0.2.2 to it: loopback is enough there. A board
+    # dials this machine's address on the Wi-Fi network.
+    local = device.target == "linux" or device.host == "127.0.0.1"
+    with socket.create_server(("127.0.0.1" if local else "", port), reuse_port=False) as remote:
         remote.settimeout(wait_s)
         for round_ in range(2):  # the second accept proves the reconnect after the first peer left
             peer, _ = remote.accept()
@@ -280,9 +352,17 @@ def test_http_ws_stream(device: Device) -> None:
 
 
 def _refused(host: str, port: int) -> bool:
+    """Nothing serves host:port. Behind QEMU's user networking the host side of a forward accepts every connection
+    and closes it when the device refuses: an accepted connection that ends at once counts as refused too."""
     try:
-        with connect(host, port, timeout=3):
-            return False
+        with connect(host, port, timeout=3) as s:
+            s.settimeout(3)
+            try:
+                return s.recv(1) == b""
+            except ConnectionResetError:
+                return True
+            except TimeoutError:  # open and waiting for us: a server is there
+                return False
     except OSError:
         return True
 
@@ -307,6 +387,10 @@ def test_ota_prepare_on_the_console_stops_every_server_within_the_deadline(devic
         )
         assert m, answer
         elapsed, _, closed, forced, _ = map(int, m.groups())
+        print(
+            f"stop: {elapsed} ms on the device for a {deadline_ms} ms deadline, {took * 1000:.0f} ms seen here, "
+            f"{closed} closed, {forced} forced"
+        )
         slack_ms = 1000 if device.target == "linux" else 1500  # the loop's reaction time, the REPL's round trip
         assert elapsed <= deadline_ms + slack_ms, answer
         assert took <= (deadline_ms + slack_ms) / 1000 + 2, f"the console answered after {took:.1f} s"
@@ -335,6 +419,50 @@ def test_ota_prepare_over_http(device: Device) -> None:
     assert _refused(host, device.http_port)
 
 
+# ---- memory: the heap an idle HTTP connection costs on the device, lwIP's share included ----
+
+
+def _free_heap(device: Device) -> int | None:
+    m = re.search(r"^heap: (\d+) bytes free", device.console("status"), re.M)
+    return int(m.group(1)) if m else None
+
+
+def _one_keep_alive_request(s: socket.socket) -> None:
+    s.sendall(b"GET /no-such-page HTTP/1.1\r\nHost: device\r\n\r\n")
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = s.recv(4096)
+        assert chunk, "the device closed a keep-alive connection"
+        head += chunk
+    head, _, body = head.partition(b"\r\n\r\n")
+    m = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+    assert head.startswith(b"HTTP/1.1 404") and m, head
+    if int(m.group(1)) > len(body):
+        recv_exact(s, int(m.group(1)) - len(body))
+
+
+def test_heap_per_idle_http_connection(device: Device) -> None:
+    host = device.net()
+    before = _free_heap(device)
+    if before is None:
+        pytest.skip("this build's console shows no device heap (the linux target has no lwIP heap to measure)")
+    n = 6  # of CONFIG_TCP_CORE_HTTP_MAX_CONNS (8): none evicted
+    conns: list[socket.socket] = []
+    try:
+        for _ in range(n):  # each has served one request and stays open, idle (keep-alive)
+            conns.append(connect(host, device.http_port, timeout=10))
+            _one_keep_alive_request(conns[-1])
+        during = _free_heap(device)
+    finally:
+        for c in conns:
+            c.close()
+    assert during is not None
+    per = (before - during) / n
+    print(f"heap: {before} bytes free before, {during} with {n} idle HTTP connections: {per:.0f} bytes each")
+    # The issue's goal: under 1 KB each, lwIP's pcb, netconn, socket and mailbox included.
+    assert per <= 1024, f"{per:.0f} bytes per idle HTTP connection"
+
+
 # ---- the console ----
 
 
@@ -344,8 +472,9 @@ def test_console(device: Device) -> None:
         assert re.search(rf"^{re.escape(name)}\s", text, re.M), text
     text = device.console("status")
     assert re.search(r"^sockets: \d+ \(backend [\w-]+\), tcp_core heap: \d+ bytes", text, re.M), text
-    assert re.search(r"listener listening echo \S+:" + str(device.echo_port), text), text
-    assert re.search(r"listener listening http \S+:" + str(device.http_port), text), text
+    echo_port, http_port = device.device_ports
+    assert re.search(r"listener listening echo \S+:" + str(echo_port), text), text
+    assert re.search(r"listener listening http \S+:" + str(http_port), text), text
     # Refused (too short), so nothing is stored on a board; the answer never repeats the password.
     text = device.console("wifi test-net short12")
     assert "the password must be empty, 8 to 63 characters, or 64 hex digits" in text, text

@@ -2,15 +2,15 @@
  * main.c - the tcp_core demo firmware, all four seeds on one tcp_core loop:
  *  - seed 000: the TCP echo server and, optionally, a reconnecting TCP client that echoes;
  *  - seed 001: every server closes peer-first, so TIME-WAIT stays off the device;
- *  - seed 002: station or soft-AP (Kconfig); on the soft-AP a captive portal (DHCP DNS option and option 114, the
- *    OS probe answers, optionally the DNS responder);
+ *  - seed 002: Wi-Fi station or soft-AP, or Ethernet (Kconfig "Network"); on the soft-AP a captive portal (DHCP DNS
+ *    option and option 114, the OS probe answers, optionally the DNS responder);
  *  - seed 003: "OTA prepare" (POST /api/ota-prepare and the console command) stops every server within a deadline
  *    and logs the heap it freed, including an esp_http_server with a running stream through the tcp_core adapter.
  * The HTTP service has the status page, /api/status (the registry), /ws (WebSocket echo), /stream (MJPEG) and
- * /events (SSE). On the linux target the same services run over the host's sockets, without Wi-Fi.
+ * /events (SSE), the same on every network. On the linux target they run over the host's sockets, without Wi-Fi.
  *
  * Tasks: "tc_loop" owns the loop and every tcp_core handle; the console REPL and the "tc_ota" task reach it only
- * through tc_loop_post(); Wi-Fi events arrive on ESP-IDF's event task and are only logged.
+ * through tc_loop_post(); network events arrive on ESP-IDF's event task and are only logged.
  */
 #include <inttypes.h>
 #include <stdint.h>
@@ -33,12 +33,17 @@
 #include "tc_esp.h"
 #include "tc_esp_console.h"
 #include "tc_loop.h"
+#include "tc_config.h"
 
 #if CONFIG_IDF_TARGET_LINUX
 #include <signal.h>
-#else
+#endif
+#if CONFIG_DEMO_WIFI
 #include "nvs_flash.h"
 #include "tc_wifi.h"
+#endif
+#if CONFIG_DEMO_ETH
+#include "demo_eth.h"
 #endif
 #if CONFIG_DEMO_CAPTIVE_PORTAL
 #include "esp_idf_version.h"
@@ -413,7 +418,8 @@ static void start_httpd(void)
 
 /* ---- console ---- */
 
-#if !CONFIG_IDF_TARGET_LINUX
+#if CONFIG_DEMO_CONSOLE
+#if CONFIG_DEMO_WIFI
 static int console_wifi(const char *ssid, const char *password, void *user)
 {
     (void)user;
@@ -426,6 +432,14 @@ static int console_info(char *buf, size_t cap, void *user)
     (void)user;
 #if CONFIG_IDF_TARGET_LINUX
     return snprintf(buf, cap, "wifi: none (linux target)\n%s", s_demo.prepared ? "ota: prepared\n" : "");
+#elif CONFIG_DEMO_ETH
+    int n = demo_eth_describe(buf, cap);
+    if (n < 0 || (size_t)n >= cap) {
+        return n;
+    }
+    return n + snprintf(buf + n, cap - (size_t)n, "heap: %" PRIu32 " bytes free, %" PRIu32 " at least\n%s",
+                        esp_get_free_heap_size(), esp_get_minimum_free_heap_size(),
+                        s_demo.prepared ? "ota: prepared\n" : "");
 #else
     tc_wifi_status_t ws;
     tc_wifi_status(&ws);
@@ -444,10 +458,9 @@ static int console_info(char *buf, size_t cap, void *user)
 
 static void start_console(void)
 {
-#if CONFIG_DEMO_CONSOLE
     tc_console_config_t cc = TC_CONSOLE_DEFAULT_CONFIG();
     cc.loop = s_demo.loop;
-#if !CONFIG_IDF_TARGET_LINUX
+#if CONFIG_DEMO_WIFI
     cc.wifi = console_wifi;
 #endif
     cc.ota_prepare = ota_prepare;
@@ -456,12 +469,12 @@ static void start_console(void)
     if (err != ESP_OK) {
         ESP_LOGE(TAG, "console: %s", esp_err_to_name(err));
     }
-#endif
 }
+#endif /* CONFIG_DEMO_CONSOLE */
 
-/* ---- Wi-Fi (chips) ---- */
+/* ---- the network: Wi-Fi or Ethernet (chips) ---- */
 
-#if !CONFIG_IDF_TARGET_LINUX
+#if CONFIG_DEMO_WIFI
 static void wifi_event(tc_wifi_event_t ev, const tc_wifi_event_data_t *d, void *user)
 {
     (void)user;
@@ -523,12 +536,55 @@ static void start_wifi(void)
 }
 #endif
 
+#if CONFIG_DEMO_ETH
+static void start_eth(void)
+{
+    if (demo_eth_start() != ESP_OK) {
+        return;
+    }
+    /* As on Wi-Fi, the services serve any address that comes later: waiting only tells the user. */
+    if (demo_eth_wait_ip(10000) != ESP_OK) {
+        ESP_LOGW(TAG, "no Ethernet address after 10 s; DHCP goes on in the background");
+    }
+}
+#endif
+
+/* ---- lwIP's socket budget ---- */
+
+/* The most sockets the demo's services hold at once: every listener, every connection up to its server's limit
+ * plus the one being accepted before the least active is evicted, the loop's wake-up pair (two UDP sockets), the
+ * DNS responder, the client, and esp_http_server's max_open_sockets + 3. Connections that are closing (lingering
+ * for the peer's FIN, at most CONFIG_TCP_CORE_LINGER_MS) come on top under churn: leave some room. */
+static void check_sockets(void)
+{
+    uint32_t n = 2 + (TC_CFG_MAX_CONNS + 1) + (CONFIG_TCP_CORE_HTTP_MAX_CONNS + 1) + 2;
+    char what[160];
+    int len = snprintf(what, sizeof(what), "2 listeners, echo %d+1, HTTP %d+1, wake-up pair 2", TC_CFG_MAX_CONNS,
+                       CONFIG_TCP_CORE_HTTP_MAX_CONNS);
+#if CONFIG_DEMO_DNS_SERVER
+    n += 1;
+    len += snprintf(what + len, sizeof(what) - (size_t)len, ", DNS 1");
+#endif
+#if CONFIG_DEMO_CLIENT_ENABLE
+    n += 1;
+    len += snprintf(what + len, sizeof(what) - (size_t)len, ", client 1");
+#endif
+#if CONFIG_DEMO_HTTPD_ADAPTER
+    n += CONFIG_DEMO_HTTPD_MAX_SOCKETS + 3;
+    len += snprintf(what + len, sizeof(what) - (size_t)len, ", esp_http_server %d+3", CONFIG_DEMO_HTTPD_MAX_SOCKETS);
+#endif
+    (void)len;
+    tc_esp_check_socket_budget(n, what);
+}
+
 void app_main(void)
 {
 #if CONFIG_IDF_TARGET_LINUX
     /* esp_http_server sends without MSG_NOSIGNAL: on the host a peer that left would kill the process. */
     signal(SIGPIPE, SIG_IGN);
-#else
+#endif
+#if CONFIG_DEMO_WIFI
+    /* Wi-Fi keeps its calibration and the console's station credentials in NVS. */
     esp_err_t err = nvs_flash_init();
     if (err == ESP_ERR_NVS_NO_FREE_PAGES || err == ESP_ERR_NVS_NEW_VERSION_FOUND) {
         /* A demo may start over: the partition was written by another layout or firmware. */
@@ -547,8 +603,11 @@ void app_main(void)
     } else {
         snprintf(s_demo.portal_url, sizeof(s_demo.portal_url), "http://%s:%d/", DEMO_AP_IP, CONFIG_DEMO_HTTP_PORT);
     }
-#if !CONFIG_IDF_TARGET_LINUX
+    check_sockets();
+#if CONFIG_DEMO_WIFI
     start_wifi();
+#elif CONFIG_DEMO_ETH
+    start_eth();
 #endif
     s_demo.ready = xSemaphoreCreateBinary();
     if (s_demo.ready == NULL || xTaskCreate(loop_task, "tc_loop", 8192, NULL, DEMO_IO_TASK_PRIO, NULL) != pdPASS) {
@@ -565,5 +624,7 @@ void app_main(void)
 #if CONFIG_DEMO_HTTPD_ADAPTER
     start_httpd();
 #endif
+#if CONFIG_DEMO_CONSOLE
     start_console();
+#endif
 }

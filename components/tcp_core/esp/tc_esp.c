@@ -1,11 +1,13 @@
 /*
- * esp/tc_esp.c - tc_err_t <-> esp_err_t and the glue's logging helper (see tc_esp.h).
+ * esp/tc_esp.c - tc_err_t <-> esp_err_t, the glue's logging helper and the socket budget check (see tc_esp.h).
  */
 #include "tc_esp.h"
 
+#include <inttypes.h>
 #include <stddef.h>
 
 #include "esp_log.h"
+#include "sdkconfig.h"
 #include "tc_err.h"
 
 /* Every tcp_core error, from the one list in tc_err.h: its own esp_err_t and its name. */
@@ -85,4 +87,25 @@ esp_err_t tc_esp_check(int rc, const char *tag, const char *what)
         ESP_LOGE(tag, "%s: %s (%s)", what, tc_strerror(rc), tc_err_name(rc));
     }
     return tc_esp_err(rc);
+}
+
+esp_err_t tc_esp_check_socket_budget(uint32_t needed, const char *what)
+{
+    what = what ? what : "";
+#if CONFIG_IDF_TARGET_LINUX
+    ESP_LOGI(TC_ESP_TAG, "sockets: %" PRIu32 " at most (%s); host sockets, no lwIP limit", needed, what);
+    return ESP_OK;
+#else
+    if (needed > CONFIG_LWIP_MAX_SOCKETS) {
+        ESP_LOGE(TC_ESP_TAG,
+                 "sockets: the configured services need up to %" PRIu32 " (%s) but CONFIG_LWIP_MAX_SOCKETS is %d: "
+                 "accepts will fail with errno 23 under load. Raise CONFIG_LWIP_MAX_SOCKETS to %" PRIu32
+                 " or more, or lower the services' connection limits.",
+                 needed, what, CONFIG_LWIP_MAX_SOCKETS, needed);
+        return ESP_ERR_NO_MEM;
+    }
+    ESP_LOGI(TC_ESP_TAG, "sockets: up to %" PRIu32 " of CONFIG_LWIP_MAX_SOCKETS=%d (%s)", needed,
+             CONFIG_LWIP_MAX_SOCKETS, what);
+    return ESP_OK;
+#endif
 }

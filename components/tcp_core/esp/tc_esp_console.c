@@ -91,6 +91,7 @@ esp_err_t tc_esp_console_start(const tc_console_config_t *cfg)
     esp_console_dev_usb_serial_jtag_config_t hw = ESP_CONSOLE_DEV_USB_SERIAL_JTAG_CONFIG_DEFAULT();
     err = esp_console_new_repl_usb_serial_jtag(&hw, &rc, &repl);
 #else
+    (void)rc; /* CONFIG_ESP_CONSOLE_NONE: the REPL config has no device to go with */
     ESP_LOGE(TAG, "no console device in sdkconfig (CONFIG_ESP_CONSOLE_*): no REPL");
     return ESP_ERR_NOT_SUPPORTED;
 #endif

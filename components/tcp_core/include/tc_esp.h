@@ -1,6 +1,7 @@
 /*
  * tc_esp.h - the ESP-IDF face of tcp_core's errors and logging: tc_err_t codes as esp_err_t and back, their names,
- * and the log tags of the ESP glue. ESP-IDF only (include/tc_err.h is the portable side).
+ * the log tags of the ESP glue, and the start-up check of lwIP's socket budget. ESP-IDF only (include/tc_err.h is
+ * the portable side).
  *
  * Mapping. Codes with a generic ESP-IDF meaning map to it, so ESP_ERROR_CHECK() output and existing checks read
  * naturally; the others get codes of their own, TC_ESP_ERR_BASE + |code|, which lie outside every range ESP-IDF
@@ -19,6 +20,8 @@
  *     if (err != ESP_OK) ESP_LOGE(TC_ESP_TAG, "echo: %s", tc_esp_err_name(err));
  */
 #pragma once
+
+#include <stdint.h>
 
 #include "esp_err.h"
 
@@ -72,6 +75,24 @@ const char *tc_esp_err_name(esp_err_t err);
  * @return tc_esp_err(rc)
  */
 esp_err_t tc_esp_check(int rc, const char *tag, const char *what);
+
+/**
+ * @brief Check at start-up that lwIP has sockets enough for what the application will open, and say so in the log.
+ *
+ * lwIP has CONFIG_LWIP_MAX_SOCKETS sockets in all (10 by default) and refuses more: accept() then fails with
+ * ENFILE ("error in accept (23)") and the servers look dead to new clients. When @p needed is above the limit this
+ * logs one error line with both numbers, @p what, and the two ways out; otherwise one info line. On the linux target
+ * (host sockets, no such limit) it only logs the count. Thread-safe.
+ *
+ * Example:
+ *     tc_esp_check_socket_budget(2 + 17 + 9 + 2, "2 listeners, echo 16+1, HTTP 8+1, wake-up pair 2");
+ *
+ * @param needed  sockets the application may hold at once (listeners, connections plus one being accepted at a
+ *                full server, the loop's wake-up pair, DNS, clients, esp_http_server's max_open_sockets + 3, ...)
+ * @param what    how @p needed adds up, for the log line; NULL for none
+ * @return ESP_OK when it fits (always on the linux target), ESP_ERR_NO_MEM when CONFIG_LWIP_MAX_SOCKETS is too low
+ */
+esp_err_t tc_esp_check_socket_budget(uint32_t needed, const char *what);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# tools/idf_check.sh - build and check the demo firmware (main/ + components/tcp_core) with an ESP-IDF tree, by hand:
+# CI cannot fetch ESP-IDF, so these checks run where one is installed (README "Firmware" says what ran last, where).
+#
+#   tools/idf_check.sh linux      build the linux target, then pytest-embedded on it (pytest_tcp_core.py)
+#   tools/idf_check.sh esp32c3    build the default firmware (sizes, size-components), then compile the project's
+#                                 files in every Kconfig variant below; any chip target works (esp32, esp32s3, ...)
+#   tools/idf_check.sh qemu       build the Ethernet (OpenCores MAC) firmware for esp32c3 and run pytest_tcp_core.py
+#                                 on it under Espressif's QEMU (qemu-system-riscv32 on PATH), user networking with
+#                                 host port forwards on 127.0.0.1 only
+#
+# Needs: IDF_PATH and idf.py on PATH (. $IDF_PATH/export.sh), ESP-IDF >= 5.2; the linux target also libbsd-dev.
+# Environment: TC_IDF_BUILD_ROOT  where the build directories go (default: build/idf in this tree, git-ignored);
+#              TC_IDF_EXTRA_DEFAULTS  ';'-separated sdkconfig defaults files added after the project's own (e.g. a
+#              stand-in toolchain's); TC_IDF_VARIANTS  the variant names to compile (default: all for the target).
+# Exit status: 0 when every build passed with 0 warnings and 0 errors in the project's files (and the tests passed).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+: "${IDF_PATH:?export an ESP-IDF tree first: . \$IDF_PATH/export.sh}"
+command -v idf.py > /dev/null || { echo "idf.py is not on PATH: . \$IDF_PATH/export.sh" >&2; exit 2; }
+root=${TC_IDF_BUILD_ROOT:-$here/build/idf}
+mkdir -p "$root"
+export IDF_CCACHE_ENABLE=${IDF_CCACHE_ENABLE:-$(command -v ccache > /dev/null && echo 1 || echo 0)}
+
+# The Kconfig variants: name, then the sdkconfig lines it adds to the project's defaults.
+declare -A VARIANT=(
+    [default]=""
+    [sta]="CONFIG_DEMO_WIFI_STA=y"
+    [apsta-client]="CONFIG_DEMO_WIFI_APSTA=y
+CONFIG_DEMO_CLIENT_ENABLE=y"
+    [openeth]="CONFIG_DEMO_ETH_OPENETH=y"
+    [qemu]="CONFIG_DEMO_ETH_OPENETH=y
+CONFIG_DEMO_HTTPD_ADAPTER=y
+CONFIG_DEMO_CLIENT_ENABLE=y
+CONFIG_DEMO_CLIENT_HOST=\"10.0.2.2\"
+CONFIG_TCP_CORE_BACKOFF_MAX_MS=2000"
+    [emac]="CONFIG_DEMO_ETH_EMAC=y"
+    [console-off]="CONFIG_DEMO_CONSOLE=n"
+    [no-console-device]="CONFIG_ESP_CONSOLE_NONE=y"
+    [captive-off]="CONFIG_DEMO_CAPTIVE_PORTAL=n"
+    [captive-online-no-dns]="CONFIG_DEMO_CAPTIVE_MODE_ONLINE=y
+CONFIG_DEMO_DNS_SERVER=n
+CONFIG_DEMO_DHCP_CAPTIVE_URI=n"
+    [httpd-client]="CONFIG_DEMO_HTTPD_ADAPTER=y
+CONFIG_DEMO_CLIENT_ENABLE=y"
+)
+ORDER=(default sta apsta-client openeth qemu emac console-off no-console-device captive-off captive-online-no-dns
+    httpd-client)
+
+# The defaults list for one build: the project's, the extra ones, the variant's own file.
+defaults_for() { # <build dir> <variant>
+    local list="$here/sdkconfig.defaults"
+    [[ -z ${TC_IDF_EXTRA_DEFAULTS:-} ]] || list+=";$TC_IDF_EXTRA_DEFAULTS"
+    if [[ -n ${VARIANT[$2]} ]]; then
+        printf '%s\n' "${VARIANT[$2]}" > "$1.variant"
+        list+=";$1.variant"
+    fi
+    echo "$list"
+}
+
+# Count the diagnostics in the project's own files (main/, components/tcp_core/) of a build log; print them.
+project_diagnostics() { # <log>
+    local pat='(^|/)(main|components/tcp_core)/[^:]*:[0-9]+(:[0-9]+)?: (warning|error)'
+    grep -E "$pat" "$1" | sort -u || true
+}
+
+# Configure a fresh sdkconfig for <target> and <variant> in <dir> (the project tree gets no sdkconfig of its own).
+configure() { # <dir> <target> <variant>
+    local dir=$1 target=$2 variant=$3 preview=()
+    [[ $target != linux ]] || preview=(--preview)
+    [[ -f $dir/CMakeCache.txt ]] || rm -rf "$dir" # set-target refuses a directory that is not a build directory
+    rm -f "$dir/sdkconfig"
+    local args=("${preview[@]}" -B "$dir" -DSDKCONFIG="$dir/sdkconfig"
+        -DSDKCONFIG_DEFAULTS="$(defaults_for "$dir" "$variant")")
+    if [[ -f $dir/CMakeCache.txt ]] && grep -q "^IDF_TARGET:STRING=$target\$" "$dir/CMakeCache.txt"; then
+        idf.py "${args[@]}" reconfigure > "$dir.configure.log" 2>&1
+    else
+        idf.py "${args[@]}" set-target "$target" > "$dir.configure.log" 2>&1
+    fi || { tail -30 "$dir.configure.log" >&2; echo "configure failed: $dir.configure.log" >&2; return 1; }
+}
+
+fails=0
+report() { # <what> <log> <rc>
+    local diags n
+    diags=$(project_diagnostics "$2")
+    n=$(printf '%s' "$diags" | grep -c . || true)
+    if [[ $3 != 0 || $n != 0 ]]; then
+        fails=$((fails + 1))
+        echo "FAIL  $1: exit $3, $n diagnostics in project files ($2)"
+        [[ -z $diags ]] || printf '%s\n' "$diags" | head -20
+        [[ $3 == 0 ]] || grep -E 'error|FAILED' "$2" | head -10
+    else
+        echo "ok    $1: 0 warnings, 0 errors in project files; $(grep -c 'warning:' "$2" || true) warnings in all"
+    fi
+}
+
+build_full() { # <dir> <what>
+    local rc=0 log=$1/build.log
+    idf.py -B "$1" -DSDKCONFIG="$1/sdkconfig" build > "$log" 2>&1 || rc=$?
+    report "$2" "$log" $rc
+    return 0
+}
+
+# Only the project's two component libraries: enough to see every diagnostic of its files in a variant.
+build_project() { # <dir> <what>
+    local rc=0 log=$1/build.log
+    ninja -C "$1" esp-idf/main/libmain.a esp-idf/tcp_core/libtcp_core.a > "$log" 2>&1 || rc=$?
+    report "$2" "$log" $rc
+}
+
+sizes() { # <dir>
+    local bin part
+    bin=$(stat -c %s "$1/tcp_core_demo.bin")
+    part=$(python3 - "$here/partitions.csv" << 'EOF'
+import sys
+sizes = [int(f[4], 0) for f in (l.split(",") for l in open(sys.argv[1]) if l.strip() and not l.startswith("#"))
+         if f[1].strip() == "app"]
+print(min(sizes))
+EOF
+)
+    echo "size  tcp_core_demo.bin $bin bytes in an app slot of $part: $((100 * (part - bin) / part)) % free"
+    idf.py -B "$1" -DSDKCONFIG="$1/sdkconfig" size > "$1/size.txt" 2>&1 || true
+    idf.py -B "$1" -DSDKCONFIG="$1/sdkconfig" size-components > "$1/size-components.txt" 2>&1 || true
+    grep -E 'Total image size|^. (Flash Code|Flash Data|DRAM|IRAM) ' "$1/size.txt" || true
+    grep -E 'Archive File|libtcp_core|libmain|liblwip|libnet80211|libesp_eth' "$1/size-components.txt" | head -8 || true
+    echo "      (tables: $1/size.txt, $1/size-components.txt)"
+}
+
+case ${1:-} in
+linux)
+    dir=$root/linux
+    configure "$dir" linux default
+    build_full "$dir" "linux target"
+    if python3 -c 'import pytest_embedded_idf' 2> /dev/null; then
+        rc=0
+        python3 -m pytest "$here/pytest_tcp_core.py" --target linux --embedded-services idf --app-path "$here" \
+            --build-dir "$dir" -p no:cacheprovider -q || rc=$?
+        [[ $rc == 0 ]] || fails=$((fails + 1))
+    else
+        echo "skip  pytest-embedded: pip install -e '.[embedded]'"
+    fi
+    ;;
+qemu)
+    command -v qemu-system-riscv32 > /dev/null ||
+        { echo "qemu-system-riscv32 (Espressif's QEMU) is not on PATH" >&2; exit 2; }
+    dir=$root/qemu-esp32c3
+    # Ethernet over the OpenCores MAC, esp_http_server on, the client dialling 10.0.2.2 (QEMU's name for this
+    # machine's 127.0.0.1). pytest-embedded-qemu writes the flash image; pytest_tcp_core.py the eFuses (chip
+    # revision v0.3) and the QEMU network arguments (free 127.0.0.1 ports forwarded to the services).
+    configure "$dir" esp32c3 qemu
+    build_full "$dir" "esp32c3 qemu (OpenCores Ethernet)"
+    [[ ! -f $dir/tcp_core_demo.bin ]] || sizes "$dir"
+    rc=0
+    python3 -m pytest "$here/pytest_tcp_core.py" --target esp32c3 --embedded-services idf,qemu \
+        --app-path "$here" --build-dir "$dir" \
+        -p no:cacheprovider -q -rs ${TC_PYTEST_ARGS:-} || rc=$?
+    [[ $rc == 0 ]] || fails=$((fails + 1))
+    ;;
+esp32*)
+    target=$1
+    dir=$root/$target
+    configure "$dir" "$target" default
+    build_full "$dir" "$target default"
+    [[ ! -f $dir/tcp_core_demo.bin ]] || sizes "$dir"
+    vdir=$root/$target-variants
+    for v in ${TC_IDF_VARIANTS:-${ORDER[@]}}; do
+        [[ $v != default ]] || continue
+        if [[ $v == emac && $target != esp32 ]]; then
+            continue # the internal EMAC is the ESP32's only (SOC_EMAC_SUPPORTED; the P4's is not covered here)
+        fi
+        configure "$vdir" "$target" "$v"
+        build_project "$vdir" "$target $v"
+    done
+    ;;
+*)
+    sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+    exit 2
+    ;;
+esac
+[[ $fails == 0 ]] && echo "all passed" || { echo "$fails failed"; exit 1; }
