@@ -442,3 +442,45 @@ def test_client_to_port_zero_is_refused_clearly(loop: Loop, server_host: str) ->
 def test_address_not_on_this_host(loop: Loop, backend: str) -> None:
     with pytest.raises(tcp_core.AddressNotAvailableError):
         Server(loop, "192.0.2.55", 0)  # TEST-NET-1: never assigned here
+
+
+class _BigAnswerThenClose(Handler):
+    """Answers the first byte with `size` bytes, then closes gracefully at once (the queue still full)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.reasons: list[str] = []
+
+    def on_data(self, conn: tcp_core.Connection, data: bytes) -> None:
+        conn.send(b"x" * self.size)
+        conn.close("graceful")
+
+    def on_close(self, conn: tcp_core.Connection, reason: str) -> None:
+        self.reasons.append(reason)
+
+
+def test_slow_reader_of_a_large_answer_gets_all_of_it_after_the_linger_time(loop: Loop, server_host: str) -> None:
+    # The close's flush deadline counts from the last byte the reader took, not from the close request: a reader
+    # that keeps reading, for longer than linger_ms in all, gets the whole answer and the FIN, never an RST.
+    size = 1024 * 1024
+    h = _BigAnswerThenClose(size)
+    srv = Server(loop, server_host, 0, handler=h, linger_ms=300, queue_max=2 * size, high_water=2 * size)
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window: the server's queue drains slowly
+    s.settimeout(10)
+    s.connect((server_host, srv.port))
+    s.sendall(b"?")
+    got = 0
+    t0 = time.monotonic()
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        got += len(chunk)
+        time.sleep(0.002)  # about 2 MB/s at most: the whole answer takes well over linger_ms
+    elapsed = time.monotonic() - t0
+    s.close()
+    assert got == size
+    assert elapsed > 0.3, f"the reader was too fast ({elapsed:.2f} s) to test the flush deadline"
+    assert wait_until(lambda: h.reasons == ["local"]), h.reasons
+    srv.stop(500)

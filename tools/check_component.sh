@@ -18,7 +18,8 @@ archive="$tmp/tcp_core_$version.tgz"
 [ -f "$archive" ] || { echo "component: FAIL: no $archive" >&2; cat "$tmp/pack.log" >&2; exit 1; }
 tar -tzf "$archive" | sed 's#^\./##' >"$tmp/list.txt"
 need=(README.md LICENSE CHANGELOG.md idf_component.yml CMakeLists.txt Kconfig sources.txt include/tcp_core.h
-    include/tc_version.h www/dashboard.html port/esp/tc_sock.c port/linux/tc_sock.c)
+    include/tc_version.h www/dashboard.html port/backends.txt port/linux/tc_sock_linux.c
+    port/lwip/tc_sock_lwip.c port/lwip/tc_lwip_esp.c port/os/freertos/tc_port_os.h)
 while read -r src; do need+=("$src"); done < <(grep -v '^#' components/tcp_core/sources.txt | sed '/^ *$/d')
 for ex in tcp_echo_client http_stream_stop captive_portal httpd_adapter; do
     need+=("examples/$ex/CMakeLists.txt" "examples/$ex/main/CMakeLists.txt" "examples/$ex/main/main.c"

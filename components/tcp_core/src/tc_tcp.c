@@ -51,6 +51,7 @@ enum {
     CF2_WR_SHUT = 0x02, /* graceful close: our FIN is sent, input is discarded until the peer's */
     CF2_GONE = 0x04,    /* the peer reset the connection (or it broke): the stack has nothing left to reset */
     CF2_RST = 0x08,     /* it ended with an RST (ours or the peer's): a stop counts it as forced */
+    CF2_ACK_MARK = 0x10, /* acked_mark holds a value */
 };
 
 /* How conn_finalize() lets go of the socket. */
@@ -69,6 +70,7 @@ struct tc_conn {
     uint8_t close_how;    /* tc_close_policy_t */
     uint8_t close_reason; /* tc_close_reason_t */
     uint8_t flags2;
+    uint32_t acked_mark; /* closing: the peer's acknowledged bytes (low 32 bits) when the deadline last looked */
 };
 
 struct tc_server {
@@ -387,10 +389,21 @@ static void conn_io(tc_io_t *io, int revents)
         return;
     }
     if (revents & TC_POLLOUT) {
+        uint64_t out_before = c->reg.bytes_out;
         int rc = wq_flush(c);
         if (rc < 0) {
             conn_broken(c, rc);
             return;
+        }
+        if (c->reg.bytes_out != out_before) {
+            /* Bytes the peer takes are activity: a slow reader of a long answer or stream is not idle, and a close
+             * still flushing to a reader that keeps reading gets its deadline counted from the last progress, so
+             * the end of a large answer is not reset away (the stop's own deadline still bounds a stop). */
+            touch(c);
+            if ((c->flags & CF_CLOSING) && c->deadline && !(c->flags & CF_DEADLINE) &&
+                c->close_how != TC_CLOSE_ABORT) {
+                conn_deadline_arm(c, c->owner->cfg.linger_ms);
+            }
         }
         conn_after_flush(c);
         if (c->flags & CF_CLOSING) {
@@ -537,12 +550,24 @@ static void close_step(tc_pending_t *p)
 
 static int64_t conn_deadline_cb(tc_timer_t *t, void *user)
 {
-    (void)t;
     tc_conn_t *c = user;
-    c->deadline = NULL; /* it stops now: the loop frees it when this returns */
+    c->deadline = NULL; /* it stops now unless rescheduled below: the loop frees it when this returns */
     if (c->reg.state == TC_STATE_CONNECTING) {
         client_connect_failed(c, TC_ETIMEDOUT);
         return TC_TIMER_STOP;
+    }
+    /* Bytes still in the stack's send buffer that the peer keeps taking are a slow reader, not a dead one: a large
+     * answer sent just before a close must not be reset away. The deadline then counts from the last progress (the
+     * first time it fires with bytes outstanding it only takes the mark). A stop's deadline is separate and final. */
+    long unacked = c->close_how == TC_CLOSE_ABORT ? 0 : tc_sock_unacked(c->io.fd);
+    if (unacked > 0) {
+        uint32_t acked = (uint32_t)(c->reg.bytes_out - (uint64_t)unacked);
+        if (!(c->flags2 & CF2_ACK_MARK) || acked != c->acked_mark) {
+            c->flags2 |= CF2_ACK_MARK;
+            c->acked_mark = acked;
+            c->deadline = t; /* runs again: the loop keeps it */
+            return c->owner->cfg.linger_ms;
+        }
     }
     /* The flush or the peer's FIN did not come in time: RST leaves no TIME-WAIT on either side. */
     c->flags |= CF_DEADLINE;
