@@ -47,7 +47,12 @@ class App:
     /stream sends a frame at each of stream_fps instants per second of the monotonic clock (default 10); with
     stream_frame_bytes every frame is a valid JPEG of exactly that many bytes (the demo frames padded with COM
     segments), else the ~1.1 KB demo frames as they are. A size below the largest demo frame or above
-    TC_APP_STREAM_FRAME_MAX (16 MiB) raises InvalidArgumentError (a ValueError)."""
+    TC_APP_STREAM_FRAME_MAX (16 MiB) raises InvalidArgumentError (a ValueError).
+
+    POST/PUT /api/upload takes its body in pieces (tc_http_route_body()) and answers {"bytes", "crc32"}; "?slow=MS"
+    pauses MS ms after each piece (backpressure); upload_max bounds it (None: no limit). POST/PUT /api/echo buffers
+    its body (up to the server's max_body) and answers the same. body_min_rate (bytes/s, 0 = no rule) and
+    body_grace_ms set the minimum-rate rule for bodies (408 below it)."""
 
     def __init__(
         self,
@@ -64,6 +69,9 @@ class App:
         http_idle_timeout_ms: int | None = None,
         http_head_timeout_ms: int | None = None,
         ws_max_message: int | None = None,
+        body_min_rate: int | None = None,
+        body_grace_ms: int | None = None,
+        upload_max: int | None = None,
         captive: Literal["off", "portal", "online"] = "off",
         dns_port: int | None = None,
         dns_answer: str | None = None,
@@ -98,6 +106,12 @@ class App:
             cfg.http_head_timeout_ms = http_head_timeout_ms
         if ws_max_message is not None:
             cfg.ws_max_message = ws_max_message
+        if body_min_rate is not None:
+            cfg.http_body_min_rate = lib.TC_APP_NO_RATE if body_min_rate == 0 else body_min_rate
+        if body_grace_ms is not None:
+            cfg.http_body_grace_ms = body_grace_ms
+        if upload_max is not None:
+            cfg.upload_max = upload_max
         modes = {"off": lib.TC_CAPTIVE_OFF, "portal": lib.TC_CAPTIVE_PORTAL, "online": lib.TC_CAPTIVE_ONLINE}
         if captive not in modes:
             raise ValueError(f"captive must be one of {', '.join(modes)}, not {captive!r}")

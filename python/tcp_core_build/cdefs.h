@@ -173,6 +173,7 @@ typedef struct {
 typedef struct tc_app tc_app_t;
 #define TC_APP_OFF ...
 #define TC_APP_STREAM_FRAME_MAX ...
+#define TC_APP_NO_RATE ...
 typedef struct {
     const char *host;
     int32_t echo_port;
@@ -183,6 +184,9 @@ typedef struct {
     uint32_t http_idle_timeout_ms;
     uint32_t http_head_timeout_ms;
     uint32_t ws_max_message;
+    uint32_t http_body_min_rate;
+    uint32_t http_body_grace_ms;
+    uint64_t upload_max;
     uint32_t stream_fps;
     uint32_t stream_frame_bytes;
     uint32_t events_ms;

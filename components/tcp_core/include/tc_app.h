@@ -27,6 +27,9 @@ typedef struct tc_app tc_app_t; /**< opaque set of running services */
 /** A service port value meaning "do not run this service". */
 #define TC_APP_OFF (-1)
 
+/** tc_app_config_t.http_body_min_rate value turning the minimum-rate rule off. */
+#define TC_APP_NO_RATE 0xffffffffu
+
 /** Which services run, and where; start from TC_APP_DEFAULT_CONFIG(). */
 typedef struct {
     const char *host;          /**< numeric address the servers listen on */
@@ -38,6 +41,11 @@ typedef struct {
     uint32_t http_idle_timeout_ms; /**< keep-alive idle timeout, 0 = TC_HTTP_DEFAULT_CONFIG()'s */
     uint32_t http_head_timeout_ms; /**< request-head deadline (408), 0 = TC_HTTP_DEFAULT_CONFIG()'s */
     uint32_t ws_max_message;   /**< WebSocket message limit (1009 beyond), 0 = TC_HTTP_DEFAULT_CONFIG()'s */
+    uint32_t http_body_min_rate; /**< request bodies' minimum rate in bytes/s (tc_http_config_t.body_min_rate),
+                                      0 = TC_HTTP_DEFAULT_CONFIG()'s, TC_APP_NO_RATE = no rule */
+    uint32_t http_body_grace_ms; /**< its grace period and window, 0 = TC_HTTP_DEFAULT_CONFIG()'s */
+    uint64_t upload_max;       /**< body limit of POST/PUT /api/upload (taken in pieces, answered with its byte count
+                                    and CRC-32; "?slow=MS" pauses MS ms after each piece), 0 = no limit */
     uint32_t stream_fps;       /**< frames per second of the demo MJPEG stream (0 = 10, at most 1000): frame k is
                                     due at ceil(k * 1000 / stream_fps) ms of the loop's clock (tc_loop_now(), the
                                     monotonic clock), the same instants for every viewer; a viewer that is not

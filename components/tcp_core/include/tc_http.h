@@ -50,7 +50,11 @@ typedef struct {
     uint32_t max_uri;            /**< request-target bytes (414 beyond) */
     uint32_t max_head;           /**< request head bytes (431 beyond) */
     uint32_t max_headers;        /**< header fields (431 beyond) */
-    uint64_t max_body;           /**< request body bytes (413 beyond) */
+    uint64_t max_body;           /**< request body bytes of buffered routes (413 beyond); per route:
+                                      tc_http_route_body() */
+    uint32_t body_min_rate;      /**< a body must arrive at this many bytes/s at least, measured over windows of
+                                      body_grace_ms after the first one (408 and close below); 0 = no rule */
+    uint32_t body_grace_ms;      /**< the first window (no rule) and the length of every later one */
     uint32_t ws_max_message;     /**< WebSocket message bytes (close 1009 beyond) */
     uint32_t ws_ping_ms;         /**< WebSocket keepalive ping interval, 0 = none */
     tc_close_policy_t close_policy; /**< how the server closes; peer-first keeps TIME-WAIT off the device */
@@ -61,7 +65,8 @@ typedef struct {
 #define TC_HTTP_DEFAULT_CONFIG()                                                                           \
     {                                                                                                      \
         .host = "0.0.0.0", .port = 80, .max_conns = 16, .idle_timeout_ms = 10000, .head_timeout_ms = 5000,   \
-        .max_uri = 512, .max_head = 4096, .max_headers = 32, .max_body = 64 * 1024, .ws_max_message = 16384, \
+        .max_uri = 512, .max_head = 4096, .max_headers = 32, .max_body = 64 * 1024, .body_min_rate = 1024,       \
+        .body_grace_ms = 10000, .ws_max_message = 16384,                                                       \
         .ws_ping_ms = 20000, .close_policy = TC_CLOSE_PEER_FIRST, .linger_ms = 2000, .name = "http",        \
     }
 
@@ -149,6 +154,64 @@ int tc_http_route(tc_http_t *http, unsigned methods, const char *pattern, tc_htt
  */
 int tc_http_ws_route(tc_http_t *http, const char *pattern, tc_ws_cb cb, void *user);
 
+/** Events of a request body taken in pieces (tc_http_route_body()):
+ *
+ * | event              | meaning                                                   | data, len           |
+ * |--------------------|-----------------------------------------------------------|---------------------|
+ * | TC_HTTP_BODY_DATA  | the next piece of the body (chunked framing removed)      | the piece           |
+ * | TC_HTTP_BODY_END   | the body is complete: answer now or later                 | NULL, total bytes   |
+ * | TC_HTTP_BODY_ABORT | the request is gone before an answer (peer FIN/RST,       | NULL, bytes so far  |
+ * |                    | 408 by the minimum-rate rule, bad chunked framing, stop); |                     |
+ * |                    | the last event: req is freed when the callback returns    |                     |
+ */
+typedef enum {
+    TC_HTTP_BODY_DATA = 1,
+    TC_HTTP_BODY_END,
+    TC_HTTP_BODY_ABORT,
+} tc_http_body_event_t;
+
+/** Return value of a body callback for TC_HTTP_BODY_DATA: take no more pieces until tc_http_req_body_resume(). */
+#define TC_HTTP_BODY_PAUSE 1
+
+/**
+ * @brief Body callback of a route that takes the body in pieces. Runs on the loop thread; never blocks. The handler
+ * may answer at any event but ABORT (an answer before END closes the connection after it: the rest of the body is
+ * not read). data is valid during the call only.
+ * @return 0 for more, TC_HTTP_BODY_PAUSE (DATA only) to stop reading until tc_http_req_body_resume() (the socket's
+ *         receive window then pushes back on the client), or a negative code: 500 and close unless answered, then
+ *         TC_HTTP_BODY_ABORT. The return value of END and ABORT is ignored.
+ */
+typedef int (*tc_http_body_cb)(tc_http_req_t *req, tc_http_body_event_t ev, const void *data, size_t len, void *user);
+
+/**
+ * @brief Add a route with its own body limit, optionally taking the body in pieces as it arrives (an upload, an OTA
+ * image): memory then grows with nothing but the pieces in flight. Loop thread only.
+ *
+ * With body_cb NULL the body is buffered whole, growing with the bytes received, up to max_body (0: the server's
+ * max_body), and cb runs when it is complete, as for tc_http_route(). With body_cb, cb runs as soon as the head is
+ * complete (it may refuse at once, e.g. 401/413, which closes the connection after the answer), then body_cb gets
+ * the pieces, END, and ABORT if the request goes away before it is answered. Either way a declared Content-Length
+ * above the limit is refused with 413 before any byte of the body is read, and nothing is allocated on a promise.
+ *
+ * Example (an upload sink with backpressure):
+ *     static int on_piece(tc_http_req_t *r, tc_http_body_event_t ev, const void *d, size_t n, void *u)
+ *     { if (ev == TC_HTTP_BODY_DATA) return sink_write(u, d, n); if (ev == TC_HTTP_BODY_END) ... respond; return 0; }
+ *     tc_http_route_body(http, TC_HTTP_POST | TC_HTTP_PUT, "/upload", 4 << 20, on_head, on_piece, sink);
+ * @param max_body  bytes at most (413 beyond); 0 = the server's max_body when buffered, no limit in pieces
+ * @param cb        request handler (required)
+ * @param body_cb   body in pieces, or NULL for a buffered body
+ * @return TC_OK, TC_EINVAL (bad pattern, no cb), TC_ENOMEM
+ */
+int tc_http_route_body(tc_http_t *http, unsigned methods, const char *pattern, uint64_t max_body,
+                       tc_http_handler_cb cb, tc_http_body_cb body_cb, void *user);
+
+/**
+ * @brief Take pieces again after a body callback returned TC_HTTP_BODY_PAUSE. Loop thread only; the pieces come
+ * from the loop afterwards, never from inside this call. The minimum-rate window restarts.
+ * @return TC_OK (also when not paused), TC_EINVAL (not a body in pieces), TC_ECLOSED (the request is gone)
+ */
+int tc_http_req_body_resume(tc_http_req_t *req);
+
 /** Return value of a filter that answered the request: routing is skipped. */
 #define TC_HTTP_FILTER_DONE 1
 
@@ -186,8 +249,22 @@ const char *tc_http_req_header(const tc_http_req_t *req, const char *name, size_
 /** @brief A path parameter of the matched route (":id" → "id"); NULL when absent. Not NUL-terminated. */
 const char *tc_http_req_param(const tc_http_req_t *req, const char *name, size_t *len);
 
-/** @brief The request body (complete when the handler runs; bounded by max_body). */
+/** @brief The request body of a buffered route (complete when the handler runs; bounded by the route's limit).
+ * Routes that take the body in pieces (tc_http_route_body() with a body_cb) get "" here. */
 const void *tc_http_req_body(const tc_http_req_t *req, size_t *len);
+
+/** @brief The declared Content-Length, or -1 for a chunked body (length unknown until its end). 0: no body. */
+int64_t tc_http_req_content_length(const tc_http_req_t *req);
+
+/** @brief Body bytes received so far (pieces delivered, or bytes buffered). */
+uint64_t tc_http_req_body_received(const tc_http_req_t *req);
+
+/** @brief Attach the handler's own state to the request (e.g. an upload's sink); the handler frees it (at END after
+ * answering, or at TC_HTTP_BODY_ABORT). Loop thread only. */
+void tc_http_req_set_data(tc_http_req_t *req, void *data);
+
+/** @brief The state attached with tc_http_req_set_data(), or NULL. */
+void *tc_http_req_data(const tc_http_req_t *req);
 
 /** @brief The connection that carries the request. */
 tc_conn_t *tc_http_req_conn(const tc_http_req_t *req);

@@ -18,6 +18,7 @@
 
 #define MAX_PARAMS 4
 #define SWEEP_MS 100
+#define PIPELINE_SLACK 4096 /* input held beyond max_head while a response is in flight before reading stops */
 
 typedef struct route route_t;
 struct route {
@@ -25,6 +26,8 @@ struct route {
     unsigned methods;
     tc_http_handler_cb cb;
     tc_ws_cb ws_cb;
+    tc_http_body_cb body_cb; /* body in pieces (tc_http_route_body()); NULL: buffered whole */
+    uint64_t max_body;       /* this route's body limit; 0: the server's max_body (buffered) or none (pieces) */
     void *user;
     char pattern[];
 };
@@ -64,9 +67,20 @@ struct tc_http_req {
     char *head; /* copy of the request head */
     char *path;
     const char *query;
-    char *body;
+    char *body; /* buffered routes: grows with the bytes received, never with a declared length */
     size_t body_len, body_cap;
     uint64_t body_left;       /* Content-Length bytes still to come */
+    uint64_t body_total;      /* body bytes received so far */
+    uint64_t win_start;       /* minimum-rate window: loop ms when it began */
+    uint64_t win_base;        /* body_total when it began */
+    tc_timer_t body_timer;    /* pieces: resumes delivery after tc_http_req_body_resume() */
+    uint8_t body_pending;     /* a body is announced and not completely received */
+    uint8_t body_paused;      /* pieces: the handler asked for a pause (TC_HTTP_BODY_PAUSE) */
+    uint8_t handed;           /* the handler has seen the request */
+    uint8_t aborting;         /* TC_HTTP_BODY_ABORT is being delivered: the request is freed after it */
+    uint8_t body_ended;       /* every body byte arrived; END waits for the end of a pause */
+    unsigned allowed;         /* no route matched the method: the methods the path allows (405) */
+    void *data;               /* the handler's (tc_http_req_set_data()) */
     tc_http_chunked_t chunked; /* chunked body decoder */
     uint8_t is_chunked;
     uint8_t head_only;
@@ -120,6 +134,7 @@ struct tc_http {
 
 static void process(hconn_t *hc);
 static void req_free(tc_http_req_t *req);
+static void req_abandon(hconn_t *hc);
 static void ws_input(hconn_t *hc);
 static int ws_send_frame(tc_ws_t *ws, int opcode, const void *data, size_t len);
 static void stream_kick(tc_http_req_t *req);
@@ -294,11 +309,8 @@ static void fail_conn(hconn_t *hc, int status)
                      "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s\n",
                      status, text, strlen(text) + 1, text);
     tc_conn_send(hc->c, head, (size_t)n);
-    if (hc->req) {
-        req_free(hc->req);
-        hc->req = NULL;
-    }
     hc->state = HC_DONE;
+    req_abandon(hc);
     buf_consume(hc, hc->len);
     tc_conn_close(hc->c, HC_HTTP(hc)->cfg.close_policy);
 }
@@ -331,10 +343,18 @@ int tc_http_respond(tc_http_req_t *req, int status, const char *ctype, const voi
     if (req == NULL || req->answered || status < 100 || status > 999) {
         return TC_EINVAL;
     }
+    if (req->aborting) {
+        return TC_ECLOSED; /* inside TC_HTTP_BODY_ABORT: freed when the callback returns */
+    }
     req->answered = 1;
     if (req->hc == NULL) {
         req_free(req); /* the connection went away while the handler was working */
         return TC_ECLOSED;
+    }
+    if (req->body_pending) {
+        /* Answered before the whole body came (a refused upload): the rest is not read, so the connection cannot
+         * carry another request. */
+        req->keep_alive = 0;
     }
     int rc = send_head(req, status, ctype, (long long)len, NULL, req->head_only ? NULL : body,
                        req->head_only ? 0 : len);
@@ -425,7 +445,8 @@ static void stream_kick(tc_http_req_t *req)
 int tc_http_stream(tc_http_req_t *req, tc_http_stream_kind_t kind, const char *ctype, tc_http_produce_cb produce,
                    void *user)
 {
-    if (req == NULL || produce == NULL || req->answered || kind < TC_HTTP_STREAM_CHUNKED || kind > TC_HTTP_STREAM_SSE) {
+    if (req == NULL || produce == NULL || req->answered || req->body_pending || kind < TC_HTTP_STREAM_CHUNKED ||
+        kind > TC_HTTP_STREAM_SSE) {
         return TC_EINVAL;
     }
     if (req->hc == NULL) {
@@ -538,6 +559,9 @@ static void req_free(tc_http_req_t *req)
     if (req->streaming && req->stream_timer.loop) {
         tc__timer_disarm(&req->stream_timer);
     }
+    if (req->body_timer.loop) {
+        tc__timer_disarm(&req->body_timer);
+    }
     tc_free(req->head);
     tc_free(req->path);
     tc_free(req->body);
@@ -595,6 +619,26 @@ const void *tc_http_req_body(const tc_http_req_t *req, size_t *len)
         *len = req->body_len;
     }
     return req->body ? req->body : "";
+}
+
+int64_t tc_http_req_content_length(const tc_http_req_t *req)
+{
+    return req->parsed.chunked ? -1 : (int64_t)req->parsed.content_length;
+}
+
+uint64_t tc_http_req_body_received(const tc_http_req_t *req)
+{
+    return req->body_total;
+}
+
+void tc_http_req_set_data(tc_http_req_t *req, void *data)
+{
+    req->data = data;
+}
+
+void *tc_http_req_data(const tc_http_req_t *req)
+{
+    return req->data;
 }
 
 tc_conn_t *tc_http_req_conn(const tc_http_req_t *req)
@@ -672,11 +716,35 @@ static int ws_upgrade(hconn_t *hc, tc_http_req_t *req)
     return TC_OK;
 }
 
+/* The route of a request: req->route and its parameters, or NULL with the methods the path allows (405) or none
+ * (404) in req->allowed. Done once, when the head is complete: the body's limit and mode depend on it. */
+static void route_lookup(tc_http_t *h, tc_http_req_t *req)
+{
+    unsigned mbit = method_bit(req->parsed.method);
+    for (route_t *r = h->routes; r; r = r->next) {
+        int n = tc_http_route_match(r->pattern, req->path, req->params, MAX_PARAMS);
+        if (n < 0) {
+            continue;
+        }
+        unsigned m = r->methods | ((r->methods & TC_HTTP_GET) ? TC_HTTP_HEAD : 0);
+        if (!(m & mbit)) {
+            req->allowed |= m;
+            continue;
+        }
+        req->nparams = n;
+        req->route = r;
+        return;
+    }
+}
+
+/* Hand the request to the filter and its route: when the body is complete, or as soon as the head is for a route
+ * that takes its body in pieces (then the connection stays in HC_BODY and keeps reading). */
 static void dispatch(hconn_t *hc, tc_http_req_t *req)
 {
     tc_http_t *h = HC_HTTP(hc);
+    req->handed = 1;
+    hc->state = req->body_pending ? HC_BODY : HC_HANDLER;
     if (h->filter) {
-        hc->state = HC_HANDLER;
         int frc = h->filter(req, h->filter_user);
         if (frc == TC_HTTP_FILTER_DONE || hc->req != req || req->answered) {
             return; /* answered (the request may already be freed: check hc->req before touching req) */
@@ -686,21 +754,8 @@ static void dispatch(hconn_t *hc, tc_http_req_t *req)
             return;
         }
     }
-    unsigned mbit = method_bit(req->parsed.method);
-    unsigned allowed = 0;
-    for (route_t *r = h->routes; r; r = r->next) {
-        int n = tc_http_route_match(r->pattern, req->path, req->params, MAX_PARAMS);
-        if (n < 0) {
-            continue;
-        }
-        unsigned m = r->methods | ((r->methods & TC_HTTP_GET) ? TC_HTTP_HEAD : 0);
-        if (!(m & mbit)) {
-            allowed |= m;
-            continue;
-        }
-        req->nparams = n;
-        req->route = r;
-        hc->state = HC_HANDLER;
+    route_t *r = req->route;
+    if (r != NULL) {
         if (r->ws_cb) {
             ws_upgrade(hc, req);
             return;
@@ -709,19 +764,19 @@ static void dispatch(hconn_t *hc, tc_http_req_t *req)
         if (hc->req == req && !req->answered) {
             if (rc < 0) {
                 tc_http_respond(req, 500, "text/plain", "handler failed\n", 15);
-            } else {
+            } else if (r->body_cb == NULL) {
                 /* Answered later from the loop: stop reading so pipelined requests wait their turn. */
                 tc_conn_set_reading(hc->c, 0);
             }
         }
         return;
     }
-    if (allowed) {
+    if (req->allowed) {
         char allow[96];
         size_t k = 0;
         static const char *names[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"};
         for (unsigned i = 0; i < 7; i++) {
-            if (allowed & (1u << i)) {
+            if (req->allowed & (1u << i)) {
                 k += (size_t)snprintf(allow + k, sizeof(allow) - k, "%s%s", k ? ", " : "", names[i]);
             }
         }
@@ -730,6 +785,83 @@ static void dispatch(hconn_t *hc, tc_http_req_t *req)
         return;
     }
     tc_http_respond(req, 404, "text/plain", "not found\n", 10);
+}
+
+/* The whole body is in: a route taking pieces gets END, a buffered one its handler. */
+static void body_complete(hconn_t *hc)
+{
+    tc_http_req_t *req = hc->req;
+    route_t *r = req->route;
+    req->body_pending = 0;
+    req->body_ended = 1;
+    hc->state = HC_HANDLER;
+    if (r == NULL || r->body_cb == NULL || !req->handed) {
+        dispatch(hc, req);
+        return;
+    }
+    r->body_cb(req, TC_HTTP_BODY_END, NULL, (size_t)req->body_total, r->user);
+    if (hc->req == req && !req->answered) {
+        tc_conn_set_reading(hc->c, 0); /* answered later: pipelined requests wait their turn */
+    }
+}
+
+/* Delivery resumes from the loop after tc_http_req_body_resume(), never inside the handler's call. */
+static int64_t body_timer_cb(tc_timer_t *t, void *user)
+{
+    (void)t;
+    tc_http_req_t *req = user;
+    hconn_t *hc = req->hc;
+    if (hc == NULL || hc->req != req || hc->state != HC_BODY || req->body_paused) {
+        return TC_TIMER_STOP;
+    }
+    if (req->body_ended) {
+        body_complete(hc);
+    } else if (hc->len) {
+        process(hc);
+    }
+    return TC_TIMER_STOP;
+}
+
+int tc_http_req_body_resume(tc_http_req_t *req)
+{
+    if (req == NULL || req->route == NULL || req->route->body_cb == NULL) {
+        return TC_EINVAL;
+    }
+    if (req->hc == NULL || req->aborting) {
+        return TC_ECLOSED;
+    }
+    if (!req->body_paused) {
+        return TC_OK;
+    }
+    req->body_paused = 0;
+    req->win_start = tc_loop_now(req->h->loop);
+    req->win_base = req->body_total;
+    tc_conn_set_reading(req->hc->c, 1);
+    tc__timer_arm(&req->body_timer, 0);
+    return TC_OK;
+}
+
+/* The connection no longer carries its request (closed, failed, timed out): free it, unless a handler holds it to
+ * answer later (tc_http_respond() frees it then). A route taking pieces is told with TC_HTTP_BODY_ABORT, so the
+ * request is freed here whatever stage it reached: head, body, or waiting for its answer. */
+static void req_abandon(hconn_t *hc)
+{
+    tc_http_req_t *req = hc->req;
+    if (req == NULL) {
+        return;
+    }
+    hc->req = NULL;
+    route_t *r = req->route;
+    if (req->answered || req->streaming || !req->handed) {
+        req_free(req); /* answered, or still in its head or buffered body: nobody else has it */
+        return;
+    }
+    req->hc = NULL;
+    if (r != NULL && r->body_cb != NULL) {
+        req->aborting = 1;
+        r->body_cb(req, TC_HTTP_BODY_ABORT, NULL, (size_t)req->body_total, r->user);
+        req_free(req);
+    }
 }
 
 /* Start a request from a complete head of n bytes at the front of the buffer. */
@@ -774,44 +906,103 @@ static int begin_request(hconn_t *hc, const tc_http_request_t *parsed, size_t n)
     req->keep_alive = parsed->keep_alive;
     req->head_only = method_bit(parsed->method) == TC_HTTP_HEAD;
     buf_consume(hc, n);
+    route_lookup(h, req);
+    route_t *r = req->route;
+    int pieces = r != NULL && r->body_cb != NULL;
+    uint64_t limit = r != NULL && r->max_body ? r->max_body : pieces ? UINT64_MAX : h->cfg.max_body;
     if (parsed->chunked) {
         req->is_chunked = 1;
-        tc_http_chunked_init(&req->chunked, h->cfg.max_body);
-        hc->state = HC_BODY;
+        tc_http_chunked_init(&req->chunked, limit);
+        req->body_pending = 1;
     } else if (parsed->content_length > 0) {
-        /* Compared as 64-bit before anything is narrowed: a 5 GiB length is no 1 GiB length on a 32-bit device. */
-        if (parsed->content_length > h->cfg.max_body) {
+        /* Compared as 64-bit before anything is narrowed: a 5 GiB length is no 1 GiB length on a 32-bit device.
+         * Nothing is allocated for the declared length: the body grows with the bytes that actually come. */
+        if (parsed->content_length > limit) {
             fail_conn(hc, 413);
             return -1;
         }
         req->body_left = parsed->content_length;
-        req->body_cap = (size_t)parsed->content_length;
-        req->body = tc_malloc(req->body_cap);
-        if (req->body == NULL) {
-            fail_conn(hc, 503);
-            return -1;
+        req->body_pending = 1;
+    }
+    req->win_start = tc_loop_now(h->loop);
+    hc->state = req->body_pending ? HC_BODY : HC_HANDLER;
+    if (pieces) {
+        tc__timer_init(h->loop, &req->body_timer, body_timer_cb, req);
+        dispatch(hc, req); /* the handler sees the head first, and may refuse before any body byte */
+        if (hc->req != req || req->answered) {
+            return 0;
         }
-        hc->state = HC_BODY;
-    } else {
-        hc->state = HC_HANDLER;
+    }
+    if (!req->body_pending) {
+        body_complete(hc);
     }
     return 0;
 }
 
-/* Move body bytes from the input buffer into the request. Returns 1 when the body is complete, 0 for more. */
+/* One piece of body: buffered, or handed to the route's body callback. 0: go on, 1: paused, -1: request gone. */
+static int body_piece(hconn_t *hc, tc_http_req_t *req, const char *p, size_t n)
+{
+    route_t *r = req->route;
+    req->body_total += n;
+    if (r != NULL && r->body_cb != NULL && req->handed) {
+        int rc = r->body_cb(req, TC_HTTP_BODY_DATA, p, n, r->user);
+        if (hc->req != req) {
+            return -1; /* answered (and freed) from the callback */
+        }
+        if (rc < 0) {
+            fail_conn(hc, 500);
+            return -1;
+        }
+        if (rc == TC_HTTP_BODY_PAUSE) {
+            req->body_paused = 1;
+            tc_conn_set_reading(hc->c, 0); /* TCP's receive window now pushes back on the client */
+            return 1;
+        }
+        return 0;
+    }
+    if (req->body_len + n > req->body_cap) {
+        size_t need = req->body_len + n;
+        size_t cap = req->body_cap ? req->body_cap : 1024;
+        while (cap < need) {
+            cap *= 2;
+        }
+        if (!req->is_chunked && cap > need + req->body_left) {
+            cap = need + (size_t)req->body_left; /* the declared length bounds the last step, it never starts one */
+        }
+        char *b = tc_realloc(req->body, cap);
+        if (b == NULL) {
+            fail_conn(hc, 503);
+            return -1;
+        }
+        req->body = b;
+        req->body_cap = cap;
+    }
+    memcpy(req->body + req->body_len, p, n);
+    req->body_len += n;
+    return 0;
+}
+
+/* Move body bytes from the input buffer into the request or its handler. Returns 1 when the body is complete, 0 for
+ * more (or paused), -1 when the request is gone. */
 static int take_body(hconn_t *hc)
 {
     tc_http_req_t *req = hc->req;
     if (!req->is_chunked) {
         size_t take = hc->len < req->body_left ? hc->len : (size_t)req->body_left;
-        memcpy(req->body + req->body_len, hc->buf, take);
-        req->body_len += take;
         req->body_left -= take;
+        int rc = body_piece(hc, req, hc->buf, take);
         buf_consume(hc, take);
-        return req->body_left == 0;
+        if (rc < 0) {
+            return -1;
+        }
+        if (req->body_left == 0) {
+            req->body_ended = 1;
+            return req->body_paused ? 0 : 1;
+        }
+        return 0;
     }
     size_t consumed = 0;
-    while (consumed < hc->len) {
+    while (consumed < hc->len && !req->body_paused) {
         tc_http_slice_t data;
         size_t used = 0;
         int rc = tc_http_chunked_decode(&req->chunked, hc->buf + consumed, hc->len - consumed, &used, &data);
@@ -821,27 +1012,14 @@ static int take_body(hconn_t *hc)
             fail_conn(hc, tc_http_error_status(rc));
             return -1;
         }
-        if (data.len) {
-            if (req->body_len + data.len > req->body_cap) {
-                size_t cap = req->body_cap ? req->body_cap * 2 : 1024;
-                while (cap < req->body_len + data.len) {
-                    cap *= 2;
-                }
-                char *b = tc_realloc(req->body, cap);
-                if (b == NULL) {
-                    buf_consume(hc, consumed);
-                    fail_conn(hc, 503);
-                    return -1;
-                }
-                req->body = b;
-                req->body_cap = cap;
-            }
-            memcpy(req->body + req->body_len, data.ptr, data.len);
-            req->body_len += data.len;
+        if (data.len && body_piece(hc, req, data.ptr, data.len) < 0) {
+            buf_consume(hc, consumed);
+            return -1;
         }
         if (rc == TC_HTTP_CHUNKED_DONE) {
             buf_consume(hc, consumed);
-            return 1;
+            req->body_ended = 1;
+            return req->body_paused ? 0 : 1;
         }
         if (used == 0) {
             break;
@@ -878,15 +1056,12 @@ static void process(hconn_t *hc)
             if (begin_request(hc, &parsed, (size_t)n) != 0) {
                 break;
             }
+            continue; /* dispatched, or now in HC_BODY */
         }
-        if (hc->state == HC_BODY) {
-            int done = take_body(hc);
-            if (done <= 0) {
-                break;
-            }
-            hc->state = HC_HANDLER;
+        if (hc->req->body_paused || take_body(hc) <= 0) {
+            break;
         }
-        dispatch(hc, hc->req);
+        body_complete(hc);
     }
     hc->processing = 0;
 }
@@ -1102,14 +1277,8 @@ static void ws_input(hconn_t *hc)
 
 static void hconn_free(hconn_t *hc)
 {
-    if (hc->req) {
-        if (hc->req->answered || hc->req->streaming) {
-            req_free(hc->req);
-        } else {
-            /* The handler still holds it and will answer later: tc_http_respond() frees it then. */
-            hc->req->hc = NULL;
-        }
-    }
+    /* A request cut in its head or body was never handed to a handler: it is freed here (it leaked before). */
+    req_abandon(hc);
     if (hc->ws) {
         tc_ws_t *ws = hc->ws;
         if (ws->opened) {
@@ -1137,8 +1306,8 @@ static void http_conn_cb(tc_conn_t *c, tc_event_t ev, const void *data, size_t l
         tc_conn_set_data(c, hc);
         break;
     case TC_EV_DATA:
-        if (hc == NULL || hc->state == HC_DONE || hc->state == HC_STREAM) {
-            return; /* a stream viewer's bytes mean nothing; reading only shows when it leaves */
+        if (hc == NULL || hc->state == HC_DONE) {
+            return;
         }
         if (hc->state == HC_WS) {
             size_t limit = h->cfg.ws_max_message + TC_WS_MAX_HEADER + 4096;
@@ -1149,12 +1318,21 @@ static void http_conn_cb(tc_conn_t *c, tc_event_t ev, const void *data, size_t l
             ws_input(hc);
             return;
         }
+        if (hc->state == HC_STREAM || hc->state == HC_HANDLER || (hc->state == HC_BODY && hc->req->body_paused)) {
+            /* Pipelined requests (or the rest of a paused body) wait their turn. Past a bound the connection stops
+             * reading: TCP's window pushes back on the client, and nothing it sent is refused or lost. */
+            if (buf_append(hc, data, len, HC_BUF_MAX) != TC_OK) {
+                tc_conn_close(c, TC_CLOSE_ABORT); /* out of memory: nothing sensible can be answered mid-response */
+                return;
+            }
+            if (hc->len >= (size_t)h->cfg.max_head + PIPELINE_SLACK) {
+                tc_conn_set_reading(c, 0);
+            }
+            return;
+        }
         if (buf_append(hc, data, len, (size_t)h->cfg.max_head + 64 * 1024) != TC_OK) {
             fail_conn(hc, hc->state == HC_BODY ? 413 : 431);
             return;
-        }
-        if (hc->state == HC_HANDLER) {
-            return; /* pipelined: waits for the answer in flight */
         }
         process(hc);
         break;
@@ -1196,6 +1374,24 @@ static void http_conn_cb(tc_conn_t *c, tc_event_t ev, const void *data, size_t l
     (void)len;
 }
 
+/* The minimum-rate rule: every byte resets the idle timer, so without it 1 byte every few seconds would hold a body
+ * (and its memory) open forever. Each window of body_grace_ms after the first must bring body_min_rate bytes/s. A
+ * body paused by its handler is not the client's fault: the window restarts when it resumes. */
+static void body_rate_check(tc_http_t *h, hconn_t *hc, uint64_t now)
+{
+    tc_http_req_t *req = hc->req;
+    if (req == NULL || h->cfg.body_min_rate == 0 || req->body_paused || now - req->win_start < h->cfg.body_grace_ms) {
+        return;
+    }
+    uint64_t need = (uint64_t)h->cfg.body_min_rate * (now - req->win_start) / 1000;
+    if (req->body_total - req->win_base < need) {
+        fail_conn(hc, 408);
+        return;
+    }
+    req->win_start = now;
+    req->win_base = req->body_total;
+}
+
 /* Every SWEEP_MS: request heads that take too long (slowloris: 408), WebSocket keepalive pings. */
 static int64_t sweep_cb(tc_timer_t *t, void *user)
 {
@@ -1209,6 +1405,8 @@ static int64_t sweep_cb(tc_timer_t *t, void *user)
         }
         if (hc->state == HC_HEAD && (uint32_t)now - hc->head_started >= h->cfg.head_timeout_ms) {
             fail_conn(hc, 408);
+        } else if (hc->state == HC_BODY) {
+            body_rate_check(h, hc, now);
         } else if (hc->state == HC_WS && h->cfg.ws_ping_ms && now - hc->ws->last_ping >= h->cfg.ws_ping_ms &&
                    !hc->ws->close_sent) {
             hc->ws->last_ping = now;
@@ -1294,6 +1492,20 @@ static int add_route(tc_http_t *h, unsigned methods, const char *pattern, tc_htt
 int tc_http_route(tc_http_t *http, unsigned methods, const char *pattern, tc_http_handler_cb cb, void *user)
 {
     return cb ? add_route(http, methods & TC_HTTP_ANY, pattern, cb, NULL, user) : TC_EINVAL;
+}
+
+int tc_http_route_body(tc_http_t *http, unsigned methods, const char *pattern, uint64_t max_body,
+                       tc_http_handler_cb cb, tc_http_body_cb body_cb, void *user)
+{
+    if (cb == NULL) {
+        return TC_EINVAL;
+    }
+    int rc = add_route(http, methods & TC_HTTP_ANY, pattern, cb, NULL, user);
+    if (rc == TC_OK) {
+        http->routes_tail->body_cb = body_cb;
+        http->routes_tail->max_body = max_body;
+    }
+    return rc;
 }
 
 int tc_http_ws_route(tc_http_t *http, const char *pattern, tc_ws_cb cb, void *user)
