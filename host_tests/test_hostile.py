@@ -241,3 +241,102 @@ def test_trickled_body_gets_408(loop: Loop, server_host: str) -> None:
         assert r.status_code == 200
     finally:
         app.stop(500)
+
+
+# ---- pipelining during streamed responses, whole frames ----
+
+
+class RawReader:
+    """A buffered reader over a socket that parses HTTP/1.1 responses (Content-Length or chunked bodies)."""
+
+    def __init__(self, s: socket.socket) -> None:
+        self.s = s
+        self.buf = b""
+
+    def fill(self) -> None:
+        b = self.s.recv(262144)
+        if not b:
+            raise ConnectionError("closed")
+        self.buf += b
+
+    def line(self) -> bytes:
+        while b"\r\n" not in self.buf:
+            self.fill()
+        ln, _, self.buf = self.buf.partition(b"\r\n")
+        return ln
+
+    def exact(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            self.fill()
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def response(self) -> tuple[int, dict[str, str], bytes]:
+        status = int(self.line().split()[1])
+        headers = {}
+        while ln := self.line():
+            k, _, v = ln.decode().partition(":")
+            headers[k.strip().lower()] = v.strip()
+        if "content-length" in headers:
+            return status, headers, self.exact(int(headers["content-length"]))
+        body = b""
+        while (size := int(self.line().split(b";")[0], 16)) > 0:
+            body += self.exact(size)
+            assert self.exact(2) == b"\r\n"
+        assert self.line() == b""
+        return status, headers, body
+
+
+def test_pipelined_requests_during_streamed_responses_all_answered(app: App) -> None:
+    """1,000 pipelined GETs alternating a chunked streamed route and a plain one: at a45b40e 321 were answered, then
+    408 and an RST. Every one is answered, in order; the server buffers a bounded amount and stops reading."""
+    import threading
+
+    n = 1000
+    chunks = b"GET /api/chunks HTTP/1.1\r\nHost: x\r\n\r\n"
+    status = b"GET /api/status HTTP/1.1\r\nHost: x\r\n\r\n"
+    reqs = b"".join(chunks if i % 2 == 0 else status for i in range(n))
+    with connect(app.host, app.http_port, timeout=30) as s:
+        sender = threading.Thread(target=s.sendall, args=(reqs,))
+        sender.start()
+        rd = RawReader(s)
+        for i in range(n):
+            status, headers, body = rd.response()
+            assert status == 200, (i, status)
+            if i % 2 == 0:
+                assert headers.get("transfer-encoding") == "chunked" and body == b'{"pieces":[1,2,3]}\n', (i, body)
+            else:
+                assert headers["content-type"] == "application/json" and b'"sockets"' in body, i
+        sender.join(10)
+        s.sendall(b"GET /api/chunks HTTP/1.1\r\nHost: x\r\n\r\n")  # and the connection goes on serving
+        assert rd.response()[0] == 200
+
+
+def test_mjpeg_frames_beyond_the_queue_limit_stay_whole(loop: Loop, server_host: str) -> None:
+    """2 MB frames at 2 fps (4 MB/s) to a viewer reading slower than that: the 1 MiB queue limit refused the frame
+    after its chunk header at a45b40e, and the stream broke after 2 frames. Every part must be whole."""
+    size = 2 << 20
+    app = App(loop, server_host, echo_port=None, http_port=0, stream_fps=2, stream_frame_bytes=size)
+    try:
+        with connect(app.host, app.http_port, timeout=30) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            s.sendall(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+            rd = RawReader(s)
+            status = int(rd.line().split()[1])
+            while rd.line():
+                pass
+            assert status == 200
+            frames = 0
+            while frames < 4:
+                chunk_size = int(rd.line(), 16)
+                part = rd.exact(chunk_size)
+                assert rd.exact(2) == b"\r\n"
+                head, sep, body = part.partition(b"\r\n\r\n")
+                assert sep and head.startswith(b"--tcpcoreframe\r\n"), head[:60]
+                length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+                assert length == size and len(body) == size + 2 and body.endswith(b"\r\n")
+                assert body[:2] == b"\xff\xd8" and body[size - 2 : size] == b"\xff\xd9"
+                frames += 1
+                time.sleep(0.3)  # slower than the stream: the server must skip frames, never split one
+    finally:
+        app.stop(500)

@@ -149,6 +149,11 @@ tc_conn_t *tc_client_conn(const tc_client_t *client);
 void tc_client_stats(const tc_client_t *client, tc_client_stats_t *out);
 int tc_client_stop_then(tc_client_t *client, tc_client_done_cb done, void *user);
 int tc_conn_send(tc_conn_t *conn, const void *data, size_t len);
+typedef struct {
+    const void *data;
+    size_t len;
+} tc_buf_t;
+int tc_conn_sendv(tc_conn_t *conn, const tc_buf_t *bufs, size_t n);
 size_t tc_conn_queued(const tc_conn_t *conn);
 int tc_conn_close(tc_conn_t *conn, tc_close_policy_t how);
 int tc_conn_close_default(tc_conn_t *conn);

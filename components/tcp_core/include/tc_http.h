@@ -297,9 +297,13 @@ int tc_http_stream(tc_http_req_t *req, tc_http_stream_kind_t kind, const char *c
 
 /**
  * @brief Write one part of a stream (a chunk, a JPEG frame with its part headers, or an SSE event's data).
- * Call from the producer. A viewer that does not read costs at most one queued part: check
- * tc_http_stream_ready() first, or just return from the producer and be asked again.
- * @return TC_OK, TC_ELIMIT (the queue is full: try later), TC_ECLOSED
+ * Call from the producer. A part is queued whole (framing and data) or not at all, so a stream is never corrupted.
+ * A viewer that does not read costs at most one queued part: when tc_http_stream_ready() is 1 the part is always
+ * taken, whatever its size (a part larger than the queue limit, e.g. a 2 MB frame with a 1 MiB queue, goes in once
+ * the queue has drained to low water). After TC_ELIMIT, return 0 from the producer: it is asked again only when the
+ * stream is ready again (TC_EV_DRAINED), never in a busy loop.
+ * @return TC_OK, TC_ELIMIT (not ready: nothing queued, try when asked again), TC_ECLOSED, TC_EINVAL (SSE data with a
+ *         CR or LF), TC_ENOMEM (nothing queued, or the connection is aborted when part of the part was already out)
  */
 int tc_http_stream_write(tc_http_req_t *req, const void *data, size_t len);
 

@@ -268,6 +268,25 @@ int tc_client_stop_deadline(tc_client_t *client, uint32_t deadline_ms, tc_client
  */
 int tc_conn_send(tc_conn_t *conn, const void *data, size_t len);
 
+/** One piece of a tc_conn_sendv() message. */
+typedef struct {
+    const void *data; /**< bytes (may be NULL when len is 0) */
+    size_t len;       /**< byte count */
+} tc_buf_t;
+
+/**
+ * @brief Send a message made of pieces (a chunk header, a frame, its trailer) whole or not at all: a stream is never
+ * left with half a frame on the wire. Loop thread only; the pieces are copied as needed before it returns.
+ *
+ * The queue limit applies to the whole message, with one exception that lets large messages through: a message
+ * beyond queue_max is accepted when the queue holds at most low_water bytes (memory is then bounded by
+ * low_water + one message). Wait for TC_EV_DRAINED after TC_ELIMIT, and send it again.
+ * @return TC_OK, TC_ELIMIT (nothing queued), TC_ECLOSED (closing), TC_EINVAL (NULL data with a length, or a total
+ *         that overflows size_t), TC_ENOMEM (nothing queued; or, when part of the message was already written, the
+ *         connection is aborted so the peer never sees a gap), or a send error (the connection is closing)
+ */
+int tc_conn_sendv(tc_conn_t *conn, const tc_buf_t *bufs, size_t n);
+
 /** @brief Bytes waiting in the write queue. */
 size_t tc_conn_queued(const tc_conn_t *conn);
 

@@ -498,7 +498,7 @@ int tc_http_stream_ready(const tc_http_req_t *req)
 
 int tc_http_stream_write(tc_http_req_t *req, const void *data, size_t len)
 {
-    if (req == NULL || !req->streaming) {
+    if (req == NULL || !req->streaming || (data == NULL && len > 0)) {
         return TC_EINVAL;
     }
     if (req->hc == NULL) {
@@ -508,45 +508,40 @@ int tc_http_stream_write(tc_http_req_t *req, const void *data, size_t len)
     if (tc_conn_queued(c) > TC_CFG_WRITE_HIGH_WATER) {
         return TC_ELIMIT; /* a viewer that does not read gets no more than this queued */
     }
-    char pre[128];
-    int n;
+    /* One part is one message: its framing and data are queued whole or not at all (tc_conn_sendv()). A chunk header
+     * sent without its data (the queue limit refusing the frame) corrupted every later frame of a slow viewer. */
+    char size[24], pre[128];
+    tc_buf_t m[4];
+    size_t k = 0;
     if (req->stream_kind == TC_HTTP_STREAM_MJPEG) {
-        n = snprintf(pre, sizeof(pre), "--%s\r\nContent-Type: image/jpeg\r\nContent-Length: %zu\r\n\r\n",
-                     MJPEG_BOUNDARY, len);
-        int rc = TC_OK;
+        int n = snprintf(pre, sizeof(pre), "--%s\r\nContent-Type: image/jpeg\r\nContent-Length: %zu\r\n\r\n",
+                         MJPEG_BOUNDARY, len);
         if (req->mjpeg_chunked) {
-            char size[24];
             int sn = snprintf(size, sizeof(size), "%zx\r\n", (size_t)n + len + 2);
-            rc = tc_conn_send(c, size, (size_t)sn);
+            m[k++] = (tc_buf_t){size, (size_t)sn};
         }
-        rc = rc == TC_OK ? tc_conn_send(c, pre, (size_t)n) : rc;
-        if (rc == TC_OK) {
-            rc = tc_conn_send(c, data, len);
-        }
-        return rc == TC_OK ? tc_conn_send(c, req->mjpeg_chunked ? "\r\n\r\n" : "\r\n", req->mjpeg_chunked ? 4 : 2)
-                           : rc;
-    }
-    if (req->stream_kind == TC_HTTP_STREAM_SSE) {
+        m[k++] = (tc_buf_t){pre, (size_t)n};
+        m[k++] = (tc_buf_t){data, len};
+        m[k++] = (tc_buf_t){req->mjpeg_chunked ? "\r\n\r\n" : "\r\n", req->mjpeg_chunked ? 4u : 2u};
+    } else if (req->stream_kind == TC_HTTP_STREAM_SSE) {
         /* One event: "data: ...\n\n" inside one chunk; the data must not hold newlines (each would end a field). */
         if (memchr(data, '\n', len) || memchr(data, '\r', len)) {
             return TC_EINVAL;
         }
-        n = snprintf(pre, sizeof(pre), "%zx\r\ndata: ", len + 8);
-        int rc = tc_conn_send(c, pre, (size_t)n);
-        if (rc == TC_OK) {
-            rc = tc_conn_send(c, data, len);
+        int n = snprintf(pre, sizeof(pre), "%zx\r\ndata: ", len + 8);
+        m[k++] = (tc_buf_t){pre, (size_t)n};
+        m[k++] = (tc_buf_t){data, len};
+        m[k++] = (tc_buf_t){"\n\n\r\n", 4};
+    } else {
+        if (len == 0) {
+            return TC_OK; /* an empty chunk would end the body */
         }
-        return rc == TC_OK ? tc_conn_send(c, "\n\n\r\n", 4) : rc;
+        int n = snprintf(pre, sizeof(pre), "%zx\r\n", len);
+        m[k++] = (tc_buf_t){pre, (size_t)n};
+        m[k++] = (tc_buf_t){data, len};
+        m[k++] = (tc_buf_t){"\r\n", 2};
     }
-    if (len == 0) {
-        return TC_OK; /* an empty chunk would end the body */
-    }
-    n = snprintf(pre, sizeof(pre), "%zx\r\n", len);
-    int rc = tc_conn_send(c, pre, (size_t)n);
-    if (rc == TC_OK) {
-        rc = tc_conn_send(c, data, len);
-    }
-    return rc == TC_OK ? tc_conn_send(c, "\r\n", 2) : rc;
+    return tc_conn_sendv(c, m, k);
 }
 
 /* ---- requests ---- */
@@ -1072,12 +1067,9 @@ static int ws_send_frame(tc_ws_t *ws, int opcode, const void *data, size_t len)
 {
     uint8_t hdr[TC_WS_MAX_HEADER];
     size_t hl = tc_ws_encode_header(hdr, 1, opcode, len, NULL);
-    tc_conn_t *c = ws->hc->c;
-    int rc = tc_conn_send(c, hdr, hl);
-    if (rc == TC_OK && len) {
-        rc = tc_conn_send(c, data, len);
-    }
-    return rc;
+    /* Header and payload whole or not at all: a header without its payload would desynchronise the peer. */
+    tc_buf_t m[2] = {{hdr, hl}, {data, len}};
+    return tc_conn_sendv(ws->hc->c, m, 2);
 }
 
 /* The TCP close after a WebSocket close. RFC 6455 7.1.1 has the server close first, so it (not the client) keeps

@@ -269,22 +269,10 @@ static int wq_append(tc_conn_t *c, const char *p, size_t len)
     return TC_OK;
 }
 
-int tc_conn_send(tc_conn_t *c, const void *data, size_t len)
+/* Write at once what the socket takes when nothing waits, copy the rest to the queue. The caller checked the limit. */
+static int conn_write(tc_conn_t *c, const char *p, size_t len)
 {
-    if (c == NULL || (data == NULL && len > 0)) {
-        return TC_EINVAL;
-    }
-    if (c->flags & (CF_CLOSING | CF_FINAL) || c->reg.state != TC_STATE_OPEN) {
-        return TC_ECLOSED;
-    }
-    if (len == 0) {
-        return TC_OK;
-    }
     const tc_conn_config_t *cfg = &c->owner->cfg;
-    if (c->reg.queued + len > cfg->queue_max && c->reg.queued + len > len) {
-        return TC_ELIMIT;
-    }
-    const char *p = data;
     if (c->wq_head == NULL) {
         long n = tc_sock_send(c->io.fd, p, len);
         if (n > 0) {
@@ -312,6 +300,63 @@ int tc_conn_send(tc_conn_t *c, const void *data, size_t len)
         c->reg.flags |= TC_REG_FLAG_PAUSED;
     }
     conn_update_events(c);
+    return TC_OK;
+}
+
+int tc_conn_send(tc_conn_t *c, const void *data, size_t len)
+{
+    if (c == NULL || (data == NULL && len > 0)) {
+        return TC_EINVAL;
+    }
+    if (c->flags & (CF_CLOSING | CF_FINAL) || c->reg.state != TC_STATE_OPEN) {
+        return TC_ECLOSED;
+    }
+    if (len == 0) {
+        return TC_OK;
+    }
+    const tc_conn_config_t *cfg = &c->owner->cfg;
+    if (c->reg.queued + len > cfg->queue_max && c->reg.queued + len > len) {
+        return TC_ELIMIT;
+    }
+    return conn_write(c, data, len);
+}
+
+int tc_conn_sendv(tc_conn_t *c, const tc_buf_t *bufs, size_t n)
+{
+    if (c == NULL || (bufs == NULL && n > 0)) {
+        return TC_EINVAL;
+    }
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        if ((bufs[i].data == NULL && bufs[i].len > 0) || total + bufs[i].len < total) {
+            return TC_EINVAL;
+        }
+        total += bufs[i].len;
+    }
+    if (c->flags & (CF_CLOSING | CF_FINAL) || c->reg.state != TC_STATE_OPEN) {
+        return TC_ECLOSED;
+    }
+    const tc_conn_config_t *cfg = &c->owner->cfg;
+    /* A message larger than the queue limit still goes, once the queue has drained to low water: memory stays
+     * bounded by low_water + one message, and the message is never split by the limit. */
+    if ((c->reg.queued + total > cfg->queue_max || c->reg.queued + total < total) && c->reg.queued > cfg->low_water) {
+        return TC_ELIMIT;
+    }
+    size_t done = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (bufs[i].len == 0) {
+            continue;
+        }
+        int rc = conn_write(c, bufs[i].data, bufs[i].len);
+        if (rc != TC_OK) {
+            if (done > 0 && rc == TC_ENOMEM) {
+                /* Part of the message is out: the peer must not see the rest missing in a stream that goes on. */
+                conn_broken(c, rc);
+            }
+            return rc;
+        }
+        done += bufs[i].len;
+    }
     return TC_OK;
 }
 
