@@ -119,7 +119,11 @@ class StopReport:
 
 @dataclass(frozen=True)
 class SockInfo:
-    """One tracked socket (tc_sock_info_t)."""
+    """One tracked socket (tc_sock_info_t).
+
+    role: what it is for now ("tcp", "listener", "client", "echo", "http", "ws", "sse", "stream", "dns",
+    "external"); long_lived tells the sessions (WebSocket, SSE, stream) that live by their own liveness checks.
+    """
 
     id: int
     fd: int
@@ -134,6 +138,8 @@ class SockInfo:
     bytes_in: int
     bytes_out: int
     queued: int
+    role: str = "tcp"
+    long_lived: bool = False
 
 
 @dataclass(frozen=True)
@@ -304,6 +310,8 @@ class Loop:
                         e.bytes_in,
                         e.bytes_out,
                         e.queued,
+                        ffi.string(lib.tc_role_name(e.role)).decode(),
+                        bool(lib.tc_role_is_long_lived(e.role)),
                     )
                 )
             return out
@@ -411,6 +419,16 @@ class Connection:
         """Bytes waiting in the write queue."""
         native = self._owner.loop.native
         return int(self._owner.loop.call(lambda: native.lib.tc_conn_queued(self._live())))
+
+    def set_role(self, role: str) -> None:
+        """Set the registry role ("tcp", "http", "ws", "sse", "stream", ...): long-lived roles ("ws", "sse",
+        "stream") are exempt from the server's idle timeout (the handler keeps them alive or closes them)."""
+        native = self._owner.loop.native
+        ffi, lib = native.ffi, native.lib
+        names = {ffi.string(lib.tc_role_name(r)).decode(): r for r in range(lib.TC_ROLE_COUNT)}
+        if role not in names:
+            raise ValueError(f"role must be one of {', '.join(names)}, not {role!r}")
+        self._owner.loop.call(lambda: lib.tc_conn_set_role(self._live(), names[role]))
 
 
 def _conn_config(native: Native, c: Any, opts: dict[str, Any]) -> None:

@@ -55,6 +55,7 @@ uint64_t tc_now_ms(void);
 
 /* tc_registry.h */
 typedef enum { TC_KIND_LISTENER, TC_KIND_ACCEPTED, TC_KIND_CLIENT, TC_KIND_UDP, TC_KIND_EXTERNAL, ... } tc_kind_t;
+typedef enum { TC_ROLE_TCP, TC_ROLE_LISTENER, TC_ROLE_CLIENT, TC_ROLE_ECHO, TC_ROLE_HTTP, TC_ROLE_WS, TC_ROLE_SSE, TC_ROLE_STREAM, TC_ROLE_DNS, TC_ROLE_EXTERNAL, TC_ROLE_COUNT, ... } tc_role_t;
 typedef enum { TC_STATE_LISTENING, TC_STATE_CONNECTING, TC_STATE_OPEN, TC_STATE_CLOSING, ... } tc_state_t;
 #define TC_REG_FLAG_STREAMING ...
 #define TC_REG_FLAG_PAUSED ...
@@ -64,6 +65,7 @@ typedef struct {
     uint8_t kind;
     uint8_t state;
     uint8_t flags;
+    uint8_t role;
     const char *owner;
     tc_addr_t local;
     tc_addr_t peer;
@@ -73,6 +75,8 @@ typedef struct {
     uint64_t bytes_out;
     size_t queued;
 } tc_sock_info_t;
+const char *tc_role_name(unsigned role);
+int tc_role_is_long_lived(unsigned role);
 uint32_t tc_registry_count(const tc_loop_t *loop);
 uint32_t tc_registry_snapshot(const tc_loop_t *loop, tc_sock_info_t *out, uint32_t cap);
 
@@ -158,6 +162,8 @@ size_t tc_conn_queued(const tc_conn_t *conn);
 int tc_conn_close(tc_conn_t *conn, tc_close_policy_t how);
 int tc_conn_close_default(tc_conn_t *conn);
 uint32_t tc_conn_id(const tc_conn_t *conn);
+void tc_conn_set_role(tc_conn_t *conn, unsigned role);
+unsigned tc_conn_role(const tc_conn_t *conn);
 const tc_addr_t *tc_conn_peer(const tc_conn_t *conn);
 int tc_conn_is_closing(const tc_conn_t *conn);
 void tc_conn_set_reading(tc_conn_t *conn, int on);

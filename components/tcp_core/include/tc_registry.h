@@ -31,6 +31,26 @@ typedef enum {
     TC_STATE_CLOSING, /**< flushing, or waiting for the peer's FIN */
 } tc_state_t;
 
+/**
+ * What a tracked socket is for, set by its owner (the TCP server, the HTTP layer, the DNS responder) and changed as
+ * the connection changes (an HTTP connection becomes a WebSocket, a stream, and back). Long-lived sessions (WebSocket,
+ * SSE, streams) are kept alive by their own liveness checks rather than the idle timeout, and an admission policy can
+ * spare them; tc_role_is_long_lived() tells which.
+ */
+typedef enum {
+    TC_ROLE_TCP = 0,  /**< a connection of a server with its own handler (no role set) */
+    TC_ROLE_LISTENER, /**< a listening socket */
+    TC_ROLE_CLIENT,   /**< a connection made by a TCP client */
+    TC_ROLE_ECHO,     /**< a connection of the echo service (tc_echo_cb) */
+    TC_ROLE_HTTP,     /**< an HTTP connection: between requests, or answering one */
+    TC_ROLE_WS,       /**< an upgraded WebSocket */
+    TC_ROLE_SSE,      /**< a Server-Sent Events stream */
+    TC_ROLE_STREAM,   /**< a streamed response (chunked, MJPEG) */
+    TC_ROLE_DNS,      /**< the DNS responder's UDP socket */
+    TC_ROLE_EXTERNAL, /**< a socket someone else owns (tc_registry_ext.h) */
+    TC_ROLE_COUNT
+} tc_role_t;
+
 /** One tracked socket, as seen now. */
 typedef struct {
     uint32_t id;         /**< unique per loop */
@@ -38,6 +58,7 @@ typedef struct {
     uint8_t kind;        /**< tc_kind_t */
     uint8_t state;       /**< tc_state_t */
     uint8_t flags;       /**< TC_REG_FLAG_* */
+    uint8_t role;        /**< tc_role_t */
     const char *owner;   /**< label of the server or client ("echo", "http", ...), static */
     tc_addr_t local;     /**< local address (listeners and UDP), else zeroed */
     tc_addr_t peer;      /**< peer address (connections, external sessions), else zeroed */
@@ -53,6 +74,21 @@ enum {
     TC_REG_FLAG_STREAMING = 0x1, /**< serving a long-lived stream (MJPEG, SSE, WebSocket) */
     TC_REG_FLAG_PAUSED = 0x2,    /**< reading paused by backpressure */
 };
+
+/**
+ * @brief The name of a role: "tcp", "listener", "client", "echo", "http", "ws", "sse", "stream", "dns", "external".
+ * Thread-safe.
+ * @param role  a tc_role_t
+ * @return a static string ("?" for an unknown value)
+ */
+const char *tc_role_name(unsigned role);
+
+/**
+ * @brief Whether a role is a long-lived session (WebSocket, SSE, stream): exempt from the keep-alive idle timeout
+ * (each has its own liveness check) and to be spared by admission policies. Thread-safe.
+ * @return 1 or 0
+ */
+int tc_role_is_long_lived(unsigned role);
 
 /** @brief Visitor for tc_registry_foreach(); return nonzero to stop early. */
 typedef int (*tc_registry_cb)(const tc_sock_info_t *info, void *user);

@@ -315,6 +315,17 @@ void *tc_conn_data(const tc_conn_t *conn);
 /** @brief Set the per-connection pointer (the owner frees what it points to, at TC_EV_CLOSE). */
 void tc_conn_set_data(tc_conn_t *conn, void *data);
 
+/**
+ * @brief Set the connection's registry role (tc_role_t, tc_registry.h): what it is for now. Loop thread only. The
+ * server's idle timeout skips long-lived roles (tc_role_is_long_lived()), whose owner checks liveness itself.
+ * @param conn  the connection (NULL is ignored)
+ * @param role  a tc_role_t; out-of-range values are ignored
+ */
+void tc_conn_set_role(tc_conn_t *conn, unsigned role);
+
+/** @brief The connection's registry role (tc_role_t). */
+unsigned tc_conn_role(const tc_conn_t *conn);
+
 /** @brief The connection's registry id (unique per loop). */
 uint32_t tc_conn_id(const tc_conn_t *conn);
 

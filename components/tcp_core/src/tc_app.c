@@ -84,9 +84,10 @@ static int status_visit(const tc_sock_info_t *s, void *user)
     }
     jput(j,
          "%s{\"id\":%u,\"kind\":\"%s\",\"state\":\"%s\",\"owner\":\"%s\",\"local\":\"%s\",\"peer\":\"%s\","
-         "\"age_ms\":%llu,\"idle_ms\":%llu,\"bytes_in\":%llu,\"bytes_out\":%llu,\"queued\":%zu,\"streaming\":%s}",
+         "\"role\":\"%s\",\"age_ms\":%llu,\"idle_ms\":%llu,\"bytes_in\":%llu,\"bytes_out\":%llu,\"queued\":%zu,"
+         "\"streaming\":%s}",
          j->first ? "" : ",", (unsigned)s->id, kind_name(s->kind), state_name(s->state), s->owner ? s->owner : "",
-         local, peer, (unsigned long long)s->age_ms, (unsigned long long)s->idle_ms,
+         local, peer, tc_role_name(s->role), (unsigned long long)s->age_ms, (unsigned long long)s->idle_ms,
          (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out, s->queued,
          (s->flags & TC_REG_FLAG_STREAMING) ? "true" : "false");
     j->first = 0;

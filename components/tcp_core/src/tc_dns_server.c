@@ -131,6 +131,7 @@ int tc_dns_server_start(tc_loop_t *loop, const tc_dns_server_config_t *cfg, tc_d
         return rc;
     }
     tc__reg_add(loop, &d->reg, fd, TC_KIND_UDP, "dns");
+    d->reg.role = TC_ROLE_DNS;
     d->reg.state = TC_STATE_LISTENING;
     tc_sock_local_addr(fd, &d->reg.addr);
     tc__handles_add(loop, 1);

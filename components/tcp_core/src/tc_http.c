@@ -392,6 +392,7 @@ static void stream_end(tc_http_req_t *req, int clean)
         req->keep_alive = 0;
     } else {
         tc__conn_reg_flags(hc->c, 0, TC_REG_FLAG_STREAMING);
+        tc_conn_set_role(hc->c, TC_ROLE_HTTP);
         req_finish(req);
         return;
     }
@@ -485,6 +486,7 @@ int tc_http_stream(tc_http_req_t *req, tc_http_stream_kind_t kind, const char *c
     }
     req->hc->state = HC_STREAM;
     tc__conn_reg_flags(req->hc->c, TC_REG_FLAG_STREAMING, 0);
+    tc_conn_set_role(req->hc->c, kind == TC_HTTP_STREAM_SSE ? TC_ROLE_SSE : TC_ROLE_STREAM);
     tc_conn_set_reading(req->hc->c, 1); /* to see the viewer leave */
     tc__timer_init(req->h->loop, &req->stream_timer, stream_timer_cb, req);
     stream_kick(req);
@@ -706,6 +708,7 @@ static int ws_upgrade(hconn_t *hc, tc_http_req_t *req)
     req_free(req);
     tc_conn_set_reading(hc->c, 1);
     tc__conn_reg_flags(hc->c, TC_REG_FLAG_STREAMING, 0);
+    tc_conn_set_role(hc->c, TC_ROLE_WS);
     ws->opened = 1;
     route->ws_cb(ws, TC_WS_EV_OPEN, NULL, 0, route->user);
     return TC_OK;
@@ -1296,6 +1299,7 @@ static void http_conn_cb(tc_conn_t *c, tc_event_t ev, const void *data, size_t l
         }
         hc->c = c;
         tc_conn_set_data(c, hc);
+        tc_conn_set_role(c, TC_ROLE_HTTP);
         break;
     case TC_EV_DATA:
         if (hc == NULL || hc->state == HC_DONE) {

@@ -50,6 +50,7 @@ struct tc_regent {
     uint8_t kind;  /* tc_kind_t */
     uint8_t state; /* tc_state_t */
     uint8_t flags; /* TC_REG_FLAG_* */
+    uint8_t role;  /* tc_role_t (fits in the padding before owner: the entry does not grow) */
     const char *owner;
     tc_addr_t addr; /* listeners and UDP endpoints: the local address; connections: the peer's */
     uint64_t created_ms;

@@ -716,6 +716,10 @@ void tc__reg_add(tc_loop_t *loop, tc_regent_t *e, int fd, tc_kind_t kind, const 
     }
     e->fd = fd;
     e->kind = (uint8_t)kind;
+    e->role = kind == TC_KIND_LISTENER ? TC_ROLE_LISTENER
+              : kind == TC_KIND_CLIENT ? TC_ROLE_CLIENT
+              : kind == TC_KIND_EXTERNAL ? TC_ROLE_EXTERNAL
+                                         : TC_ROLE_TCP;
     e->owner = owner;
     e->created_ms = loop->now;
     e->active_ms = loop->now;
@@ -753,6 +757,7 @@ static void fill_info(const tc_loop_t *loop, const tc_regent_t *e, tc_sock_info_
     info->kind = e->kind;
     info->state = e->state;
     info->flags = e->flags;
+    info->role = e->role;
     info->owner = e->owner;
     if (e->kind == TC_KIND_LISTENER || e->kind == TC_KIND_UDP) {
         info->local = e->addr;
@@ -766,6 +771,18 @@ static void fill_info(const tc_loop_t *loop, const tc_regent_t *e, tc_sock_info_
     info->bytes_in = e->bytes_in;
     info->bytes_out = e->bytes_out;
     info->queued = e->queued;
+}
+
+const char *tc_role_name(unsigned role)
+{
+    static const char *names[TC_ROLE_COUNT] = {"tcp", "listener", "client", "echo",   "http",
+                                               "ws",  "sse",      "stream", "dns",    "external"};
+    return role < TC_ROLE_COUNT ? names[role] : "?";
+}
+
+int tc_role_is_long_lived(unsigned role)
+{
+    return role == TC_ROLE_WS || role == TC_ROLE_SSE || role == TC_ROLE_STREAM;
 }
 
 uint32_t tc_registry_count(const tc_loop_t *loop)

@@ -609,6 +609,18 @@ void tc__conn_reg_flags(tc_conn_t *c, uint8_t set, uint8_t clear)
     c->reg.flags = (uint8_t)((c->reg.flags | set) & ~clear);
 }
 
+void tc_conn_set_role(tc_conn_t *c, unsigned role)
+{
+    if (c != NULL && role < TC_ROLE_COUNT) {
+        c->reg.role = (uint8_t)role;
+    }
+}
+
+unsigned tc_conn_role(const tc_conn_t *c)
+{
+    return c->reg.role;
+}
+
 tc_conn_t *tc__server_conns(tc_server_t *s)
 {
     return s->owner.conns_head;
@@ -1308,6 +1320,9 @@ int tc_client_stop_deadline(tc_client_t *cl, uint32_t deadline_ms, tc_client_don
 void tc_echo_cb(tc_conn_t *conn, tc_event_t ev, const void *data, size_t len, void *user)
 {
     (void)user;
+    if (ev == TC_EV_OPEN) {
+        tc_conn_set_role(conn, TC_ROLE_ECHO);
+    }
     if (ev == TC_EV_DATA && tc_conn_send(conn, data, len) == TC_ELIMIT) {
         /* Reading pauses at high water, so this only happens with a queue_max below one read: give up. */
         tc_conn_close(conn, TC_CLOSE_ABORT);
