@@ -34,6 +34,8 @@ typedef struct tc_app tc_app_t; /**< opaque set of running services */
 typedef struct {
     const char *host;          /**< numeric address the servers listen on */
     int32_t echo_port;         /**< TCP echo server port, 0 = any free port, TC_APP_OFF = no echo server */
+    uint32_t echo_max_conns;   /**< echo connections at most (newcomers beyond are refused with RST, none is
+                                    evicted), 0 = TC_CFG_MAX_CONNS */
     const char *connect_host;  /**< remote of the echoing TCP client, NULL = no client (copied) */
     uint16_t connect_port;     /**< its port; 0 is refused (TC_EBADPORT) when connect_host is set */
     int32_t http_port;         /**< HTTP service port, 0 = any free port, TC_APP_OFF = no HTTP service */

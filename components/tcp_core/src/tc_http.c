@@ -559,6 +559,9 @@ static void req_free(tc_http_req_t *req)
     if (req->body_timer.loop) {
         tc__timer_disarm(&req->body_timer);
     }
+    if (req->hc != NULL) {
+        tc__conn_reg_flags(req->hc->c, 0, TC_REG_FLAG_BUSY);
+    }
     tc_free(req->head);
     tc_free(req->path);
     tc_free(req->body);
@@ -888,6 +891,7 @@ static int begin_request(hconn_t *hc, const tc_http_request_t *parsed, size_t n)
     req->hc = hc;
     req->in_stop = h->stopping;
     hc->req = req;
+    tc__conn_reg_flags(hc->c, TC_REG_FLAG_BUSY, 0); /* a request in flight is not evicted (TC_FULL_EVICT_IDLE) */
     int dl = tc_http_path_decode(req->parsed.path.ptr, req->parsed.path.len, path, path_cap);
     if (dl < 0) {
         tc_free(path);
@@ -1286,6 +1290,20 @@ static void hconn_free(hconn_t *hc)
     tc_free(hc);
 }
 
+/* Only live sessions and requests in flight hold the slots (TC_FULL_EVICT_IDLE): rather than evict one of them, tell
+ * the newcomer to come back. Sent before its request is read; the close drains it. */
+static void over_limit(tc_http_t *h, hconn_t *hc)
+{
+    char msg[192];
+    int n = snprintf(msg, sizeof(msg),
+                     "HTTP/1.1 503 Service Unavailable\r\nRetry-After: %u\r\nContent-Type: text/plain\r\n"
+                     "Content-Length: 5\r\nConnection: close\r\n\r\nbusy\n",
+                     (unsigned)h->cfg.retry_after_s);
+    tc_conn_send(hc->c, msg, (size_t)n);
+    hc->state = HC_DONE;
+    tc_conn_close(hc->c, h->cfg.close_policy);
+}
+
 static void http_conn_cb(tc_conn_t *c, tc_event_t ev, const void *data, size_t len, void *user)
 {
     tc_http_t *h = user;
@@ -1300,6 +1318,9 @@ static void http_conn_cb(tc_conn_t *c, tc_event_t ev, const void *data, size_t l
         hc->c = c;
         tc_conn_set_data(c, hc);
         tc_conn_set_role(c, TC_ROLE_HTTP);
+        if (len == TC_OPEN_OVER_LIMIT) {
+            over_limit(h, hc);
+        }
         break;
     case TC_EV_DATA:
         if (hc == NULL || hc->state == HC_DONE) {
@@ -1430,7 +1451,8 @@ int tc_http_start(tc_loop_t *loop, const tc_http_config_t *cfg, tc_http_t **out)
     scfg.host = cfg->host;
     scfg.port = cfg->port;
     scfg.max_conns = cfg->max_conns;
-    scfg.when_full = TC_FULL_EVICT_LRU;
+    scfg.when_full = cfg->when_full;
+    scfg.overflow_max = cfg->overflow_max;
     scfg.conn.idle_timeout_ms = cfg->idle_timeout_ms;
     scfg.conn.close_policy = cfg->close_policy;
     scfg.conn.linger_ms = cfg->linger_ms;
