@@ -443,3 +443,21 @@ def test_echo_server_full_refuses_newcomers(loop: Loop, server_host: str) -> Non
         b.close()
     finally:
         app.stop(500)
+
+
+# ---- smaller items ----
+
+
+def test_duplicated_websocket_key_is_refused(app: App) -> None:
+    """RFC 6455 11.3.1: Sec-WebSocket-Key must not appear more than once. At a45b40e the first was used."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    head = (
+        "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+        f"Sec-WebSocket-Key: {key}\r\n"
+    )
+    with connect(app.host, app.http_port) as s:
+        s.sendall((head + f"Sec-WebSocket-Key: {key}\r\n\r\n").encode())
+        assert read_head(s).startswith(b"HTTP/1.1 400 ")
+    with connect(app.host, app.http_port) as s:  # the same request with one key upgrades
+        s.sendall((head + "\r\n").encode())
+        assert read_head(s).startswith(b"HTTP/1.1 101 ")

@@ -89,7 +89,8 @@ typedef int (*tc_http_handler_cb)(tc_http_req_t *req, void *user);
 #define TC_HTTP_STREAM_END (-1)
 
 /**
- * @brief Stream producer: called when the socket can take more. Write at most a part (tc_http_stream_write()).
+ * @brief Stream producer: called when the socket can take more (tc_http_stream_ready(): a part of any size fits), at
+ * the time it asked for, or later if the viewer is slower. Write a part (tc_http_stream_write()).
  * @return ms until it should be asked again (0: as soon as the socket can take more), TC_HTTP_STREAM_END to finish
  *         the response, or another negative value to abort the connection
  */
@@ -253,6 +254,14 @@ const char *tc_http_req_query(const tc_http_req_t *req);
  * @param len  receives the value's length
  */
 const char *tc_http_req_header(const tc_http_req_t *req, const char *name, size_t *len);
+
+/**
+ * @brief The host the request is for: the authority of an absolute-form target ("GET http://host/ HTTP/1.1",
+ * RFC 9112 3.2.2: it wins over the Host field), else the Host field; NULL when neither. Not NUL-terminated; may
+ * include a port.
+ * @param len  receives the length
+ */
+const char *tc_http_req_host(const tc_http_req_t *req, size_t *len);
 
 /** @brief A path parameter of the matched route (":id" → "id"); NULL when absent. Not NUL-terminated. */
 const char *tc_http_req_param(const tc_http_req_t *req, const char *name, size_t *len);

@@ -111,6 +111,7 @@ struct hconn {
     uint32_t head_started; /* in HC_HEAD: loop ms (low 32 bits) when the head's first byte came */
     uint8_t state;
     uint8_t processing;
+    uint8_t wait_drain; /* pipelined input waits for the answers to drain (TC_EV_DRAINED) */
 };
 
 #define HC_HTTP(hc) ((tc_http_t *)tc__conn_owner_user((hc)->c))
@@ -413,6 +414,12 @@ static void stream_call(tc_http_req_t *req)
         stream_end(req, 1);
         return;
     }
+    if (!tc_http_stream_ready(req)) {
+        /* Asked only when a part fits (TC_EV_DRAINED brings it back): a producer whose first write would be refused
+         * (pipelined answers queued ahead of the stream) is not made to fail, nor polled in a loop. */
+        req->stream_waiting = 1;
+        return;
+    }
     int64_t next = req->produce(req, req->produce_user);
     if (next == TC_HTTP_STREAM_END) {
         stream_end(req, 1);
@@ -599,6 +606,31 @@ const char *tc_http_req_header(const tc_http_req_t *req, const char *name, size_
     return v.ptr;
 }
 
+const char *tc_http_req_host(const tc_http_req_t *req, size_t *len)
+{
+    /* RFC 9112 3.2.2: with an absolute-form target ("GET http://example.com/ HTTP/1.1", what proxies and some
+     * captive-portal probes send) the authority of the target wins over the Host field. */
+    tc_http_slice_t t = req->parsed.target;
+    const char *sep = t.len > 3 && t.ptr[0] != '/' ? memchr(t.ptr, ':', t.len) : NULL;
+    if (sep != NULL && (size_t)(t.ptr + t.len - sep) >= 3 && sep[1] == '/' && sep[2] == '/') {
+        const char *a = sep + 3, *end = t.ptr + t.len;
+        size_t n = 0;
+        while (a + n < end && a[n] != '/' && a[n] != '?' && a[n] != '#') {
+            n++;
+        }
+        const char *at = memchr(a, '@', n); /* userinfo is not part of the host */
+        if (at != NULL) {
+            n -= (size_t)(at + 1 - a);
+            a = at + 1;
+        }
+        if (len) {
+            *len = n;
+        }
+        return a;
+    }
+    return tc_http_req_header(req, "host", len);
+}
+
 const char *tc_http_req_param(const tc_http_req_t *req, const char *name, size_t *len)
 {
     size_t nl = strlen(name);
@@ -685,7 +717,9 @@ static int ws_upgrade(hconn_t *hc, tc_http_req_t *req)
         return tc_http_respond(req, 426, "text/plain", "unsupported websocket version\n", 30);
     }
     char accept[TC_WS_ACCEPT_LEN + 1];
-    if (tc_http_header_find(&req->parsed, "sec-websocket-key", &key) != 0 ||
+    /* RFC 6455 11.3.1: Sec-WebSocket-Key must not appear more than once in a request. */
+    if (tc_http_header_count(&req->parsed, "sec-websocket-key") != 1 ||
+        tc_http_header_find(&req->parsed, "sec-websocket-key", &key) != 0 ||
         tc_ws_accept_key(key.ptr, key.len, accept) != 0) {
         return tc_http_respond(req, 400, "text/plain", "bad Sec-WebSocket-Key\n", 22);
     }
@@ -1037,6 +1071,12 @@ static void process(hconn_t *hc)
     hc->processing = 1;
     /* Bounded by the buffer: each pass consumes bytes or returns. */
     while (hc->len > 0 && (hc->state == HC_IDLE || hc->state == HC_HEAD || hc->state == HC_BODY)) {
+        if (hc->state == HC_IDLE && tc_conn_queued(hc->c) > TC_CFG_WRITE_HIGH_WATER) {
+            /* Pipelined requests wait while the client is not reading the answers: the next one starts at
+             * TC_EV_DRAINED, so answers never pile up past the write queue's limit. */
+            hc->wait_drain = 1;
+            break;
+        }
         if (hc->state != HC_BODY) {
             tc_http_request_t parsed;
             tc_http_header_t headers[TC_HTTP_MAX_HEADERS_CAP];
@@ -1356,6 +1396,9 @@ static void http_conn_cb(tc_conn_t *c, tc_event_t ev, const void *data, size_t l
     case TC_EV_DRAINED:
         if (hc && hc->state == HC_STREAM && hc->req && hc->req->stream_waiting) {
             stream_kick(hc->req);
+        } else if (hc && hc->wait_drain && hc->state == HC_IDLE) {
+            hc->wait_drain = 0;
+            process(hc);
         }
         break;
     case TC_EV_SHUTDOWN:
