@@ -106,6 +106,9 @@ static int ref_read_name(const uint8_t *m, size_t len, size_t *off, char *out)
             if (len - pos - 1 < b) {
                 return -1;
             }
+            if (memchr(m + pos + 1, 0, b) != NULL) {
+                return -1; /* a NUL inside a label is refused */
+            }
             wire += 1 + b;
             if (wire > 255 || nlab == 128) {
                 return -1;
