@@ -143,7 +143,9 @@ def test_cut_connections_leave_heap_at_baseline(app: App, backend: str) -> None:
     for i in range(CUTS):
         one_cut(app, KINDS[i % len(KINDS)], rng)
     assert wait_until(lambda: accepted(app) == 0, timeout=30), [s for s in app.loop.registry()]
-    assert wait_until(lambda: heap(backend) == baseline, timeout=5), f"{heap(backend) - baseline} bytes left"
+    # At most the baseline: on lwIP the baseline can hold a few bytes of a block that is transient (seen: 24 bytes
+    # fewer after 100,000 cuts); a leak grows with the cuts. The exact check is the loop fixture's, after the stop.
+    assert wait_until(lambda: heap(backend) <= baseline, timeout=5), f"{heap(backend) - baseline} bytes left"
     # And it still serves.
     assert requests.get(base(app) + "/api/status", timeout=5).status_code == 200
 

@@ -1,7 +1,8 @@
 /*
  * tc_app.h - the device's services on one loop, the same on the device and on the host: the TCP echo server, a
  * reconnecting TCP client that echoes (seed 000), and the HTTP service with its status page, status JSON, WebSocket
- * echo, demo MJPEG stream and Server-Sent Events.
+ * echo, demo MJPEG stream and Server-Sent Events, and two body routes: POST/PUT /api/upload takes its body in pieces
+ * (tc_http_route_body(), answered {"bytes","crc32"}; "?slow=MS" pauses after each piece) and /api/echo buffers it.
  *
  * Example:
  *     tc_app_config_t cfg = TC_APP_DEFAULT_CONFIG();

@@ -71,7 +71,7 @@ typedef struct {
 
 #define TC_HTTP_DEFAULT_CONFIG()                                                                           \
     {                                                                                                      \
-        .host = "0.0.0.0", .port = 80, .max_conns = 16, .when_full = TC_FULL_EVICT_IDLE, .overflow_max = 4,        \
+        .host = "0.0.0.0", .port = 80, .max_conns = 16, .when_full = TC_FULL_EVICT_IDLE, .overflow_max = 2,        \
         .retry_after_s = 2, .idle_timeout_ms = 10000, .head_timeout_ms = 5000,   \
         .max_uri = 512, .max_head = 4096, .max_headers = 32, .max_body = 64 * 1024, .body_min_rate = 1024,       \
         .body_grace_ms = 10000, .ws_max_message = 16384,                                                       \
