@@ -110,7 +110,8 @@ typedef void (*tc_conn_cb)(tc_conn_t *conn, tc_event_t ev, const void *data, siz
 typedef struct {
     size_t high_water;       /**< stop reading above this many queued output bytes */
     size_t low_water;        /**< resume reading (TC_EV_DRAINED) at or below this */
-    size_t queue_max;        /**< tc_conn_send() refuses past this (TC_ELIMIT) */
+    size_t queue_max;        /**< tc_conn_send() refuses past this (TC_ELIMIT); tc_conn_sendv() lets one larger
+                                  message through when the queue is at or below low_water */
     uint32_t idle_timeout_ms; /**< close after this long without traffic (0 = never); RST under peer-first */
     tc_close_policy_t close_policy; /**< policy for closes this side starts (idle, stop, tc_conn_close default) */
     uint32_t linger_ms;      /**< flush / wait-for-peer deadline of graceful and peer-first closes */
