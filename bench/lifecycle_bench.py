@@ -95,12 +95,27 @@ def stop_once(loop: Loop, host: str) -> Any:
     return report.http
 
 
+def quiet_websocket(loop: Loop, host: str, seconds: float) -> str:
+    """A `websockets` client that sends nothing (its own pings off) for `seconds` under the default settings."""
+    app = App(loop, host, echo_port=None, http_port=0)  # idle timeout 10 s, ping 20 s, pong deadline 10 s
+    try:
+        with ws_connect(f"ws://{host}:{app.http_port}/ws", open_timeout=5, ping_interval=None) as ws:
+            time.sleep(seconds)
+            ws.send("still here")
+            return f"open and echoing ({ws.recv(timeout=5)!r})"
+    except (ConnectionClosed, TimeoutError) as exc:
+        return f"CLOSED: {exc!r}"
+    finally:
+        app.stop(500)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--backend", choices=["linux", "lwip"], default="linux")
     ap.add_argument("-n", type=int, default=300, help="requests per EOF-latency measurement (300)")
     ap.add_argument("--stops", type=int, default=5, help="stop repeats (5)")
     ap.add_argument("--soak", type=int, default=1000, help="close-mode soak requests (1000)")
+    ap.add_argument("--ws-idle", type=float, default=0, help="also keep a WebSocket quiet this many seconds (0: skip)")
     args = ap.parse_args()
     loop, host = _loop(args.backend)
     with loop:
@@ -137,6 +152,8 @@ def main() -> None:
             f"elapsed {min(ms)}-{max(ms)} ms (median {statistics.median(ms)}), graceful/forced "
             f"{sorted({(r.graceful, r.forced) for r in reports})}"
         )
+        if args.ws_idle:
+            print(f"{args.backend}: WebSocket quiet {args.ws_idle:.0f} s: {quiet_websocket(loop, host, args.ws_idle)}")
 
 
 if __name__ == "__main__":

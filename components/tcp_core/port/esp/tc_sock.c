@@ -76,19 +76,26 @@ static void ip_from_tc(const tc_addr_t *a, ip_addr_t *out)
 {
     uint32_t w[4];
     memcpy(w, a->ip, sizeof(w)); /* both network byte order */
+#if LWIP_IPV6
     if (a->family == TC_AF_INET6) {
         IP_ADDR6(out, w[0], w[1], w[2], w[3]);
-    } else {
-        ip_addr_set_ip4_u32_val(*out, w[0]);
+        return;
     }
+#endif
+    ip_addr_set_ip4_u32_val(*out, w[0]);
 }
 
 static int same_ip(const ip_addr_t *a, const ip_addr_t *b)
 {
+#if LWIP_IPV6
     if (IP_IS_V6(a) != IP_IS_V6(b)) {
         return 0;
     }
-    return IP_IS_V6(a) ? ip6_addr_cmp_zoneless(ip_2_ip6(a), ip_2_ip6(b)) : ip4_addr_cmp(ip_2_ip4(a), ip_2_ip4(b));
+    if (IP_IS_V6(a)) {
+        return ip6_addr_cmp_zoneless(ip_2_ip6(a), ip_2_ip6(b));
+    }
+#endif
+    return ip4_addr_cmp(ip_2_ip4(a), ip_2_ip4(b));
 }
 
 static int reap_match(const struct tcp_pcb *p, const reap_slot_t *r)
