@@ -52,7 +52,12 @@ class App:
 
     With admin_password and on_stop_request, an HTTP POST /api/stop with Basic auth (user "admin") is answered 202
     and then calls on_stop_request() on the loop thread (it must not block: set an event, let another thread call
-    stop()); without them the route answers 403."""
+    stop()); without them the route answers 403.
+
+    POST/PUT /api/upload takes its body in pieces (tc_http_route_body()) and answers {"bytes", "crc32"}; "?slow=MS"
+    pauses MS ms after each piece (backpressure); upload_max bounds it (None: no limit). POST/PUT /api/echo buffers
+    its body (up to the server's max_body) and answers the same. body_min_rate (bytes/s, 0 = no rule) and
+    body_grace_ms set the minimum-rate rule for bodies (408 below it)."""
 
     def __init__(
         self,
@@ -60,6 +65,7 @@ class App:
         host: str = "127.0.0.1",
         *,
         echo_port: int | None = 3333,
+        echo_max_conns: int | None = None,
         http_port: int | None = 8080,
         connect: tuple[str, int] | None = None,
         http_max_conns: int | None = None,
@@ -69,6 +75,9 @@ class App:
         http_idle_timeout_ms: int | None = None,
         http_head_timeout_ms: int | None = None,
         ws_max_message: int | None = None,
+        body_min_rate: int | None = None,
+        body_grace_ms: int | None = None,
+        upload_max: int | None = None,
         ws_ping_ms: int | None = None,
         ws_pong_timeout_ms: int | None = None,
         sse_heartbeat_ms: int | None = None,
@@ -88,6 +97,8 @@ class App:
         self._keep: list[Any] = [ffi.new("char[]", host.encode())]
         cfg.host = self._keep[0]
         cfg.echo_port = lib.TC_APP_OFF if echo_port is None else echo_port
+        if echo_max_conns is not None:
+            cfg.echo_max_conns = echo_max_conns
         cfg.http_port = lib.TC_APP_OFF if http_port is None else http_port
         if connect is not None:
             self._keep.append(ffi.new("char[]", connect[0].encode()))
@@ -109,6 +120,12 @@ class App:
             cfg.http_head_timeout_ms = http_head_timeout_ms
         if ws_max_message is not None:
             cfg.ws_max_message = ws_max_message
+        if body_min_rate is not None:
+            cfg.http_body_min_rate = lib.TC_APP_NO_RATE if body_min_rate == 0 else body_min_rate
+        if body_grace_ms is not None:
+            cfg.http_body_grace_ms = body_grace_ms
+        if upload_max is not None:
+            cfg.upload_max = upload_max
         # Liveness of long-lived sessions (None: the C defaults, 20 s ping, 10 s pong deadline, 15 s SSE heartbeat).
         cfg.ws_ping_ms = ws_ping_ms or 0
         cfg.ws_pong_timeout_ms = ws_pong_timeout_ms or 0

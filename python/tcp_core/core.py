@@ -24,7 +24,7 @@ from .errors import BadAddressError, BadPortError, ClosedError, TcError
 T = TypeVar("T")
 
 ClosePolicy = Literal["graceful", "peer_first", "abort"]
-FullPolicy = Literal["evict", "refuse"]
+FullPolicy = Literal["evict", "refuse", "evict-idle"]
 
 _REASONS = {
     "TC_REASON_LOCAL": "local",
@@ -595,14 +595,17 @@ class Server(_Endpoint):
         name: the label of the server's sockets in the registry (``Loop.registry()``, /api/status).
         max_conns: open connections at most (default 1024 on the host, Kconfig on the device).
         when_full: what a new connection gets at max_conns: "evict" (default: the least recently active
-            connection is aborted to make room, as esp_http_server's LRU purge) or "refuse" (the new one is reset).
+            connection is aborted to make room, as esp_http_server's LRU purge), "refuse" (the new one is reset) or
+            "evict-idle" (only connections that are neither long-lived by role (``Connection.set_role``: ws, sse,
+            stream) nor busy are evicted; the newcomer is reset when none is left).
         backlog: the listen backlog (default 128).
         v6only: for "::", refuse IPv4-mapped peers (default False: IPv4 and IPv6 on one socket).
         idle_timeout_ms: close a connection after this long without traffic (default 0: never); under the
             peer-first policy that close is an RST, so no TIME-WAIT is left on this side.
-        close_policy: how closes that this side starts (idle, stop, ``Connection.close()``) happen: "peer_first"
-            (default: flush, wait up to linger_ms for the peer's FIN, RST at that deadline; keeps TIME-WAIT off
-            lwIP), "graceful" (flush, then close first) or "abort" (RST now, queue dropped).
+        close_policy: how closes that this side starts (idle, stop, ``Connection.close()``) happen: "graceful"
+            (default: flush, FIN at once, drain until the peer's FIN, then free our TIME-WAIT; RST only at the
+            linger_ms deadline), "peer_first" (flush, wait up to linger_ms for the peer's FIN before any FIN of
+            ours, RST at that deadline) or "abort" (RST now, queue dropped).
         linger_ms: how long a graceful or peer-first close may flush and wait for the peer (default 2000).
         high_water: stop reading a connection whose output queue holds more than this many bytes (default 64 KiB).
         low_water: resume reading, and call ``Handler.on_drained()``, at or below this many bytes (default 16 KiB).
@@ -638,8 +641,11 @@ class Server(_Endpoint):
         super().__init__(loop, handler, name)
         native = loop.native
         ffi, lib = native.ffi, native.lib
-        if when_full not in ("evict", "refuse"):
-            raise ValueError(f"when_full must be 'evict' or 'refuse', not {when_full!r}")
+        policies = {"evict": lib.TC_FULL_EVICT_LRU, "refuse": lib.TC_FULL_REFUSE, "evict-idle": lib.TC_FULL_EVICT_IDLE}
+        if when_full not in policies:
+            raise ValueError(f"when_full must be one of {', '.join(policies)}, not {when_full!r}")
+        if not 0 <= port <= 65535:
+            raise ValueError(f"port {port} is out of range")
         cfg = ffi.new("tc_server_config_t *")
         lib.tcpy_server_defaults(cfg)
         host_c = ffi.new("char[]", host.encode())
@@ -651,7 +657,7 @@ class Server(_Endpoint):
             cfg.max_conns = max_conns
         if backlog is not None:
             cfg.backlog = backlog
-        cfg.when_full = lib.TC_FULL_REFUSE if when_full == "refuse" else lib.TC_FULL_EVICT_LRU
+        cfg.when_full = policies[when_full]
         _conn_config(native, cfg.conn, locals())
         cfg.cb, cfg.user = self._callback()
         out = ffi.new("tc_server_t **")
@@ -715,9 +721,10 @@ class Client(_Endpoint):
         max_attempts: consecutive failed attempts before giving up (default 0: never give up).
         idle_timeout_ms: close a connection after this long without traffic (default 0: never); under the
             peer-first policy that close is an RST, so no TIME-WAIT is left on this side.
-        close_policy: how closes that this side starts (idle, stop, ``Connection.close()``) happen: "peer_first"
-            (default: flush, wait up to linger_ms for the peer's FIN, RST at that deadline; keeps TIME-WAIT off
-            lwIP), "graceful" (flush, then close first) or "abort" (RST now, queue dropped).
+        close_policy: how closes that this side starts (idle, stop, ``Connection.close()``) happen: "graceful"
+            (default: flush, FIN at once, drain until the peer's FIN, then free our TIME-WAIT; RST only at the
+            linger_ms deadline), "peer_first" (flush, wait up to linger_ms for the peer's FIN before any FIN of
+            ours, RST at that deadline) or "abort" (RST now, queue dropped).
         linger_ms: how long a graceful or peer-first close may flush and wait for the peer (default 2000).
         high_water: stop reading a connection whose output queue holds more than this many bytes (default 64 KiB).
         low_water: resume reading, and call ``Handler.on_drained()``, at or below this many bytes (default 16 KiB).

@@ -61,6 +61,7 @@ typedef enum { TC_ROLE_TCP, TC_ROLE_LISTENER, TC_ROLE_CLIENT, TC_ROLE_ECHO, TC_R
 typedef enum { TC_STATE_LISTENING, TC_STATE_CONNECTING, TC_STATE_OPEN, TC_STATE_CLOSING, ... } tc_state_t;
 #define TC_REG_FLAG_STREAMING ...
 #define TC_REG_FLAG_PAUSED ...
+#define TC_REG_FLAG_BUSY ...
 typedef struct {
     uint32_t id;
     int fd;
@@ -97,7 +98,8 @@ typedef struct tc_server tc_server_t;
 typedef struct tc_client tc_client_t;
 typedef enum { TC_EV_OPEN, TC_EV_DATA, TC_EV_DRAINED, TC_EV_SHUTDOWN, TC_EV_CLOSE, ... } tc_event_t;
 typedef enum { TC_CLOSE_GRACEFUL, TC_CLOSE_PEER_FIRST, TC_CLOSE_ABORT, ... } tc_close_policy_t;
-typedef enum { TC_FULL_EVICT_LRU, TC_FULL_REFUSE, ... } tc_full_policy_t;
+typedef enum { TC_FULL_EVICT_LRU, TC_FULL_REFUSE, TC_FULL_EVICT_IDLE, ... } tc_full_policy_t;
+#define TC_OPEN_OVER_LIMIT ...
 typedef enum {
     TC_REASON_LOCAL, TC_REASON_PEER, TC_REASON_RESET, TC_REASON_IDLE, TC_REASON_EVICTED, TC_REASON_REFUSED,
     TC_REASON_STOP, TC_REASON_FORCED, TC_REASON_LINGER, TC_REASON_CONNECT, TC_REASON_NOMEM, ...
@@ -121,6 +123,7 @@ typedef struct {
     bool v6only;
     uint32_t max_conns;
     tc_full_policy_t when_full;
+    uint32_t overflow_max;
     tc_conn_config_t conn;
     const char *name;
     tc_conn_cb cb;
@@ -165,6 +168,11 @@ tc_conn_t *tc_client_conn(const tc_client_t *client);
 void tc_client_stats(const tc_client_t *client, tc_client_stats_t *out);
 int tc_client_stop_then(tc_client_t *client, tc_client_done_cb done, void *user);
 int tc_conn_send(tc_conn_t *conn, const void *data, size_t len);
+typedef struct {
+    const void *data;
+    size_t len;
+} tc_buf_t;
+int tc_conn_sendv(tc_conn_t *conn, const tc_buf_t *bufs, size_t n);
 size_t tc_conn_queued(const tc_conn_t *conn);
 int tc_conn_close(tc_conn_t *conn, tc_close_policy_t how);
 int tc_conn_close_default(tc_conn_t *conn);
@@ -191,9 +199,11 @@ typedef struct {
 typedef struct tc_app tc_app_t;
 #define TC_APP_OFF ...
 #define TC_APP_STREAM_FRAME_MAX ...
+#define TC_APP_NO_RATE ...
 typedef struct {
     const char *host;
     int32_t echo_port;
+    uint32_t echo_max_conns;
     const char *connect_host;
     uint16_t connect_port;
     int32_t http_port;
@@ -201,6 +211,9 @@ typedef struct {
     uint32_t http_idle_timeout_ms;
     uint32_t http_head_timeout_ms;
     uint32_t ws_max_message;
+    uint32_t http_body_min_rate;
+    uint32_t http_body_grace_ms;
+    uint64_t upload_max;
     uint32_t ws_ping_ms;
     uint32_t ws_pong_timeout_ms;
     uint32_t sse_heartbeat_ms;

@@ -1,7 +1,8 @@
 /*
  * tc_app.h - the device's services on one loop, the same on the device and on the host: the TCP echo server, a
  * reconnecting TCP client that echoes (seed 000), and the HTTP service with its live dashboard, status JSON, WebSocket
- * echo, demo MJPEG stream and Server-Sent Events.
+ * echo, demo MJPEG stream and Server-Sent Events, and two body routes: POST/PUT /api/upload takes its body in pieces
+ * (tc_http_route_body(), answered {"bytes","crc32"}; "?slow=MS" pauses after each piece) and /api/echo buffers it.
  *
  * HTTP routes: / the dashboard (from flash, gzip'd when the client accepts it), /api/status the registry, heap and
  * services as JSON, /api/live the same document as one Server-Sent Event every events_ms, POST /api/stop (HTTP
@@ -38,10 +39,15 @@ typedef void (*tc_app_stop_request_cb)(tc_app_t *app, void *user);
 /** A service port value meaning "do not run this service". */
 #define TC_APP_OFF (-1)
 
+/** tc_app_config_t.http_body_min_rate value turning the minimum-rate rule off. */
+#define TC_APP_NO_RATE 0xffffffffu
+
 /** Which services run, and where; start from TC_APP_DEFAULT_CONFIG(). */
 typedef struct {
     const char *host;          /**< numeric address the servers listen on */
     int32_t echo_port;         /**< TCP echo server port, 0 = any free port, TC_APP_OFF = no echo server */
+    uint32_t echo_max_conns;   /**< echo connections at most (newcomers beyond are refused with RST, none is
+                                    evicted), 0 = TC_CFG_MAX_CONNS */
     const char *connect_host;  /**< remote of the echoing TCP client, NULL = no client (copied) */
     uint16_t connect_port;     /**< its port; 0 is refused (TC_EBADPORT) when connect_host is set */
     int32_t http_port;         /**< HTTP service port, 0 = any free port, TC_APP_OFF = no HTTP service */
@@ -49,6 +55,11 @@ typedef struct {
     uint32_t http_idle_timeout_ms; /**< keep-alive idle timeout, 0 = TC_HTTP_DEFAULT_CONFIG()'s */
     uint32_t http_head_timeout_ms; /**< request-head deadline (408), 0 = TC_HTTP_DEFAULT_CONFIG()'s */
     uint32_t ws_max_message;   /**< WebSocket message limit (1009 beyond), 0 = TC_HTTP_DEFAULT_CONFIG()'s */
+    uint32_t http_body_min_rate; /**< request bodies' minimum rate in bytes/s (tc_http_config_t.body_min_rate),
+                                      0 = TC_HTTP_DEFAULT_CONFIG()'s, TC_APP_NO_RATE = no rule */
+    uint32_t http_body_grace_ms; /**< its grace period and window, 0 = TC_HTTP_DEFAULT_CONFIG()'s */
+    uint64_t upload_max;       /**< body limit of POST/PUT /api/upload (taken in pieces, answered with its byte count
+                                    and CRC-32; "?slow=MS" pauses MS ms after each piece), 0 = no limit */
     uint32_t ws_ping_ms;       /**< WebSocket ping interval, 0 = TC_HTTP_DEFAULT_CONFIG()'s */
     uint32_t ws_pong_timeout_ms; /**< WebSocket pong deadline, 0 = TC_HTTP_DEFAULT_CONFIG()'s */
     uint32_t sse_heartbeat_ms; /**< SSE heartbeat interval, 0 = TC_HTTP_DEFAULT_CONFIG()'s */

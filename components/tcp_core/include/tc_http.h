@@ -44,7 +44,14 @@ enum {
 typedef struct {
     const char *host;            /**< numeric listen address */
     uint16_t port;               /**< 0 picks a free port */
-    uint32_t max_conns;          /**< connections at most (the least recently active is evicted beyond) */
+    uint32_t max_conns;          /**< connections at most; when_full says who makes room for a newcomer */
+    tc_full_policy_t when_full;  /**< TC_FULL_EVICT_IDLE (default): a newcomer evicts the least recently active idle
+                                      keep-alive connection or unfinished head, never a WebSocket, SSE or stream nor
+                                      a request in flight; when only those remain it is answered 503 with
+                                      Retry-After (overflow_max at once, RST beyond). TC_FULL_EVICT_LRU: evict
+                                      whatever was least recently active. TC_FULL_REFUSE: RST the newcomer */
+    uint32_t overflow_max;       /**< newcomers being answered 503 at once, at most (then RST) */
+    uint32_t retry_after_s;      /**< Retry-After of that 503 */
     uint32_t idle_timeout_ms;    /**< keep-alive connections with no request close after this. WebSockets, SSE and
                                       streams are exempt: pings with a pong deadline keep WebSockets, heartbeats SSE,
                                       and a stream whose queued bytes have not moved for this long is ended */
@@ -52,7 +59,11 @@ typedef struct {
     uint32_t max_uri;            /**< request-target bytes (414 beyond) */
     uint32_t max_head;           /**< request head bytes (431 beyond) */
     uint32_t max_headers;        /**< header fields (431 beyond) */
-    uint64_t max_body;           /**< request body bytes (413 beyond) */
+    uint64_t max_body;           /**< request body bytes of buffered routes (413 beyond); per route:
+                                      tc_http_route_body() */
+    uint32_t body_min_rate;      /**< a body must arrive at this many bytes/s at least, measured over windows of
+                                      body_grace_ms after the first one (408 and close below); 0 = no rule */
+    uint32_t body_grace_ms;      /**< the first window (no rule) and the length of every later one */
     uint32_t ws_max_message;     /**< WebSocket message bytes (close 1009 beyond) */
     uint32_t ws_ping_ms;         /**< WebSocket liveness: a ping after this long without one outstanding, 0 = none */
     uint32_t ws_pong_timeout_ms; /**< a WebSocket that answers nothing this long after a ping is dead: closed
@@ -66,9 +77,11 @@ typedef struct {
 
 #define TC_HTTP_DEFAULT_CONFIG()                                                                           \
     {                                                                                                      \
-        .host = "0.0.0.0", .port = 80, .max_conns = 16, .idle_timeout_ms = 10000, .head_timeout_ms = 5000,   \
-        .max_uri = 512, .max_head = 4096, .max_headers = 32, .max_body = 64 * 1024, .ws_max_message = 16384, \
-        .ws_ping_ms = 20000, .ws_pong_timeout_ms = 10000, .sse_heartbeat_ms = 15000, .close_policy = TC_CLOSE_GRACEFUL, .linger_ms = 2000, .name = "http",          \
+        .host = "0.0.0.0", .port = 80, .max_conns = 16, .when_full = TC_FULL_EVICT_IDLE, .overflow_max = 2,        \
+        .retry_after_s = 2, .idle_timeout_ms = 10000, .head_timeout_ms = 5000, .max_uri = 512, .max_head = 4096,   \
+        .max_headers = 32, .max_body = 64 * 1024, .body_min_rate = 1024, .body_grace_ms = 10000,                   \
+        .ws_max_message = 16384, .ws_ping_ms = 20000, .ws_pong_timeout_ms = 10000, .sse_heartbeat_ms = 15000,      \
+        .close_policy = TC_CLOSE_GRACEFUL, .linger_ms = 2000, .name = "http",                                       \
     }
 
 /**
@@ -82,7 +95,8 @@ typedef int (*tc_http_handler_cb)(tc_http_req_t *req, void *user);
 #define TC_HTTP_STREAM_END (-1)
 
 /**
- * @brief Stream producer: called when the socket can take more. Write at most a part (tc_http_stream_write()).
+ * @brief Stream producer: called when the socket can take more (tc_http_stream_ready(): a part of any size fits), at
+ * the time it asked for, or later if the viewer is slower. Write a part (tc_http_stream_write()).
  * @return ms until it should be asked again (0: as soon as the socket can take more), TC_HTTP_STREAM_END to finish
  *         the response, or another negative value to abort the connection
  */
@@ -155,6 +169,64 @@ int tc_http_route(tc_http_t *http, unsigned methods, const char *pattern, tc_htt
  */
 int tc_http_ws_route(tc_http_t *http, const char *pattern, tc_ws_cb cb, void *user);
 
+/** Events of a request body taken in pieces (tc_http_route_body()):
+ *
+ * | event              | meaning                                                   | data, len           |
+ * |--------------------|-----------------------------------------------------------|---------------------|
+ * | TC_HTTP_BODY_DATA  | the next piece of the body (chunked framing removed)      | the piece           |
+ * | TC_HTTP_BODY_END   | the body is complete: answer now or later                 | NULL, total bytes   |
+ * | TC_HTTP_BODY_ABORT | the request is gone before an answer (peer FIN/RST,       | NULL, bytes so far  |
+ * |                    | 408 by the minimum-rate rule, bad chunked framing, stop); |                     |
+ * |                    | the last event: req is freed when the callback returns    |                     |
+ */
+typedef enum {
+    TC_HTTP_BODY_DATA = 1,
+    TC_HTTP_BODY_END,
+    TC_HTTP_BODY_ABORT,
+} tc_http_body_event_t;
+
+/** Return value of a body callback for TC_HTTP_BODY_DATA: take no more pieces until tc_http_req_body_resume(). */
+#define TC_HTTP_BODY_PAUSE 1
+
+/**
+ * @brief Body callback of a route that takes the body in pieces. Runs on the loop thread; never blocks. The handler
+ * may answer at any event but ABORT (an answer before END closes the connection after it: the rest of the body is
+ * not read). data is valid during the call only.
+ * @return 0 for more, TC_HTTP_BODY_PAUSE (DATA only) to stop reading until tc_http_req_body_resume() (the socket's
+ *         receive window then pushes back on the client), or a negative code: 500 and close unless answered, then
+ *         TC_HTTP_BODY_ABORT. The return value of END and ABORT is ignored.
+ */
+typedef int (*tc_http_body_cb)(tc_http_req_t *req, tc_http_body_event_t ev, const void *data, size_t len, void *user);
+
+/**
+ * @brief Add a route with its own body limit, optionally taking the body in pieces as it arrives (an upload, an OTA
+ * image): memory then grows with nothing but the pieces in flight. Loop thread only.
+ *
+ * With body_cb NULL the body is buffered whole, growing with the bytes received, up to max_body (0: the server's
+ * max_body), and cb runs when it is complete, as for tc_http_route(). With body_cb, cb runs as soon as the head is
+ * complete (it may refuse at once, e.g. 401/413, which closes the connection after the answer), then body_cb gets
+ * the pieces, END, and ABORT if the request goes away before it is answered. Either way a declared Content-Length
+ * above the limit is refused with 413 before any byte of the body is read, and nothing is allocated on a promise.
+ *
+ * Example (an upload sink with backpressure):
+ *     static int on_piece(tc_http_req_t *r, tc_http_body_event_t ev, const void *d, size_t n, void *u)
+ *     { if (ev == TC_HTTP_BODY_DATA) return sink_write(u, d, n); if (ev == TC_HTTP_BODY_END) ... respond; return 0; }
+ *     tc_http_route_body(http, TC_HTTP_POST | TC_HTTP_PUT, "/upload", 4 << 20, on_head, on_piece, sink);
+ * @param max_body  bytes at most (413 beyond); 0 = the server's max_body when buffered, no limit in pieces
+ * @param cb        request handler (required)
+ * @param body_cb   body in pieces, or NULL for a buffered body
+ * @return TC_OK, TC_EINVAL (bad pattern, no cb), TC_ENOMEM
+ */
+int tc_http_route_body(tc_http_t *http, unsigned methods, const char *pattern, uint64_t max_body,
+                       tc_http_handler_cb cb, tc_http_body_cb body_cb, void *user);
+
+/**
+ * @brief Take pieces again after a body callback returned TC_HTTP_BODY_PAUSE. Loop thread only; the pieces come
+ * from the loop afterwards, never from inside this call. The minimum-rate window restarts.
+ * @return TC_OK (also when not paused), TC_EINVAL (not a body in pieces), TC_ECLOSED (the request is gone)
+ */
+int tc_http_req_body_resume(tc_http_req_t *req);
+
 /** Return value of a filter that answered the request: routing is skipped. */
 #define TC_HTTP_FILTER_DONE 1
 
@@ -189,11 +261,33 @@ const char *tc_http_req_query(const tc_http_req_t *req);
  */
 const char *tc_http_req_header(const tc_http_req_t *req, const char *name, size_t *len);
 
+/**
+ * @brief The host the request is for: the authority of an absolute-form target ("GET http://host/ HTTP/1.1",
+ * RFC 9112 3.2.2: it wins over the Host field), else the Host field; NULL when neither. Not NUL-terminated; may
+ * include a port.
+ * @param len  receives the length
+ */
+const char *tc_http_req_host(const tc_http_req_t *req, size_t *len);
+
 /** @brief A path parameter of the matched route (":id" → "id"); NULL when absent. Not NUL-terminated. */
 const char *tc_http_req_param(const tc_http_req_t *req, const char *name, size_t *len);
 
-/** @brief The request body (complete when the handler runs; bounded by max_body). */
+/** @brief The request body of a buffered route (complete when the handler runs; bounded by the route's limit).
+ * Routes that take the body in pieces (tc_http_route_body() with a body_cb) get "" here. */
 const void *tc_http_req_body(const tc_http_req_t *req, size_t *len);
+
+/** @brief The declared Content-Length, or -1 for a chunked body (length unknown until its end). 0: no body. */
+int64_t tc_http_req_content_length(const tc_http_req_t *req);
+
+/** @brief Body bytes received so far (pieces delivered, or bytes buffered). */
+uint64_t tc_http_req_body_received(const tc_http_req_t *req);
+
+/** @brief Attach the handler's own state to the request (e.g. an upload's sink); the handler frees it (at END after
+ * answering, or at TC_HTTP_BODY_ABORT). Loop thread only. */
+void tc_http_req_set_data(tc_http_req_t *req, void *data);
+
+/** @brief The state attached with tc_http_req_set_data(), or NULL. */
+void *tc_http_req_data(const tc_http_req_t *req);
 
 /** @brief The connection that carries the request. */
 tc_conn_t *tc_http_req_conn(const tc_http_req_t *req);
@@ -226,9 +320,13 @@ int tc_http_stream(tc_http_req_t *req, tc_http_stream_kind_t kind, const char *c
 
 /**
  * @brief Write one part of a stream (a chunk, a JPEG frame with its part headers, or an SSE event's data).
- * Call from the producer. A viewer that does not read costs at most one queued part: check
- * tc_http_stream_ready() first, or just return from the producer and be asked again.
- * @return TC_OK, TC_ELIMIT (the queue is full: try later), TC_ECLOSED
+ * Call from the producer. A part is queued whole (framing and data) or not at all, so a stream is never corrupted.
+ * A viewer that does not read costs at most one queued part: when tc_http_stream_ready() is 1 the part is always
+ * taken, whatever its size (a part larger than the queue limit, e.g. a 2 MB frame with a 1 MiB queue, goes in once
+ * the queue has drained to low water). After TC_ELIMIT, return 0 from the producer: it is asked again only when the
+ * stream is ready again (TC_EV_DRAINED), never in a busy loop.
+ * @return TC_OK, TC_ELIMIT (not ready: nothing queued, try when asked again), TC_ECLOSED, TC_EINVAL (SSE data with a
+ *         CR or LF), TC_ENOMEM (nothing queued, or the connection is aborted when part of the part was already out)
  */
 int tc_http_stream_write(tc_http_req_t *req, const void *data, size_t len);
 

@@ -6,7 +6,7 @@
  *
  * | event            | meaning                                                  | data, len                         |
  * |------------------|----------------------------------------------------------|-----------------------------------|
- * | TC_EV_OPEN       | connection established (accepted, or client connected)  | NULL, 0                           |
+ * | TC_EV_OPEN       | connection established (accepted, or client connected)  | NULL, 0 or TC_OPEN_OVER_LIMIT     |
  * | TC_EV_DATA       | bytes arrived                                            | the bytes (valid during the call) |
  * | TC_EV_DRAINED    | write queue fell from above low water to at/below it     | NULL, queued bytes left           |
  * | TC_EV_SHUTDOWN   | the server is stopping: say goodbye, close or be closed  | NULL, ms left to the deadline     |
@@ -70,7 +70,17 @@ typedef enum {
 typedef enum {
     TC_FULL_EVICT_LRU = 0, /**< abort the least recently active connection and accept (esp_http_server's LRU purge) */
     TC_FULL_REFUSE,        /**< accept and abort the new one at once (the client sees RST, not a hang) */
+    TC_FULL_EVICT_IDLE,    /**< protect live sessions: abort the least recently active connection that is neither a
+                                long-lived session (tc_role_is_long_lived(): WebSocket, SSE, stream) nor busy
+                                (TC_REG_FLAG_BUSY: a request in flight, e.g. an upload), i.e. idle keep-alive
+                                connections and ones that have not completed a request head. When there is none the
+                                newcomer is refused with RST, or, within overflow_max, accepted with TC_EV_OPEN's len
+                                TC_OPEN_OVER_LIMIT so the owner tells it to come back (HTTP: 503 + Retry-After) */
 } tc_full_policy_t;
+
+/** TC_EV_OPEN's len for a newcomer accepted over max_conns (TC_FULL_EVICT_IDLE with overflow_max): answer briefly
+ * and close it; it holds no slot. 0 for every other connection. */
+#define TC_OPEN_OVER_LIMIT 1
 
 /** Why a connection closed (len of TC_EV_CLOSE). */
 typedef enum {
@@ -101,7 +111,8 @@ typedef void (*tc_conn_cb)(tc_conn_t *conn, tc_event_t ev, const void *data, siz
 typedef struct {
     size_t high_water;       /**< stop reading above this many queued output bytes */
     size_t low_water;        /**< resume reading (TC_EV_DRAINED) at or below this */
-    size_t queue_max;        /**< tc_conn_send() refuses past this (TC_ELIMIT) */
+    size_t queue_max;        /**< tc_conn_send() refuses past this (TC_ELIMIT); tc_conn_sendv() lets one larger
+                                  message through when the queue is at or below low_water */
     uint32_t idle_timeout_ms; /**< close after this long without traffic (0 = never); RST under peer-first */
     tc_close_policy_t close_policy; /**< policy for closes this side starts (idle, stop, tc_conn_close default) */
     uint32_t linger_ms;      /**< flush / wait-for-peer deadline of graceful and peer-first closes */
@@ -128,6 +139,8 @@ typedef struct {
     bool v6only;                  /**< for "::": refuse IPv4-mapped peers */
     uint32_t max_conns;           /**< open connections at most */
     tc_full_policy_t when_full;   /**< evict or refuse at max_conns */
+    uint32_t overflow_max;        /**< TC_FULL_EVICT_IDLE: connections accepted beyond max_conns only to be told to
+                                       come back later (TC_OPEN_OVER_LIMIT), those still closing included; 0 = RST */
     tc_conn_config_t conn;        /**< per-connection settings */
     const char *name;             /**< label shown by the registry, e.g. "echo" (not copied: keep it alive) */
     tc_conn_cb cb;                /**< event callback (required) */
@@ -137,8 +150,8 @@ typedef struct {
 #define TC_SERVER_DEFAULT_CONFIG()                                                                   \
     {                                                                                                \
         .host = "0.0.0.0", .port = 0, .backlog = TC_CFG_BACKLOG, .v6only = false,                    \
-        .max_conns = TC_CFG_MAX_CONNS, .when_full = TC_FULL_EVICT_LRU, .conn = TC_CONN_DEFAULT_CONFIG(), \
-        .name = "tcp", .cb = NULL, .user = NULL,                                                     \
+        .max_conns = TC_CFG_MAX_CONNS, .when_full = TC_FULL_EVICT_LRU, .overflow_max = 0,               \
+        .conn = TC_CONN_DEFAULT_CONFIG(), .name = "tcp", .cb = NULL, .user = NULL,                   \
     }
 
 /** Reconnecting TCP client settings; start from TC_CLIENT_DEFAULT_CONFIG(). */
@@ -276,6 +289,25 @@ int tc_client_stop_deadline(tc_client_t *client, uint32_t deadline_ms, tc_client
  * @return TC_OK, TC_ELIMIT (queue_max would be exceeded; nothing queued), TC_ECLOSED (closing), TC_ENOMEM
  */
 int tc_conn_send(tc_conn_t *conn, const void *data, size_t len);
+
+/** One piece of a tc_conn_sendv() message. */
+typedef struct {
+    const void *data; /**< bytes (may be NULL when len is 0) */
+    size_t len;       /**< byte count */
+} tc_buf_t;
+
+/**
+ * @brief Send a message made of pieces (a chunk header, a frame, its trailer) whole or not at all: a stream is never
+ * left with half a frame on the wire. Loop thread only; the pieces are copied as needed before it returns.
+ *
+ * The queue limit applies to the whole message, with one exception that lets large messages through: a message
+ * beyond queue_max is accepted when the queue holds at most low_water bytes (memory is then bounded by
+ * low_water + one message). Wait for TC_EV_DRAINED after TC_ELIMIT, and send it again.
+ * @return TC_OK, TC_ELIMIT (nothing queued), TC_ECLOSED (closing), TC_EINVAL (NULL data with a length, or a total
+ *         that overflows size_t), TC_ENOMEM (nothing queued; or, when part of the message was already written, the
+ *         connection is aborted so the peer never sees a gap), or a send error (the connection is closing)
+ */
+int tc_conn_sendv(tc_conn_t *conn, const tc_buf_t *bufs, size_t n);
 
 /** @brief Bytes waiting in the write queue. */
 size_t tc_conn_queued(const tc_conn_t *conn);

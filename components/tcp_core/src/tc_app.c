@@ -4,6 +4,7 @@
 #include "tc_app.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tc_addr.h"
@@ -424,6 +425,104 @@ static int page_events(tc_http_req_t *req, void *user)
     return tc_http_stream(req, TC_HTTP_STREAM_SSE, NULL, events_produce, user);
 }
 
+/* ---- /api/upload: a request body taken in pieces ----
+ *
+ * The shape of an OTA sink without the flash: every piece goes into a running CRC-32 and a byte count, and the answer
+ * reports both (a client checks them against what it sent). "?slow=MS" pauses after each piece for MS ms, as a flash
+ * write would: the body then waits in the client's socket (TCP's window), not in the device's heap. */
+
+typedef struct {
+    tc_http_req_t *req;
+    tc_timer_t *resume;
+    uint32_t crc;
+    uint32_t slow_ms;
+} upload_t;
+
+static uint32_t crc32_update(uint32_t crc, const uint8_t *p, size_t n)
+{
+    crc = ~crc;
+    while (n--) {
+        crc ^= *p++;
+        for (int k = 0; k < 8; k++) {
+            crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+        }
+    }
+    return ~crc;
+}
+
+static int64_t upload_resume(tc_timer_t *t, void *user)
+{
+    (void)t;
+    upload_t *u = user;
+    u->resume = NULL;
+    tc_http_req_body_resume(u->req);
+    return TC_TIMER_STOP;
+}
+
+static void upload_free(upload_t *u)
+{
+    if (u->resume) {
+        tc_timer_cancel(u->resume);
+    }
+    tc_free(u);
+}
+
+static int upload_head(tc_http_req_t *req, void *user)
+{
+    tc_app_t *app = user;
+    upload_t *u = tc_calloc(1, sizeof(*u));
+    if (u == NULL) {
+        return tc_http_respond(req, 503, "text/plain", "out of memory\n", 14);
+    }
+    u->req = req;
+    const char *q = tc_http_req_query(req);
+    const char *slow = strstr(q, "slow=");
+    if (slow) {
+        u->slow_ms = (uint32_t)strtoul(slow + 5, NULL, 10);
+        if (u->slow_ms > 1000) {
+            u->slow_ms = 1000;
+        }
+    }
+    (void)app;
+    tc_http_req_set_data(req, u);
+    return TC_OK;
+}
+
+static int upload_body(tc_http_req_t *req, tc_http_body_event_t ev, const void *data, size_t len, void *user)
+{
+    tc_app_t *app = user;
+    upload_t *u = tc_http_req_data(req);
+    if (ev == TC_HTTP_BODY_DATA) {
+        u->crc = crc32_update(u->crc, data, len);
+        if (u->slow_ms && tc_timer_start(app->loop, u->slow_ms, upload_resume, u, &u->resume) == TC_OK) {
+            return TC_HTTP_BODY_PAUSE;
+        }
+        return 0;
+    }
+    tc_http_req_set_data(req, NULL);
+    if (ev == TC_HTTP_BODY_END) {
+        char out[96];
+        int n = snprintf(out, sizeof(out), "{\"bytes\":%llu,\"crc32\":%lu}\n", (unsigned long long)len,
+                         (unsigned long)u->crc);
+        upload_free(u);
+        return tc_http_respond(req, 200, "application/json", out, (size_t)n);
+    }
+    upload_free(u); /* TC_HTTP_BODY_ABORT: the request is gone */
+    return 0;
+}
+
+/* /api/echo: a buffered body (the route's own limit), answered with its length and CRC-32. */
+static int echo_body(tc_http_req_t *req, void *user)
+{
+    (void)user;
+    size_t len;
+    const void *body = tc_http_req_body(req, &len);
+    char out[96];
+    int n = snprintf(out, sizeof(out), "{\"bytes\":%zu,\"crc32\":%lu}\n", len,
+                     (unsigned long)crc32_update(0, body, len));
+    return tc_http_respond(req, 200, "application/json", out, (size_t)n);
+}
+
 static void ws_echo(tc_ws_t *ws, tc_ws_event_t ev, const void *data, size_t len, void *user)
 {
     (void)user;
@@ -589,6 +688,12 @@ int tc_app_start(tc_loop_t *loop, const tc_app_config_t *cfg, tc_app_t **out)
         s.port = (uint16_t)cfg->echo_port;
         s.cb = tc_echo_cb;
         s.name = "echo";
+        /* Every echo connection is a live session (a device that echoes and reconnects): a newcomer over the limit
+         * is refused, it never evicts one. */
+        s.when_full = TC_FULL_REFUSE;
+        if (cfg->echo_max_conns) {
+            s.max_conns = cfg->echo_max_conns;
+        }
         rc = tc_server_start(loop, &s, &app->echo);
     }
     if (rc == TC_OK && cfg->http_port >= 0) {
@@ -605,6 +710,12 @@ int tc_app_start(tc_loop_t *loop, const tc_app_config_t *cfg, tc_app_t **out)
         if (cfg->ws_max_message) {
             h.ws_max_message = cfg->ws_max_message;
         }
+        if (cfg->http_body_min_rate) {
+            h.body_min_rate = cfg->http_body_min_rate == TC_APP_NO_RATE ? 0 : cfg->http_body_min_rate;
+        }
+        if (cfg->http_body_grace_ms) {
+            h.body_grace_ms = cfg->http_body_grace_ms;
+        }
         h.ws_ping_ms = cfg->ws_ping_ms ? cfg->ws_ping_ms : h.ws_ping_ms;
         h.ws_pong_timeout_ms = cfg->ws_pong_timeout_ms ? cfg->ws_pong_timeout_ms : h.ws_pong_timeout_ms;
         h.sse_heartbeat_ms = cfg->sse_heartbeat_ms ? cfg->sse_heartbeat_ms : h.sse_heartbeat_ms;
@@ -617,6 +728,9 @@ int tc_app_start(tc_loop_t *loop, const tc_app_config_t *cfg, tc_app_t **out)
             tc_http_route(app->http, TC_HTTP_GET, "/stream", page_stream, app);
             tc_http_route(app->http, TC_HTTP_GET, "/events", page_events, app);
             tc_http_route(app->http, TC_HTTP_GET, "/api/chunks", page_chunks, app);
+            tc_http_route_body(app->http, TC_HTTP_POST | TC_HTTP_PUT, "/api/upload", cfg->upload_max, upload_head,
+                               upload_body, app);
+            tc_http_route_body(app->http, TC_HTTP_POST | TC_HTTP_PUT, "/api/echo", 0, echo_body, NULL, app);
             rc = tc_http_ws_route(app->http, "/ws", ws_echo, app);
             rc = rc == TC_OK ? tc_http_ws_route(app->http, "/ws/all", ws_all, app) : rc;
         }

@@ -18,6 +18,7 @@
 
 #define MAX_PARAMS 4
 #define SWEEP_MS 100
+#define PIPELINE_SLACK 4096 /* input held beyond max_head while a response is in flight before reading stops */
 
 typedef struct route route_t;
 struct route {
@@ -25,6 +26,8 @@ struct route {
     unsigned methods;
     tc_http_handler_cb cb;
     tc_ws_cb ws_cb;
+    tc_http_body_cb body_cb; /* body in pieces (tc_http_route_body()); NULL: buffered whole */
+    uint64_t max_body;       /* this route's body limit; 0: the server's max_body (buffered) or none (pieces) */
     void *user;
     char pattern[];
 };
@@ -65,9 +68,20 @@ struct tc_http_req {
     char *head; /* copy of the request head */
     char *path;
     const char *query;
-    char *body;
+    char *body; /* buffered routes: grows with the bytes received, never with a declared length */
     size_t body_len, body_cap;
     uint64_t body_left;       /* Content-Length bytes still to come */
+    uint64_t body_total;      /* body bytes received so far */
+    uint64_t win_start;       /* minimum-rate window: loop ms when it began */
+    uint64_t win_base;        /* body_total when it began */
+    tc_timer_t body_timer;    /* pieces: resumes delivery after tc_http_req_body_resume() */
+    uint8_t body_pending;     /* a body is announced and not completely received */
+    uint8_t body_paused;      /* pieces: the handler asked for a pause (TC_HTTP_BODY_PAUSE) */
+    uint8_t handed;           /* the handler has seen the request */
+    uint8_t aborting;         /* TC_HTTP_BODY_ABORT is being delivered: the request is freed after it */
+    uint8_t body_ended;       /* every body byte arrived; END waits for the end of a pause */
+    unsigned allowed;         /* no route matched the method: the methods the path allows (405) */
+    void *data;               /* the handler's (tc_http_req_set_data()) */
     tc_http_chunked_t chunked; /* chunked body decoder */
     uint8_t is_chunked;
     uint8_t head_only;
@@ -99,6 +113,7 @@ struct hconn {
     uint32_t head_started; /* in HC_HEAD: loop ms (low 32 bits) when the head's first byte came */
     uint8_t state;
     uint8_t processing;
+    uint8_t wait_drain; /* pipelined input waits for the answers to drain (TC_EV_DRAINED) */
 };
 
 #define HC_HTTP(hc) ((tc_http_t *)tc__conn_owner_user((hc)->c))
@@ -122,6 +137,7 @@ struct tc_http {
 
 static void process(hconn_t *hc);
 static void req_free(tc_http_req_t *req);
+static void req_abandon(hconn_t *hc);
 static void ws_input(hconn_t *hc);
 static int ws_send_frame(tc_ws_t *ws, int opcode, const void *data, size_t len);
 static void stream_kick(tc_http_req_t *req);
@@ -296,11 +312,8 @@ static void fail_conn(hconn_t *hc, int status)
                      "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s\n",
                      status, text, strlen(text) + 1, text);
     tc_conn_send(hc->c, head, (size_t)n);
-    if (hc->req) {
-        req_free(hc->req);
-        hc->req = NULL;
-    }
     hc->state = HC_DONE;
+    req_abandon(hc);
     buf_consume(hc, hc->len);
     tc_conn_close(hc->c, HC_HTTP(hc)->cfg.close_policy);
 }
@@ -333,10 +346,18 @@ int tc_http_respond(tc_http_req_t *req, int status, const char *ctype, const voi
     if (req == NULL || req->answered || status < 100 || status > 999) {
         return TC_EINVAL;
     }
+    if (req->aborting) {
+        return TC_ECLOSED; /* inside TC_HTTP_BODY_ABORT: freed when the callback returns */
+    }
     req->answered = 1;
     if (req->hc == NULL) {
         req_free(req); /* the connection went away while the handler was working */
         return TC_ECLOSED;
+    }
+    if (req->body_pending) {
+        /* Answered before the whole body came (a refused upload): the rest is not read, so the connection cannot
+         * carry another request. */
+        req->keep_alive = 0;
     }
     int rc = send_head(req, status, ctype, (long long)len, NULL, req->head_only ? NULL : body,
                        req->head_only ? 0 : len);
@@ -395,6 +416,12 @@ static void stream_call(tc_http_req_t *req)
         stream_end(req, 1);
         return;
     }
+    if (!tc_http_stream_ready(req)) {
+        /* Asked only when a part fits (TC_EV_DRAINED brings it back): a producer whose first write would be refused
+         * (pipelined answers queued ahead of the stream) is not made to fail, nor polled in a loop. */
+        req->stream_waiting = 1;
+        return;
+    }
     int64_t next = req->produce(req, req->produce_user);
     if (next == TC_HTTP_STREAM_END) {
         stream_end(req, 1);
@@ -428,7 +455,8 @@ static void stream_kick(tc_http_req_t *req)
 int tc_http_stream(tc_http_req_t *req, tc_http_stream_kind_t kind, const char *ctype, tc_http_produce_cb produce,
                    void *user)
 {
-    if (req == NULL || produce == NULL || req->answered || kind < TC_HTTP_STREAM_CHUNKED || kind > TC_HTTP_STREAM_SSE) {
+    if (req == NULL || produce == NULL || req->answered || req->body_pending || kind < TC_HTTP_STREAM_CHUNKED ||
+        kind > TC_HTTP_STREAM_SSE) {
         return TC_EINVAL;
     }
     if (req->hc == NULL) {
@@ -482,7 +510,7 @@ int tc_http_stream_ready(const tc_http_req_t *req)
 
 int tc_http_stream_write(tc_http_req_t *req, const void *data, size_t len)
 {
-    if (req == NULL || !req->streaming) {
+    if (req == NULL || !req->streaming || (data == NULL && len > 0)) {
         return TC_EINVAL;
     }
     if (req->hc == NULL) {
@@ -492,46 +520,44 @@ int tc_http_stream_write(tc_http_req_t *req, const void *data, size_t len)
     if (tc_conn_queued(c) > TC_CFG_WRITE_HIGH_WATER) {
         return TC_ELIMIT; /* a viewer that does not read gets no more than this queued */
     }
-    req->last_write = tc_loop_now(req->h->loop);
-    char pre[128];
-    int n;
+    /* One part is one message: its framing and data are queued whole or not at all (tc_conn_sendv()). A chunk header
+     * sent without its data (the queue limit refusing the frame) corrupted every later frame of a slow viewer. */
+    char size[24], pre[128];
+    tc_buf_t m[4];
+    size_t k = 0;
     if (req->stream_kind == TC_HTTP_STREAM_MJPEG) {
-        n = snprintf(pre, sizeof(pre), "--%s\r\nContent-Type: image/jpeg\r\nContent-Length: %zu\r\n\r\n",
-                     MJPEG_BOUNDARY, len);
-        int rc = TC_OK;
+        int n = snprintf(pre, sizeof(pre), "--%s\r\nContent-Type: image/jpeg\r\nContent-Length: %zu\r\n\r\n",
+                         MJPEG_BOUNDARY, len);
         if (req->mjpeg_chunked) {
-            char size[24];
             int sn = snprintf(size, sizeof(size), "%zx\r\n", (size_t)n + len + 2);
-            rc = tc_conn_send(c, size, (size_t)sn);
+            m[k++] = (tc_buf_t){size, (size_t)sn};
         }
-        rc = rc == TC_OK ? tc_conn_send(c, pre, (size_t)n) : rc;
-        if (rc == TC_OK) {
-            rc = tc_conn_send(c, data, len);
-        }
-        return rc == TC_OK ? tc_conn_send(c, req->mjpeg_chunked ? "\r\n\r\n" : "\r\n", req->mjpeg_chunked ? 4 : 2)
-                           : rc;
-    }
-    if (req->stream_kind == TC_HTTP_STREAM_SSE) {
+        m[k++] = (tc_buf_t){pre, (size_t)n};
+        m[k++] = (tc_buf_t){data, len};
+        m[k++] = (tc_buf_t){req->mjpeg_chunked ? "\r\n\r\n" : "\r\n", req->mjpeg_chunked ? 4u : 2u};
+    } else if (req->stream_kind == TC_HTTP_STREAM_SSE) {
         /* One event: "data: ...\n\n" inside one chunk; the data must not hold newlines (each would end a field). */
         if (memchr(data, '\n', len) || memchr(data, '\r', len)) {
             return TC_EINVAL;
         }
-        n = snprintf(pre, sizeof(pre), "%zx\r\ndata: ", len + 8);
-        int rc = tc_conn_send(c, pre, (size_t)n);
-        if (rc == TC_OK) {
-            rc = tc_conn_send(c, data, len);
+        int n = snprintf(pre, sizeof(pre), "%zx\r\ndata: ", len + 8);
+        m[k++] = (tc_buf_t){pre, (size_t)n};
+        m[k++] = (tc_buf_t){data, len};
+        m[k++] = (tc_buf_t){"\n\n\r\n", 4};
+    } else {
+        if (len == 0) {
+            return TC_OK; /* an empty chunk would end the body */
         }
-        return rc == TC_OK ? tc_conn_send(c, "\n\n\r\n", 4) : rc;
+        int n = snprintf(pre, sizeof(pre), "%zx\r\n", len);
+        m[k++] = (tc_buf_t){pre, (size_t)n};
+        m[k++] = (tc_buf_t){data, len};
+        m[k++] = (tc_buf_t){"\r\n", 2};
     }
-    if (len == 0) {
-        return TC_OK; /* an empty chunk would end the body */
-    }
-    n = snprintf(pre, sizeof(pre), "%zx\r\n", len);
-    int rc = tc_conn_send(c, pre, (size_t)n);
+    int rc = tc_conn_sendv(c, m, k);
     if (rc == TC_OK) {
-        rc = tc_conn_send(c, data, len);
+        req->last_write = tc_loop_now(req->h->loop); /* SSE heartbeats count from the last part sent */
     }
-    return rc == TC_OK ? tc_conn_send(c, "\r\n", 2) : rc;
+    return rc;
 }
 
 /* ---- requests ---- */
@@ -543,6 +569,12 @@ static void req_free(tc_http_req_t *req)
     }
     if (req->streaming && req->stream_timer.loop) {
         tc__timer_disarm(&req->stream_timer);
+    }
+    if (req->body_timer.loop) {
+        tc__timer_disarm(&req->body_timer);
+    }
+    if (req->hc != NULL) {
+        tc__conn_reg_flags(req->hc->c, 0, TC_REG_FLAG_BUSY);
     }
     tc_free(req->head);
     tc_free(req->path);
@@ -581,6 +613,31 @@ const char *tc_http_req_header(const tc_http_req_t *req, const char *name, size_
     return v.ptr;
 }
 
+const char *tc_http_req_host(const tc_http_req_t *req, size_t *len)
+{
+    /* RFC 9112 3.2.2: with an absolute-form target ("GET http://example.com/ HTTP/1.1", what proxies and some
+     * captive-portal probes send) the authority of the target wins over the Host field. */
+    tc_http_slice_t t = req->parsed.target;
+    const char *sep = t.len > 3 && t.ptr[0] != '/' ? memchr(t.ptr, ':', t.len) : NULL;
+    if (sep != NULL && (size_t)(t.ptr + t.len - sep) >= 3 && sep[1] == '/' && sep[2] == '/') {
+        const char *a = sep + 3, *end = t.ptr + t.len;
+        size_t n = 0;
+        while (a + n < end && a[n] != '/' && a[n] != '?' && a[n] != '#') {
+            n++;
+        }
+        const char *at = memchr(a, '@', n); /* userinfo is not part of the host */
+        if (at != NULL) {
+            n -= (size_t)(at + 1 - a);
+            a = at + 1;
+        }
+        if (len) {
+            *len = n;
+        }
+        return a;
+    }
+    return tc_http_req_header(req, "host", len);
+}
+
 const char *tc_http_req_param(const tc_http_req_t *req, const char *name, size_t *len)
 {
     size_t nl = strlen(name);
@@ -601,6 +658,26 @@ const void *tc_http_req_body(const tc_http_req_t *req, size_t *len)
         *len = req->body_len;
     }
     return req->body ? req->body : "";
+}
+
+int64_t tc_http_req_content_length(const tc_http_req_t *req)
+{
+    return req->parsed.chunked ? -1 : (int64_t)req->parsed.content_length;
+}
+
+uint64_t tc_http_req_body_received(const tc_http_req_t *req)
+{
+    return req->body_total;
+}
+
+void tc_http_req_set_data(tc_http_req_t *req, void *data)
+{
+    req->data = data;
+}
+
+void *tc_http_req_data(const tc_http_req_t *req)
+{
+    return req->data;
 }
 
 tc_conn_t *tc_http_req_conn(const tc_http_req_t *req)
@@ -647,7 +724,9 @@ static int ws_upgrade(hconn_t *hc, tc_http_req_t *req)
         return tc_http_respond(req, 426, "text/plain", "unsupported websocket version\n", 30);
     }
     char accept[TC_WS_ACCEPT_LEN + 1];
-    if (tc_http_header_find(&req->parsed, "sec-websocket-key", &key) != 0 ||
+    /* RFC 6455 11.3.1: Sec-WebSocket-Key must not appear more than once in a request. */
+    if (tc_http_header_count(&req->parsed, "sec-websocket-key") != 1 ||
+        tc_http_header_find(&req->parsed, "sec-websocket-key", &key) != 0 ||
         tc_ws_accept_key(key.ptr, key.len, accept) != 0) {
         return tc_http_respond(req, 400, "text/plain", "bad Sec-WebSocket-Key\n", 22);
     }
@@ -679,11 +758,35 @@ static int ws_upgrade(hconn_t *hc, tc_http_req_t *req)
     return TC_OK;
 }
 
+/* The route of a request: req->route and its parameters, or NULL with the methods the path allows (405) or none
+ * (404) in req->allowed. Done once, when the head is complete: the body's limit and mode depend on it. */
+static void route_lookup(tc_http_t *h, tc_http_req_t *req)
+{
+    unsigned mbit = method_bit(req->parsed.method);
+    for (route_t *r = h->routes; r; r = r->next) {
+        int n = tc_http_route_match(r->pattern, req->path, req->params, MAX_PARAMS);
+        if (n < 0) {
+            continue;
+        }
+        unsigned m = r->methods | ((r->methods & TC_HTTP_GET) ? TC_HTTP_HEAD : 0);
+        if (!(m & mbit)) {
+            req->allowed |= m;
+            continue;
+        }
+        req->nparams = n;
+        req->route = r;
+        return;
+    }
+}
+
+/* Hand the request to the filter and its route: when the body is complete, or as soon as the head is for a route
+ * that takes its body in pieces (then the connection stays in HC_BODY and keeps reading). */
 static void dispatch(hconn_t *hc, tc_http_req_t *req)
 {
     tc_http_t *h = HC_HTTP(hc);
+    req->handed = 1;
+    hc->state = req->body_pending ? HC_BODY : HC_HANDLER;
     if (h->filter) {
-        hc->state = HC_HANDLER;
         int frc = h->filter(req, h->filter_user);
         if (frc == TC_HTTP_FILTER_DONE || hc->req != req || req->answered) {
             return; /* answered (the request may already be freed: check hc->req before touching req) */
@@ -693,21 +796,8 @@ static void dispatch(hconn_t *hc, tc_http_req_t *req)
             return;
         }
     }
-    unsigned mbit = method_bit(req->parsed.method);
-    unsigned allowed = 0;
-    for (route_t *r = h->routes; r; r = r->next) {
-        int n = tc_http_route_match(r->pattern, req->path, req->params, MAX_PARAMS);
-        if (n < 0) {
-            continue;
-        }
-        unsigned m = r->methods | ((r->methods & TC_HTTP_GET) ? TC_HTTP_HEAD : 0);
-        if (!(m & mbit)) {
-            allowed |= m;
-            continue;
-        }
-        req->nparams = n;
-        req->route = r;
-        hc->state = HC_HANDLER;
+    route_t *r = req->route;
+    if (r != NULL) {
         if (r->ws_cb) {
             ws_upgrade(hc, req);
             return;
@@ -716,19 +806,19 @@ static void dispatch(hconn_t *hc, tc_http_req_t *req)
         if (hc->req == req && !req->answered) {
             if (rc < 0) {
                 tc_http_respond(req, 500, "text/plain", "handler failed\n", 15);
-            } else {
+            } else if (r->body_cb == NULL) {
                 /* Answered later from the loop: stop reading so pipelined requests wait their turn. */
                 tc_conn_set_reading(hc->c, 0);
             }
         }
         return;
     }
-    if (allowed) {
+    if (req->allowed) {
         char allow[96];
         size_t k = 0;
         static const char *names[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"};
         for (unsigned i = 0; i < 7; i++) {
-            if (allowed & (1u << i)) {
+            if (req->allowed & (1u << i)) {
                 k += (size_t)snprintf(allow + k, sizeof(allow) - k, "%s%s", k ? ", " : "", names[i]);
             }
         }
@@ -737,6 +827,83 @@ static void dispatch(hconn_t *hc, tc_http_req_t *req)
         return;
     }
     tc_http_respond(req, 404, "text/plain", "not found\n", 10);
+}
+
+/* The whole body is in: a route taking pieces gets END, a buffered one its handler. */
+static void body_complete(hconn_t *hc)
+{
+    tc_http_req_t *req = hc->req;
+    route_t *r = req->route;
+    req->body_pending = 0;
+    req->body_ended = 1;
+    hc->state = HC_HANDLER;
+    if (r == NULL || r->body_cb == NULL || !req->handed) {
+        dispatch(hc, req);
+        return;
+    }
+    r->body_cb(req, TC_HTTP_BODY_END, NULL, (size_t)req->body_total, r->user);
+    if (hc->req == req && !req->answered) {
+        tc_conn_set_reading(hc->c, 0); /* answered later: pipelined requests wait their turn */
+    }
+}
+
+/* Delivery resumes from the loop after tc_http_req_body_resume(), never inside the handler's call. */
+static int64_t body_timer_cb(tc_timer_t *t, void *user)
+{
+    (void)t;
+    tc_http_req_t *req = user;
+    hconn_t *hc = req->hc;
+    if (hc == NULL || hc->req != req || hc->state != HC_BODY || req->body_paused) {
+        return TC_TIMER_STOP;
+    }
+    if (req->body_ended) {
+        body_complete(hc);
+    } else if (hc->len) {
+        process(hc);
+    }
+    return TC_TIMER_STOP;
+}
+
+int tc_http_req_body_resume(tc_http_req_t *req)
+{
+    if (req == NULL || req->route == NULL || req->route->body_cb == NULL) {
+        return TC_EINVAL;
+    }
+    if (req->hc == NULL || req->aborting) {
+        return TC_ECLOSED;
+    }
+    if (!req->body_paused) {
+        return TC_OK;
+    }
+    req->body_paused = 0;
+    req->win_start = tc_loop_now(req->h->loop);
+    req->win_base = req->body_total;
+    tc_conn_set_reading(req->hc->c, 1);
+    tc__timer_arm(&req->body_timer, 0);
+    return TC_OK;
+}
+
+/* The connection no longer carries its request (closed, failed, timed out): free it, unless a handler holds it to
+ * answer later (tc_http_respond() frees it then). A route taking pieces is told with TC_HTTP_BODY_ABORT, so the
+ * request is freed here whatever stage it reached: head, body, or waiting for its answer. */
+static void req_abandon(hconn_t *hc)
+{
+    tc_http_req_t *req = hc->req;
+    if (req == NULL) {
+        return;
+    }
+    hc->req = NULL;
+    route_t *r = req->route;
+    if (req->answered || req->streaming || !req->handed) {
+        req_free(req); /* answered, or still in its head or buffered body: nobody else has it */
+        return;
+    }
+    req->hc = NULL;
+    if (r != NULL && r->body_cb != NULL) {
+        req->aborting = 1;
+        r->body_cb(req, TC_HTTP_BODY_ABORT, NULL, (size_t)req->body_total, r->user);
+        req_free(req);
+    }
 }
 
 /* Start a request from a complete head of n bytes at the front of the buffer. */
@@ -765,6 +932,7 @@ static int begin_request(hconn_t *hc, const tc_http_request_t *parsed, size_t n)
     req->hc = hc;
     req->in_stop = h->stopping;
     hc->req = req;
+    tc__conn_reg_flags(hc->c, TC_REG_FLAG_BUSY, 0); /* a request in flight is not evicted (TC_FULL_EVICT_IDLE) */
     int dl = tc_http_path_decode(req->parsed.path.ptr, req->parsed.path.len, path, path_cap);
     if (dl < 0) {
         tc_free(path);
@@ -781,44 +949,103 @@ static int begin_request(hconn_t *hc, const tc_http_request_t *parsed, size_t n)
     req->keep_alive = parsed->keep_alive;
     req->head_only = method_bit(parsed->method) == TC_HTTP_HEAD;
     buf_consume(hc, n);
+    route_lookup(h, req);
+    route_t *r = req->route;
+    int pieces = r != NULL && r->body_cb != NULL;
+    uint64_t limit = r != NULL && r->max_body ? r->max_body : pieces ? UINT64_MAX : h->cfg.max_body;
     if (parsed->chunked) {
         req->is_chunked = 1;
-        tc_http_chunked_init(&req->chunked, h->cfg.max_body);
-        hc->state = HC_BODY;
+        tc_http_chunked_init(&req->chunked, limit);
+        req->body_pending = 1;
     } else if (parsed->content_length > 0) {
-        /* Compared as 64-bit before anything is narrowed: a 5 GiB length is no 1 GiB length on a 32-bit device. */
-        if (parsed->content_length > h->cfg.max_body) {
+        /* Compared as 64-bit before anything is narrowed: a 5 GiB length is no 1 GiB length on a 32-bit device.
+         * Nothing is allocated for the declared length: the body grows with the bytes that actually come. */
+        if (parsed->content_length > limit) {
             fail_conn(hc, 413);
             return -1;
         }
         req->body_left = parsed->content_length;
-        req->body_cap = (size_t)parsed->content_length;
-        req->body = tc_malloc(req->body_cap);
-        if (req->body == NULL) {
-            fail_conn(hc, 503);
-            return -1;
+        req->body_pending = 1;
+    }
+    req->win_start = tc_loop_now(h->loop);
+    hc->state = req->body_pending ? HC_BODY : HC_HANDLER;
+    if (pieces) {
+        tc__timer_init(h->loop, &req->body_timer, body_timer_cb, req);
+        dispatch(hc, req); /* the handler sees the head first, and may refuse before any body byte */
+        if (hc->req != req || req->answered) {
+            return 0;
         }
-        hc->state = HC_BODY;
-    } else {
-        hc->state = HC_HANDLER;
+    }
+    if (!req->body_pending) {
+        body_complete(hc);
     }
     return 0;
 }
 
-/* Move body bytes from the input buffer into the request. Returns 1 when the body is complete, 0 for more. */
+/* One piece of body: buffered, or handed to the route's body callback. 0: go on, 1: paused, -1: request gone. */
+static int body_piece(hconn_t *hc, tc_http_req_t *req, const char *p, size_t n)
+{
+    route_t *r = req->route;
+    req->body_total += n;
+    if (r != NULL && r->body_cb != NULL && req->handed) {
+        int rc = r->body_cb(req, TC_HTTP_BODY_DATA, p, n, r->user);
+        if (hc->req != req) {
+            return -1; /* answered (and freed) from the callback */
+        }
+        if (rc < 0) {
+            fail_conn(hc, 500);
+            return -1;
+        }
+        if (rc == TC_HTTP_BODY_PAUSE) {
+            req->body_paused = 1;
+            tc_conn_set_reading(hc->c, 0); /* TCP's receive window now pushes back on the client */
+            return 1;
+        }
+        return 0;
+    }
+    if (req->body_len + n > req->body_cap) {
+        size_t need = req->body_len + n;
+        size_t cap = req->body_cap ? req->body_cap : 1024;
+        while (cap < need) {
+            cap *= 2;
+        }
+        if (!req->is_chunked && cap > need + req->body_left) {
+            cap = need + (size_t)req->body_left; /* the declared length bounds the last step, it never starts one */
+        }
+        char *b = tc_realloc(req->body, cap);
+        if (b == NULL) {
+            fail_conn(hc, 503);
+            return -1;
+        }
+        req->body = b;
+        req->body_cap = cap;
+    }
+    memcpy(req->body + req->body_len, p, n);
+    req->body_len += n;
+    return 0;
+}
+
+/* Move body bytes from the input buffer into the request or its handler. Returns 1 when the body is complete, 0 for
+ * more (or paused), -1 when the request is gone. */
 static int take_body(hconn_t *hc)
 {
     tc_http_req_t *req = hc->req;
     if (!req->is_chunked) {
         size_t take = hc->len < req->body_left ? hc->len : (size_t)req->body_left;
-        memcpy(req->body + req->body_len, hc->buf, take);
-        req->body_len += take;
         req->body_left -= take;
+        int rc = body_piece(hc, req, hc->buf, take);
         buf_consume(hc, take);
-        return req->body_left == 0;
+        if (rc < 0) {
+            return -1;
+        }
+        if (req->body_left == 0) {
+            req->body_ended = 1;
+            return req->body_paused ? 0 : 1;
+        }
+        return 0;
     }
     size_t consumed = 0;
-    while (consumed < hc->len) {
+    while (consumed < hc->len && !req->body_paused) {
         tc_http_slice_t data;
         size_t used = 0;
         int rc = tc_http_chunked_decode(&req->chunked, hc->buf + consumed, hc->len - consumed, &used, &data);
@@ -828,27 +1055,14 @@ static int take_body(hconn_t *hc)
             fail_conn(hc, tc_http_error_status(rc));
             return -1;
         }
-        if (data.len) {
-            if (req->body_len + data.len > req->body_cap) {
-                size_t cap = req->body_cap ? req->body_cap * 2 : 1024;
-                while (cap < req->body_len + data.len) {
-                    cap *= 2;
-                }
-                char *b = tc_realloc(req->body, cap);
-                if (b == NULL) {
-                    buf_consume(hc, consumed);
-                    fail_conn(hc, 503);
-                    return -1;
-                }
-                req->body = b;
-                req->body_cap = cap;
-            }
-            memcpy(req->body + req->body_len, data.ptr, data.len);
-            req->body_len += data.len;
+        if (data.len && body_piece(hc, req, data.ptr, data.len) < 0) {
+            buf_consume(hc, consumed);
+            return -1;
         }
         if (rc == TC_HTTP_CHUNKED_DONE) {
             buf_consume(hc, consumed);
-            return 1;
+            req->body_ended = 1;
+            return req->body_paused ? 0 : 1;
         }
         if (used == 0) {
             break;
@@ -864,6 +1078,12 @@ static void process(hconn_t *hc)
     hc->processing = 1;
     /* Bounded by the buffer: each pass consumes bytes or returns. */
     while (hc->len > 0 && (hc->state == HC_IDLE || hc->state == HC_HEAD || hc->state == HC_BODY)) {
+        if (hc->state == HC_IDLE && tc_conn_queued(hc->c) > TC_CFG_WRITE_HIGH_WATER) {
+            /* Pipelined requests wait while the client is not reading the answers: the next one starts at
+             * TC_EV_DRAINED, so answers never pile up past the write queue's limit. */
+            hc->wait_drain = 1;
+            break;
+        }
         if (hc->state != HC_BODY) {
             tc_http_request_t parsed;
             tc_http_header_t headers[TC_HTTP_MAX_HEADERS_CAP];
@@ -885,15 +1105,12 @@ static void process(hconn_t *hc)
             if (begin_request(hc, &parsed, (size_t)n) != 0) {
                 break;
             }
+            continue; /* dispatched, or now in HC_BODY */
         }
-        if (hc->state == HC_BODY) {
-            int done = take_body(hc);
-            if (done <= 0) {
-                break;
-            }
-            hc->state = HC_HANDLER;
+        if (hc->req->body_paused || take_body(hc) <= 0) {
+            break;
         }
-        dispatch(hc, hc->req);
+        body_complete(hc);
     }
     hc->processing = 0;
 }
@@ -904,12 +1121,9 @@ static int ws_send_frame(tc_ws_t *ws, int opcode, const void *data, size_t len)
 {
     uint8_t hdr[TC_WS_MAX_HEADER];
     size_t hl = tc_ws_encode_header(hdr, 1, opcode, len, NULL);
-    tc_conn_t *c = ws->hc->c;
-    int rc = tc_conn_send(c, hdr, hl);
-    if (rc == TC_OK && len) {
-        rc = tc_conn_send(c, data, len);
-    }
-    return rc;
+    /* Header and payload whole or not at all: a header without its payload would desynchronise the peer. */
+    tc_buf_t m[2] = {{hdr, hl}, {data, len}};
+    return tc_conn_sendv(ws->hc->c, m, 2);
 }
 
 /* The TCP close after a WebSocket close. RFC 6455 7.1.1 has the server close the TCP connection first, and clients
@@ -1110,14 +1324,8 @@ static void ws_input(hconn_t *hc)
 
 static void hconn_free(hconn_t *hc)
 {
-    if (hc->req) {
-        if (hc->req->answered || hc->req->streaming) {
-            req_free(hc->req);
-        } else {
-            /* The handler still holds it and will answer later: tc_http_respond() frees it then. */
-            hc->req->hc = NULL;
-        }
-    }
+    /* A request cut in its head or body was never handed to a handler: it is freed here (it leaked before). */
+    req_abandon(hc);
     if (hc->ws) {
         tc_ws_t *ws = hc->ws;
         if (ws->opened) {
@@ -1128,6 +1336,20 @@ static void hconn_free(hconn_t *hc)
     }
     tc_free(hc->buf);
     tc_free(hc);
+}
+
+/* Only live sessions and requests in flight hold the slots (TC_FULL_EVICT_IDLE): rather than evict one of them, tell
+ * the newcomer to come back. Sent before its request is read; the close drains it. */
+static void over_limit(tc_http_t *h, hconn_t *hc)
+{
+    char msg[192];
+    int n = snprintf(msg, sizeof(msg),
+                     "HTTP/1.1 503 Service Unavailable\r\nRetry-After: %u\r\nContent-Type: text/plain\r\n"
+                     "Content-Length: 5\r\nConnection: close\r\n\r\nbusy\n",
+                     (unsigned)h->cfg.retry_after_s);
+    tc_conn_send(hc->c, msg, (size_t)n);
+    hc->state = HC_DONE;
+    tc_conn_close(hc->c, h->cfg.close_policy);
 }
 
 static void http_conn_cb(tc_conn_t *c, tc_event_t ev, const void *data, size_t len, void *user)
@@ -1144,10 +1366,13 @@ static void http_conn_cb(tc_conn_t *c, tc_event_t ev, const void *data, size_t l
         hc->c = c;
         tc_conn_set_data(c, hc);
         tc_conn_set_role(c, TC_ROLE_HTTP);
+        if (len == TC_OPEN_OVER_LIMIT) {
+            over_limit(h, hc);
+        }
         break;
     case TC_EV_DATA:
-        if (hc == NULL || hc->state == HC_DONE || hc->state == HC_STREAM) {
-            return; /* a stream viewer's bytes mean nothing; reading only shows when it leaves */
+        if (hc == NULL || hc->state == HC_DONE) {
+            return;
         }
         if (hc->state == HC_WS) {
             size_t limit = h->cfg.ws_max_message + TC_WS_MAX_HEADER + 4096;
@@ -1158,18 +1383,30 @@ static void http_conn_cb(tc_conn_t *c, tc_event_t ev, const void *data, size_t l
             ws_input(hc);
             return;
         }
+        if (hc->state == HC_STREAM || hc->state == HC_HANDLER || (hc->state == HC_BODY && hc->req->body_paused)) {
+            /* Pipelined requests (or the rest of a paused body) wait their turn. Past a bound the connection stops
+             * reading: TCP's window pushes back on the client, and nothing it sent is refused or lost. */
+            if (buf_append(hc, data, len, HC_BUF_MAX) != TC_OK) {
+                tc_conn_close(c, TC_CLOSE_ABORT); /* out of memory: nothing sensible can be answered mid-response */
+                return;
+            }
+            if (hc->len >= (size_t)h->cfg.max_head + PIPELINE_SLACK) {
+                tc_conn_set_reading(c, 0);
+            }
+            return;
+        }
         if (buf_append(hc, data, len, (size_t)h->cfg.max_head + 64 * 1024) != TC_OK) {
             fail_conn(hc, hc->state == HC_BODY ? 413 : 431);
             return;
-        }
-        if (hc->state == HC_HANDLER) {
-            return; /* pipelined: waits for the answer in flight */
         }
         process(hc);
         break;
     case TC_EV_DRAINED:
         if (hc && hc->state == HC_STREAM && hc->req && hc->req->stream_waiting) {
             stream_kick(hc->req);
+        } else if (hc && hc->wait_drain && hc->state == HC_IDLE) {
+            hc->wait_drain = 0;
+            process(hc);
         }
         break;
     case TC_EV_SHUTDOWN:
@@ -1210,6 +1447,24 @@ static void http_conn_cb(tc_conn_t *c, tc_event_t ev, const void *data, size_t l
         break;
     }
     (void)len;
+}
+
+/* The minimum-rate rule: every byte resets the idle timer, so without it 1 byte every few seconds would hold a body
+ * (and its memory) open forever. Each window of body_grace_ms after the first must bring body_min_rate bytes/s. A
+ * body paused by its handler is not the client's fault: the window restarts when it resumes. */
+static void body_rate_check(tc_http_t *h, hconn_t *hc, uint64_t now)
+{
+    tc_http_req_t *req = hc->req;
+    if (req == NULL || h->cfg.body_min_rate == 0 || req->body_paused || now - req->win_start < h->cfg.body_grace_ms) {
+        return;
+    }
+    uint64_t need = (uint64_t)h->cfg.body_min_rate * (now - req->win_start) / 1000;
+    if (req->body_total - req->win_base < need) {
+        fail_conn(hc, 408);
+        return;
+    }
+    req->win_start = now;
+    req->win_base = req->body_total;
 }
 
 /* Liveness of a WebSocket: a ping when none is outstanding and ws_ping_ms passed since the last; a peer that
@@ -1254,7 +1509,7 @@ static void stream_liveness(tc_http_t *h, hconn_t *hc, uint64_t now)
     }
 }
 
-/* Every SWEEP_MS: request heads that take too long (slowloris: 408), liveness of WebSockets and streams (they are
+/* Every SWEEP_MS: request heads that take too long (slowloris: 408), bodies below the minimum rate (408), liveness of WebSockets and streams (they are
  * exempt from the idle timeout, tc_role_is_long_lived()). */
 static int64_t sweep_cb(tc_timer_t *t, void *user)
 {
@@ -1268,6 +1523,8 @@ static int64_t sweep_cb(tc_timer_t *t, void *user)
         }
         if (hc->state == HC_HEAD && (uint32_t)now - hc->head_started >= h->cfg.head_timeout_ms) {
             fail_conn(hc, 408);
+        } else if (hc->state == HC_BODY) {
+            body_rate_check(h, hc, now);
         } else if (hc->state == HC_WS) {
             ws_liveness(h, hc, now);
         } else if (hc->state == HC_STREAM) {
@@ -1295,7 +1552,8 @@ int tc_http_start(tc_loop_t *loop, const tc_http_config_t *cfg, tc_http_t **out)
     scfg.host = cfg->host;
     scfg.port = cfg->port;
     scfg.max_conns = cfg->max_conns;
-    scfg.when_full = TC_FULL_EVICT_LRU;
+    scfg.when_full = cfg->when_full;
+    scfg.overflow_max = cfg->overflow_max;
     scfg.conn.idle_timeout_ms = cfg->idle_timeout_ms;
     scfg.conn.close_policy = cfg->close_policy;
     scfg.conn.linger_ms = cfg->linger_ms;
@@ -1353,6 +1611,20 @@ static int add_route(tc_http_t *h, unsigned methods, const char *pattern, tc_htt
 int tc_http_route(tc_http_t *http, unsigned methods, const char *pattern, tc_http_handler_cb cb, void *user)
 {
     return cb ? add_route(http, methods & TC_HTTP_ANY, pattern, cb, NULL, user) : TC_EINVAL;
+}
+
+int tc_http_route_body(tc_http_t *http, unsigned methods, const char *pattern, uint64_t max_body,
+                       tc_http_handler_cb cb, tc_http_body_cb body_cb, void *user)
+{
+    if (cb == NULL) {
+        return TC_EINVAL;
+    }
+    int rc = add_route(http, methods & TC_HTTP_ANY, pattern, cb, NULL, user);
+    if (rc == TC_OK) {
+        http->routes_tail->body_cb = body_cb;
+        http->routes_tail->max_body = max_body;
+    }
+    return rc;
 }
 
 int tc_http_ws_route(tc_http_t *http, const char *pattern, tc_ws_cb cb, void *user)

@@ -82,6 +82,7 @@ struct tc_server {
     uint16_t port;
     uint32_t max_conns;
     tc_full_policy_t when_full;
+    uint32_t overflow_max;
     uint8_t stopping;
     uint8_t listening;
     uint8_t opts_inherited; /* the listener carries the connection options (tc_sock_accept_inherits_opts()) */
@@ -275,22 +276,10 @@ static int wq_append(tc_conn_t *c, const char *p, size_t len)
     return TC_OK;
 }
 
-int tc_conn_send(tc_conn_t *c, const void *data, size_t len)
+/* Write at once what the socket takes when nothing waits, copy the rest to the queue. The caller checked the limit. */
+static int conn_write(tc_conn_t *c, const char *p, size_t len)
 {
-    if (c == NULL || (data == NULL && len > 0)) {
-        return TC_EINVAL;
-    }
-    if (c->flags & (CF_CLOSING | CF_FINAL) || c->reg.state != TC_STATE_OPEN) {
-        return TC_ECLOSED;
-    }
-    if (len == 0) {
-        return TC_OK;
-    }
     const tc_conn_config_t *cfg = &c->owner->cfg;
-    if (c->reg.queued + len > cfg->queue_max && c->reg.queued + len > len) {
-        return TC_ELIMIT;
-    }
-    const char *p = data;
     if (c->wq_head == NULL) {
         long n = tc_sock_send(c->io.fd, p, len);
         if (n > 0) {
@@ -318,6 +307,63 @@ int tc_conn_send(tc_conn_t *c, const void *data, size_t len)
         c->reg.flags |= TC_REG_FLAG_PAUSED;
     }
     conn_update_events(c);
+    return TC_OK;
+}
+
+int tc_conn_send(tc_conn_t *c, const void *data, size_t len)
+{
+    if (c == NULL || (data == NULL && len > 0)) {
+        return TC_EINVAL;
+    }
+    if (c->flags & (CF_CLOSING | CF_FINAL) || c->reg.state != TC_STATE_OPEN) {
+        return TC_ECLOSED;
+    }
+    if (len == 0) {
+        return TC_OK;
+    }
+    const tc_conn_config_t *cfg = &c->owner->cfg;
+    if (c->reg.queued + len > cfg->queue_max && c->reg.queued + len > len) {
+        return TC_ELIMIT;
+    }
+    return conn_write(c, data, len);
+}
+
+int tc_conn_sendv(tc_conn_t *c, const tc_buf_t *bufs, size_t n)
+{
+    if (c == NULL || (bufs == NULL && n > 0)) {
+        return TC_EINVAL;
+    }
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        if ((bufs[i].data == NULL && bufs[i].len > 0) || total + bufs[i].len < total) {
+            return TC_EINVAL;
+        }
+        total += bufs[i].len;
+    }
+    if (c->flags & (CF_CLOSING | CF_FINAL) || c->reg.state != TC_STATE_OPEN) {
+        return TC_ECLOSED;
+    }
+    const tc_conn_config_t *cfg = &c->owner->cfg;
+    /* A message larger than the queue limit still goes, once the queue has drained to low water: memory stays
+     * bounded by low_water + one message, and the message is never split by the limit. */
+    if ((c->reg.queued + total > cfg->queue_max || c->reg.queued + total < total) && c->reg.queued > cfg->low_water) {
+        return TC_ELIMIT;
+    }
+    size_t done = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (bufs[i].len == 0) {
+            continue;
+        }
+        int rc = conn_write(c, bufs[i].data, bufs[i].len);
+        if (rc != TC_OK) {
+            if (done > 0 && rc == TC_ENOMEM) {
+                /* Part of the message is out: the peer must not see the rest missing in a stream that goes on. */
+                conn_broken(c, rc);
+            }
+            return rc;
+        }
+        done += bufs[i].len;
+    }
     return TC_OK;
 }
 
@@ -795,6 +841,30 @@ static int64_t server_timer_cb(tc_timer_t *t, void *user)
     return TC_TIMER_STOP;
 }
 
+/* Whom a full server evicts for a newcomer, or NULL to refuse it. LRU: the least recently active open connection
+ * (the oldest of equals), whatever it is. EVICT_IDLE: the same among connections that are neither long-lived
+ * sessions nor busy with a request, so a flood of newcomers only ever evicts newcomers and idle keep-alives. */
+static tc_conn_t *full_victim(tc_server_t *s)
+{
+    if (s->when_full == TC_FULL_REFUSE) {
+        return NULL;
+    }
+    tc_conn_t *victim = NULL;
+    for (tc_conn_t *c = s->owner.conns_head; c; c = c->next) {
+        if (c->flags & CF_CLOSING) {
+            continue;
+        }
+        if (s->when_full == TC_FULL_EVICT_IDLE &&
+            (tc_role_is_long_lived(c->reg.role) || (c->reg.flags & TC_REG_FLAG_BUSY))) {
+            continue;
+        }
+        if (victim == NULL || c->reg.active_ms < victim->reg.active_ms) {
+            victim = c;
+        }
+    }
+    return victim;
+}
+
 static void server_accept(tc_io_t *io, int revents)
 {
     (void)revents;
@@ -817,21 +887,17 @@ static void server_accept(tc_io_t *io, int revents)
             }
             return;
         }
+        size_t over = 0;
         if (s->owner.count - s->owner.closing >= s->max_conns) {
-            tc_conn_t *victim = NULL;
-            if (s->when_full == TC_FULL_EVICT_LRU) {
-                /* The least recently active open connection (the oldest of equals). */
-                for (tc_conn_t *c = s->owner.conns_head; c; c = c->next) {
-                    if (!(c->flags & CF_CLOSING) && (victim == NULL || c->reg.active_ms < victim->reg.active_ms)) {
-                        victim = c;
-                    }
-                }
-            }
-            if (victim == NULL) {
+            tc_conn_t *victim = full_victim(s);
+            if (victim != NULL) {
+                conn_close_req(victim, TC_CLOSE_ABORT, TC_REASON_EVICTED);
+            } else if (s->when_full == TC_FULL_EVICT_IDLE && s->owner.count < s->max_conns + s->overflow_max) {
+                over = TC_OPEN_OVER_LIMIT; /* only live sessions are left: the owner tells the newcomer why */
+            } else {
                 tc_sock_abort(fd); /* refuse with RST: the client learns at once, it does not hang */
                 continue;
             }
-            conn_close_req(victim, TC_CLOSE_ABORT, TC_REASON_EVICTED);
         }
         tc_conn_t *c = conn_new(&s->owner, fd, TC_KIND_ACCEPTED, &peer);
         if (c == NULL) {
@@ -844,7 +910,7 @@ static void server_accept(tc_io_t *io, int revents)
         c->reg.state = TC_STATE_OPEN;
         c->flags |= CF_OPENED;
         conn_update_events(c);
-        emit(c, TC_EV_OPEN, NULL, 0);
+        emit(c, TC_EV_OPEN, NULL, over);
     }
 }
 
@@ -915,6 +981,7 @@ int tc_server_start(tc_loop_t *loop, const tc_server_config_t *cfg, tc_server_t 
     s->owner.gone = server_conn_gone;
     s->max_conns = cfg->max_conns;
     s->when_full = cfg->when_full;
+    s->overflow_max = cfg->overflow_max;
     s->pending.fn = server_pending;
     tc__io_init(&s->io, fd, server_accept);
     tc__timer_init(loop, &s->timer, server_timer_cb, s);
