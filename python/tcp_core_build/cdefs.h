@@ -205,6 +205,10 @@ typedef struct {
     int32_t dns_port;
     const char *dns_answer;
     const char *portal_host;
+    const char *ota_dir;
+    uint64_t ota_max;
+    const char *admin_user;
+    const char *admin_pass;
     ...;
 } tc_app_config_t;
 typedef struct {
@@ -225,6 +229,11 @@ uint16_t tc_app_dns_port(const tc_app_t *app);
 #define TC_CAPTIVE_ONLINE ...
 int tc_app_stop(tc_app_t *app, uint32_t deadline_ms, tc_app_stop_cb done, void *user);
 int tc_app_status_json(const tc_loop_t *loop, char *buf, size_t cap);
+
+/* tc_ota.h */
+typedef struct tc_ota tc_ota_t;
+tc_ota_t *tc_app_ota(const tc_app_t *app);
+int tc_ota_status_json(const tc_ota_t *ota, char *buf, size_t cap);
 
 /* tc_console.h */
 #define TC_CONSOLE_OTA_DEADLINE_MS ...
