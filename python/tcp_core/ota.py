@@ -157,6 +157,12 @@ def upload(
             answer: dict[str, Any] = json.loads(body.decode("utf-8", "replace") or "{}")
         except ValueError:
             answer = {"error": body.decode("utf-8", "replace").strip()}
+        if status == 409 and attempt <= retries:
+            # The device may still hold the dropped attempt (no FIN reached it); it gives way after a 2 s stall.
+            last_error = f"HTTP 409: {answer.get('error', answer)}"
+            out.write(f"device busy ({last_error}); retrying ({attempt}/{retries})\n")
+            sleep(1.0 * attempt)
+            continue
         if status != 200:
             raise OtaError(f"HTTP {status}: {answer.get('error', answer)}", status)
         if answer.get("bytes") != len(data) or answer.get("sha256") != digest:

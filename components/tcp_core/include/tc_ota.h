@@ -9,7 +9,8 @@
  * | POST /api/ota            | the image as the body (Content-Length or chunked). Optional: X-OTA-Size (or      |
  * |                          | ?size=N) the image's size, X-OTA-SHA256 (or ?sha256=HEX) its digest. 200 + JSON  |
  * |                          | when written and valid; 400 size mismatch / bad magic / bad SHA-256, 401, 409   |
- * |                          | (another upload runs), 413 too large, 500/503 sink or memory failures           |
+ * |                          | (another upload runs; one that got no byte for 2 s gives way instead), 413 too  |
+ * |                          | large, 500/503 sink or memory failures                                          |
  * | GET /api/ota             | progress and the last result as JSON                                            |
  * | POST /api/ota/reboot     | boot the new image: the chip restarts after the answer; the host file sink only  |
  * |                          | reports (no-op) and the paused services come back. 409 when no image is ready   |

@@ -17,6 +17,9 @@
 
 #define OTA_REALM "tcp_core OTA"
 #define OTA_MSG 120
+/* An upload with no byte for this long gives way to a new one: a client whose connection dropped without a FIN
+ * (Wi-Fi gone) retries long before the minimum-rate rule ends the old request. */
+#define OTA_STALL_MS 2000
 
 typedef struct upload upload_t;
 
@@ -48,6 +51,7 @@ struct upload {
     int preparing;    /* waiting for tc_ota_prepared() */
     uint64_t size;    /* declared image size, 0 = unknown */
     uint64_t received;
+    uint64_t last_byte_ms; /* loop time of the last piece (or of the head) */
     uint8_t *held;    /* the one piece that arrived while preparing */
     size_t held_len;
     tc_timer_t *prepare_timer;
@@ -238,8 +242,12 @@ static int upload_head(tc_http_req_t *req, void *user)
     if (!tc_http_basic_auth_ok(req, ota->cfg.auth_user, ota->cfg.auth_pass)) {
         return tc_http_basic_auth_challenge(req, OTA_REALM);
     }
+    tc_loop_t *loop = tc_http_loop(ota->http);
     if (ota->cur) {
-        return refuse(req, 409, "another upload is in progress");
+        if (ota->cur->preparing || tc_loop_now(loop) - ota->cur->last_byte_ms < OTA_STALL_MS) {
+            return refuse(req, 409, "another upload is in progress");
+        }
+        upload_fail(ota->cur, 409, "superseded by a newer upload after a stall");
     }
     uint64_t size = 0;
     int ds = declared_size(req, &size);
@@ -263,6 +271,7 @@ static int upload_head(tc_http_req_t *req, void *user)
     u->ota = ota;
     u->req = req;
     u->size = size;
+    u->last_byte_ms = tc_loop_now(loop);
     u->has_want = declared_sha(req, u->want);
     if (u->has_want < 0) {
         tc_free(u);
@@ -282,7 +291,6 @@ static int upload_head(tc_http_req_t *req, void *user)
     }
     u->preparing = 1;
     ota->paused = 1;
-    tc_loop_t *loop = tc_http_loop(ota->http);
     tc_timer_start(loop, (uint64_t)ota->cfg.prepare_deadline_ms + 1000, prepare_overdue, u, &u->prepare_timer);
     int rc = ota->cfg.prepare(ota, ota->cfg.prepare_deadline_ms, ota->cfg.user);
     if (rc != TC_OK && ota->cur == u) {
@@ -294,6 +302,7 @@ static int upload_head(tc_http_req_t *req, void *user)
 static int upload_piece(upload_t *u, const uint8_t *p, size_t len)
 {
     tc_ota_t *ota = u->ota;
+    u->last_byte_ms = tc_loop_now(tc_http_loop(ota->http));
     if (u->received == 0 && len > 0 && p[0] != TC_OTA_IMAGE_MAGIC) {
         char m[OTA_MSG];
         set_msg(m, "bad image magic 0x%02X (an ESP image starts with 0xE9)", p[0]);
