@@ -5,7 +5,7 @@
  * The pairs are "k=v" separated by '&' (';' is not a separator, WHATWG URL "application/x-www-form-urlencoded");
  * '+' is a space and "%HH" a byte in keys and values. A malformed escape ("%G1", "%4" at the end) is an error, not
  * passed through, so a value is either exactly what the client encoded or refused. Decoded values are
- * NUL-terminated; a value with an encoded NUL ("%00") is refused (TC_EINVAL) because C code downstream would cut it.
+ * NUL-terminated; a value with a NUL (raw, or encoded as "%00") is refused (TC_EINVAL) because C code downstream would cut it.
  *
  * Example:
  *     char v[32];
@@ -39,7 +39,7 @@ int tc_http_form_next(const char *form, size_t len, size_t *pos, tc_http_form_pa
 
 /**
  * @brief Decode one encoded key or value ('+' -> space, %HH -> byte) into out, NUL-terminated. Pure; any thread.
- * @return the decoded length, TC_EINVAL (malformed escape or %00), TC_ELIMIT (out has fewer than length + 1 bytes)
+ * @return the decoded length, TC_EINVAL (malformed escape, %00 or a raw NUL), TC_ELIMIT (out has fewer than length + 1 bytes)
  */
 int tc_http_form_decode(const char *in, size_t len, char *out, size_t cap);
 

@@ -45,7 +45,7 @@ static int next_byte(const char *in, size_t len, size_t *i)
     }
     if (c != '%') {
         (*i)++;
-        return (unsigned char)c;
+        return c == '\0' ? -1 : (unsigned char)c; /* a raw NUL (a body is not a C string) is refused like %00 */
     }
     if (len - *i < 3) {
         return -1;

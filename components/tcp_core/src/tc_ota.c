@@ -145,7 +145,10 @@ static int start_writing(upload_t *u)
 
 void tc_ota_prepared(tc_ota_t *ota, int rc, const char *report)
 {
-    upload_t *u = ota ? ota->cur : NULL;
+    if (ota == NULL) {
+        return;
+    }
+    upload_t *u = ota->cur;
     if (report) {
         snprintf(ota->prepare_report, sizeof(ota->prepare_report), "%s", report);
     }
