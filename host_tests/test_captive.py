@@ -16,6 +16,7 @@ import pytest
 import requests
 from websockets.sync.client import connect as ws_connect
 
+from conftest import connect
 from tcp_core import Loop
 from tcp_core.app import App
 
@@ -125,6 +126,7 @@ MALFORMED = [
     ("pointer into the header", _header() + b"\xc0\x02\x00\x01\x00\x01", 1),
     ("pointer past the end", _header() + b"\xc0\xff\x00\x01\x00\x01", 1),
     ("label of 64 bytes", _header() + _qname(b"a" * 64) + b"\0\1\0\1", 1),
+    ("NUL inside a label (issue 11)", _header() + _qname(b"evil\0", b"example", b"com") + b"\0\1\0\1", 1),
     ("name of 256 bytes", _header() + _qname(*([b"a" * 63] * 4)) + b"\0\1\0\1", 1),
     ("opcode STATUS", _header(flags=0x1000) + _qname(b"a") + b"\0\1\0\1", 4),
     ("class CHAOS", _header() + _qname(b"version", b"bind") + b"\0\x10\0\x03", 4),
@@ -178,6 +180,25 @@ def test_portal_catch_all_and_own_pages(captive: App) -> None:
         assert page.status_code == 200 and "tcp_core" in page.text
     else:
         assert foreign.status_code == 404
+
+
+def test_full_url_request_line_names_the_host(captive: App) -> None:
+    """RFC 9112 3.2.2: the authority of an absolute-form target wins over Host. At a45b40e a full-URL request line
+    for another site with the device's Host was routed by Host (200 instead of the portal's redirect)."""
+    own = f"{captive.host}:{captive.http_port}"
+    with connect(captive.host, captive.http_port) as s:
+        s.sendall(f"GET http://news.example.com/api/status HTTP/1.1\r\nHost: {own}\r\n\r\n".encode())
+        foreign = s.recv(4096)
+        s.sendall(f"GET http://{own}/api/status HTTP/1.1\r\nHost: news.example.com\r\n\r\n".encode())
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            buf += s.recv(65536)
+    status = int(foreign.split()[1])
+    if captive.mode == "portal":  # type: ignore[attr-defined]
+        assert status == 302 and b"Location: http://" in foreign, foreign[:200]
+    else:
+        assert status == 200, foreign[:200]
+    assert buf.startswith(b"HTTP/1.1 200 "), buf[:100]  # the device's own URL is served whatever Host says
 
 
 def test_websocket_echo_through_the_captive_setup(captive: App) -> None:

@@ -8,6 +8,7 @@ that the heap of the *running* server comes back to its baseline, which is what 
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import random
 import shutil
@@ -20,6 +21,7 @@ from collections.abc import Iterator
 
 import pytest
 import requests
+from websockets.sync.client import connect as ws_connect
 
 import tcp_core
 from conftest import connect, wait_until
@@ -141,7 +143,9 @@ def test_cut_connections_leave_heap_at_baseline(app: App, backend: str) -> None:
     for i in range(CUTS):
         one_cut(app, KINDS[i % len(KINDS)], rng)
     assert wait_until(lambda: accepted(app) == 0, timeout=30), [s for s in app.loop.registry()]
-    assert wait_until(lambda: heap(backend) == baseline, timeout=5), f"{heap(backend) - baseline} bytes left"
+    # At most the baseline: on lwIP the baseline can hold a few bytes of a block that is transient (seen: 24 bytes
+    # fewer after 100,000 cuts); a leak grows with the cuts. The exact check is the loop fixture's, after the stop.
+    assert wait_until(lambda: heap(backend) <= baseline, timeout=5), f"{heap(backend) - baseline} bytes left"
     # And it still serves.
     assert requests.get(base(app) + "/api/status", timeout=5).status_code == 200
 
@@ -340,3 +344,122 @@ def test_mjpeg_frames_beyond_the_queue_limit_stay_whole(loop: Loop, server_host:
                 time.sleep(0.3)  # slower than the stream: the server must skip frames, never split one
     finally:
         app.stop(500)
+
+
+# ---- admission at max_conns ----
+
+
+class Sessions:
+    """Two WebSockets (the `websockets` library), an SSE reader and an MJPEG viewer (raw sockets): live sessions."""
+
+    def __init__(self, app: App) -> None:
+        url = f"ws://{app.host}:{app.http_port}/ws"
+        self.stack = contextlib.ExitStack()
+        self.ws = [self.stack.enter_context(ws_connect(url, open_timeout=5)) for _ in range(2)]
+        self.readers = []
+        for path in ("/events", "/stream"):
+            s = connect(app.host, app.http_port)
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            assert b" 200 " in read_head(s)
+            self.readers.append(s)
+
+    def alive(self) -> None:
+        for i, w in enumerate(self.ws):
+            w.send(f"still here {i}")
+            assert w.recv(timeout=5) == f"still here {i}"
+        for s in self.readers:
+            s.settimeout(5)
+            while True:  # drain what queued up, then see new bytes arrive
+                s.setblocking(False)
+                try:
+                    if not s.recv(1 << 20):
+                        raise AssertionError("stream ended")
+                except BlockingIOError:
+                    break
+            s.settimeout(5)
+            assert s.recv(65536), "stream ended"
+
+    def close(self) -> None:
+        self.stack.close()
+        for s in self.readers:
+            s.close()
+
+
+def test_flood_of_newcomers_evicts_only_idle_connections(loop: Loop, server_host: str) -> None:
+    """At a45b40e 40 idle connects killed a chatty WebSocket, a quiet one and an SSE reader within a second. Now a
+    newcomer evicts the least recently active idle connection (here: earlier newcomers), never a live session."""
+    app = App(loop, server_host, echo_port=None, http_port=0, http_max_conns=6, stream_fps=20, events_ms=20)
+    sessions = Sessions(app)
+    idle = []
+    try:
+        for _ in range(40):
+            idle.append(connect(app.host, app.http_port))
+            time.sleep(0.01)
+        sessions.alive()
+        roles = sorted(s.role for s in app.loop.registry() if s.kind == "accepted" and s.state == "open")
+        assert roles.count("ws") == 2 and "sse" in roles and "stream" in roles, roles
+        # The newest idle connection still holds a slot and is served.
+        idle[-1].sendall(b"GET /api/status HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert b" 200 " in read_head(idle[-1])
+    finally:
+        for s in idle:
+            s.close()
+        sessions.close()
+        app.stop(500)
+
+
+def test_full_of_live_sessions_newcomer_gets_503_retry_after(loop: Loop, server_host: str) -> None:
+    app = App(loop, server_host, echo_port=None, http_port=0, http_max_conns=4, stream_fps=20, events_ms=20)
+    sessions = Sessions(app)
+    try:
+        for _ in range(20):
+            r = requests.get(base(app) + "/api/status", timeout=5)
+            assert r.status_code == 503 and r.headers["Retry-After"].isdigit(), r.status_code
+        sessions.alive()
+    finally:
+        sessions.close()
+    # Once the sessions are gone, newcomers are served again.
+    assert wait_until(lambda: requests.get(base(app) + "/api/status", timeout=5).status_code == 200, timeout=10)
+    app.stop(500)
+
+
+def test_echo_server_full_refuses_newcomers(loop: Loop, server_host: str) -> None:
+    app = App(loop, server_host, echo_port=0, echo_max_conns=2, http_port=None)
+    try:
+        a, b = connect(app.host, app.echo_port), connect(app.host, app.echo_port)
+        for s in (a, b):
+            s.sendall(b"ping")
+            assert s.recv(4) == b"ping"
+        try:
+            with connect(app.host, app.echo_port) as c:
+                c.settimeout(5)
+                c.sendall(b"hello")
+                got = c.recv(10)
+        except (ConnectionResetError, BrokenPipeError):
+            got = b""
+        assert got == b""  # refused: RST (or EOF), never served
+        for s in (a, b):
+            s.sendall(b"pong")
+            assert s.recv(4) == b"pong"
+        a.close()
+        b.close()
+    finally:
+        app.stop(500)
+
+
+# ---- smaller items ----
+
+
+def test_duplicated_websocket_key_is_refused(app: App) -> None:
+    """RFC 6455 11.3.1: Sec-WebSocket-Key must not appear more than once. At a45b40e the first was used."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    head = (
+        "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+        f"Sec-WebSocket-Key: {key}\r\n"
+    )
+    with connect(app.host, app.http_port) as s:
+        s.sendall((head + f"Sec-WebSocket-Key: {key}\r\n\r\n").encode())
+        assert read_head(s).startswith(b"HTTP/1.1 400 ")
+    with connect(app.host, app.http_port) as s:  # the same request with one key upgrades
+        s.sendall((head + "\r\n").encode())
+        assert read_head(s).startswith(b"HTTP/1.1 101 ")

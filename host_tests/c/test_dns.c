@@ -244,6 +244,9 @@ static const ans_row_t ANS_ROWS[] = {
                 HDR LABELS52 LABELS52 ".a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r.s.t.u.v.w.x" A_IN),
     {"63-byte label accepted", HDR "=63 .com" A_IN, 12 + 69 + 4 + 16, 0, 0, 1, 1, DEV, NULL, 67, 0},
     FORMERR_ROW("64-byte label (0x40: extended label type): FORMERR", HDR "=64 .com" A_IN),
+    /* "evil\0" + ".example.com": read as text it would stop at the NUL and could match what it is not. */
+    FORMERR_ROW("NUL inside a label: FORMERR", HDR "%0565766900 .example.com" A_IN),
+    FORMERR_ROW("label of one NUL: FORMERR", HDR "%0100 .com" A_IN),
     FORMERR_ROW("label type 0x80: FORMERR", HDR "%8003 .com" A_IN),
     FORMERR_ROW("compression pointer to itself: FORMERR", HDR "^12" A_IN),
     FORMERR_ROW("two-step loop (12 -> 14 -> 12): FORMERR", HDR "^14 ^12" A_IN),

@@ -106,6 +106,9 @@ static int ref_read_name(const uint8_t *m, size_t len, size_t *off, char *out)
             if (len - pos - 1 < b) {
                 return -1;
             }
+            if (memchr(m + pos + 1, 0, b) != NULL) {
+                return -1; /* a NUL inside a label is refused */
+            }
             wire += 1 + b;
             if (wire > 255 || nlab == 128) {
                 return -1;
@@ -135,8 +138,8 @@ static size_t ref_question_end(const uint8_t *m, size_t len)
 {
     size_t pos = 12, wire = 0;
     while (pos < len && m[pos] != 0) {
-        if (m[pos] > 63 || len - pos - 1 < m[pos]) {
-            return 0;
+        if (m[pos] > 63 || len - pos - 1 < m[pos] || memchr(m + pos + 1, 0, m[pos]) != NULL) {
+            return 0; /* a NUL inside a label is refused */
         }
         wire += 1u + m[pos];
         pos += 1u + m[pos];

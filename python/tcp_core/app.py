@@ -66,6 +66,7 @@ class App:
         host: str = "127.0.0.1",
         *,
         echo_port: int | None = 3333,
+        echo_max_conns: int | None = None,
         http_port: int | None = 8080,
         connect: tuple[str, int] | None = None,
         http_max_conns: int | None = None,
@@ -94,6 +95,8 @@ class App:
         self._keep: list[Any] = [ffi.new("char[]", host.encode())]
         cfg.host = self._keep[0]
         cfg.echo_port = lib.TC_APP_OFF if echo_port is None else echo_port
+        if echo_max_conns is not None:
+            cfg.echo_max_conns = echo_max_conns
         cfg.http_port = lib.TC_APP_OFF if http_port is None else http_port
         if connect is not None:
             self._keep.append(ffi.new("char[]", connect[0].encode()))

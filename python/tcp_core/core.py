@@ -23,7 +23,7 @@ from .errors import ClosedError, TcError
 T = TypeVar("T")
 
 ClosePolicy = Literal["graceful", "peer_first", "abort"]
-FullPolicy = Literal["evict", "refuse"]
+FullPolicy = Literal["evict", "refuse", "evict-idle"]
 
 _REASONS = {
     "TC_REASON_LOCAL": "local",
@@ -490,7 +490,11 @@ class _Endpoint:
 
 
 class Server(_Endpoint):
-    """A TCP server on a Loop. handler="echo" runs the C echo handler without Python in the data path."""
+    """A TCP server on a Loop. handler="echo" runs the C echo handler without Python in the data path.
+
+    when_full: "evict" aborts the least recently active connection for a newcomer at max_conns, "refuse" resets the
+    newcomer, "evict-idle" evicts only connections that are neither long-lived by role (Connection.set_role: ws,
+    sse, stream) nor busy, and resets the newcomer when none is left."""
 
     def __init__(
         self,
@@ -516,8 +520,9 @@ class Server(_Endpoint):
         super().__init__(loop, handler, name)
         native = loop.native
         ffi, lib = native.ffi, native.lib
-        if when_full not in ("evict", "refuse"):
-            raise ValueError(f"when_full must be 'evict' or 'refuse', not {when_full!r}")
+        policies = {"evict": lib.TC_FULL_EVICT_LRU, "refuse": lib.TC_FULL_REFUSE, "evict-idle": lib.TC_FULL_EVICT_IDLE}
+        if when_full not in policies:
+            raise ValueError(f"when_full must be one of {', '.join(policies)}, not {when_full!r}")
         if not 0 <= port <= 65535:
             raise ValueError(f"port {port} is out of range")
         cfg = ffi.new("tc_server_config_t *")
@@ -531,7 +536,7 @@ class Server(_Endpoint):
             cfg.max_conns = max_conns
         if backlog is not None:
             cfg.backlog = backlog
-        cfg.when_full = lib.TC_FULL_REFUSE if when_full == "refuse" else lib.TC_FULL_EVICT_LRU
+        cfg.when_full = policies[when_full]
         _conn_config(native, cfg.conn, locals())
         cfg.cb, cfg.user = self._callback()
         out = ffi.new("tc_server_t **")

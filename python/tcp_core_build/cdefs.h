@@ -59,6 +59,7 @@ typedef enum { TC_ROLE_TCP, TC_ROLE_LISTENER, TC_ROLE_CLIENT, TC_ROLE_ECHO, TC_R
 typedef enum { TC_STATE_LISTENING, TC_STATE_CONNECTING, TC_STATE_OPEN, TC_STATE_CLOSING, ... } tc_state_t;
 #define TC_REG_FLAG_STREAMING ...
 #define TC_REG_FLAG_PAUSED ...
+#define TC_REG_FLAG_BUSY ...
 typedef struct {
     uint32_t id;
     int fd;
@@ -86,7 +87,8 @@ typedef struct tc_server tc_server_t;
 typedef struct tc_client tc_client_t;
 typedef enum { TC_EV_OPEN, TC_EV_DATA, TC_EV_DRAINED, TC_EV_SHUTDOWN, TC_EV_CLOSE, ... } tc_event_t;
 typedef enum { TC_CLOSE_GRACEFUL, TC_CLOSE_PEER_FIRST, TC_CLOSE_ABORT, ... } tc_close_policy_t;
-typedef enum { TC_FULL_EVICT_LRU, TC_FULL_REFUSE, ... } tc_full_policy_t;
+typedef enum { TC_FULL_EVICT_LRU, TC_FULL_REFUSE, TC_FULL_EVICT_IDLE, ... } tc_full_policy_t;
+#define TC_OPEN_OVER_LIMIT ...
 typedef enum {
     TC_REASON_LOCAL, TC_REASON_PEER, TC_REASON_RESET, TC_REASON_IDLE, TC_REASON_EVICTED, TC_REASON_REFUSED,
     TC_REASON_STOP, TC_REASON_FORCED, TC_REASON_LINGER, TC_REASON_CONNECT, TC_REASON_NOMEM, ...
@@ -109,6 +111,7 @@ typedef struct {
     bool v6only;
     uint32_t max_conns;
     tc_full_policy_t when_full;
+    uint32_t overflow_max;
     tc_conn_config_t conn;
     const char *name;
     tc_conn_cb cb;
@@ -188,6 +191,7 @@ typedef struct tc_app tc_app_t;
 typedef struct {
     const char *host;
     int32_t echo_port;
+    uint32_t echo_max_conns;
     const char *connect_host;
     uint16_t connect_port;
     int32_t http_port;

@@ -1,7 +1,8 @@
 /*
  * tc_app.h - the device's services on one loop, the same on the device and on the host: the TCP echo server, a
  * reconnecting TCP client that echoes (seed 000), and the HTTP service with its status page, status JSON, WebSocket
- * echo, demo MJPEG stream and Server-Sent Events.
+ * echo, demo MJPEG stream and Server-Sent Events, and two body routes: POST/PUT /api/upload takes its body in pieces
+ * (tc_http_route_body(), answered {"bytes","crc32"}; "?slow=MS" pauses after each piece) and /api/echo buffers it.
  *
  * Example:
  *     tc_app_config_t cfg = TC_APP_DEFAULT_CONFIG();
@@ -35,6 +36,8 @@ typedef struct tc_app tc_app_t; /**< opaque set of running services */
 typedef struct {
     const char *host;          /**< numeric address the servers listen on */
     int32_t echo_port;         /**< TCP echo server port, 0 = any free port, TC_APP_OFF = no echo server */
+    uint32_t echo_max_conns;   /**< echo connections at most (newcomers beyond are refused with RST, none is
+                                    evicted), 0 = TC_CFG_MAX_CONNS */
     const char *connect_host;  /**< remote of the echoing TCP client, NULL = no client (copied) */
     uint16_t connect_port;     /**< its port; 0 is refused (TC_EBADPORT) when connect_host is set */
     int32_t http_port;         /**< HTTP service port, 0 = any free port, TC_APP_OFF = no HTTP service */

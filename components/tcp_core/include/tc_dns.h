@@ -71,7 +71,7 @@ typedef struct {
     uint16_t id;    /**< the query's id, copied into the answer */
     uint16_t flags; /**< the query's flags word (opcode and RD are copied into the answer) */
     /** Dotted, ASCII lower-cased, no trailing dot; "" for the root. Label bytes are copied unescaped (a label that
-     * holds '.' or NUL reads ambiguously: good enough to match overrides, not to print). Valid when the parse gave 0,
+     * holds '.' reads ambiguously: good enough to match overrides, not to print; a NUL is refused). Valid when the parse gave 0,
      * or TC_DNS_ENOTIMP with question_end != 0; "" otherwise. */
     char name[TC_DNS_MAX_NAME_TEXT + 1];
     uint16_t qtype;      /**< QTYPE (TC_DNS_TYPE_*) */
@@ -119,7 +119,7 @@ int tc_dns_parse_query(const uint8_t *msg, size_t len, tc_dns_question_t *q);
  *             pointer, or after its terminating zero); unchanged on failure
  * @param out  at least TC_DNS_MAX_NAME_TEXT + 1 bytes; receives the NUL-terminated text, "" on failure
  * @return the text length (0..253), or -1 (runs past len, pointer loop / forward / into the header, too many hops,
- *         label > 63, name > 255 wire bytes)
+ *         label > 63, name > 255 wire bytes, a NUL byte in a label)
  */
 int tc_dns_read_name(const uint8_t *msg, size_t len, size_t *off, char *out);
 

@@ -44,7 +44,14 @@ enum {
 typedef struct {
     const char *host;            /**< numeric listen address */
     uint16_t port;               /**< 0 picks a free port */
-    uint32_t max_conns;          /**< connections at most (the least recently active is evicted beyond) */
+    uint32_t max_conns;          /**< connections at most; when_full says who makes room for a newcomer */
+    tc_full_policy_t when_full;  /**< TC_FULL_EVICT_IDLE (default): a newcomer evicts the least recently active idle
+                                      keep-alive connection or unfinished head, never a WebSocket, SSE or stream nor
+                                      a request in flight; when only those remain it is answered 503 with
+                                      Retry-After (overflow_max at once, RST beyond). TC_FULL_EVICT_LRU: evict
+                                      whatever was least recently active. TC_FULL_REFUSE: RST the newcomer */
+    uint32_t overflow_max;       /**< newcomers being answered 503 at once, at most (then RST) */
+    uint32_t retry_after_s;      /**< Retry-After of that 503 */
     uint32_t idle_timeout_ms;    /**< keep-alive connections with no request close after this */
     uint32_t head_timeout_ms;    /**< a request head must be complete this long after its first byte (408) */
     uint32_t max_uri;            /**< request-target bytes (414 beyond) */
@@ -64,7 +71,8 @@ typedef struct {
 
 #define TC_HTTP_DEFAULT_CONFIG()                                                                           \
     {                                                                                                      \
-        .host = "0.0.0.0", .port = 80, .max_conns = 16, .idle_timeout_ms = 10000, .head_timeout_ms = 5000,   \
+        .host = "0.0.0.0", .port = 80, .max_conns = 16, .when_full = TC_FULL_EVICT_IDLE, .overflow_max = 2,        \
+        .retry_after_s = 2, .idle_timeout_ms = 10000, .head_timeout_ms = 5000,   \
         .max_uri = 512, .max_head = 4096, .max_headers = 32, .max_body = 64 * 1024, .body_min_rate = 1024,       \
         .body_grace_ms = 10000, .ws_max_message = 16384,                                                       \
         .ws_ping_ms = 20000, .close_policy = TC_CLOSE_PEER_FIRST, .linger_ms = 2000, .name = "http",        \
@@ -81,7 +89,8 @@ typedef int (*tc_http_handler_cb)(tc_http_req_t *req, void *user);
 #define TC_HTTP_STREAM_END (-1)
 
 /**
- * @brief Stream producer: called when the socket can take more. Write at most a part (tc_http_stream_write()).
+ * @brief Stream producer: called when the socket can take more (tc_http_stream_ready(): a part of any size fits), at
+ * the time it asked for, or later if the viewer is slower. Write a part (tc_http_stream_write()).
  * @return ms until it should be asked again (0: as soon as the socket can take more), TC_HTTP_STREAM_END to finish
  *         the response, or another negative value to abort the connection
  */
@@ -245,6 +254,14 @@ const char *tc_http_req_query(const tc_http_req_t *req);
  * @param len  receives the value's length
  */
 const char *tc_http_req_header(const tc_http_req_t *req, const char *name, size_t *len);
+
+/**
+ * @brief The host the request is for: the authority of an absolute-form target ("GET http://host/ HTTP/1.1",
+ * RFC 9112 3.2.2: it wins over the Host field), else the Host field; NULL when neither. Not NUL-terminated; may
+ * include a port.
+ * @param len  receives the length
+ */
+const char *tc_http_req_host(const tc_http_req_t *req, size_t *len);
 
 /** @brief A path parameter of the matched route (":id" → "id"); NULL when absent. Not NUL-terminated. */
 const char *tc_http_req_param(const tc_http_req_t *req, const char *name, size_t *len);

@@ -108,6 +108,13 @@ void tc_http_request_rebase(tc_http_request_t *r, const char *old_base, const ch
 int tc_http_header_find(const tc_http_request_t *r, const char *name, tc_http_slice_t *out);
 
 /**
+ * @brief How many fields of this case-insensitive name the head has (a field that must be single, such as
+ * Sec-WebSocket-Key, is refused when repeated: RFC 6455 11.3.1).
+ * @return the count, 0 when absent
+ */
+size_t tc_http_header_count(const tc_http_request_t *r, const char *name);
+
+/**
  * @brief Whether a comma-separated header value lists token, case-insensitively ("keep-alive, Upgrade").
  * @return 1 or 0
  */

@@ -73,6 +73,8 @@ typedef struct {
 enum {
     TC_REG_FLAG_STREAMING = 0x1, /**< serving a long-lived stream (MJPEG, SSE, WebSocket) */
     TC_REG_FLAG_PAUSED = 0x2,    /**< reading paused by backpressure */
+    TC_REG_FLAG_BUSY = 0x4,      /**< a request is in flight (head complete, not yet answered): not evicted by
+                                      TC_FULL_EVICT_IDLE */
 };
 
 /**

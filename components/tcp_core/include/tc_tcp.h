@@ -6,7 +6,7 @@
  *
  * | event            | meaning                                                  | data, len                         |
  * |------------------|----------------------------------------------------------|-----------------------------------|
- * | TC_EV_OPEN       | connection established (accepted, or client connected)  | NULL, 0                           |
+ * | TC_EV_OPEN       | connection established (accepted, or client connected)  | NULL, 0 or TC_OPEN_OVER_LIMIT     |
  * | TC_EV_DATA       | bytes arrived                                            | the bytes (valid during the call) |
  * | TC_EV_DRAINED    | write queue fell from above low water to at/below it     | NULL, queued bytes left           |
  * | TC_EV_SHUTDOWN   | the server is stopping: say goodbye, close or be closed  | NULL, ms left to the deadline     |
@@ -65,7 +65,17 @@ typedef enum {
 typedef enum {
     TC_FULL_EVICT_LRU = 0, /**< abort the least recently active connection and accept (esp_http_server's LRU purge) */
     TC_FULL_REFUSE,        /**< accept and abort the new one at once (the client sees RST, not a hang) */
+    TC_FULL_EVICT_IDLE,    /**< protect live sessions: abort the least recently active connection that is neither a
+                                long-lived session (tc_role_is_long_lived(): WebSocket, SSE, stream) nor busy
+                                (TC_REG_FLAG_BUSY: a request in flight, e.g. an upload), i.e. idle keep-alive
+                                connections and ones that have not completed a request head. When there is none the
+                                newcomer is refused with RST, or, within overflow_max, accepted with TC_EV_OPEN's len
+                                TC_OPEN_OVER_LIMIT so the owner tells it to come back (HTTP: 503 + Retry-After) */
 } tc_full_policy_t;
+
+/** TC_EV_OPEN's len for a newcomer accepted over max_conns (TC_FULL_EVICT_IDLE with overflow_max): answer briefly
+ * and close it; it holds no slot. 0 for every other connection. */
+#define TC_OPEN_OVER_LIMIT 1
 
 /** Why a connection closed (len of TC_EV_CLOSE). */
 typedef enum {
@@ -119,6 +129,8 @@ typedef struct {
     bool v6only;                  /**< for "::": refuse IPv4-mapped peers */
     uint32_t max_conns;           /**< open connections at most */
     tc_full_policy_t when_full;   /**< evict or refuse at max_conns */
+    uint32_t overflow_max;        /**< TC_FULL_EVICT_IDLE: connections accepted beyond max_conns only to be told to
+                                       come back later (TC_OPEN_OVER_LIMIT), those still closing included; 0 = RST */
     tc_conn_config_t conn;        /**< per-connection settings */
     const char *name;             /**< label shown by the registry, e.g. "echo" (not copied: keep it alive) */
     tc_conn_cb cb;                /**< event callback (required) */
@@ -128,8 +140,8 @@ typedef struct {
 #define TC_SERVER_DEFAULT_CONFIG()                                                                   \
     {                                                                                                \
         .host = "0.0.0.0", .port = 0, .backlog = TC_CFG_BACKLOG, .v6only = false,                    \
-        .max_conns = TC_CFG_MAX_CONNS, .when_full = TC_FULL_EVICT_LRU, .conn = TC_CONN_DEFAULT_CONFIG(), \
-        .name = "tcp", .cb = NULL, .user = NULL,                                                     \
+        .max_conns = TC_CFG_MAX_CONNS, .when_full = TC_FULL_EVICT_LRU, .overflow_max = 0,               \
+        .conn = TC_CONN_DEFAULT_CONFIG(), .name = "tcp", .cb = NULL, .user = NULL,                   \
     }
 
 /** Reconnecting TCP client settings; start from TC_CLIENT_DEFAULT_CONFIG(). */

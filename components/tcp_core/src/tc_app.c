@@ -563,6 +563,12 @@ int tc_app_start(tc_loop_t *loop, const tc_app_config_t *cfg, tc_app_t **out)
         s.port = (uint16_t)cfg->echo_port;
         s.cb = tc_echo_cb;
         s.name = "echo";
+        /* Every echo connection is a live session (a device that echoes and reconnects): a newcomer over the limit
+         * is refused, it never evicts one. */
+        s.when_full = TC_FULL_REFUSE;
+        if (cfg->echo_max_conns) {
+            s.max_conns = cfg->echo_max_conns;
+        }
         rc = tc_server_start(loop, &s, &app->echo);
     }
     if (rc == TC_OK && cfg->http_port >= 0) {

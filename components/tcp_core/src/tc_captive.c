@@ -138,7 +138,7 @@ static int captive_filter(tc_http_req_t *req, void *user)
 {
     captive_t *c = user;
     size_t host_len = 0;
-    const char *host = tc_http_req_header(req, "Host", &host_len);
+    const char *host = tc_http_req_host(req, &host_len); /* a full-URL request line names the host it is for */
     int os = tc_captive_classify(host, host_len, tc_http_req_path(req));
     if (os != OS_NONE) {
         count(c, os);

@@ -78,6 +78,11 @@ static int read_name(const uint8_t *msg, size_t len, size_t *off, char *out)
         }
         for (size_t i = 0; i < l; i++) {
             uint8_t c = msg[pos + 1 + i];
+            if (c == 0) {
+                /* No host name holds a NUL, and the text form would end there: "evil\0.example" read as "evil"
+                 * could match an override it is not. Refused (FORMERR) rather than guessed at. */
+                return -1;
+            }
             out[text++] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
         }
         pos += 1 + (size_t)l;

@@ -111,6 +111,7 @@ struct hconn {
     uint32_t head_started; /* in HC_HEAD: loop ms (low 32 bits) when the head's first byte came */
     uint8_t state;
     uint8_t processing;
+    uint8_t wait_drain; /* pipelined input waits for the answers to drain (TC_EV_DRAINED) */
 };
 
 #define HC_HTTP(hc) ((tc_http_t *)tc__conn_owner_user((hc)->c))
@@ -413,6 +414,12 @@ static void stream_call(tc_http_req_t *req)
         stream_end(req, 1);
         return;
     }
+    if (!tc_http_stream_ready(req)) {
+        /* Asked only when a part fits (TC_EV_DRAINED brings it back): a producer whose first write would be refused
+         * (pipelined answers queued ahead of the stream) is not made to fail, nor polled in a loop. */
+        req->stream_waiting = 1;
+        return;
+    }
     int64_t next = req->produce(req, req->produce_user);
     if (next == TC_HTTP_STREAM_END) {
         stream_end(req, 1);
@@ -559,6 +566,9 @@ static void req_free(tc_http_req_t *req)
     if (req->body_timer.loop) {
         tc__timer_disarm(&req->body_timer);
     }
+    if (req->hc != NULL) {
+        tc__conn_reg_flags(req->hc->c, 0, TC_REG_FLAG_BUSY);
+    }
     tc_free(req->head);
     tc_free(req->path);
     tc_free(req->body);
@@ -594,6 +604,31 @@ const char *tc_http_req_header(const tc_http_req_t *req, const char *name, size_
         *len = v.len;
     }
     return v.ptr;
+}
+
+const char *tc_http_req_host(const tc_http_req_t *req, size_t *len)
+{
+    /* RFC 9112 3.2.2: with an absolute-form target ("GET http://example.com/ HTTP/1.1", what proxies and some
+     * captive-portal probes send) the authority of the target wins over the Host field. */
+    tc_http_slice_t t = req->parsed.target;
+    const char *sep = t.len > 3 && t.ptr[0] != '/' ? memchr(t.ptr, ':', t.len) : NULL;
+    if (sep != NULL && (size_t)(t.ptr + t.len - sep) >= 3 && sep[1] == '/' && sep[2] == '/') {
+        const char *a = sep + 3, *end = t.ptr + t.len;
+        size_t n = 0;
+        while (a + n < end && a[n] != '/' && a[n] != '?' && a[n] != '#') {
+            n++;
+        }
+        const char *at = memchr(a, '@', n); /* userinfo is not part of the host */
+        if (at != NULL) {
+            n -= (size_t)(at + 1 - a);
+            a = at + 1;
+        }
+        if (len) {
+            *len = n;
+        }
+        return a;
+    }
+    return tc_http_req_header(req, "host", len);
 }
 
 const char *tc_http_req_param(const tc_http_req_t *req, const char *name, size_t *len)
@@ -682,7 +717,9 @@ static int ws_upgrade(hconn_t *hc, tc_http_req_t *req)
         return tc_http_respond(req, 426, "text/plain", "unsupported websocket version\n", 30);
     }
     char accept[TC_WS_ACCEPT_LEN + 1];
-    if (tc_http_header_find(&req->parsed, "sec-websocket-key", &key) != 0 ||
+    /* RFC 6455 11.3.1: Sec-WebSocket-Key must not appear more than once in a request. */
+    if (tc_http_header_count(&req->parsed, "sec-websocket-key") != 1 ||
+        tc_http_header_find(&req->parsed, "sec-websocket-key", &key) != 0 ||
         tc_ws_accept_key(key.ptr, key.len, accept) != 0) {
         return tc_http_respond(req, 400, "text/plain", "bad Sec-WebSocket-Key\n", 22);
     }
@@ -888,6 +925,7 @@ static int begin_request(hconn_t *hc, const tc_http_request_t *parsed, size_t n)
     req->hc = hc;
     req->in_stop = h->stopping;
     hc->req = req;
+    tc__conn_reg_flags(hc->c, TC_REG_FLAG_BUSY, 0); /* a request in flight is not evicted (TC_FULL_EVICT_IDLE) */
     int dl = tc_http_path_decode(req->parsed.path.ptr, req->parsed.path.len, path, path_cap);
     if (dl < 0) {
         tc_free(path);
@@ -1033,6 +1071,12 @@ static void process(hconn_t *hc)
     hc->processing = 1;
     /* Bounded by the buffer: each pass consumes bytes or returns. */
     while (hc->len > 0 && (hc->state == HC_IDLE || hc->state == HC_HEAD || hc->state == HC_BODY)) {
+        if (hc->state == HC_IDLE && tc_conn_queued(hc->c) > TC_CFG_WRITE_HIGH_WATER) {
+            /* Pipelined requests wait while the client is not reading the answers: the next one starts at
+             * TC_EV_DRAINED, so answers never pile up past the write queue's limit. */
+            hc->wait_drain = 1;
+            break;
+        }
         if (hc->state != HC_BODY) {
             tc_http_request_t parsed;
             tc_http_header_t headers[TC_HTTP_MAX_HEADERS_CAP];
@@ -1286,6 +1330,20 @@ static void hconn_free(hconn_t *hc)
     tc_free(hc);
 }
 
+/* Only live sessions and requests in flight hold the slots (TC_FULL_EVICT_IDLE): rather than evict one of them, tell
+ * the newcomer to come back. Sent before its request is read; the close drains it. */
+static void over_limit(tc_http_t *h, hconn_t *hc)
+{
+    char msg[192];
+    int n = snprintf(msg, sizeof(msg),
+                     "HTTP/1.1 503 Service Unavailable\r\nRetry-After: %u\r\nContent-Type: text/plain\r\n"
+                     "Content-Length: 5\r\nConnection: close\r\n\r\nbusy\n",
+                     (unsigned)h->cfg.retry_after_s);
+    tc_conn_send(hc->c, msg, (size_t)n);
+    hc->state = HC_DONE;
+    tc_conn_close(hc->c, h->cfg.close_policy);
+}
+
 static void http_conn_cb(tc_conn_t *c, tc_event_t ev, const void *data, size_t len, void *user)
 {
     tc_http_t *h = user;
@@ -1300,6 +1358,9 @@ static void http_conn_cb(tc_conn_t *c, tc_event_t ev, const void *data, size_t l
         hc->c = c;
         tc_conn_set_data(c, hc);
         tc_conn_set_role(c, TC_ROLE_HTTP);
+        if (len == TC_OPEN_OVER_LIMIT) {
+            over_limit(h, hc);
+        }
         break;
     case TC_EV_DATA:
         if (hc == NULL || hc->state == HC_DONE) {
@@ -1335,6 +1396,9 @@ static void http_conn_cb(tc_conn_t *c, tc_event_t ev, const void *data, size_t l
     case TC_EV_DRAINED:
         if (hc && hc->state == HC_STREAM && hc->req && hc->req->stream_waiting) {
             stream_kick(hc->req);
+        } else if (hc && hc->wait_drain && hc->state == HC_IDLE) {
+            hc->wait_drain = 0;
+            process(hc);
         }
         break;
     case TC_EV_SHUTDOWN:
@@ -1430,7 +1494,8 @@ int tc_http_start(tc_loop_t *loop, const tc_http_config_t *cfg, tc_http_t **out)
     scfg.host = cfg->host;
     scfg.port = cfg->port;
     scfg.max_conns = cfg->max_conns;
-    scfg.when_full = TC_FULL_EVICT_LRU;
+    scfg.when_full = cfg->when_full;
+    scfg.overflow_max = cfg->overflow_max;
     scfg.conn.idle_timeout_ms = cfg->idle_timeout_ms;
     scfg.conn.close_policy = cfg->close_policy;
     scfg.conn.linger_ms = cfg->linger_ms;

@@ -435,6 +435,15 @@ int tc_http_header_find(const tc_http_request_t *r, const char *name, tc_http_sl
     return -1;
 }
 
+size_t tc_http_header_count(const tc_http_request_t *r, const char *name)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < r->nheaders; i++) {
+        n += slice_ieq(r->headers[i].name, name) ? 1 : 0;
+    }
+    return n;
+}
+
 static int hexval(unsigned char c)
 {
     if (c >= '0' && c <= '9') {

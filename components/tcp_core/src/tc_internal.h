@@ -69,6 +69,12 @@ void tc__io_stop(tc_loop_t *loop, tc_io_t *io);
 /* The same when the caller closes the descriptor right after: closing removes it from a readiness set by itself. */
 void tc__io_stop_closing(tc_loop_t *loop, tc_io_t *io);
 
+/* Test hook: the loop's clock jumps ms ahead (timers due in that span fire at the next iteration), so a test or the
+ * connection fuzzer reaches every timeout without waiting for it. Loop thread only. */
+void tc__loop_skew(tc_loop_t *loop, uint64_t ms);
+
+/* A timer embedded in another record. Its callback may free that record when it returns TC_TIMER_STOP (the loop
+ * does not touch the timer after such a return); one that returns a delay must leave it alive. */
 void tc__timer_init(tc_loop_t *loop, tc_timer_t *t, tc_timer_cb cb, void *user);
 int tc__timer_arm(tc_timer_t *t, uint64_t delay_ms);
 void tc__timer_disarm(tc_timer_t *t);

@@ -46,6 +46,7 @@ struct tc_loop {
     int nheap, capheap;
 
     uint64_t now;
+    uint64_t skew; /* added to the monotonic clock (tc__loop_skew(): the connection fuzzer's time jumps) */
     uint32_t rng;
     int dispatching;
     int stop_flag; /* atomic */
@@ -78,6 +79,12 @@ uint64_t tc_now_ms(void)
 uint64_t tc_loop_now(const tc_loop_t *loop)
 {
     return loop->now;
+}
+
+void tc__loop_skew(tc_loop_t *loop, uint64_t ms)
+{
+    loop->skew += ms;
+    loop->now += ms;
 }
 
 /* ---- poll set ---- */
@@ -365,8 +372,14 @@ static void run_timers(tc_loop_t *loop)
     while (loop->nheap > 0 && budget-- > 0 && loop->heap[0]->due <= loop->now) {
         tc_timer_t *t = loop->heap[0];
         tc__timer_disarm(t);
+        uint8_t owned = t->owned;
         t->running = 1;
         int64_t next = t->cb(t, t->user);
+        if (!owned && next < 0) {
+            /* An embedded timer that stopped is not touched again: its callback may have freed the record holding
+             * it (a stream's last write ends its request, which is freed with its timer). */
+            continue;
+        }
         t->running = 0;
         if (t->cancelled) {
             timer_release(t);
@@ -483,7 +496,7 @@ int tc_loop_new(tc_loop_t **out)
     /* A readiness set where the backend has one; poll() otherwise (and if it cannot be opened). */
     loop->evset = TC_CFG_USE_EVSET ? tc_sock_evset_open() : TC_ENOSYS;
     pthread_mutex_init(&loop->post_mu, NULL);
-    loop->now = tc_now_ms();
+    loop->now = tc_now_ms() + loop->skew;
     loop->rng = (uint32_t)(loop->now * 2654435761u) | 1u;
     loop->next_id = 1;
     tc__io_init(&loop->wake_io, loop->wake_r, wake_cb);
@@ -540,7 +553,7 @@ int tc_loop_run_once(tc_loop_t *loop, int timeout_ms)
     if (loop->dispatching) {
         return TC_EBUSY;
     }
-    loop->now = tc_now_ms();
+    loop->now = tc_now_ms() + loop->skew;
     int timeout = timeout_ms;
     /* Posts are not looked at here (post_head belongs to post_mu): a poster appends, then signals the wake-up
      * socket, so poll() returns at once for any post not yet taken. */
@@ -560,7 +573,7 @@ int tc_loop_run_once(tc_loop_t *loop, int timeout_ms)
         if (rc < 0) {
             return rc;
         }
-        loop->now = tc_now_ms();
+        loop->now = tc_now_ms() + loop->skew;
         loop->dispatching = 1;
         for (int k = 0; k < rc; k++) {
             uint32_t i = loop->ready[k].tag;
@@ -576,7 +589,7 @@ int tc_loop_run_once(tc_loop_t *loop, int timeout_ms)
         if (rc < 0) {
             return rc;
         }
-        loop->now = tc_now_ms();
+        loop->now = tc_now_ms() + loop->skew;
         loop->dispatching = 1;
         for (int i = 0; i < n && dispatched < rc; i++) {
             short re = loop->pfds[i].revents;

@@ -76,6 +76,7 @@ struct tc_server {
     uint16_t port;
     uint32_t max_conns;
     tc_full_policy_t when_full;
+    uint32_t overflow_max;
     uint8_t stopping;
     uint8_t listening;
     uint8_t opts_inherited; /* the listener carries the connection options (tc_sock_accept_inherits_opts()) */
@@ -770,6 +771,30 @@ static int64_t server_timer_cb(tc_timer_t *t, void *user)
     return TC_TIMER_STOP;
 }
 
+/* Whom a full server evicts for a newcomer, or NULL to refuse it. LRU: the least recently active open connection
+ * (the oldest of equals), whatever it is. EVICT_IDLE: the same among connections that are neither long-lived
+ * sessions nor busy with a request, so a flood of newcomers only ever evicts newcomers and idle keep-alives. */
+static tc_conn_t *full_victim(tc_server_t *s)
+{
+    if (s->when_full == TC_FULL_REFUSE) {
+        return NULL;
+    }
+    tc_conn_t *victim = NULL;
+    for (tc_conn_t *c = s->owner.conns_head; c; c = c->next) {
+        if (c->flags & CF_CLOSING) {
+            continue;
+        }
+        if (s->when_full == TC_FULL_EVICT_IDLE &&
+            (tc_role_is_long_lived(c->reg.role) || (c->reg.flags & TC_REG_FLAG_BUSY))) {
+            continue;
+        }
+        if (victim == NULL || c->reg.active_ms < victim->reg.active_ms) {
+            victim = c;
+        }
+    }
+    return victim;
+}
+
 static void server_accept(tc_io_t *io, int revents)
 {
     (void)revents;
@@ -792,21 +817,17 @@ static void server_accept(tc_io_t *io, int revents)
             }
             return;
         }
+        size_t over = 0;
         if (s->owner.count - s->owner.closing >= s->max_conns) {
-            tc_conn_t *victim = NULL;
-            if (s->when_full == TC_FULL_EVICT_LRU) {
-                /* The least recently active open connection (the oldest of equals). */
-                for (tc_conn_t *c = s->owner.conns_head; c; c = c->next) {
-                    if (!(c->flags & CF_CLOSING) && (victim == NULL || c->reg.active_ms < victim->reg.active_ms)) {
-                        victim = c;
-                    }
-                }
-            }
-            if (victim == NULL) {
+            tc_conn_t *victim = full_victim(s);
+            if (victim != NULL) {
+                conn_close_req(victim, TC_CLOSE_ABORT, TC_REASON_EVICTED);
+            } else if (s->when_full == TC_FULL_EVICT_IDLE && s->owner.count < s->max_conns + s->overflow_max) {
+                over = TC_OPEN_OVER_LIMIT; /* only live sessions are left: the owner tells the newcomer why */
+            } else {
                 tc_sock_abort(fd); /* refuse with RST: the client learns at once, it does not hang */
                 continue;
             }
-            conn_close_req(victim, TC_CLOSE_ABORT, TC_REASON_EVICTED);
         }
         tc_conn_t *c = conn_new(&s->owner, fd, TC_KIND_ACCEPTED, &peer);
         if (c == NULL) {
@@ -819,7 +840,7 @@ static void server_accept(tc_io_t *io, int revents)
         c->reg.state = TC_STATE_OPEN;
         c->flags |= CF_OPENED;
         conn_update_events(c);
-        emit(c, TC_EV_OPEN, NULL, 0);
+        emit(c, TC_EV_OPEN, NULL, over);
     }
 }
 
@@ -890,6 +911,7 @@ int tc_server_start(tc_loop_t *loop, const tc_server_config_t *cfg, tc_server_t 
     s->owner.gone = server_conn_gone;
     s->max_conns = cfg->max_conns;
     s->when_full = cfg->when_full;
+    s->overflow_max = cfg->overflow_max;
     s->pending.fn = server_pending;
     tc__io_init(&s->io, fd, server_accept);
     tc__timer_init(loop, &s->timer, server_timer_cb, s);
