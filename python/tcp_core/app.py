@@ -58,7 +58,10 @@ class App:
     With ota_dir, POST /api/ota takes a firmware image (tc_ota.h: size, ESP magic 0xE9, SHA-256 from X-OTA-SHA256
     or ?sha256=) into ota_dir/firmware.bin (via firmware.bin.part, renamed only when complete and valid), GET
     /api/ota reports progress, POST /api/ota/reboot is the (host: no-op) reboot step; ota_max bounds the image
-    (413). auth=(user, password) protects the OTA routes with HTTP Basic auth."""
+    (413). auth=(user, password) protects the OTA routes with HTTP Basic auth.
+
+    static_dir serves a directory under "/" after the service's own routes (tc_http_static.h: Content-Type by
+    extension, ETag / Last-Modified revalidation, .gz siblings, one byte range, no path traversal)."""
 
     def __init__(
         self,
@@ -86,6 +89,7 @@ class App:
         ota_dir: str | None = None,
         ota_max: int | None = None,
         auth: tuple[str, str] | None = None,
+        static_dir: str | None = None,
     ) -> None:
         self.loop = loop
         native = loop.native
@@ -145,6 +149,9 @@ class App:
             cfg.admin_user = self._keep[-1]
             self._keep.append(ffi.new("char[]", auth[1].encode()))
             cfg.admin_pass = self._keep[-1]
+        if static_dir is not None:
+            self._keep.append(ffi.new("char[]", os.fsencode(static_dir)))
+            cfg.static_dir = self._keep[-1]
         out = ffi.new("tc_app_t **")
         loop.call(lambda: native.check(lib.tc_app_start(loop.ptr, cfg, out), "starting the services"))
         self._ptr: Any = out[0]

@@ -82,6 +82,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print("tcp-core serve: --auth wants USER:PASS with a non-empty password", file=sys.stderr)
             return 2
         auth = (user, password)
+    if args.static and not os.path.isdir(args.static):
+        print(f"tcp-core serve: --static {args.static}: not a directory", file=sys.stderr)
+        return 2
     if args.ota_dir and not os.path.isdir(args.ota_dir):
         print(f"tcp-core serve: --ota-dir {args.ota_dir}: not a directory", file=sys.stderr)
         return 2
@@ -102,6 +105,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             ota_dir=args.ota_dir,
             ota_max=args.ota_max,
             auth=auth,
+            static_dir=args.static,
         )
     except TcError as exc:
         hint = ""
@@ -122,6 +126,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         base = _hostport(args.host, app.http_port)
         lock = " (Basic auth)" if auth else ""
         print(f"ota      http://{base}/api/ota -> {args.ota_dir}/firmware.bin{lock}", flush=True)
+    if app.http_port and args.static:
+        print(f"static   http://{_hostport(args.host, app.http_port)}/ <- {args.static}", flush=True)
     if app.dns_port:
         answer = args.dns_answer or args.host
         print(
@@ -270,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--ota-dir", metavar="DIR", help="POST /api/ota writes firmware images to DIR/firmware.bin")
     serve.add_argument("--ota-max", type=int, default=None, metavar="BYTES", help="largest OTA image (413 beyond)")
+    serve.add_argument("--static", metavar="DIR", help="serve the files of DIR under / (after the service's routes)")
     serve.add_argument("--auth", metavar="USER:PASS", help="HTTP Basic auth for the admin routes (/api/ota...)")
     _add_backend_args(serve)
     serve.set_defaults(func=cmd_serve)

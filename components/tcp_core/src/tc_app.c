@@ -22,6 +22,7 @@ struct tc_app {
     tc_http_t *http;
     tc_dns_server_t *dns;
     tc_ota_t *ota;
+    tc_http_static_t *files; /* static_dir's route */
     char *ota_dir;           /* the file sink's directory (copied) */
     int streams_paused;      /* an OTA upload freed the streams' memory: producers end, new viewers get 503 */
     tc_timer_t *ota_wait;    /* polls for the streams to be gone after an OTA prepare */
@@ -512,6 +513,7 @@ static void app_free(tc_app_t *app)
         tc_timer_cancel(app->ota_wait);
     }
     tc_ota_free(app->ota); /* after the HTTP server: no upload is in flight */
+    tc_http_static_free(app->files);
     tc_free(app->ota_dir);
     tc_free((char *)app->cfg.connect_host);
     tc_free(app->frames_buf);
@@ -604,6 +606,11 @@ int tc_app_start(tc_loop_t *loop, const tc_app_config_t *cfg, tc_app_t **out)
             rc = tc_http_ws_route(app->http, "/ws", ws_echo, app);
             rc = rc == TC_OK ? tc_http_ws_route(app->http, "/ws/all", ws_all, app) : rc;
             rc = rc == TC_OK ? app_ota_attach(app, cfg) : rc;
+            if (rc == TC_OK && cfg->static_dir) {
+                tc_http_static_config_t sc = TC_HTTP_STATIC_DEFAULT_CONFIG();
+                sc.root = cfg->static_dir;
+                rc = tc_http_static_attach(app->http, "/*", &sc, &app->files); /* last: the service's routes win */
+            }
         }
     }
     const char *answer = cfg->dns_answer ? cfg->dns_answer : cfg->host;

@@ -81,6 +81,7 @@ struct tc_http_req {
     uint8_t body_ended;       /* every body byte arrived; END waits for the end of a pause */
     unsigned allowed;         /* no route matched the method: the methods the path allows (405) */
     void *data;               /* the handler's (tc_http_req_set_data()) */
+    tc_http_free_cb data_free; /* frees data with the request (tc_http_req_set_data_free()) */
     tc_http_chunked_t chunked; /* chunked body decoder */
     uint8_t is_chunked;
     uint8_t head_only;
@@ -569,6 +570,9 @@ static void req_free(tc_http_req_t *req)
     if (req->hc != NULL) {
         tc__conn_reg_flags(req->hc->c, 0, TC_REG_FLAG_BUSY);
     }
+    if (req->data_free != NULL) {
+        req->data_free(req->data); /* e.g. a streamed file whose viewer left: the producer is not asked again */
+    }
     tc_free(req->head);
     tc_free(req->path);
     tc_free(req->body);
@@ -661,6 +665,11 @@ int64_t tc_http_req_content_length(const tc_http_req_t *req)
 uint64_t tc_http_req_body_received(const tc_http_req_t *req)
 {
     return req->body_total;
+}
+
+void tc_http_req_set_data_free(tc_http_req_t *req, tc_http_free_cb free_data)
+{
+    req->data_free = free_data;
 }
 
 void tc_http_req_set_data(tc_http_req_t *req, void *data)
