@@ -53,10 +53,15 @@ def raw_get(app: App, target: bytes) -> bytes:
         s.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         out = b""
         try:
+            # Up to the end of the answer (Content-Length), not EOF: the server waits for the client to close first.
             while chunk := s.recv(65536):
                 out += chunk
+                head, sep, body = out.partition(b"\r\n\r\n")
+                length = [ln for ln in head.lower().split(b"\r\n") if ln.startswith(b"content-length:")]
+                if sep and length and len(body) >= int(length[0].split(b":")[1]):
+                    break
         except ConnectionResetError:
-            pass  # a request the parser refused (400) is answered, then the connection is reset
+            pass  # a request the parser refused (400) is answered, then the connection may be reset
     return out
 
 
