@@ -61,7 +61,8 @@ class App:
     (413). auth=(user, password) protects the OTA routes with HTTP Basic auth.
 
     static_dir serves a directory under "/" after the service's own routes (tc_http_static.h: Content-Type by
-    extension, ETag / Last-Modified revalidation, .gz siblings, one byte range, no path traversal)."""
+    extension, ETag / Last-Modified revalidation, .gz siblings, one byte range, no path traversal). cors_origins
+    ("*" or "http://a,http://b") lets scripts of those origins read /api/status (CORS headers, preflight answered)."""
 
     def __init__(
         self,
@@ -90,6 +91,7 @@ class App:
         ota_max: int | None = None,
         auth: tuple[str, str] | None = None,
         static_dir: str | None = None,
+        cors_origins: str | None = None,
     ) -> None:
         self.loop = loop
         native = loop.native
@@ -149,6 +151,9 @@ class App:
             cfg.admin_user = self._keep[-1]
             self._keep.append(ffi.new("char[]", auth[1].encode()))
             cfg.admin_pass = self._keep[-1]
+        if cors_origins is not None:
+            self._keep.append(ffi.new("char[]", cors_origins.encode()))
+            cfg.cors_origins = self._keep[-1]
         if static_dir is not None:
             self._keep.append(ffi.new("char[]", os.fsencode(static_dir)))
             cfg.static_dir = self._keep[-1]

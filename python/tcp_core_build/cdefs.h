@@ -213,6 +213,7 @@ typedef struct {
     uint64_t ota_max;
     const char *admin_user;
     const char *admin_pass;
+    const char *cors_origins;
     const char *static_dir;
     ...;
 } tc_app_config_t;

@@ -17,6 +17,7 @@
 #include "tc_captive.h"
 #include "tc_dns_server.h"
 #include "tc_http.h"
+#include "tc_http_auth.h"
 #include "tc_http_static.h"
 #include "tc_ota.h"
 #include "tc_tcp.h"
@@ -76,6 +77,8 @@ typedef struct {
     uint64_t ota_max;          /**< largest image (413 beyond), 0 = no limit */
     const char *admin_user;    /**< Basic auth of the admin routes (/api/ota, /api/ota/reboot); copied */
     const char *admin_pass;    /**< its password, NULL or "" = none */
+    const char *cors_origins;  /**< "*" or a comma-separated list of origins allowed to read /api/status from
+                                    scripts (tc_http_auth.h CORS; preflight answered); NULL = none */
     const char *static_dir;    /**< files served under "/" after the service's own routes (tc_http_static.h; a host
                                     path or a VFS mount; copied), NULL = none */
 } tc_app_config_t;

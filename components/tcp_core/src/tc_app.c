@@ -23,6 +23,7 @@ struct tc_app {
     tc_dns_server_t *dns;
     tc_ota_t *ota;
     tc_http_static_t *files; /* static_dir's route */
+    tc_http_cors_t *cors;    /* cors_origins' policy */
     char *ota_dir;           /* the file sink's directory (copied) */
     int streams_paused;      /* an OTA upload freed the streams' memory: producers end, new viewers get 503 */
     tc_timer_t *ota_wait;    /* polls for the streams to be gone after an OTA prepare */
@@ -514,6 +515,7 @@ static void app_free(tc_app_t *app)
     }
     tc_ota_free(app->ota); /* after the HTTP server: no upload is in flight */
     tc_http_static_free(app->files);
+    tc_http_cors_free(app->cors);
     tc_free(app->ota_dir);
     tc_free((char *)app->cfg.connect_host);
     tc_free(app->frames_buf);
@@ -573,6 +575,13 @@ int tc_app_start(tc_loop_t *loop, const tc_app_config_t *cfg, tc_app_t **out)
         }
         rc = tc_server_start(loop, &s, &app->echo);
     }
+    if (rc == TC_OK && cfg->http_port >= 0 && cfg->cors_origins) {
+        tc_http_cors_config_t cc = TC_HTTP_CORS_DEFAULT_CONFIG();
+        cc.origins = cfg->cors_origins;
+        cc.methods = "GET";
+        cc.headers = "Content-Type, Authorization";
+        rc = tc_http_cors_new(&cc, &app->cors);
+    }
     if (rc == TC_OK && cfg->http_port >= 0) {
         tc_http_config_t h = TC_HTTP_DEFAULT_CONFIG();
         h.host = cfg->host;
@@ -596,7 +605,11 @@ int tc_app_start(tc_loop_t *loop, const tc_app_config_t *cfg, tc_app_t **out)
         rc = tc_http_start(loop, &h, &app->http);
         if (rc == TC_OK) {
             tc_http_route(app->http, TC_HTTP_GET, "/", page_index, app);
-            tc_http_route(app->http, TC_HTTP_GET, "/api/status", api_status, app);
+            if (app->cors) {
+                tc_http_cors_route(app->http, app->cors, TC_HTTP_GET, "/api/status", api_status, app);
+            } else {
+                tc_http_route(app->http, TC_HTTP_GET, "/api/status", api_status, app);
+            }
             tc_http_route(app->http, TC_HTTP_GET, "/stream", page_stream, app);
             tc_http_route(app->http, TC_HTTP_GET, "/events", page_events, app);
             tc_http_route(app->http, TC_HTTP_GET, "/api/chunks", page_chunks, app);

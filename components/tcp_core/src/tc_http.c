@@ -149,18 +149,23 @@ const char *tc_http_status_text(int status)
     case 101: return "Switching Protocols";
     case 200: return "OK";
     case 201: return "Created";
+    case 202: return "Accepted";
     case 204: return "No Content";
+    case 206: return "Partial Content";
     case 301: return "Moved Permanently";
     case 302: return "Found";
     case 304: return "Not Modified";
     case 400: return "Bad Request";
+    case 401: return "Unauthorized";
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 408: return "Request Timeout";
+    case 409: return "Conflict";
     case 411: return "Length Required";
     case 413: return "Content Too Large";
     case 414: return "URI Too Long";
+    case 416: return "Range Not Satisfiable";
     case 426: return "Upgrade Required";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
@@ -358,8 +363,10 @@ int tc_http_respond(tc_http_req_t *req, int status, const char *ctype, const voi
          * carry another request. */
         req->keep_alive = 0;
     }
-    int rc = send_head(req, status, ctype, (long long)len, NULL, req->head_only ? NULL : body,
-                       req->head_only ? 0 : len);
+    /* RFC 9110 8.6: no Content-Length in a 204; a 304's would describe the 200 it stands for, so none either. */
+    int no_body = status == 204 || status == 304;
+    int rc = send_head(req, status, ctype, no_body ? -1 : (long long)len, NULL,
+                       req->head_only || no_body ? NULL : body, req->head_only || no_body ? 0 : len);
     if (rc != TC_OK) {
         fail_conn(req->hc, 500);
         return rc;

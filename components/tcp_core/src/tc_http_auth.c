@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "tc_alloc.h"
 #include "tc_err.h"
 
 /* Credentials longer than this are refused: the decoded form lives on the stack. */
@@ -104,4 +105,210 @@ int tc_http_basic_auth_challenge(tc_http_req_t *req, const char *realm)
         return rc;
     }
     return tc_http_respond(req, 401, "text/plain", "authentication required\n", 24);
+}
+
+/* ---- CORS ---- */
+
+typedef struct cors_route {
+    struct cors_route *next;
+    tc_http_cors_t *cors;
+    tc_http_handler_cb cb;
+    void *user;
+} cors_route_t;
+
+struct tc_http_cors {
+    tc_http_cors_config_t cfg; /* strings point into strs */
+    char *strs;
+    cors_route_t *routes;
+};
+
+int tc_http_cors_new(const tc_http_cors_config_t *cfg, tc_http_cors_t **out)
+{
+    if (cfg == NULL || out == NULL || cfg->origins == NULL || cfg->methods == NULL) {
+        return TC_EINVAL;
+    }
+    const char *hdrs = cfg->headers ? cfg->headers : "";
+    const char *parts[3] = {cfg->origins, cfg->methods, hdrs};
+    size_t total = 0;
+    for (int i = 0; i < 3; i++) {
+        if (strpbrk(parts[i], "\r\n")) {
+            return TC_EINVAL;
+        }
+        total += strlen(parts[i]) + 1;
+    }
+    tc_http_cors_t *c = tc_calloc(1, sizeof(*c));
+    char *strs = tc_malloc(total);
+    if (c == NULL || strs == NULL) {
+        tc_free(c);
+        tc_free(strs);
+        return TC_ENOMEM;
+    }
+    char *p = strs;
+    const char *copies[3];
+    for (int i = 0; i < 3; i++) {
+        size_t n = strlen(parts[i]) + 1;
+        memcpy(p, parts[i], n);
+        copies[i] = p;
+        p += n;
+    }
+    c->cfg = *cfg;
+    c->cfg.origins = copies[0];
+    c->cfg.methods = copies[1];
+    c->cfg.headers = copies[2];
+    c->strs = strs;
+    *out = c;
+    return TC_OK;
+}
+
+void tc_http_cors_free(tc_http_cors_t *cors)
+{
+    if (cors == NULL) {
+        return;
+    }
+    while (cors->routes) {
+        cors_route_t *r = cors->routes;
+        cors->routes = r->next;
+        tc_free(r);
+    }
+    tc_free(cors->strs);
+    tc_free(cors);
+}
+
+/* Whether item (len bytes) is in a comma-separated list, compared exactly after trimming spaces; case-insensitive
+ * for header names and methods when icase. */
+static bool in_list(const char *list, const char *item, size_t len, bool icase)
+{
+    const char *p = list;
+    while (*p) {
+        while (*p == ' ' || *p == ',') {
+            p++;
+        }
+        const char *e = p;
+        while (*e && *e != ',') {
+            e++;
+        }
+        const char *t = e;
+        while (t > p && t[-1] == ' ') {
+            t--;
+        }
+        size_t n = (size_t)(t - p);
+        if (n > 0 && n == len && (icase ? strncasecmp(p, item, len) == 0 : memcmp(p, item, len) == 0)) {
+            return true;
+        }
+        p = e;
+    }
+    return false;
+}
+
+/* The request's Origin when the policy allows it (copied to buf), else NULL. */
+static const char *allowed_origin(const tc_http_req_t *req, const tc_http_cors_t *cors, char *buf, size_t cap)
+{
+    size_t len = 0;
+    const char *o = tc_http_req_header(req, "Origin", &len);
+    if (o == NULL || len == 0 || len >= cap) {
+        return NULL;
+    }
+    bool any = strcmp(cors->cfg.origins, "*") == 0;
+    if (!any && !in_list(cors->cfg.origins, o, len, false)) {
+        return NULL;
+    }
+    memcpy(buf, o, len);
+    buf[len] = '\0';
+    return buf;
+}
+
+int tc_http_cors_headers(tc_http_req_t *req, const tc_http_cors_t *cors)
+{
+    char origin[256];
+    if (allowed_origin(req, cors, origin, sizeof(origin)) == NULL) {
+        return 0;
+    }
+    /* "*" cannot carry credentials (Fetch standard): with credentials, or a list, echo the origin and vary on it. */
+    bool star = strcmp(cors->cfg.origins, "*") == 0 && !cors->cfg.credentials;
+    int rc = tc_http_resp_header(req, "Access-Control-Allow-Origin", star ? "*" : origin);
+    if (rc == TC_OK && !star) {
+        rc = tc_http_resp_header(req, "Vary", "Origin");
+    }
+    if (rc == TC_OK && cors->cfg.credentials) {
+        rc = tc_http_resp_header(req, "Access-Control-Allow-Credentials", "true");
+    }
+    return rc == TC_OK ? 1 : rc;
+}
+
+static int cors_wrap(tc_http_req_t *req, void *user)
+{
+    cors_route_t *r = user;
+    int rc = tc_http_cors_headers(req, r->cors);
+    if (rc < 0) {
+        return rc;
+    }
+    return r->cb(req, r->user);
+}
+
+/* Every requested header must be allowed; the list is comma-separated names. */
+static bool headers_allowed(const char *list, const char *req, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        while (i < len && (req[i] == ' ' || req[i] == ',')) {
+            i++;
+        }
+        size_t j = i;
+        while (j < len && req[j] != ',') {
+            j++;
+        }
+        size_t t = j;
+        while (t > i && req[t - 1] == ' ') {
+            t--;
+        }
+        if (t > i && !in_list(list, req + i, t - i, true)) {
+            return false;
+        }
+        i = j;
+    }
+    return true;
+}
+
+static int cors_preflight(tc_http_req_t *req, void *user)
+{
+    const tc_http_cors_t *cors = user;
+    size_t ml = 0, hl = 0;
+    const char *m = tc_http_req_header(req, "Access-Control-Request-Method", &ml);
+    const char *h = tc_http_req_header(req, "Access-Control-Request-Headers", &hl);
+    char origin[256];
+    if (allowed_origin(req, cors, origin, sizeof(origin)) == NULL || m == NULL ||
+        !in_list(cors->cfg.methods, m, ml, false) || (h != NULL && !headers_allowed(cors->cfg.headers, h, hl))) {
+        return tc_http_respond(req, 403, "text/plain", "CORS preflight refused\n", 23);
+    }
+    char age[16];
+    snprintf(age, sizeof(age), "%u", (unsigned)cors->cfg.max_age);
+    int rc = tc_http_cors_headers(req, cors);
+    rc = rc >= 0 ? tc_http_resp_header(req, "Access-Control-Allow-Methods", cors->cfg.methods) : rc;
+    if (rc == TC_OK && cors->cfg.headers[0]) {
+        rc = tc_http_resp_header(req, "Access-Control-Allow-Headers", cors->cfg.headers);
+    }
+    rc = rc == TC_OK ? tc_http_resp_header(req, "Access-Control-Max-Age", age) : rc;
+    if (rc != TC_OK) {
+        return rc;
+    }
+    return tc_http_respond(req, 204, NULL, NULL, 0);
+}
+
+int tc_http_cors_route(tc_http_t *http, tc_http_cors_t *cors, unsigned methods, const char *pattern,
+                       tc_http_handler_cb cb, void *user)
+{
+    if (http == NULL || cors == NULL || cb == NULL || pattern == NULL) {
+        return TC_EINVAL;
+    }
+    cors_route_t *r = tc_calloc(1, sizeof(*r));
+    if (r == NULL) {
+        return TC_ENOMEM;
+    }
+    r->cors = cors;
+    r->cb = cb;
+    r->user = user;
+    r->next = cors->routes;
+    cors->routes = r; /* owned by the policy from here, whatever happens below */
+    int rc = tc_http_route(http, methods & ~(unsigned)TC_HTTP_OPTIONS, pattern, cors_wrap, r);
+    return rc == TC_OK ? tc_http_route(http, TC_HTTP_OPTIONS, pattern, cors_preflight, cors) : rc;
 }
