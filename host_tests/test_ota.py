@@ -355,3 +355,26 @@ def test_a_stalled_upload_gives_way_to_a_new_one(app: App, ota_dir: Path) -> Non
             time.sleep(0.2)
         assert r.status_code == 200 and (ota_dir / "firmware.bin").read_bytes() == data
         assert s.recv(4096).startswith(b"HTTP/1.1 409")  # the stalled one was told, then closed
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is installed by tools/setup.sh")
+def test_curl_form_upload(app: App, ota_dir: Path, tmp_path: Path, backend: str) -> None:
+    """curl -F: the image is the form's file part, streamed through the multipart reader (other fields skipped)."""
+    data = image(500_000)
+    f = tmp_path / "fw.bin"
+    f.write_bytes(data)
+    base_cmd = ["curl", "-sS", "-u", ":".join(AUTH), "-F", "note=hello", "-F", f"firmware=@{f}"]
+    out = subprocess.run(
+        [*base_cmd, "-H", f"X-OTA-SHA256: {sha(data)}", url(app)], capture_output=True, timeout=60, check=True
+    )
+    answer = httpx.Response(200, content=out.stdout).json()
+    assert answer["ok"] is True and answer["bytes"] == len(data) and answer["verified"] is True
+    assert (ota_dir / "firmware.bin").read_bytes() == data
+    # A form without a file part, and a form cut short: 400, nothing written over the good image.
+    r = post(url(app), b"--b\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n1\r\n--b--\r\n",
+             {"Content-Type": "multipart/form-data; boundary=b"})  # fmt: skip
+    assert r.status_code == 400 and "no file part" in r.text
+    body = b'--b\r\nContent-Disposition: form-data; name="fw"; filename="a.bin"\r\n\r\n\xe9abc'
+    r = post(url(app), body, {"Content-Type": "multipart/form-data; boundary=b"})
+    assert r.status_code == 400 and "cut short" in r.text
+    assert files(ota_dir) == ["firmware.bin"] and (ota_dir / "firmware.bin").read_bytes() == data

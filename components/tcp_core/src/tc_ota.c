@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "tc_alloc.h"
 #include "tc_err.h"
@@ -51,6 +52,8 @@ struct upload {
     int preparing;    /* waiting for tc_ota_prepared() */
     uint64_t size;    /* declared image size, 0 = unknown */
     uint64_t received;
+    tc_http_multipart_t *mp; /* a form upload (curl -F): the first file part is the image */
+    int in_file;             /* 0 before the file part, 1 inside it, 2 after it */
     uint64_t last_byte_ms; /* loop time of the last piece (or of the head) */
     uint8_t *held;    /* the one piece that arrived while preparing */
     size_t held_len;
@@ -58,6 +61,7 @@ struct upload {
 };
 
 static void set_msg(char *dst, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int form_bytes(upload_t *u, const uint8_t *p, size_t len);
 static void set_msg(char *dst, const char *fmt, ...)
 {
     va_list ap;
@@ -78,6 +82,7 @@ static void upload_end(upload_t *u, int status, const char *msg)
         tc_timer_cancel(u->prepare_timer);
     }
     tc_free(u->held);
+    tc_free(u->mp);
     tc_http_req_set_data(u->req, NULL);
     ota->cur = NULL;
     ota->last_status = status;
@@ -133,12 +138,12 @@ static int start_writing(upload_t *u)
         return rc;
     }
     if (u->held) {
-        rc = sink_write(u, u->held, u->held_len);
-        if (rc != TC_OK) {
-            return rc;
-        }
-        tc_free(u->held);
-        u->held = NULL;
+        uint8_t *held = u->held;
+        size_t n = u->held_len;
+        u->held = NULL; /* freed here whatever happens: a failure below frees u */
+        rc = u->mp ? (form_bytes(u, held, n) < 0 ? TC_EPROTO : TC_OK) : sink_write(u, held, n);
+        tc_free(held);
+        return rc;
     }
     return TC_OK;
 }
@@ -258,8 +263,11 @@ static int upload_head(tc_http_req_t *req, void *user)
     if (ds < 0) {
         return refuse(req, 400, "malformed X-OTA-Size");
     }
-    if (ds == 0 && cl > 0) {
-        size = (uint64_t)cl;
+    size_t ctl = 0;
+    const char *ct = tc_http_req_header(req, "Content-Type", &ctl);
+    int form = ct != NULL && ctl >= 10 && strncasecmp(ct, "multipart/", 10) == 0;
+    if (ds == 0 && cl > 0 && !form) {
+        size = (uint64_t)cl; /* a form's length counts its framing too: its image size is known at the end */
     }
     if (cl == 0 || (ds > 0 && size == 0)) {
         return refuse(req, 400, "empty image");
@@ -279,6 +287,16 @@ static int upload_head(tc_http_req_t *req, void *user)
     if (u->has_want < 0) {
         tc_free(u);
         return refuse(req, 400, "malformed X-OTA-SHA256 (64 hex digits)");
+    }
+    if (form) {
+        u->mp = tc_malloc(sizeof(*u->mp));
+        int mrc = u->mp ? tc_http_multipart_init(u->mp, ct, ctl) : TC_ENOMEM;
+        if (mrc != TC_OK) {
+            tc_free(u->mp);
+            tc_free(u);
+            return mrc == TC_ENOMEM ? refuse(req, 503, "out of memory")
+                                    : refuse(req, 400, "multipart/form-data without a valid boundary");
+        }
     }
     tc_sha256_init(&u->sha);
     ota->cur = u;
@@ -302,10 +320,11 @@ static int upload_head(tc_http_req_t *req, void *user)
     return TC_OK;
 }
 
-static int upload_piece(upload_t *u, const uint8_t *p, size_t len)
+/* Image bytes (the raw body, or the file part of a form): the checks, the digest, and the sink when writing.
+ * 0, or -1 when the upload failed (answered). */
+static int image_bytes(upload_t *u, const uint8_t *p, size_t len, int write)
 {
     tc_ota_t *ota = u->ota;
-    u->last_byte_ms = tc_loop_now(tc_http_loop(ota->http));
     if (u->received == 0 && len > 0 && p[0] != TC_OTA_IMAGE_MAGIC) {
         char m[OTA_MSG];
         set_msg(m, "bad image magic 0x%02X (an ESP image starts with 0xE9)", p[0]);
@@ -322,26 +341,70 @@ static int upload_piece(upload_t *u, const uint8_t *p, size_t len)
         return -1;
     }
     tc_sha256_update(&u->sha, p, len);
-    if (u->preparing) {
-        /* Exactly one piece can arrive before the pause takes hold: keep it until the memory is free. */
-        u->held = tc_malloc(len);
-        if (u->held == NULL) {
-            upload_fail(u, 503, "out of memory");
+    return write ? (sink_write(u, p, len) == TC_OK ? 0 : -1) : 0;
+}
+
+/* A multipart/form-data body: the first part with a filename is the image; other fields are skipped. */
+static int form_bytes(upload_t *u, const uint8_t *p, size_t len)
+{
+    const char *d = (const char *)p;
+    while (len > 0) {
+        size_t used;
+        const char *part;
+        size_t n;
+        int rc = tc_http_multipart_feed(u->mp, d, len, &used, &part, &n);
+        d += used;
+        len -= used;
+        if (rc < 0) {
+            upload_fail(u, 400, "malformed multipart/form-data body");
             return -1;
         }
-        memcpy(u->held, p, len);
-        u->held_len = len;
-        return TC_HTTP_BODY_PAUSE;
+        if (rc == TC_HTTP_MP_PART && u->in_file == 0 && u->mp->filename[0]) {
+            u->in_file = 1;
+        } else if (rc == TC_HTTP_MP_DATA && u->in_file == 1 && image_bytes(u, (const uint8_t *)part, n, 1) < 0) {
+            return -1;
+        } else if (rc == TC_HTTP_MP_PART_END && u->in_file == 1) {
+            u->in_file = 2;
+        }
     }
-    return sink_write(u, p, len) == TC_OK ? 0 : -1;
+    return 0;
+}
+
+/* Exactly one piece can arrive before the pause takes hold: keep it until the memory is free. */
+static int hold_piece(upload_t *u, const void *p, size_t len)
+{
+    u->held = tc_malloc(len ? len : 1);
+    if (u->held == NULL) {
+        upload_fail(u, 503, "out of memory");
+        return -1;
+    }
+    memcpy(u->held, p, len);
+    u->held_len = len;
+    return TC_HTTP_BODY_PAUSE;
+}
+
+static int upload_piece(upload_t *u, const uint8_t *p, size_t len)
+{
+    u->last_byte_ms = tc_loop_now(tc_http_loop(u->ota->http));
+    if (u->mp) {
+        return u->preparing ? hold_piece(u, p, len) : form_bytes(u, p, len);
+    }
+    /* A raw image is checked before the pause, so a bad one is refused without stopping anything. */
+    if (image_bytes(u, p, len, !u->preparing) < 0) {
+        return -1;
+    }
+    return u->preparing ? hold_piece(u, p, len) : 0;
 }
 
 static int upload_complete(upload_t *u)
 {
     tc_ota_t *ota = u->ota;
     char m[OTA_MSG];
+    if (u->mp && !tc_http_multipart_done(u->mp)) {
+        return upload_fail(u, 400, "multipart/form-data body cut short (no closing boundary)");
+    }
     if (u->received == 0) {
-        return upload_fail(u, 400, "empty image");
+        return upload_fail(u, 400, u->mp ? "no file part in the form (or an empty one)" : "empty image");
     }
     if (u->size && u->received != u->size) {
         set_msg(m, "size mismatch: %llu bytes declared, %llu received", (unsigned long long)u->size,
