@@ -12,10 +12,10 @@ from setuptools import setup
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "python"))
 from tcp_core_build.build import lwip_available
 
-modules = ["python/tcp_core_build/build.py:ffi_linux"]
+modules = ["python/tcp_core_build/build.py:ffi_linux", "python/tcp_core_build/build.py:ffi_linux_device"]
 ok, why = lwip_available()
 if ok:
-    modules.append("python/tcp_core_build/build.py:ffi_lwip")
+    modules += ["python/tcp_core_build/build.py:ffi_lwip", "python/tcp_core_build/build.py:ffi_lwip_device"]
 elif os.environ.get("TCP_CORE_REQUIRE_LWIP") == "1":
     raise SystemExit(f"tcp_core: the lwip backend was required but cannot be built: {why}")
 else:

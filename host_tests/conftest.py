@@ -35,6 +35,18 @@ def _lwip_env() -> dict[str, str] | None:
     return None
 
 
+def pytest_report_header() -> str:
+    """Which limits the C core under test was built with (TCP_CORE_LIMITS=device: the Kconfig defaults)."""
+    native = tcp_core._native.load("linux")
+    cfg = native.ffi.new("tc_server_config_t *")
+    native.lib.tcpy_server_defaults(cfg)
+    profile = os.environ.get("TCP_CORE_LIMITS") or "host"
+    return (
+        f"tcp_core limits: {profile} (max_conns {cfg.max_conns}, high water {cfg.conn.high_water}, "
+        f"queue max {cfg.conn.queue_max})"
+    )
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames:
         metafunc.parametrize("backend", ["linux", "lwip"], indirect=True, scope="session")

@@ -29,7 +29,7 @@ from tcp_core import Loop
 from tcp_core.app import App
 
 # The CI run cuts this many connections per test; TC_HOSTILE_CUTS=100000 gives the long run quoted in the report.
-CUTS = int(os.environ.get("TC_HOSTILE_CUTS", "600"))
+CUTS = int(os.environ.get("TC_HOSTILE_CUTS", "2000"))
 
 
 @pytest.fixture

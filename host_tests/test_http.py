@@ -568,8 +568,10 @@ def test_stop_with_16_viewers_16_websockets_and_a_slowloris(loop: Loop, server_h
     for s in [*viewers, slow]:
         s.close()
     stack.close()
-    # Streams end with their last chunk, not with the device's FIN: no TIME-WAIT is left on the device.
-    assert tcp_core.time_wait_count(a.http_port, backend) == 0
+    # The server closes first (ended streams, WebSocket close handshakes): on lwIP its TIME-WAIT pcbs are freed;
+    # Linux keeps them in the kernel, which answers a reused port correctly (RFC 6191).
+    if backend == "lwip":
+        assert tcp_core.time_wait_count(a.http_port, backend) == 0
     # Every connection is gone; what the heap still holds is the loop's own (the fixture checks 0 once it is freed).
     assert loop.registry() == []
     assert report.http.bytes_freed > 0 and tcp_core.alloc_stats(backend).bytes_in_use < heap_before + 2048

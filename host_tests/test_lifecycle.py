@@ -8,12 +8,24 @@ figures themselves (stop in ms, EOF latency) are measured by bench/lifecycle_ben
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import shutil
 import socket
+import subprocess
+import sys
+import threading
+import time
 import urllib.request
+from typing import Any
 
+import pytest
+import requests
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
 
+import tcp_core
 from conftest import connect, recv_exact, wait_until
 from tcp_core import Loop
 from tcp_core.app import App
@@ -68,4 +80,305 @@ def test_registry_roles_follow_each_connection(loop: Loop, server_host: str) -> 
             assert by_port[port] == role, doc
     for s in (echo, plain, viewer, sse):
         s.close()
+    a.stop(500)
+
+
+# ---- liveness instead of idle timeouts ----
+
+
+def _liveness_app(loop: Loop, host: str, **kw: int) -> App:
+    """Short intervals so minutes of quiet fit in seconds: idle timeout 200 ms, ping 100 ms, pong deadline 300 ms."""
+    opts: dict[str, int] = {
+        "http_idle_timeout_ms": 200,
+        "ws_ping_ms": 100,
+        "ws_pong_timeout_ms": 300,
+        "sse_heartbeat_ms": 100,
+        "events_ms": 600_000,
+    }
+    opts.update(kw)
+    return App(loop, host, echo_port=None, http_port=0, **opts)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("client_pings", [False, True])
+def test_quiet_websocket_outlives_the_idle_timeout_many_times(loop: Loop, server_host: str, client_pings: bool) -> None:
+    """The `websockets` library, silent for 15 idle timeouts (30 of the server's ping intervals): still open, still
+    echoing. Before, the keep-alive idle timeout cut it (1006) whatever the pings."""
+    a = _liveness_app(loop, server_host)
+    interval = 0.05 if client_pings else None
+    with ws_connect(f"ws://{a.host}:{a.http_port}/ws", open_timeout=5, ping_interval=interval) as ws:
+        time.sleep(3.0)  # 15 x the idle timeout; the assertion below does not depend on how long this really took
+        ws.send("still here")
+        assert ws.recv(timeout=5) == "still here"
+        assert [e.role for e in loop.registry() if e.kind == "accepted"] == ["ws"]
+    a.stop(500)
+
+
+def test_dead_websocket_peer_is_closed_after_the_pong_deadline(loop: Loop, server_host: str) -> None:
+    """A peer that vanished (reads nothing, answers no ping) is closed without a close frame (1006 to the handler)
+    once a ping went unanswered for the pong deadline; a plain idle timeout no longer applies to WebSockets."""
+    a = _liveness_app(loop, server_host)
+    s = connect(a.host, a.http_port)
+    s.sendall(
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
+    head = _read_head(s)
+    assert head.startswith(b"HTTP/1.1 101")
+    assert wait_until(lambda: any(e.role == "ws" for e in loop.registry()), 5)
+    # Gone within a bounded number of sweeps; 10 s is far beyond ping + deadline (0.4 s) and independent of load.
+    assert wait_until(lambda: not any(e.kind == "accepted" for e in loop.registry()), 10), loop.registry()
+    data = head.split(b"\r\n\r\n", 1)[1]
+    s.settimeout(5)
+    try:
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    except ConnectionResetError:
+        pass
+    assert data[:1] == b"\x89", data[:8]  # a ping came first ...
+    assert b"\x88" not in data, data  # ... and no close frame: the peer was declared dead (1006)
+    s.close()
+    a.stop(500)
+
+
+def test_sse_stream_with_rare_events_lives_on_heartbeats(loop: Loop, server_host: str) -> None:
+    a = _liveness_app(loop, server_host)
+    s = connect(a.host, a.http_port)
+    s.sendall(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+    buf = _read_head(s)
+    s.settimeout(5)
+    t_end = time.monotonic() + 2.0  # 10 idle timeouts with no event
+    while time.monotonic() < t_end:
+        chunk = s.recv(4096)
+        assert chunk, "the SSE stream was closed"
+        buf += chunk
+    assert buf.count(b"3\r\n:\n\n\r\n") >= 3, buf[-200:]
+    assert [e.role for e in loop.registry() if e.kind == "accepted"] == ["sse"]
+    s.close()
+    a.stop(500)
+
+
+def test_stream_viewer_that_stopped_reading_is_ended_by_progress(loop: Loop, server_host: str) -> None:
+    """A stream is judged by its progress: a viewer whose queue does not move for the idle timeout is ended, while
+    the one that reads stays."""
+    a = _liveness_app(loop, server_host, stream_fps=100, stream_frame_bytes=32768)
+    stuck = connect(a.host, a.http_port)
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stuck.sendall(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+    stuck_port = stuck.getsockname()[1]
+    with requests.get(f"http://{a.host}:{a.http_port}/stream", stream=True, timeout=5) as r:
+        it = r.iter_content(65536)
+        gone = False
+        t_end = time.monotonic() + 20
+        while not gone and time.monotonic() < t_end:
+            next(it)
+            gone = not any(e.peer.endswith(f":{stuck_port}") for e in loop.registry())
+        assert gone, "the stuck viewer is still served"
+        next(it)  # the reading viewer is still served
+    stuck.close()
+    a.stop(500)
+
+
+# ---- stop ----
+
+
+def _viewer_to_eof(host: str, port: int, out: list[str]) -> socket.socket:
+    """An MJPEG viewer that reads until the server's FIN (a video player, an <img> tag), then closes."""
+    s = connect(host, port)
+    s.sendall(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+
+    def run() -> None:
+        data = b""
+        try:
+            s.settimeout(10)
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    out.append("eof" if data.endswith(b"0\r\n\r\n") else "short")
+                    break
+                data += chunk
+        except OSError as exc:
+            out.append(type(exc).__name__)
+        finally:
+            s.close()
+
+    threading.Thread(target=run, daemon=True).start()
+    return s
+
+
+def test_stop_is_fast_with_well_behaved_clients_and_forces_only_the_slowloris(
+    loop: Loop, server_host: str, backend: str
+) -> None:
+    """16 MJPEG viewers reading to EOF, 16 `websockets` clients answering the close, one slowloris: every viewer gets
+    its last chunk and a FIN (never an RST), every WebSocket 1001, and only the slowloris is forced. The stop ends
+    long before its deadline (compared with the deadline, not a wall-clock figure: bench/lifecycle_bench.py measures
+    the milliseconds)."""
+    deadline_ms = 5000
+    a = App(loop, server_host, echo_port=None, http_port=0, http_max_conns=40, stream_fps=30)
+    ends: list[str] = []
+    for _ in range(16):
+        _viewer_to_eof(a.host, a.http_port, ends)
+    stack = contextlib.ExitStack()
+    sockets_ws = [stack.enter_context(ws_connect(f"ws://{a.host}:{a.http_port}/ws", open_timeout=5)) for _ in range(16)]
+    codes: list[int | None] = []
+
+    def reader(ws: Any) -> None:
+        try:
+            while True:
+                ws.recv(timeout=10)
+        except ConnectionClosed as exc:
+            codes.append(exc.rcvd.code if exc.rcvd else None)
+        except TimeoutError:
+            codes.append(-1)
+
+    readers = [threading.Thread(target=reader, args=(w,)) for w in sockets_ws]
+    for r in readers:
+        r.start()
+    slow = connect(a.host, a.http_port)
+    slow.sendall(b"GET / HTTP/1.1\r\nHost")
+    assert wait_until(lambda: sum(e.long_lived for e in loop.registry()) == 32, 10)
+    before = loop.close_stats()
+    report = a.stop(deadline_ms=deadline_ms)
+    for r in readers:
+        r.join(10)
+    assert wait_until(lambda: len(ends) == 16, 10), ends
+    assert ends == ["eof"] * 16, ends
+    assert codes == [1001] * 16, codes
+    h = report.http
+    assert h.streams_ended == 16 and h.websockets_closed == 16, report
+    assert (h.graceful, h.forced) == (32, 1), report
+    assert h.elapsed_ms < deadline_ms, report  # nobody waited for the deadline
+    after = loop.close_stats()
+    assert after.reset_sent - before.reset_sent == 1, (before, after)  # the slowloris, nothing else
+    if backend == "lwip":
+        assert tcp_core.time_wait_count(a.http_port, backend) == 0
+        assert after.time_wait_reaped - before.time_wait_reaped >= 32 - (after.time_wait_kept - before.time_wait_kept)
+    slow.close()
+    stack.close()
+
+
+def test_stop_forces_clients_that_do_not_close_exactly_at_the_deadline(loop: Loop, server_host: str) -> None:
+    """Viewers that stopped reading cannot take their last chunk: they are reset at the deadline, counted forced."""
+    a = App(loop, server_host, echo_port=None, http_port=0, stream_fps=50, stream_frame_bytes=65536)
+    stuck = []
+    for _ in range(4):
+        s = connect(a.host, a.http_port)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.sendall(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+        stuck.append(s)
+    assert wait_until(lambda: sum(e.role == "stream" and e.queued > 0 for e in loop.registry()) == 4, 5)
+    before = loop.close_stats()
+    report = a.stop(deadline_ms=300)
+    assert (report.http.graceful, report.http.forced) == (0, 4), report
+    assert report.http.elapsed_ms >= 300, report  # it waited for them until the deadline, then reset them
+    assert loop.close_stats().reset_sent - before.reset_sent == 4
+    for s in stuck:
+        s.close()
+
+
+# ---- clients that wait for the server to close ----
+
+
+def _cli() -> list[str]:
+    exe = shutil.which("tcp-core")
+    return [exe] if exe else [sys.executable, "-m", "tcp_core.cli"]
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is installed by tools/setup.sh")
+@pytest.mark.parametrize("how", [["--http1.0"], ["--http1.1", "-H", "Connection: close"]], ids=["http1.0", "close"])
+def test_curl_reading_to_eof_gets_the_answer_and_a_fin(loop: Loop, server_host: str, how: list[str]) -> None:
+    """curl on a connection the server closes: the whole answer, then EOF at once. Before, nothing came after the
+    answer for 2 s and then an RST (curl: "Recv failure: Connection reset by peer", exit 56)."""
+    a = App(loop, server_host, echo_port=None, http_port=0)
+    before = loop.close_stats()
+    for _ in range(5):
+        out = subprocess.run(
+            ["curl", "-sS", "--max-time", "10", *how, f"http://{a.host}:{a.http_port}/api/status"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["backend"] == loop.backend
+    assert wait_until(lambda: not any(e.kind == "accepted" for e in loop.registry()), 5)
+    after = loop.close_stats()
+    assert after.fin_first - before.fin_first == 5 and after.reset_sent == before.reset_sent, (before, after)
+    a.stop(500)
+
+
+@pytest.mark.parametrize(
+    "request_line", [b"GET /api/status HTTP/1.0\r\n\r\n", b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"]
+)
+def test_raw_client_reusing_its_port_reads_to_eof_40_times(
+    loop: Loop, server_host: str, backend: str, request_line: bytes
+) -> None:
+    """A read-to-EOF loop (an Arduino `while (client.connected())`, `nc`) from one source port, as the issue's
+    report did (0 of 40 clean on lwIP): 40 clean answers, each ended by the server's FIN, and on lwIP no TIME-WAIT
+    left behind (each pcb freed once both FINs were in)."""
+    a = App(loop, server_host, echo_port=None, http_port=0)
+    source = (28000 if backend == "linux" else 29000) + a.http_port % 1000 + (0 if b"1.0" in request_line else 1)
+    for i in range(40):
+        s = None
+        for _ in range(400):  # the previous connection from this port may be in LAST-ACK for a round trip
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.settimeout(5)
+            try:
+                s.bind(("", source))
+                s.connect((a.host, a.http_port))
+                break
+            except OSError as exc:
+                s.close()
+                s = None
+                if exc.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL):
+                    raise
+                time.sleep(0.005)
+        assert s is not None, f"#{i}: source port {source} stayed busy"
+        s.sendall(request_line)
+        buf = b""
+        while True:
+            chunk = s.recv(65536)  # ConnectionResetError would fail the test: the server must not reset
+            if not chunk:
+                break
+            buf += chunk
+        s.close()
+        head, _, body = buf.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200") and b"Connection: close" in head, head
+        length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+        assert len(body) == length, f"#{i}: {len(body)} of {length} bytes"
+        # The next connect waits until the server has let go of this one (its TIME-WAIT pcb freed on lwIP): a SYN
+        # sent within the server's reaction time, before its loop has seen our FIN, still meets the pcb.
+        assert wait_until(lambda: not any(e.kind == "accepted" for e in loop.registry()), 5)
+    if backend == "lwip":
+        assert wait_until(lambda: tcp_core.time_wait_count(a.http_port, backend) == 0, 2)
+    a.stop(500)
+
+
+def test_soak_close_mode_reusing_one_source_port(loop: Loop, server_host: str, backend: str) -> None:
+    """`tcp-core soak --source-port P --close`: browser-like port reuse against a server that closes first (every
+    request says Connection: close and reads to EOF). Seed 001 in close mode: no stall, no reset, and on lwIP no
+    TIME-WAIT pcb left."""
+    a = App(loop, server_host, echo_port=None, http_port=0)
+    source = (30000 if backend == "linux" else 31000) + a.http_port % 1000
+    out = subprocess.run(
+        [
+            *_cli(),
+            *("soak", f"http://{a.host}:{a.http_port}/api/status", "-n", "200", "-i", "0.01"),
+            *("--source-port", str(source), "--close", "--stall", "2", "--json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    result = json.loads(out.stdout)
+    assert result["ok"] == 200 and result["failures"] == {}, result
+    assert wait_until(lambda: not any(e.kind == "accepted" for e in loop.registry()), 5)
+    stats = loop.close_stats()
+    assert stats.fin_first >= 200 and stats.reset_sent == 0, stats
+    if backend == "lwip":
+        assert tcp_core.time_wait_count(a.http_port, backend) == 0
+        assert stats.time_wait_reaped + stats.time_wait_kept == stats.fin_first
     a.stop(500)

@@ -49,7 +49,8 @@ def test_echo_exact_random_payloads(loop: Loop, server_host: str, size: int) -> 
 
 def test_slow_reader_keeps_memory_bounded(loop: Loop, server_host: str, backend: str) -> None:
     high_water = 64 * 1024
-    srv = Server(loop, server_host, 0, name="echo", high_water=high_water, low_water=16 * 1024)
+    # queue_max explicit: the device profile's default (32 KiB) is below this high water.
+    srv = Server(loop, server_host, 0, name="echo", high_water=high_water, low_water=16 * 1024, queue_max=1 << 20)
     payload = random.Random(7).randbytes(8 << 20)
     tcp_core.reset_alloc_peak(backend)
     base = tcp_core.alloc_stats(backend).bytes_in_use
@@ -293,9 +294,9 @@ def test_peer_first_close_leaves_time_wait_on_the_peer(loop: Loop, server_host: 
     class CloseAfterReply(Handler):
         def on_data(self, conn: tcp_core.Connection, data: bytes) -> None:
             conn.send(b"bye")
-            conn.close()  # the server's default policy: peer closes first
+            conn.close()  # the server's policy: peer closes first
 
-    srv = Server(loop, server_host, 0, handler=CloseAfterReply(), linger_ms=2000)
+    srv = Server(loop, server_host, 0, handler=CloseAfterReply(), linger_ms=2000, close_policy="peer_first")
     with connect(server_host, srv.port) as s:
         local_port = s.getsockname()[1]
         s.sendall(b"x")

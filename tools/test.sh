@@ -50,3 +50,11 @@ fi
 
 step "integration suite (pytest; backends: linux${IN_NS:+ and lwip})"
 "${IN_NS[@]}" env TC_REQUIRE_LWIP="${TC_REQUIRE_LWIP:-0}" $PY -m pytest "$@"
+
+# The same C built with the device's Kconfig default sizes (read buffer 4 KiB, high water 8 KiB, write queue 32 KiB,
+# 16 connections; tcp_core_build/build.py reads them from components/tcp_core/Kconfig): HTTP, WebSocket, MJPEG,
+# stop and the connection lifecycle on both backends, so nothing passes only thanks to the host's larger limits.
+step "device limits (Kconfig defaults): HTTP, WebSocket, MJPEG, TCP, stop, lifecycle, hostile clients (backends: linux${IN_NS:+ and lwip})"
+"${IN_NS[@]}" env TCP_CORE_LIMITS=device TC_REQUIRE_LWIP="${TC_REQUIRE_LWIP:-0}" $PY -m pytest \
+    host_tests/test_http.py host_tests/test_mjpeg.py host_tests/test_tcp.py host_tests/test_lifecycle.py \
+    host_tests/test_hostile.py "$@"

@@ -387,16 +387,35 @@ static void test_core_abort_after_all_acked(tc_loop_t *loop, srv_t *s, uint16_t 
 
 static void test_core_default_close(tc_loop_t *loop, srv_t *s, uint16_t port)
 {
-    /* TC_CLOSE_PEER_FIRST (the default): nothing is sent until the peer's FIN; then lwIP closes passively (LAST-ACK),
-     * so TIME-WAIT lands on the kernel peer and none is left in lwIP. */
+    /* TC_CLOSE_GRACEFUL (the default): the kernel peer sees the server's FIN at once (a client reading to EOF has its
+     * answer); when it closes in turn, the server frees its own TIME-WAIT pcb: nothing is left in lwIP. */
     int k = srv_connect(loop, s, port);
     k_send_all(k, "hello", 5);
-    char buf[8];
     long n = k_outcome(k, loop, 3000, NULL);
     CHECK(n == 5, "echo of hello: %ld", n);
-    (void)buf;
     int closes = s->closes;
     CHECK_RC(tc_conn_close_default(s->conn), TC_OK);
+    n = k_outcome(k, loop, 3000, NULL);
+    CHECK(n == 0, "after the default close the kernel peer saw %s, want FIN",
+          n == -EAGAIN ? "nothing" : strerror((int)-n));
+    CHECK(shutdown(k, SHUT_WR) == 0, "shutdown");
+    wait_close(loop, s, closes, 2000, "graceful");
+    CHECK(s->last_reason == TC_REASON_LOCAL, "close reason %d", s->last_reason);
+    wait_counts(port, 0, 0, 2000, "after the graceful close (TIME-WAIT freed)");
+    close(k);
+    printf("ok   default close (graceful): FIN at once, the TIME-WAIT pcb freed once the peer's FIN came\n");
+}
+
+static void test_core_peer_first_close(tc_loop_t *loop, srv_t *s, uint16_t port)
+{
+    /* TC_CLOSE_PEER_FIRST: nothing is sent until the peer's FIN; then lwIP closes passively (LAST-ACK), so TIME-WAIT
+     * lands on the kernel peer and none is left in lwIP. */
+    int k = srv_connect(loop, s, port);
+    k_send_all(k, "hello", 5);
+    long n = k_outcome(k, loop, 3000, NULL);
+    CHECK(n == 5, "echo of hello: %ld", n);
+    int closes = s->closes;
+    CHECK_RC(tc_conn_close(s->conn, TC_CLOSE_PEER_FIRST), TC_OK);
     n = k_outcome(k, loop, 150, NULL);
     CHECK(n == -EAGAIN, "peer-first sent something before the peer closed: %ld", n);
     CHECK(s->closes == closes, "peer-first closed before the peer did");
@@ -408,7 +427,7 @@ static void test_core_default_close(tc_loop_t *loop, srv_t *s, uint16_t port)
           n == -EAGAIN ? "nothing" : strerror((int)-n));
     wait_counts(port, 0, 0, 2000, "after peer-first close");
     close(k);
-    printf("ok   default close (peer first): FIN only after the peer's, no TIME-WAIT pcb on lwIP\n");
+    printf("ok   peer-first close: FIN only after the peer's, no TIME-WAIT pcb on lwIP\n");
 }
 
 static void test_core_linger_deadline(tc_loop_t *loop, srv_t *s, uint16_t port, uint32_t linger_ms)
@@ -417,7 +436,7 @@ static void test_core_linger_deadline(tc_loop_t *loop, srv_t *s, uint16_t port, 
     int k = srv_connect(loop, s, port);
     int closes = s->closes;
     uint64_t t0 = tc_now_ms();
-    CHECK_RC(tc_conn_close_default(s->conn), TC_OK);
+    CHECK_RC(tc_conn_close(s->conn, TC_CLOSE_PEER_FIRST), TC_OK);
     wait_close(loop, s, closes, (int)linger_ms + 2000, "linger deadline");
     uint64_t took = tc_now_ms() - t0;
     CHECK(s->last_reason == TC_REASON_LINGER, "close reason %d, want TC_REASON_LINGER", s->last_reason);
@@ -694,6 +713,7 @@ int main(void)
     test_echo_1mib(loop, &s, port, &k);
     test_core_abort_after_all_acked(loop, &s, port, k);
     test_core_default_close(loop, &s, port);
+    test_core_peer_first_close(loop, &s, port);
     test_core_linger_deadline(loop, &s, port, cfg.conn.linger_ms);
 
     tc_stop_report_t rep;

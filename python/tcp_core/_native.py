@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,8 +51,10 @@ def load(backend: str) -> Native:
         return _loaded[backend]
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    # TCP_CORE_LIMITS=device: the same C built with the device's Kconfig default sizes (tcp_core_build/build.py).
+    suffix = "_device" if os.environ.get("TCP_CORE_LIMITS") == "device" else ""
     try:
-        mod = importlib.import_module(f"tcp_core._tcp_core_{backend}")
+        mod = importlib.import_module(f"tcp_core._tcp_core_{backend}{suffix}")
     except ImportError as exc:
         hint = " (install liblwip-dev and reinstall: pip install -e .)" if backend == "lwip" else ""
         raise ImportError(f"tcp_core backend {backend!r} is not built{hint}: {exc}") from exc

@@ -83,6 +83,9 @@ class App:
         body_min_rate: int | None = None,
         body_grace_ms: int | None = None,
         upload_max: int | None = None,
+        ws_ping_ms: int | None = None,
+        ws_pong_timeout_ms: int | None = None,
+        sse_heartbeat_ms: int | None = None,
         captive: Literal["off", "portal", "online"] = "off",
         dns_port: int | None = None,
         dns_answer: str | None = None,
@@ -130,6 +133,10 @@ class App:
             cfg.http_body_grace_ms = body_grace_ms
         if upload_max is not None:
             cfg.upload_max = upload_max
+        # Liveness of long-lived sessions (None: the C defaults, 20 s ping, 10 s pong deadline, 15 s SSE heartbeat).
+        cfg.ws_ping_ms = ws_ping_ms or 0
+        cfg.ws_pong_timeout_ms = ws_pong_timeout_ms or 0
+        cfg.sse_heartbeat_ms = sse_heartbeat_ms or 0
         modes = {"off": lib.TC_CAPTIVE_OFF, "portal": lib.TC_CAPTIVE_PORTAL, "online": lib.TC_CAPTIVE_ONLINE}
         if captive not in modes:
             raise ValueError(f"captive must be one of {', '.join(modes)}, not {captive!r}")

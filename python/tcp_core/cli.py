@@ -45,6 +45,9 @@ def _frame_bytes(text: str) -> int:
 
 
 def _make_loop(args: argparse.Namespace) -> Loop:
+    if getattr(args, "host", "") is None:
+        # 127.0.0.1 inside lwIP is lwIP's own loopback, unreachable from the namespace: listen on its TAP address.
+        args.host = args.address.partition("/")[0] if args.backend == "lwip" and args.address else "127.0.0.1"
     if args.backend == "lwip":
         return Loop("lwip", tap=args.tap, address=args.address, gateway=args.gateway)
     if args.tap or args.address:
@@ -183,6 +186,7 @@ def cmd_soak(args: argparse.Namespace) -> int:
             timeout_s=args.timeout,
             source_port=args.source_port,
             pool_size=args.pool,
+            close_mode=args.close,
             progress=not args.json and not args.quiet,
         )
     except ValueError as exc:
@@ -248,7 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the device's services on this host")
-    serve.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    serve.add_argument(
+        "--host", help="listen address (default 127.0.0.1; with --backend lwip the --address, lwIP's own address)"
+    )
     serve.add_argument("--echo-port", type=int, default=3333, help="TCP echo port (default 3333; 0 any, -1 off)")
     serve.add_argument("--http-port", type=int, default=8080, help="HTTP service port (default 8080; 0 any, -1 off)")
     serve.add_argument("--connect", metavar="HOST:PORT", help="also run a TCP client that echoes and reconnects")
@@ -305,6 +311,12 @@ def build_parser() -> argparse.ArgumentParser:
     soak.add_argument("--timeout", type=float, default=5.0, help="whole-exchange timeout in seconds (5)")
     soak.add_argument("--source-port", type=_port, help="browser-like: reuse this source port while the OS allows")
     soak.add_argument("--pool", type=int, default=64, help="source ports to move through when refused (64)")
+    soak.add_argument(
+        "--close",
+        action="store_true",
+        help="close mode: ask the server to close (Connection: close) and read until its FIN before closing, as "
+        "HTTP/1.0 tools and read-to-EOF clients do (the server then closes first)",
+    )
     soak.add_argument("--json", action="store_true", help="one JSON object instead of text")
     soak.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     soak.set_defaults(func=cmd_soak)

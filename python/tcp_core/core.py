@@ -97,6 +97,19 @@ def time_wait_count(local_port: int = 0, backend: str = "linux") -> int:
     return native.check(native.lib.tc_sock_time_wait_count(local_port), "time_wait_count")
 
 
+@dataclass(frozen=True)
+class CloseStats:
+    """How a loop's TCP connections ended (tc_close_stats_t): FIN first from this side, from the peer, RSTs sent and
+    received, and of this side's FIN-first closes the TIME-WAIT pcbs freed (lwIP) or left to the stack."""
+
+    fin_first: int
+    peer_first: int
+    reset_sent: int
+    reset_received: int
+    time_wait_reaped: int
+    time_wait_kept: int
+
+
 def reset_alloc_peak(backend: str = "linux") -> None:
     """Start a new peak measurement (AllocStats.bytes_peak) from the bytes in use now."""
     load(backend).lib.tc_alloc_reset_peak()
@@ -264,6 +277,15 @@ class Loop:
         self._jobs.add(job)
         self._native.check(self._native.lib.tc_loop_post(self.ptr, self._native.lib.tcpy_post_cb, job.handle))
         self._jobs = {j for j in self._jobs if not j.done.is_set()}
+
+    def close_stats(self) -> CloseStats:
+        """How this loop's connections ended so far (tc_registry_close_stats())."""
+        ffi, lib = self._native.ffi, self._native.lib
+        st = ffi.new("tc_close_stats_t *")
+        self.call(lambda: lib.tc_registry_close_stats(self._ptr, st))
+        return CloseStats(
+            st.fin_first, st.peer_first, st.reset_sent, st.reset_received, st.time_wait_reaped, st.time_wait_kept
+        )
 
     def registry(self) -> list[SockInfo]:
         """A snapshot of every tracked socket of this loop, oldest first."""
@@ -437,6 +459,8 @@ def _conn_config(native: Native, c: Any, opts: dict[str, Any]) -> None:
             setattr(c, key, int(opts[key]))
     if opts.get("nodelay") is not None:
         c.nodelay = bool(opts["nodelay"])
+    if opts.get("keep_time_wait") is not None:
+        c.keep_time_wait = bool(opts["keep_time_wait"])
     if opts.get("close_policy") is not None:
         c.close_policy = _policy(native, opts["close_policy"])
 
@@ -516,6 +540,7 @@ class Server(_Endpoint):
         queue_max: int | None = None,
         nodelay: bool | None = None,
         keepalive_s: int | None = None,
+        keep_time_wait: bool | None = None,
     ) -> None:
         super().__init__(loop, handler, name)
         native = loop.native
@@ -604,6 +629,7 @@ class Client(_Endpoint):
         queue_max: int | None = None,
         nodelay: bool | None = None,
         keepalive_s: int | None = None,
+        keep_time_wait: bool | None = None,
     ) -> None:
         super().__init__(loop, handler, name)
         native = loop.native

@@ -153,8 +153,12 @@ def one_request(
     timeout_s: float,
     pool: _PortPool | None,
     payload: bytes,
+    close_mode: bool = False,
 ) -> tuple[str | None, float, str]:
-    """One exchange on a new connection. Returns (failure class or None, latency in ms, detail)."""
+    """One exchange on a new connection. Returns (failure class or None, latency in ms, detail).
+
+    close_mode: the request asks the server to close (HTTP: Connection: close) and the client reads until the
+    server's FIN before it closes, so the server closes first (HTTP/1.0 tools, read-to-EOF loops)."""
     t0 = time.monotonic()
     family = socket.AF_INET6 if ":" in target.host else socket.AF_INET
     sock: socket.socket | None = None
@@ -186,7 +190,9 @@ def one_request(
         deadline = t0 + timeout_s
         if target.http_path is not None:
             host = f"[{target.host}]" if ":" in target.host else target.host
-            req = f"GET {target.http_path} HTTP/1.1\r\nHost: {host}:{target.port}\r\nUser-Agent: tcp-core-soak\r\n\r\n"
+            conn = "Connection: close\r\n" if close_mode else ""
+            req = f"GET {target.http_path} HTTP/1.1\r\nHost: {host}:{target.port}\r\nUser-Agent: tcp-core-soak\r\n"
+            req += conn + "\r\n"
             sock.sendall(req.encode())
             sock.settimeout(stall_s)
             first = sock.recv(1, socket.MSG_PEEK)
@@ -199,6 +205,8 @@ def one_request(
             got = sock.recv(65536)
             if not got:
                 raise ConnectionResetError("closed without answering")
+        if close_mode:
+            _read_to_eof(sock, deadline)
         return None, (time.monotonic() - t0) * 1000, ""
     except TimeoutError as exc:
         elapsed = time.monotonic() - t0
@@ -208,6 +216,14 @@ def one_request(
         return _fail(exc, t0)
     finally:
         sock.close()  # the client closes first, as a browser does: TIME-WAIT lands here
+
+
+def _read_to_eof(sock: socket.socket, deadline: float) -> None:
+    """Read and discard until the server's FIN (bounded by the exchange deadline); an RST raises an error."""
+    while True:
+        sock.settimeout(max(0.001, deadline - time.monotonic()))
+        if not sock.recv(65536):
+            return
 
 
 def _fail(exc: BaseException, t0: float) -> tuple[str, float, str]:
@@ -236,6 +252,7 @@ def run(
     pool_size: int = 64,
     payload: bytes = b"ping",
     progress: bool = False,
+    close_mode: bool = False,
 ) -> SoakResult:
     """Run the soak and return its result (no printing except the optional progress bar on stderr)."""
     target = Target.parse(target_text)
@@ -259,7 +276,7 @@ def run(
             wait = t_start + i * interval_s - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
-            cls, ms, detail = one_request(target, i, stall_s, timeout_s, pool, payload)
+            cls, ms, detail = one_request(target, i, stall_s, timeout_s, pool, payload, close_mode)
             with lock:
                 if cls is None:
                     result.ok += 1

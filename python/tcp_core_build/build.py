@@ -2,6 +2,10 @@
 
     _tcp_core_linux   portable core + port/linux/tc_sock.c (kernel sockets)
     _tcp_core_lwip    portable core + port/lwip/tc_sock.c (upstream lwIP over TAP, needs liblwip-dev)
+    _tcp_core_linux_device, _tcp_core_lwip_device
+                      the same with the device's limits: every numeric default of components/tcp_core/Kconfig that
+                      include/tc_config.h reads, defined as the CONFIG_TCP_CORE_* macro a device build would have
+                      (read buffer 4 KiB, high water 8 KiB, queue 32 KiB, ...). TCP_CORE_LIMITS=device selects them.
 
 Extra C flags come from TCP_CORE_CFLAGS (e.g. "-O0 -g"); the core is always built with -Wall -Wextra -Werror.
 """
@@ -9,6 +13,7 @@ Extra C flags come from TCP_CORE_CFLAGS (e.g. "-O0 -g"); the core is always buil
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -76,7 +81,26 @@ static const char *tcpy_console_prompt(void) { return TC_CONSOLE_PROMPT; }
 """
 
 
-def _make_ffi(module: str, backend: str) -> FFI:
+def kconfig_defaults() -> list[tuple[str, str]]:
+    """The Kconfig defaults a device build gets, for the macros tc_config.h reads: [("CONFIG_TCP_CORE_X", "N")].
+
+    Read from components/tcp_core/Kconfig itself (an unconditional numeric `default` of each `config`), so the
+    device profile cannot drift from the menu."""
+    wanted = set(re.findall(r"CONFIG_TCP_CORE_[A-Z0-9_]+\b", (COMPONENT / "include" / "tc_config.h").read_text()))
+    out: dict[str, str] = {}
+    name = ""
+    for line in (COMPONENT / "Kconfig").read_text().splitlines():
+        words = line.split()
+        if len(words) == 2 and words[0] == "config":
+            name = "CONFIG_" + words[1]
+        elif name and len(words) == 2 and words[0] == "default" and words[1].isdigit() and name not in out:
+            out[name] = words[1]
+    if name := ",".join(sorted(wanted - set(out) - {"CONFIG_TCP_CORE_CLOSE_POLICY"})):
+        raise SystemExit(f"tcp_core: no numeric Kconfig default for {name}")
+    return sorted((k, v) for k, v in out.items() if k in wanted)
+
+
+def _make_ffi(module: str, backend: str, device: bool = False) -> FFI:
     ffi = FFI()
     ffi.cdef((HERE / "cdefs.h").read_text())
     sources = [*portable_sources(), os.path.relpath(COMPONENT / "port" / backend / "tc_sock.c", ROOT)]
@@ -93,7 +117,7 @@ def _make_ffi(module: str, backend: str) -> FFI:
         PREAMBLE,
         sources=sources,
         include_dirs=include_dirs,
-        define_macros=[("_GNU_SOURCE", None)],
+        define_macros=[("_GNU_SOURCE", None), *(kconfig_defaults() if device else [])],
         extra_compile_args=cflags,
         extra_link_args=ldflags,
         libraries=libraries,
@@ -103,3 +127,5 @@ def _make_ffi(module: str, backend: str) -> FFI:
 
 ffi_linux = _make_ffi("tcp_core._tcp_core_linux", "linux")
 ffi_lwip = _make_ffi("tcp_core._tcp_core_lwip", "lwip") if lwip_available()[0] else None
+ffi_linux_device = _make_ffi("tcp_core._tcp_core_linux_device", "linux", device=True)
+ffi_lwip_device = _make_ffi("tcp_core._tcp_core_lwip_device", "lwip", device=True) if lwip_available()[0] else None

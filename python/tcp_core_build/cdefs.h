@@ -78,6 +78,15 @@ typedef struct {
 } tc_sock_info_t;
 const char *tc_role_name(unsigned role);
 int tc_role_is_long_lived(unsigned role);
+typedef struct {
+    uint32_t fin_first;
+    uint32_t peer_first;
+    uint32_t reset_sent;
+    uint32_t reset_received;
+    uint32_t time_wait_reaped;
+    uint32_t time_wait_kept;
+} tc_close_stats_t;
+void tc_registry_close_stats(const tc_loop_t *loop, tc_close_stats_t *out);
 uint32_t tc_registry_count(const tc_loop_t *loop);
 uint32_t tc_registry_snapshot(const tc_loop_t *loop, tc_sock_info_t *out, uint32_t cap);
 
@@ -103,6 +112,7 @@ typedef struct {
     uint32_t linger_ms;
     bool nodelay;
     int keepalive_s;
+    bool keep_time_wait;
 } tc_conn_config_t;
 typedef struct {
     const char *host;
@@ -202,6 +212,9 @@ typedef struct {
     uint32_t http_body_min_rate;
     uint32_t http_body_grace_ms;
     uint64_t upload_max;
+    uint32_t ws_ping_ms;
+    uint32_t ws_pong_timeout_ms;
+    uint32_t sse_heartbeat_ms;
     uint32_t stream_fps;
     uint32_t stream_frame_bytes;
     uint32_t events_ms;

@@ -52,6 +52,9 @@ typedef struct {
     uint32_t http_body_grace_ms; /**< its grace period and window, 0 = TC_HTTP_DEFAULT_CONFIG()'s */
     uint64_t upload_max;       /**< body limit of POST/PUT /api/upload (taken in pieces, answered with its byte count
                                     and CRC-32; "?slow=MS" pauses MS ms after each piece), 0 = no limit */
+    uint32_t ws_ping_ms;       /**< WebSocket ping interval, 0 = TC_HTTP_DEFAULT_CONFIG()'s */
+    uint32_t ws_pong_timeout_ms; /**< WebSocket pong deadline, 0 = TC_HTTP_DEFAULT_CONFIG()'s */
+    uint32_t sse_heartbeat_ms; /**< SSE heartbeat interval, 0 = TC_HTTP_DEFAULT_CONFIG()'s */
     uint32_t stream_fps;       /**< frames per second of the demo MJPEG stream (0 = 10, at most 1000): frame k is
                                     due at ceil(k * 1000 / stream_fps) ms of the loop's clock (tc_loop_now(), the
                                     monotonic clock), the same instants for every viewer; a viewer that is not

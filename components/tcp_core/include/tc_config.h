@@ -56,6 +56,12 @@
 #define TC_CFG_LINGER_MS 2000 /* how long a closing connection may wait for its peer before it is aborted */
 #endif
 
+#ifdef CONFIG_TCP_CORE_CLOSE_POLICY
+#define TC_CFG_CLOSE_POLICY CONFIG_TCP_CORE_CLOSE_POLICY
+#else
+#define TC_CFG_CLOSE_POLICY 0 /* tc_close_policy_t: 0 graceful (FIN first, TIME-WAIT freed), 1 peer-first, 2 abort */
+#endif
+
 #ifdef CONFIG_TCP_CORE_CONNECT_TIMEOUT_MS
 #define TC_CFG_CONNECT_TIMEOUT_MS CONFIG_TCP_CORE_CONNECT_TIMEOUT_MS
 #else

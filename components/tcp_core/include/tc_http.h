@@ -52,7 +52,9 @@ typedef struct {
                                       whatever was least recently active. TC_FULL_REFUSE: RST the newcomer */
     uint32_t overflow_max;       /**< newcomers being answered 503 at once, at most (then RST) */
     uint32_t retry_after_s;      /**< Retry-After of that 503 */
-    uint32_t idle_timeout_ms;    /**< keep-alive connections with no request close after this */
+    uint32_t idle_timeout_ms;    /**< keep-alive connections with no request close after this. WebSockets, SSE and
+                                      streams are exempt: pings with a pong deadline keep WebSockets, heartbeats SSE,
+                                      and a stream whose queued bytes have not moved for this long is ended */
     uint32_t head_timeout_ms;    /**< a request head must be complete this long after its first byte (408) */
     uint32_t max_uri;            /**< request-target bytes (414 beyond) */
     uint32_t max_head;           /**< request head bytes (431 beyond) */
@@ -63,8 +65,12 @@ typedef struct {
                                       body_grace_ms after the first one (408 and close below); 0 = no rule */
     uint32_t body_grace_ms;      /**< the first window (no rule) and the length of every later one */
     uint32_t ws_max_message;     /**< WebSocket message bytes (close 1009 beyond) */
-    uint32_t ws_ping_ms;         /**< WebSocket keepalive ping interval, 0 = none */
-    tc_close_policy_t close_policy; /**< how the server closes; peer-first keeps TIME-WAIT off the device */
+    uint32_t ws_ping_ms;         /**< WebSocket liveness: a ping after this long without one outstanding, 0 = none */
+    uint32_t ws_pong_timeout_ms; /**< a WebSocket that answers nothing this long after a ping is dead: closed
+                                      without a close frame (its peer and its callback see 1006) */
+    uint32_t sse_heartbeat_ms;   /**< an SSE stream silent this long gets a comment line (": \n\n"), 0 = none */
+    tc_close_policy_t close_policy; /**< how the server closes after a "close" response: graceful (FIN at once,
+                                         lingering drain, TIME-WAIT freed on lwIP) */
     uint32_t linger_ms;          /**< wait for the peer's FIN at most this long before RST */
     const char *name;            /**< registry label (not copied) */
 } tc_http_config_t;
@@ -72,10 +78,10 @@ typedef struct {
 #define TC_HTTP_DEFAULT_CONFIG()                                                                           \
     {                                                                                                      \
         .host = "0.0.0.0", .port = 80, .max_conns = 16, .when_full = TC_FULL_EVICT_IDLE, .overflow_max = 2,        \
-        .retry_after_s = 2, .idle_timeout_ms = 10000, .head_timeout_ms = 5000,   \
-        .max_uri = 512, .max_head = 4096, .max_headers = 32, .max_body = 64 * 1024, .body_min_rate = 1024,       \
-        .body_grace_ms = 10000, .ws_max_message = 16384,                                                       \
-        .ws_ping_ms = 20000, .close_policy = TC_CLOSE_PEER_FIRST, .linger_ms = 2000, .name = "http",        \
+        .retry_after_s = 2, .idle_timeout_ms = 10000, .head_timeout_ms = 5000, .max_uri = 512, .max_head = 4096,   \
+        .max_headers = 32, .max_body = 64 * 1024, .body_min_rate = 1024, .body_grace_ms = 10000,                   \
+        .ws_max_message = 16384, .ws_ping_ms = 20000, .ws_pong_timeout_ms = 10000, .sse_heartbeat_ms = 15000,      \
+        .close_policy = TC_CLOSE_GRACEFUL, .linger_ms = 2000, .name = "http",                                       \
     }
 
 /**

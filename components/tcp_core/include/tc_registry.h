@@ -92,6 +92,23 @@ const char *tc_role_name(unsigned role);
  */
 int tc_role_is_long_lived(unsigned role);
 
+/**
+ * How the loop's TCP connections ended, since the loop was made. Server-initiated closes send FIN at once and drain
+ * the peer until its FIN (RFC 9112 9.6); the TIME-WAIT this leaves is freed where it harms (lwIP, seed 001).
+ */
+typedef struct {
+    uint32_t fin_first;        /**< closes this side began with its FIN (graceful, after flushing) */
+    uint32_t peer_first;       /**< connections whose peer sent its FIN first (no TIME-WAIT on this side) */
+    uint32_t reset_sent;       /**< connections ended with an RST from this side (abort, deadline, eviction) */
+    uint32_t reset_received;   /**< connections the peer reset (or that broke) */
+    uint32_t time_wait_reaped; /**< of fin_first: TIME-WAIT pcbs freed once both FINs were exchanged (lwIP) */
+    uint32_t time_wait_kept;   /**< of fin_first: TIME-WAIT left to the stack (Linux handles port reuse; lwIP only
+                                    when asked to keep it, or our FIN stayed unacknowledged) */
+} tc_close_stats_t;
+
+/** @brief Copy the loop's close counters. Loop thread only. */
+void tc_registry_close_stats(const tc_loop_t *loop, tc_close_stats_t *out);
+
 /** @brief Visitor for tc_registry_foreach(); return nonzero to stop early. */
 typedef int (*tc_registry_cb)(const tc_sock_info_t *info, void *user);
 

@@ -163,6 +163,25 @@ int tc_sock_close(int fd);
  */
 int tc_sock_abort(int fd);
 
+/**
+ * @brief Close a connection after both FINs (ours sent by tc_sock_shutdown_write(), the peer's seen as a receive of
+ * 0), leaving no TIME-WAIT state here on stacks where it harms. Never sends RST. The descriptor is gone afterwards.
+ *
+ * lwIP keeps the active closer's pcb in TIME-WAIT for 2 x MSL and ignores the RST of a client that reuses its source
+ * port meanwhile (RFC 1337): the new connection stalls (seed 001). With both FINs exchanged nothing is left to
+ * deliver, and tcp_abort() of a TIME-WAIT pcb frees it without sending anything, so the lwIP backends free it. When
+ * the FINs crossed (simultaneous close), lwIP detaches the pcb from the socket by itself as the FIN is read, and it
+ * reaches TIME-WAIT only when the ACK of ours arrives: it is then found by peer and local_port and freed from the
+ * stack's own thread once it gets there (bounded: a few retries over ~100 ms). Linux answers a reused port in
+ * TIME-WAIT correctly (RFC 6191): a plain close there.
+ * @param fd          the connection
+ * @param peer        its peer's address (finds a pcb the stack detached); may be NULL
+ * @param local_port  its local port, 0 when unknown
+ * @return 1 when a TIME-WAIT pcb was freed or will be shortly, 0 when closed plainly (the stack keeps whatever state
+ *         it has), or an error
+ */
+int tc_sock_close_reap(int fd, const tc_addr_t *peer, uint16_t local_port);
+
 /** @brief Local address of a socket; @return TC_OK or an error. */
 int tc_sock_local_addr(int fd, tc_addr_t *out);
 

@@ -16,10 +16,13 @@
  *
  * Close policies and TIME-WAIT. The side that sends the first FIN keeps the TIME-WAIT state for 2 x MSL. On lwIP a
  * TIME-WAIT pcb ignores the RST of a client that reuses its source port (RFC 1337), so a server that closes first
- * stalls browsers ("stops answering after a minute", seed 001). TC_CLOSE_PEER_FIRST flushes, then waits for the
- * peer's FIN and only then closes, so TIME-WAIT lands on the peer; a peer that has not closed by the linger deadline
- * is aborted with RST, which leaves no TIME-WAIT anywhere. TC_CLOSE_ABORT sends RST at once (tc_sock_abort(): a real
- * RST on every backend, not lwIP's SO_LINGER {1, 0}, which sends FIN when everything was acknowledged).
+ * and keeps TIME-WAIT stalls browsers ("stops answering after a minute", seed 001). TC_CLOSE_GRACEFUL (the default)
+ * is the lingering close of RFC 9112 9.6: flush, send FIN at once (a client reading to EOF has its answer), read and
+ * discard until the peer's FIN (closing with unread input would answer RST and could destroy the answer), then free
+ * this side's TIME-WAIT pcb (tc_sock_close_reap(): lwIP frees a TIME-WAIT pcb without sending anything); a peer that
+ * has not closed by linger_ms is reset. TC_CLOSE_PEER_FIRST waits for the peer's FIN before sending anything.
+ * TC_CLOSE_ABORT sends RST at once (tc_sock_abort(): a real RST on every backend, not lwIP's SO_LINGER {1, 0}, which
+ * sends FIN when everything was acknowledged). tc_registry_close_stats() counts how connections ended.
  *
  * Example:
  *     tc_server_config_t cfg = TC_SERVER_DEFAULT_CONFIG();
@@ -55,9 +58,10 @@ typedef enum {
 
 /** How a connection is closed. */
 typedef enum {
-    TC_CLOSE_GRACEFUL = 0, /**< flush, FIN, discard input until the peer's FIN (linger_ms, then RST); this side
-                                keeps TIME-WAIT */
-    TC_CLOSE_PEER_FIRST,   /**< flush, wait for the peer's FIN up to linger_ms, then close; RST at the deadline */
+    TC_CLOSE_GRACEFUL = 0, /**< the default: flush, FIN at once, discard input until the peer's FIN (linger_ms,
+                                then RST), then free this side's TIME-WAIT where it harms (lwIP) */
+    TC_CLOSE_PEER_FIRST,   /**< flush, wait for the peer's FIN up to linger_ms, then close; RST at the deadline. Only
+                                for peers known to close by themselves: one reading to EOF gets an RST instead */
     TC_CLOSE_ABORT,        /**< RST now, drop the queue */
 } tc_close_policy_t;
 
@@ -106,19 +110,24 @@ typedef void (*tc_conn_cb)(tc_conn_t *conn, tc_event_t ev, const void *data, siz
 typedef struct {
     size_t high_water;       /**< stop reading above this many queued output bytes */
     size_t low_water;        /**< resume reading (TC_EV_DRAINED) at or below this */
-    size_t queue_max;        /**< tc_conn_send() refuses past this (TC_ELIMIT) */
+    size_t queue_max;        /**< tc_conn_send() refuses past this (TC_ELIMIT); tc_conn_sendv() lets one larger
+                                  message through when the queue is at or below low_water */
     uint32_t idle_timeout_ms; /**< close after this long without traffic (0 = never); RST under peer-first */
     tc_close_policy_t close_policy; /**< policy for closes this side starts (idle, stop, tc_conn_close default) */
     uint32_t linger_ms;      /**< flush / wait-for-peer deadline of graceful and peer-first closes */
     bool nodelay;            /**< TCP_NODELAY (true: small writes leave at once) */
     int keepalive_s;         /**< TCP keepalive idle seconds, 0 = off */
+    bool keep_time_wait;     /**< true: leave the TIME-WAIT of a close this side began to the stack (the naive
+                                  server of seed 001, for tests and benchmarks); false (default): free it on lwIP */
 } tc_conn_config_t;
 
 #define TC_CONN_DEFAULT_CONFIG()                                                                              \
     {                                                                                                         \
         .high_water = TC_CFG_WRITE_HIGH_WATER, .low_water = TC_CFG_WRITE_LOW_WATER,                             \
         .queue_max = TC_CFG_WRITE_QUEUE_MAX, .idle_timeout_ms = TC_CFG_IDLE_TIMEOUT_MS,                         \
-        .close_policy = TC_CLOSE_PEER_FIRST, .linger_ms = TC_CFG_LINGER_MS, .nodelay = true, .keepalive_s = 0, \
+        .close_policy = (tc_close_policy_t)TC_CFG_CLOSE_POLICY, .linger_ms = TC_CFG_LINGER_MS, .nodelay = true, \
+        .keepalive_s = 0,                                                                                     \
+        .keep_time_wait = false,                                                                              \
     }
 
 /** TCP server settings; start from TC_SERVER_DEFAULT_CONFIG(). */

@@ -602,6 +602,9 @@ int tc_app_start(tc_loop_t *loop, const tc_app_config_t *cfg, tc_app_t **out)
         if (cfg->http_body_grace_ms) {
             h.body_grace_ms = cfg->http_body_grace_ms;
         }
+        h.ws_ping_ms = cfg->ws_ping_ms ? cfg->ws_ping_ms : h.ws_ping_ms;
+        h.ws_pong_timeout_ms = cfg->ws_pong_timeout_ms ? cfg->ws_pong_timeout_ms : h.ws_pong_timeout_ms;
+        h.sse_heartbeat_ms = cfg->sse_heartbeat_ms ? cfg->sse_heartbeat_ms : h.sse_heartbeat_ms;
         rc = tc_http_start(loop, &h, &app->http);
         if (rc == TC_OK) {
             tc_http_route(app->http, TC_HTTP_GET, "/", page_index, app);

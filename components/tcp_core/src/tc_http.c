@@ -54,7 +54,8 @@ struct tc_ws {
     uint8_t close_received;
     uint8_t opened;
     tc_ws_utf8_t utf8;
-    uint64_t last_ping;
+    uint64_t last_ping; /* loop ms of the last ping sent */
+    uint8_t awaiting_pong; /* a ping is outstanding: any frame from the peer answers it */
     uint16_t close_code;
 };
 
@@ -98,6 +99,7 @@ struct tc_http_req {
     tc_http_produce_cb produce;
     void *produce_user;
     tc_timer_t stream_timer;
+    uint64_t last_write;    /* loop ms of the last part written (SSE heartbeats) */
     uint8_t stream_waiting; /* waiting for TC_EV_DRAINED */
 };
 
@@ -504,6 +506,7 @@ int tc_http_stream(tc_http_req_t *req, tc_http_stream_kind_t kind, const char *c
     tc_conn_set_role(req->hc->c, kind == TC_HTTP_STREAM_SSE ? TC_ROLE_SSE : TC_ROLE_STREAM);
     tc_conn_set_reading(req->hc->c, 1); /* to see the viewer leave */
     tc__timer_init(req->h->loop, &req->stream_timer, stream_timer_cb, req);
+    req->last_write = tc_loop_now(req->h->loop);
     stream_kick(req);
     return TC_OK;
 }
@@ -558,7 +561,11 @@ int tc_http_stream_write(tc_http_req_t *req, const void *data, size_t len)
         m[k++] = (tc_buf_t){data, len};
         m[k++] = (tc_buf_t){"\r\n", 2};
     }
-    return tc_conn_sendv(c, m, k);
+    int rc = tc_conn_sendv(c, m, k);
+    if (rc == TC_OK) {
+        req->last_write = tc_loop_now(req->h->loop); /* SSE heartbeats count from the last part sent */
+    }
+    return rc;
 }
 
 /* ---- requests ---- */
@@ -1135,13 +1142,13 @@ static int ws_send_frame(tc_ws_t *ws, int opcode, const void *data, size_t len)
     return tc_conn_sendv(ws->hc->c, m, 2);
 }
 
-/* The TCP close after a WebSocket close. RFC 6455 7.1.1 has the server close first, so it (not the client) keeps
- * TIME-WAIT, and clients (and Autobahn) wait for that FIN: in normal operation the device does. During a stop the
- * close frames have been exchanged and the memory is wanted back: reset instead, which leaves no TIME-WAIT. */
+/* The TCP close after a WebSocket close. RFC 6455 7.1.1 has the server close the TCP connection first, and clients
+ * (and Autobahn) wait for that FIN: send it at once, drain until the client's FIN, then free the TIME-WAIT this
+ * leaves (the graceful close does that on lwIP). The same during a stop: an RST would be counted as forced. */
 static void ws_tcp_close(hconn_t *hc)
 {
     hc->state = HC_DONE;
-    tc_conn_close(hc->c, HC_HTTP(hc)->stopping ? TC_CLOSE_ABORT : TC_CLOSE_GRACEFUL);
+    tc_conn_close(hc->c, TC_CLOSE_GRACEFUL);
 }
 
 static void ws_fail(tc_ws_t *ws, uint16_t code)
@@ -1246,6 +1253,7 @@ static void ws_input(hconn_t *hc)
         uint8_t *payload = (uint8_t *)hc->buf + n;
         tc_ws_unmask(payload, plen, f.mask, 0);
         uint8_t open_opcode = ws->msg_opcode; /* before the check updates it */
+        ws->awaiting_pong = 0;                 /* the peer is alive */
         int code = tc_ws_frame_check(&ws->msg_opcode, &f);
         if (code) {
             ws_fail(ws, (uint16_t)code);
@@ -1256,7 +1264,7 @@ static void ws_input(hconn_t *hc)
                 ws_send_frame(ws, TC_WS_OP_PONG, payload, plen);
             }
         } else if (f.opcode == TC_WS_OP_PONG) {
-            /* keepalive answered; activity already counted by the connection */
+            /* liveness answered (any frame does, below) */
         } else if (f.opcode == TC_WS_OP_CLOSE) {
             uint16_t rcode = 1005;
             int cc = tc_ws_parse_close(payload, plen, &rcode);
@@ -1434,8 +1442,15 @@ static void http_conn_cb(tc_conn_t *c, tc_event_t ev, const void *data, size_t l
             h->report.websockets_closed++;
             tc_ws_close(hc->ws, 1001, "going away");
             break;
+        case HC_IDLE:
+            /* Idle keep-alive: nothing in flight. Our FIN tells the client at once; the lingering close waits for
+             * its FIN (bounded by the stop's deadline) and frees the TIME-WAIT. */
+            hc->state = HC_DONE;
+            tc_conn_close(c, TC_CLOSE_GRACEFUL);
+            break;
         default:
-            /* Idle keep-alive or a partial head (slowloris): nothing in flight; RST leaves no TIME-WAIT. */
+            /* A partial head or body (slowloris): a request that will never be answered. Reset at once; the stop
+             * counts it as forced. */
             hc->state = HC_DONE;
             tc_conn_close(c, TC_CLOSE_ABORT);
             break;
@@ -1468,7 +1483,50 @@ static void body_rate_check(tc_http_t *h, hconn_t *hc, uint64_t now)
     req->win_base = req->body_total;
 }
 
-/* Every SWEEP_MS: request heads that take too long (slowloris: 408), WebSocket keepalive pings. */
+/* Liveness of a WebSocket: a ping when none is outstanding and ws_ping_ms passed since the last; a peer that
+ * answers nothing within ws_pong_timeout_ms of a ping is gone (a phone that left the Wi-Fi sends no FIN): closed
+ * without a close frame, which its callback reports as 1006. A quiet peer that answers pings lives forever. */
+static void ws_liveness(tc_http_t *h, hconn_t *hc, uint64_t now)
+{
+    tc_ws_t *ws = hc->ws;
+    if (h->cfg.ws_ping_ms == 0 || ws->close_sent) {
+        return;
+    }
+    if (ws->awaiting_pong) {
+        if (now - ws->last_ping >= h->cfg.ws_pong_timeout_ms) {
+            hc->state = HC_DONE;
+            tc_conn_close(hc->c, TC_CLOSE_ABORT);
+        }
+    } else if (now - ws->last_ping >= h->cfg.ws_ping_ms) {
+        ws->last_ping = now;
+        ws->awaiting_pong = 1;
+        ws_send_frame(ws, TC_WS_OP_PING, "tc", 2);
+    }
+}
+
+/* Liveness of a stream: its own progress. A viewer whose queued bytes have not moved for idle_timeout_ms has stopped
+ * reading (or vanished): ended with an RST, as what is queued cannot be delivered anyway. An SSE stream that has had
+ * nothing to say for sse_heartbeat_ms sends a comment line, so proxies and the browser see it alive. */
+static void stream_liveness(tc_http_t *h, hconn_t *hc, uint64_t now)
+{
+    tc_http_req_t *req = hc->req;
+    if (req == NULL) {
+        return;
+    }
+    if (h->cfg.idle_timeout_ms && tc_conn_queued(hc->c) > 0 &&
+        now - tc__conn_active_ms(hc->c) >= h->cfg.idle_timeout_ms) {
+        stream_end(req, 0);
+        return;
+    }
+    if (req->stream_kind == TC_HTTP_STREAM_SSE && h->cfg.sse_heartbeat_ms &&
+        now - req->last_write >= h->cfg.sse_heartbeat_ms && tc_http_stream_ready(req)) {
+        req->last_write = now;
+        tc_conn_send(hc->c, "3\r\n:\n\n\r\n", 10); /* one chunk holding the comment ":\n\n" */
+    }
+}
+
+/* Every SWEEP_MS: request heads that take too long (slowloris: 408), bodies below the minimum rate (408), liveness of WebSockets and streams (they are
+ * exempt from the idle timeout, tc_role_is_long_lived()). */
 static int64_t sweep_cb(tc_timer_t *t, void *user)
 {
     (void)t;
@@ -1476,17 +1534,17 @@ static int64_t sweep_cb(tc_timer_t *t, void *user)
     uint64_t now = tc_loop_now(h->loop);
     for (tc_conn_t *c = h->srv ? tc__server_conns(h->srv) : NULL; c; c = tc__conn_next(c)) {
         hconn_t *hc = tc_conn_data(c);
-        if (hc == NULL) {
+        if (hc == NULL || tc_conn_is_closing(c)) {
             continue;
         }
         if (hc->state == HC_HEAD && (uint32_t)now - hc->head_started >= h->cfg.head_timeout_ms) {
             fail_conn(hc, 408);
         } else if (hc->state == HC_BODY) {
             body_rate_check(h, hc, now);
-        } else if (hc->state == HC_WS && h->cfg.ws_ping_ms && now - hc->ws->last_ping >= h->cfg.ws_ping_ms &&
-                   !hc->ws->close_sent) {
-            hc->ws->last_ping = now;
-            ws_send_frame(hc->ws, TC_WS_OP_PING, "tc", 2);
+        } else if (hc->state == HC_WS) {
+            ws_liveness(h, hc, now);
+        } else if (hc->state == HC_STREAM) {
+            stream_liveness(h, hc, now);
         }
     }
     return SWEEP_MS;

@@ -84,6 +84,9 @@ void tc__pending_add(tc_loop_t *loop, tc_pending_t *p);
 void tc__reg_add(tc_loop_t *loop, tc_regent_t *e, int fd, tc_kind_t kind, const char *owner);
 void tc__reg_remove(tc_loop_t *loop, tc_regent_t *e);
 
+/* The loop's close counters, updated by the TCP layer as connections end. */
+tc_close_stats_t *tc__close_stats(tc_loop_t *loop);
+
 /* Handles (servers, clients, UDP endpoints, watches, timers) alive on the loop: tc_loop_free() refuses while > 0. */
 void tc__handles_add(tc_loop_t *loop, int delta);
 
@@ -105,6 +108,9 @@ void tc__conn_reg_flags(struct tc_conn *conn, uint8_t set, uint8_t clear);
 struct tc_server;
 struct tc_conn *tc__server_conns(struct tc_server *srv);
 struct tc_conn *tc__conn_next(const struct tc_conn *conn);
+
+/* Loop ms of the connection's last byte in or out (what the idle timeout and stream progress are measured from). */
+uint64_t tc__conn_active_ms(const struct tc_conn *conn);
 
 /* The user pointer of the server or client that owns the connection (the one its callback receives). */
 void *tc__conn_owner_user(const struct tc_conn *conn);

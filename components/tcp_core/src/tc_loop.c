@@ -60,6 +60,7 @@ struct tc_loop {
 
     tc_regent_t *reg_head, *reg_tail;
     uint32_t reg_count;
+    tc_close_stats_t close_stats;
     uint32_t next_id;
 
     int handles;
@@ -796,6 +797,16 @@ const char *tc_role_name(unsigned role)
 int tc_role_is_long_lived(unsigned role)
 {
     return role == TC_ROLE_WS || role == TC_ROLE_SSE || role == TC_ROLE_STREAM;
+}
+
+tc_close_stats_t *tc__close_stats(tc_loop_t *loop)
+{
+    return &loop->close_stats;
+}
+
+void tc_registry_close_stats(const tc_loop_t *loop, tc_close_stats_t *out)
+{
+    *out = loop->close_stats;
 }
 
 uint32_t tc_registry_count(const tc_loop_t *loop)

@@ -50,7 +50,11 @@ enum {
     CF2_HOLD = 0x01, /* the handler keeps the connection open through a stop (tc_conn_hold()) */
     CF2_WR_SHUT = 0x02, /* graceful close: our FIN is sent, input is discarded until the peer's */
     CF2_GONE = 0x04,    /* the peer reset the connection (or it broke): the stack has nothing left to reset */
+    CF2_RST = 0x08,     /* it ended with an RST (ours or the peer's): a stop counts it as forced */
 };
+
+/* How conn_finalize() lets go of the socket. */
+enum { END_CLOSE = 0, END_ABORT, END_REAP };
 
 struct tc_conn {
     tc_regent_t reg; /* first: the registry walks these */
@@ -483,7 +487,36 @@ static void conn_io(tc_io_t *io, int revents)
 
 /* ---- closing ---- */
 
-static void conn_finalize(tc_conn_t *c, int abortive)
+/* Let go of the socket (END_CLOSE, END_ABORT: RST, END_REAP: close and free our TIME-WAIT) and count how it ended. */
+static void conn_release(tc_conn_t *c, int how)
+{
+    tc_close_stats_t *st = tc__close_stats(c->owner->loop);
+    if (how == END_ABORT) {
+        tc_sock_abort(c->io.fd);
+        st->reset_sent++;
+        c->flags2 |= CF2_RST;
+    } else if (how == END_REAP && !c->owner->cfg.keep_time_wait) {
+        uint16_t local_port = c->reg.kind == TC_KIND_ACCEPTED ? ((const tc_server_t *)c->owner)->port : 0;
+        if (tc_sock_close_reap(c->io.fd, &c->reg.addr, local_port) == 1) {
+            st->time_wait_reaped++;
+        } else {
+            st->time_wait_kept++;
+        }
+    } else {
+        tc_sock_close(c->io.fd);
+        st->time_wait_kept += how == END_REAP;
+    }
+    if (c->flags2 & CF2_GONE) {
+        st->reset_received++;
+        c->flags2 |= CF2_RST;
+    } else if (how != END_ABORT && (c->flags2 & CF2_WR_SHUT)) {
+        st->fin_first++;
+    } else if (how != END_ABORT && (c->flags & CF_EOF)) {
+        st->peer_first++;
+    }
+}
+
+static void conn_finalize(tc_conn_t *c, int how)
 {
     tc_owner_t *o = c->owner;
     tc_loop_t *loop = o->loop;
@@ -491,11 +524,7 @@ static void conn_finalize(tc_conn_t *c, int abortive)
     conn_deadline_cancel(c);
     tc__io_stop_closing(loop, &c->io);
     if (c->io.fd >= 0) {
-        if (abortive) {
-            tc_sock_abort(c->io.fd);
-        } else {
-            tc_sock_close(c->io.fd);
-        }
+        conn_release(c, how);
         c->io.fd = -1;
     }
     tc__reg_remove(loop, &c->reg);
@@ -518,15 +547,24 @@ static void close_step(tc_pending_t *p)
         return;
     }
     if (c->close_how == TC_CLOSE_ABORT || (c->flags & CF_DEADLINE)) {
-        conn_finalize(c, !(c->flags2 & CF2_GONE)); /* a reset connection needs no RST of ours: plain close */
+        /* a reset connection needs no RST of ours: plain close */
+        conn_finalize(c, (c->flags2 & CF2_GONE) ? END_CLOSE : END_ABORT);
         return;
     }
     if (c->wq_head) {
         conn_update_events(c); /* still flushing: POLLOUT brings us back */
         return;
     }
+    if ((c->flags & CF_EOF) && (c->flags2 & CF2_WR_SHUT)) {
+        /* Both FINs are in. Our active close leaves TIME-WAIT here, and on lwIP a TIME-WAIT pcb ignores the RST of a
+         * client reusing its port (RFC 1337, seed 001): free it (tc_sock_close_reap()). Close at once: lwIP frees a
+         * pcb in LAST-ACK by itself once acknowledged, and a socket still holding it then would point at freed
+         * memory. */
+        conn_finalize(c, END_REAP);
+        return;
+    }
     if (c->flags & CF_EOF) {
-        conn_finalize(c, 0);
+        conn_finalize(c, END_CLOSE); /* the peer closed first: passive close, no TIME-WAIT on this side */
         return;
     }
     if (c->close_how == TC_CLOSE_GRACEFUL && !(c->flags2 & CF2_WR_SHUT)) {
@@ -535,7 +573,7 @@ static void close_step(tc_pending_t *p)
          * frame, an error page) before the peer has read it. */
         c->flags2 |= CF2_WR_SHUT;
         if (tc_sock_shutdown_write(c->io.fd) != TC_OK) {
-            conn_finalize(c, 0); /* the peer is gone already */
+            conn_finalize(c, END_CLOSE); /* the peer is gone already */
             return;
         }
     }
@@ -632,6 +670,11 @@ tc_conn_t *tc__conn_next(const tc_conn_t *c)
     return c->next;
 }
 
+uint64_t tc__conn_active_ms(const tc_conn_t *c)
+{
+    return c->reg.active_ms;
+}
+
 void *tc__conn_owner_user(const tc_conn_t *c)
 {
     return c->owner->user;
@@ -717,7 +760,8 @@ static void server_conn_gone(tc_owner_t *o, tc_conn_t *c)
 {
     tc_server_t *s = (tc_server_t *)o;
     if (s->stopping) {
-        if (c->close_reason == TC_REASON_FORCED) {
+        /* An RST (ours at the deadline, or the peer's) may have cost the peer data: never count it as graceful. */
+        if (c->close_reason == TC_REASON_FORCED || (c->flags2 & CF2_RST)) {
             s->report.forced++;
         } else {
             s->report.graceful++;
@@ -758,7 +802,8 @@ static int64_t server_timer_cb(tc_timer_t *t, void *user)
     if (idle) {
         uint64_t now = tc_loop_now(loop);
         for (tc_conn_t *c = s->owner.conns_head; c; c = c->next) {
-            if (now - c->reg.active_ms >= idle && !(c->flags & CF_CLOSING)) {
+            /* Long-lived sessions (WebSocket, SSE, streams) are quiet by nature: their owner checks liveness. */
+            if (now - c->reg.active_ms >= idle && !(c->flags & CF_CLOSING) && !tc_role_is_long_lived(c->reg.role)) {
                 /* An idle peer will not send the FIN that peer-first waits for (it does not know it should), and our
                  * own FIN would leave TIME-WAIT here: an idle connection is reset, which leaves TIME-WAIT nowhere. */
                 tc_close_policy_t how = s->owner.cfg.close_policy;

@@ -27,6 +27,7 @@
 #include "lwip/sockets.h"
 #include "lwip/tcp.h"
 #include "lwip/tcpip.h"
+#include "lwip/timeouts.h"
 
 #include "tc_err.h"
 #define TC_BSD_POLL_ONLY 1 /* lwIP offers poll() only: tc_sock_bsd.h supplies the readiness-set stubs */
@@ -39,15 +40,126 @@ static int fail(void)
 
 /* ---- raw-API work in the tcpip thread ---- */
 
+/* A TCP connection's address tuple: how a TIME-WAIT pcb is found again once its socket is closed. */
+typedef struct {
+    uint16_t local_port, remote_port;
+    ip_addr_t local_ip, remote_ip;
+} tuple_t;
+
 typedef struct {
     struct tcpip_api_call_data call; /* first: tcpip_api_call() hands this pointer back */
     int fd;
     int op;
     long result;
     uint16_t port;
+    tuple_t tuple;           /* OP_TW_TUPLE fills it, OP_REAP_TUPLE reads it */
+    const tc_addr_t *peer;   /* OP_REAP_PEER: the peer of a pcb the stack detached (port: the local port, 0 any) */
 } raw_call_t;
 
-enum { OP_ABORT = 1, OP_UNACKED, OP_COUNT_TW, OP_COUNT_ACTIVE };
+enum { OP_ABORT = 1, OP_UNACKED, OP_COUNT_TW, OP_COUNT_ACTIVE, OP_TW_TUPLE, OP_REAP_TUPLE, OP_REAP_PEER };
+
+/* Detached pcbs still closing, freed by a stack timer once in TIME-WAIT: the same as port/lwip (tcpip thread only). */
+#define REAP_SLOTS 16
+#define REAP_RETRY_MS 5
+#define REAP_TRIES 20
+
+typedef struct {
+    tuple_t t;
+    uint8_t tries;     /* 0: free slot */
+    uint8_t any_local; /* the local port was not known: match the peer only */
+} reap_slot_t;
+
+static reap_slot_t g_reap[REAP_SLOTS];
+static int g_reap_timer;
+
+static void ip_from_tc(const tc_addr_t *a, ip_addr_t *out)
+{
+    uint32_t w[4];
+    memcpy(w, a->ip, sizeof(w)); /* both network byte order */
+#if LWIP_IPV6
+    if (a->family == TC_AF_INET6) {
+        IP_ADDR6(out, w[0], w[1], w[2], w[3]);
+        return;
+    }
+#endif
+    ip_addr_set_ip4_u32_val(*out, w[0]);
+}
+
+static int same_ip(const ip_addr_t *a, const ip_addr_t *b)
+{
+#if LWIP_IPV6
+    if (IP_IS_V6(a) != IP_IS_V6(b)) {
+        return 0;
+    }
+    if (IP_IS_V6(a)) {
+        return ip6_addr_cmp_zoneless(ip_2_ip6(a), ip_2_ip6(b));
+    }
+#endif
+    return ip4_addr_cmp(ip_2_ip4(a), ip_2_ip4(b));
+}
+
+static int reap_match(const struct tcp_pcb *p, const reap_slot_t *r)
+{
+    return p->callback_arg == NULL && p->remote_port == r->t.remote_port &&
+           (r->any_local || p->local_port == r->t.local_port) && same_ip(&p->remote_ip, &r->t.remote_ip);
+}
+
+/* 1: a detached TIME-WAIT pcb was freed, 0: one is still closing (keep trying), -1: none left. */
+static int reap_detached(const reap_slot_t *r)
+{
+    for (struct tcp_pcb *p = tcp_tw_pcbs; p != NULL; p = p->next) {
+        if (reap_match(p, r)) {
+            tcp_abort(p);
+            return 1;
+        }
+    }
+    for (struct tcp_pcb *p = tcp_active_pcbs; p != NULL; p = p->next) {
+        if (reap_match(p, r) && (p->state == CLOSING || p->state == FIN_WAIT_1 || p->state == FIN_WAIT_2)) {
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static void reap_timer_cb(void *arg)
+{
+    (void)arg;
+    int pending = 0;
+    for (int i = 0; i < REAP_SLOTS; i++) {
+        reap_slot_t *r = &g_reap[i];
+        if (r->tries == 0) {
+            continue;
+        }
+        if (reap_detached(r) != 0 || --r->tries == 0) {
+            r->tries = 0;
+        } else {
+            pending = 1;
+        }
+    }
+    g_reap_timer = pending;
+    if (pending) {
+        sys_timeout(REAP_RETRY_MS, reap_timer_cb, NULL);
+    }
+}
+
+static long reap_peer(const tc_addr_t *peer, uint16_t local_port)
+{
+    reap_slot_t r = {.t.remote_port = peer->port, .t.local_port = local_port, .any_local = local_port == 0};
+    ip_from_tc(peer, &r.t.remote_ip);
+    int found = reap_detached(&r);
+    for (int i = 0; found == 0 && i < REAP_SLOTS; i++) {
+        if (g_reap[i].tries == 0) {
+            r.tries = REAP_TRIES;
+            g_reap[i] = r;
+            if (!g_reap_timer) {
+                g_reap_timer = 1;
+                sys_timeout(REAP_RETRY_MS, reap_timer_cb, NULL);
+            }
+            found = 1;
+        }
+    }
+    return found == 1;
+}
 
 /* The TCP pcb of a socket, or NULL. Runs in the tcpip thread, where pcbs cannot change under us.
  * lwip_socket_dbg_get_socket() is lwIP's exported accessor of its socket table (lwip/priv/sockets_priv.h). */
@@ -91,6 +203,35 @@ static err_t raw_call(struct tcpip_api_call_data *data)
         c->result = n;
         break;
     }
+    case OP_TW_TUPLE: {
+        /* tc_sock_close_reap(), before the close: is the socket's pcb in TIME-WAIT (1), detached by the stack (2)? */
+        struct tcp_pcb *pcb = tcp_pcb_of(c->fd, &is_tcp);
+        c->result = pcb == NULL ? 2 : pcb->state == TIME_WAIT;
+        if (c->result == 1) {
+            c->tuple.local_port = pcb->local_port;
+            c->tuple.remote_port = pcb->remote_port;
+            ip_addr_copy(c->tuple.local_ip, pcb->local_ip);
+            ip_addr_copy(c->tuple.remote_ip, pcb->remote_ip);
+        }
+        break;
+    }
+    case OP_REAP_TUPLE: {
+        /* After the close: the detached TIME-WAIT pcb, freed by tcp_abort(), which sends nothing in that state. */
+        const tuple_t *t = &c->tuple;
+        c->result = 0;
+        for (struct tcp_pcb *p = tcp_tw_pcbs; p != NULL; p = p->next) {
+            if (p->local_port == t->local_port && p->remote_port == t->remote_port &&
+                ip_addr_cmp(&p->local_ip, &t->local_ip) && ip_addr_cmp(&p->remote_ip, &t->remote_ip)) {
+                tcp_abort(p);
+                c->result = 1;
+                break;
+            }
+        }
+        break;
+    }
+    case OP_REAP_PEER:
+        c->result = reap_peer(c->peer, c->port);
+        break;
     default:
         c->result = TC_EINVAL;
         break;
@@ -290,6 +431,30 @@ int tc_sock_abort(int fd)
      * TIME-WAIT (measured on the host with lwIP 2.1.3, see port/lwip). tcp_abort() in the tcpip thread sends RST. */
     run_raw(OP_ABORT, fd, 0);
     return close(fd) == 0 ? TC_OK : fail();
+}
+
+int tc_sock_close_reap(int fd, const tc_addr_t *peer, uint16_t local_port)
+{
+    /* The same steps as port/lwip: note the TIME-WAIT pcb's tuple, close (which only detaches such a pcb), free it;
+     * or, for a pcb the stack detached itself (FINs crossed), find it by peer and free it once in TIME-WAIT. Each
+     * step runs in the tcpip thread (tcpip_api_call()), as core locking is off by default on ESP-IDF. */
+    raw_call_t c = {.fd = fd, .op = OP_TW_TUPLE, .result = 0};
+    long state = tcpip_api_call(raw_call, &c.call) == ERR_OK ? c.result : 0;
+    int rc = close(fd) == 0 ? TC_OK : fail();
+    long reaped = 0;
+    if (state == 1) {
+        c.op = OP_REAP_TUPLE;
+    } else if (state == 2 && peer != NULL && (peer->family == TC_AF_INET || peer->family == TC_AF_INET6)) {
+        c.op = OP_REAP_PEER;
+        c.peer = peer;
+        c.port = local_port;
+    }
+    if (state == 1 || c.op == OP_REAP_PEER) {
+        c.fd = -1;
+        c.result = 0;
+        reaped = tcpip_api_call(raw_call, &c.call) == ERR_OK ? c.result : 0;
+    }
+    return rc == TC_OK ? (int)reaped : rc;
 }
 
 int tc_sock_local_addr(int fd, tc_addr_t *out)

@@ -45,6 +45,7 @@
 #include "lwip/sockets.h"
 #include "lwip/tcp.h"
 #include "lwip/tcpip.h"
+#include "lwip/timeouts.h"
 
 #include "tc_err.h"
 #define TC_BSD_POLL_ONLY 1 /* lwIP offers poll() only: tc_sock_bsd.h supplies the readiness-set stubs */
@@ -616,6 +617,143 @@ int tc_sock_abort(int fd)
         UNLOCK_TCPIP_CORE();
     }
     return rc;
+}
+
+/* tc_sock_close_reap(). The socket's own pcb in TIME-WAIT: note its tuple, close (closing a TIME-WAIT pcb only
+ * detaches it from the netconn), then free the detached pcb, which tcp_abort() does without sending anything. A pcb
+ * the stack detached itself (FINs crossed: lwip_recv() closes the pcb when it reads the FIN in CLOSING) is found by
+ * peer and local port among the pcbs nobody owns any more (callback_arg NULL); still in CLOSING, it is queued and a
+ * stack timer frees it once the ACK of our FIN has put it in TIME-WAIT. */
+#define REAP_SLOTS 16
+#define REAP_RETRY_MS 5
+#define REAP_TRIES 20
+
+typedef struct {
+    tuple_t t;
+    uint8_t tries; /* 0: free slot */
+    uint8_t any_local; /* the local port was not known: match the peer only */
+} reap_slot_t;
+
+static reap_slot_t g_reap[REAP_SLOTS]; /* under the core lock */
+static int g_reap_timer;               /* under the core lock: the stack timer is armed */
+
+static void ip_from_tc(const tc_addr_t *a, ip_addr_t *out)
+{
+    uint32_t w[4];
+    memcpy(w, a->ip, sizeof(w)); /* both network byte order */
+#if LWIP_IPV6
+    if (a->family == TC_AF_INET6) {
+        IP_ADDR6(out, w[0], w[1], w[2], w[3]);
+        return;
+    }
+#endif
+    ip_addr_set_ip4_u32_val(*out, w[0]);
+}
+
+/* Zones aside: a link-local peer's pcb carries its netif's zone, the registry's address a scope id. */
+static int same_ip(const ip_addr_t *a, const ip_addr_t *b)
+{
+#if LWIP_IPV6
+    if (IP_IS_V6(a) != IP_IS_V6(b)) {
+        return 0;
+    }
+    if (IP_IS_V6(a)) {
+        return ip6_addr_cmp_zoneless(ip_2_ip6(a), ip_2_ip6(b));
+    }
+#endif
+    return ip4_addr_cmp(ip_2_ip4(a), ip_2_ip4(b));
+}
+
+static int reap_match(const struct tcp_pcb *p, const reap_slot_t *r)
+{
+    return p->callback_arg == NULL && p->remote_port == r->t.remote_port &&
+           (r->any_local || p->local_port == r->t.local_port) && same_ip(&p->remote_ip, &r->t.remote_ip);
+}
+
+/* Core lock held. 1: a detached TIME-WAIT pcb was freed, 0: one is still closing (keep trying), -1: none left. */
+static int reap_detached(const reap_slot_t *r)
+{
+    for (struct tcp_pcb *p = tcp_tw_pcbs; p != NULL; p = p->next) {
+        if (reap_match(p, r)) {
+            tcp_abort(p);
+            return 1;
+        }
+    }
+    for (struct tcp_pcb *p = tcp_active_pcbs; p != NULL; p = p->next) {
+        if (reap_match(p, r) && (p->state == CLOSING || p->state == FIN_WAIT_1 || p->state == FIN_WAIT_2)) {
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static void reap_timer_cb(void *arg)
+{
+    (void)arg;
+    int pending = 0;
+    for (int i = 0; i < REAP_SLOTS; i++) {
+        reap_slot_t *r = &g_reap[i];
+        if (r->tries == 0) {
+            continue;
+        }
+        if (reap_detached(r) != 0 || --r->tries == 0) {
+            r->tries = 0;
+        } else {
+            pending = 1;
+        }
+    }
+    g_reap_timer = pending;
+    if (pending) {
+        sys_timeout(REAP_RETRY_MS, reap_timer_cb, NULL);
+    }
+}
+
+int tc_sock_close_reap(int fd, const tc_addr_t *peer, uint16_t local_port)
+{
+    int is_tcp;
+    int tw = 0;
+    tuple_t t;
+    set_connecting(fd, 0);
+    LOCK_TCPIP_CORE();
+    struct tcp_pcb *pcb = tcp_pcb_of(fd, &is_tcp);
+    if (pcb != NULL && pcb->state == TIME_WAIT) {
+        tw = 1;
+        t.local_port = pcb->local_port;
+        t.remote_port = pcb->remote_port;
+        ip_addr_copy(t.local_ip, pcb->local_ip);
+        ip_addr_copy(t.remote_ip, pcb->remote_ip);
+    }
+    UNLOCK_TCPIP_CORE();
+    int rc = lwip_close(fd) == 0 ? TC_OK : fail();
+    int reaped = 0;
+    LOCK_TCPIP_CORE();
+    if (tw) {
+        for (struct tcp_pcb *p = tcp_tw_pcbs; p != NULL; p = p->next) {
+            if (tuple_match(p, &t)) {
+                tcp_abort(p);
+                reaped = 1;
+                break;
+            }
+        }
+    } else if (pcb == NULL && peer != NULL && (peer->family == TC_AF_INET || peer->family == TC_AF_INET6)) {
+        reap_slot_t r = {.t.remote_port = peer->port, .t.local_port = local_port, .any_local = local_port == 0};
+        ip_from_tc(peer, &r.t.remote_ip);
+        int found = reap_detached(&r);
+        for (int i = 0; found == 0 && i < REAP_SLOTS; i++) {
+            if (g_reap[i].tries == 0) {
+                r.tries = REAP_TRIES;
+                g_reap[i] = r;
+                if (!g_reap_timer) {
+                    g_reap_timer = 1;
+                    sys_timeout(REAP_RETRY_MS, reap_timer_cb, NULL);
+                }
+                found = 1;
+            }
+        }
+        reaped = found == 1;
+    }
+    UNLOCK_TCPIP_CORE();
+    return rc == TC_OK ? reaped : rc;
 }
 
 int tc_sock_local_addr(int fd, tc_addr_t *out)
