@@ -228,6 +228,8 @@ def test_streams_stop_for_the_upload_and_come_back_when_it_fails(app: App, ota_d
         assert st is not None and st["services_paused"] is True and "streams ended" in st["prepare"]
         assert streams(app) == 0
         assert requests.get(url(app, "/stream"), timeout=10).status_code == 503
+        status = requests.get(url(app, "/api/status"), timeout=10).json()  # the demo's status page shows it too
+        assert status["ota"]["state"] == "receiving" and status["ota"]["received"] >= 1
         s.close()  # cut off: the upload fails
         assert wait_until(lambda: (app.ota_status() or {}).get("services_paused") is False)
         r = requests.get(url(app, "/events"), stream=True, timeout=10)

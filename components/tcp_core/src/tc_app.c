@@ -123,6 +123,15 @@ static int api_status(tc_http_req_t *req, void *user)
         return tc_http_respond(req, 503, "text/plain", "out of memory\n", 14);
     }
     int n = tc_app_status_json(app->loop, buf, cap);
+    if (n > 0 && app->ota != NULL) {
+        /* The OTA state next to the sockets: a dashboard sees an upload's progress where it sees the streams stop. */
+        int m = tc_ota_status_json(app->ota, buf + n + 6, cap - (size_t)n - 8);
+        if (m > 0) {
+            memcpy(buf + n - 1, ",\"ota\":", 7); /* over the closing brace */
+            buf[n + 6 + m] = '}';
+            n += 6 + m + 1;
+        }
+    }
     int rc = n < 0 ? tc_http_respond(req, 500, "text/plain", "status too large\n", 17)
                    : tc_http_respond(req, 200, "application/json", buf, (size_t)n);
     tc_free(buf);
