@@ -99,3 +99,49 @@ def test_serve_listens_on_the_lwip_address_by_default() -> None:
     assert default_host("linux", None) == "127.0.0.1"
     args = build_parser().parse_args(["serve", "--backend", "lwip", "--tap", "t0", "--address", "10.77.0.2/24"])
     assert args.host is None  # filled in by default_host() when the loop is made
+
+
+def test_serve_ota_dir_static_and_auth_with_tcp_core_ota(tmp_path: object) -> None:
+    """`tcp-core serve --ota-dir DIR --static DIR --auth USER:PASS` driven by `tcp-core ota` and curl, as a user
+    would: the image lands in DIR/firmware.bin, the reboot step reports, the static file is served, no leak."""
+    import pathlib
+
+    assert isinstance(tmp_path, pathlib.Path)
+    ota_dir, www = tmp_path / "fw", tmp_path / "www"
+    ota_dir.mkdir()
+    www.mkdir()
+    (www / "hello.txt").write_text("static hello")
+    image = tmp_path / "app.bin"
+    image.write_bytes(b"\xe9" + bytes(range(256)) * 1000)
+    proc = _serve(
+        "--echo-port", "-1", "--http-port", "0", "--ota-dir", str(ota_dir), "--static", str(www),
+        "--auth", "admin:pw",
+    )  # fmt: skip
+    try:
+        lines = _wait_line(proc, "Ctrl-C stops")
+        m = re.search(r"http     http://127\.0\.0\.1:(\d+)/", "".join(lines))
+        assert m, lines
+        base = f"http://127.0.0.1:{m.group(1)}"
+        assert any("ota      " in ln and "(Basic auth)" in ln for ln in lines), lines
+        exe = shutil.which("tcp-core")
+        cmd = [exe] if exe else [sys.executable, "-m", "tcp_core.cli"]
+        bad = subprocess.run([*cmd, "ota", str(image), base], capture_output=True, text=True, timeout=60)
+        assert bad.returncode == 1 and "HTTP 401" in bad.stderr
+        ok = subprocess.run(
+            [*cmd, "ota", str(image), base, "--auth", "admin:pw", "--reboot"], capture_output=True, text=True,
+            timeout=60,
+        )  # fmt: skip
+        assert ok.returncode == 0, ok.stderr
+        assert "reboot: no restart" in ok.stdout
+        assert (ota_dir / "firmware.bin").read_bytes() == image.read_bytes()
+        if shutil.which("curl"):
+            got = subprocess.run(["curl", "-sS", base + "/hello.txt"], capture_output=True, text=True, timeout=30)
+            assert got.stdout == "static hello"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "0 bytes left" in out, out

@@ -40,6 +40,7 @@
 #endif
 #if CONFIG_DEMO_WIFI
 #include "nvs_flash.h"
+#include "tc_ota_esp.h"
 #include "tc_wifi.h"
 #endif
 #if CONFIG_DEMO_ETH
@@ -314,10 +315,21 @@ static int start_services(void)
     ac.connect_host = CONFIG_DEMO_CLIENT_HOST;
     ac.connect_port = CONFIG_DEMO_CLIENT_PORT;
 #endif
+#if CONFIG_DEMO_OTA_ENABLE
+    tc_ota_sink_t ota_sink; /* copied by tc_app_start() */
+    tc_ota_esp_sink_init(&ota_sink);
+    ac.ota_sink = &ota_sink;
+    ac.admin_user = "admin";
+    ac.admin_pass = CONFIG_DEMO_OTA_PASSWORD;
+#endif
     int rc = tc_app_start(s_demo.loop, &ac, &s_demo.app);
     if (tc_esp_check(rc, TAG, "services") != ESP_OK) {
         return rc;
     }
+#if CONFIG_DEMO_OTA_ENABLE
+    /* The services run: a new image that got this far keeps its slot (no rollback at the next reset). */
+    tc_esp_check(tc_ota_esp_mark_valid(), TAG, "marking the firmware valid");
+#endif
     ESP_LOGI(TAG, "echo on port %u, HTTP on port %u (backend %s)", tc_app_echo_port(s_demo.app),
              tc_app_http_port(s_demo.app), tc_sock_backend());
     tc_http_t *http = tc_app_http(s_demo.app);

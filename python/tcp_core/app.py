@@ -7,6 +7,7 @@ This is the same C that the firmware's main/ starts; ``tcp-core serve`` is a thi
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,7 +58,16 @@ class App:
     POST/PUT /api/upload takes its body in pieces (tc_http_route_body()) and answers {"bytes", "crc32"}; "?slow=MS"
     pauses MS ms after each piece (backpressure); upload_max bounds it (None: no limit). POST/PUT /api/echo buffers
     its body (up to the server's max_body) and answers the same. body_min_rate (bytes/s, 0 = no rule) and
-    body_grace_ms set the minimum-rate rule for bodies (408 below it)."""
+    body_grace_ms set the minimum-rate rule for bodies (408 below it).
+
+    With ota_dir, POST /api/ota takes a firmware image (tc_ota.h: size, ESP magic 0xE9, SHA-256 from X-OTA-SHA256
+    or ?sha256=) into ota_dir/firmware.bin (via firmware.bin.part, renamed only when complete and valid), GET
+    /api/ota reports progress, POST /api/ota/reboot is the (host: no-op) reboot step; ota_max bounds the image
+    (413). auth=(user, password) protects the OTA routes with HTTP Basic auth.
+
+    static_dir serves a directory under "/" after the service's own routes (tc_http_static.h: Content-Type by
+    extension, ETag / Last-Modified revalidation, .gz siblings, one byte range, no path traversal). cors_origins
+    ("*" or "http://a,http://b") lets scripts of those origins read /api/status (CORS headers, preflight answered)."""
 
     def __init__(
         self,
@@ -87,6 +97,11 @@ class App:
         portal_host: str | None = None,
         admin_password: str | None = None,
         on_stop_request: Callable[[], None] | None = None,
+        ota_dir: str | None = None,
+        ota_max: int | None = None,
+        auth: tuple[str, str] | None = None,
+        static_dir: str | None = None,
+        cors_origins: str | None = None,
     ) -> None:
         self.loop = loop
         self._on_stop_request = on_stop_request
@@ -145,6 +160,24 @@ class App:
             cfg.admin_password = self._keep[-1]
             cfg.stop_request = lib.tcpy_app_stop_request_cb
             cfg.stop_request_user = self._handle
+        if ota_dir is not None:
+            self._keep.append(ffi.new("char[]", os.fsencode(ota_dir)))
+            cfg.ota_dir = self._keep[-1]
+        if ota_max is not None:
+            cfg.ota_max = ota_max
+        if auth is not None:
+            if not auth[1]:
+                raise ValueError("auth needs a non-empty password")
+            self._keep.append(ffi.new("char[]", auth[0].encode()))
+            cfg.admin_user = self._keep[-1]
+            self._keep.append(ffi.new("char[]", auth[1].encode()))
+            cfg.admin_pass = self._keep[-1]
+        if cors_origins is not None:
+            self._keep.append(ffi.new("char[]", cors_origins.encode()))
+            cfg.cors_origins = self._keep[-1]
+        if static_dir is not None:
+            self._keep.append(ffi.new("char[]", os.fsencode(static_dir)))
+            cfg.static_dir = self._keep[-1]
         out = ffi.new("tc_app_t **")
         try:
             loop.call(lambda: native.check(lib.tc_app_start(loop.ptr, cfg, out), "starting the services"))
@@ -179,6 +212,21 @@ class App:
 
         result: dict[str, Any] = json.loads(self.loop.call(get))
         return result
+
+    def ota_status(self) -> dict[str, Any] | None:
+        """The OTA route's state (GET /api/ota's document), None without an OTA route."""
+        native = self.loop.native
+
+        def get() -> str | None:
+            ota = native.lib.tc_app_ota(self._ptr)
+            if ota == native.ffi.NULL:
+                return None
+            buf = native.ffi.new("char[]", 1024)
+            n = native.check(native.lib.tc_ota_status_json(ota, buf, 1024), "ota status")
+            return str(native.ffi.unpack(buf, n).decode())
+
+        text = self.loop.call(get)
+        return None if text is None else dict(json.loads(text))
 
     def _stopped(self, r: Any) -> None:
         e, h = r.echo, r.http

@@ -122,6 +122,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
             return 2
     args.dns_port_effective = (args.dns_port if args.dns_port is not None else 5353) if args.captive != "off" else None
     stop = threading.Event()
+    auth: tuple[str, str] | None = None
+    if args.auth:
+        user, sep, password = args.auth.partition(":")
+        if not sep or not password:
+            print("tcp-core serve: --auth wants USER:PASS with a non-empty password", file=sys.stderr)
+            return 2
+        auth = (user, password)
+    if args.static and not os.path.isdir(args.static):
+        print(f"tcp-core serve: --static {args.static}: not a directory", file=sys.stderr)
+        return 2
+    if args.ota_dir and not os.path.isdir(args.ota_dir):
+        print(f"tcp-core serve: --ota-dir {args.ota_dir}: not a directory", file=sys.stderr)
+        return 2
     loop = _make_loop(args)
     try:
         app = App(
@@ -138,6 +151,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             dns_answer=args.dns_answer,
             admin_password=args.admin_password,
             on_stop_request=stop.set,
+            ota_dir=args.ota_dir,
+            ota_max=args.ota_max,
+            auth=auth,
+            static_dir=args.static,
+            cors_origins=args.cors,
         )
     except TcError as exc:
         loop.close(0)
@@ -159,6 +177,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if args.stream_fps is not None or args.stream_frame_bytes:
             size = f"{args.stream_frame_bytes}-byte frames" if args.stream_frame_bytes else "the demo frames"
             print(f"stream   http://{base}/stream at {args.stream_fps or 10} fps, {size}", flush=True)
+    if app.http_port and args.ota_dir:
+        base = _hostport(args.host, app.http_port)
+        lock = " (Basic auth)" if auth else ""
+        print(f"ota      http://{base}/api/ota -> {args.ota_dir}/firmware.bin{lock}", flush=True)
+    if app.http_port and args.static:
+        print(f"static   http://{_hostport(args.host, app.http_port)}/ <- {args.static}", flush=True)
     if app.dns_port:
         answer = args.dns_answer or args.host
         print(
@@ -238,6 +262,30 @@ def cmd_probe(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def cmd_ota(args: argparse.Namespace) -> int:
+    """Upload a firmware image, verify the answer, optionally take the reboot step."""
+    from .ota import OtaError, reboot, upload
+
+    try:
+        r = upload(args.file, args.url, auth=args.auth, retries=args.retries, timeout=args.timeout)
+    except OtaError as exc:
+        print(f"tcp-core ota: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"tcp-core ota: {args.file}: {exc}", file=sys.stderr)
+        return 2
+    rate = r.bytes / 1024 / max(r.seconds, 1e-6)
+    print(f"uploaded {r.bytes} bytes in {r.seconds:.2f} s ({rate:.0f} KiB/s, attempt {r.attempts}), sha256 {r.sha256}")
+    if args.reboot:
+        try:
+            answer = reboot(args.url, auth=args.auth, timeout=args.timeout)
+        except (OtaError, OSError) as exc:
+            print(f"tcp-core ota: {exc}", file=sys.stderr)
+            return 1
+        print(f"reboot: {'restarting' if answer.get('rebooting') else 'no restart'} ({answer.get('message', '')})")
+    return 0
+
+
 def cmd_console(args: argparse.Namespace) -> int:
     """One console command over a serial port or pty, or an interactive loop without one."""
     from .console import run_client
@@ -291,8 +339,26 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--console-pty", action="store_true", help="also run the device's serial console on a pseudo-terminal"
     )
+    serve.add_argument("--ota-dir", metavar="DIR", help="POST /api/ota writes firmware images to DIR/firmware.bin")
+    serve.add_argument("--ota-max", type=int, default=None, metavar="BYTES", help="largest OTA image (413 beyond)")
+    serve.add_argument("--static", metavar="DIR", help="serve the files of DIR under / (after the service's routes)")
+    serve.add_argument("--cors", metavar="ORIGINS", help='origins whose scripts may read /api/status ("*" or a,b)')
+    serve.add_argument("--auth", metavar="USER:PASS", help="HTTP Basic auth for the admin routes (/api/ota...)")
     _add_backend_args(serve)
     serve.set_defaults(func=cmd_serve)
+
+    ota = sub.add_parser(
+        "ota",
+        help="upload a firmware image to a device's OTA route (or serve --ota-dir's) and verify the answer",
+        description="Exit codes: 0 uploaded and verified, 1 refused or failed, 2 the file cannot be read.",
+    )
+    ota.add_argument("file", help="the image (an ESP app image starts with 0xE9)")
+    ota.add_argument("url", help="http://HOST[:PORT][/path] (default path /api/ota)")
+    ota.add_argument("--auth", metavar="USER:PASS", help="HTTP Basic auth (or http://USER:PASS@HOST/)")
+    ota.add_argument("--retries", type=int, default=3, help="new attempts after a dropped connection (default 3)")
+    ota.add_argument("--timeout", type=float, default=30.0, help="socket timeout in seconds (default 30)")
+    ota.add_argument("--reboot", action="store_true", help="then POST the reboot route (host: a no-op report)")
+    ota.set_defaults(func=cmd_ota)
 
     soak = sub.add_parser("soak", help="new-connection-per-request load against a server or device (seed 001)")
     soak.add_argument("target", help="HOST:PORT (raw TCP request/response) or http://HOST[:PORT]/path")

@@ -227,6 +227,12 @@ typedef struct {
     const char *admin_password;
     void (*stop_request)(tc_app_t *app, void *user);
     void *stop_request_user;
+    const char *ota_dir;
+    uint64_t ota_max;
+    const char *admin_user;
+    const char *admin_pass;
+    const char *cors_origins;
+    const char *static_dir;
     ...;
 } tc_app_config_t;
 typedef struct {
@@ -248,6 +254,11 @@ uint16_t tc_app_dns_port(const tc_app_t *app);
 int tc_app_stop(tc_app_t *app, uint32_t deadline_ms, tc_app_stop_cb done, void *user);
 int tc_app_status_json(const tc_loop_t *loop, char *buf, size_t cap);
 int tc_app_status_json_app(const tc_app_t *app, char *buf, size_t cap);
+
+/* tc_ota.h */
+typedef struct tc_ota tc_ota_t;
+tc_ota_t *tc_app_ota(const tc_app_t *app);
+int tc_ota_status_json(const tc_ota_t *ota, char *buf, size_t cap);
 
 /* tc_console.h */
 #define TC_CONSOLE_OTA_DEADLINE_MS ...

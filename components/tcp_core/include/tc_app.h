@@ -22,6 +22,9 @@
 #include "tc_captive.h"
 #include "tc_dns_server.h"
 #include "tc_http.h"
+#include "tc_http_auth.h"
+#include "tc_http_static.h"
+#include "tc_ota.h"
 #include "tc_tcp.h"
 
 #ifdef __cplusplus
@@ -86,6 +89,17 @@ typedef struct {
                                      clear text: on an open soft-AP anyone in range can read it */
     tc_app_stop_request_cb stop_request; /**< what an authorised POST /api/stop calls; NULL: the route answers 403 */
     void *stop_request_user;   /**< user of stop_request */
+    const tc_ota_sink_t *ota_sink; /**< firmware upload at /api/ota into this sink (the chip's: tc_ota_esp.h;
+                                        copied), NULL = ota_dir's file sink or no OTA route */
+    const char *ota_dir;       /**< host: POST /api/ota writes ota_dir/firmware.bin (tc_ota_file_sink_init(); copied)
+                                    when ota_sink is NULL; NULL = no OTA route */
+    uint64_t ota_max;          /**< largest image (413 beyond), 0 = no limit */
+    const char *admin_user;    /**< Basic auth of the admin routes (/api/ota, /api/ota/reboot); copied */
+    const char *admin_pass;    /**< its password, NULL or "" = none */
+    const char *cors_origins;  /**< "*" or a comma-separated list of origins allowed to read /api/status from
+                                    scripts (tc_http_auth.h CORS; preflight answered); NULL = none */
+    const char *static_dir;    /**< files served under "/" after the service's own routes (tc_http_static.h; a host
+                                    path or a VFS mount; copied), NULL = none */
 } tc_app_config_t;
 
 /** Largest tc_app_config_t.stream_frame_bytes (16 MiB): the padded frames take TC_DEMO_FRAME_COUNT times it. */
@@ -131,6 +145,11 @@ uint16_t tc_app_dns_port(const tc_app_t *app);
 
 /** @brief The HTTP server, to add routes (NULL when not running). */
 tc_http_t *tc_app_http(const tc_app_t *app);
+
+/** @brief The OTA route's state (NULL when there is no OTA route). Before writing an image it ends the demo
+ * streams (/stream, /events; new viewers get 503 meanwhile) within tc_ota_config_t.prepare_deadline_ms, and lets
+ * viewers in again when the upload fails or after a host (no-op) reboot. */
+tc_ota_t *tc_app_ota(const tc_app_t *app);
 
 /** @brief The client (NULL when not running). */
 tc_client_t *tc_app_client(const tc_app_t *app);

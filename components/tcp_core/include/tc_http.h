@@ -286,6 +286,11 @@ uint64_t tc_http_req_body_received(const tc_http_req_t *req);
  * answering, or at TC_HTTP_BODY_ABORT). Loop thread only. */
 void tc_http_req_set_data(tc_http_req_t *req, void *data);
 
+/** @brief Have the request's data (tc_http_req_set_data()) freed with the request, however it ends: answered, its
+ * stream ended or its client gone (a producer is not told when a viewer leaves). free_data gets the data pointer
+ * current at that moment (possibly NULL). Loop thread only. */
+void tc_http_req_set_data_free(tc_http_req_t *req, tc_http_free_cb free_data);
+
 /** @brief The state attached with tc_http_req_set_data(), or NULL. */
 void *tc_http_req_data(const tc_http_req_t *req);
 

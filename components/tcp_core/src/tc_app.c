@@ -23,6 +23,14 @@ struct tc_app {
     tc_client_t *client;
     tc_http_t *http;
     tc_dns_server_t *dns;
+    tc_ota_t *ota;
+    tc_http_static_t *files; /* static_dir's route */
+    tc_http_cors_t *cors;    /* cors_origins' policy */
+    char *ota_dir;           /* the file sink's directory (copied) */
+    int streams_paused;      /* an OTA upload freed the streams' memory: producers end, new viewers get 503 */
+    tc_timer_t *ota_wait;    /* polls for the streams to be gone after an OTA prepare */
+    uint64_t ota_deadline;
+    uint64_t ota_started;
     tc_demo_frame_t frames[TC_DEMO_FRAME_COUNT]; /* what /stream sends: the demo frames, or padded copies */
     uint8_t *frames_buf;                         /* the padded copies (one block), NULL when not padded */
     uint8_t client_reason; /* close reason of the client's last connection */
@@ -168,6 +176,15 @@ static int api_status(tc_http_req_t *req, void *user)
         return tc_http_respond(req, 503, "text/plain", "out of memory\n", 14);
     }
     int n = tc_app_status_json_app(app, buf, cap);
+    if (n > 0 && app->ota != NULL) {
+        /* The OTA state next to the sockets: a dashboard sees an upload's progress where it sees the streams stop. */
+        int m = tc_ota_status_json(app->ota, buf + n + 6, cap - (size_t)n - 8);
+        if (m > 0) {
+            memcpy(buf + n - 1, ",\"ota\":", 7); /* over the closing brace */
+            buf[n + 6 + m] = '}';
+            n += 6 + m + 1;
+        }
+    }
     int rc = n < 0 ? tc_http_respond(req, 500, "text/plain", "status too large\n", 17)
                    : tc_http_respond(req, 200, "application/json", buf, (size_t)n);
     tc_free(buf);
@@ -371,6 +388,9 @@ static int64_t stream_produce(tc_http_req_t *req, void *user)
 {
     tc_app_t *app = user;
     uint64_t fps = app->cfg.stream_fps == 0 ? 10 : app->cfg.stream_fps > 1000 ? 1000 : app->cfg.stream_fps;
+    if (app->streams_paused) {
+        return TC_HTTP_STREAM_END;
+    }
     uint64_t now = tc_loop_now(app->loop);
     uint64_t tick = now * fps / 1000; /* the last instant at or before now: ceil(tick * 1000 / fps) <= now */
     if (tc_http_stream_ready(req)) {
@@ -385,14 +405,26 @@ static int64_t stream_produce(tc_http_req_t *req, void *user)
     return (int64_t)(next - now);
 }
 
+static int paused_answer(tc_http_req_t *req)
+{
+    tc_http_resp_header(req, "Retry-After", "30");
+    return tc_http_respond(req, 503, "text/plain", "paused for a firmware update\n", 29);
+}
+
 static int page_stream(tc_http_req_t *req, void *user)
 {
+    if (((tc_app_t *)user)->streams_paused) {
+        return paused_answer(req);
+    }
     return tc_http_stream(req, TC_HTTP_STREAM_MJPEG, NULL, stream_produce, user);
 }
 
 static int64_t events_produce(tc_http_req_t *req, void *user)
 {
     tc_app_t *app = user;
+    if (app->streams_paused) {
+        return TC_HTTP_STREAM_END;
+    }
     char ev[64];
     int n = snprintf(ev, sizeof(ev), "{\"uptime_ms\":%llu}", (unsigned long long)tc_loop_now(app->loop));
     if (tc_http_stream_ready(req)) {
@@ -422,6 +454,9 @@ static int page_chunks(tc_http_req_t *req, void *user)
 
 static int page_events(tc_http_req_t *req, void *user)
 {
+    if (((tc_app_t *)user)->streams_paused) {
+        return paused_answer(req);
+    }
     return tc_http_stream(req, TC_HTTP_STREAM_SSE, NULL, events_produce, user);
 }
 
@@ -555,6 +590,90 @@ static void ws_all(tc_ws_t *ws, tc_ws_event_t ev, const void *data, size_t len, 
     }
 }
 
+/* ---- OTA (seed 003): the streams make room for the image ---- */
+
+static int count_streams(const tc_sock_info_t *s, void *user)
+{
+    if (s->role == TC_ROLE_STREAM || s->role == TC_ROLE_SSE) {
+        (*(uint32_t *)user)++;
+    }
+    return 0;
+}
+
+/* Every 10 ms until the streams are gone or the deadline passed: each producer ends at its next call. */
+static int64_t ota_wait_streams(tc_timer_t *t, void *user)
+{
+    (void)t;
+    tc_app_t *app = user;
+    uint32_t n = 0;
+    tc_registry_foreach(app->loop, count_streams, &n);
+    uint64_t now = tc_loop_now(app->loop);
+    if (n > 0 && now < app->ota_deadline) {
+        return 10;
+    }
+    app->ota_wait = NULL;
+    char report[64];
+    snprintf(report, sizeof(report), "streams ended in %llu ms, %u left", (unsigned long long)(now - app->ota_started),
+             (unsigned)n);
+    tc_ota_prepared(app->ota, TC_OK, report);
+    return TC_TIMER_STOP;
+}
+
+static int app_ota_prepare(tc_ota_t *ota, uint32_t deadline_ms, void *user)
+{
+    (void)ota;
+    tc_app_t *app = user;
+    app->streams_paused = 1;
+    app->ota_started = tc_loop_now(app->loop);
+    app->ota_deadline = app->ota_started + deadline_ms;
+    if (app->ota_wait == NULL) {
+        return tc_timer_start(app->loop, 0, ota_wait_streams, app, &app->ota_wait);
+    }
+    return TC_OK;
+}
+
+static void app_ota_resume(tc_ota_t *ota, void *user)
+{
+    (void)ota;
+    tc_app_t *app = user;
+    app->streams_paused = 0;
+    if (app->ota_wait) {
+        tc_timer_cancel(app->ota_wait);
+        app->ota_wait = NULL;
+    }
+}
+
+static int app_ota_attach(tc_app_t *app, const tc_app_config_t *cfg)
+{
+    tc_ota_sink_t sink;
+    if (cfg->ota_sink) {
+        sink = *cfg->ota_sink;
+    } else if (cfg->ota_dir) {
+        size_t n = strlen(cfg->ota_dir) + 1;
+        app->ota_dir = tc_malloc(n);
+        if (app->ota_dir == NULL) {
+            return TC_ENOMEM;
+        }
+        memcpy(app->ota_dir, cfg->ota_dir, n);
+        int rc = tc_ota_file_sink_init(&sink, app->ota_dir);
+        if (rc != TC_OK) {
+            return rc;
+        }
+    } else {
+        return TC_OK;
+    }
+    tc_ota_config_t oc = TC_OTA_DEFAULT_CONFIG();
+    oc.max_size = cfg->ota_max;
+    oc.prepare = app_ota_prepare;
+    oc.resume = app_ota_resume;
+    oc.user = app;
+    if (cfg->admin_user) {
+        oc.auth_user = cfg->admin_user;
+    }
+    oc.auth_pass = cfg->admin_pass;
+    return tc_ota_attach(app->http, "/api/ota", &sink, &oc, &app->ota);
+}
+
 /* ---- padded stream frames ---- */
 
 /* Write len (>= 4) bytes of COM segments (FF FE, length incl. itself, at most 65535) at out. */
@@ -628,6 +747,13 @@ static int frames_build(tc_app_t *app, uint32_t size)
 
 static void app_free(tc_app_t *app)
 {
+    if (app->ota_wait) {
+        tc_timer_cancel(app->ota_wait);
+    }
+    tc_ota_free(app->ota); /* after the HTTP server: no upload is in flight */
+    tc_http_static_free(app->files);
+    tc_http_cors_free(app->cors);
+    tc_free(app->ota_dir);
     tc_free((char *)app->cfg.connect_host);
     tc_free(app->auth);
     tc_free(app->frames_buf);
@@ -696,6 +822,13 @@ int tc_app_start(tc_loop_t *loop, const tc_app_config_t *cfg, tc_app_t **out)
         }
         rc = tc_server_start(loop, &s, &app->echo);
     }
+    if (rc == TC_OK && cfg->http_port >= 0 && cfg->cors_origins) {
+        tc_http_cors_config_t cc = TC_HTTP_CORS_DEFAULT_CONFIG();
+        cc.origins = cfg->cors_origins;
+        cc.methods = "GET";
+        cc.headers = "Content-Type, Authorization";
+        rc = tc_http_cors_new(&cc, &app->cors);
+    }
     if (rc == TC_OK && cfg->http_port >= 0) {
         tc_http_config_t h = TC_HTTP_DEFAULT_CONFIG();
         h.host = cfg->host;
@@ -722,7 +855,11 @@ int tc_app_start(tc_loop_t *loop, const tc_app_config_t *cfg, tc_app_t **out)
         rc = tc_http_start(loop, &h, &app->http);
         if (rc == TC_OK) {
             tc_http_route(app->http, TC_HTTP_GET, "/", page_index, app);
-            tc_http_route(app->http, TC_HTTP_GET, "/api/status", api_status, app);
+            if (app->cors) {
+                tc_http_cors_route(app->http, app->cors, TC_HTTP_GET, "/api/status", api_status, app);
+            } else {
+                tc_http_route(app->http, TC_HTTP_GET, "/api/status", api_status, app);
+            }
             tc_http_route(app->http, TC_HTTP_GET, "/api/live", page_live, app);
             tc_http_route(app->http, TC_HTTP_POST, "/api/stop", api_stop, app);
             tc_http_route(app->http, TC_HTTP_GET, "/stream", page_stream, app);
@@ -733,6 +870,12 @@ int tc_app_start(tc_loop_t *loop, const tc_app_config_t *cfg, tc_app_t **out)
             tc_http_route_body(app->http, TC_HTTP_POST | TC_HTTP_PUT, "/api/echo", 0, echo_body, NULL, app);
             rc = tc_http_ws_route(app->http, "/ws", ws_echo, app);
             rc = rc == TC_OK ? tc_http_ws_route(app->http, "/ws/all", ws_all, app) : rc;
+            rc = rc == TC_OK ? app_ota_attach(app, cfg) : rc;
+            if (rc == TC_OK && cfg->static_dir) {
+                tc_http_static_config_t sc = TC_HTTP_STATIC_DEFAULT_CONFIG();
+                sc.root = cfg->static_dir;
+                rc = tc_http_static_attach(app->http, "/*", &sc, &app->files); /* last: the service's routes win */
+            }
         }
     }
     const char *answer = cfg->dns_answer ? cfg->dns_answer : cfg->host;
@@ -806,6 +949,11 @@ uint16_t tc_app_http_port(const tc_app_t *app)
 tc_http_t *tc_app_http(const tc_app_t *app)
 {
     return app->http;
+}
+
+tc_ota_t *tc_app_ota(const tc_app_t *app)
+{
+    return app->ota;
 }
 
 tc_client_t *tc_app_client(const tc_app_t *app)

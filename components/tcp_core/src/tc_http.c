@@ -82,6 +82,7 @@ struct tc_http_req {
     uint8_t body_ended;       /* every body byte arrived; END waits for the end of a pause */
     unsigned allowed;         /* no route matched the method: the methods the path allows (405) */
     void *data;               /* the handler's (tc_http_req_set_data()) */
+    tc_http_free_cb data_free; /* frees data with the request (tc_http_req_set_data_free()) */
     tc_http_chunked_t chunked; /* chunked body decoder */
     uint8_t is_chunked;
     uint8_t head_only;
@@ -150,18 +151,23 @@ const char *tc_http_status_text(int status)
     case 101: return "Switching Protocols";
     case 200: return "OK";
     case 201: return "Created";
+    case 202: return "Accepted";
     case 204: return "No Content";
+    case 206: return "Partial Content";
     case 301: return "Moved Permanently";
     case 302: return "Found";
     case 304: return "Not Modified";
     case 400: return "Bad Request";
+    case 401: return "Unauthorized";
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 408: return "Request Timeout";
+    case 409: return "Conflict";
     case 411: return "Length Required";
     case 413: return "Content Too Large";
     case 414: return "URI Too Long";
+    case 416: return "Range Not Satisfiable";
     case 426: return "Upgrade Required";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
@@ -359,8 +365,10 @@ int tc_http_respond(tc_http_req_t *req, int status, const char *ctype, const voi
          * carry another request. */
         req->keep_alive = 0;
     }
-    int rc = send_head(req, status, ctype, (long long)len, NULL, req->head_only ? NULL : body,
-                       req->head_only ? 0 : len);
+    /* RFC 9110 8.6: no Content-Length in a 204; a 304's would describe the 200 it stands for, so none either. */
+    int no_body = status == 204 || status == 304;
+    int rc = send_head(req, status, ctype, no_body ? -1 : (long long)len, NULL,
+                       req->head_only || no_body ? NULL : body, req->head_only || no_body ? 0 : len);
     if (rc != TC_OK) {
         fail_conn(req->hc, 500);
         return rc;
@@ -576,6 +584,9 @@ static void req_free(tc_http_req_t *req)
     if (req->hc != NULL) {
         tc__conn_reg_flags(req->hc->c, 0, TC_REG_FLAG_BUSY);
     }
+    if (req->data_free != NULL) {
+        req->data_free(req->data); /* e.g. a streamed file whose viewer left: the producer is not asked again */
+    }
     tc_free(req->head);
     tc_free(req->path);
     tc_free(req->body);
@@ -668,6 +679,11 @@ int64_t tc_http_req_content_length(const tc_http_req_t *req)
 uint64_t tc_http_req_body_received(const tc_http_req_t *req)
 {
     return req->body_total;
+}
+
+void tc_http_req_set_data_free(tc_http_req_t *req, tc_http_free_cb free_data)
+{
+    req->data_free = free_data;
 }
 
 void tc_http_req_set_data(tc_http_req_t *req, void *data)

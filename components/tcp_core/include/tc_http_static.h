@@ -1,0 +1,78 @@
+/*
+ * tc_http_static.h - files of a directory served over HTTP (a host path, or any VFS mount on the chip: SPIFFS,
+ * LittleFS, FAT), without blocking the loop for a large file.
+ *
+ * What a GET gets: Content-Type by extension; ETag (size and mtime) with If-None-Match -> 304; Last-Modified with
+ * If-Modified-Since -> 304; "name.gz" served with Content-Encoding: gzip when it exists and the client accepts gzip
+ * (Vary: Accept-Encoding); "dir/" -> "dir/index.html"; one byte range (Range: bytes=a-b, a-, -n) -> 206 with
+ * Content-Range, 416 when unsatisfiable. Files up to whole_max are answered with Content-Length in one piece; larger
+ * ones stream in chunk-sized parts by the producer mechanism (chunked), read from the file as the socket drains, so
+ * a slow client costs one part of memory. A range longer than range_max is answered with its first range_max bytes
+ * (Content-Range says which: clients ask again for the rest, as with any server that caps ranges).
+ *
+ * Paths: the route's decoded path after its prefix; any ".." or "." segment, a backslash, or a path too long is
+ * refused with 404 before the file system is asked, so nothing outside root is served (encoded "%2e%2e", "%5c" and
+ * "%00" included: the server decodes before this check, and refuses %00 itself).
+ *
+ * Example:
+ *     tc_http_static_config_t sc = TC_HTTP_STATIC_DEFAULT_CONFIG();
+ *     sc.root = "/spiffs/www";
+ *     tc_http_static_attach(http, "/ *", &sc, &st);   (no space)  ... after the server stopped: tc_http_static_free(st);
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tc_http.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct tc_http_static tc_http_static_t; /**< opaque static-files route state */
+
+/** Static-files settings; start from TC_HTTP_STATIC_DEFAULT_CONFIG(). */
+typedef struct {
+    const char *root;      /**< directory (copied) */
+    const char *index;     /**< file served for a path ending in '/' (copied) */
+    uint32_t max_age;      /**< Cache-Control: max-age seconds; 0 = "no-cache" (revalidate with the ETag) */
+    uint32_t chunk;        /**< bytes read per streamed part */
+    uint32_t whole_max;    /**< files up to this size are answered in one piece with Content-Length */
+    uint32_t range_max;    /**< longest range answered (206), see above */
+} tc_http_static_config_t;
+
+#define TC_HTTP_STATIC_DEFAULT_CONFIG()                                                                     \
+    {                                                                                                       \
+        .root = ".", .index = "index.html", .max_age = 0, .chunk = 4096, .whole_max = 16384,                \
+        .range_max = 65536,                                                                                 \
+    }
+
+/**
+ * @brief Serve root under a route pattern ending in "/ *" (no space), e.g. "/static/ *" or "/ *", for GET and HEAD.
+ * Loop thread.
+ * @param out  receives the state, freed with tc_http_static_free() after the server has stopped
+ * @return TC_OK, TC_EINVAL (pattern without the trailing wildcard, no root, chunk 0), TC_ENOMEM
+ */
+int tc_http_static_attach(tc_http_t *http, const char *pattern, const tc_http_static_config_t *cfg,
+                          tc_http_static_t **out);
+
+/** @brief Free the state. After the server has stopped (its streams are gone then). */
+void tc_http_static_free(tc_http_static_t *st);
+
+/**
+ * @brief The Content-Type for a file name by its extension (case-insensitive), "application/octet-stream" when
+ * unknown. Pure; the string is static.
+ */
+const char *tc_http_static_mime(const char *name);
+
+/**
+ * @brief Whether a decoded relative path is safe to join to a root: no "." or ".." segment, no backslash, no NUL
+ * within len, no empty path. Pure.
+ * @return 1 when safe
+ */
+int tc_http_static_path_ok(const char *path, size_t len);
+
+#ifdef __cplusplus
+}
+#endif

@@ -1,0 +1,396 @@
+/*
+ * tc_http_static.c - a directory served over HTTP (see tc_http_static.h).
+ */
+#include "tc_http_static.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "tc_alloc.h"
+#include "tc_err.h"
+
+#define STATIC_PATH_MAX 256
+
+struct tc_http_static {
+    tc_http_static_config_t cfg; /* root and index point into strs */
+    char *strs;
+    size_t prefix_len;           /* the pattern without its '*' */
+};
+
+/* A streamed file: its handle, the bytes left, and one part's buffer after it. */
+typedef struct {
+    FILE *f;
+    uint64_t left;
+    uint32_t chunk;
+    uint8_t buf[];
+} file_stream_t;
+
+const char *tc_http_static_mime(const char *name)
+{
+    static const char *const table[][2] = {
+        {"html", "text/html; charset=utf-8"}, {"htm", "text/html; charset=utf-8"},
+        {"css", "text/css; charset=utf-8"},   {"js", "text/javascript; charset=utf-8"},
+        {"mjs", "text/javascript; charset=utf-8"}, {"json", "application/json"},
+        {"txt", "text/plain; charset=utf-8"}, {"csv", "text/csv; charset=utf-8"},
+        {"xml", "application/xml"},           {"svg", "image/svg+xml"},
+        {"png", "image/png"},                 {"jpg", "image/jpeg"},
+        {"jpeg", "image/jpeg"},               {"gif", "image/gif"},
+        {"webp", "image/webp"},               {"ico", "image/x-icon"},
+        {"wasm", "application/wasm"},         {"woff", "font/woff"},
+        {"woff2", "font/woff2"},              {"pdf", "application/pdf"},
+        {"mp4", "video/mp4"},                 {"bin", "application/octet-stream"},
+        {"gz", "application/gzip"},           {"map", "application/json"},
+    };
+    const char *slash = strrchr(name, '/');
+    const char *dot = strrchr(slash ? slash : name, '.');
+    if (dot != NULL) {
+        for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+            if (strcasecmp(dot + 1, table[i][0]) == 0) {
+                return table[i][1];
+            }
+        }
+    }
+    return "application/octet-stream";
+}
+
+int tc_http_static_path_ok(const char *path, size_t len)
+{
+    if (path == NULL || len == 0 || memchr(path, '\0', len) || memchr(path, '\\', len)) {
+        return 0;
+    }
+    size_t i = 0;
+    while (i < len) {
+        size_t j = i;
+        while (j < len && path[j] != '/') {
+            j++;
+        }
+        size_t seg = j - i;
+        /* "." and ".." segments are refused outright: a server that resolved them could be walked out of root. */
+        if ((seg == 1 && path[i] == '.') || (seg == 2 && path[i] == '.' && path[i + 1] == '.')) {
+            return 0;
+        }
+        i = j + 1;
+    }
+    return 1;
+}
+
+static int accepts_gzip(tc_http_req_t *req)
+{
+    size_t len = 0;
+    const char *v = tc_http_req_header(req, "Accept-Encoding", &len);
+    /* A token "gzip" not followed by ";q=0" (RFC 9110 12.5.3). */
+    for (size_t i = 0; v != NULL && i + 4 <= len; i++) {
+        if (strncasecmp(v + i, "gzip", 4) == 0 && (i == 0 || v[i - 1] == ' ' || v[i - 1] == ',')) {
+            const char *rest = v + i + 4;
+            size_t left = len - i - 4;
+            while (left > 0 && *rest == ' ') {
+                rest++;
+                left--;
+            }
+            if (left >= 4 && strncmp(rest, ";q=0", 4) == 0 && (left == 4 || rest[4] == ',' || rest[4] == ' ' ||
+                                                                (left >= 6 && strncmp(rest + 4, ".0", 2) == 0))) {
+                return 0;
+            }
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* 1 when the header value equals text (not NUL-terminated value). */
+static int header_is(tc_http_req_t *req, const char *name, const char *text)
+{
+    size_t len = 0;
+    const char *v = tc_http_req_header(req, name, &len);
+    return v != NULL && len == strlen(text) && memcmp(v, text, len) == 0;
+}
+
+/* If-None-Match: "*" or a list containing the ETag (weak comparison, RFC 9110 13.1.2). */
+static int etag_matches(tc_http_req_t *req, const char *etag)
+{
+    size_t len = 0;
+    const char *v = tc_http_req_header(req, "If-None-Match", &len);
+    if (v == NULL) {
+        return -1;
+    }
+    if (len == 1 && v[0] == '*') {
+        return 1;
+    }
+    size_t el = strlen(etag);
+    for (size_t i = 0; i + el <= len; i++) {
+        if (memcmp(v + i, etag, el) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Range: bytes=a-b | a- | -n, one range. 1 with [*from, *to], 0 no (or an ignored) Range, -1 unsatisfiable. */
+static int parse_range(tc_http_req_t *req, uint64_t size, uint64_t *from, uint64_t *to)
+{
+    size_t len = 0;
+    const char *v = tc_http_req_header(req, "Range", &len);
+    if (v == NULL || len < 7 || strncasecmp(v, "bytes=", 6) != 0 || memchr(v, ',', len)) {
+        return 0; /* absent, another unit, or several ranges: the whole file (RFC 9110 14.2 lets a server ignore) */
+    }
+    uint64_t a = 0, b = 0;
+    int has_a = 0, has_b = 0;
+    size_t i = 6;
+    for (; i < len && v[i] >= '0' && v[i] <= '9'; i++, has_a = 1) {
+        if (a > UINT64_MAX / 10 - 1) {
+            return 0;
+        }
+        a = a * 10 + (uint64_t)(v[i] - '0');
+    }
+    if (i >= len || v[i] != '-') {
+        return 0;
+    }
+    for (i++; i < len && v[i] >= '0' && v[i] <= '9'; i++, has_b = 1) {
+        if (b > UINT64_MAX / 10 - 1) {
+            return 0;
+        }
+        b = b * 10 + (uint64_t)(v[i] - '0');
+    }
+    if (i != len || (!has_a && !has_b)) {
+        return 0;
+    }
+    if (!has_a) { /* the last b bytes */
+        if (b == 0 || size == 0) {
+            return -1;
+        }
+        *from = b >= size ? 0 : size - b;
+        *to = size - 1;
+        return 1;
+    }
+    if (a >= size || (has_b && b < a)) {
+        return has_b && b < a ? 0 : -1;
+    }
+    *from = a;
+    *to = !has_b || b >= size ? size - 1 : b;
+    return 1;
+}
+
+/* Read len bytes at off into a new buffer, or NULL. */
+static uint8_t *read_span(const char *file, uint64_t off, size_t len)
+{
+    FILE *f = fopen(file, "rb");
+    uint8_t *buf = tc_malloc(len ? len : 1);
+    int ok = f != NULL && buf != NULL && fseek(f, (long)off, SEEK_SET) == 0 && fread(buf, 1, len, f) == len;
+    if (f) {
+        fclose(f);
+    }
+    if (!ok) {
+        tc_free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+static void stream_free(void *data)
+{
+    file_stream_t *fs = data;
+    if (fs) {
+        fclose(fs->f);
+        tc_free(fs);
+    }
+}
+
+/* One part per call, read only when the socket can take it: a slow client holds one part, never the file. */
+static int64_t file_produce(tc_http_req_t *req, void *user)
+{
+    (void)user;
+    file_stream_t *fs = tc_http_req_data(req);
+    if (fs == NULL || fs->left == 0) {
+        return TC_HTTP_STREAM_END;
+    }
+    if (!tc_http_stream_ready(req)) {
+        return 0;
+    }
+    size_t want = fs->left < fs->chunk ? (size_t)fs->left : fs->chunk;
+    size_t n = fread(fs->buf, 1, want, fs->f);
+    if (n == 0) {
+        return -2; /* the file shrank or failed under us: abort rather than send a short body as complete */
+    }
+    int rc = tc_http_stream_write(req, fs->buf, n);
+    if (rc == TC_ELIMIT) {
+        fseek(fs->f, -(long)n, SEEK_CUR);
+        return 0;
+    }
+    if (rc != TC_OK) {
+        return -2;
+    }
+    fs->left -= n;
+    return fs->left == 0 ? TC_HTTP_STREAM_END : 0;
+}
+
+static int not_found(tc_http_req_t *req)
+{
+    return tc_http_respond(req, 404, "text/plain", "not found\n", 10);
+}
+
+static int serve(tc_http_req_t *req, void *user)
+{
+    tc_http_static_t *st = user;
+    const char *path = tc_http_req_path(req);
+    size_t plen = strlen(path);
+    const char *rel = plen >= st->prefix_len ? path + st->prefix_len : "";
+    size_t rlen = strlen(rel);
+    if (rlen > 0 && !tc_http_static_path_ok(rel, rlen)) {
+        return not_found(req);
+    }
+    char file[STATIC_PATH_MAX + 8];
+    int n = snprintf(file, STATIC_PATH_MAX, "%s/%s%s", st->cfg.root, rel,
+                     rlen == 0 || rel[rlen - 1] == '/' ? st->cfg.index : "");
+    if (n < 0 || n >= STATIC_PATH_MAX) {
+        return not_found(req);
+    }
+    struct stat sb;
+    if (stat(file, &sb) != 0) {
+        return not_found(req);
+    }
+    if (S_ISDIR(sb.st_mode)) {
+        /* "dir" -> "dir/": relative links in its index then resolve inside it. */
+        char loc[STATIC_PATH_MAX + 2];
+        snprintf(loc, sizeof(loc), "%s/", path);
+        tc_http_resp_header(req, "Location", loc);
+        return tc_http_respond(req, 301, "text/plain", "moved\n", 6);
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        return not_found(req);
+    }
+    const char *mime = tc_http_static_mime(file);
+    int gz = 0;
+    if (accepts_gzip(req)) {
+        struct stat gb;
+        memcpy(file + n, ".gz", 4);
+        if (stat(file, &gb) == 0 && S_ISREG(gb.st_mode)) {
+            gz = 1;
+            sb = gb;
+        } else {
+            file[n] = '\0';
+        }
+    }
+    uint64_t size = (uint64_t)sb.st_size;
+    char etag[64], lastmod[40], cc[40];
+    snprintf(etag, sizeof(etag), "\"%llx-%llx%s\"", (unsigned long long)size, (unsigned long long)sb.st_mtime,
+             gz ? "-gz" : "");
+    time_t mt = sb.st_mtime;
+    struct tm tm;
+    gmtime_r(&mt, &tm);
+    strftime(lastmod, sizeof(lastmod), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    if (st->cfg.max_age) {
+        snprintf(cc, sizeof(cc), "max-age=%u", (unsigned)st->cfg.max_age);
+    } else {
+        snprintf(cc, sizeof(cc), "no-cache");
+    }
+    tc_http_resp_header(req, "ETag", etag);
+    tc_http_resp_header(req, "Last-Modified", lastmod);
+    tc_http_resp_header(req, "Vary", "Accept-Encoding");
+    int inm = etag_matches(req, etag);
+    if (inm == 1 || (inm < 0 && header_is(req, "If-Modified-Since", lastmod))) {
+        tc_http_resp_header(req, "Cache-Control", cc);
+        return tc_http_respond(req, 304, NULL, NULL, 0);
+    }
+    if (gz) {
+        tc_http_resp_header(req, "Content-Encoding", "gzip");
+    }
+    tc_http_resp_header(req, "Accept-Ranges", "bytes");
+    uint64_t from = 0, to = 0;
+    /* If-Range with another validator: the file changed since the client's first part, so the whole file. */
+    size_t irl = 0;
+    int range = tc_http_req_header(req, "If-Range", &irl) && !header_is(req, "If-Range", etag)
+                    ? 0
+                    : parse_range(req, size, &from, &to);
+    char cr[80];
+    if (range < 0) {
+        snprintf(cr, sizeof(cr), "bytes */%llu", (unsigned long long)size);
+        tc_http_resp_header(req, "Content-Range", cr);
+        return tc_http_respond(req, 416, "text/plain", "range not satisfiable\n", 22);
+    }
+    if (range > 0) {
+        uint64_t len = to - from + 1 > st->cfg.range_max ? st->cfg.range_max : to - from + 1;
+        uint8_t *buf = read_span(file, from, (size_t)len);
+        if (buf == NULL) {
+            return tc_http_respond(req, 503, "text/plain", "cannot read the file now\n", 25);
+        }
+        snprintf(cr, sizeof(cr), "bytes %llu-%llu/%llu", (unsigned long long)from,
+                 (unsigned long long)(from + len - 1), (unsigned long long)size);
+        tc_http_resp_header(req, "Content-Range", cr);
+        tc_http_resp_header(req, "Cache-Control", cc);
+        int rc = tc_http_respond(req, 206, mime, buf, (size_t)len);
+        tc_free(buf);
+        return rc;
+    }
+    if (size <= st->cfg.whole_max) {
+        uint8_t *buf = read_span(file, 0, (size_t)size);
+        if (buf == NULL) {
+            return tc_http_respond(req, 503, "text/plain", "cannot read the file now\n", 25);
+        }
+        tc_http_resp_header(req, "Cache-Control", cc);
+        int rc = tc_http_respond(req, 200, mime, buf, (size_t)size);
+        tc_free(buf);
+        return rc;
+    }
+    file_stream_t *fs = tc_malloc(sizeof(*fs) + st->cfg.chunk);
+    FILE *f = fs ? fopen(file, "rb") : NULL;
+    if (f == NULL) {
+        tc_free(fs);
+        return tc_http_respond(req, 503, "text/plain", "cannot read the file now\n", 25);
+    }
+    fs->f = f;
+    fs->left = size;
+    fs->chunk = st->cfg.chunk;
+    tc_http_req_set_data(req, fs);
+    tc_http_req_set_data_free(req, stream_free); /* freed with the request, whether the client stays or goes */
+    /* The stream adds its own Cache-Control: no-cache (revalidation with the ETag above). */
+    return tc_http_stream(req, TC_HTTP_STREAM_CHUNKED, mime, file_produce, st);
+}
+
+int tc_http_static_attach(tc_http_t *http, const char *pattern, const tc_http_static_config_t *cfg,
+                          tc_http_static_t **out)
+{
+    size_t pl = pattern ? strlen(pattern) : 0;
+    if (http == NULL || cfg == NULL || out == NULL || pl < 2 || pattern[0] != '/' || pattern[pl - 1] != '*' ||
+        pattern[pl - 2] != '/' || cfg->root == NULL || cfg->chunk == 0 || cfg->range_max == 0) {
+        return TC_EINVAL;
+    }
+    const char *index = cfg->index ? cfg->index : "index.html";
+    size_t rl = strlen(cfg->root), il = strlen(index);
+    if (rl + il > STATIC_PATH_MAX / 2) {
+        return TC_EINVAL;
+    }
+    tc_http_static_t *st = tc_calloc(1, sizeof(*st));
+    char *strs = tc_malloc(rl + il + 2);
+    if (st == NULL || strs == NULL) {
+        tc_free(st);
+        tc_free(strs);
+        return TC_ENOMEM;
+    }
+    memcpy(strs, cfg->root, rl + 1);
+    memcpy(strs + rl + 1, index, il + 1);
+    st->cfg = *cfg;
+    st->cfg.root = strs;
+    st->cfg.index = strs + rl + 1;
+    st->strs = strs;
+    st->prefix_len = pl - 1;
+    int rc = tc_http_route(http, TC_HTTP_GET, pattern, serve, st);
+    if (rc != TC_OK) {
+        tc_free(strs);
+        tc_free(st);
+        return rc;
+    }
+    *out = st;
+    return TC_OK;
+}
+
+void tc_http_static_free(tc_http_static_t *st)
+{
+    if (st) {
+        tc_free(st->strs);
+        tc_free(st);
+    }
+}

@@ -1,0 +1,382 @@
+"""The OTA route (tc_ota.h) and `tcp-core ota` (issue 13): firmware images streamed into the host file sink with
+their checks (size, ESP magic 0xE9, SHA-256), Basic auth, the seed-003 prepare/resume of the demo streams, uploads
+cut off at many bytes, and the CLI's retry on a dropped connection. Clients: curl (-T), requests, httpx, raw
+sockets, the CLI; both host backends; every test ends with the loop fixture's leak check.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import requests
+
+import tcp_core
+from conftest import connect, wait_until
+from tcp_core import Loop
+from tcp_core.app import App
+from tcp_core.ota import OtaError, reboot, upload
+
+AUTH = ("admin", "s3cret")
+
+
+def image(size: int, magic: int = 0xE9) -> bytes:
+    return bytes([magic]) + os.urandom(size - 1)
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture
+def ota_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "ota"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture
+def app(loop: Loop, server_host: str, ota_dir: Path) -> Iterator[App]:
+    a = App(
+        loop, server_host, echo_port=None, http_port=0, stream_fps=50, events_ms=20, ota_dir=str(ota_dir),
+        ota_max=4 << 20, auth=AUTH,
+    )  # fmt: skip
+    yield a
+    a.stop(500)
+
+
+def url(app: App, path: str = "/api/ota") -> str:
+    return f"http://{app.host}:{app.http_port}{path}"
+
+
+def heap(backend: str) -> int:
+    """Blocks of the C heap in use: a block left behind by any path shows; the loop's arrays growing to a new
+    high-water mark (a realloc, capacity rather than a leak) does not. The fixture checks bytes after the stop."""
+    return tcp_core.alloc_stats(backend).blocks_in_use
+
+
+def post(target: str, body: bytes, headers: dict[str, str] | None = None) -> httpx.Response:
+    """One POST on its own connection, closed before returning (the server then holds nothing of it)."""
+    with httpx.Client(timeout=30, auth=AUTH) as client:
+        return client.post(target, content=body, headers=headers)
+
+
+def warm_up(app: App) -> None:
+    """A good and a bad upload first: the loop's arrays (timers, descriptors) grow once to their high-water mark,
+    which is capacity, not a leak; baselines are taken after it."""
+    assert post(url(app), image(20_000)).status_code == 200
+    assert post(url(app), image(20_000, magic=0)).status_code == 400
+
+
+def settled_heap(app: App, backend: str) -> int:
+    """The heap once the server holds no client connection (closed keep-alive connections finish closing)."""
+    assert wait_until(lambda: not any(s.kind == "accepted" for s in app.loop.registry()))
+    return heap(backend)
+
+
+def back_to(app: App, backend: str, base: int) -> bool:
+    """The heap returns to base once the connections are gone (a connection the server answered early lingers up
+    to linger_ms for the client's FIN before it is freed)."""
+    return wait_until(lambda: settled_heap(app, backend) == base, timeout=10)
+
+
+def files(d: Path) -> list[str]:
+    return sorted(p.name for p in d.iterdir())
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is installed by tools/setup.sh")
+def test_curl_upload_then_reboot_step(app: App, ota_dir: Path, tmp_path: Path) -> None:
+    data = image(700_000)
+    f = tmp_path / "fw.bin"
+    f.write_bytes(data)
+    out = subprocess.run(
+        ["curl", "-sS", "-u", ":".join(AUTH), "-T", str(f), "-H", f"X-OTA-SHA256: {sha(data)}", url(app)],
+        capture_output=True, timeout=60, check=True,
+    )  # fmt: skip
+    answer = httpx.Response(200, content=out.stdout).json()
+    assert answer["ok"] is True and answer["bytes"] == len(data) and answer["sha256"] == sha(data)
+    assert answer["verified"] is True
+    assert files(ota_dir) == ["firmware.bin"] and (ota_dir / "firmware.bin").read_bytes() == data
+    st = app.ota_status()
+    assert st is not None and st["state"] == "ready" and st["last"]["status"] == 200
+    # The reboot step: on the host a report, no restart; then nothing waits to boot any more.
+    r = requests.post(url(app, "/api/ota/reboot"), auth=AUTH, timeout=10)
+    assert r.status_code == 200 and r.json()["rebooting"] is False and "firmware.bin" in r.json()["message"]
+    r = requests.post(url(app, "/api/ota/reboot"), auth=AUTH, timeout=10)
+    assert r.status_code == 409
+
+
+def test_bad_images_get_a_clear_4xx_and_leave_the_old_image(app: App, ota_dir: Path, backend: str) -> None:
+    warm_up(app)
+    good = image(50_000)
+    r = post(url(app), good, {"X-OTA-SHA256": sha(good)})
+    assert r.status_code == 200
+    base_heap = settled_heap(app, backend)
+    bad_magic = image(200_000, magic=0x7F)
+    other = image(200_000)
+    cases: list[tuple[bytes, dict[str, str], int, str]] = [
+        (bad_magic, {}, 400, "magic"),
+        (other, {"X-OTA-SHA256": "0" * 64}, 400, "SHA-256"),
+        (other, {"X-OTA-SHA256": "xyz"}, 400, "X-OTA-SHA256"),
+        (other, {"X-OTA-Size": str(len(other) + 1)}, 400, "size mismatch"),
+        (other, {"X-OTA-Size": str(len(other) - 1)}, 400, "size mismatch"),
+        (other, {"X-OTA-Size": str(5 << 20)}, 413, "too large"),
+        (image(5 << 20), {}, 413, ""),
+    ]
+    for body, headers, status, words in cases:
+        try:
+            r = post(url(app), body, headers)
+        except httpx.TransportError:
+            pytest.fail(f"no answer for {headers} (expected {status})")
+        assert r.status_code == status, (headers, r.text)
+        assert words in r.text
+        assert files(ota_dir) == ["firmware.bin"] and (ota_dir / "firmware.bin").read_bytes() == good
+        assert back_to(app, backend, base_heap), (headers, heap(backend) - base_heap)
+    # Chunked, no declared size: the limit is checked as the bytes come.
+    big = image(5 << 20)
+    r = requests.post(url(app), data=iter([big[i : i + 65536] for i in range(0, len(big), 65536)]), auth=AUTH)
+    assert r.status_code == 413
+    st = app.ota_status()
+    assert st is not None and st["state"] == "idle" and st["services_paused"] is False
+
+
+def test_basic_auth_protects_upload_and_reboot(app: App, ota_dir: Path) -> None:
+    data = image(10_000)
+    for auth in (None, ("admin", "wrong"), ("other", AUTH[1])):
+        r = httpx.post(url(app), content=data, auth=auth, timeout=10)
+        assert r.status_code == 401
+        assert r.headers["www-authenticate"].startswith("Basic realm=")
+    assert httpx.post(url(app, "/api/ota/reboot"), timeout=10).status_code == 401
+    assert files(ota_dir) == []
+    r = httpx.post(url(app), content=data, auth=AUTH, timeout=10)
+    assert r.status_code == 200 and r.json()["sha256"] == sha(data)
+    # The status is public (progress for a dashboard).
+    assert httpx.get(url(app), timeout=10).json()["state"] == "ready"
+
+
+def test_sha256_in_the_query(app: App, ota_dir: Path) -> None:
+    data = image(30_000)
+    r = requests.put(url(app) + f"?sha256={sha(data).upper()}", data=data, auth=AUTH, timeout=10)
+    assert r.status_code == 200 and r.json()["verified"] is True
+    r = requests.put(url(app) + "?sha256=" + "1" * 64, data=data, auth=AUTH, timeout=10)
+    assert r.status_code == 400
+
+
+def test_cut_off_uploads_leave_no_partial_file_and_free_everything(app: App, ota_dir: Path, backend: str) -> None:
+    size = 300_000
+    data = image(size)
+    head = (
+        f"POST /api/ota HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\nX-OTA-SHA256: {sha(data)}\r\n"
+        "Authorization: Basic YWRtaW46czNjcmV0\r\n\r\n"
+    ).encode()
+    warm_up(app)
+    (ota_dir / "firmware.bin").unlink()
+    base_heap = settled_heap(app, backend)
+    cuts = [0, 1, 2, 100, 1459, 1460, 4096, 65535, 150_000, size - 1]
+    cuts += [len(head) // 2 - len(head)]  # inside the head
+    for k in cuts:
+        with connect(app.host, app.http_port) as s:
+            sent = head[: len(head) + k] if k < 0 else head + data[:k]
+            s.sendall(sent)
+            # Cut only once the server has read everything sent (each cut lands where it is meant to).
+            assert wait_until(functools.partial(read_all, app, len(sent)))
+        assert wait_until(lambda: (app.ota_status() or {}).get("state") == "idle"), k
+        assert back_to(app, backend, base_heap), f"cut at {k}: heap not back to baseline"
+        assert files(ota_dir) == [], f"cut at {k}: {files(ota_dir)}"
+        st = app.ota_status()
+        assert st is not None and st["services_paused"] is False
+    # The server still takes a whole image afterwards.
+    r = requests.post(url(app), data=data, auth=AUTH, timeout=30)
+    assert r.status_code == 200 and (ota_dir / "firmware.bin").read_bytes() == data
+
+
+def read_all(app: App, n: int) -> bool:
+    return any(i.kind == "accepted" and i.bytes_in >= n for i in app.loop.registry())
+
+
+def streams(app: App) -> int:
+    return sum(1 for s in app.status()["sockets"] if s["role"] in ("stream", "sse"))
+
+
+def test_streams_stop_for_the_upload_and_come_back_when_it_fails(app: App, ota_dir: Path) -> None:
+    """Seed 003: a viewer of /stream and one of /events hold memory; an upload ends both before writing, new viewers
+    get 503 meanwhile, and when the upload is cut off the streams are served again."""
+    viewers = [requests.get(url(app, p), stream=True, timeout=10) for p in ("/stream", "/events")]
+    try:
+        assert all(v.status_code == 200 for v in viewers)
+        assert wait_until(lambda: streams(app) == 2)
+        data = image(100_000)
+        s = connect(app.host, app.http_port)
+        s.sendall(
+            f"POST /api/ota HTTP/1.1\r\nHost: x\r\nContent-Length: {len(data)}\r\n"
+            "Authorization: Basic YWRtaW46czNjcmV0\r\n\r\n".encode()
+            + data[:5000]
+        )
+        assert wait_until(lambda: (app.ota_status() or {}).get("state") == "receiving")
+        st = app.ota_status()
+        assert st is not None and st["services_paused"] is True and "streams ended" in st["prepare"]
+        assert streams(app) == 0
+        assert requests.get(url(app, "/stream"), timeout=10).status_code == 503
+        status = requests.get(url(app, "/api/status"), timeout=10).json()  # the demo's status page shows it too
+        assert status["ota"]["state"] == "receiving" and status["ota"]["received"] >= 1
+        s.close()  # cut off: the upload fails
+        assert wait_until(lambda: (app.ota_status() or {}).get("services_paused") is False)
+        r = requests.get(url(app, "/events"), stream=True, timeout=10)
+        assert r.status_code == 200
+        r.close()
+        assert files(ota_dir) == []
+    finally:
+        for v in viewers:
+            v.close()
+
+
+def test_cli_uploads_and_verifies(app: App, ota_dir: Path, tmp_path: Path) -> None:
+    data = image(400_000)
+    f = tmp_path / "fw.bin"
+    f.write_bytes(data)
+    out = subprocess.run(
+        [sys.executable, "-m", "tcp_core.cli", "ota", str(f), f"http://{app.host}:{app.http_port}",
+         "--auth", ":".join(AUTH), "--reboot"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert f"uploaded {len(data)} bytes" in out.stdout and "no restart" in out.stdout
+    assert "\r[" not in out.stderr  # no progress bar when stderr is not a terminal
+    assert (ota_dir / "firmware.bin").read_bytes() == data
+    bad = tmp_path / "bad.bin"
+    bad.write_bytes(image(1000, magic=0))
+    out = subprocess.run(
+        [sys.executable, "-m", "tcp_core.cli", "ota", str(bad), url(app), "--auth", ":".join(AUTH)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 1 and "HTTP 400" in out.stderr and "magic" in out.stderr
+
+
+class DropFirst:
+    """A TCP relay that cuts the first `drops` connections after `after` bytes from the client, then relays."""
+
+    def __init__(self, host: str, port: int, drops: int, after: int) -> None:
+        self.target = (host, port)
+        self.drops = drops
+        self.after = after
+        self.seen = 0
+        self.lsock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.lsock.getsockname()[1]
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            self.seen += 1
+            threading.Thread(target=self._serve, args=(c, self.seen <= self.drops), daemon=True).start()
+
+    def _serve(self, c: socket.socket, drop: bool) -> None:
+        with c, socket.create_connection(self.target, timeout=10) as up:
+            c.settimeout(10)
+            got = 0
+            try:
+                if drop:
+                    while got < self.after:
+                        chunk = c.recv(65536)
+                        if not chunk:
+                            return
+                        up.sendall(chunk)
+                        got += len(chunk)
+                    return  # both sides closed mid-upload
+                threading.Thread(target=self._pump, args=(up, c), daemon=True).start()
+                self._pump(c, up)
+            except OSError:
+                return
+
+    @staticmethod
+    def _pump(a: socket.socket, b: socket.socket) -> None:
+        try:
+            while chunk := a.recv(65536):
+                b.sendall(chunk)
+            b.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.lsock.close()
+
+
+def test_cli_retries_from_the_start_after_a_dropped_connection(app: App, ota_dir: Path, tmp_path: Path) -> None:
+    data = image(600_000)
+    f = tmp_path / "fw.bin"
+    f.write_bytes(data)
+    relay = DropFirst(app.host, app.http_port, drops=2, after=200_000)
+    try:
+        r = upload(f, f"http://127.0.0.1:{relay.port}/api/ota", auth=":".join(AUTH), retries=6)
+        assert r.attempts >= 3 and r.bytes == len(data) and r.sha256 == sha(data)
+        assert (ota_dir / "firmware.bin").read_bytes() == data
+        assert reboot(url(app), auth=":".join(AUTH))["rebooting"] is False
+        relay2 = DropFirst(app.host, app.http_port, drops=5, after=10_000)
+        try:
+            with pytest.raises(OtaError, match="after 2 attempts"):
+                upload(f, f"http://127.0.0.1:{relay2.port}", auth=":".join(AUTH), retries=1, sleep=lambda s: None)
+        finally:
+            relay2.close()
+    finally:
+        relay.close()
+    assert wait_until(lambda: (app.ota_status() or {}).get("state") in ("idle", "ready"))
+
+
+def test_a_stalled_upload_gives_way_to_a_new_one(app: App, ota_dir: Path) -> None:
+    """A client whose connection vanished without a FIN leaves an upload that receives nothing; the retry gets 409
+    while it is fresh, and takes over once it has stalled (2 s without a byte) instead of waiting for the 408."""
+    data = image(50_000)
+    with connect(app.host, app.http_port) as s:
+        s.sendall(
+            f"POST /api/ota HTTP/1.1\r\nHost: x\r\nContent-Length: {len(data)}\r\n"
+            "Authorization: Basic YWRtaW46czNjcmV0\r\n\r\n".encode()
+            + data[:1000]
+        )
+        assert wait_until(lambda: (app.ota_status() or {}).get("received") == 1000)
+        t0 = time.monotonic()
+        first = post(url(app), data)
+        if time.monotonic() - t0 < 1.5:  # still fresh when it was refused (not a timing assertion: checked only then)
+            assert first.status_code == 409 and "in progress" in first.text
+        deadline = time.monotonic() + 20
+        while (r := post(url(app), data)).status_code == 409 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert r.status_code == 200 and (ota_dir / "firmware.bin").read_bytes() == data
+        assert s.recv(4096).startswith(b"HTTP/1.1 409")  # the stalled one was told, then closed
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is installed by tools/setup.sh")
+def test_curl_form_upload(app: App, ota_dir: Path, tmp_path: Path, backend: str) -> None:
+    """curl -F: the image is the form's file part, streamed through the multipart reader (other fields skipped)."""
+    data = image(500_000)
+    f = tmp_path / "fw.bin"
+    f.write_bytes(data)
+    base_cmd = ["curl", "-sS", "-u", ":".join(AUTH), "-F", "note=hello", "-F", f"firmware=@{f}"]
+    out = subprocess.run(
+        [*base_cmd, "-H", f"X-OTA-SHA256: {sha(data)}", url(app)], capture_output=True, timeout=60, check=True
+    )
+    answer = httpx.Response(200, content=out.stdout).json()
+    assert answer["ok"] is True and answer["bytes"] == len(data) and answer["verified"] is True
+    assert (ota_dir / "firmware.bin").read_bytes() == data
+    # A form without a file part, and a form cut short: 400, nothing written over the good image.
+    r = post(url(app), b"--b\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n1\r\n--b--\r\n",
+             {"Content-Type": "multipart/form-data; boundary=b"})  # fmt: skip
+    assert r.status_code == 400 and "no file part" in r.text
+    body = b'--b\r\nContent-Disposition: form-data; name="fw"; filename="a.bin"\r\n\r\n\xe9abc'
+    r = post(url(app), body, {"Content-Type": "multipart/form-data; boundary=b"})
+    assert r.status_code == 400 and "cut short" in r.text
+    assert files(ota_dir) == ["firmware.bin"] and (ota_dir / "firmware.bin").read_bytes() == data
