@@ -115,6 +115,16 @@ int tc_http_header_find(const tc_http_request_t *r, const char *name, tc_http_sl
 size_t tc_http_header_count(const tc_http_request_t *r, const char *name);
 
 /**
+ * @brief Compare n bytes ignoring ASCII case, as HTTP compares field names and tokens (the C library's strncasecmp
+ * is POSIX, not standard C: picolibc on the chips does not declare it where the core includes it). Pure; any thread.
+ * @param a  n bytes (need not be NUL-terminated)
+ * @param b  n bytes (need not be NUL-terminated)
+ * @param n  how many bytes to compare
+ * @return 1 when equal ignoring ASCII case, else 0
+ */
+int tc_http_ieq(const char *a, const char *b, size_t n);
+
+/**
  * @brief Whether a comma-separated header value lists token, case-insensitively ("keep-alive, Upgrade").
  * @return 1 or 0
  */

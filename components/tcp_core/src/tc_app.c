@@ -12,6 +12,7 @@
 #include "tc_dashboard.h"
 #include "tc_demo_frames.h"
 #include "tc_err.h"
+#include "tc_http_parser.h"
 #include "tc_internal.h"
 #include "tc_registry.h"
 #include "tc_version.h"
@@ -191,17 +192,6 @@ static int api_status(tc_http_req_t *req, void *user)
     return rc;
 }
 
-/* 1 when the n bytes at a equal the lower-case text b, ignoring ASCII case. */
-static int ieq(const char *a, const char *b, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        char c = a[i] >= 'A' && a[i] <= 'Z' ? (char)(a[i] - 'A' + 'a') : a[i];
-        if (c != (b[i] >= 'A' && b[i] <= 'Z' ? (char)(b[i] - 'A' + 'a') : b[i])) {
-            return 0;
-        }
-    }
-    return 1;
-}
 
 static int respond_text(tc_http_req_t *req, int status, const char *text)
 {
@@ -237,7 +227,7 @@ static int accepts_gzip(const char *v, size_t len)
             }
             i++;
         }
-        if (tl == 4 && ieq(v + t, "gzip", 4)) {
+        if (tl == 4 && tc_http_ieq(v + t, "gzip", 4)) {
             gzip = q;
         } else if (tl == 1 && v[t] == '*') {
             star = q;
@@ -327,7 +317,7 @@ static char *auth_token(const char *password)
 static int auth_ok(const char *want, const char *got, size_t len)
 {
     size_t wl = strlen(want);
-    if (got == NULL || len < 6 || !ieq(got, "Basic ", 6)) {
+    if (got == NULL || len < 6 || !tc_http_ieq(got, "Basic ", 6)) {
         return 0;
     }
     got += 6;

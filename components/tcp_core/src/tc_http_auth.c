@@ -5,10 +5,10 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 #include "tc_alloc.h"
 #include "tc_err.h"
+#include "tc_http_parser.h"
 
 /* Credentials longer than this are refused: the decoded form lives on the stack. */
 #define TC_AUTH_MAX 192
@@ -74,7 +74,7 @@ bool tc_http_basic_auth_ok(const tc_http_req_t *req, const char *user, const cha
     size_t len = 0;
     const char *h = tc_http_req_header(req, "Authorization", &len);
     /* RFC 7617: the scheme name is case-insensitive, then one space and the token68. */
-    if (h == NULL || len < 6 || strncasecmp(h, "Basic ", 6) != 0) {
+    if (h == NULL || len < 6 || !tc_http_ieq(h, "Basic ", 6)) {
         return false;
     }
     unsigned char dec[TC_AUTH_MAX];
@@ -192,7 +192,7 @@ static bool in_list(const char *list, const char *item, size_t len, bool icase)
             t--;
         }
         size_t n = (size_t)(t - p);
-        if (n > 0 && n == len && (icase ? strncasecmp(p, item, len) == 0 : memcmp(p, item, len) == 0)) {
+        if (n > 0 && n == len && (icase ? tc_http_ieq(p, item, len) : memcmp(p, item, len) == 0)) {
             return true;
         }
         p = e;

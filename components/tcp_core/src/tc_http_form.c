@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "tc_err.h"
+#include "tc_http_parser.h"
 
 int tc_http_form_next(const char *form, size_t len, size_t *pos, tc_http_form_pair_t *out)
 {
@@ -169,7 +170,7 @@ static int header_param(const char *v, size_t len, const char *key, char *out, s
     size_t kl = strlen(key);
     for (size_t i = 0; i + kl + 1 <= len; i++) {
         /* The key starts the value or follows ';' and spaces, and is followed by '='. */
-        if (strncasecmp(v + i, key, kl) != 0 || v[i + kl] != '=') {
+        if (!tc_http_ieq(v + i, key, kl) || v[i + kl] != '=') {
             continue;
         }
         size_t b = i;
@@ -207,7 +208,7 @@ static int header_param(const char *v, size_t len, const char *key, char *out, s
 int tc_http_multipart_init(tc_http_multipart_t *mp, const char *ct, size_t len)
 {
     static const char type[] = "multipart/form-data";
-    if (mp == NULL || ct == NULL || len < sizeof(type) - 1 || strncasecmp(ct, type, sizeof(type) - 1) != 0) {
+    if (mp == NULL || ct == NULL || len < sizeof(type) - 1 || !tc_http_ieq(ct, type, sizeof(type) - 1)) {
         return TC_EINVAL;
     }
     memset(mp, 0, sizeof(*mp));
@@ -255,12 +256,12 @@ static int parse_part_headers(tc_http_multipart_t *mp)
             v++;
             vl--;
         }
-        if (nl == 19 && strncasecmp(line, "Content-Disposition", 19) == 0) {
+        if (nl == 19 && tc_http_ieq(line, "Content-Disposition", 19)) {
             if (header_param(v, vl, "name", mp->name, sizeof(mp->name)) < 0 ||
                 header_param(v, vl, "filename", mp->filename, sizeof(mp->filename)) < 0) {
                 return TC_ELIMIT;
             }
-        } else if (nl == 12 && strncasecmp(line, "Content-Type", 12) == 0) {
+        } else if (nl == 12 && tc_http_ieq(line, "Content-Type", 12)) {
             if (vl >= sizeof(mp->ctype)) {
                 return TC_ELIMIT;
             }

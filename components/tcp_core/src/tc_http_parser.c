@@ -28,18 +28,20 @@ static int lower(int c)
     return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c;
 }
 
-static int slice_ieq(tc_http_slice_t s, const char *lit)
+int tc_http_ieq(const char *a, const char *b, size_t n)
 {
-    size_t n = strlen(lit);
-    if (s.len != n) {
-        return 0;
-    }
     for (size_t i = 0; i < n; i++) {
-        if (lower((unsigned char)s.ptr[i]) != lower((unsigned char)lit[i])) {
+        if (lower((unsigned char)a[i]) != lower((unsigned char)b[i])) {
             return 0;
         }
     }
     return 1;
+}
+
+static int slice_ieq(tc_http_slice_t s, const char *lit)
+{
+    size_t n = strlen(lit);
+    return s.len == n && tc_http_ieq(s.ptr, lit, n);
 }
 
 /* The next non-empty item of a comma-separated list from *i, trimmed; 0 when there is none left. */

@@ -6,12 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 
 #include "tc_alloc.h"
 #include "tc_err.h"
+#include "tc_http_parser.h"
 
 #define STATIC_PATH_MAX 256
 
@@ -49,7 +49,8 @@ const char *tc_http_static_mime(const char *name)
     const char *dot = strrchr(slash ? slash : name, '.');
     if (dot != NULL) {
         for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
-            if (strcasecmp(dot + 1, table[i][0]) == 0) {
+            size_t el = strlen(table[i][0]);
+            if (strlen(dot + 1) == el && tc_http_ieq(dot + 1, table[i][0], el)) {
                 return table[i][1];
             }
         }
@@ -84,7 +85,7 @@ static int accepts_gzip(tc_http_req_t *req)
     const char *v = tc_http_req_header(req, "Accept-Encoding", &len);
     /* A token "gzip" not followed by ";q=0" (RFC 9110 12.5.3). */
     for (size_t i = 0; v != NULL && i + 4 <= len; i++) {
-        if (strncasecmp(v + i, "gzip", 4) == 0 && (i == 0 || v[i - 1] == ' ' || v[i - 1] == ',')) {
+        if (tc_http_ieq(v + i, "gzip", 4) && (i == 0 || v[i - 1] == ' ' || v[i - 1] == ',')) {
             const char *rest = v + i + 4;
             size_t left = len - i - 4;
             while (left > 0 && *rest == ' ') {
@@ -134,7 +135,7 @@ static int parse_range(tc_http_req_t *req, uint64_t size, uint64_t *from, uint64
 {
     size_t len = 0;
     const char *v = tc_http_req_header(req, "Range", &len);
-    if (v == NULL || len < 7 || strncasecmp(v, "bytes=", 6) != 0 || memchr(v, ',', len)) {
+    if (v == NULL || len < 7 || !tc_http_ieq(v, "bytes=", 6) || memchr(v, ',', len)) {
         return 0; /* absent, another unit, or several ranges: the whole file (RFC 9110 14.2 lets a server ignore) */
     }
     uint64_t a = 0, b = 0;

@@ -8,10 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "tc_alloc.h"
 #include "tc_err.h"
+#include "tc_http_parser.h"
 #include "tc_http_auth.h"
 #include "tc_http_form.h"
 #include "tc_sha256.h"
@@ -265,7 +265,7 @@ static int upload_head(tc_http_req_t *req, void *user)
     }
     size_t ctl = 0;
     const char *ct = tc_http_req_header(req, "Content-Type", &ctl);
-    int form = ct != NULL && ctl >= 10 && strncasecmp(ct, "multipart/", 10) == 0;
+    int form = ct != NULL && ctl >= 10 && tc_http_ieq(ct, "multipart/", 10);
     if (ds == 0 && cl > 0 && !form) {
         size = (uint64_t)cl; /* a form's length counts its framing too: its image size is known at the end */
     }
