@@ -33,6 +33,7 @@
 #include "tc_esp.h"
 #include "tc_esp_console.h"
 #include "tc_loop.h"
+#include "tc_ota_esp.h"
 #include "tc_config.h"
 
 #if CONFIG_IDF_TARGET_LINUX
@@ -40,7 +41,6 @@
 #endif
 #if CONFIG_DEMO_WIFI
 #include "nvs_flash.h"
-#include "tc_ota_esp.h"
 #include "tc_wifi.h"
 #endif
 #if CONFIG_DEMO_ETH
