@@ -117,6 +117,56 @@ static void check_rebase(const char *buf, size_t n, const tc_http_request_t *r)
     free(copy);
 }
 
+static int same_request(const tc_http_request_t *a, const tc_http_request_t *b)
+{
+    if (!slice_eq(a->method, b->method) || !slice_eq(a->target, b->target) || !slice_eq(a->path, b->path) ||
+        !slice_eq(a->query, b->query) || a->nheaders != b->nheaders || a->minor != b->minor ||
+        a->content_length != b->content_length || a->has_content_length != b->has_content_length ||
+        a->chunked != b->chunked || a->keep_alive != b->keep_alive || a->upgrade != b->upgrade) {
+        return 0;
+    }
+    for (size_t i = 0; i < a->nheaders; i++) {
+        if (!slice_eq(a->headers[i].name, b->headers[i].name) || !slice_eq(a->headers[i].value, b->headers[i].value)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Resumed parsing, as the server does it: the bytes arrive in pieces of sizes drawn from the input, the buffer moves
+ * (a new allocation each time, as realloc may do) and one request record carries the progress. After every piece the
+ * result must be the one a fresh parse of the same bytes gives. */
+static void check_resume(const char *buf, size_t len, const tc_http_limits_t *lim, uint8_t seed)
+{
+    tc_http_header_t hs[TC_HTTP_MAX_HEADERS_CAP], fhs[TC_HTTP_MAX_HEADERS_CAP];
+    tc_http_request_t r, fr;
+    tc_http_request_init(&r, hs, TC_HTTP_MAX_HEADERS_CAP);
+    char *cur = NULL;
+    size_t k = 0;
+    uint32_t x = seed * 2654435761u + 1u;
+    while (k < len) {
+        x = x * 1103515245u + 12345u;
+        size_t step = 1 + (x >> 16) % 64;
+        k = k + step > len ? len : k + step;
+        char *next = malloc(k);
+        if (next == NULL) {
+            abort();
+        }
+        memcpy(next, buf, k);
+        free(cur);
+        cur = next;
+        int g = tc_http_parse_request(cur, k, lim, &r);
+        int f = parse(cur, k, lim, &fr, fhs);
+        if (g != f || (g > 0 && !same_request(&r, &fr))) {
+            abort(); /* resuming must not change the outcome */
+        }
+        if (g != TC_HTTP_INCOMPLETE) {
+            break;
+        }
+    }
+    free(cur);
+}
+
 static void check_path(tc_http_slice_t path, size_t cap)
 {
     char *dst = malloc(cap ? cap : 1); /* exact size: ASan sees a write past the capacity */
@@ -182,6 +232,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort(); /* any other transfer coding is refused */
         }
     }
+
+    check_resume(buf, len, &lim, data[0] ^ data[1]);
 
     /* Prefixes, as the server sees them while bytes arrive: all of them for short inputs, a sample otherwise. */
     size_t stride = len <= 300 ? 1 : len / 97 + 1;

@@ -15,6 +15,17 @@
 #define TC_CFG_READ_BUF_SIZE (16 * 1024) /* one receive buffer per loop, shared by every connection */
 #endif
 
+#ifdef CONFIG_TCP_CORE_SEND_GATHER_SIZE
+#define TC_CFG_SEND_GATHER_SIZE CONFIG_TCP_CORE_SEND_GATHER_SIZE
+#else
+/* one buffer per loop where tc_conn_sendv() joins a message's pieces (an HTTP head and a small body, a WebSocket
+ * header and its payload) into one send: one segment, one system call, nothing of it on the loop's stack */
+#define TC_CFG_SEND_GATHER_SIZE 4096
+#endif
+#if TC_CFG_SEND_GATHER_SIZE < 1024
+#error "TC_CFG_SEND_GATHER_SIZE below 1024: the DNS server's answers (512 + 16 bytes) are built in that buffer"
+#endif
+
 #ifdef CONFIG_TCP_CORE_MAX_CONNS
 #define TC_CFG_MAX_CONNS CONFIG_TCP_CORE_MAX_CONNS
 #else

@@ -13,6 +13,7 @@
  *     tc_http_header_t hs[TC_HTTP_MAX_HEADERS_CAP];
  *     tc_http_request_t r; tc_http_request_init(&r, hs, TC_HTTP_MAX_HEADERS_CAP);
  *     int n = tc_http_parse_request(buf, len, &limits, &r);   // > 0: head of n bytes parsed
+ *     // TC_HTTP_INCOMPLETE: append the next segment to buf and call again with the same r
  */
 #pragma once
 
@@ -62,6 +63,12 @@ typedef struct {
     bool keep_alive; /**< 1.1 unless "Connection: close"; 1.0 only with "Connection: keep-alive" */
     bool upgrade;    /**< the Connection header lists "upgrade" */
     bool conn_close; /**< a Connection field lists "close" (it then wins over any "keep-alive") */
+    /* Progress, so a parse resumes where the last one stopped (zeroed by tc_http_request_init()). */
+    const char *base; /**< the buffer the slices point into at the last call */
+    size_t done;      /**< bytes of complete lines parsed (the whole head once it is complete) */
+    size_t scan;      /**< bytes from done on already seen to hold no line end */
+    uint16_t hosts;   /**< Host fields so far */
+    uint8_t stage;    /**< 0: request line, 1: header fields, 2: complete */
 } tc_http_request_t;
 
 /** Return values. Errors are negative and distinct from TC_HTTP_INCOMPLETE. */
@@ -83,12 +90,15 @@ enum {
 void tc_http_request_init(tc_http_request_t *r, tc_http_header_t *headers, size_t cap);
 
 /**
- * @brief Parse a request head from the start of buf. Pure and re-entrant: call again with more bytes (from the same
- * start) until it returns a length. Limits are checked on incomplete input too.
+ * @brief Parse a request head from the start of buf, resuming where the previous call on r stopped: call again with
+ * the same r when more bytes have arrived (the same bytes first; buf may have moved, e.g. by realloc, and r's slices
+ * move with it). Complete lines are parsed once; only an incomplete line is looked at again, and only its new bytes.
+ * Limits are checked on incomplete input too. Pure: no allocation, r is the only state. tc_http_request_init() starts
+ * over; after an error r must be initialised again before another parse.
  * @param buf     the received bytes
- * @param len     their count
+ * @param len     their count (not less than at the previous call on r)
  * @param limits  the limits to enforce
- * @param r       receives the result (initialised with tc_http_request_init())
+ * @param r       receives the result and the progress (initialised with tc_http_request_init())
  * @return the head's length including its empty line (> 0), TC_HTTP_INCOMPLETE, or a negative TC_HTTP_E* error
  */
 int tc_http_parse_request(const char *buf, size_t len, const tc_http_limits_t *limits, tc_http_request_t *r);

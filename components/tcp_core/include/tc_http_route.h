@@ -20,6 +20,7 @@ extern "C" {
 
 /**
  * @brief Percent-decode a path into dst (NUL-terminated). "%00" and malformed escapes are refused; '+' is kept.
+ * dst may be src (decoding in place: the result is never longer than its source).
  * @return the decoded length, or -1 (malformed, or dst smaller than the result + 1)
  */
 int tc_http_path_decode(const char *src, size_t len, char *dst, size_t cap);

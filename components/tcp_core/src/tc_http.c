@@ -3,10 +3,12 @@
  * responses, the sweep of timeouts, start and stop. Routes, streams and WebSocket sessions have their own files
  * (tc_http_internal.h lists them).
  *
- * Per connection: a small state record (hconn_t) and an input buffer that exists only while bytes are waiting. A
- * request in flight owns one allocation holding a copy of its head, its decoded path and its parameters, so the
- * input buffer can move freely (pipelining). Nothing here blocks: handlers answer at once or later, streams are
- * producers asked when the socket can take more, and a stop ends everything by its deadline.
+ * Per connection: a small state record (hconn_t) and an input buffer that exists only while bytes are waiting. A head
+ * is parsed in that buffer as it arrives, each segment's parse resuming where the last one stopped; the request
+ * record (allocated at the head's first byte, its header array sized by max_headers) carries that progress. When the
+ * head is complete the request takes the buffer: the head is never copied, its slices stay valid until the answer,
+ * and the path is decoded in place. Nothing here blocks: handlers answer at once or later, streams are producers
+ * asked when the socket can take more, and a stop ends everything by its deadline.
  */
 #include <stdio.h>
 #include <string.h>
@@ -16,6 +18,8 @@
 #include "tc_http_internal.h"
 
 #define SWEEP_MS 100
+#define HEAD_SLACK 1024 /* input buffer bytes past a complete head that the request gives back (realloc) */
+#define HEAD_MAX 1022 /* response head bytes before the handler's own fields (tc_http_resp_header(), 512 at most) */
 #define PIPELINE_SLACK 4096 /* input held beyond max_head while a response is in flight before reading stops */
 
 static void process(hconn_t *hc);
@@ -111,54 +115,44 @@ static int keep_alive_for(const tc_http_req_t *req)
 int tc__http_send_head(tc_http_req_t *req, int status, const char *ctype, long long content_length, const char *extra,
                      const void *body, size_t body_len)
 {
-    char head[1024];
-    int ka = keep_alive_for(req);
-    int n = snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\n", status, tc_http_status_text(status));
+    /* The head is a list of pieces, most of them constants, handed to tc_conn_sendv(): it joins them with a small
+     * body into one send (one segment, no Nagle interplay) without a copy of the head on the loop's stack. */
+    char line[64], clen[48];
+    tc_buf_t m[10];
+    size_t k = 0;
+    int n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status, tc_http_status_text(status));
+    m[k++] = (tc_buf_t){line, (size_t)n};
     if (ctype) {
-        n += snprintf(head + n, sizeof(head) - (size_t)n, "Content-Type: %s\r\n", ctype);
+        m[k++] = (tc_buf_t){"Content-Type: ", 14};
+        m[k++] = (tc_buf_t){ctype, strlen(ctype)};
+        m[k++] = (tc_buf_t){"\r\n", 2};
     }
     if (content_length >= 0) {
-        n += snprintf(head + n, sizeof(head) - (size_t)n, "Content-Length: %lld\r\n", content_length);
+        n = snprintf(clen, sizeof(clen), "Content-Length: %lld\r\n", content_length);
+        m[k++] = (tc_buf_t){clen, (size_t)n};
     }
     if (status != 101) {
-        n += snprintf(head + n, sizeof(head) - (size_t)n, "Connection: %s\r\n", ka ? "keep-alive" : "close");
+        int ka = keep_alive_for(req);
+        m[k++] = ka ? (tc_buf_t){"Connection: keep-alive\r\n", 24} : (tc_buf_t){"Connection: close\r\n", 19};
     }
     if (extra) {
-        n += snprintf(head + n, sizeof(head) - (size_t)n, "%s", extra);
+        m[k++] = (tc_buf_t){extra, strlen(extra)};
     }
-    if ((size_t)n >= sizeof(head) - 2) {
-        return TC_ELIMIT;
+    size_t head = 0;
+    for (size_t i = 0; i < k; i++) {
+        head += m[i].len;
     }
-    size_t total = (size_t)n + (req->xh ? req->xh_len : 0) + 2;
-    tc_conn_t *c = req->hc->c;
-    /* One send for head and small body: one segment, no Nagle interplay, fewer wake-ups for the client. */
-    if (total + body_len <= 4096) {
-        char one[4096];
-        size_t k = (size_t)n;
-        memcpy(one, head, k);
-        if (req->xh) {
-            memcpy(one + k, req->xh, req->xh_len);
-            k += req->xh_len;
-        }
-        memcpy(one + k, "\r\n", 2);
-        k += 2;
-        if (body_len) {
-            memcpy(one + k, body, body_len);
-            k += body_len;
-        }
-        return tc_conn_send(c, one, k);
+    if (head >= HEAD_MAX) {
+        return TC_ELIMIT; /* a content type or extra fields beyond any sensible size */
     }
-    int rc = tc_conn_send(c, head, (size_t)n);
-    if (rc == TC_OK && req->xh) {
-        rc = tc_conn_send(c, req->xh, req->xh_len);
+    if (req->xh) {
+        m[k++] = (tc_buf_t){req->xh, req->xh_len};
     }
-    if (rc == TC_OK) {
-        rc = tc_conn_send(c, "\r\n", 2);
+    m[k++] = (tc_buf_t){"\r\n", 2};
+    if (body_len) {
+        m[k++] = (tc_buf_t){body, body_len};
     }
-    if (rc == TC_OK && body_len) {
-        rc = tc_conn_send(c, body, body_len);
-    }
-    return rc;
+    return tc_conn_sendv(req->hc->c, m, k);
 }
 
 /* The request is over: close or go back to reading the next one. */
@@ -275,7 +269,6 @@ void tc__http_req_free(tc_http_req_t *req)
         req->data_free(req->data); /* e.g. a streamed file whose viewer left: the producer is not asked again */
     }
     tc_free(req->head);
-    tc_free(req->path);
     tc_free(req->body);
     tc_free(req->xh);
     tc_free(req);
@@ -518,49 +511,80 @@ static void req_abandon(hconn_t *hc)
     }
 }
 
-/* Start a request from a complete head of n bytes at the front of the buffer. */
-static int begin_request(hconn_t *hc, const tc_http_request_t *parsed, size_t n)
+/* A request record for a head that starts arriving: it carries the parser's progress between segments, and its
+ * header array is sized by the server's max_headers. */
+static tc_http_req_t *req_new(hconn_t *hc)
 {
     tc_http_t *h = HC_HTTP(hc);
-    tc_http_req_t *req = tc_calloc(1, sizeof(*req));
-    char *head = tc_malloc(n);
-    /* One allocation for the decoded path and a NUL-terminated copy of the query after it: the query's slice in
-     * the head is followed by " HTTP/1.1", not by a NUL, and tc_http_req_query() promises a C string. */
-    size_t path_cap = parsed->path.len + 1;
-    char *path = tc_malloc(path_cap + parsed->query.len + 1);
-    if (req == NULL || head == NULL || path == NULL) {
-        tc_free(req);
-        tc_free(head);
-        tc_free(path);
+    tc_http_req_t *req = tc_calloc(1, sizeof(*req) + h->cfg.max_headers * sizeof(tc_http_header_t));
+    if (req == NULL) {
+        fail_conn(hc, 503);
+        return NULL;
+    }
+    tc_http_request_init(&req->parsed, req->headers, h->cfg.max_headers);
+    req->h = h;
+    req->hc = hc;
+    hc->req = req;
+    return req;
+}
+
+/* The head is complete: the first n bytes of the input buffer. The request takes that buffer, so the head stays
+ * where it arrived and the parser's slices stay valid for the request's life; only bytes that came after the head
+ * (a body, a pipelined request) move to a new input buffer. The path is decoded and NUL-terminated in place. */
+static int take_head(hconn_t *hc, tc_http_req_t *req, size_t n)
+{
+    char *head = hc->buf;
+    size_t cap = hc->cap, rest = hc->len - n;
+    hc->buf = NULL;
+    hc->len = hc->cap = 0;
+    req->head = head;
+    if (rest > 0 && tc__hconn_append(hc, head + n, rest, HC_BUF_MAX) != TC_OK) {
         fail_conn(hc, 503);
         return -1;
     }
-    memcpy(head, hc->buf, n);
-    /* Rebase the parser's slices from the input buffer onto the copy. */
-    req->parsed = *parsed;
-    tc_http_request_rebase(&req->parsed, hc->buf, head, req->headers);
-    req->head = head;
-    req->h = h;
-    req->hc = hc;
+    if (cap - n > HEAD_SLACK) {
+        /* A segment that brought a body along grew the buffer: keep only the head while the request lives. */
+        char *smaller = tc_realloc(head, n);
+        if (smaller != NULL && smaller != head) {
+            tc_http_request_rebase(&req->parsed, head, smaller, req->headers);
+        }
+        req->head = smaller != NULL ? smaller : head;
+    }
+    tc_http_request_t *p = &req->parsed;
+    /* "http://host" without a path: the parser's path is a constant "/", nothing to decode. */
+    if (p->path.len == 1 && p->path.ptr[0] == '/') {
+        req->path = "/";
+    } else {
+        /* Decoding never lengthens, and the byte after the path ('?' or ' ') is the head's: room for the NUL. */
+        char *path = (char *)p->path.ptr;
+        if (tc_http_path_decode(path, p->path.len, path, p->path.len + 1) < 0) {
+            fail_conn(hc, 400);
+            return -1;
+        }
+        req->path = path;
+    }
+    if (p->query.ptr != NULL) {
+        ((char *)p->query.ptr)[p->query.len] = '\0'; /* over the ' ' before "HTTP/1.x" */
+        req->query = p->query.ptr;
+    } else {
+        req->query = "";
+    }
+    return 0;
+}
+
+/* Start a request from a complete head of n bytes at the front of the buffer. */
+static int begin_request(hconn_t *hc, size_t n)
+{
+    tc_http_t *h = HC_HTTP(hc);
+    tc_http_req_t *req = hc->req;
+    const tc_http_request_t *parsed = &req->parsed;
     req->in_stop = h->stopping;
-    hc->req = req;
     tc__conn_reg_flags(hc->c, TC_REG_FLAG_BUSY, 0); /* a request in flight is not evicted (TC_FULL_EVICT_IDLE) */
-    int dl = tc_http_path_decode(req->parsed.path.ptr, req->parsed.path.len, path, path_cap);
-    if (dl < 0) {
-        tc_free(path);
-        fail_conn(hc, 400);
+    if (take_head(hc, req, n) != 0) {
         return -1;
     }
-    req->path = path;
-    char *query = path + path_cap;
-    if (parsed->query.len > 0) {
-        memcpy(query, parsed->query.ptr, parsed->query.len);
-    }
-    query[parsed->query.len] = '\0';
-    req->query = query;
     req->keep_alive = parsed->keep_alive;
     req->head_only = tc__http_method_bit(parsed->method) == TC_HTTP_HEAD;
-    tc__hconn_consume(hc, n);
     tc__http_route_lookup(h, req);
     route_t *r = req->route;
     int pieces = r != NULL && r->body_cb != NULL;
@@ -697,12 +721,13 @@ static void process(hconn_t *hc)
             break;
         }
         if (hc->state != HC_BODY) {
-            tc_http_request_t parsed;
-            tc_http_header_t headers[TC_HTTP_MAX_HEADERS_CAP];
             tc_http_limits_t lim = {
                 .max_uri = h->cfg.max_uri, .max_head = h->cfg.max_head, .max_headers = h->cfg.max_headers};
-            tc_http_request_init(&parsed, headers, TC_HTTP_MAX_HEADERS_CAP);
-            int n = tc_http_parse_request(hc->buf, hc->len, &lim, &parsed);
+            if (hc->req == NULL && req_new(hc) == NULL) {
+                break;
+            }
+            /* Resumes where the last segment's parse stopped: complete lines are not parsed again. */
+            int n = tc_http_parse_request(hc->buf, hc->len, &lim, &hc->req->parsed);
             if (n == TC_HTTP_INCOMPLETE) {
                 if (hc->state == HC_IDLE) {
                     hc->state = HC_HEAD;
@@ -714,7 +739,7 @@ static void process(hconn_t *hc)
                 fail_conn(hc, tc_http_error_status(n));
                 break;
             }
-            if (begin_request(hc, &parsed, (size_t)n) != 0) {
+            if (begin_request(hc, (size_t)n) != 0) {
                 break;
             }
             continue; /* dispatched, or now in HC_BODY */

@@ -65,10 +65,9 @@ struct tc_http_req {
     tc_http_t *h;
     hconn_t *hc;
     route_t *route;
-    tc_http_request_t parsed; /* slices into head */
-    tc_http_header_t headers[TC_HTTP_MAX_HEADERS_CAP];
-    char *head; /* copy of the request head */
-    char *path;
+    tc_http_request_t parsed; /* slices into the input buffer, then into head; the parser's progress between them */
+    char *head;               /* the input buffer the head arrived in, the request's from its end on */
+    const char *path;         /* decoded in place in head (or the constant "/") */
     const char *query;
     char *body; /* buffered routes: grows with the bytes received, never with a declared length */
     size_t body_len, body_cap;
@@ -103,6 +102,7 @@ struct tc_http_req {
     tc_timer_t stream_timer;
     uint64_t last_write;    /* loop ms of the last part written (SSE heartbeats) */
     uint8_t stream_waiting; /* waiting for TC_EV_DRAINED */
+    tc_http_header_t headers[]; /* the server's max_headers of them */
 };
 
 /* Per connection, kept small: an idle keep-alive connection costs this plus its tc_conn and nothing else (no

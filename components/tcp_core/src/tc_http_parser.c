@@ -308,12 +308,10 @@ static int apply_header(tc_http_request_t *r, const tc_http_header_t *h, int *ho
     return 0;
 }
 
-int tc_http_parse_request(const char *buf, size_t len, const tc_http_limits_t *limits, tc_http_request_t *r)
+/* The request line, after at most two empty lines (RFC 9112 2.2: a server SHOULD ignore at least one). It is parsed
+ * whole once complete; until then each call looks at it again, bounded by max_uri and the version's length. */
+static int parse_start(const char *buf, size_t len, const tc_http_limits_t *limits, tc_http_request_t *r)
 {
-    tc_http_header_t *headers = r->headers;
-    size_t cap = r->cap;
-    tc_http_request_init(r, headers, cap);
-    /* RFC 9112 2.2: a server SHOULD ignore at least one empty line before the request-line. */
     size_t start = 0;
     while (start + 1 < len && buf[start] == '\r' && buf[start + 1] == '\n' && start < 4) {
         start += 2;
@@ -329,15 +327,95 @@ int tc_http_parse_request(const char *buf, size_t len, const tc_http_limits_t *l
         }
         return rc;
     }
-    p += start;
     r->keep_alive = r->minor == 1;
-    int hosts = 0;
+    r->done = r->scan = p + start;
+    r->stage = 1;
+    return 0;
+}
+
+/* One complete header field line [p, e): stored and applied. */
+static int parse_field(const char *buf, size_t p, size_t e, const tc_http_limits_t *limits, tc_http_request_t *r)
+{
+    if (buf[p] == ' ' || buf[p] == '\t') {
+        return TC_HTTP_EBAD; /* obs-fold (RFC 9112 5.2): refused rather than unfolded */
+    }
+    size_t i = p;
+    while (i < e && is_tchar((unsigned char)buf[i])) {
+        i++;
+    }
+    if (i == p || i == e || buf[i] != ':') {
+        return TC_HTTP_EBAD; /* no name, no colon, or whitespace before the colon (RFC 9112 5.1) */
+    }
+    tc_http_header_t h;
+    h.name.ptr = buf + p;
+    h.name.len = i - p;
+    size_t vs = i + 1, ve = e;
+    for (size_t k = vs; k < ve; k++) {
+        if (!is_value_char((unsigned char)buf[k])) {
+            return TC_HTTP_EBAD; /* NUL, lone CR, DEL, other controls: header injection and truncation */
+        }
+    }
+    while (vs < ve && (buf[vs] == ' ' || buf[vs] == '\t')) {
+        vs++;
+    }
+    while (ve > vs && (buf[ve - 1] == ' ' || buf[ve - 1] == '\t')) {
+        ve--;
+    }
+    h.value.ptr = buf + vs;
+    h.value.len = ve - vs;
+    if (r->nheaders >= limits->max_headers || r->nheaders >= r->cap) {
+        return TC_HTTP_ETOO_MANY_HEADERS;
+    }
+    r->headers[r->nheaders++] = h;
+    int hosts = r->hosts;
+    int rc = apply_header(r, &h, &hosts);
+    r->hosts = (uint16_t)(hosts > 2 ? 2 : hosts); /* more than one is all the end check needs to know */
+    return rc;
+}
+
+/* The whole head is in: the checks that need every field. */
+static int parse_end(tc_http_request_t *r)
+{
+    if (r->chunked && r->has_content_length) {
+        return TC_HTTP_EBAD; /* RFC 9112 6.1: both framings at once is how requests are smuggled */
+    }
+    if (r->chunked && r->minor == 0) {
+        return TC_HTTP_EBAD; /* HTTP/1.0 has no chunked coding */
+    }
+    if (r->hosts > 1 || (r->minor == 1 && r->hosts == 0)) {
+        return TC_HTTP_EBAD; /* RFC 9112 3.2: exactly one Host in HTTP/1.1 */
+    }
+    r->stage = 2;
+    return (int)r->done;
+}
+
+static void move_slices(tc_http_request_t *r, const char *old_base, const char *new_base);
+
+int tc_http_parse_request(const char *buf, size_t len, const tc_http_limits_t *limits, tc_http_request_t *r)
+{
+    if (r->base != NULL && r->base != buf) {
+        move_slices(r, r->base, buf); /* the caller's buffer moved (grown): same bytes, new place */
+    }
+    r->base = buf;
+    if (r->stage == 2) {
+        return (int)r->done;
+    }
+    if (r->stage == 0) {
+        int rc = parse_start(buf, len, limits, r);
+        if (rc != 0) {
+            return rc;
+        }
+    }
     for (;;) {
+        size_t p = r->done;
         if (p > limits->max_head) {
             return TC_HTTP_EHEADERS_TOO_LARGE;
         }
-        long eol = line_end(buf, len, p);
+        /* Bytes before r->scan were seen already and hold no CR or LF: the search goes on from there. */
+        long eol = line_end(buf, len, r->scan > p ? r->scan : p);
         if (eol == -1) {
+            /* A CR last may be the start of CRLF: looked at again with the next bytes. */
+            r->scan = len > p && buf[len - 1] == '\r' ? len - 1 : len;
             /* No empty line yet, so every byte received belongs to the head: refuse as soon as they exceed it. */
             return len > limits->max_head ? TC_HTTP_EHEADERS_TOO_LARGE : TC_HTTP_INCOMPLETE;
         }
@@ -349,56 +427,15 @@ int tc_http_parse_request(const char *buf, size_t len, const tc_http_limits_t *l
             return TC_HTTP_EHEADERS_TOO_LARGE;
         }
         if (e == p) { /* the empty line: end of the head */
-            p = e + 2;
-            break;
+            r->done = e + 2;
+            return parse_end(r);
         }
-        if (buf[p] == ' ' || buf[p] == '\t') {
-            return TC_HTTP_EBAD; /* obs-fold (RFC 9112 5.2): refused rather than unfolded */
-        }
-        size_t i = p;
-        while (i < e && is_tchar((unsigned char)buf[i])) {
-            i++;
-        }
-        if (i == p || i == e || buf[i] != ':') {
-            return TC_HTTP_EBAD; /* no name, no colon, or whitespace before the colon (RFC 9112 5.1) */
-        }
-        tc_http_header_t h;
-        h.name.ptr = buf + p;
-        h.name.len = i - p;
-        size_t vs = i + 1, ve = e;
-        for (size_t k = vs; k < ve; k++) {
-            if (!is_value_char((unsigned char)buf[k])) {
-                return TC_HTTP_EBAD; /* NUL, lone CR, DEL, other controls: header injection and truncation */
-            }
-        }
-        while (vs < ve && (buf[vs] == ' ' || buf[vs] == '\t')) {
-            vs++;
-        }
-        while (ve > vs && (buf[ve - 1] == ' ' || buf[ve - 1] == '\t')) {
-            ve--;
-        }
-        h.value.ptr = buf + vs;
-        h.value.len = ve - vs;
-        if (r->nheaders >= limits->max_headers || r->nheaders >= r->cap) {
-            return TC_HTTP_ETOO_MANY_HEADERS;
-        }
-        r->headers[r->nheaders++] = h;
-        rc = apply_header(r, &h, &hosts);
+        int rc = parse_field(buf, p, e, limits, r);
         if (rc != 0) {
             return rc;
         }
-        p = e + 2;
+        r->done = r->scan = e + 2;
     }
-    if (r->chunked && r->has_content_length) {
-        return TC_HTTP_EBAD; /* RFC 9112 6.1: both framings at once is how requests are smuggled */
-    }
-    if (r->chunked && r->minor == 0) {
-        return TC_HTTP_EBAD; /* HTTP/1.0 has no chunked coding */
-    }
-    if (hosts > 1 || (r->minor == 1 && hosts == 0)) {
-        return TC_HTTP_EBAD; /* RFC 9112 3.2: exactly one Host in HTTP/1.1 */
-    }
-    return (int)p;
 }
 
 static void rebase_slice(tc_http_slice_t *s, const char *old_base, const char *new_base)
@@ -408,8 +445,7 @@ static void rebase_slice(tc_http_slice_t *s, const char *old_base, const char *n
     }
 }
 
-void tc_http_request_rebase(tc_http_request_t *r, const char *old_base, const char *new_base,
-                            tc_http_header_t *new_headers)
+static void move_slices(tc_http_request_t *r, const char *old_base, const char *new_base)
 {
     rebase_slice(&r->method, old_base, new_base);
     rebase_slice(&r->target, old_base, new_base);
@@ -418,12 +454,23 @@ void tc_http_request_rebase(tc_http_request_t *r, const char *old_base, const ch
     }
     rebase_slice(&r->query, old_base, new_base);
     for (size_t i = 0; i < r->nheaders; i++) {
-        new_headers[i] = r->headers[i];
-        rebase_slice(&new_headers[i].name, old_base, new_base);
-        rebase_slice(&new_headers[i].value, old_base, new_base);
+        rebase_slice(&r->headers[i].name, old_base, new_base);
+        rebase_slice(&r->headers[i].value, old_base, new_base);
+    }
+    if (r->base != NULL) {
+        r->base = new_base;
+    }
+}
+
+void tc_http_request_rebase(tc_http_request_t *r, const char *old_base, const char *new_base,
+                            tc_http_header_t *new_headers)
+{
+    if (new_headers != r->headers && r->nheaders > 0) {
+        memcpy(new_headers, r->headers, r->nheaders * sizeof(*new_headers));
     }
     r->headers = new_headers;
     r->cap = r->nheaders;
+    move_slices(r, old_base, new_base);
 }
 
 int tc_http_header_find(const tc_http_request_t *r, const char *name, tc_http_slice_t *out)

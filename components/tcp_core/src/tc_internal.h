@@ -93,6 +93,10 @@ void tc__handles_add(tc_loop_t *loop, int delta);
 /* The loop's shared receive buffer: valid until the next receive. */
 char *tc__rbuf(tc_loop_t *loop, size_t *size);
 
+/* The loop's send gather buffer (TC_CFG_SEND_GATHER_SIZE bytes, apart from the receive buffer, so data received can
+ * be sent back from it): valid until the next send. */
+char *tc__gbuf(tc_loop_t *loop, size_t *size);
+
 /* A pseudo-random 32-bit number for jitter (not for security). */
 uint32_t tc__rand(tc_loop_t *loop);
 

@@ -485,7 +485,7 @@ int tc_loop_new(tc_loop_t **out)
         return TC_ENOMEM;
     }
     loop->rbuf_size = TC_CFG_READ_BUF_SIZE;
-    loop->rbuf = tc_malloc(loop->rbuf_size);
+    loop->rbuf = tc_malloc(loop->rbuf_size + TC_CFG_SEND_GATHER_SIZE); /* the send gather buffer follows it */
     int rc = loop->rbuf ? tc_sock_wake_open(&loop->wake_r, &loop->wake_w) : TC_ENOMEM;
     if (rc != TC_OK) {
         tc_free(loop->rbuf);
@@ -844,6 +844,12 @@ char *tc__rbuf(tc_loop_t *loop, size_t *size)
 {
     *size = loop->rbuf_size;
     return loop->rbuf;
+}
+
+char *tc__gbuf(tc_loop_t *loop, size_t *size)
+{
+    *size = TC_CFG_SEND_GATHER_SIZE;
+    return loop->rbuf + loop->rbuf_size;
 }
 
 uint32_t tc__rand(tc_loop_t *loop)

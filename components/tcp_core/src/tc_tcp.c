@@ -349,12 +349,36 @@ int tc_conn_sendv(tc_conn_t *c, const tc_buf_t *bufs, size_t n)
     if ((c->reg.queued + total > cfg->queue_max || c->reg.queued + total < total) && c->reg.queued > cfg->low_water) {
         return TC_ELIMIT;
     }
-    size_t done = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (bufs[i].len == 0) {
+    /* Nothing queued: the pieces are joined in the loop's gather buffer and go out in as few sends as it allows (one
+     * for a message that fits). With a queue, each piece is copied onto it anyway: joining first would copy twice. */
+    size_t gcap = 0, g = 0, done = 0;
+    char *gb = c->wq_head == NULL ? tc__gbuf(c->owner->loop, &gcap) : NULL;
+    for (size_t i = 0; i <= n; i++) {
+        const char *p = i < n ? bufs[i].data : NULL;
+        size_t len = i < n ? bufs[i].len : 0;
+        if (i < n && len == 0) {
             continue;
         }
-        int rc = conn_write(c, bufs[i].data, bufs[i].len);
+        if (gb != NULL && i < n && g + len <= gcap) {
+            memcpy(gb + g, p, len);
+            g += len;
+            continue;
+        }
+        int rc = TC_OK;
+        if (g > 0) { /* the joined pieces before this one (or the last ones) */
+            rc = conn_write(c, gb, g);
+            done += rc == TC_OK ? g : 0;
+            g = 0;
+        }
+        if (rc == TC_OK && i < n) {
+            if (gb != NULL && len <= gcap / 2) {
+                memcpy(gb, p, len); /* small: starts the next group */
+                g = len;
+                continue;
+            }
+            rc = conn_write(c, p, len);
+            done += rc == TC_OK ? len : 0;
+        }
         if (rc != TC_OK) {
             if (done > 0 && rc == TC_ENOMEM) {
                 /* Part of the message is out: the peer must not see the rest missing in a stream that goes on. */
@@ -362,7 +386,6 @@ int tc_conn_sendv(tc_conn_t *c, const tc_buf_t *bufs, size_t n)
             }
             return rc;
         }
-        done += bufs[i].len;
     }
     return TC_OK;
 }
