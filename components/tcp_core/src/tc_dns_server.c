@@ -29,11 +29,11 @@ static void dns_readable(tc_io_t *io, int revents)
 {
     (void)revents;
     tc_dns_server_t *d = (tc_dns_server_t *)((char *)io - offsetof(tc_dns_server_t, io));
-    /* The query goes in the loop's shared receive buffer (>= 512 bytes by Kconfig's range), the answer on the stack:
-     * a device's loop task has little stack to spare. */
-    size_t rsize;
+    /* The query goes in the loop's shared receive buffer (>= 512 bytes by Kconfig's range), the answer in its send
+     * gather buffer: nothing of either on the stack, a device's loop task has little to spare. */
+    size_t rsize, osize;
     uint8_t *in = (uint8_t *)tc__rbuf(d->loop, &rsize);
-    uint8_t out[DNS_MAX_UDP + 16]; /* tc_dns_answer() never exceeds the query + 16 bytes */
+    uint8_t *out = (uint8_t *)tc__gbuf(d->loop, &osize); /* tc_dns_answer() never exceeds the query + 16 bytes */
     if (rsize > DNS_MAX_UDP) {
         rsize = DNS_MAX_UDP;
     }
@@ -46,7 +46,7 @@ static void dns_readable(tc_io_t *io, int revents)
         d->stats.queries++;
         d->reg.bytes_in += (uint64_t)n;
         d->reg.active_ms = tc_loop_now(d->loop);
-        int len = tc_dns_answer(in, (size_t)n, &d->policy, out, sizeof(out));
+        int len = tc_dns_answer(in, (size_t)n, &d->policy, out, osize);
         long s = len > 0 ? tc_sock_sendto(io->fd, out, (size_t)len, &from) : -1;
         if (len <= 0 || s != len) {
             d->stats.dropped++; /* not a query, or the send failed (buffer full): the client will retry */

@@ -318,9 +318,9 @@ int tc_sock_evset_del(int set, int fd)
 
 int tc_sock_evset_wait(int set, tc_evready_t *out, int max, int timeout_ms)
 {
-    struct epoll_event evs[64];
-    if (max > 64) {
-        max = 64;
+    struct epoll_event evs[32]; /* 384 bytes of the loop's stack; more ready descriptors come at the next wait */
+    if (max > 32) {
+        max = 32;
     }
     int rc = epoll_wait(set, evs, max, timeout_ms);
     if (rc < 0) {
@@ -408,15 +408,18 @@ static int count_proc_tcp(uint16_t local_port, int time_wait)
             continue;
         }
         opened++;
-        char line[512];
+        char line[256]; /* a tcp6 line is about 170 bytes */
         if (fgets(line, sizeof(line), fp) == NULL) { /* header */
             fclose(fp);
             continue;
         }
+        int rest = 0; /* inside a line longer than the buffer (none expected): its pieces are skipped */
         while (fgets(line, sizeof(line), fp) != NULL) {
-            char local[128], remote[128];
+            char local[64], remote[64]; /* IPv6 "HEX32:HEX4" is 37 bytes */
             unsigned st = 0;
-            if (sscanf(line, "%*s %127s %127s %x", local, remote, &st) != 3) {
+            int skip = rest || strchr(line, '\n') == NULL;
+            rest = strchr(line, '\n') == NULL;
+            if (skip || sscanf(line, "%*s %63s %63s %x", local, remote, &st) != 3) {
                 continue;
             }
             const char *colon = strrchr(local, ':');
