@@ -159,33 +159,34 @@ static void ws_deliver(tc_ws_t *ws, int opcode, const char *data, size_t len)
     r->ws_cb(ws, opcode == TC_WS_OP_TEXT ? TC_WS_EV_TEXT : TC_WS_EV_BINARY, data, len, r->user);
 }
 
-static void ws_input(hconn_t *hc)
+static size_t ws_frames(hconn_t *hc, uint8_t *buf, size_t len)
 {
     tc_ws_t *ws = hc->ws;
     tc_http_t *h = HC_HTTP(hc);
-    while (hc->state == HC_WS && hc->len > 0) {
+    size_t off = 0;
+    while (hc->state == HC_WS && off < len) {
         tc_ws_frame_t f;
-        int n = tc_ws_decode_header((const uint8_t *)hc->buf, hc->len, h->cfg.ws_max_message, &f);
+        int n = tc_ws_decode_header(buf + off, len - off, h->cfg.ws_max_message, &f);
         if (n == TC_WS_INCOMPLETE) {
-            return;
+            break;
         }
         if (n < 0) {
             ws_fail(ws, tc_ws_error_close_code(n));
-            return;
+            break;
         }
         /* The frame length was checked against ws_max_message as 64-bit by the decoder: narrowing is safe. */
         size_t plen = (size_t)f.payload_len;
-        if (hc->len - (size_t)n < plen) {
-            return; /* wait for the rest; the buffer is bounded by the message limit */
+        if (len - off - (size_t)n < plen) {
+            break; /* wait for the rest; the buffer is bounded by the message limit */
         }
-        uint8_t *payload = (uint8_t *)hc->buf + n;
+        uint8_t *payload = buf + off + n;
         tc_ws_unmask(payload, plen, f.mask, 0);
         uint8_t open_opcode = ws->msg_opcode; /* before the check updates it */
         ws->awaiting_pong = 0;                 /* the peer is alive */
         int code = tc_ws_frame_check(&ws->msg_opcode, &f);
         if (code) {
             ws_fail(ws, (uint16_t)code);
-            return;
+            return off;
         }
         if (f.opcode == TC_WS_OP_PING) {
             if (!ws->close_sent) {
@@ -197,10 +198,10 @@ static void ws_input(hconn_t *hc)
             uint16_t rcode = 1005;
             int cc = tc_ws_parse_close(payload, plen, &rcode);
             ws->close_received = 1;
-            tc__hconn_consume(hc, (size_t)n + plen);
+            off += (size_t)n + plen;
             if (cc != 0) {
                 ws_fail(ws, (uint16_t)cc);
-                return;
+                break;
             }
             ws->close_code = rcode;
             if (!ws->close_sent) {
@@ -208,22 +209,22 @@ static void ws_input(hconn_t *hc)
             } else {
                 ws_tcp_close(hc);
             }
-            return;
+            break;
         } else {
             /* Data frame (first or continuation): append, validate text as it comes. */
             int op = f.opcode == TC_WS_OP_CONT ? open_opcode : f.opcode;
             if (ws->msg_len + plen > h->cfg.ws_max_message) {
                 ws_fail(ws, 1009);
-                return;
+                return off;
             }
             if (op == TC_WS_OP_TEXT && tc_ws_utf8_feed(&ws->utf8, payload, plen) != 0) {
                 ws_fail(ws, 1007);
-                return;
+                return off;
             }
             if (f.fin && ws->msg_len == 0) {
                 if (op == TC_WS_OP_TEXT && !tc_ws_utf8_complete(&ws->utf8)) {
                     ws_fail(ws, 1007);
-                    return;
+                    return off;
                 }
                 tc_ws_utf8_reset(&ws->utf8);
                 if (!ws->close_sent) {
@@ -238,7 +239,7 @@ static void ws_input(hconn_t *hc)
                     char *m = tc_realloc(ws->msg, cap);
                     if (m == NULL) {
                         ws_fail(ws, 1011);
-                        return;
+                        return off;
                     }
                     ws->msg = m;
                     ws->msg_cap = cap;
@@ -248,7 +249,7 @@ static void ws_input(hconn_t *hc)
                 if (f.fin) {
                     if (op == TC_WS_OP_TEXT && !tc_ws_utf8_complete(&ws->utf8)) {
                         ws_fail(ws, 1007);
-                        return;
+                        return off;
                     }
                     tc_ws_utf8_reset(&ws->utf8);
                     if (!ws->close_sent) {
@@ -260,8 +261,9 @@ static void ws_input(hconn_t *hc)
                 }
             }
         }
-        tc__hconn_consume(hc, (size_t)n + plen);
+        off += (size_t)n + plen;
     }
+    return off;
 }
 
 /* Liveness of a WebSocket: a ping when none is outstanding and ws_ping_ms passed since the last; a peer that
@@ -287,12 +289,25 @@ void tc__ws_liveness(tc_http_t *h, hconn_t *hc, uint64_t now)
 
 void tc__ws_data(hconn_t *hc, const void *data, size_t len)
 {
-    size_t limit = HC_HTTP(hc)->cfg.ws_max_message + TC_WS_MAX_HEADER + 4096;
+    tc_http_t *h = HC_HTTP(hc);
+    size_t rsize;
+    if (hc->len == 0 && data == tc__rbuf(h->loop, &rsize)) {
+        /* Nothing buffered: whole frames are handled where they were received, the loop's receive buffer (the
+         * core's own, writable until the next receive: payloads are unmasked in place), with no copy and no
+         * allocation; only an incomplete frame at the end is kept. */
+        size_t used = ws_frames(hc, (uint8_t *)tc__rbuf(h->loop, &rsize), len);
+        if (used == len || hc->state != HC_WS) {
+            return;
+        }
+        data = (const char *)data + used;
+        len -= used;
+    }
+    size_t limit = h->cfg.ws_max_message + TC_WS_MAX_HEADER + 4096;
     if (tc__hconn_append(hc, data, len, limit) != TC_OK) {
         ws_fail(hc->ws, 1009);
         return;
     }
-    ws_input(hc);
+    tc__hconn_consume(hc, ws_frames(hc, (uint8_t *)hc->buf, hc->len));
 }
 
 void tc__ws_free(hconn_t *hc)

@@ -258,7 +258,23 @@ uint16_t tc_ws_error_close_code(int err)
 
 void tc_ws_unmask(uint8_t *data, size_t len, const uint8_t mask[4], uint64_t offset)
 {
-    for (size_t i = 0; i < len; i++) {
+    /* A machine word at a time: the mask repeated over a word (in memory order, so byte order does not matter),
+     * XORed in with memcpy loads and stores (no alignment or aliasing assumptions). Words keep the mask's phase:
+     * their size is a multiple of 4. About 8x fewer instructions than byte by byte on a 64-bit host. */
+    size_t i = 0;
+    uint8_t mb[sizeof(size_t)];
+    for (size_t k = 0; k < sizeof(mb); k++) {
+        mb[k] = mask[(offset + k) & 3];
+    }
+    size_t w;
+    memcpy(&w, mb, sizeof(w));
+    for (; len - i >= sizeof(w); i += sizeof(w)) {
+        size_t d;
+        memcpy(&d, data + i, sizeof(d));
+        d ^= w;
+        memcpy(data + i, &d, sizeof(d));
+    }
+    for (; i < len; i++) {
         data[i] ^= mask[(offset + i) & 3];
     }
 }
