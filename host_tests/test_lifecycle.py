@@ -160,6 +160,23 @@ def test_sse_stream_with_rare_events_lives_on_heartbeats(loop: Loop, server_host
     a.stop(500)
 
 
+def test_sse_heartbeats_are_well_formed_chunks(loop: Loop, server_host: str) -> None:
+    """A client that decodes the chunked body strictly (urllib3 under requests) reads heartbeats one after another:
+    each is exactly one chunk holding ":\n\n" (a heartbeat once carried two stray bytes after its chunk, which a
+    strict reader refuses as a bad chunk length)."""
+    a = _liveness_app(loop, server_host)
+    beats = 0
+    with requests.get(f"http://{a.host}:{a.http_port}/events", stream=True, timeout=5) as r:
+        assert r.headers["Content-Type"].startswith("text/event-stream")
+        t_end = time.monotonic() + 10
+        for line in r.iter_lines(chunk_size=1):
+            beats += line == b":"
+            if beats >= 4 or time.monotonic() > t_end:
+                break
+    assert beats >= 4
+    a.stop(500)
+
+
 def test_stream_viewer_that_stopped_reading_is_ended_by_progress(loop: Loop, server_host: str) -> None:
     """A stream is judged by its progress: a viewer whose queue does not move for the idle timeout is ended, while
     the one that reads stays."""

@@ -216,7 +216,8 @@ void tc__stream_liveness(tc_http_t *h, hconn_t *hc, uint64_t now)
     if (req->stream_kind == TC_HTTP_STREAM_SSE && h->cfg.sse_heartbeat_ms &&
         now - req->last_write >= h->cfg.sse_heartbeat_ms && tc_http_stream_ready(req)) {
         req->last_write = now;
-        tc_conn_send(hc->c, "3\r\n:\n\n\r\n", 10); /* one chunk holding the comment ":\n\n" */
+        static const char beat[] = "3\r\n:\n\n\r\n"; /* one chunk holding the comment ":\n\n" */
+        tc_conn_send(hc->c, beat, sizeof(beat) - 1); /* 8 bytes: a count of 10 sent a NUL and a stray byte after it */
     }
 }
 
