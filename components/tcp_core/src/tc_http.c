@@ -767,16 +767,40 @@ static void hconn_free(hconn_t *hc)
 
 /* Only live sessions and requests in flight hold the slots (TC_FULL_EVICT_IDLE): rather than evict one of them, tell
  * the newcomer to come back. Sent before its request is read; the close drains it. */
-static void over_limit(tc_http_t *h, hconn_t *hc)
+static void over_limit(tc_http_t *h, tc_conn_t *c)
 {
     char msg[192];
     int n = snprintf(msg, sizeof(msg),
                      "HTTP/1.1 503 Service Unavailable\r\nRetry-After: %u\r\nContent-Type: text/plain\r\n"
                      "Content-Length: 5\r\nConnection: close\r\n\r\nbusy\n",
                      (unsigned)h->cfg.retry_after_s);
-    tc_conn_send(hc->c, msg, (size_t)n);
-    hc->state = HC_DONE;
-    tc_conn_close(hc->c, h->cfg.close_policy);
+    tc_conn_send(c, msg, (size_t)n);
+    tc_conn_close(c, h->cfg.close_policy); /* a closing connection gets no TC_EV_DATA: its request is never read */
+}
+
+/* The connection's record exists only while something is in flight (a head, a body, a request, a stream, a
+ * WebSocket): an idle keep-alive connection costs its tc_conn and nothing else. */
+static hconn_t *hconn_new(tc_conn_t *c)
+{
+    hconn_t *hc = tc_calloc(1, sizeof(*hc));
+    if (hc == NULL) {
+        tc_conn_close(c, TC_CLOSE_ABORT);
+        return NULL;
+    }
+    hc->c = c;
+    tc_conn_set_data(c, hc);
+    return hc;
+}
+
+/* From the sweep only, never from inside the connection's own callbacks or its handlers' calls, which may still
+ * hold hc: an idle record is given back. */
+static void hconn_release_idle(hconn_t *hc)
+{
+    if (hc->state == HC_IDLE && hc->len == 0 && hc->req == NULL && hc->ws == NULL && !hc->wait_drain &&
+        !hc->processing) {
+        tc_conn_set_data(hc->c, NULL);
+        tc_free(hc);
+    }
 }
 
 static void http_conn_cb(tc_conn_t *c, tc_event_t ev, const void *data, size_t len, void *user)
@@ -785,20 +809,16 @@ static void http_conn_cb(tc_conn_t *c, tc_event_t ev, const void *data, size_t l
     hconn_t *hc = tc_conn_data(c);
     switch (ev) {
     case TC_EV_OPEN:
-        hc = tc_calloc(1, sizeof(*hc));
-        if (hc == NULL) {
-            tc_conn_close(c, TC_CLOSE_ABORT);
-            return;
-        }
-        hc->c = c;
-        tc_conn_set_data(c, hc);
         tc_conn_set_role(c, TC_ROLE_HTTP);
         if (len == TC_OPEN_OVER_LIMIT) {
-            over_limit(h, hc);
+            over_limit(h, c);
         }
         break;
     case TC_EV_DATA:
-        if (hc == NULL || hc->state == HC_DONE) {
+        if (hc == NULL && (hc = hconn_new(c)) == NULL) {
+            return;
+        }
+        if (hc->state == HC_DONE) {
             return;
         }
         if (hc->state == HC_WS) {
@@ -833,6 +853,10 @@ static void http_conn_cb(tc_conn_t *c, tc_event_t ev, const void *data, size_t l
         break;
     case TC_EV_SHUTDOWN:
         if (hc == NULL) {
+            /* Idle (no record): as HC_IDLE below. */
+            if (!tc_conn_is_closing(c)) {
+                tc_conn_close(c, TC_CLOSE_GRACEFUL);
+            }
             return;
         }
         switch (hc->state) {
@@ -899,7 +923,9 @@ static int64_t sweep_cb(tc_timer_t *t, void *user)
         if (hc == NULL || tc_conn_is_closing(c)) {
             continue;
         }
-        if (hc->state == HC_HEAD && (uint32_t)now - hc->head_started >= h->cfg.head_timeout_ms) {
+        if (hc->state == HC_IDLE) {
+            hconn_release_idle(hc);
+        } else if (hc->state == HC_HEAD && (uint32_t)now - hc->head_started >= h->cfg.head_timeout_ms) {
             fail_conn(hc, 408);
         } else if (hc->state == HC_BODY) {
             body_rate_check(h, hc, now);
