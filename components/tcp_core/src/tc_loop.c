@@ -1,8 +1,8 @@
 /*
- * tc_loop.c - the event loop: descriptor slots over the backend's readiness set (epoll) or its poll() (a dense set
- * with deferred removal), a binary heap of timers, a wake-up pair for posts from other threads and the resolver's
- * worker, the after-dispatch work list where closes are carried out, the registry of tracked sockets, and the
- * loop's allocation account (what stop reports measure).
+ * tc_loop.c - the event loop: readiness from the backend's readiness set (epoll on Linux) or from poll() over a dense
+ * slot array with deferred removal, a binary heap of timers, a wake-up pair for posts from other threads and the
+ * resolver's worker, the after-dispatch work list where closes are carried out, the registry of tracked sockets, and
+ * the loop's allocation account (what stop reports measure).
  */
 #include <stdlib.h>
 #include <string.h>
