@@ -211,11 +211,6 @@ uint32_t tc_server_conn_count(const tc_server_t *server);
  */
 tc_handle_t *tc_server_handle(tc_server_t *server);
 
-/* TRANSITIONAL (removed once tc_http.c stops through tc_handle_stop()): the old typed stop, a wrapper of
- * tc_handle_stop(tc_server_handle(server), deadline_ms, ...) whose callback receives the server pointer (freed). */
-typedef void (*tc_stop_cb)(tc_server_t *server, const tc_stop_report_t *report, void *user);
-int tc_server_stop(tc_server_t *server, uint32_t deadline_ms, tc_stop_cb done, void *user);
-
 /* ---- clients ---- */
 
 /**

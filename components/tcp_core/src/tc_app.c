@@ -906,9 +906,7 @@ int tc_app_start(tc_loop_t *loop, const tc_app_config_t *cfg, tc_app_t **out)
     if (rc != TC_OK) {
         /* Undo what started: nothing is left running after an error. */
         tc_handle_stop(tc_server_handle(app->echo), 0, NULL, NULL);
-        if (app->http) {
-            tc_http_stop(app->http, 0, NULL, NULL);
-        }
+        tc_handle_stop(tc_http_handle(app->http), 0, NULL, NULL);
         tc_dns_server_stop(app->dns);
         app_free(app);
         return rc;
@@ -976,29 +974,14 @@ static void part_stopped(tc_handle_t *h, const tc_stop_report_t *r, void *user)
 {
     (void)h;
     tc_app_t *app = user;
-    int i = r->kind == TC_HANDLE_SERVER ? TC_APP_PART_ECHO : r->kind == TC_HANDLE_CLIENT ? TC_APP_PART_CLIENT
-                                                                                         : TC_APP_PART_DNS;
+    int i = r->kind == TC_HANDLE_SERVER   ? TC_APP_PART_ECHO
+            : r->kind == TC_HANDLE_HTTP   ? TC_APP_PART_HTTP
+            : r->kind == TC_HANDLE_CLIENT ? TC_APP_PART_CLIENT
+                                          : TC_APP_PART_DNS;
     app->parts[i] = *r;
     if (i == TC_APP_PART_CLIENT) {
         app->client = NULL;
     }
-    app_part_done(app);
-}
-
-/* TRANSITIONAL until tc_http.c stops through tc_handle_stop(): its report in the one shape. */
-static void http_stopped(tc_http_t *h, const tc_http_stop_report_t *r, void *user)
-{
-    (void)h;
-    tc_app_t *app = user;
-    tc_stop_report_t *p = &app->parts[TC_APP_PART_HTTP];
-    p->kind = TC_HANDLE_HTTP;
-    p->graceful = r->graceful;
-    p->forced = r->forced;
-    p->elapsed_ms = r->elapsed_ms;
-    p->bytes_freed = r->bytes_freed;
-    p->requests_finished = r->requests_finished;
-    p->streams_ended = r->streams_ended;
-    p->websockets_closed = r->websockets_closed;
     app_part_done(app);
 }
 
@@ -1018,7 +1001,7 @@ static void app_stop(tc_handle_t *h, uint32_t deadline_ms)
     }
     if (app->http) {
         app->pending++;
-        tc_http_stop(app->http, deadline_ms, http_stopped, app);
+        tc_handle_stop(tc_http_handle(app->http), deadline_ms, part_stopped, app);
     }
     if (app->dns) {
         app->pending++;

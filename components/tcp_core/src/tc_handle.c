@@ -24,7 +24,7 @@ int tc_handle_stop(tc_handle_t *h, uint32_t deadline_ms, tc_handle_stop_cb done,
     }
     tc_alloc_acct_t *acct = tc__loop_acct(h->loop);
     h->stopping = 1;
-    h->stop_started = tc_now_ms();
+    h->stop_started = tc__loop_clock(h->loop);
     h->freed_mark = acct->freed - acct->allocated; /* unsigned: differences of this wrap correctly */
     h->done = done;
     h->done_user = user;
@@ -61,7 +61,8 @@ void tc__handle_finish(tc_handle_t *h, void (*release)(tc_handle_t *h))
     tc__alloc_acct_leave(prev);
     uint64_t net = acct->freed - acct->allocated - mark;
     rep.bytes_freed = (int64_t)net > 0 ? (size_t)net : 0; /* other handles of the loop may have grown meanwhile */
-    rep.elapsed_ms = (uint32_t)(tc_now_ms() - started);
+    uint64_t now = tc__loop_clock(loop);
+    rep.elapsed_ms = now > started ? (uint32_t)(now - started) : 0;
     if (done) {
         done(h, &rep, user);
     }

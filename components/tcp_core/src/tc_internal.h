@@ -128,7 +128,7 @@ struct tc_handle {
     const tc_handle_ops_t *ops;
     tc_loop_t *loop;
     uint8_t stopping;
-    uint64_t stop_started; /* tc_now_ms() of the request */
+    uint64_t stop_started; /* tc__loop_clock() of the request */
     uint64_t freed_mark;   /* the loop's account at the request */
     tc_handle_stop_cb done;
     void *done_user;
@@ -156,6 +156,10 @@ uint64_t tc__conn_active_ms(const struct tc_conn *conn);
 
 /* The user pointer of the server or client that owns the connection (the one its callback receives). */
 void *tc__conn_owner_user(const struct tc_conn *conn);
+
+/* The loop's clock for measuring handle work: the iteration's cached time inside a dispatch (what its timers are
+ * armed against, so a stop's elapsed time is measured like its deadline), a fresh reading outside. */
+uint64_t tc__loop_clock(const tc_loop_t *loop);
 
 /* 1 while the loop is dispatching callbacks. */
 int tc__in_dispatch(const tc_loop_t *loop);

@@ -902,6 +902,11 @@ uint64_t tc_loop_bytes_allocated(const tc_loop_t *loop)
     return loop->acct.allocated;
 }
 
+uint64_t tc__loop_clock(const tc_loop_t *loop)
+{
+    return loop->dispatching ? loop->now : tc_now_ms() + loop->skew;
+}
+
 int tc__in_dispatch(const tc_loop_t *loop)
 {
     return loop->dispatching;

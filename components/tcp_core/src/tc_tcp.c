@@ -1057,39 +1057,6 @@ tc_handle_t *tc_server_handle(tc_server_t *s)
     return s ? &s->h : NULL;
 }
 
-typedef struct {
-    tc_stop_cb cb;
-    void *user;
-} legacy_stop_t;
-
-static void legacy_stopped(tc_handle_t *h, const tc_stop_report_t *r, void *user)
-{
-    legacy_stop_t l = *(legacy_stop_t *)user;
-    tc_free(user);
-    l.cb((tc_server_t *)h, r, l.user); /* the server is only an identity here: freed */
-}
-
-int tc_server_stop(tc_server_t *s, uint32_t deadline_ms, tc_stop_cb done, void *user)
-{
-    if (s == NULL) {
-        return TC_EINVAL;
-    }
-    if (s->h.stopping || done == NULL) {
-        return tc_handle_stop(&s->h, deadline_ms, NULL, NULL);
-    }
-    legacy_stop_t *l = tc_malloc(sizeof(*l));
-    if (l == NULL) {
-        return TC_ENOMEM;
-    }
-    l->cb = done;
-    l->user = user;
-    int rc = tc_handle_stop(&s->h, deadline_ms, legacy_stopped, l);
-    if (rc != TC_OK) {
-        tc_free(l);
-    }
-    return rc;
-}
-
 /* ---- clients ---- */
 
 static void client_attempt(tc_client_t *cl);
