@@ -1,8 +1,9 @@
 /*
  * test_port.c - the core's platform port (src/tc_port.h, here port/os/posix): a statically initialised mutex shared by
- * threads the port starts, the one-shot event (set from another thread, and a wait that times out), and the one
- * user of threads in the core: a TCP client given a host name, which resolves it on a port thread. Ends with the
- * loop freed (no background work left) and 0 bytes of the core's heap in use.
+ * threads the port starts, the one-shot event (set from another thread, and a wait that times out), and a TCP client
+ * given the name "localhost", which resolves on the loop without a thread (the core's only thread is the resolver's
+ * fallback worker, see test_resolve.c and host_tests/test_resolve.py). Ends with the loop freed and 0 bytes of the
+ * core's heap in use.
  *
  * Build (from the repository root):
  *     C=components/tcp_core
