@@ -118,7 +118,7 @@ int main(int argc, char **argv)
     pthread_t watcher;
     if (pthread_create(&watcher, NULL, signal_thread, NULL) != 0) {
         fprintf(stderr, "tc_echo: cannot start the signal thread\n");
-        tc_server_stop_wait(g_server, 0, NULL);
+        tc_handle_stop_wait(tc_server_handle(g_server), 0, NULL);
         tc_loop_free(g_loop);
         return 1;
     }
@@ -132,10 +132,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "tc_echo: tc_loop_run: %s\n", tc_strerror(run_rc));
     }
     tc_stop_report_t report;
-    rc = tc_server_stop_wait(g_server, 0, &report);
+    rc = tc_handle_stop_wait(tc_server_handle(g_server), 0, &report);
     g_server = NULL;
     if (rc != TC_OK) {
-        fprintf(stderr, "tc_echo: tc_server_stop_wait: %s\n", tc_strerror(rc));
+        fprintf(stderr, "tc_echo: tc_handle_stop_wait: %s\n", tc_strerror(rc));
     }
     rc = tc_loop_free(g_loop);
     if (rc != TC_OK) {

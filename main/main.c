@@ -150,14 +150,15 @@ static int on_loop(void (*fn)(void *), void *arg, uint32_t wait_ms)
 typedef struct {
     uint32_t deadline_ms;
     int rc;
-    tc_app_stop_report_t report;
+    tc_stop_report_t report; /* the app's: sums of its services' */
     SemaphoreHandle_t done;
 } app_stop_t;
 
 static app_stop_t s_stop;
 
-static void app_stopped(const tc_app_stop_report_t *r, void *user)
+static void app_stopped(tc_handle_t *h, const tc_stop_report_t *r, void *user)
 {
+    (void)h;
     app_stop_t *st = user;
     st->report = *r;
     xSemaphoreGive(st->done);
@@ -169,7 +170,7 @@ static void app_stop_on_loop(tc_loop_t *loop, void *user)
     app_stop_t *st = user;
     tc_app_t *app = s_demo.app;
     s_demo.app = NULL;
-    st->rc = app ? tc_app_stop(app, st->deadline_ms, app_stopped, st) : TC_ECLOSED;
+    st->rc = app ? tc_handle_stop(tc_app_handle(app), st->deadline_ms, app_stopped, st) : TC_ECLOSED;
     if (st->rc != TC_OK) {
         xSemaphoreGive(st->done);
     }
@@ -182,7 +183,7 @@ static void app_stop_on_loop(tc_loop_t *loop, void *user)
 }
 
 /* Any task but the loop's (the console's, or "tc_ota"). The tcp_core services and esp_http_server stop at the same
- * time: the loop carries out tc_app_stop() while this task runs tc_httpd_stop_deadline(). */
+ * time: the loop carries out the app's stop while this task runs tc_httpd_stop_deadline(). */
 static int ota_prepare(uint32_t deadline_ms, tc_console_ota_result_t *res, void *user)
 {
     (void)user;
@@ -215,17 +216,17 @@ static int ota_prepare(uint32_t deadline_ms, tc_console_ota_result_t *res, void 
         graceful += hr.sessions > hr.streams_shut + hr.forced ? hr.sessions - hr.streams_shut - hr.forced : 0;
     }
 #endif
-    /* tc_app_stop() reports by its deadline; a second more covers the loop's own latency. */
+    /* The app's stop reports by its deadline; a second more covers the loop's own latency. */
     bool stopped = xSemaphoreTake(s_stop.done, pdMS_TO_TICKS(deadline_ms + 1000)) == pdTRUE;
     res->elapsed_ms = (uint32_t)(tc_now_ms() - t0); /* every server is stopped here; what follows only measures */
     /* The stop callback runs inside a loop iteration; one more round trip makes sure it has returned and the
      * services are freed, and a short pause lets FreeRTOS's idle task free the stacks of deleted tasks. */
     on_loop(NULL, NULL, 500);
     vTaskDelay(pdMS_TO_TICKS(50));
-    const tc_app_stop_report_t *r = &s_stop.report;
+    const tc_stop_report_t *r = &s_stop.report;
     if (stopped && s_stop.rc == TC_OK) {
-        graceful += r->echo.graceful + r->http.graceful + (r->client_closed && !r->client_forced);
-        forced += r->echo.forced + r->http.forced + r->client_forced;
+        graceful += r->graceful; /* echo, HTTP and the client's connection together */
+        forced += r->forced;
     }
     res->graceful = graceful;
     res->forced = forced;

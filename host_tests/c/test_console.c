@@ -68,9 +68,9 @@ static int fw_wifi(const char *ssid, const char *password, void *user)
     return fw->answer;
 }
 
-static void fw_stopped(tc_server_t *s, const tc_stop_report_t *r, void *user)
+static void fw_stopped(tc_handle_t *h, const tc_stop_report_t *r, void *user)
 {
-    (void)s;
+    (void)h;
     fw_t *fw = user;
     fw->report = *r;
     __atomic_store_n(&fw->stopped, 1, __ATOMIC_SEQ_CST);
@@ -85,7 +85,7 @@ static void fw_stop_fn(void *arg)
         __atomic_store_n(&fw->stopped, -1, __ATOMIC_SEQ_CST);
         return;
     }
-    tc_server_stop(g_server, g_stop_deadline, fw_stopped, fw);
+    tc_handle_stop(tc_server_handle(g_server), g_stop_deadline, fw_stopped, fw);
     g_server = NULL;
 }
 

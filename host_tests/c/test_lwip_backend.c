@@ -715,7 +715,7 @@ int main(void)
     test_core_linger_deadline(loop, &s, port, cfg.conn.linger_ms);
 
     tc_stop_report_t rep;
-    CHECK_RC(tc_server_stop_wait(srv, 1000, &rep), TC_OK);
+    CHECK_RC(tc_handle_stop_wait(tc_server_handle(srv), 1000, &rep), TC_OK);
     CHECK(rep.forced == 0 && rep.graceful == 0, "stop with no connection: %u forced, %u graceful", rep.forced,
           rep.graceful);
     wait_counts(port, 0, 0, 1000, "after the server stopped");

@@ -1,8 +1,9 @@
 /*
  * test_port.c - the core's platform port (src/tc_port.h, here port/os/posix): a statically initialised mutex shared by
- * threads the port starts, the one-shot event (set from another thread, and a wait that times out), and the one
- * user of threads in the core: a TCP client given a host name, which resolves it on a port thread. Ends with the
- * loop freed (no background work left) and 0 bytes of the core's heap in use.
+ * threads the port starts, the one-shot event (set from another thread, and a wait that times out), and a TCP client
+ * given the name "localhost", which resolves on the loop without a thread (the core's only thread is the resolver's
+ * fallback worker, see test_resolve.c and host_tests/test_resolve.py). Ends with the loop freed and 0 bytes of the
+ * core's heap in use.
  *
  * Build (from the repository root):
  *     C=components/tcp_core
@@ -81,14 +82,17 @@ static void client_cb(tc_conn_t *conn, tc_event_t ev, const void *data, size_t l
     s->closed += ev == TC_EV_CLOSE;
 }
 
-static void client_freed(void *user)
+static void client_freed(tc_handle_t *h, const tc_stop_report_t *r, void *user)
 {
+    (void)h, (void)r;
     ((client_seen_t *)user)->freed = 1;
 }
 
-/* "localhost" is not numeric: the client resolves it on a port thread and posts the answer to the loop. */
-static void test_client_resolves_on_a_port_thread(void)
+/* "localhost" is not numeric: the client resolves it on the loop (RFC 6761: loopback) without a thread. */
+static void test_client_resolves_localhost_on_the_loop(void)
 {
+    tc_resolver_stats_t rs0, rs1;
+    tc_resolver_stats(&rs0);
     tc_loop_t *loop = NULL;
     CHECK_RC(tc_loop_new(&loop), TC_OK);
     tc_server_config_t scfg = TC_SERVER_DEFAULT_CONFIG();
@@ -116,23 +120,27 @@ static void test_client_resolves_on_a_port_thread(void)
     CHECK(st.connects == 1 && st.last_error == 0, "connects %u, last error %s", st.connects,
           tc_err_name(st.last_error));
 
-    CHECK_RC(tc_client_stop_then(cl, client_freed, &seen), TC_OK);
+    CHECK_RC(tc_handle_stop(tc_client_handle(cl), 500, client_freed, &seen), TC_OK);
     for (int i = 0; i < 6000 && !seen.freed; i++) {
         CHECK(tc_loop_run_once(loop, 10) >= 0, "loop failed");
     }
     CHECK(seen.freed == 1 && seen.closed == 1, "the client was not freed (freed %d, closed %d)", seen.freed,
           seen.closed);
-    CHECK_RC(tc_server_stop_wait(srv, 500, NULL), TC_OK);
-    CHECK_RC(tc_loop_free(loop), TC_OK); /* TC_EBUSY while a resolution thread is still counted */
+    CHECK_RC(tc_handle_stop_wait(tc_server_handle(srv), 500, NULL), TC_OK);
+    CHECK_RC(tc_loop_free(loop), TC_OK);
+    tc_resolver_stats(&rs1);
+    CHECK(rs1.threads_started == rs0.threads_started && rs1.fallbacks == rs0.fallbacks,
+          "localhost went to a thread (%llu threads, %llu fallbacks)", (unsigned long long)rs1.threads_started,
+          (unsigned long long)rs1.fallbacks);
     tc_alloc_stats_t a;
     tc_alloc_stats(&a);
     CHECK(a.bytes_in_use == 0 && a.blocks_in_use == 0, "%zu bytes in %zu blocks left", a.bytes_in_use, a.blocks_in_use);
-    printf("ok   client: localhost resolved on a port thread, connected, stopped; loop freed, 0 bytes left\n");
+    printf("ok   client: localhost resolved on the loop (no thread), connected, stopped; loop freed, 0 bytes left\n");
 }
 
 int main(void)
 {
     test_mutex_event_threads();
-    test_client_resolves_on_a_port_thread();
+    test_client_resolves_localhost_on_the_loop();
     return 0;
 }

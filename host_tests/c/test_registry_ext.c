@@ -74,9 +74,9 @@ static const tc_sock_info_t *find_external(const snap_t *sn, const char *owner)
 
 static int g_stopped;
 
-static void server_stopped(tc_server_t *s, const tc_stop_report_t *r, void *user)
+static void server_stopped(tc_handle_t *h, const tc_stop_report_t *r, void *user)
 {
-    (void)s;
+    (void)h;
     (void)r;
     (void)user;
     g_stopped = 1;
@@ -85,7 +85,7 @@ static void server_stopped(tc_server_t *s, const tc_stop_report_t *r, void *user
 static void server_stop_fn(void *arg)
 {
     (void)arg;
-    CHECK(tc_server_stop(g_server, 500, server_stopped, NULL) == TC_OK, "tc_server_stop");
+    CHECK(tc_handle_stop(tc_server_handle(g_server), 500, server_stopped, NULL) == TC_OK, "tc_handle_stop");
 }
 
 static void stopped_fn(void *arg)

@@ -98,14 +98,16 @@ static void *poster(void *arg)
     return NULL;
 }
 
-static void stopped(tc_server_t *s, const tc_stop_report_t *r, void *user)
+static void stopped(tc_handle_t *h, const tc_stop_report_t *r, void *user)
 {
-    (void)s;
+    (void)h;
     *(tc_stop_report_t *)user = *r;
 }
 
-static void client_freed(void *user)
+static void client_freed(tc_handle_t *h, const tc_stop_report_t *r, void *user)
 {
+    (void)h;
+    (void)r;
     *(int *)user = 1;
 }
 
@@ -260,14 +262,14 @@ int main(void)
     tc_stop_report_t rep;
     memset(&rep, 0xff, sizeof(rep));
     uint64_t t0 = tc_now_ms();
-    EXPECT(tc_server_stop(srv, 100, stopped, &rep) == TC_OK);
+    EXPECT(tc_handle_stop(tc_server_handle(srv), 100, stopped, &rep) == TC_OK);
     while (rep.graceful == 0xffffffffu && tc_now_ms() - t0 < 2000) {
         tc_loop_run_once(loop, 10);
     }
     EXPECT(rep.forced == 0 && rep.graceful == 1);
     EXPECT(rep.elapsed_ms <= 150);
     int client_done = 0;
-    EXPECT(tc_client_stop_then(cl, client_freed, &client_done) == TC_OK);
+    EXPECT(tc_handle_stop(tc_client_handle(cl), 1000, client_freed, &client_done) == TC_OK);
     for (int i = 0; i < 100 && !client_done; i++) {
         tc_loop_run_once(loop, 10);
     }

@@ -66,8 +66,9 @@ typedef struct {
     int n;
 } world_t;
 
-static void stopped_cb(const tc_app_stop_report_t *report, void *user)
+static void stopped_cb(tc_handle_t *h, const tc_stop_report_t *report, void *user)
 {
+    (void)h;
     (void)report;
     ((world_t *)user)->stopped = 1;
 }
@@ -227,7 +228,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case 7:
             if (!w.stopping) {
                 w.stopping = 1;
-                tc_app_stop(w.app, (uint32_t)arg * 10, stopped_cb, &w);
+                tc_handle_stop(tc_app_handle(w.app), (uint32_t)arg * 10, stopped_cb, &w);
             }
             i++;
             break;
@@ -252,7 +253,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (!w.stopping) {
         w.stopping = 1;
-        tc_app_stop(w.app, 100, stopped_cb, &w);
+        tc_handle_stop(tc_app_handle(w.app), 100, stopped_cb, &w);
     }
     for (int k = 0; k < 2000 && !w.stopped; k++) {
         tc__loop_skew(w.loop, 100);

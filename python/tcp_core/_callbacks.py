@@ -29,15 +29,8 @@ def register(native: Native) -> None:
         ffi.from_handle(user)._event(conn, ev, data, length)
 
     @ffi.def_extern(onerror=_report)  # type: ignore[untyped-decorator]
-    def tcpy_stop_cb(server: Any, report: Any, user: Any) -> None:
-        ffi.from_handle(user)._stopped(report)
-
-    @ffi.def_extern(onerror=_report)  # type: ignore[untyped-decorator]
-    def tcpy_client_done_cb(user: Any) -> None:
-        ffi.from_handle(user)._stopped(None)
-
-    @ffi.def_extern(onerror=_report)  # type: ignore[untyped-decorator]
-    def tcpy_app_stop_cb(report: Any, user: Any) -> None:
+    def tcpy_stop_cb(handle: Any, report: Any, user: Any) -> None:
+        # The one stop callback of every handle (tc_handle.h): the object is freed, the report is valid now.
         ffi.from_handle(user)._stopped(report)
 
     @ffi.def_extern(onerror=_report)  # type: ignore[untyped-decorator]

@@ -13,13 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .core import Loop, StopReport, _is_numeric, _numeric_address_hint
+from .core import Loop, StopReport, _is_numeric, _numeric_address_hint, _stop_handle
 from .errors import BadAddressError, ClosedError
 
 
 @dataclass(frozen=True)
 class HttpStopReport:
-    """What an HTTP stop did (tc_http_stop_report_t)."""
+    """What the HTTP service's stop did (its tc_stop_report_t)."""
 
     requests_finished: int
     streams_ended: int
@@ -32,7 +32,7 @@ class HttpStopReport:
 
 @dataclass(frozen=True)
 class AppStopReport:
-    """What stopping every service did (tc_app_stop_report_t)."""
+    """What stopping every service did (the app's tc_stop_report_t and its parts)."""
 
     echo: StopReport
     http: HttpStopReport
@@ -229,9 +229,11 @@ class App:
         return None if text is None else dict(json.loads(text))
 
     def _stopped(self, r: Any) -> None:
-        e, h = r.echo, r.http
+        lib = self.loop.native.lib
+        parts = [r.parts[i] for i in range(r.nparts)]
+        e, h, c = parts[lib.TC_APP_PART_ECHO], parts[lib.TC_APP_PART_HTTP], parts[lib.TC_APP_PART_CLIENT]
         self._report = AppStopReport(
-            StopReport(e.graceful, e.forced, e.elapsed_ms, e.bytes_freed),
+            StopReport._from_c(e),
             HttpStopReport(
                 h.requests_finished,
                 h.streams_ended,
@@ -241,8 +243,8 @@ class App:
                 h.elapsed_ms,
                 h.bytes_freed,
             ),
-            bool(r.client_closed),
-            bool(r.client_forced),
+            bool(c.graceful or c.forced),
+            bool(c.forced),
             r.elapsed_ms,
             r.bytes_freed,
         )
@@ -256,12 +258,8 @@ class App:
             return self._report
         if self._ptr is None:
             raise ClosedError(-14, "CLOSED", "services are stopped")
-        native = self.loop.native
+        lib = self.loop.native.lib
         ptr = self._ptr
-        self.loop.call(
-            lambda: native.check(native.lib.tc_app_stop(ptr, deadline_ms, native.lib.tcpy_app_stop_cb, self._handle))
-        )
-        if not self._done.wait(deadline_ms / 1000 + 10):
-            raise TimeoutError("the services did not stop")
+        _stop_handle(self.loop, lambda: lib.tc_app_handle(ptr), deadline_ms, self._handle, self._done)
         assert self._report is not None
         return self._report

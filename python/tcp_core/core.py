@@ -161,6 +161,26 @@ def alloc_stats(backend: str = "linux") -> AllocStats:
     return AllocStats(st.bytes_in_use, st.bytes_peak, st.blocks_in_use, st.allocs, st.failures)
 
 
+@dataclass(frozen=True)
+class ResolverStats:
+    """Name resolution counters of the process (tc_resolver_stats_t): questions over UDP through the loop, and
+    names handed to the system resolver on the one fallback worker thread."""
+
+    udp_queries: int
+    udp_answers: int
+    fallbacks: int
+    threads_started: int
+    worker_running: bool
+
+
+def resolver_stats(backend: str = "linux") -> ResolverStats:
+    """How names were resolved so far in one backend's copy of the core."""
+    native = load(backend)
+    st = native.ffi.new("tc_resolver_stats_t *")
+    native.lib.tc_resolver_stats(st)
+    return ResolverStats(st.udp_queries, st.udp_answers, st.fallbacks, st.threads_started, bool(st.worker_running))
+
+
 def time_wait_count(local_port: int = 0, backend: str = "linux") -> int:
     """TCP connections in TIME-WAIT on local_port (0: all) in the backend's stack (Linux: this network namespace)."""
     native = load(backend)
@@ -192,12 +212,26 @@ def set_alloc_limit(max_bytes: int, backend: str = "linux") -> None:
 
 @dataclass(frozen=True)
 class StopReport:
-    """What a stop did: connections closed gracefully, forced at the deadline, time taken, heap released."""
+    """What a stop did (tc_stop_report_t): connections closed gracefully, forced at the deadline, time taken, and
+    the exact tcp_core heap released on the object's loop during the stop."""
 
     graceful: int
     forced: int
     elapsed_ms: int
     bytes_freed: int
+
+    @classmethod
+    def _from_c(cls, r: Any) -> StopReport:
+        return cls(int(r.graceful), int(r.forced), int(r.elapsed_ms), int(r.bytes_freed))
+
+
+def _stop_handle(loop: Loop, handle: Callable[[], Any], deadline_ms: int, user: Any, done: threading.Event) -> None:
+    """The one stop of every C object (tc_handle_stop()): request it on the loop thread, wait for its callback."""
+    native = loop.native
+    lib = native.lib
+    loop.call(lambda: native.check(lib.tc_handle_stop(handle(), deadline_ms, lib.tcpy_stop_cb, user), "stop"))
+    if not done.wait(deadline_ms / 1000 + 10):
+        raise TimeoutError("the stop did not complete")
 
 
 @dataclass(frozen=True)
@@ -682,7 +716,7 @@ class Server(_Endpoint):
         return self._ptr
 
     def _stopped(self, report: Any) -> None:
-        self._report = StopReport(report.graceful, report.forced, report.elapsed_ms, report.bytes_freed)
+        self._report = StopReport._from_c(report)
         self._ptr = None
         self.loop._owned.discard(self)
         self._stop_done.set()
@@ -691,24 +725,18 @@ class Server(_Endpoint):
         """Stop accepting, ask every connection to close, force the rest at the deadline; return what happened."""
         if self._report is not None:
             return self._report
-        native = self.loop.native
-        self.loop.call(
-            lambda: native.check(
-                native.lib.tc_server_stop(self._live(), deadline_ms, native.lib.tcpy_stop_cb, self._handle), "stop"
-            )
-        )
-        if not self._stop_done.wait(deadline_ms / 1000 + 10):
-            raise TimeoutError("server stop did not complete")
+        lib = self.loop.native.lib
+        _stop_handle(self.loop, lambda: lib.tc_server_handle(self._live()), deadline_ms, self._handle, self._stop_done)
         assert self._report is not None
         return self._report
 
 
 class Client(_Endpoint):
-    """A TCP client that connects (name resolution off the loop), and reconnects with backoff and jitter.
+    """A TCP client that connects (names resolved through the loop), and reconnects with backoff and jitter.
 
     Args:
         loop: the Loop the client runs on.
-        host: a name or numeric address; a name is resolved off the loop thread.
+        host: a name or numeric address; a name is asked of a nameserver over UDP through the loop at each attempt.
         port: the destination port, 1..65535; 0 raises BadPortError (a URI without an explicit port).
         handler: "echo" (the C echo handler) or a ``Handler`` whose methods run on the loop thread.
         name: the label of the client's socket in the registry.
@@ -731,6 +759,10 @@ class Client(_Endpoint):
         queue_max: ``Connection.send()`` raises LimitError past this many queued bytes (default 1 MiB).
         nodelay: TCP_NODELAY (default True: small writes leave at once instead of waiting for an ACK).
         keepalive_s: TCP keepalive idle time in seconds (default 0: off).
+        nameserver: the DNS server that resolves a name, "192.0.2.53" or ("127.0.0.1", 5353); it is asked over
+            UDP through the loop (no thread), and only it. None (default): the system's first nameserver, with the
+            system resolver as a fallback on one worker thread for names only it knows (/etc/hosts). A failed
+            resolution is a failed attempt: stats().last_error is NOTFOUND (NXDOMAIN), TIMEDOUT or RESOLVE.
     """
 
     def __init__(
@@ -756,6 +788,7 @@ class Client(_Endpoint):
         nodelay: bool | None = None,
         keepalive_s: int | None = None,
         keep_time_wait: bool | None = None,
+        nameserver: str | tuple[str, int] | None = None,
     ) -> None:
         _check_host(host, "Client")
         _check_port(port, "Client")  # 0 is the C core's to refuse, with its BadPortError
@@ -769,6 +802,14 @@ class Client(_Endpoint):
         cfg.port = port
         cfg.reconnect = reconnect
         cfg.name = self._name_c
+        if nameserver is not None:
+            ns_host, ns_port = (nameserver, 53) if isinstance(nameserver, str) else nameserver
+            if not _is_numeric(ns_host):
+                raise BadAddressError(-5, "BADADDR", f"nameserver {ns_host!r} must be a numeric address")
+            _check_port(ns_port, "nameserver")
+            self._ns_c = ffi.new("char[]", ns_host.encode())
+            cfg.nameserver = self._ns_c
+            cfg.nameserver_port = ns_port
         for key in ("connect_timeout_ms", "backoff_initial_ms", "backoff_max_ms", "jitter_pct", "max_attempts"):
             if locals()[key] is not None:
                 setattr(cfg, key, int(locals()[key]))
@@ -799,36 +840,19 @@ class Client(_Endpoint):
         return self.loop.call(get)
 
     def _stopped(self, report: Any) -> None:
+        self._report = StopReport._from_c(report)
         self._ptr = None
         self.loop._owned.discard(self)
         self._stop_done.set()
 
     def stop(self, deadline_ms: int = 1000) -> StopReport:
-        """Stop reconnecting and close the connection (aborting it if it does not close in time)."""
+        """Stop reconnecting and close the connection with the client's policy (reset if it is still there at the
+        deadline; at once with 0); graceful or forced is 1 when a connection was open."""
+        if self._report is not None:
+            return self._report
         if self._ptr is None:
             return StopReport(0, 0, 0, 0)
-        native = self.loop.native
-        t0 = native.lib.tc_now_ms()
-        had_conn = self.loop.call(lambda: native.lib.tc_client_conn(self._live()) != native.ffi.NULL)
-        self.loop.call(
-            lambda: native.check(
-                native.lib.tc_client_stop_then(self._live(), native.lib.tcpy_client_done_cb, self._handle), "stop"
-            )
-        )
-        forced = 0
-        if not self._stop_done.wait(deadline_ms / 1000):
-
-            def force() -> int:
-                if self._ptr is None:
-                    return 0
-                conn = native.lib.tc_client_conn(self._ptr)
-                if conn == native.ffi.NULL:
-                    return 0
-                native.lib.tc_conn_close(conn, native.lib.TC_CLOSE_ABORT)
-                return 1
-
-            forced = self.loop.call(force)
-            if not self._stop_done.wait(10):
-                raise TimeoutError("client stop did not complete")
-        elapsed = int(native.lib.tc_now_ms() - t0)
-        return StopReport(1 if had_conn and not forced else 0, forced, elapsed, 0)
+        lib = self.loop.native.lib
+        _stop_handle(self.loop, lambda: lib.tc_client_handle(self._live()), deadline_ms, self._handle, self._stop_done)
+        assert self._report is not None
+        return self._report

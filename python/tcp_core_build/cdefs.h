@@ -92,6 +92,30 @@ void tc_registry_close_stats(const tc_loop_t *loop, tc_close_stats_t *out);
 uint32_t tc_registry_count(const tc_loop_t *loop);
 uint32_t tc_registry_snapshot(const tc_loop_t *loop, tc_sock_info_t *out, uint32_t cap);
 
+/* tc_handle.h */
+typedef struct tc_handle tc_handle_t;
+typedef enum { TC_HANDLE_SERVER, TC_HANDLE_CLIENT, TC_HANDLE_HTTP, TC_HANDLE_DNS, TC_HANDLE_APP, ... } tc_handle_kind_t;
+#define TC_STOP_PARTS_MAX ...
+typedef struct tc_stop_report {
+    uint32_t kind;
+    uint32_t graceful;
+    uint32_t forced;
+    uint32_t elapsed_ms;
+    size_t bytes_freed;
+    uint32_t requests_finished;
+    uint32_t streams_ended;
+    uint32_t websockets_closed;
+    uint32_t nparts;
+    struct tc_stop_report *parts;
+} tc_stop_report_t;
+typedef void (*tc_handle_stop_cb)(tc_handle_t *handle, const tc_stop_report_t *report, void *user);
+int tc_handle_stop(tc_handle_t *handle, uint32_t deadline_ms, tc_handle_stop_cb done, void *user);
+int tc_handle_stop_wait(tc_handle_t *handle, uint32_t deadline_ms, tc_stop_report_t *report);
+tc_handle_kind_t tc_handle_kind(const tc_handle_t *handle);
+int tc_handle_is_stopping(const tc_handle_t *handle);
+uint64_t tc_loop_bytes_freed(const tc_loop_t *loop);
+uint64_t tc_loop_bytes_allocated(const tc_loop_t *loop);
+
 /* tc_tcp.h */
 typedef struct tc_conn tc_conn_t;
 typedef struct tc_server tc_server_t;
@@ -138,18 +162,13 @@ typedef struct {
     uint32_t backoff_max_ms;
     uint8_t jitter_pct;
     uint32_t max_attempts;
+    const char *nameserver;
+    uint16_t nameserver_port;
     tc_conn_config_t conn;
     const char *name;
     tc_conn_cb cb;
     void *user;
 } tc_client_config_t;
-typedef struct {
-    uint32_t graceful;
-    uint32_t forced;
-    uint32_t elapsed_ms;
-    size_t bytes_freed;
-} tc_stop_report_t;
-typedef void (*tc_stop_cb)(tc_server_t *server, const tc_stop_report_t *report, void *user);
 typedef struct {
     uint32_t attempts;
     uint32_t connects;
@@ -157,16 +176,23 @@ typedef struct {
     int last_error;
     uint32_t last_delay_ms;
 } tc_client_stats_t;
-typedef void (*tc_client_done_cb)(void *user);
+typedef struct {
+    uint64_t udp_queries;
+    uint64_t udp_answers;
+    uint64_t fallbacks;
+    uint64_t threads_started;
+    uint32_t worker_running;
+} tc_resolver_stats_t;
+void tc_resolver_stats(tc_resolver_stats_t *out);
 
 int tc_server_start(tc_loop_t *loop, const tc_server_config_t *cfg, tc_server_t **out);
 uint16_t tc_server_port(const tc_server_t *server);
 uint32_t tc_server_conn_count(const tc_server_t *server);
-int tc_server_stop(tc_server_t *server, uint32_t deadline_ms, tc_stop_cb done, void *user);
+tc_handle_t *tc_server_handle(tc_server_t *server);
 int tc_client_start(tc_loop_t *loop, const tc_client_config_t *cfg, tc_client_t **out);
 tc_conn_t *tc_client_conn(const tc_client_t *client);
 void tc_client_stats(const tc_client_t *client, tc_client_stats_t *out);
-int tc_client_stop_then(tc_client_t *client, tc_client_done_cb done, void *user);
+tc_handle_t *tc_client_handle(tc_client_t *client);
 int tc_conn_send(tc_conn_t *conn, const void *data, size_t len);
 typedef struct {
     const void *data;
@@ -185,15 +211,6 @@ void tc_conn_set_reading(tc_conn_t *conn, int on);
 
 /* tc_http.h */
 typedef struct tc_http tc_http_t;
-typedef struct {
-    uint32_t requests_finished;
-    uint32_t streams_ended;
-    uint32_t websockets_closed;
-    uint32_t graceful;
-    uint32_t forced;
-    uint32_t elapsed_ms;
-    size_t bytes_freed;
-} tc_http_stop_report_t;
 
 /* tc_app.h */
 typedef struct tc_app tc_app_t;
@@ -235,15 +252,7 @@ typedef struct {
     const char *static_dir;
     ...;
 } tc_app_config_t;
-typedef struct {
-    tc_stop_report_t echo;
-    tc_http_stop_report_t http;
-    uint32_t client_closed;
-    uint32_t client_forced;
-    uint32_t elapsed_ms;
-    size_t bytes_freed;
-} tc_app_stop_report_t;
-typedef void (*tc_app_stop_cb)(const tc_app_stop_report_t *report, void *user);
+enum { TC_APP_PART_ECHO, TC_APP_PART_HTTP, TC_APP_PART_CLIENT, TC_APP_PART_DNS, TC_APP_PART_COUNT };
 int tc_app_start(tc_loop_t *loop, const tc_app_config_t *cfg, tc_app_t **out);
 uint16_t tc_app_echo_port(const tc_app_t *app);
 uint16_t tc_app_http_port(const tc_app_t *app);
@@ -251,7 +260,7 @@ uint16_t tc_app_dns_port(const tc_app_t *app);
 #define TC_CAPTIVE_OFF ...
 #define TC_CAPTIVE_PORTAL ...
 #define TC_CAPTIVE_ONLINE ...
-int tc_app_stop(tc_app_t *app, uint32_t deadline_ms, tc_app_stop_cb done, void *user);
+tc_handle_t *tc_app_handle(tc_app_t *app);
 int tc_app_status_json(const tc_loop_t *loop, char *buf, size_t cap);
 int tc_app_status_json_app(const tc_app_t *app, char *buf, size_t cap);
 
@@ -301,9 +310,7 @@ const char *tcpy_console_prompt(void);
 /* Python callbacks: run on the loop thread with the GIL taken by cffi. */
 extern "Python" void tcpy_post_cb(tc_loop_t *loop, void *user);
 extern "Python" void tcpy_conn_cb(tc_conn_t *conn, tc_event_t ev, const void *data, size_t len, void *user);
-extern "Python" void tcpy_stop_cb(tc_server_t *server, const tc_stop_report_t *report, void *user);
-extern "Python" void tcpy_client_done_cb(void *user);
-extern "Python" void tcpy_app_stop_cb(const tc_app_stop_report_t *report, void *user);
+extern "Python" void tcpy_stop_cb(tc_handle_t *handle, const tc_stop_report_t *report, void *user);
 extern "Python" void tcpy_app_stop_request_cb(tc_app_t *app, void *user);
 
 /* Console callbacks: run on the thread that called tc_console_exec() (never the loop's), GIL taken by cffi. */

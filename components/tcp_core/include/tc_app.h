@@ -12,7 +12,7 @@
  * Example:
  *     tc_app_config_t cfg = TC_APP_DEFAULT_CONFIG();
  *     tc_app_start(loop, &cfg, &app);
- *     ... tc_app_stop_wait(app, 2000, &report);
+ *     ... tc_handle_stop_wait(tc_app_handle(app), 2000, &report);
  */
 #pragma once
 
@@ -35,7 +35,7 @@ typedef struct tc_app tc_app_t; /**< opaque set of running services */
 
 /**
  * @brief Called on the loop thread (outside any HTTP handler) after an authorised POST /api/stop was answered 202.
- * The owner decides what stopping means (tc_app_stop(), a reboot into OTA, ...). Owner first, user last.
+ * The owner decides what stopping means (tc_handle_stop(tc_app_handle(app), ...), a reboot into OTA, ...). Owner first, user last.
  */
 typedef void (*tc_app_stop_request_cb)(tc_app_t *app, void *user);
 
@@ -114,18 +114,15 @@ typedef struct {
         .captive = TC_CAPTIVE_OFF, .dns_port = TC_APP_OFF, .dns_answer = NULL, .portal_host = NULL,            \
     }
 
-/** What tc_app_stop() did, service by service. */
-typedef struct {
-    tc_stop_report_t echo;      /**< the echo server's stop */
-    tc_http_stop_report_t http; /**< the HTTP service's stop */
-    uint32_t client_closed;     /**< 1 when the client had a connection that was closed */
-    uint32_t client_forced;     /**< 1 when that connection was aborted at the deadline */
-    uint32_t elapsed_ms;        /**< stop request to completion */
-    size_t bytes_freed;         /**< tcp_core heap released by the whole stop */
-} tc_app_stop_report_t;
-
-/** @brief Called once when every service has stopped; the app is freed after it returns. */
-typedef void (*tc_app_stop_cb)(const tc_app_stop_report_t *report, void *user);
+/** Where each service's report sits in the app's stop report (tc_stop_report_t.parts, nparts 4); a service that was
+ * not running has kind 0 and zero counters. The app's own counters are the sums of its parts'. */
+enum {
+    TC_APP_PART_ECHO = 0, /**< the echo server */
+    TC_APP_PART_HTTP,     /**< the HTTP service */
+    TC_APP_PART_CLIENT,   /**< the client: graceful 1 when its connection closed, forced 1 when it was reset */
+    TC_APP_PART_DNS,      /**< the captive DNS responder */
+    TC_APP_PART_COUNT,
+};
 
 /**
  * @brief Start the configured services. Loop thread only. On error nothing is left running.
@@ -155,16 +152,13 @@ tc_ota_t *tc_app_ota(const tc_app_t *app);
 tc_client_t *tc_app_client(const tc_app_t *app);
 
 /**
- * @brief Stop every service with one deadline (see tc_server_stop(), tc_http_stop()); done runs from the loop.
- * @return TC_OK, TC_ECLOSED when already stopping
+ * @brief The app as a handle: tc_handle_stop() stops every service with the one deadline (see tc_server_handle(),
+ * tc_http.h, tc_client_handle(), tc_dns_server_handle()); the report sums theirs and carries each in parts
+ * (TC_APP_PART_*). The app is freed before the stop's callback runs.
+ * @param app  the app (NULL gives NULL)
+ * @return its handle, valid until the stop completes
  */
-int tc_app_stop(tc_app_t *app, uint32_t deadline_ms, tc_app_stop_cb done, void *user);
-
-/**
- * @brief tc_app_stop() and run the loop until done; for the loop's thread outside callbacks.
- * @return TC_OK, TC_EBUSY inside a callback, TC_ETIMEDOUT if the stop overran its deadline by a second
- */
-int tc_app_stop_wait(tc_app_t *app, uint32_t deadline_ms, tc_app_stop_report_t *report);
+tc_handle_t *tc_app_handle(tc_app_t *app);
 
 /**
  * @brief Write the registry and the allocation counters of a loop as JSON: {"backend", "heap", "sockets", "count"}.

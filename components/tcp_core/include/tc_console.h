@@ -68,7 +68,7 @@ typedef struct {
 typedef int (*tc_console_wifi_cb)(const char *ssid, const char *password, void *user);
 
 /**
- * @brief Stop every server within deadline_ms (tc_app_stop(), tc_httpd_stop_deadline()) and report. Runs on the
+ * @brief Stop every server within deadline_ms (tc_handle_stop() of the app, tc_httpd_stop_deadline()) and report. Runs on the
  * console's thread and may block up to the deadline (plus the loop's reaction time).
  * @param deadline_ms  1 to TC_CONSOLE_OTA_DEADLINE_MAX_MS
  * @param result       zeroed by the console; fill it in

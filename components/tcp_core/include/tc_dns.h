@@ -1,6 +1,7 @@
 /*
- * tc_dns.h - a pure DNS message parser and answer builder for the captive portal (seed 002): every name resolves to
- * the device. No allocation; reads are bounds-checked against the datagram and names are decoded with loop-proof
+ * tc_dns.h - a pure DNS message codec: the parser and answer builder of the captive portal (seed 002), where every
+ * name resolves to the device, and the query builder and response reader with which clients resolve names through
+ * the loop (tc_tcp.h). No allocation; reads are bounds-checked against the datagram and names are decoded with loop-proof
  * compression handling (RFC 1035 4.1.4).
  *
  * Policy of tc_dns_answer(), the first matching row wins; "echoed": the question is copied byte for byte, QDCOUNT 1:
@@ -137,6 +138,54 @@ int tc_dns_read_name(const uint8_t *msg, size_t len, size_t *off, char *out);
  *         is written), or TC_DNS_ESPACE when cap is too small (out's content is then unspecified)
  */
 int tc_dns_answer(const uint8_t *query, size_t len, const tc_dns_policy_t *policy, uint8_t *out, size_t cap);
+
+/* ---- the client side (name resolution through the loop) ---- */
+
+/** Response codes a resolver tells apart. */
+enum {
+    TC_DNS_RCODE_SERVFAIL = 2,
+    TC_DNS_RCODE_NXDOMAIN = 3,
+    TC_DNS_RCODE_REFUSED = 5,
+};
+
+/** What tc_dns_parse_response() found. */
+typedef struct {
+    int rcode;         /**< the response code (TC_DNS_RCODE_*) */
+    int truncated;     /**< TC was set (the answer did not fit in the datagram) */
+    int found;         /**< 1: addr holds the first address of the asked type on the CNAME chain */
+    uint8_t addr[16];  /**< 4 bytes for A, 16 for AAAA, network order */
+} tc_dns_result_t;
+
+/**
+ * @brief Build a standard recursive query (RD set) with one question, the name lower-cased.
+ *
+ * Pure: no allocation; any thread.
+ * @param id     the query id (random: the answer must echo it)
+ * @param name   dotted name, an optional trailing dot; labels of 1..63 bytes, at most 253 bytes in all
+ * @param qtype  TC_DNS_TYPE_A or TC_DNS_TYPE_AAAA (any type is written as given)
+ * @param out    receives the datagram
+ * @param cap    bytes at out (12 + strlen(name) + 6 always suffice)
+ * @return the datagram length, TC_DNS_EFORMAT (not a valid name), TC_DNS_ESPACE (cap too small)
+ */
+int tc_dns_build_query(uint16_t id, const char *name, uint16_t qtype, uint8_t *out, size_t cap);
+
+/**
+ * @brief Read the answer to a query built by tc_dns_build_query().
+ *
+ * Pure: reads only msg[0..len); any thread. A datagram that is not a response to this id, name and type (a late or
+ * spoofed one) is reported as TC_DNS_EDROP so the caller keeps waiting. The answer section is followed along CNAME
+ * records from the question's name; records of other owners are ignored.
+ * @param msg    the datagram
+ * @param len    its length
+ * @param id     the query's id
+ * @param name   the name asked (compared ASCII case-insensitively, no trailing dot)
+ * @param qtype  the type asked
+ * @param out    receives the rcode, the TC bit and the first address found
+ * @return 0 (out is valid; found may be 0: NODATA or an error rcode), TC_DNS_EDROP (not our answer),
+ *         TC_DNS_EFORMAT (our answer, but its answer section is malformed)
+ */
+int tc_dns_parse_response(const uint8_t *msg, size_t len, uint16_t id, const char *name, uint16_t qtype,
+                          tc_dns_result_t *out);
 
 #ifdef __cplusplus
 }

@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "tc_dns.h"
+#include "tc_handle.h"
 #include "tc_loop.h"
 
 #ifdef __cplusplus
@@ -89,8 +90,16 @@ uint16_t tc_dns_server_port(const tc_dns_server_t *dns);
 void tc_dns_server_stats(const tc_dns_server_t *dns, tc_dns_server_stats_t *out);
 
 /**
- * @brief Stop answering, close the socket and free the responder, synchronously (UDP has nothing to drain: a query
- * not yet read is simply never answered). Loop thread only; not from inside the responder's own processing.
+ * @brief The responder as a handle (tc_handle.h). Its stop is synchronous whatever the deadline: it stops answering,
+ * closes the socket, frees the responder and calls the stop's callback inside tc_handle_stop() (UDP has nothing to
+ * drain: a query not yet read is simply never answered). Not from inside the responder's own processing.
+ * @param dns  the responder (NULL gives NULL)
+ * @return its handle, valid until the stop
+ */
+tc_handle_t *tc_dns_server_handle(tc_dns_server_t *dns);
+
+/**
+ * @brief Shorthand of tc_handle_stop(tc_dns_server_handle(dns), 0, NULL, NULL). Loop thread only.
  * @param dns  the responder, may be NULL (nothing done); invalid afterwards
  */
 void tc_dns_server_stop(tc_dns_server_t *dns);

@@ -5,7 +5,8 @@
  * esp_http_server runs each handler to completion on its one task, so a streaming handler that loops until its send
  * fails keeps httpd_stop() waiting forever (seed 003). Here nothing blocks: a handler answers at once or starts a
  * stream whose producer the loop calls when the socket can take more; every socket is in the registry; and
- * tc_http_stop() ends streams, closes WebSockets with 1001 and aborts what is left at the deadline.
+ * its stop (tc_handle_stop(tc_http_handle(http), ...)) ends streams, closes WebSockets with 1001 and aborts what is
+ * left at the deadline.
  *
  * Example:
  *     tc_http_config_t cfg = TC_HTTP_DEFAULT_CONFIG();
@@ -127,20 +128,6 @@ typedef enum {
 
 /** @brief WebSocket callback. Owner first, user last; data is valid during the call. */
 typedef void (*tc_ws_cb)(tc_ws_t *ws, tc_ws_event_t ev, const void *data, size_t len, void *user);
-
-/** What an HTTP stop did. */
-typedef struct {
-    uint32_t requests_finished; /**< in-flight requests answered during the stop */
-    uint32_t streams_ended;     /**< streams ended cleanly */
-    uint32_t websockets_closed; /**< WebSockets sent 1001 */
-    uint32_t graceful;          /**< connections closed before the deadline */
-    uint32_t forced;            /**< connections aborted at the deadline */
-    uint32_t elapsed_ms;        /**< stop request to completion */
-    size_t bytes_freed;         /**< tcp_core heap released */
-} tc_http_stop_report_t;
-
-/** @brief Called once when an HTTP stop finished; the server is freed after it returns. */
-typedef void (*tc_http_stop_cb)(tc_http_t *http, const tc_http_stop_report_t *report, void *user);
 
 /**
  * @brief Start an HTTP server on the loop. Loop thread only.
@@ -359,18 +346,14 @@ int tc_ws_broadcast(tc_http_t *http, const char *pattern, int opcode, const void
 /* ---- stop ---- */
 
 /**
- * @brief Stop: refuse new connections, let in-flight requests finish, end streams, close WebSockets with 1001,
- * abort what is left at the deadline. Returns at once; done runs from the loop, then the server is freed.
- * @return TC_OK, TC_ECLOSED when already stopping
+ * @brief The HTTP server as a handle (tc_handle.h). Its stop refuses new connections, lets in-flight requests finish,
+ * ends streams (last chunk sent), closes WebSockets with 1001 and aborts what is left at the deadline; the report
+ * counts requests_finished, streams_ended, websockets_closed and the connections closed gracefully or forced. The
+ * server is freed before the stop's callback runs.
+ * @param http  the server (NULL gives NULL)
+ * @return its handle, valid until the stop completes
  */
-int tc_http_stop(tc_http_t *http, uint32_t deadline_ms, tc_http_stop_cb done, void *user);
-
-/**
- * @brief tc_http_stop() and run the loop until done; for the loop's thread outside callbacks. Never blocks past the
- * deadline (plus the time to abort what is left).
- * @return TC_OK, TC_EBUSY inside a callback, TC_ECLOSED
- */
-int tc_http_stop_wait(tc_http_t *http, uint32_t deadline_ms, tc_http_stop_report_t *report);
+tc_handle_t *tc_http_handle(tc_http_t *http);
 
 /** @brief Reason phrase of a status code ("Not Found"); "Unknown" for others. */
 const char *tc_http_status_text(int status);

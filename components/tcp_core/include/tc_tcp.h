@@ -39,14 +39,15 @@
 #include "tc_addr.h"
 #include "tc_loop.h"
 #include "tc_backend.h"
+#include "tc_handle.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 typedef struct tc_conn tc_conn_t;     /**< opaque connection */
-typedef struct tc_server tc_server_t; /**< opaque TCP server */
-typedef struct tc_client tc_client_t; /**< opaque reconnecting TCP client */
+typedef struct tc_server tc_server_t; /**< opaque TCP server; a handle (tc_server_handle()) */
+typedef struct tc_client tc_client_t; /**< opaque reconnecting TCP client; a handle (tc_client_handle()) */
 
 /** Connection events (see the table at the top of this header). */
 typedef enum {
@@ -164,6 +165,10 @@ typedef struct {
     uint32_t backoff_max_ms;      /**< cap of the delay */
     uint8_t jitter_pct;           /**< each delay is reduced by a random 0..jitter_pct percent */
     uint32_t max_attempts;        /**< consecutive failed attempts before giving up, 0 = never */
+    const char *nameserver;       /**< numeric address of the DNS server that resolves host (copied), NULL: the
+                                       platform's (host: /etc/resolv.conf, chip: lwIP's), with the system resolver
+                                       as a fallback; given: only it is asked, over UDP through the loop */
+    uint16_t nameserver_port;     /**< its UDP port, 0 = 53 */
     tc_conn_config_t conn;        /**< per-connection settings */
     const char *name;             /**< registry label (not copied) */
     tc_conn_cb cb;                /**< event callback (required) */
@@ -174,20 +179,9 @@ typedef struct {
     {                                                                                                    \
         .host = NULL, .port = 0, .connect_timeout_ms = TC_CFG_CONNECT_TIMEOUT_MS, .reconnect = true,     \
         .backoff_initial_ms = TC_CFG_BACKOFF_INITIAL_MS, .backoff_max_ms = TC_CFG_BACKOFF_MAX_MS,        \
-        .jitter_pct = 20, .max_attempts = 0, .conn = TC_CONN_DEFAULT_CONFIG(), .name = "client", .cb = NULL, \
-        .user = NULL,                                                                                    \
+        .jitter_pct = 20, .max_attempts = 0, .nameserver = NULL, .nameserver_port = 0,                    \
+        .conn = TC_CONN_DEFAULT_CONFIG(), .name = "client", .cb = NULL, .user = NULL,                    \
     }
-
-/** What a stop did. */
-typedef struct {
-    uint32_t graceful;    /**< connections that closed before the deadline */
-    uint32_t forced;      /**< connections aborted at the deadline */
-    uint32_t elapsed_ms;  /**< from the stop request to the last close */
-    size_t bytes_freed;   /**< tcp_core heap released by the stop (tc_alloc_stats() difference) */
-} tc_stop_report_t;
-
-/** @brief Called once when a stop has finished; the server is freed after it returns. */
-typedef void (*tc_stop_cb)(tc_server_t *server, const tc_stop_report_t *report, void *user);
 
 /* ---- servers ---- */
 
@@ -208,36 +202,29 @@ uint16_t tc_server_port(const tc_server_t *server);
 uint32_t tc_server_conn_count(const tc_server_t *server);
 
 /**
- * @brief Stop: close the listener, send TC_EV_SHUTDOWN to each connection, close those the handler left open
- * with the server's close policy, and abort what is left at the deadline. Returns at once; done is called from the
- * loop when every connection is gone (at the latest at the deadline), then the server is freed.
- *
- * A second call on a stopping server returns TC_ECLOSED.
- * @param server       the server
- * @param deadline_ms  time allowed for graceful closes (0: abort everything now)
- * @param done         completion callback, may be NULL
- * @param user         passed to done
- * @return TC_OK, TC_ECLOSED
+ * @brief The server as a handle, to stop it: tc_handle_stop() closes the listener, sends TC_EV_SHUTDOWN to each
+ * connection, closes those the handler left open with the server's close policy (tc_conn_hold() keeps one open to
+ * finish its work) and aborts what is left at the deadline; the report counts connections closed gracefully and
+ * forced. The server is freed before the stop's callback runs.
+ * @param server  the server (NULL gives NULL)
+ * @return its handle, valid until the stop completes
  */
-int tc_server_stop(tc_server_t *server, uint32_t deadline_ms, tc_stop_cb done, void *user);
-
-/**
- * @brief tc_server_stop() and run the loop until it is done; for the loop's thread outside any callback.
- *
- * Never blocks past the deadline (plus the time to abort what is left).
- * @param report  receives the report; may be NULL
- * @return TC_OK, TC_EBUSY when called inside a callback (use tc_server_stop()), TC_ECLOSED
- */
-int tc_server_stop_wait(tc_server_t *server, uint32_t deadline_ms, tc_stop_report_t *report);
+tc_handle_t *tc_server_handle(tc_server_t *server);
 
 /* ---- clients ---- */
 
 /**
  * @brief Start a client: resolve, connect with a timeout and reconnect with exponential backoff and jitter.
  *
- * Names are resolved on a helper thread so the loop never blocks; numeric addresses are used directly. Connection
- * failures arrive as TC_EV_CLOSE with TC_REASON_CONNECT on a connection that never opened.
- * @return TC_OK, TC_EINVAL (NULL host or cb), TC_EBADPORT (port 0: never dial port 0), TC_ENOMEM
+ * Numeric addresses are used directly; "localhost" is 127.0.0.1. Other names are asked of a nameserver over UDP
+ * through the loop at each attempt (the DNS codec of tc_dns.h; connect_timeout_ms bounds the question, three tries,
+ * A then AAAA), so the loop never blocks and no thread is started; without cfg->nameserver a name the UDP path cannot
+ * answer goes to the system resolver on the process's one fallback worker (tc_resolver_stats()). A failed resolution
+ * is a failed attempt: tc_client_stats() last_error TC_ENOTFOUND (NXDOMAIN, no address), TC_ETIMEDOUT (no answer),
+ * TC_ERESOLVE (server failure, no nameserver known), TC_ELIMIT (fallback queue full). Connection failures arrive as
+ * TC_EV_CLOSE with TC_REASON_CONNECT on a connection that never opened. Loop thread only.
+ * @return TC_OK, TC_EINVAL (NULL host or cb), TC_EBADPORT (port 0: never dial port 0), TC_EBADADDR (host longer
+ *         than 253 bytes, or a nameserver that is not a numeric address), TC_ENOMEM
  */
 int tc_client_start(tc_loop_t *loop, const tc_client_config_t *cfg, tc_client_t **out);
 
@@ -257,28 +244,35 @@ typedef struct {
 void tc_client_stats(const tc_client_t *client, tc_client_stats_t *out);
 
 /**
- * @brief Stop the client: no more reconnects, the open connection (if any) is closed with the client's policy
- * (TC_EV_CLOSE follows), pending attempts are cancelled; the client is freed once its connection is gone.
- * @return TC_OK, TC_ECLOSED when already stopping
+ * @brief The client as a handle, to stop it: tc_handle_stop() ends reconnects and any resolution in flight, closes
+ * the connection with the client's close policy and resets it if it is still there at the deadline (at once with
+ * deadline 0); the report's graceful or forced is 1 when a connection was open. Freed before the stop's callback.
+ * @param client  the client (NULL gives NULL)
+ * @return its handle, valid until the stop completes
+ */
+tc_handle_t *tc_client_handle(tc_client_t *client);
+
+/**
+ * @brief Shorthand of tc_handle_stop(tc_client_handle(client), linger_ms, NULL, NULL): close with the client's policy,
+ * bounded by its linger time, no callback.
+ * @return TC_OK, TC_EINVAL (NULL), TC_ECLOSED when already stopping
  */
 int tc_client_stop(tc_client_t *client);
 
-/** @brief Called once when a stopped client has been freed. */
-typedef void (*tc_client_done_cb)(void *user);
+/** Name resolution counters of the process (every loop). */
+typedef struct {
+    uint64_t udp_queries;     /**< DNS questions sent over UDP (retries included) */
+    uint64_t udp_answers;     /**< answers to them received */
+    uint64_t fallbacks;       /**< names handed to the system resolver */
+    uint64_t threads_started; /**< fallback worker threads started (one runs at a time, while it has work) */
+    uint32_t worker_running;  /**< 1 while the fallback worker is alive */
+} tc_resolver_stats_t;
 
 /**
- * @brief tc_client_stop(), and done(user) once the client is freed (its connection closed).
- * @return TC_OK, TC_ECLOSED when already stopping
+ * @brief Copy the name resolution counters. Thread-safe.
+ * @param out  receives the counters; must not be NULL
  */
-int tc_client_stop_then(tc_client_t *client, tc_client_done_cb done, void *user);
-
-/**
- * @brief tc_client_stop_then() with a deadline: the connection closes with the client's policy (peer-first waits
- * for a FIN that a raw TCP peer has no reason to send) and is reset if it is still there after deadline_ms.
- * @param deadline_ms  0: no deadline of its own (the policy's linger still bounds the close)
- * @return TC_OK, TC_ECLOSED when already stopping
- */
-int tc_client_stop_deadline(tc_client_t *client, uint32_t deadline_ms, tc_client_done_cb done, void *user);
+void tc_resolver_stats(tc_resolver_stats_t *out);
 
 /* ---- connections ---- */
 

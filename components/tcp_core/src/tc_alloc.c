@@ -2,7 +2,13 @@
  * tc_alloc.c - the one allocation path of tcp_core.
  *
  * Each block carries a small header with its size so that frees can be counted without asking the allocator; the
- * header is 16 bytes to keep the payload aligned for any type on 32- and 64-bit targets.
+ * header is as large as max_align_t, to keep the payload aligned for any type on 32- and 64-bit targets.
+ *
+ * Per-loop accounting: a thread that runs a loop (tc_loop_run_once() and the stops) names that loop's account as the
+ * thread's current one (tc__alloc_acct_enter()); every byte allocated or freed while an account is current is added,
+ * at its exact block size, to that account's allocated or freed count. A stop's bytes_freed is the loop's net release
+ * across the stop (freed minus allocated), so another loop in the same process, run by its own thread, never shows
+ * in the figure, and memory a stop allocates and frees again (close deadlines) does not count as released.
  */
 #include "tc_alloc.h"
 
@@ -10,6 +16,7 @@
 #include <string.h>
 
 #include "tc_err.h"
+#include "tc_internal.h"
 
 typedef union {
     size_t size;
@@ -24,6 +31,19 @@ static size_t s_peak;
 static size_t s_blocks;
 static uint64_t s_allocs;
 static uint64_t s_failures;
+static TC_PORT_THREAD_LOCAL tc_alloc_acct_t *s_acct; /* the account of the loop this thread is running, or NULL */
+
+tc_alloc_acct_t *tc__alloc_acct_enter(tc_alloc_acct_t *acct)
+{
+    tc_alloc_acct_t *prev = s_acct;
+    s_acct = acct;
+    return prev;
+}
+
+void tc__alloc_acct_leave(tc_alloc_acct_t *prev)
+{
+    s_acct = prev;
+}
 
 static void *default_hook(void *ptr, size_t size, void *user)
 {
@@ -107,6 +127,13 @@ void *tc_realloc(void *ptr, size_t size)
         return NULL;
     }
     __atomic_sub_fetch(&s_in_use, old_size, __ATOMIC_SEQ_CST);
+    if (s_acct) {
+        if (size > old_size) {
+            s_acct->allocated += size - old_size;
+        } else {
+            s_acct->freed += old_size - size; /* a shrink releases bytes too */
+        }
+    }
     if (old == NULL) {
         __atomic_add_fetch(&s_blocks, 1, __ATOMIC_SEQ_CST);
     }
@@ -138,6 +165,9 @@ void tc_free(void *ptr)
         return;
     }
     tc_block_hdr_t *blk = (tc_block_hdr_t *)ptr - 1;
+    if (s_acct) {
+        s_acct->freed += blk->size; /* only this thread touches its current account */
+    }
     __atomic_sub_fetch(&s_in_use, blk->size, __ATOMIC_SEQ_CST);
     __atomic_sub_fetch(&s_blocks, 1, __ATOMIC_SEQ_CST);
     raw(blk, 0);

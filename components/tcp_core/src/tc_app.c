@@ -18,6 +18,7 @@
 #include "tc_version.h"
 
 struct tc_app {
+    tc_handle_t h; /* first: tc_handle.h */
     tc_loop_t *loop;
     tc_app_config_t cfg;
     tc_server_t *echo;
@@ -36,11 +37,7 @@ struct tc_app {
     uint8_t *frames_buf;                         /* the padded copies (one block), NULL when not padded */
     uint8_t client_reason; /* close reason of the client's last connection */
     int pending; /* services still stopping */
-    uint64_t stop_started;
-    size_t stop_bytes_before;
-    tc_app_stop_report_t report;
-    tc_app_stop_cb stop_cb;
-    void *stop_user;
+    tc_stop_report_t parts[TC_APP_PART_COUNT]; /* the services' stop reports (tc_app.h) */
     uint64_t started;       /* loop clock at start, for the uptime */
     char *auth;             /* the Basic token POST /api/stop expects (base64 of admin:password), NULL: route off */
     tc_timer_t *stop_timer; /* runs stop_request outside the handler, until it fires or the app stops */
@@ -359,7 +356,7 @@ static int api_stop(tc_http_req_t *req, void *user)
     if (!auth_ok(app->auth, got, len)) {
         return respond_text(req, 403, "wrong credentials: user admin and the admin password\n");
     }
-    if (app->stop_started || app->stop_timer) {
+    if (app->h.stopping || app->stop_timer) {
         return respond_text(req, 409, "already stopping\n");
     }
     /* The answer goes first; the owner hears of it from a timer, outside this handler of the server it may stop. */
@@ -562,9 +559,6 @@ static void app_client_cb(tc_conn_t *conn, tc_event_t ev, const void *data, size
     tc_app_t *app = user;
     if (ev == TC_EV_CLOSE) {
         app->client_reason = (uint8_t)len;
-        if (app->stop_started && len == TC_REASON_FORCED) {
-            app->report.client_forced = 1;
-        }
     }
     tc_echo_cb(conn, ev, data, len, NULL);
 }
@@ -735,6 +729,9 @@ static int frames_build(tc_app_t *app, uint32_t size)
 
 /* ---- lifetime ---- */
 
+static void app_stop(tc_handle_t *h, uint32_t deadline_ms);
+static const tc_handle_ops_t app_ops = {TC_HANDLE_APP, app_stop};
+
 static void app_free(tc_app_t *app)
 {
     if (app->ota_wait) {
@@ -763,6 +760,7 @@ int tc_app_start(tc_loop_t *loop, const tc_app_config_t *cfg, tc_app_t **out)
         return TC_ENOMEM;
     }
     app->loop = loop;
+    tc__handle_init(&app->h, &app_ops, loop);
     app->cfg = *cfg;
     app->cfg.connect_host = NULL;
     app->cfg.admin_password = NULL; /* only the token is kept */
@@ -907,12 +905,8 @@ int tc_app_start(tc_loop_t *loop, const tc_app_config_t *cfg, tc_app_t **out)
     }
     if (rc != TC_OK) {
         /* Undo what started: nothing is left running after an error. */
-        if (app->echo) {
-            tc_server_stop(app->echo, 0, NULL, NULL);
-        }
-        if (app->http) {
-            tc_http_stop(app->http, 0, NULL, NULL);
-        }
+        tc_handle_stop(tc_server_handle(app->echo), 0, NULL, NULL);
+        tc_handle_stop(tc_http_handle(app->http), 0, NULL, NULL);
         tc_dns_server_stop(app->dns);
         app_free(app);
         return rc;
@@ -951,64 +945,51 @@ tc_client_t *tc_app_client(const tc_app_t *app)
     return app->client;
 }
 
+static void app_release(tc_handle_t *h)
+{
+    app_free((tc_app_t *)h);
+}
+
+/* One service has stopped; the last one completes the app's stop with the sum of theirs. */
 static void app_part_done(tc_app_t *app)
 {
     if (--app->pending > 0) {
         return;
     }
-    tc_alloc_stats_t st;
-    tc_alloc_stats(&st);
-    tc_app_stop_report_t rep = app->report;
-    tc_app_stop_cb cb = app->stop_cb;
-    void *user = app->stop_user;
-    size_t before = app->stop_bytes_before;
-    uint64_t started = app->stop_started;
-    app_free(app);
-    tc_alloc_stats(&st);
-    rep.bytes_freed = before > st.bytes_in_use ? before - st.bytes_in_use : 0;
-    rep.elapsed_ms = (uint32_t)(tc_now_ms() - started);
-    if (cb) {
-        cb(&rep, user);
+    tc_stop_report_t *r = &app->h.report;
+    for (int i = 0; i < TC_APP_PART_COUNT; i++) {
+        const tc_stop_report_t *p = &app->parts[i];
+        r->graceful += p->graceful;
+        r->forced += p->forced;
+        r->requests_finished += p->requests_finished;
+        r->streams_ended += p->streams_ended;
+        r->websockets_closed += p->websockets_closed;
     }
+    r->nparts = TC_APP_PART_COUNT;
+    r->parts = app->parts;
+    tc__handle_finish(&app->h, app_release);
 }
 
-static void echo_stopped(tc_server_t *s, const tc_stop_report_t *r, void *user)
-{
-    (void)s;
-    tc_app_t *app = user;
-    app->report.echo = *r;
-    app_part_done(app);
-}
-
-static void http_stopped(tc_http_t *h, const tc_http_stop_report_t *r, void *user)
+static void part_stopped(tc_handle_t *h, const tc_stop_report_t *r, void *user)
 {
     (void)h;
     tc_app_t *app = user;
-    app->report.http = *r;
+    int i = r->kind == TC_HANDLE_SERVER   ? TC_APP_PART_ECHO
+            : r->kind == TC_HANDLE_HTTP   ? TC_APP_PART_HTTP
+            : r->kind == TC_HANDLE_CLIENT ? TC_APP_PART_CLIENT
+                                          : TC_APP_PART_DNS;
+    app->parts[i] = *r;
+    if (i == TC_APP_PART_CLIENT) {
+        app->client = NULL;
+    }
     app_part_done(app);
 }
 
-static void client_stopped(void *user)
+/* tc_handle_stop() of the app: every service with the one deadline. */
+static void app_stop(tc_handle_t *h, uint32_t deadline_ms)
 {
-    tc_app_t *app = user;
-    app->client = NULL;
-    app_part_done(app);
-}
-
-int tc_app_stop(tc_app_t *app, uint32_t deadline_ms, tc_app_stop_cb done, void *user)
-{
-    if (app == NULL) {
-        return TC_EINVAL;
-    }
-    if (app->stop_started) {
-        return TC_ECLOSED;
-    }
-    tc_alloc_stats_t st;
-    tc_alloc_stats(&st);
-    app->stop_started = tc_now_ms();
-    app->stop_bytes_before = st.bytes_in_use;
-    app->stop_cb = done;
-    app->stop_user = user;
+    tc_app_t *app = (tc_app_t *)h;
+    memset(app->parts, 0, sizeof(app->parts));
     if (app->stop_timer) {
         tc_timer_cancel(app->stop_timer); /* the app is freed at the end of the stop */
         app->stop_timer = NULL;
@@ -1016,53 +997,26 @@ int tc_app_stop(tc_app_t *app, uint32_t deadline_ms, tc_app_stop_cb done, void *
     app->pending = 1; /* held until every service is asked, so none can finish the stop early */
     if (app->echo) {
         app->pending++;
-        tc_server_stop(app->echo, deadline_ms, echo_stopped, app);
+        tc_handle_stop(tc_server_handle(app->echo), deadline_ms, part_stopped, app);
     }
     if (app->http) {
         app->pending++;
-        tc_http_stop(app->http, deadline_ms, http_stopped, app);
+        tc_handle_stop(tc_http_handle(app->http), deadline_ms, part_stopped, app);
     }
-    tc_dns_server_stop(app->dns); /* UDP: nothing in flight to wait for */
-    app->dns = NULL;
+    if (app->dns) {
+        app->pending++;
+        tc_handle_stop(tc_dns_server_handle(app->dns), deadline_ms, part_stopped, app); /* UDP: done at once */
+        app->dns = NULL;
+    }
     if (app->client) {
-        app->report.client_closed = tc_client_conn(app->client) != NULL;
         app->pending++;
         /* Peer-first waits for a FIN that a raw TCP remote has no reason to send: reset at the deadline. */
-        tc_client_stop_deadline(app->client, deadline_ms, client_stopped, app);
+        tc_handle_stop(tc_client_handle(app->client), deadline_ms, part_stopped, app);
     }
     app_part_done(app);
-    return TC_OK;
 }
 
-typedef struct {
-    int done;
-    tc_app_stop_report_t report;
-} app_wait_t;
-
-static void app_wait_cb(const tc_app_stop_report_t *r, void *user)
+tc_handle_t *tc_app_handle(tc_app_t *app)
 {
-    app_wait_t *w = user;
-    w->report = *r;
-    w->done = 1;
-}
-
-int tc_app_stop_wait(tc_app_t *app, uint32_t deadline_ms, tc_app_stop_report_t *report)
-{
-    if (app == NULL) {
-        return TC_EINVAL;
-    }
-    tc_loop_t *loop = app->loop;
-    if (tc__in_dispatch(loop)) {
-        return TC_EBUSY; /* a callback cannot wait for the loop it runs on */
-    }
-    app_wait_t w = {0};
-    int rc = tc_app_stop(app, deadline_ms, app_wait_cb, &w);
-    if (rc != TC_OK) {
-        return rc;
-    }
-    rc = tc__loop_wait_done(loop, &w.done, deadline_ms);
-    if (report) {
-        *report = w.report;
-    }
-    return rc;
+    return app ? &app->h : NULL;
 }

@@ -205,3 +205,100 @@ int tc_dns_answer(const uint8_t *query, size_t len, const tc_dns_policy_t *polic
     put_header(out, &q, TC_DNS_RCODE_NOERROR, 1, 1);
     return (int)(n + 16);
 }
+
+/* ---- the client side: one question out, its answer in (name resolution through the loop, tc_resolve.c) ---- */
+
+int tc_dns_build_query(uint16_t id, const char *name, uint16_t qtype, uint8_t *out, size_t cap)
+{
+    if (name == NULL || out == NULL) {
+        return TC_DNS_EFORMAT;
+    }
+    size_t n = strlen(name);
+    if (n > 0 && name[n - 1] == '.') {
+        n--; /* a fully qualified "example.com." is the same name */
+    }
+    if (n == 0 || n > TC_DNS_MAX_NAME_TEXT - 1) {
+        return TC_DNS_EFORMAT;
+    }
+    size_t need = HEADER_LEN + n + 2 + 4;
+    if (cap < need) {
+        return TC_DNS_ESPACE;
+    }
+    memset(out, 0, HEADER_LEN);
+    put16(out, id);
+    put16(out + 2, FLAG_RD); /* a standard query asking for recursion */
+    put16(out + 4, 1);
+    size_t w = HEADER_LEN;
+    size_t start = 0;
+    for (size_t i = 0; i <= n; i++) {
+        if (i < n && name[i] != '.') {
+            continue;
+        }
+        size_t l = i - start;
+        if (l == 0 || l > 63) {
+            return TC_DNS_EFORMAT; /* an empty label ("a..b") or one over 63 bytes */
+        }
+        out[w++] = (uint8_t)l;
+        for (size_t k = start; k < i; k++) {
+            char c = name[k];
+            out[w++] = (uint8_t)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+        }
+        start = i + 1;
+    }
+    out[w++] = 0;
+    put16(out + w, qtype);
+    put16(out + w + 2, TC_DNS_CLASS_IN);
+    return (int)(w + 4);
+}
+
+int tc_dns_parse_response(const uint8_t *msg, size_t len, uint16_t id, const char *name, uint16_t qtype,
+                          tc_dns_result_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (msg == NULL || len < HEADER_LEN) {
+        return TC_DNS_EDROP;
+    }
+    uint16_t flags = get16(msg + 2);
+    if (get16(msg) != id || !(flags & FLAG_QR) || OPCODE(flags) != 0 || get16(msg + 4) != 1) {
+        return TC_DNS_EDROP; /* not the answer to our question (a late one, a spoof, another socket's) */
+    }
+    char want[TC_DNS_MAX_NAME_TEXT + 1];
+    size_t off = HEADER_LEN;
+    if (read_name(msg, len, &off, want) < 0 || off + 4 > len || get16(msg + off) != qtype ||
+        get16(msg + off + 2) != TC_DNS_CLASS_IN || !name_ieq(want, name)) {
+        return TC_DNS_EDROP;
+    }
+    off += 4;
+    out->rcode = flags & 0xf;
+    out->truncated = (flags & 0x0200u) != 0;
+    /* Follow the CNAME chain from the question's name: answers for other owners are ignored. */
+    uint16_t an = get16(msg + 6);
+    for (uint16_t i = 0; i < an; i++) {
+        char owner[TC_DNS_MAX_NAME_TEXT + 1];
+        if (read_name(msg, len, &off, owner) < 0 || off + 10 > len) {
+            return TC_DNS_EFORMAT;
+        }
+        uint16_t type = get16(msg + off), cls = get16(msg + off + 2), rdlen = get16(msg + off + 8);
+        size_t rdata = off + 10;
+        if (rdata + rdlen > len) {
+            return TC_DNS_EFORMAT;
+        }
+        off = rdata + rdlen;
+        if (cls != TC_DNS_CLASS_IN || !name_ieq(owner, want)) {
+            continue;
+        }
+        if (type == 5) { /* CNAME: the chain goes on at its target */
+            size_t t = rdata;
+            if (read_name(msg, len, &t, want) < 0) {
+                return TC_DNS_EFORMAT;
+            }
+            continue;
+        }
+        size_t alen = qtype == TC_DNS_TYPE_A ? 4 : qtype == TC_DNS_TYPE_AAAA ? 16 : 0;
+        if (type == qtype && alen != 0 && rdlen == alen && out->found == 0) {
+            memcpy(out->addr, msg + rdata, alen);
+            out->found = 1;
+        }
+    }
+    return 0;
+}

@@ -16,7 +16,8 @@
 #define DNS_BURST 32    /* datagrams per wake-up, so a flood cannot starve TCP connections */
 
 struct tc_dns_server {
-    tc_regent_t reg; /* first: the registry entry */
+    tc_handle_t h; /* first: tc_handle.h */
+    tc_regent_t reg;
     tc_loop_t *loop;
     tc_io_t io;
     tc_dns_policy_t policy;
@@ -58,6 +59,9 @@ static void dns_readable(tc_io_t *io, int revents)
     }
 }
 
+static void dns_stop(tc_handle_t *h, uint32_t deadline_ms);
+static const tc_handle_ops_t dns_ops = {TC_HANDLE_DNS, dns_stop};
+
 static void dns_free(tc_dns_server_t *d)
 {
     tc_free(d->overrides);
@@ -87,6 +91,7 @@ int tc_dns_server_start(tc_loop_t *loop, const tc_dns_server_config_t *cfg, tc_d
         return TC_ENOMEM;
     }
     d->loop = loop;
+    tc__handle_init(&d->h, &dns_ops, loop);
     memcpy(d->policy.ipv4, answer.ip, 4);
     d->policy.ttl_s = cfg->ttl_s;
     if (cfg->noverrides) {
@@ -149,14 +154,30 @@ void tc_dns_server_stats(const tc_dns_server_t *d, tc_dns_server_stats_t *out)
     *out = d->stats;
 }
 
-void tc_dns_server_stop(tc_dns_server_t *d)
+static void dns_release(tc_handle_t *h)
 {
-    if (d == NULL) {
-        return;
-    }
+    tc_dns_server_t *d = (tc_dns_server_t *)h;
     tc__io_stop_closing(d->loop, &d->io);
     tc__reg_remove(d->loop, &d->reg);
     tc_sock_close(d->io.fd);
     tc__handles_add(d->loop, -1);
     dns_free(d);
+}
+
+static void dns_stop(tc_handle_t *h, uint32_t deadline_ms)
+{
+    (void)deadline_ms;
+    tc__handle_finish(h, dns_release);
+}
+
+tc_handle_t *tc_dns_server_handle(tc_dns_server_t *d)
+{
+    return d ? &d->h : NULL;
+}
+
+void tc_dns_server_stop(tc_dns_server_t *d)
+{
+    if (d != NULL) {
+        tc_handle_stop(&d->h, 0, NULL, NULL);
+    }
 }

@@ -108,7 +108,7 @@ void tc__hconn_consume(hconn_t *hc, size_t n)
 
 static int keep_alive_for(const tc_http_req_t *req)
 {
-    return req->keep_alive && !req->h->stopping;
+    return req->keep_alive && !req->h->h.stopping;
 }
 
 /* Send a status line and headers; content_length < 0 means none (chunked, stream or 101). */
@@ -162,7 +162,7 @@ void tc__http_req_finish(tc_http_req_t *req)
     tc_http_t *h = req->h;
     int ka = keep_alive_for(req);
     if (req->in_stop) {
-        h->report.requests_finished++;
+        h->h.report.requests_finished++;
     }
     hc->req = NULL;
     tc__http_req_free(req);
@@ -578,7 +578,7 @@ static int begin_request(hconn_t *hc, size_t n)
     tc_http_t *h = HC_HTTP(hc);
     tc_http_req_t *req = hc->req;
     const tc_http_request_t *parsed = &req->parsed;
-    req->in_stop = h->stopping;
+    req->in_stop = h->h.stopping;
     tc__conn_reg_flags(hc->c, TC_REG_FLAG_BUSY, 0); /* a request in flight is not evicted (TC_FULL_EVICT_IDLE) */
     if (take_head(hc, req, n) != 0) {
         return -1;
@@ -869,7 +869,7 @@ static void http_conn_cb(tc_conn_t *c, tc_event_t ev, const void *data, size_t l
             break;
         case HC_WS:
             tc_conn_hold(c);
-            h->report.websockets_closed++;
+            h->h.report.websockets_closed++;
             tc_ws_close(hc->ws, 1001, "going away");
             break;
         case HC_IDLE:
@@ -940,6 +940,9 @@ static int64_t sweep_cb(tc_timer_t *t, void *user)
 
 /* ---- server ---- */
 
+static void http_stop(tc_handle_t *hd, uint32_t deadline_ms);
+static const tc_handle_ops_t http_ops = {TC_HANDLE_HTTP, http_stop};
+
 int tc_http_start(tc_loop_t *loop, const tc_http_config_t *cfg, tc_http_t **out)
 {
     if (loop == NULL || cfg == NULL || out == NULL || cfg->max_headers == 0 ||
@@ -950,6 +953,7 @@ int tc_http_start(tc_loop_t *loop, const tc_http_config_t *cfg, tc_http_t **out)
     if (h == NULL) {
         return TC_ENOMEM;
     }
+    tc__handle_init(&h->h, &http_ops, loop);
     h->cfg = *cfg;
     h->loop = loop;
     tc_server_config_t scfg = TC_SERVER_DEFAULT_CONFIG();
@@ -987,32 +991,40 @@ tc_loop_t *tc_http_loop(const tc_http_t *http)
     return http->loop;
 }
 
-static void http_core_stopped(tc_server_t *srv, const tc_stop_report_t *r, void *user)
+static void http_release(tc_handle_t *hd)
 {
-    (void)srv;
-    tc_http_t *h = user;
+    tc_http_t *h = (tc_http_t *)hd;
     tc_loop_t *loop = h->loop;
-    h->report.graceful = r->graceful;
-    h->report.forced = r->forced;
     tc__timer_disarm(&h->sweep);
     tc__http_routes_free(h);
     if (h->filter_free) {
         h->filter_free(h->filter_user);
     }
-    tc_http_stop_report_t rep = h->report;
-    tc_http_stop_cb cb = h->stop_cb;
-    void *cb_user = h->stop_user;
-    size_t before = h->stop_bytes_before;
-    uint64_t started = tc_now_ms() - r->elapsed_ms;
     tc_free(h);
     tc__handles_add(loop, -1);
-    tc_alloc_stats_t st;
-    tc_alloc_stats(&st);
-    rep.bytes_freed = before > st.bytes_in_use ? before - st.bytes_in_use : 0;
-    rep.elapsed_ms = (uint32_t)(tc_now_ms() - started);
-    if (cb) {
-        cb(NULL, &rep, cb_user);
-    }
+}
+
+/* The TCP server under the HTTP server has stopped (every connection is gone): the HTTP stop is complete. */
+static void http_core_stopped(tc_handle_t *srv, const tc_stop_report_t *r, void *user)
+{
+    (void)srv;
+    tc_http_t *h = user;
+    h->h.report.graceful = r->graceful;
+    h->h.report.forced = r->forced;
+    tc__handle_finish(&h->h, http_release);
+}
+
+/* tc_handle_stop() of an HTTP server: its TCP server stops; the connection callbacks see h.stopping and answer
+ * in-flight requests, end streams and close WebSockets with 1001 (counted in h.report) while it does. */
+static void http_stop(tc_handle_t *hd, uint32_t deadline_ms)
+{
+    tc_http_t *h = (tc_http_t *)hd;
+    tc_handle_stop(tc_server_handle(h->srv), deadline_ms, http_core_stopped, h);
+}
+
+tc_handle_t *tc_http_handle(tc_http_t *http)
+{
+    return http ? &http->h : NULL;
 }
 
 int tc_http_set_filter(tc_http_t *http, tc_http_handler_cb filter, void *user, tc_http_free_cb free_user)
@@ -1032,55 +1044,4 @@ int tc_http_set_filter(tc_http_t *http, tc_http_handler_cb filter, void *user, t
 void *tc_http_filter_user(const tc_http_t *http)
 {
     return http ? http->filter_user : NULL;
-}
-
-int tc_http_stop(tc_http_t *http, uint32_t deadline_ms, tc_http_stop_cb done, void *user)
-{
-    if (http == NULL) {
-        return TC_EINVAL;
-    }
-    if (http->stopping) {
-        return TC_ECLOSED;
-    }
-    tc_alloc_stats_t st;
-    tc_alloc_stats(&st);
-    http->stopping = 1;
-    http->stop_bytes_before = st.bytes_in_use;
-    http->stop_cb = done;
-    http->stop_user = user;
-    return tc_server_stop(http->srv, deadline_ms, http_core_stopped, http);
-}
-
-typedef struct {
-    int done;
-    tc_http_stop_report_t report;
-} http_wait_t;
-
-static void http_wait_cb(tc_http_t *h, const tc_http_stop_report_t *r, void *user)
-{
-    (void)h;
-    http_wait_t *w = user;
-    w->report = *r;
-    w->done = 1;
-}
-
-int tc_http_stop_wait(tc_http_t *http, uint32_t deadline_ms, tc_http_stop_report_t *report)
-{
-    if (http == NULL) {
-        return TC_EINVAL;
-    }
-    tc_loop_t *loop = http->loop;
-    if (tc__in_dispatch(loop)) {
-        return TC_EBUSY;
-    }
-    http_wait_t w = {0};
-    int rc = tc_http_stop(http, deadline_ms, http_wait_cb, &w);
-    if (rc != TC_OK) {
-        return rc;
-    }
-    rc = tc__loop_wait_done(loop, &w.done, deadline_ms);
-    if (report) {
-        *report = w.report;
-    }
-    return rc;
 }

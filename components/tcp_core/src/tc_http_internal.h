@@ -123,16 +123,12 @@ struct hconn {
 #define HC_BUF_MAX 0x7fffffffu /* input buffer bound whatever the configured limits */
 
 struct tc_http {
+    tc_handle_t h; /* first: tc_handle.h (h.stopping, h.report: what the stop counts) */
     tc_http_config_t cfg;
     tc_loop_t *loop;
     tc_server_t *srv;
     route_t *routes, *routes_tail;
     tc_timer_t sweep;
-    uint8_t stopping;
-    size_t stop_bytes_before;
-    tc_http_stop_report_t report;
-    tc_http_stop_cb stop_cb;
-    void *stop_user;
     tc_http_handler_cb filter; /* runs before routing (captive portal) */
     void *filter_user;
     tc_http_free_cb filter_free;

@@ -23,8 +23,8 @@ void tc__stream_end(tc_http_req_t *req, int clean)
         } else {
             tc_conn_send(hc->c, "0\r\n\r\n", 5);
         }
-        if (req->h->stopping) {
-            req->h->report.streams_ended++;
+        if (req->h->h.stopping) {
+            req->h->h.report.streams_ended++;
         }
     }
     /* MJPEG is close-delimited; a chunked or SSE stream that ended cleanly is a finished response, and the
@@ -50,7 +50,7 @@ static void stream_call(tc_http_req_t *req)
 {
     hconn_t *hc = req->hc;
     req->stream_waiting = 0;
-    if (HC_HTTP(hc)->stopping) {
+    if (HC_HTTP(hc)->h.stopping) {
         tc__stream_end(req, 1);
         return;
     }

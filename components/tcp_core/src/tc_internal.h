@@ -6,6 +6,7 @@
 
 #include <stdint.h>
 
+#include "tc_handle.h"
 #include "tc_loop.h"
 #include "tc_port.h"
 #include "tc_registry.h"
@@ -100,8 +101,49 @@ char *tc__gbuf(tc_loop_t *loop, size_t *size);
 /* A pseudo-random 32-bit number for jitter (not for security). */
 uint32_t tc__rand(tc_loop_t *loop);
 
-/* Outstanding background work (name resolution threads) that tc_loop_free() must wait for. */
+/* Outstanding external work (tc_registry_ext.h entries) that tc_loop_free() must wait for. */
 void tc__bg_add(tc_loop_t *loop, int delta);
+
+/* ---- allocation accounting per loop (tc_alloc.c) ---- */
+
+/* Bytes allocated and freed by a thread while the account was its current one (see tc_alloc.c). */
+typedef struct {
+    uint64_t allocated;
+    uint64_t freed;
+} tc_alloc_acct_t;
+
+/* Make acct the calling thread's current account; returns the previous one for tc__alloc_acct_leave(). */
+tc_alloc_acct_t *tc__alloc_acct_enter(tc_alloc_acct_t *acct);
+void tc__alloc_acct_leave(tc_alloc_acct_t *prev);
+
+/* The loop's account. */
+tc_alloc_acct_t *tc__loop_acct(tc_loop_t *loop);
+
+/* ---- handles (tc_handle.c) ---- */
+
+/* What a kind of handle does when it is asked to stop: begin winding down (tc_handle_stop() has set stopping, the
+ * start time and the callback); when nothing is left it calls tc__handle_finish(), at once or later from the loop. */
+typedef struct {
+    tc_handle_kind_t kind;
+    void (*stop)(tc_handle_t *h, uint32_t deadline_ms);
+} tc_handle_ops_t;
+
+struct tc_handle {
+    const tc_handle_ops_t *ops;
+    tc_loop_t *loop;
+    uint8_t stopping;
+    uint64_t stop_started; /* tc__loop_clock() of the request */
+    uint64_t freed_mark;   /* the loop's account at the request */
+    tc_handle_stop_cb done;
+    void *done_user;
+    tc_stop_report_t report; /* the kind's counters, filled while it winds down (parts: into the object) */
+};
+
+void tc__handle_init(tc_handle_t *h, const tc_handle_ops_t *ops, tc_loop_t *loop);
+
+/* The stop is complete: release(h) frees the object (and drops its handle count); then bytes_freed and elapsed_ms
+ * are measured and done runs with the report. */
+void tc__handle_finish(tc_handle_t *h, void (*release)(tc_handle_t *h));
 
 /* Set registry flags (TC_REG_FLAG_*) on a connection, e.g. to mark it as a long-lived stream. */
 struct tc_conn;
@@ -118,6 +160,10 @@ uint64_t tc__conn_active_ms(const struct tc_conn *conn);
 
 /* The user pointer of the server or client that owns the connection (the one its callback receives). */
 void *tc__conn_owner_user(const struct tc_conn *conn);
+
+/* The loop's clock for measuring handle work: the iteration's cached time inside a dispatch (what its timers are
+ * armed against, so a stop's elapsed time is measured like its deadline), a fresh reading outside. */
+uint64_t tc__loop_clock(const tc_loop_t *loop);
 
 /* 1 while the loop is dispatching callbacks. */
 int tc__in_dispatch(const tc_loop_t *loop);

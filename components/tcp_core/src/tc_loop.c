@@ -1,7 +1,8 @@
 /*
  * tc_loop.c - the event loop: readiness from the backend's readiness set (epoll on Linux) or from poll() over a dense
- * slot array with deferred removal, a binary heap of timers, a wake-up pair for posts from other threads, the
- * after-dispatch work list where closes are carried out, and the registry of tracked sockets.
+ * slot array with deferred removal, a binary heap of timers, a wake-up pair for posts from other threads and the
+ * resolver's worker, the after-dispatch work list where closes are carried out, the registry of tracked sockets, and
+ * the loop's allocation account (what stop reports measure).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include "tc_config.h"
 #include "tc_err.h"
 #include "tc_internal.h"
+#include "tc_resolve.h"
 
 typedef struct tc_post tc_post_t;
 struct tc_post {
@@ -64,7 +66,9 @@ struct tc_loop {
     uint32_t next_id;
 
     int handles;
-    int bg; /* atomic */
+    int bg;       /* atomic: outstanding tc_registry_ext entries */
+    int resolved; /* atomic: the resolver's worker finished a request of this loop */
+    tc_alloc_acct_t acct;
 
     char *rbuf;
     size_t rbuf_size;
@@ -525,6 +529,7 @@ int tc_loop_free(tc_loop_t *loop)
         loop->dispatching) {
         return TC_EBUSY;
     }
+    tc__resolver_loop_gone(loop); /* before the wake-up pair closes: the worker signals it under its mutex */
     tc_post_t *p = loop->post_head;
     while (p) {
         tc_post_t *next = p->next;
@@ -547,11 +552,22 @@ int tc_loop_free(tc_loop_t *loop)
 
 /* ---- running ---- */
 
+static int run_once(tc_loop_t *loop, int timeout_ms);
+
 int tc_loop_run_once(tc_loop_t *loop, int timeout_ms)
 {
     if (loop->dispatching) {
         return TC_EBUSY;
     }
+    /* Whatever this thread frees while it runs the loop is the loop's (tc_handle.h: bytes_freed). */
+    tc_alloc_acct_t *prev = tc__alloc_acct_enter(&loop->acct);
+    int rc = run_once(loop, timeout_ms);
+    tc__alloc_acct_leave(prev);
+    return rc;
+}
+
+static int run_once(tc_loop_t *loop, int timeout_ms)
+{
     loop->now = tc_now_ms() + loop->skew;
     int timeout = timeout_ms;
     /* Posts are not looked at here (post_head belongs to post_mu): a poster appends, then signals the wake-up
@@ -605,6 +621,9 @@ int tc_loop_run_once(tc_loop_t *loop, int timeout_ms)
     }
     run_timers(loop);
     run_posts(loop);
+    if (__atomic_exchange_n(&loop->resolved, 0, __ATOMIC_SEQ_CST)) {
+        tc__resolver_collect(loop);
+    }
     run_pending(loop);
     loop->dispatching = 0;
     if (loop->holes) {
@@ -866,6 +885,32 @@ uint32_t tc__rand(tc_loop_t *loop)
 void tc__bg_add(tc_loop_t *loop, int delta)
 {
     __atomic_add_fetch(&loop->bg, delta, __ATOMIC_SEQ_CST);
+}
+
+void tc__loop_wake_resolved(tc_loop_t *loop)
+{
+    __atomic_store_n(&loop->resolved, 1, __ATOMIC_SEQ_CST);
+    tc_sock_wake_signal(loop->wake_w);
+}
+
+tc_alloc_acct_t *tc__loop_acct(tc_loop_t *loop)
+{
+    return &loop->acct;
+}
+
+uint64_t tc_loop_bytes_freed(const tc_loop_t *loop)
+{
+    return loop->acct.freed;
+}
+
+uint64_t tc_loop_bytes_allocated(const tc_loop_t *loop)
+{
+    return loop->acct.allocated;
+}
+
+uint64_t tc__loop_clock(const tc_loop_t *loop)
+{
+    return loop->dispatching ? loop->now : tc_now_ms() + loop->skew;
 }
 
 int tc__in_dispatch(const tc_loop_t *loop)

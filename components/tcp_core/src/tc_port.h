@@ -16,12 +16,16 @@
  *   tc_port_event_t                           one-shot: set once by any thread, waited on by one thread
  *   tc_port_event_init/set/wait/destroy       wait returns 1 once set, 0 after timeout_ms without it
  *   TC_PORT_THREADS                           1 where tc_port_thread_start() can start threads, 0 where it cannot
+ *   TC_PORT_THREAD_LOCAL                      storage class of a per-thread variable (empty without threads)
  *   tc_port_thread_start(fn, arg)             runs fn(arg) on a new detached thread: TC_OK, TC_ENOMEM, TC_ENOSYS
  *   tc_port_now_ms()                          milliseconds of a clock that never steps back
+ *   tc_port_nameserver(out, cap)              the system's first DNS server as numeric text: TC_OK, TC_ENOTFOUND,
+ *                                             TC_ENOSYS (posix: /etc/resolv.conf; chips: lwIP's dns_getserver(0))
  * Thread-safety: every function may be called from any thread (mutex and event functions on their own objects).
  */
 #pragma once
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "tc_err.h"
@@ -38,6 +42,10 @@ typedef void (*tc_port_thread_fn)(void *arg);
 #endif
 #include "tc_port_os.h"
 
+#if !defined(TC_PORT_THREAD_LOCAL)
+#error "tcp_core: the platform's tc_port_os.h must define TC_PORT_THREAD_LOCAL (empty without threads)"
+#endif
+
 #if !defined(TC_PORT_THREADS) || (TC_PORT_THREADS != 0 && TC_PORT_THREADS != 1)
 #error "tcp_core: the platform's tc_port_os.h must define TC_PORT_THREADS as 0 or 1"
 #endif
@@ -53,3 +61,4 @@ static inline int tc_port_event_wait(tc_port_event_t *e, uint32_t timeout_ms);
 static inline void tc_port_event_destroy(tc_port_event_t *e);
 static inline int tc_port_thread_start(tc_port_thread_fn fn, void *arg);
 static inline uint64_t tc_port_now_ms(void);
+static inline int tc_port_nameserver(char *out, size_t cap);

@@ -2,9 +2,11 @@
  * tc_tcp.c - TCP servers, reconnecting clients and their connections.
  *
  * A connection is one allocation: registry entry, descriptor slot, write queue head and its owner's list links; a
- * close or connect deadline is a timer allocated only while one is armed. Received bytes land in the loop's shared buffer, so an idle connection holds no
- * buffer at all. Closes are requests: tc_conn_close() records the policy and queues the connection on the loop's
- * after-dispatch list, where close_step() does all the work; the TC_EV_CLOSE callback comes once, from there.
+ * close or connect deadline is a timer allocated only while one is armed. Received bytes land in the loop's shared
+ * buffer, so an idle connection holds no buffer at all. Closes are requests: tc_conn_close() records the policy and
+ * queues the connection on the loop's after-dispatch list, where close_step() does all the work; the TC_EV_CLOSE
+ * callback comes once, from there. Servers and clients are handles (tc_handle.h); a client's names are resolved
+ * through the loop (tc_resolve.c).
  */
 #include <stdio.h>
 #include <string.h>
@@ -13,7 +15,11 @@
 #include "tc_alloc.h"
 #include "tc_err.h"
 #include "tc_internal.h"
+#include "tc_resolve.h"
 #include "tc_tcp.h"
+
+/* The server or client around an owner (the owner follows their handle header). */
+#define OWNER_OF(o, type) ((type *)((char *)(o) - offsetof(type, owner)))
 
 /* The part a server and a client share as owner of connections. */
 typedef struct tc_owner tc_owner_t;
@@ -74,6 +80,7 @@ struct tc_conn {
 };
 
 struct tc_server {
+    tc_handle_t h; /* first: tc_handle.h */
     tc_owner_t owner;
     tc_regent_t reg; /* the listener */
     tc_io_t io;
@@ -83,20 +90,12 @@ struct tc_server {
     uint32_t max_conns;
     tc_full_policy_t when_full;
     uint32_t overflow_max;
-    uint8_t stopping;
     uint8_t listening;
     uint8_t opts_inherited; /* the listener carries the connection options (tc_sock_accept_inherits_opts()) */
-    uint64_t stop_started;
-    uint32_t stop_deadline_ms;
-    size_t stop_bytes_before;
-    tc_stop_report_t report;
-    tc_stop_cb stop_cb;
-    void *stop_user;
 };
 
-typedef struct tc_resolve tc_resolve_t;
-
 struct tc_client {
+    tc_handle_t h; /* first: tc_handle.h */
     tc_owner_t owner;
     tc_timer_t retry;
     tc_pending_t pending;
@@ -104,18 +103,17 @@ struct tc_client {
     uint16_t port;
     tc_addr_t addr;
     uint8_t numeric;
-    uint8_t stopping;
     uint8_t gave_up;
+    uint8_t has_ns; /* ns is the client's own nameserver */
+    tc_addr_t ns;
     tc_conn_t *conn;
-    tc_resolve_t *resolving;
+    tc_resolve_t *resolving; /* a name resolution in flight */
     uint32_t connect_timeout_ms;
     uint8_t reconnect;
     uint32_t backoff_initial_ms, backoff_max_ms, next_delay_ms;
     uint8_t jitter_pct;
     uint32_t max_attempts;
     tc_client_stats_t stats;
-    tc_client_done_cb done;
-    void *done_user;
 };
 
 static void conn_close_req(tc_conn_t *c, tc_close_policy_t how, tc_close_reason_t reason);
@@ -532,7 +530,7 @@ static void conn_release(tc_conn_t *c, int how)
         st->reset_sent++;
         c->flags2 |= CF2_RST;
     } else if (how == END_REAP && !c->owner->cfg.keep_time_wait) {
-        uint16_t local_port = c->reg.kind == TC_KIND_ACCEPTED ? ((const tc_server_t *)c->owner)->port : 0;
+        uint16_t local_port = c->reg.kind == TC_KIND_ACCEPTED ? OWNER_OF(c->owner, tc_server_t)->port : 0;
         if (tc_sock_close_reap(c->io.fd, &c->reg.addr, local_port) == 1) {
             st->time_wait_reaped++;
         } else {
@@ -803,17 +801,25 @@ static tc_conn_t *conn_new(tc_owner_t *o, int fd, tc_kind_t kind, const tc_addr_
 /* ---- servers ---- */
 
 static void server_maybe_done(tc_server_t *s);
+static void server_stop(tc_handle_t *h, uint32_t deadline_ms);
+static const tc_handle_ops_t server_ops = {TC_HANDLE_SERVER, server_stop};
+
+/* How a connection that ended during its owner's stop counts in the report. */
+static void stop_count(tc_handle_t *h, const tc_conn_t *c)
+{
+    /* An RST (ours at the deadline, or the peer's) may have cost the peer data: never count it as graceful. */
+    if (c->close_reason == TC_REASON_FORCED || (c->flags2 & CF2_RST)) {
+        h->report.forced++;
+    } else {
+        h->report.graceful++;
+    }
+}
 
 static void server_conn_gone(tc_owner_t *o, tc_conn_t *c)
 {
-    tc_server_t *s = (tc_server_t *)o;
-    if (s->stopping) {
-        /* An RST (ours at the deadline, or the peer's) may have cost the peer data: never count it as graceful. */
-        if (c->close_reason == TC_REASON_FORCED || (c->flags2 & CF2_RST)) {
-            s->report.forced++;
-        } else {
-            s->report.graceful++;
-        }
+    tc_server_t *s = (tc_server_t *)((char *)o - offsetof(tc_server_t, owner));
+    if (s->h.stopping) {
+        stop_count(&s->h, c);
         if (o->count == 0) {
             tc__pending_add(o->loop, &s->pending);
         }
@@ -827,7 +833,7 @@ static int64_t server_timer_cb(tc_timer_t *t, void *user)
     (void)t;
     tc_server_t *s = user;
     tc_loop_t *loop = s->owner.loop;
-    if (s->stopping) {
+    if (s->h.stopping) {
         /* Stop deadline: abort whatever is left. */
         for (tc_conn_t *c = s->owner.conns_head; c; c = c->next) {
             if (!(c->flags & CF_FINAL)) {
@@ -894,7 +900,7 @@ static void server_accept(tc_io_t *io, int revents)
     tc_server_t *s = (tc_server_t *)((char *)io - offsetof(tc_server_t, io));
     tc_loop_t *loop = s->owner.loop;
     /* Bounded per wake-up so a connection storm cannot starve established connections. */
-    for (int i = 0; i < 64 && !s->stopping; i++) {
+    for (int i = 0; i < 64 && !s->h.stopping; i++) {
         tc_addr_t peer;
         int fd = tc_sock_accept(io->fd, &peer);
         if (fd == TC_EAGAIN) {
@@ -937,8 +943,9 @@ static void server_accept(tc_io_t *io, int revents)
     }
 }
 
-static void server_free(tc_server_t *s)
+static void server_release(tc_handle_t *h)
 {
+    tc_server_t *s = (tc_server_t *)h;
     tc__handles_add(s->owner.loop, -1);
     tc_free(s);
 }
@@ -992,6 +999,7 @@ int tc_server_start(tc_loop_t *loop, const tc_server_config_t *cfg, tc_server_t 
         tc_sock_close(fd);
         return rc;
     }
+    tc__handle_init(&s->h, &server_ops, loop);
     s->owner.cfg = cfg->conn;
     s->owner.cb = cfg->cb;
     s->owner.user = cfg->user;
@@ -1039,41 +1047,18 @@ uint32_t tc_server_conn_count(const tc_server_t *s)
 
 static void server_maybe_done(tc_server_t *s)
 {
-    if (!s->stopping || s->owner.count > 0) {
+    if (!s->h.stopping || s->owner.count > 0) {
         return;
     }
-    tc_loop_t *loop = s->owner.loop;
     tc__timer_disarm(&s->timer);
     server_close_listener(s);
-    tc_alloc_stats_t st;
-    tc_alloc_stats(&st);
-    size_t self = sizeof(*s) + 16; /* the server block itself, freed right below */
-    s->report.elapsed_ms = (uint32_t)(tc_loop_now(loop) - s->stop_started);
-    s->report.bytes_freed = s->stop_bytes_before > st.bytes_in_use ? s->stop_bytes_before - st.bytes_in_use + self
-                                                                     : self;
-    if (s->stop_cb) {
-        s->stop_cb(s, &s->report, s->stop_user);
-    }
-    server_free(s);
+    tc__handle_finish(&s->h, server_release);
 }
 
-int tc_server_stop(tc_server_t *s, uint32_t deadline_ms, tc_stop_cb done, void *user)
+/* tc_handle_stop() of a server: close the listener, tell each connection, close what the handlers leave open. */
+static void server_stop(tc_handle_t *h, uint32_t deadline_ms)
 {
-    if (s == NULL) {
-        return TC_EINVAL;
-    }
-    if (s->stopping) {
-        return TC_ECLOSED;
-    }
-    tc_loop_t *loop = s->owner.loop;
-    tc_alloc_stats_t st;
-    tc_alloc_stats(&st);
-    s->stopping = 1;
-    s->stop_started = tc_now_ms();
-    s->stop_deadline_ms = deadline_ms;
-    s->stop_bytes_before = st.bytes_in_use;
-    s->stop_cb = done;
-    s->stop_user = user;
+    tc_server_t *s = (tc_server_t *)h;
     server_close_listener(s);
     /* One pass tells each connection once: closes are deferred, so nothing is freed during the walk, no connection is
      * added (the listener is closed), and what handlers write in answer does not change the list's order. */
@@ -1087,79 +1072,41 @@ int tc_server_stop(tc_server_t *s, uint32_t deadline_ms, tc_stop_cb done, void *
         }
     }
     tc__timer_arm(&s->timer, deadline_ms);
-    tc__pending_add(loop, &s->pending);
-    return TC_OK;
+    tc__pending_add(s->owner.loop, &s->pending);
 }
 
-typedef struct {
-    int done;
-    tc_stop_report_t report;
-} stop_wait_t;
-
-static void stop_wait_cb(tc_server_t *s, const tc_stop_report_t *r, void *user)
+tc_handle_t *tc_server_handle(tc_server_t *s)
 {
-    (void)s;
-    stop_wait_t *w = user;
-    w->report = *r;
-    w->done = 1;
-}
-
-int tc_server_stop_wait(tc_server_t *s, uint32_t deadline_ms, tc_stop_report_t *report)
-{
-    if (s == NULL) {
-        return TC_EINVAL;
-    }
-    tc_loop_t *loop = s->owner.loop;
-    if (tc__in_dispatch(loop)) {
-        return TC_EBUSY;
-    }
-    stop_wait_t w = {0};
-    int rc = tc_server_stop(s, deadline_ms, stop_wait_cb, &w);
-    if (rc != TC_OK) {
-        return rc;
-    }
-    rc = tc__loop_wait_done(loop, &w.done, deadline_ms);
-    if (report) {
-        *report = w.report;
-    }
-    return rc;
+    return s ? &s->h : NULL;
 }
 
 /* ---- clients ---- */
 
-struct tc_resolve {
-    tc_loop_t *loop;
-    tc_client_t *client; /* NULL once the client gave up on this resolution */
-    char host[256];
-    uint16_t port;
-    tc_addr_t addr;
-    int rc;
-};
-
 static void client_attempt(tc_client_t *cl);
 static void client_schedule(tc_client_t *cl);
+static void client_stop(tc_handle_t *h, uint32_t deadline_ms);
+static const tc_handle_ops_t client_ops = {TC_HANDLE_CLIENT, client_stop};
 
-static void client_free(tc_client_t *cl)
+static void client_release(tc_handle_t *h)
 {
-    tc_client_done_cb done = cl->done;
-    void *user = cl->done_user;
+    tc_client_t *cl = (tc_client_t *)h;
     tc__timer_disarm(&cl->retry);
     tc__handles_add(cl->owner.loop, -1);
     tc_free(cl->host);
     tc_free(cl);
-    if (done) {
-        done(user);
-    }
 }
 
 static void client_conn_gone(tc_owner_t *o, tc_conn_t *c)
 {
-    tc_client_t *cl = (tc_client_t *)o;
+    tc_client_t *cl = (tc_client_t *)((char *)o - offsetof(tc_client_t, owner));
     int opened = (c->flags & CF_OPENED) != 0;
     if (cl->conn == c) {
         cl->conn = NULL;
     }
-    if (cl->stopping) {
+    if (cl->h.stopping) {
+        if (opened) {
+            stop_count(&cl->h, c);
+        }
         tc__pending_add(o->loop, &cl->pending);
         return;
     }
@@ -1172,7 +1119,7 @@ static void client_conn_gone(tc_owner_t *o, tc_conn_t *c)
 
 static void client_schedule(tc_client_t *cl)
 {
-    if (!cl->reconnect || cl->stopping) {
+    if (!cl->reconnect || cl->h.stopping) {
         return;
     }
     if (cl->max_attempts && cl->stats.failures >= cl->max_attempts) {
@@ -1194,8 +1141,8 @@ static void client_schedule(tc_client_t *cl)
 static int64_t client_retry_cb(tc_timer_t *t, void *user)
 {
     tc_client_t *stopping = user;
-    if (stopping->stopping) {
-        /* A stop's deadline (tc_client_stop_deadline()): the connection has not closed by itself - reset it. */
+    if (stopping->h.stopping) {
+        /* A stop's deadline: the connection has not closed by itself - reset it. */
         if (stopping->conn && !(stopping->conn->flags & CF_FINAL)) {
             conn_close_req(stopping->conn, TC_CLOSE_ABORT, TC_REASON_FORCED);
         }
@@ -1244,65 +1191,40 @@ static void client_connect_to(tc_client_t *cl, const tc_addr_t *addr)
     (void)loop;
 }
 
-static void client_resolved(tc_loop_t *loop, void *user)
+static void client_resolved(void *user, int rc, const tc_addr_t *addr)
 {
-    tc_resolve_t *r = user;
-    tc__bg_add(loop, -1);
-    tc_client_t *cl = r->client;
-    if (cl) {
-        cl->resolving = NULL;
-        if (r->rc == TC_OK) {
-            client_connect_to(cl, &r->addr);
-        } else {
-            cl->stats.attempts++;
-            client_fail(cl, r->rc);
-        }
+    tc_client_t *cl = user;
+    cl->resolving = NULL;
+    if (rc == TC_OK) {
+        client_connect_to(cl, addr);
+    } else {
+        cl->stats.attempts++;
+        client_fail(cl, rc);
     }
-    tc_free(r);
-}
-
-static void resolve_thread(void *arg)
-{
-    tc_resolve_t *r = arg;
-    r->rc = tc_sock_resolve(r->host, r->port, &r->addr);
-    /* Out of memory, the post cannot reach the loop: nothing can be delivered; the loop keeps waiting on bg. */
-    tc_loop_post(r->loop, client_resolved, r);
 }
 
 static void client_attempt(tc_client_t *cl)
 {
-    if (cl->stopping) {
+    if (cl->h.stopping) {
         return;
     }
     if (cl->numeric) {
         client_connect_to(cl, &cl->addr);
         return;
     }
-    /* getaddrinfo blocks: resolve on a helper thread, the loop goes on serving. A platform without threads
-     * (tc_port.h) cannot resolve names: the attempt fails with TC_ENOSYS. */
-    tc_resolve_t *r = tc_calloc(1, sizeof(*r));
-    if (r == NULL) {
-        client_fail(cl, TC_ENOMEM);
-        return;
-    }
-    r->loop = cl->owner.loop;
-    r->client = cl;
-    snprintf(r->host, sizeof(r->host), "%s", cl->host);
-    r->port = cl->port;
-    tc__bg_add(r->loop, 1);
-    cl->resolving = r;
-    int rc = tc_port_thread_start(resolve_thread, r);
+    /* Each attempt asks again (an address may move between attempts), through the loop: no thread (tc_resolve.c). */
+    int rc = tc__resolve_start(cl->owner.loop, cl->host, cl->port, cl->has_ns ? &cl->ns : NULL, cl->connect_timeout_ms,
+                               client_resolved, cl, &cl->resolving);
     if (rc != TC_OK) {
-        tc__bg_add(r->loop, -1);
         cl->resolving = NULL;
-        tc_free(r);
+        cl->stats.attempts++;
         client_fail(cl, rc);
     }
 }
 
 static void client_connected(tc_conn_t *c)
 {
-    tc_client_t *cl = (tc_client_t *)c->owner;
+    tc_client_t *cl = OWNER_OF(c->owner, tc_client_t);
     conn_deadline_cancel(c);
     c->reg.state = TC_STATE_OPEN;
     c->flags |= CF_OPENED;
@@ -1316,7 +1238,7 @@ static void client_connected(tc_conn_t *c)
 
 static void client_connect_failed(tc_conn_t *c, int err)
 {
-    tc_client_t *cl = (tc_client_t *)c->owner;
+    tc_client_t *cl = OWNER_OF(c->owner, tc_client_t);
     cl->stats.failures++;
     cl->stats.last_error = err;
     conn_close_req(c, TC_CLOSE_ABORT, TC_REASON_CONNECT);
@@ -1325,8 +1247,8 @@ static void client_connect_failed(tc_conn_t *c, int err)
 static void client_pending(tc_pending_t *p)
 {
     tc_client_t *cl = (tc_client_t *)((char *)p - offsetof(tc_client_t, pending));
-    if (cl->stopping && cl->owner.count == 0) {
-        client_free(cl);
+    if (cl->h.stopping && cl->owner.count == 0) {
+        tc__handle_finish(&cl->h, client_release);
     }
 }
 
@@ -1343,6 +1265,11 @@ int tc_client_start(tc_loop_t *loop, const tc_client_config_t *cfg, tc_client_t 
     if (hl > 253) {
         return TC_EBADADDR;
     }
+    tc_addr_t ns;
+    uint16_t ns_port = cfg->nameserver_port ? cfg->nameserver_port : 53;
+    if (cfg->nameserver && tc_addr_from_ip(cfg->nameserver, ns_port, &ns) != TC_OK) {
+        return TC_EBADADDR; /* the nameserver must be a numeric address */
+    }
     tc_client_t *cl = tc_calloc(1, sizeof(*cl));
     char *host = tc_malloc(hl + 1);
     if (cl == NULL || host == NULL) {
@@ -1351,7 +1278,12 @@ int tc_client_start(tc_loop_t *loop, const tc_client_config_t *cfg, tc_client_t 
         return TC_ENOMEM;
     }
     memcpy(host, cfg->host, hl + 1);
+    tc__handle_init(&cl->h, &client_ops, loop);
     cl->host = host;
+    if (cfg->nameserver) {
+        cl->ns = ns;
+        cl->has_ns = 1;
+    }
     cl->port = cfg->port;
     cl->numeric = tc_addr_from_ip(host, cfg->port, &cl->addr) == TC_OK;
     cl->owner.cfg = cfg->conn;
@@ -1386,42 +1318,37 @@ void tc_client_stats(const tc_client_t *cl, tc_client_stats_t *out)
     *out = cl->stats;
 }
 
-int tc_client_stop(tc_client_t *cl)
+/* tc_handle_stop() of a client: no more attempts, the connection closes with the client's policy (reset at the
+ * deadline; at once with deadline 0), a resolution in flight is dropped. */
+static void client_stop(tc_handle_t *h, uint32_t deadline_ms)
 {
-    return tc_client_stop_then(cl, NULL, NULL);
-}
-
-int tc_client_stop_then(tc_client_t *cl, tc_client_done_cb done, void *user)
-{
-    return tc_client_stop_deadline(cl, 0, done, user);
-}
-
-int tc_client_stop_deadline(tc_client_t *cl, uint32_t deadline_ms, tc_client_done_cb done, void *user)
-{
-    if (cl == NULL) {
-        return TC_EINVAL;
-    }
-    if (cl->stopping) {
-        return TC_ECLOSED;
-    }
-    cl->stopping = 1;
-    cl->done = done;
-    cl->done_user = user;
+    tc_client_t *cl = (tc_client_t *)h;
     tc__timer_disarm(&cl->retry);
     if (cl->resolving) {
-        cl->resolving->client = NULL;
+        tc__resolve_cancel(cl->resolving);
         cl->resolving = NULL;
     }
     if (cl->conn) {
         tc_conn_t *c = cl->conn;
-        conn_close_req(c, c->reg.state == TC_STATE_OPEN ? cl->owner.cfg.close_policy : TC_CLOSE_ABORT,
-                       c->reg.state == TC_STATE_OPEN ? TC_REASON_LOCAL : TC_REASON_CONNECT);
-        if (deadline_ms) {
+        int open = c->reg.state == TC_STATE_OPEN;
+        if (deadline_ms == 0 || !open) {
+            conn_close_req(c, TC_CLOSE_ABORT, open ? TC_REASON_FORCED : TC_REASON_CONNECT);
+        } else {
+            conn_close_req(c, cl->owner.cfg.close_policy, TC_REASON_LOCAL);
             tc__timer_arm(&cl->retry, deadline_ms); /* the retry timer is free now: it becomes the deadline */
         }
     }
     tc__pending_add(cl->owner.loop, &cl->pending);
-    return TC_OK;
+}
+
+int tc_client_stop(tc_client_t *cl)
+{
+    return cl ? tc_handle_stop(&cl->h, cl->owner.cfg.linger_ms, NULL, NULL) : TC_EINVAL;
+}
+
+tc_handle_t *tc_client_handle(tc_client_t *cl)
+{
+    return cl ? &cl->h : NULL;
 }
 
 /* ---- the echo service ---- */

@@ -54,7 +54,7 @@ static int page_stream(tc_http_req_t *req, void *user)
     return tc_http_stream(req, TC_HTTP_STREAM_MJPEG, NULL, produce_frame, user);
 }
 
-static void stopped(tc_http_t *http, const tc_http_stop_report_t *r, void *user)
+static void stopped(tc_handle_t *http, const tc_stop_report_t *r, void *user)
 {
     (void)http;
     (void)user;
@@ -69,7 +69,7 @@ static int64_t stop_now(tc_timer_t *timer, void *user)
     (void)timer;
     (void)user;
     if (s_http) {
-        tc_http_stop(s_http, 2000, stopped, NULL);
+        tc_handle_stop(tc_http_handle(s_http), 2000, stopped, NULL);
     }
     return TC_TIMER_STOP;
 }

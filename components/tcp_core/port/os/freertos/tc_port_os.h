@@ -11,11 +11,15 @@
 #include "freertos/FreeRTOS.h"
 #include "freertos/semphr.h"
 #include "freertos/task.h"
+#include "lwip/dns.h"
+#include "lwip/ip_addr.h"
 
 #define TC_PORT_THREADS 1
+/* Storage class of a per-thread variable (ESP-IDF supports C11 thread-local storage on FreeRTOS tasks). */
+#define TC_PORT_THREAD_LOCAL _Thread_local
 
-/* The core starts threads only to resolve names (lwIP's getaddrinfo, DNS over UDP): 4 KB of stack, as ESP-IDF's
- * examples give a task that resolves names, at the default priority of ESP-IDF's pthreads. */
+/* The core starts one thread at most, the fallback worker of name resolution (lwIP's getaddrinfo): 4 KB of stack,
+ * as ESP-IDF's examples give a task that resolves names, at the default priority of ESP-IDF's pthreads. */
 #define TC_PORT_THREAD_STACK 4096
 #define TC_PORT_THREAD_PRIO 5
 
@@ -131,4 +135,14 @@ static inline int tc_port_thread_start(tc_port_thread_fn fn, void *arg)
 static inline uint64_t tc_port_now_ms(void)
 {
     return (uint64_t)esp_timer_get_time() / 1000u;
+}
+
+/* lwIP's first configured DNS server (DHCP's, or the one the application set), as numeric text. */
+static inline int tc_port_nameserver(char *out, size_t cap)
+{
+    const ip_addr_t *ns = dns_getserver(0);
+    if (ns == NULL || ip_addr_isany(ns)) {
+        return TC_ENOTFOUND;
+    }
+    return ipaddr_ntoa_r(ns, out, (int)cap) != NULL ? TC_OK : TC_ENOTFOUND;
 }

@@ -8,6 +8,8 @@
 #pragma once
 
 #define TC_PORT_THREADS 0
+/* Storage class of a per-thread variable (one thread: a plain static). */
+#define TC_PORT_THREAD_LOCAL 
 
 typedef struct {
     uint8_t unused;
@@ -80,4 +82,12 @@ static inline int tc_port_thread_start(tc_port_thread_fn fn, void *arg)
 static inline uint64_t tc_port_now_ms(void)
 {
     return tc_port_board_now_ms();
+}
+
+/* No configured nameserver on this platform: a client names its DNS server itself (tc_client_config_t.nameserver). */
+static inline int tc_port_nameserver(char *out, size_t cap)
+{
+    (void)out;
+    (void)cap;
+    return TC_ENOSYS;
 }

@@ -5,10 +5,14 @@
 #pragma once
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #define TC_PORT_THREADS 1
+/* Storage class of a per-thread variable (C11 thread-local storage). */
+#define TC_PORT_THREAD_LOCAL _Thread_local
 
 typedef pthread_mutex_t tc_port_mutex_t;
 #define TC_PORT_MUTEX_INIT PTHREAD_MUTEX_INITIALIZER
@@ -130,4 +134,33 @@ static inline uint64_t tc_port_now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* The first "nameserver" line of /etc/resolv.conf, as numeric text (what the system resolver would ask first).
+ * TC_RESOLV_CONF names another file (tests point it at loopback: they never ask the host's real nameserver). */
+static inline int tc_port_nameserver(char *out, size_t cap)
+{
+    const char *path = getenv("TC_RESOLV_CONF");
+    FILE *f = fopen(path && path[0] ? path : "/etc/resolv.conf", "r");
+    if (f == NULL) {
+        return TC_ENOTFOUND;
+    }
+    char line[256];
+    int rc = TC_ENOTFOUND;
+    while (rc != TC_OK && fgets(line, sizeof(line), f)) {
+        char *p = line;
+        if (strncmp(p, "nameserver", 10) != 0 || (p[10] != ' ' && p[10] != '\t')) {
+            continue;
+        }
+        p += 10;
+        p += strspn(p, " \t");
+        size_t n = strcspn(p, " \t\r\n%"); /* "%eth0" scope suffixes are not part of the address */
+        if (n > 0 && n < cap) {
+            memcpy(out, p, n);
+            out[n] = 0;
+            rc = TC_OK;
+        }
+    }
+    fclose(f);
+    return rc;
 }
