@@ -9,7 +9,8 @@
  *     tc_server_config_t cfg = TC_SERVER_DEFAULT_CONFIG(); cfg.port = 3333; cfg.cb = tc_echo_cb;
  *     tc_server_start(loop, &cfg, &srv); tc_loop_run(loop);
  *
- * The demo services (tc_app.h, tc_demo_frames.h) are not included: they are the demo firmware's, not the API.
+ * The demo firmware's services (tc_app.h, the dashboard, the demo frames) are not in the component: they live in
+ * the project's main/app/ and use this API like any application.
  */
 #pragma once
 

@@ -1,5 +1,6 @@
 /*
- * tc_app.c - the device's services (see tc_app.h). Shared by the firmware (main/) and `tcp-core serve`.
+ * tc_app.c - the device's services (see tc_app.h). Shared by the firmware (main/) and `tcp-core serve`; built on
+ * tcp_core's public headers only (it is the demo's, not the component's).
  */
 #include "tc_app.h"
 
@@ -13,7 +14,6 @@
 #include "tc_demo_frames.h"
 #include "tc_err.h"
 #include "tc_http_parser.h"
-#include "tc_internal.h"
 #include "tc_registry.h"
 #include "tc_version.h"
 
@@ -1052,17 +1052,25 @@ int tc_app_stop_wait(tc_app_t *app, uint32_t deadline_ms, tc_app_stop_report_t *
         return TC_EINVAL;
     }
     tc_loop_t *loop = app->loop;
-    if (tc__in_dispatch(loop)) {
-        return TC_EBUSY; /* a callback cannot wait for the loop it runs on */
+    /* One non-blocking turn of the loop first: TC_EBUSY there means a callback is running on it, which cannot wait
+     * for the loop it runs on; nothing has been stopped yet. */
+    int rc = tc_loop_run_once(loop, 0);
+    if (rc == TC_EBUSY) {
+        return TC_EBUSY;
     }
     app_wait_t w = {0};
-    int rc = tc_app_stop(app, deadline_ms, app_wait_cb, &w);
+    rc = tc_app_stop(app, deadline_ms, app_wait_cb, &w);
     if (rc != TC_OK) {
         return rc;
     }
-    rc = tc__loop_wait_done(loop, &w.done, deadline_ms);
+    /* The services' own deadline timers end the stop; the second past it only covers aborting what is left. */
+    uint64_t give_up = tc_now_ms() + deadline_ms + 1000;
+    rc = TC_OK;
+    while (!w.done && rc >= 0 && tc_now_ms() < give_up) {
+        rc = tc_loop_run_once(loop, 20);
+    }
     if (report) {
         *report = w.report;
     }
-    return rc;
+    return w.done ? TC_OK : rc < 0 ? rc : TC_ETIMEDOUT;
 }
