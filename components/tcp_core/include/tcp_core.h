@@ -31,11 +31,17 @@
 #include "tc_console.h"
 
 #if defined(ESP_PLATFORM)
+/* The ESP glue's headers only when their piece is on (menuconfig: tcp_core > ESP-IDF glue): each includes the
+ * header of the ESP-IDF component it wraps, which an application without that piece does not have. */
 #include "sdkconfig.h"
 #include "tc_esp.h"
+#if CONFIG_TCP_CORE_ESP_CONSOLE
 #include "tc_esp_console.h"
+#endif
+#if CONFIG_TCP_CORE_HTTPD_ADAPTER
 #include "tc_httpd_adapter.h"
-#if !CONFIG_IDF_TARGET_LINUX
+#endif
+#if CONFIG_TCP_CORE_WIFI
 #include "tc_wifi.h"
 #endif
 #endif
