@@ -13,6 +13,7 @@
 
 #include "tc_alloc.h"
 #include "tc_err.h"
+#include "tc_handle.h"
 #include "tc_http.h"
 #include "tc_loop.h"
 #include "tc_ws_codec.h"
@@ -57,7 +58,7 @@ int main(int argc, char **argv)
     printf("ready %u\n", (unsigned)tc_http_port(http));
     fflush(stdout);
     int rc = tc_loop_run(loop);
-    tc_http_stop_wait(http, 1000, NULL);
+    tc_handle_stop_wait(tc_http_handle(http), 1000, NULL);
     tc_loop_free(loop);
     tc_alloc_stats_t st;
     tc_alloc_stats(&st);

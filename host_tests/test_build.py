@@ -53,7 +53,7 @@ def test_cross_check_refuses_a_header_the_device_lacks(tmp_path: Path) -> None:
     # A copy of the tree's files the check reads, with one shim that includes <poll.h> (the shim, not the shared
     # source, so the copy compiles in every other respect and the failure can only be the header).
     tree = tmp_path / "tree"
-    for rel in ["tools/cross_check.sh", "tools/cross_check", "components/tcp_core"]:
+    for rel in ["tools/cross_check.sh", "tools/cross_check", "components/tcp_core", "main"]:
         src = ROOT / rel
         if src.is_dir():
             shutil.copytree(src, tree / rel)

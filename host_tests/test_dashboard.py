@@ -333,3 +333,130 @@ def test_dashboard_shows_the_captive_mode(browser: Any, portal_app: App) -> None
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     pg.screenshot(path=str(ARTIFACTS / f"dashboard-portal-{portal_app.loop.backend}.png"), full_page=True)
     ctx.close()
+
+
+# ---- the one admin credential, the OTA state in the live feed, the upload form (tcp-core serve --ota-dir) ----
+
+
+def test_one_admin_credential_for_stop_and_ota(loop: Loop, server_host: str, tmp_path: Path) -> None:
+    """auth=(user, password) guards /api/stop and /api/ota alike (one credential, checked by tc_http_auth)."""
+    stops = StopRequests()
+    a = App(loop, server_host, echo_port=None, http_port=0, ota_dir=str(tmp_path), auth=("root", "pw2"),
+            on_stop_request=stops)  # fmt: skip
+    try:
+        base = f"http://{a.host}:{a.http_port}"
+        assert requests.post(base + "/api/stop", auth=("admin", "pw2"), timeout=5).status_code == 403
+        assert requests.post(base + "/api/ota", data=b"\xe9" * 64, auth=("admin", "pw2"), timeout=5).status_code == 401
+        ok = requests.post(base + "/api/ota", data=b"\xe9" * 64, auth=("root", "pw2"), timeout=5)
+        assert ok.status_code == 200 and ok.json()["ok"] is True
+        assert requests.post(base + "/api/stop", auth=("root", "pw2"), timeout=5).status_code == 202
+        assert stops.event.wait(10) and stops.count == 1
+    finally:
+        a.stop(500)
+    with pytest.raises(ValueError, match="two different admin credentials"):
+        App(loop, server_host, echo_port=None, http_port=0, admin_password="a", auth=("admin", "b"))
+
+
+def test_live_feed_carries_the_ota_state(loop: Loop, server_host: str, tmp_path: Path) -> None:
+    a = App(loop, server_host, echo_port=None, http_port=0, events_ms=100, ota_dir=str(tmp_path))
+    try:
+        base = f"http://{a.host}:{a.http_port}"
+        assert requests.post(base + "/api/ota", data=b"\x00" * 32, timeout=5).status_code == 400  # bad magic
+        with connect(a.host, a.http_port) as s:
+            s.sendall(b"GET /api/live HTTP/1.1\r\nHost: x\r\n\r\n")
+            buf = b""
+            while b"\n\n" not in buf.partition(b"data: ")[2]:
+                chunk = s.recv(65536)
+                assert chunk, "the live feed ended"
+                buf += chunk
+        doc = json.loads(buf.partition(b"data: ")[2].split(b"\n\n")[0])
+        assert doc["ota"]["state"] == "idle" and doc["ota"]["failures"] == 1
+        assert doc["ota"]["last"]["status"] == 400 and "magic" in doc["ota"]["last"]["message"]
+        assert requests.get(base + "/api/status", timeout=5).json()["ota"] == doc["ota"]
+    finally:
+        a.stop(500)
+
+
+def _serve(*args: str) -> tuple[subprocess.Popen[str], str]:
+    """`tcp-core serve ARGS` on loopback; the process and its base URL once it is ready."""
+    exe = shutil.which("tcp-core")
+    cmd = [exe] if exe else [sys.executable, "-m", "tcp_core.cli"]
+    proc = subprocess.Popen(
+        [*cmd, "serve", "--host", "127.0.0.1", "--echo-port", "-1", "--http-port", "0", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    lines = []
+    for _ in range(200):  # bounded: the ready lines come before "Ctrl-C stops"
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if "Ctrl-C stops" in line:
+            break
+    base = next((ln.split()[1].rstrip("/") for ln in lines if ln.startswith("http ")), "")
+    if not base:
+        proc.kill()
+        raise AssertionError(f"serve did not start: {lines} {proc.communicate()[1]}")
+    return proc, base
+
+
+def test_ota_form_uploads_through_the_browser(browser: Any, tmp_path: Path) -> None:
+    """The dashboard's upload form against `tcp-core serve --ota-dir --auth`: the browser computes the SHA-256,
+    sends the image with it, shows the progress and the answer; a bad image shows the 4xx message; the reboot
+    button reports the host's no-op reboot."""
+    import hashlib
+
+    ota_dir = tmp_path / "fw"
+    ota_dir.mkdir()
+    good = tmp_path / "app.bin"
+    good.write_bytes(b"\xe9" + bytes(range(256)) * 600)
+    bad = tmp_path / "notes.bin"
+    bad.write_bytes(b"this is not a firmware image\n" * 10)
+    proc, base = _serve("--ota-dir", str(ota_dir), "--auth", "admin:pw-ota")
+    ctx = browser.new_context(viewport={"width": 1280, "height": 1000})
+    pg = ctx.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        pg.goto(base + "/", timeout=WAIT_MS)
+        pg.wait_for_function("document.getElementById('otast').textContent.startsWith('OTA: idle')", timeout=WAIT_MS)
+        assert pg.locator("#otaf").is_visible()
+        pg.fill("#pw", "pw-ota")
+        pg.set_input_files("#otafile", str(bad))
+        pg.click("#ota")
+        pg.wait_for_function("document.getElementById('otar').textContent.startsWith('400')", timeout=WAIT_MS)
+        assert "bad image magic" in (pg.locator("#otar").text_content() or "")
+        assert pg.locator("#otar").get_attribute("class") == "err"
+        assert list(ota_dir.iterdir()) == []
+        pg.set_input_files("#otafile", str(good))
+        pg.click("#ota")
+        pg.wait_for_function("document.getElementById('otar').textContent.startsWith('200')", timeout=WAIT_MS)
+        answer = pg.locator("#otar").text_content() or ""
+        # 127.0.0.1 is a secure context: crypto.subtle hashed the file, and the server verified the digest
+        assert hashlib.sha256(good.read_bytes()).hexdigest() in answer and "(verified)" in answer, answer
+        assert (ota_dir / "firmware.bin").read_bytes() == good.read_bytes()
+        assert pg.evaluate("document.getElementById('otap').value === document.getElementById('otap').max")
+        pg.wait_for_function("document.getElementById('otast').textContent.startsWith('OTA: ready')", timeout=WAIT_MS)
+        pg.click("#otarb")
+        pg.wait_for_function("document.getElementById('otar').textContent.includes('no reboot')", timeout=WAIT_MS)
+        assert (pg.locator("#otar").text_content() or "").startswith("200")  # the host's file sink: a report
+        pg.fill("#pw", "wrong")
+        pg.set_input_files("#otafile", str(good))
+        pg.click("#ota")
+        # a 401 reaches the page (no browser password dialog over it: the form sends credentials "omit")
+        pg.wait_for_function("document.getElementById('otar').textContent.startsWith('401')", timeout=WAIT_MS)
+        assert (ota_dir / "firmware.bin").read_bytes() == good.read_bytes()
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        pg.screenshot(path=str(ARTIFACTS / "dashboard-ota.png"), full_page=True)
+    finally:
+        ctx.close()
+        proc.send_signal(__import__("signal").SIGINT)
+        try:
+            out, err = proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+    assert errors == [], f"script errors on the page: {errors}"
+    assert proc.returncode == 0, err
+    assert "0 bytes left" in out, out

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Chip-compiler check (compile only, -Wall -Wextra -Werror): the portable core (every file of sources.txt) and the
+# Chip-compiler check (compile only, -Wall -Wextra -Werror): the portable core (every file of sources.txt), the demo
+# firmware's portable services (main/sources.txt, on the core's public headers only) and the
 # lwIP backend (port/lwip/tc_sock_lwip.c with the chips' shim tc_lwip_esp.c) for two 32-bit targets with picolibc,
 # which has neither <pthread.h> nor <poll.h>:
 #   rv32imc  Debian's gcc-riscv64-unknown-elf, -march=rv32imc -mabi=ilp32 (the ESP32-C3's ISA)
@@ -21,6 +22,7 @@ if [ "${CI:-}" = true ] || [ "${TC_REQUIRE_LWIP:-0}" = 1 ]; then
 fi
 
 mapfile -t CORE < <(grep -v '^\s*#' $COMP/sources.txt | sed '/^\s*$/d; s|^|'$COMP'/|')
+mapfile -t DEMO < <(grep -v '^\s*#' main/sources.txt | sed '/^\s*$/d; s|^|main/|')
 mapfile -t LWIP < <(awk -v c="$COMP" '$1 == "esp" { for (i = 2; i <= NF; i++) print c "/" $i }' $COMP/port/backends.txt)
 CFLAGS=(-std=c11 -Os -Wall -Wextra -Werror -I$COMP/include -I$COMP/src -I$COMP/port/os/none)
 LWIP_INC=(-Itools/cross_check/lwip -I/usr/include/lwip)
@@ -70,6 +72,16 @@ for target in rv32imc lx106; do
         fi
     done
     [ $bad -eq 0 ] && echo "  ok    core: ${#CORE[@]} sources (port/os/none)"
+    # The demo's services see the component as a user does: include/ only, no src/.
+    for src in "${DEMO[@]}"; do
+        if ! "${CC[@]}" -std=c11 -Os -Wall -Wextra -Werror -I$COMP/include -Imain/app -c "$src" \
+            -o "$OUT/$target-demo-$(basename "$src" .c).o" 2>"$OUT/$target.log"; then
+            echo "  FAIL  $src"
+            sed 's/^/        /' "$OUT/$target.log" | head -20
+            bad=1
+        fi
+    done
+    [ $bad -eq 0 ] && echo "  ok    demo services: ${#DEMO[@]} sources (main/sources.txt, the component's include/ only)"
     for variant in esp-like hostlike; do
         defs=()
         [ $variant = hostlike ] && defs=(-DTC_XCHECK_HOSTLIKE)

@@ -12,10 +12,12 @@ OUT=build/ctest
 mkdir -p "$OUT"
 COMP=components/tcp_core
 mapfile -t SRCS < <(grep -v '^\s*#' $COMP/sources.txt | sed '/^\s*$/d; s|^|'$COMP'/|')
+# The demo firmware's services (main/sources.txt): the connection fuzzer drives them; not part of the component.
+mapfile -t -O ${#SRCS[@]} SRCS < <(grep -v '^\s*#' main/sources.txt | sed '/^\s*$/d; s|^|main/|')
 # A backend's sources, from the one list of them (port/backends.txt).
 backend_srcs() { awk -v b="$1" -v c="$COMP" '$1 == b { for (i = 2; i <= NF; i++) print c "/" $i }' $COMP/port/backends.txt; }
 mapfile -t -O ${#SRCS[@]} SRCS < <(backend_srcs linux)
-CFLAGS=(-std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -I$COMP/include -I$COMP/src -I$COMP/port/os/posix)
+CFLAGS=(-std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -I$COMP/include -I$COMP/src -I$COMP/port/os/posix -Imain/app)
 SAN=(-g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 

@@ -8,6 +8,13 @@
 #   tools/idf_check.sh qemu       build the Ethernet (OpenCores MAC) firmware for esp32c3 and run pytest_tcp_core.py
 #                                 on it under Espressif's QEMU (qemu-system-riscv32 on PATH), user networking with
 #                                 host port forwards on 127.0.0.1 only
+#   tools/idf_check.sh examples [target...]
+#                                 build every example of components/tcp_core/examples/ as a user who downloaded it
+#                                 would (a copy under the build root, its idf_component.yml pointing at this tree's
+#                                 component), for each target (default: esp32c3 linux); an example whose
+#                                 main/CMakeLists.txt has no linux branch (it needs Wi-Fi, which the linux target
+#                                 lacks) is reported as "n/a" there, not as a pass. TC_IDF_EXAMPLES: the names to
+#                                 build (default: all)
 #
 # Needs: IDF_PATH and idf.py on PATH (. $IDF_PATH/export.sh), ESP-IDF >= 5.2; the linux target also libbsd-dev.
 # Environment: TC_IDF_BUILD_ROOT  where the build directories go (default: build/idf in this tree, git-ignored);
@@ -51,7 +58,7 @@ ORDER=(default sta apsta-client openeth qemu emac console-off no-console-device 
 
 # The defaults list for one build: the project's, the extra ones, the variant's own file.
 defaults_for() { # <build dir> <variant>
-    local list="$here/sdkconfig.defaults"
+    local list="$proj/sdkconfig.defaults"
     [[ -z ${TC_IDF_EXTRA_DEFAULTS:-} ]] || list+=";$TC_IDF_EXTRA_DEFAULTS"
     if [[ -n ${VARIANT[$2]} ]]; then
         printf '%s\n' "${VARIANT[$2]}" > "$1.variant"
@@ -72,7 +79,7 @@ configure() { # <dir> <target> <variant>
     [[ $target != linux ]] || preview=(--preview)
     [[ -f $dir/CMakeCache.txt ]] || rm -rf "$dir" # set-target refuses a directory that is not a build directory
     rm -f "$dir/sdkconfig"
-    local args=("${preview[@]}" -B "$dir" -DSDKCONFIG="$dir/sdkconfig"
+    local args=("${preview[@]}" -C "$proj" -B "$dir" -DSDKCONFIG="$dir/sdkconfig"
         -DSDKCONFIG_DEFAULTS="$(defaults_for "$dir" "$variant")")
     if [[ -f $dir/CMakeCache.txt ]] && grep -q "^IDF_TARGET:STRING=$target\$" "$dir/CMakeCache.txt"; then
         idf.py "${args[@]}" reconfigure > "$dir.configure.log" 2>&1
@@ -82,6 +89,7 @@ configure() { # <dir> <target> <variant>
 }
 
 fails=0
+proj=$here # the project idf.py builds: the demo firmware, or a copy of an example
 report() { # <what> <log> <rc>
     local diags n
     diags=$(project_diagnostics "$2")
@@ -98,7 +106,7 @@ report() { # <what> <log> <rc>
 
 build_full() { # <dir> <what>
     local rc=0 log=$1/build.log
-    idf.py -B "$1" -DSDKCONFIG="$1/sdkconfig" build > "$log" 2>&1 || rc=$?
+    idf.py -C "$proj" -B "$1" -DSDKCONFIG="$1/sdkconfig" build > "$log" 2>&1 || rc=$?
     report "$2" "$log" $rc
     return 0
 }
@@ -174,8 +182,43 @@ esp32*)
         build_project "$vdir" "$target $v"
     done
     ;;
+examples)
+    shift
+    targets=("${@:-esp32c3}")
+    [[ $# -gt 0 ]] || targets=(esp32c3 linux)
+    mkdir -p "$root/examples"
+    # The examples name tcp_core in main/idf_component.yml (override_path), as a downloaded example does: the
+    # component manager resolves it locally (nothing is downloaded; "idf" is the tree in use).
+    export IDF_COMPONENT_MANAGER=1
+    for ex in "$here"/components/tcp_core/examples/*/; do
+        name=$(basename "$ex")
+        [[ -z ${TC_IDF_EXAMPLES:-} || " $TC_IDF_EXAMPLES " == *" $name "* ]] || continue
+        # A copy, so nothing (dependencies.lock, sdkconfig) is written into this tree; its manifest's override_path
+        # ("../../../", the component seen from the example inside it) becomes this tree's component.
+        proj=$root/examples/$name
+        rm -rf "$proj"
+        cp -r "$ex" "$proj"
+        sed -i "s#^\( *override_path:\).*#\1 \"$here/components/tcp_core\"#" "$proj/main/idf_component.yml"
+        for target in "${targets[@]}"; do
+            dir=$root/examples-$name-$target
+            if [[ $target == linux ]] && ! grep -q 'STREQUAL "linux"' "$proj/main/CMakeLists.txt"; then
+                echo "n/a   example $name on linux: it needs Wi-Fi (a soft-AP), which the linux target does not have"
+                continue
+            fi
+            if configure "$dir" "$target" default; then
+                build_full "$dir" "example $name $target"
+                bin=$(ls "$dir"/*.bin 2> /dev/null | grep -v -e bootloader -e partition | head -1 || true)
+                [[ -z $bin ]] || echo "size  $name.bin $(stat -c %s "$bin") bytes"
+            else
+                fails=$((fails + 1))
+                echo "FAIL  example $name $target: configure ($dir.configure.log)"
+            fi
+        done
+    done
+    proj=$here
+    ;;
 *)
-    sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

@@ -1,4 +1,4 @@
-"""Regenerate components/tcp_core/src/tc_demo_frames.c: four small JPEG frames for the demo MJPEG stream.
+"""Regenerate main/app/tc_demo_frames.c: four small JPEG frames for the demo MJPEG stream.
 
 Needs Pillow (a build-time tool only; the firmware and the package do not).
 """
@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-OUT = Path(__file__).resolve().parent.parent / "components/tcp_core/src/tc_demo_frames.c"
+OUT = Path(__file__).resolve().parent.parent / "main/app/tc_demo_frames.c"
 COLORS = [(200, 40, 40), (40, 160, 60), (40, 80, 200), (220, 180, 30)]
 
 

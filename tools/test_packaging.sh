@@ -20,7 +20,7 @@ case "$wheel" in *-abi3-*) ;; *) echo "packaging: FAIL: $(basename "$wheel") is 
 echo "packaging: built $(basename "$sdist") and, from it, $(basename "$wheel")"
 tar -tzf "$sdist" >"$tmp/sdist.txt" # (a listing file: grep -q on a pipe would end tar with SIGPIPE under pipefail)
 for f in python/tcp_core_build/build.py components/tcp_core/sources.txt components/tcp_core/Kconfig \
-    components/tcp_core/src/tc_dashboard.c components/tcp_core/port/backends.txt \
+    main/sources.txt main/app/tc_app.c main/app/tc_dashboard.c components/tcp_core/port/backends.txt \
     components/tcp_core/port/linux/tc_sock_linux.c components/tcp_core/port/lwip/tc_sock_lwip.c LICENSE; do
     grep -q "/$f\$" "$tmp/sdist.txt" || { echo "packaging: FAIL: $f is not in the sdist" >&2; exit 1; }
 done

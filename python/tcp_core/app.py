@@ -51,9 +51,10 @@ class App:
     segments), else the ~1.1 KB demo frames as they are. A size below the largest demo frame or above
     TC_APP_STREAM_FRAME_MAX (16 MiB) raises InvalidArgumentError (a ValueError).
 
-    With admin_password and on_stop_request, an HTTP POST /api/stop with Basic auth (user "admin") is answered 202
-    and then calls on_stop_request() on the loop thread (it must not block: set an event, let another thread call
-    stop()); without them the route answers 403.
+    One admin credential guards every admin route (POST /api/stop, the OTA routes) with HTTP Basic auth:
+    auth=(user, password), or admin_password=P as a shorthand for auth=("admin", P). With it and on_stop_request, a
+    POST /api/stop carrying it is answered 202 and then calls on_stop_request() on the loop thread (it must not block:
+    set an event, let another thread call stop()); without them the route answers 403.
 
     POST/PUT /api/upload takes its body in pieces (tc_http_route_body()) and answers {"bytes", "crc32"}; "?slow=MS"
     pauses MS ms after each piece (backpressure); upload_max bounds it (None: no limit). POST/PUT /api/echo buffers
@@ -63,7 +64,7 @@ class App:
     With ota_dir, POST /api/ota takes a firmware image (tc_ota.h: size, ESP magic 0xE9, SHA-256 from X-OTA-SHA256
     or ?sha256=) into ota_dir/firmware.bin (via firmware.bin.part, renamed only when complete and valid), GET
     /api/ota reports progress, POST /api/ota/reboot is the (host: no-op) reboot step; ota_max bounds the image
-    (413). auth=(user, password) protects the OTA routes with HTTP Basic auth.
+    (413). The OTA state is also in /api/status and every /api/live event under "ota".
 
     static_dir serves a directory under "/" after the service's own routes (tc_http_static.h: Content-Type by
     extension, ETag / Last-Modified revalidation, .gz siblings, one byte range, no path traversal). cors_origins
@@ -155,9 +156,11 @@ class App:
                 self._keep.append(ffi.new("char[]", value.encode()))
                 setattr(cfg, field_name, self._keep[-1])
         self._handle = ffi.new_handle(self)
-        if admin_password and on_stop_request is not None:
-            self._keep.append(ffi.new("char[]", admin_password.encode()))
-            cfg.admin_password = self._keep[-1]
+        if admin_password:
+            if auth is not None and auth != ("admin", admin_password):
+                raise ValueError("admin_password and auth name two different admin credentials: give one")
+            auth = ("admin", admin_password)
+        if auth is not None and on_stop_request is not None:
             cfg.stop_request = lib.tcpy_app_stop_request_cb
             cfg.stop_request_user = self._handle
         if ota_dir is not None:

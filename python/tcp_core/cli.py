@@ -129,6 +129,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print("tcp-core serve: --auth wants USER:PASS with a non-empty password", file=sys.stderr)
             return 2
         auth = (user, password)
+    if args.admin_password:
+        if auth is not None and auth != ("admin", args.admin_password):
+            print(
+                "tcp-core serve: --admin-password and --auth name two different admin credentials; give one "
+                "(--admin-password P is --auth admin:P)",
+                file=sys.stderr,
+            )
+            return 2
+        auth = ("admin", args.admin_password)
     if args.static and not os.path.isdir(args.static):
         print(f"tcp-core serve: --static {args.static}: not a directory", file=sys.stderr)
         return 2
@@ -149,7 +158,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
             captive=args.captive,
             dns_port=args.dns_port_effective,
             dns_answer=args.dns_answer,
-            admin_password=args.admin_password,
             on_stop_request=stop.set,
             ota_dir=args.ota_dir,
             ota_max=args.ota_max,
@@ -172,8 +180,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if app.http_port:
         base = _hostport(args.host, app.http_port)
         print(f"http     http://{base}/  (dashboard; /api/status, /stream, /events, ws://{base}/ws)", flush=True)
-        if args.admin_password:
-            print(f"stop     POST http://{base}/api/stop (Basic auth, user admin)", flush=True)
+        if auth:
+            print(f"stop     POST http://{base}/api/stop (Basic auth, user {auth[0]})", flush=True)
         if args.stream_fps is not None or args.stream_frame_bytes:
             size = f"{args.stream_frame_bytes}-byte frames" if args.stream_frame_bytes else "the demo frames"
             print(f"stream   http://{base}/stream at {args.stream_fps or 10} fps, {size}", flush=True)
@@ -333,8 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--admin-password",
         default=os.environ.get("TCP_CORE_ADMIN_PASSWORD") or None,
-        help="enable the dashboard's Stop button: POST /api/stop with HTTP Basic auth, user admin and this password "
-        "(default: $TCP_CORE_ADMIN_PASSWORD; none: the route answers 403)",
+        help="the admin credential with user admin (the same as --auth admin:PASSWORD): enables the dashboard's Stop "
+        "button (POST /api/stop) and guards the OTA routes (default: $TCP_CORE_ADMIN_PASSWORD; none: /api/stop "
+        "answers 403)",
     )
     serve.add_argument(
         "--console-pty", action="store_true", help="also run the device's serial console on a pseudo-terminal"
@@ -343,7 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--ota-max", type=int, default=None, metavar="BYTES", help="largest OTA image (413 beyond)")
     serve.add_argument("--static", metavar="DIR", help="serve the files of DIR under / (after the service's routes)")
     serve.add_argument("--cors", metavar="ORIGINS", help='origins whose scripts may read /api/status ("*" or a,b)')
-    serve.add_argument("--auth", metavar="USER:PASS", help="HTTP Basic auth for the admin routes (/api/ota...)")
+    serve.add_argument(
+        "--auth", metavar="USER:PASS", help="the admin credential: HTTP Basic auth of /api/stop and /api/ota..."
+    )
     _add_backend_args(serve)
     serve.set_defaults(func=cmd_serve)
 

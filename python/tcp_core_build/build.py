@@ -8,7 +8,9 @@
                       include/tc_config.h reads, defined as the CONFIG_TCP_CORE_* macro a device build would have
                       (read buffer 4 KiB, high water 8 KiB, queue 32 KiB, ...). TCP_CORE_LIMITS=device selects them.
 
-A backend's sources come from components/tcp_core/port/backends.txt.
+A backend's sources come from components/tcp_core/port/backends.txt. Every module also carries the demo firmware's
+services (main/sources.txt: tc_app.c, the dashboard, the demo frames), the C that `tcp-core serve` runs; they are not
+part of the component.
 
 Extra C flags come from TCP_CORE_CFLAGS (e.g. "-O0 -g"); the core is always built with -Wall -Wextra -Werror.
 """
@@ -27,6 +29,7 @@ from cffi import FFI
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 COMPONENT = ROOT / "components" / "tcp_core"
+DEMO = ROOT / "main"
 
 
 def portable_sources() -> list[str]:
@@ -36,6 +39,16 @@ def portable_sources() -> list[str]:
         line = line.strip()
         if line and not line.startswith("#"):
             out.append(os.path.relpath(COMPONENT / line, ROOT))
+    return out
+
+
+def demo_sources() -> list[str]:
+    """The lines of main/sources.txt (the device's services, shared with the firmware) relative to the project root."""
+    out = []
+    for line in (DEMO / "sources.txt").read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            out.append(os.path.relpath(DEMO / line, ROOT))
     return out
 
 
@@ -117,12 +130,13 @@ def kconfig_defaults() -> list[tuple[str, str]]:
 def _make_ffi(module: str, backend: str, device: bool = False) -> FFI:
     ffi = FFI()
     ffi.cdef((HERE / "cdefs.h").read_text())
-    sources = [*portable_sources(), *backend_sources(backend)]
+    sources = [*portable_sources(), *demo_sources(), *backend_sources(backend)]
     cflags = ["-std=c11", "-Wall", "-Wextra", "-Werror", "-Wno-unused-function"]
     cflags += shlex.split(os.environ.get("TCP_CORE_CFLAGS", ""))
     ldflags: list[str] = shlex.split(os.environ.get("TCP_CORE_LDFLAGS", ""))
     # port/os/posix: the core's platform (tc_port.h) on a Linux host
     include_dirs = [os.path.relpath(COMPONENT / d, ROOT) for d in ("include", "src", "port/os/posix")]
+    include_dirs.append(os.path.relpath(DEMO / "app", ROOT))  # tc_app.h
     libraries = ["pthread"]
     if backend == "lwip":
         cflags += _pkg_config("--cflags")

@@ -241,7 +241,6 @@ typedef struct {
     int32_t dns_port;
     const char *dns_answer;
     const char *portal_host;
-    const char *admin_password;
     void (*stop_request)(tc_app_t *app, void *user);
     void *stop_request_user;
     const char *ota_dir;

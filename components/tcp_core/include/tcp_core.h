@@ -9,7 +9,8 @@
  *     tc_server_config_t cfg = TC_SERVER_DEFAULT_CONFIG(); cfg.port = 3333; cfg.cb = tc_echo_cb;
  *     tc_server_start(loop, &cfg, &srv); tc_loop_run(loop);
  *
- * The demo services (tc_app.h, tc_demo_frames.h) are not included: they are the demo firmware's, not the API.
+ * The demo firmware's services (tc_app.h, the dashboard, the demo frames) are not in the component: they live in
+ * the project's main/app/ and use this API like any application.
  */
 #pragma once
 
@@ -30,11 +31,17 @@
 #include "tc_console.h"
 
 #if defined(ESP_PLATFORM)
+/* The ESP glue's headers only when their piece is on (menuconfig: tcp_core > ESP-IDF glue): each includes the
+ * header of the ESP-IDF component it wraps, which an application without that piece does not have. */
 #include "sdkconfig.h"
 #include "tc_esp.h"
+#if CONFIG_TCP_CORE_ESP_CONSOLE
 #include "tc_esp_console.h"
+#endif
+#if CONFIG_TCP_CORE_HTTPD_ADAPTER
 #include "tc_httpd_adapter.h"
-#if !CONFIG_IDF_TARGET_LINUX
+#endif
+#if CONFIG_TCP_CORE_WIFI
 #include "tc_wifi.h"
 #endif
 #endif

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "tc_handle.h"
+#include "tc_handle_impl.h"
 #include "tc_loop.h"
 #include "tc_port.h"
 #include "tc_registry.h"
@@ -121,29 +122,7 @@ tc_alloc_acct_t *tc__loop_acct(tc_loop_t *loop);
 
 /* ---- handles (tc_handle.c) ---- */
 
-/* What a kind of handle does when it is asked to stop: begin winding down (tc_handle_stop() has set stopping, the
- * start time and the callback); when nothing is left it calls tc__handle_finish(), at once or later from the loop. */
-typedef struct {
-    tc_handle_kind_t kind;
-    void (*stop)(tc_handle_t *h, uint32_t deadline_ms);
-} tc_handle_ops_t;
-
-struct tc_handle {
-    const tc_handle_ops_t *ops;
-    tc_loop_t *loop;
-    uint8_t stopping;
-    uint64_t stop_started; /* tc__loop_clock() of the request */
-    uint64_t freed_mark;   /* the loop's account at the request */
-    tc_handle_stop_cb done;
-    void *done_user;
-    tc_stop_report_t report; /* the kind's counters, filled while it winds down (parts: into the object) */
-};
-
-void tc__handle_init(tc_handle_t *h, const tc_handle_ops_t *ops, tc_loop_t *loop);
-
-/* The stop is complete: release(h) frees the object (and drops its handle count); then bytes_freed and elapsed_ms
- * are measured and done runs with the report. */
-void tc__handle_finish(tc_handle_t *h, void (*release)(tc_handle_t *h));
+/* The handle record and its init/finish: tc_handle_impl.h (public, for services built on the core). */
 
 /* Set registry flags (TC_REG_FLAG_*) on a connection, e.g. to mark it as a long-lived stream. */
 struct tc_conn;

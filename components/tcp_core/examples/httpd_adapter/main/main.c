@@ -8,13 +8,15 @@
 #include <inttypes.h>
 #include <stdio.h>
 
-#include "esp_event.h"
 #include "esp_http_server.h"
 #include "esp_log.h"
 #include "freertos/FreeRTOS.h"
 #include "freertos/task.h"
-#include "nvs_flash.h"
 #include "tcp_core.h"
+#if CONFIG_TCP_CORE_WIFI
+#include "esp_event.h"
+#include "nvs_flash.h"
+#endif
 
 static const char *TAG = "example";
 
@@ -69,6 +71,7 @@ static void stopper_task(void *arg)
 
 void app_main(void)
 {
+#if CONFIG_TCP_CORE_WIFI
     esp_err_t err = nvs_flash_init();
     if (err == ESP_ERR_NVS_NO_FREE_PAGES || err == ESP_ERR_NVS_NEW_VERSION_FOUND) {
         ESP_ERROR_CHECK(nvs_flash_erase());
@@ -86,6 +89,10 @@ void app_main(void)
     if (tc_wifi_wait_ip(CONFIG_TCP_CORE_WIFI_STA_TIMEOUT_MS, &ip) == ESP_OK) {
         ESP_LOGI(TAG, "stream on http://" IPSTR "/stream", IP2STR(&ip.ip));
     }
+#else
+    /* The linux target (idf.py --preview set-target linux) has no Wi-Fi: the host's own network is used. */
+    ESP_LOGI(TAG, "no Wi-Fi glue on this target: listening on the host's addresses");
+#endif
 
     httpd_handle_t server = NULL;
     httpd_config_t hc = HTTPD_DEFAULT_CONFIG();

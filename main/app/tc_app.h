@@ -5,9 +5,9 @@
  * (tc_http_route_body(), answered {"bytes","crc32"}; "?slow=MS" pauses after each piece) and /api/echo buffers it.
  *
  * HTTP routes: / the dashboard (from flash, gzip'd when the client accepts it), /api/status the registry, heap and
- * services as JSON, /api/live the same document as one Server-Sent Event every events_ms, POST /api/stop (HTTP
- * Basic auth, user "admin") to ask the owner to stop, /ws WebSocket echo, /ws/all broadcast, /stream MJPEG,
- * /events SSE ticks.
+ * services as JSON (with the OTA route: its state under "ota"), /api/live the same document as one Server-Sent Event
+ * every events_ms, POST /api/stop (HTTP Basic auth with the admin credential) to ask the owner to stop, /ws
+ * WebSocket echo, /ws/all broadcast, /stream MJPEG, /events SSE ticks, and with an OTA sink /api/ota (tc_ota.h).
  *
  * Example:
  *     tc_app_config_t cfg = TC_APP_DEFAULT_CONFIG();
@@ -84,18 +84,19 @@ typedef struct {
     int32_t dns_port;          /**< captive DNS responder port on host (53 on the device), TC_APP_OFF = none */
     const char *dns_answer;    /**< the address every name resolves to; NULL = host (which must then be specific) */
     const char *portal_host;   /**< the device's own Host for its pages; NULL = dns_answer or host */
-    const char *admin_password; /**< password of user "admin" for POST /api/stop (HTTP Basic auth; copied into a
-                                     token at start). NULL or "": the route answers 403. Basic auth sends it in
-                                     clear text: on an open soft-AP anyone in range can read it */
-    tc_app_stop_request_cb stop_request; /**< what an authorised POST /api/stop calls; NULL: the route answers 403 */
+    tc_app_stop_request_cb stop_request; /**< what an authorised POST /api/stop calls (admin_pass set); NULL: the
+                                              route answers 403 */
     void *stop_request_user;   /**< user of stop_request */
     const tc_ota_sink_t *ota_sink; /**< firmware upload at /api/ota into this sink (the chip's: tc_ota_esp.h;
                                         copied), NULL = ota_dir's file sink or no OTA route */
     const char *ota_dir;       /**< host: POST /api/ota writes ota_dir/firmware.bin (tc_ota_file_sink_init(); copied)
                                     when ota_sink is NULL; NULL = no OTA route */
     uint64_t ota_max;          /**< largest image (413 beyond), 0 = no limit */
-    const char *admin_user;    /**< Basic auth of the admin routes (/api/ota, /api/ota/reboot); copied */
-    const char *admin_pass;    /**< its password, NULL or "" = none */
+    const char *admin_user;    /**< the one admin credential, HTTP Basic auth (tc_http_auth.h) of every admin route:
+                                    POST /api/stop, /api/ota, /api/ota/reboot; NULL = "admin"; copied */
+    const char *admin_pass;    /**< its password; copied. NULL or "": /api/stop answers 403 and the OTA routes
+                                    take no authentication. Basic auth sends it in clear text: on an open soft-AP
+                                    anyone in range can read it */
     const char *cors_origins;  /**< "*" or a comma-separated list of origins allowed to read /api/status from
                                     scripts (tc_http_auth.h CORS; preflight answered); NULL = none */
     const char *static_dir;    /**< files served under "/" after the service's own routes (tc_http_static.h; a host
@@ -169,7 +170,8 @@ int tc_app_status_json(const tc_loop_t *loop, char *buf, size_t cap);
 
 /**
  * @brief What /api/status serves: tc_app_status_json()'s document plus "app" (version, uptime, ports, captive mode,
- * stream rate, client, whether the stop route is enabled). Loop thread only.
+ * stream rate, client, whether the stop route is enabled) and, with the OTA route, "ota" (tc_ota_status_json()).
+ * Loop thread only.
  * @return the length written (without NUL), or TC_ELIMIT when cap is too small
  */
 int tc_app_status_json_app(const tc_app_t *app, char *buf, size_t cap);

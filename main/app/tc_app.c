@@ -1,5 +1,6 @@
 /*
- * tc_app.c - the device's services (see tc_app.h). Shared by the firmware (main/) and `tcp-core serve`.
+ * tc_app.c - the device's services (see tc_app.h). Shared by the firmware (main/) and `tcp-core serve`; built on
+ * tcp_core's public headers only (it is the demo's, not the component's).
  */
 #include "tc_app.h"
 
@@ -12,8 +13,9 @@
 #include "tc_dashboard.h"
 #include "tc_demo_frames.h"
 #include "tc_err.h"
+#include "tc_handle_impl.h"
+#include "tc_http_auth.h"
 #include "tc_http_parser.h"
-#include "tc_internal.h"
 #include "tc_registry.h"
 #include "tc_version.h"
 
@@ -39,9 +41,16 @@ struct tc_app {
     int pending; /* services still stopping */
     tc_stop_report_t parts[TC_APP_PART_COUNT]; /* the services' stop reports (tc_app.h) */
     uint64_t started;       /* loop clock at start, for the uptime */
-    char *auth;             /* the Basic token POST /api/stop expects (base64 of admin:password), NULL: route off */
+    char *admin;            /* the one admin credential: user NUL password NUL (one block), NULL: none */
+    const char *admin_pass; /* into admin; checked by tc_http_auth for /api/stop (the OTA routes hold a copy) */
     tc_timer_t *stop_timer; /* runs stop_request outside the handler, until it fires or the app stops */
 };
+
+/* POST /api/stop is served when the owner handles it and an admin password is set. */
+static int stop_enabled(const tc_app_t *app)
+{
+    return app->admin != NULL && app->cfg.stop_request != NULL;
+}
 
 /* ---- status ---- */
 
@@ -139,7 +148,7 @@ int tc_app_status_json_app(const tc_app_t *app, char *buf, size_t cap)
          "\"captive\":\"%s\",\"stream_fps\":%u,\"stop\":%s",
          TC_VERSION, (unsigned long long)(tc_loop_now(app->loop) - app->started), (unsigned)tc_app_echo_port(app),
          (unsigned)tc_app_http_port(app), (unsigned)tc_app_dns_port(app), captive_name(app->cfg.captive),
-         (unsigned)fps, app->auth ? "true" : "false");
+         (unsigned)fps, stop_enabled(app) ? "true" : "false");
     if (app->http && app->cfg.captive != TC_CAPTIVE_OFF) {
         tc_captive_stats_t cs;
         tc_captive_stats(app->http, &cs);
@@ -155,14 +164,27 @@ int tc_app_status_json_app(const tc_app_t *app, char *buf, size_t cap)
         jput(&j, ",\"client\":\"%.*s:%u %s\"", hl, h, (unsigned)app->cfg.connect_port,
              tc_client_conn(app->client) ? "connected" : "connecting");
     }
-    jput(&j, "}}");
+    jput(&j, "}");
+    if (app->ota) {
+        /* The upload's state next to the sockets, in /api/status and every /api/live event: a dashboard sees the
+         * progress where it sees the streams stop. */
+        jput(&j, ",\"ota\":");
+        int m = j.overflow ? TC_ELIMIT : tc_ota_status_json(app->ota, j.buf + j.len, j.cap - j.len);
+        if (m < 0) {
+            j.overflow = 1;
+        } else {
+            j.len += (size_t)m;
+        }
+    }
+    jput(&j, "}");
     return j.overflow ? TC_ELIMIT : (int)j.len;
 }
 
-/* Room for the status document: a fixed part and one registry entry per socket. */
+/* Room for the status document: a fixed part (the OTA state's 640 bytes included) and one registry entry per socket. */
 static size_t status_cap(const tc_app_t *app)
 {
-    return 2048 + 320 * (size_t)tc_registry_count(app->loop) + (app->cfg.connect_host ? strlen(app->cfg.connect_host) : 0);
+    return 2048 + (app->ota ? 640 : 0) + 320 * (size_t)tc_registry_count(app->loop) +
+           (app->cfg.connect_host ? strlen(app->cfg.connect_host) : 0);
 }
 
 static int api_status(tc_http_req_t *req, void *user)
@@ -174,15 +196,6 @@ static int api_status(tc_http_req_t *req, void *user)
         return tc_http_respond(req, 503, "text/plain", "out of memory\n", 14);
     }
     int n = tc_app_status_json_app(app, buf, cap);
-    if (n > 0 && app->ota != NULL) {
-        /* The OTA state next to the sockets: a dashboard sees an upload's progress where it sees the streams stop. */
-        int m = tc_ota_status_json(app->ota, buf + n + 6, cap - (size_t)n - 8);
-        if (m > 0) {
-            memcpy(buf + n - 1, ",\"ota\":", 7); /* over the closing brace */
-            buf[n + 6 + m] = '}';
-            n += 6 + m + 1;
-        }
-    }
     int rc = n < 0 ? tc_http_respond(req, 500, "text/plain", "status too large\n", 17)
                    : tc_http_respond(req, 200, "application/json", buf, (size_t)n);
     tc_free(buf);
@@ -274,62 +287,6 @@ static int page_live(tc_http_req_t *req, void *user)
 
 /* ---- POST /api/stop ---- */
 
-static char *base64(const uint8_t *in, size_t len)
-{
-    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    char *out = tc_malloc((len + 2) / 3 * 4 + 1);
-    if (out == NULL) {
-        return NULL;
-    }
-    size_t o = 0;
-    for (size_t i = 0; i < len; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < len ? (uint32_t)in[i + 1] << 8 : 0) |
-                     (i + 2 < len ? in[i + 2] : 0);
-        out[o++] = abc[v >> 18 & 63];
-        out[o++] = abc[v >> 12 & 63];
-        out[o++] = i + 1 < len ? abc[v >> 6 & 63] : '=';
-        out[o++] = i + 2 < len ? abc[v & 63] : '=';
-    }
-    out[o] = '\0';
-    return out;
-}
-
-/* The Authorization value "Basic <base64 of admin:password>" (RFC 7617), or NULL. */
-static char *auth_token(const char *password)
-{
-    size_t pl = strlen(password);
-    char *cred = tc_malloc(6 + pl + 1);
-    if (cred == NULL) {
-        return NULL;
-    }
-    memcpy(cred, "admin:", 6);
-    memcpy(cred + 6, password, pl + 1);
-    char *token = base64((const uint8_t *)cred, 6 + pl);
-    memset(cred, 0, 6 + pl); /* the password does not linger in freed heap */
-    tc_free(cred);
-    return token;
-}
-
-/* Compares in time that depends on the lengths only, not on where the first wrong byte is. */
-static int auth_ok(const char *want, const char *got, size_t len)
-{
-    size_t wl = strlen(want);
-    if (got == NULL || len < 6 || !tc_http_ieq(got, "Basic ", 6)) {
-        return 0;
-    }
-    got += 6;
-    len -= 6;
-    while (len > 0 && got[0] == ' ') {
-        got++;
-        len--;
-    }
-    unsigned diff = len != wl;
-    for (size_t i = 0; i < len && i < wl; i++) {
-        diff |= (unsigned)(got[i] ^ want[i]);
-    }
-    return diff == 0;
-}
-
 static int64_t stop_request_fire(tc_timer_t *t, void *user)
 {
     (void)t;
@@ -342,19 +299,17 @@ static int64_t stop_request_fire(tc_timer_t *t, void *user)
 static int api_stop(tc_http_req_t *req, void *user)
 {
     tc_app_t *app = user;
-    if (app->auth == NULL) {
+    if (!stop_enabled(app)) {
         return respond_text(req, 403, "stop is not enabled: start the services with an admin password\n");
     }
     size_t len = 0;
-    const char *got = tc_http_req_header(req, "Authorization", &len);
-    if (got == NULL) {
-        tc_http_resp_header(req, "WWW-Authenticate", "Basic realm=\"tcp_core\", charset=\"UTF-8\"");
-        return respond_text(req, 401, "credentials needed: user admin and the admin password (HTTP Basic auth)\n");
+    if (tc_http_req_header(req, "Authorization", &len) == NULL) {
+        return tc_http_basic_auth_challenge(req, "tcp_core");
     }
     /* Wrong credentials get 403 (RFC 9110 15.5.4: "credentials were provided ... insufficient"), not a second
      * challenge: a 401 to the dashboard's fetch() would open the browser's own password dialog over the page. */
-    if (!auth_ok(app->auth, got, len)) {
-        return respond_text(req, 403, "wrong credentials: user admin and the admin password\n");
+    if (!tc_http_basic_auth_ok(req, app->admin, app->admin_pass)) {
+        return respond_text(req, 403, "wrong credentials: the admin user and password\n");
     }
     if (app->h.stopping || app->stop_timer) {
         return respond_text(req, 409, "already stopping\n");
@@ -651,10 +606,8 @@ static int app_ota_attach(tc_app_t *app, const tc_app_config_t *cfg)
     oc.prepare = app_ota_prepare;
     oc.resume = app_ota_resume;
     oc.user = app;
-    if (cfg->admin_user) {
-        oc.auth_user = cfg->admin_user;
-    }
-    oc.auth_pass = cfg->admin_pass;
+    oc.auth_user = app->admin; /* the one admin credential (tc_ota copies it) */
+    oc.auth_pass = app->admin_pass;
     return tc_ota_attach(app->http, "/api/ota", &sink, &oc, &app->ota);
 }
 
@@ -742,7 +695,11 @@ static void app_free(tc_app_t *app)
     tc_http_cors_free(app->cors);
     tc_free(app->ota_dir);
     tc_free((char *)app->cfg.connect_host);
-    tc_free(app->auth);
+    if (app->admin) {
+        /* the password does not linger in freed heap */
+        memset(app->admin, 0, strlen(app->admin) + 1 + strlen(app->admin_pass) + 1);
+        tc_free(app->admin);
+    }
     tc_free(app->frames_buf);
     tc_free(app);
 }
@@ -763,15 +720,21 @@ int tc_app_start(tc_loop_t *loop, const tc_app_config_t *cfg, tc_app_t **out)
     tc__handle_init(&app->h, &app_ops, loop);
     app->cfg = *cfg;
     app->cfg.connect_host = NULL;
-    app->cfg.admin_password = NULL; /* only the token is kept */
+    app->cfg.admin_user = NULL; /* kept in app->admin */
+    app->cfg.admin_pass = NULL;
     app->started = tc_loop_now(loop);
     int rc = TC_OK;
-    if (cfg->admin_password && cfg->admin_password[0] && cfg->stop_request) {
-        app->auth = auth_token(cfg->admin_password);
-        if (app->auth == NULL) {
+    if (cfg->admin_pass && cfg->admin_pass[0]) {
+        const char *user = cfg->admin_user ? cfg->admin_user : "admin";
+        size_t ul = strlen(user), pl = strlen(cfg->admin_pass);
+        app->admin = tc_malloc(ul + pl + 2);
+        if (app->admin == NULL) {
             app_free(app);
             return TC_ENOMEM;
         }
+        memcpy(app->admin, user, ul + 1);
+        memcpy(app->admin + ul + 1, cfg->admin_pass, pl + 1);
+        app->admin_pass = app->admin + ul + 1;
     }
     if (cfg->connect_host) {
         size_t hl = strlen(cfg->connect_host);
