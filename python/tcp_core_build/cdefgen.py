@@ -6,8 +6,8 @@ expanded, line markers saying which file each line came from, and the ``#define`
 
 - every line that came from a header of this project (the component, or ``main/`` for the demo's headers) is kept,
   grouped per header in the order of each header's first line, so each header becomes one cdef and a header
-  included at the top of a bound one (tc_http.h by tc_app.h) is bound before its users; system headers are left to cffi, which
-  knows their types (uint32_t, size_t, bool);
+  included at the top of a bound one (tc_http.h by tc_app.h) is bound before its users; system headers are left
+  to cffi, which knows their types (uint32_t, size_t, bool);
 - an object-like ``#define`` with an integer value becomes ``#define NAME ...`` (the compiler supplies the value);
   function-like macros, string and initialiser macros are not bindable and are left out;
 - ``__attribute__((...))`` and a few compiler keywords cffi's parser does not read are removed.
@@ -59,6 +59,10 @@ class CdefError(Exception):
     """A header holds something the generator cannot bind; the message names the header, the line and the fix."""
 
 
+def _rel(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if ROOT in path.parents else str(path)
+
+
 def find_header(name: str) -> Path:
     """The path of one bound header, or CdefError naming where it was looked for."""
     for d in SEARCH_DIRS:
@@ -66,11 +70,11 @@ def find_header(name: str) -> Path:
             continue
         hits = sorted(d.rglob(name))
         if len(hits) > 1:
-            listed = ", ".join(str(h.relative_to(ROOT)) for h in hits)
+            listed = ", ".join(_rel(h) for h in hits)
             raise CdefError(f"{name}: found more than once ({listed}); rename one or list the one meant")
         if hits:
             return hits[0]
-    where = ", ".join(str(d.relative_to(ROOT)) for d in SEARCH_DIRS)
+    where = ", ".join(_rel(d) for d in SEARCH_DIRS)
     raise CdefError(f"{name}: listed in BOUND_HEADERS (tcp_core_build/cdefgen.py) but not found under {where}")
 
 
@@ -94,7 +98,7 @@ class HeaderCdef:
 
     @property
     def name(self) -> str:
-        return str(self.path.relative_to(ROOT))
+        return _rel(self.path)
 
 
 _MARKER = re.compile(r'^# (\d+) "((?:[^"\\]|\\.)*)"')
@@ -122,12 +126,15 @@ def _strip_attributes(text: str) -> str:
     return "".join(out)
 
 
-def _is_project_file(name: str) -> Path | None:
+PROJECT_ROOTS = (COMPONENT, ROOT / "main")  # headers under these are bound; the rest (system) is cffi's
+
+
+def _is_project_file(name: str, roots: tuple[Path, ...]) -> Path | None:
     if name.startswith("<"):
         return None
     p = Path(name)
     p = (ROOT / p).resolve() if not p.is_absolute() else p.resolve()
-    for base in (COMPONENT, ROOT / "main"):
+    for base in roots:
         if base in p.parents and p.suffix == ".h":
             return p
     return None
@@ -140,7 +147,7 @@ def _check_code(path: Path, lines: list[tuple[int, str]]) -> None:
         stripped = line.strip()
         if depth == 0 and re.match(r"static\b", stripped):
             raise CdefError(
-                f"{path.relative_to(ROOT)}:{lineno}: a static definition in a header cannot be bound "
+                f"{_rel(path)}:{lineno}: a static definition in a header cannot be bound "
                 f"({stripped[:60]!r}); move it to a .c file and declare it in the header"
             )
         for ch in line:
@@ -150,12 +157,12 @@ def _check_code(path: Path, lines: list[tuple[int, str]]) -> None:
                 depth -= 1
         if depth == 0 and re.search(r"\)\s*\{", line):
             raise CdefError(
-                f"{path.relative_to(ROOT)}:{lineno}: a function body in a header cannot be bound "
+                f"{_rel(path)}:{lineno}: a function body in a header cannot be bound "
                 f"({stripped[:60]!r}); move it to a .c file and declare it in the header"
             )
 
 
-def split(preprocessed: str) -> list[HeaderCdef]:
+def split(preprocessed: str, roots: tuple[Path, ...] = PROJECT_ROOTS) -> list[HeaderCdef]:
     """The project headers' own lines of ``cc -E -dD`` output, turned into one cdef per header."""
     order: list[Path] = []
     code: dict[Path, list[tuple[int, str]]] = {}
@@ -165,7 +172,7 @@ def split(preprocessed: str) -> list[HeaderCdef]:
     for raw in preprocessed.splitlines():
         m = _MARKER.match(raw)
         if m:
-            current = _is_project_file(m.group(2).encode().decode("unicode_escape"))
+            current = _is_project_file(m.group(2).encode().decode("unicode_escape"), roots)
             lineno = int(m.group(1))
             if current is not None and current not in code:
                 code[current] = []
@@ -227,7 +234,10 @@ def preprocess(include_dirs: list[str], macros: list[tuple[str, str | None]], ex
     return res.stdout
 
 
-def generate(include_dirs: list[str], macros: list[tuple[str, str | None]], extra_cflags: list[str]) -> list[HeaderCdef]:
+Macros = list[tuple[str, str | None]]
+
+
+def generate(include_dirs: list[str], macros: Macros, extra_cflags: list[str]) -> list[HeaderCdef]:
     """One cdef per project header that the bound headers bring in, in include order."""
     return split(preprocess(include_dirs, macros, extra_cflags))
 
