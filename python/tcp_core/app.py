@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from .core import Loop, StopReport, _is_numeric, _numeric_address_hint
-from .errors import BadAddressError, ClosedError
+from .errors import BadAddressError
 
 
 @dataclass(frozen=True)
@@ -204,7 +204,7 @@ class App:
 
         def get() -> str:
             if self._ptr is None:
-                raise ClosedError(-14, "CLOSED", "services are stopped")
+                raise native.error("CLOSED", "services are stopped")
             cap = 4096 + 400 * int(native.lib.tc_registry_count(self.loop.ptr))
             buf = native.ffi.new("char[]", cap)
             n = native.check(native.lib.tc_app_status_json_app(self._ptr, buf, cap), "status")
@@ -254,9 +254,9 @@ class App:
         """Stop every service with one deadline and report what was closed, forced and freed."""
         if self._report is not None:
             return self._report
-        if self._ptr is None:
-            raise ClosedError(-14, "CLOSED", "services are stopped")
         native = self.loop.native
+        if self._ptr is None:
+            raise native.error("CLOSED", "services are stopped")
         ptr = self._ptr
         self.loop.call(
             lambda: native.check(native.lib.tc_app_stop(ptr, deadline_ms, native.lib.tcpy_app_stop_cb, self._handle))
