@@ -288,7 +288,7 @@ def test_console_in_process_handlers_and_quoting() -> None:
         con.execute("bogus")
 
 
-@pytest.mark.parametrize("ssid", ["net", "two words", 'q"uote', "back\\slash", "tab\there", "line\nbreak", "\\\""])
+@pytest.mark.parametrize("ssid", ["net", "two words", 'q"uote', "back\\slash", "tab\there", "line\nbreak", '\\"'])
 def test_join_command_quotes_by_the_console_rule(ssid: str) -> None:
     """join_command() is C's tc_console_quote(): what it writes, the console's splitter reads back unchanged."""
     got: list[str] = []

@@ -346,6 +346,7 @@ class Loop:
     def registry(self) -> list[SockInfo]:
         """A snapshot of every tracked socket of this loop, oldest first."""
         ffi, lib = self._native.ffi, self._native.lib
+
         def snap() -> list[SockInfo]:
             n = lib.tc_registry_count(self._ptr)
             arr = ffi.new("tc_sock_info_t[]", max(n, 1))
