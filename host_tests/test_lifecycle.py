@@ -29,15 +29,7 @@ import tcp_core
 from conftest import connect, recv_exact, wait_until
 from tcp_core import Loop
 from tcp_core.app import App
-
-
-def _read_head(s: socket.socket) -> bytes:
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        chunk = s.recv(4096)
-        assert chunk, buf
-        buf += chunk
-    return buf
+from tcp_core.httphead import read_response_head
 
 
 def _roles_by_peer_port(loop: Loop) -> dict[int, str]:
@@ -51,13 +43,13 @@ def test_registry_roles_follow_each_connection(loop: Loop, server_host: str) -> 
     assert recv_exact(echo, 1) == b"x"
     plain = connect(a.host, a.http_port)
     plain.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-    _read_head(plain)
+    read_response_head(plain)
     viewer = connect(a.host, a.http_port)
     viewer.sendall(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
-    _read_head(viewer)
+    read_response_head(viewer)
     sse = connect(a.host, a.http_port)
     sse.sendall(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
-    _read_head(sse)
+    read_response_head(sse)
     with ws_connect(f"ws://{a.host}:{a.http_port}/ws", open_timeout=5) as ws:
         ws_port = ws.socket.getsockname()[1]
         want = {
@@ -122,12 +114,13 @@ def test_dead_websocket_peer_is_closed_after_the_pong_deadline(loop: Loop, serve
         b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
     )
-    head = _read_head(s)
-    assert head.startswith(b"HTTP/1.1 101")
+    rest = bytearray()
+    head = read_response_head(s, rest)
+    assert head.raw.startswith(b"HTTP/1.1 101")
     assert wait_until(lambda: any(e.role == "ws" for e in loop.registry()), 5)
     # Gone within a bounded number of sweeps; 10 s is far beyond ping + deadline (0.4 s) and independent of load.
     assert wait_until(lambda: not any(e.kind == "accepted" for e in loop.registry()), 10), loop.registry()
-    data = head.split(b"\r\n\r\n", 1)[1]
+    data = bytes(rest)
     s.settimeout(5)
     try:
         while True:
@@ -147,7 +140,8 @@ def test_sse_stream_with_rare_events_lives_on_heartbeats(loop: Loop, server_host
     a = _liveness_app(loop, server_host)
     s = connect(a.host, a.http_port)
     s.sendall(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
-    buf = _read_head(s)
+    buf = bytearray()
+    read_response_head(s, buf)
     s.settimeout(5)
     t_end = time.monotonic() + 2.0  # 10 idle timeouts with no event
     while time.monotonic() < t_end:
