@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .core import Loop, StopReport, _is_numeric, _numeric_address_hint
+from .core import Loop, Stoppable, StopReport, _is_numeric, _numeric_address_hint
 from .errors import BadAddressError
 
 
@@ -42,7 +42,7 @@ class AppStopReport:
     bytes_freed: int
 
 
-class App:
+class App(Stoppable):
     """The device's services. Ports: 0 picks a free port, None turns the service off (the DNS responder: only
     with dns_port). captive: connectivity-probe answers, "portal" or "online" (see tc_captive.h).
 

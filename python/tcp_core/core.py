@@ -4,10 +4,9 @@ A Loop runs the C event loop on its own thread. Every other call is carried to t
 classes may be used from any thread. C handlers (the echo service) run entirely in C; a Python ``Handler`` is
 optional and its methods run on the loop thread, where they must not block.
 
-    with Loop() as loop:
-        server = Server(loop, "127.0.0.1", 0)          # C echo handler
+    with Loop() as loop, Server(loop, "127.0.0.1", 0) as server:     # C echo handler
         print(server.port)
-        report = server.stop(deadline_ms=500)
+    # leaving the block stopped the server (server.stop() gives its report), then closed the loop
 """
 
 from __future__ import annotations
@@ -507,7 +506,24 @@ def _conn_config(native: Native, c: Any, opts: dict[str, Any]) -> None:
         c.close_policy = _policy(native, opts["close_policy"])
 
 
-class _Endpoint:
+_S = TypeVar("_S", bound="Stoppable")
+
+
+class Stoppable:
+    """A handle with ``stop(deadline_ms)``; ``with`` stops it on leaving the block (also on an exception), with
+    the default deadline. Stopping twice is harmless: the second stop returns the first one's report."""
+
+    def stop(self, deadline_ms: int = 1000) -> object:
+        raise NotImplementedError
+
+    def __enter__(self: _S) -> _S:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class _Endpoint(Stoppable):
     """What Server and Client share: the loop, the handler and the Connection objects of live connections."""
 
     def __init__(self, loop: Loop, handler: Handler | Literal["echo"], name: str) -> None:
