@@ -163,3 +163,15 @@ def test_bound_header_is_found_where_it_lives(tmp_path: Path, monkeypatch: pytes
         cdefgen.find_header("tc_gone.h")
     monkeypatch.undo()
     assert cdefgen.find_header("tc_app.h").parent.name in ("include", "app", "main")
+
+
+def test_generator_drops_harmless_attributes_and_stops_at_layout_ones(tmp_path: Path) -> None:
+    cdefgen = _cdefgen()
+    ok = cdefgen.split(
+        _preprocess(cdefgen, tmp_path, "int tc_log(const char *f, ...) __attribute__((format(printf, 1, 2)));\n"),
+        (tmp_path,),
+    )
+    assert ok[0].text.strip() == "int tc_log(const char *f, ...) ;"
+    packed = "typedef struct __attribute__((packed)) { char a; int b; } tc_probe_t;\n"
+    with pytest.raises(cdefgen.CdefError, match=r"tc_probe.h:1: __attribute__\(\(packed\)\) changes the declaration"):
+        cdefgen.split(_preprocess(cdefgen, tmp_path, packed), (tmp_path,))

@@ -10,10 +10,11 @@ expanded, line markers saying which file each line came from, and the ``#define`
   to cffi, which knows their types (uint32_t, size_t, bool);
 - an object-like ``#define`` with an integer value becomes ``#define NAME ...`` (the compiler supplies the value);
   function-like macros, string and initialiser macros are not bindable and are left out;
-- ``__attribute__((...))`` and a few compiler keywords cffi's parser does not read are removed.
+- ``__attribute__((...))`` that do not touch types or layout (format, nonnull, ...) and a few compiler keywords
+  cffi's parser does not read are removed; any other attribute (packed, aligned, ...) stops the build.
 
-What the generator cannot turn into a declaration (a function body or a static variable in a header) stops the
-build with the header's name, line and what to do; so does a header cffi's parser refuses.
+What the generator cannot turn into a declaration (a function body or a static variable in a header, a layout
+attribute) stops the build with the header's name, line and what to do; so does a header cffi's parser refuses.
 
     python3 python/tcp_core_build/cdefgen.py        # print the generated declarations, one block per header
 """
@@ -107,11 +108,19 @@ _INT_BODY = re.compile(r"^[\w\s()+\-*/%<>|&~^!]*$")  # numbers, names, operators
 _DROP = re.compile(r"\b(__extension__|__restrict|__restrict__|__inline|__inline__)\b")
 
 
-def _strip_attributes(text: str) -> str:
-    """Remove every __attribute__((...)) (balanced parentheses) and __asm__(...)."""
+# Attributes that say nothing about types or layout: dropping them leaves the same declaration for cffi. Any other
+# (packed, aligned, vector_size, mode, ...) changes what a declaration means and stops the build.
+SAFE_ATTRIBUTES = frozenset(
+    "format nonnull warn_unused_result deprecated unused used noreturn pure const malloc returns_nonnull "
+    "access cold hot nothrow leaf sentinel visibility always_inline noinline".split()
+)
+
+
+def _strip_attributes(text: str, where: str) -> str:
+    """Remove every __attribute__((...)) (balanced parentheses) of SAFE_ATTRIBUTES; CdefError for any other."""
     out = []
     i = 0
-    for m in re.finditer(r"\b(__attribute__|__asm__|__asm)\s*\(", text):
+    for m in re.finditer(r"\b__attribute__\s*\(", text):
         if m.start() < i:
             continue
         out.append(text[i : m.start()])
@@ -121,6 +130,14 @@ def _strip_attributes(text: str) -> str:
             j += 1
             if depth == 0:
                 break
+        inner = text[m.end() : j - 1].strip()[1:-1]  # inside the double parentheses
+        words = re.findall(r"(?:^|,)\s*_*([A-Za-z]\w*?)_*\s*(?=\(|,|$)", re.sub(r"\([^()]*\)", "", inner))
+        unsafe = [w for w in words if w not in SAFE_ATTRIBUTES]
+        if unsafe or not words:
+            raise CdefError(
+                f"{where}: __attribute__(({inner})) changes the declaration for cffi; bind a declaration without it "
+                f"(or add the attribute to SAFE_ATTRIBUTES in cdefgen.py if it does not affect types or layout)"
+            )
         i = j
     out.append(text[i:])
     return "".join(out)
@@ -210,8 +227,9 @@ def split(preprocessed: str, roots: tuple[Path, ...] = PROJECT_ROOTS) -> list[He
 
     out = []
     for path in order:
-        _check_code(path, code[path])
-        text = _DROP.sub("", _strip_attributes("\n".join(line for _, line in code[path])))
+        lines = [(n, _strip_attributes(line, f"{_rel(path)}:{n}")) for n, line in code[path]]
+        _check_code(path, lines)
+        text = _DROP.sub("", "\n".join(line for _, line in lines))
         consts = [f"#define {name} ..." for name, _ in defines[path] if is_int(name)]
         body = "\n".join([*consts, text]).strip()
         if body:
