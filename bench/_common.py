@@ -23,6 +23,10 @@ from pathlib import Path
 from typing import IO, Any
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT / "python") not in sys.path:
+    sys.path.insert(0, str(ROOT / "python"))  # the working tree's tcp_core, as for the servers started below
+from tcp_core.httphead import read_response_head  # noqa: E402
+
 HOST = "127.0.0.1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 START_TIMEOUT_S = 15.0
@@ -221,21 +225,15 @@ class Response:
 
 def read_response(sock: socket.socket) -> Response:
     """One HTTP/1.x response framed by Content-Length (tcp_core's and nginx's "/" and /api/status are)."""
-    buf = b""
     sock.settimeout(IO_TIMEOUT_S)
-    while b"\r\n\r\n" not in buf:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise BenchError("the server closed before the response head")
-        buf += chunk
-    head, _, body = buf.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    m = re.match(r"HTTP/1\.[01] (\d{3})", lines[0])
-    if not m:
-        raise BenchError(f"not an HTTP response: {lines[0][:60]!r}")
-    headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+    rest = bytearray()
+    try:
+        head = read_response_head(sock, rest)
+    except (ConnectionError, ValueError) as exc:
+        raise BenchError(str(exc)) from None
+    headers, body = head.headers, bytes(rest)
     if "content-length" not in headers:
-        raise BenchError(f"response without Content-Length: {lines[:4]}")
+        raise BenchError(f"response without Content-Length: {head.raw[:200]!r}")
     need = int(headers["content-length"])
     while len(body) < need:
         chunk = sock.recv(65536)
@@ -244,7 +242,7 @@ def read_response(sock: socket.socket) -> Response:
         body += chunk
     if len(body) > need:
         raise BenchError("more bytes than Content-Length")
-    return Response(int(m.group(1)), headers, body, len(head) + 4 + need)
+    return Response(head.status, headers, body, len(head.raw) + need)
 
 
 def request(sock: socket.socket, path: str, close: bool = False) -> Response:

@@ -3,20 +3,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
+import socket
+import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
 import tcp_core
 from tcp_core import Loop
+from tcp_core.app import App
 from tcp_core.testing import connect, recv_exact, wait_until
 
 # The client helpers live in tcp_core.testing, shared with the firmware tests (pytest_tcp_core.py); the tests import
 # them from here as before.
-__all__ = ["connect", "open_fds", "recv_exact", "wait_until"]
+__all__ = ["StopCrowd", "connect", "open_fds", "recv_exact", "stop_crowd", "wait_until"]
 
 REQUIRE_LWIP = os.environ.get("TC_REQUIRE_LWIP") == "1"
 
@@ -98,3 +104,93 @@ def loop(backend: str) -> Iterator[Loop]:
             gc.collect()
             time.sleep(0.02)
         assert open_fds() - fds_before == set(), "descriptors left open"
+
+
+# ---- the stop scenario of seed 003: 16 MJPEG viewers, 16 WebSockets, one slowloris ----
+
+
+@dataclass
+class StopCrowd:
+    """An App with 16 MJPEG viewers, 16 `websockets` clients (each read by a thread that records the close code it
+    gets: 1001 expected, None for no close frame, -1 for a read timeout) and one slowloris (half a request line).
+
+    Viewers either read to EOF on their own threads (``ends`` gets "eof" when the stream's last chunk came before the
+    FIN, "short" without it, or the error's name), or are plain sockets left to the test (``viewers``)."""
+
+    app: App
+    viewers: list[socket.socket]
+    ends: list[str]
+    codes: list[int | None]
+    readers: list[threading.Thread]
+    slow: socket.socket
+    stack: contextlib.ExitStack
+
+    def join(self, timeout: float = 10.0) -> None:
+        """Wait for the WebSocket readers (after the stop)."""
+        for r in self.readers:
+            r.join(timeout)
+
+    def close(self) -> None:
+        """Close every client socket the test still holds."""
+        for s in [*self.viewers, self.slow]:
+            s.close()
+        self.stack.close()
+
+
+def _viewer_to_eof(host: str, port: int, out: list[str]) -> None:
+    """An MJPEG viewer that reads until the server's FIN (a video player, an <img> tag), then closes."""
+    s = connect(host, port)
+    s.sendall(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+
+    def run() -> None:
+        data = b""
+        try:
+            s.settimeout(10)
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    out.append("eof" if data.endswith(b"0\r\n\r\n") else "short")
+                    break
+                data += chunk
+        except OSError as exc:
+            out.append(type(exc).__name__)
+        finally:
+            s.close()
+
+    threading.Thread(target=run, daemon=True).start()
+
+
+def stop_crowd(loop: Loop, host: str, *, viewers_read_to_eof: bool, ws_timeout: float) -> StopCrowd:
+    """Start the App and its crowd (see StopCrowd); ws_timeout bounds each WebSocket read."""
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect as ws_connect
+
+    a = App(loop, host, echo_port=None, http_port=0, http_max_conns=40, stream_fps=30)
+    ends: list[str] = []
+    viewers: list[socket.socket] = []
+    for _ in range(16):
+        if viewers_read_to_eof:
+            _viewer_to_eof(a.host, a.http_port, ends)
+        else:
+            s = connect(a.host, a.http_port)
+            s.sendall(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+            viewers.append(s)
+    stack = contextlib.ExitStack()
+    sockets_ws = [stack.enter_context(ws_connect(f"ws://{a.host}:{a.http_port}/ws", open_timeout=5)) for _ in range(16)]
+    codes: list[int | None] = []
+
+    def reader(ws: Any) -> None:
+        try:
+            while True:
+                ws.recv(timeout=ws_timeout)
+        except ConnectionClosed as exc:
+            codes.append(exc.rcvd.code if exc.rcvd else None)
+        except TimeoutError:
+            codes.append(-1)
+
+    readers = [threading.Thread(target=reader, args=(w,)) for w in sockets_ws]
+    for r in readers:
+        r.start()
+    slow = connect(a.host, a.http_port)
+    slow.sendall(b"GET / HTTP/1.1\r\nHost")
+    return StopCrowd(a, viewers, ends, codes, readers, slow, stack)

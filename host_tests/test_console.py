@@ -18,12 +18,14 @@ from dataclasses import dataclass
 import pytest
 
 from tcp_core.console import (
+    OTA_DEADLINE_MS,
     PROMPT,
     Console,
     HostDevice,
     SerialConsole,
     answer_complete,
     clean_answer,
+    command_timeout,
     join_command,
 )
 from tcp_core.testing import MjpegStream, connect, echo_roundtrip, recv_exact
@@ -284,6 +286,20 @@ def test_console_in_process_handlers_and_quoting() -> None:
     assert reply.name == "EINVAL" and "not stored: invalid argument" in reply.text, reply
     with pytest.raises(LookupError, match="unknown command"):  # NotFoundError: a TcError and a LookupError
         con.execute("bogus")
+
+
+@pytest.mark.parametrize("ssid", ["net", "two words", 'q"uote', "back\\slash", "tab\there", "line\nbreak", '\\"'])
+def test_join_command_quotes_by_the_console_rule(ssid: str) -> None:
+    """join_command() is C's tc_console_quote(): what it writes, the console's splitter reads back unchanged."""
+    got: list[str] = []
+    line = join_command(["wifi", ssid, "password1"])
+    reply = Console(wifi=lambda s, pw: got.append(s)).run(line)
+    assert reply.ok and got == [ssid], (line, reply)
+    quoted = join_command([ssid])
+    assert line == f"wifi {quoted} password1"
+    assert (quoted == ssid) == (ssid == "net")  # plain when nothing needs quoting, in quotes otherwise
+    assert join_command([""]) == '""'
+    assert command_timeout("ota-prepare", 1.0) == OTA_DEADLINE_MS / 1000 + 5.0
 
 
 def test_host_device_info_hides_the_password() -> None:

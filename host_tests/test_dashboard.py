@@ -28,6 +28,7 @@ import requests
 from conftest import connect
 from tcp_core import Loop
 from tcp_core.app import App
+from tcp_core.httphead import read_response_head
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(os.environ.get("TC_ARTIFACTS", ROOT / "build" / "artifacts"))
@@ -200,20 +201,15 @@ def raw_get(host: str, port: int, path: str, headers: str = "") -> tuple[bytes, 
     the server's peer-first policy expects (it would reset a client that waits for it to close)."""
     with connect(host, port) as s:
         s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n{headers}\r\n".encode())
-        buf = b""
-        while b"\r\n\r\n" not in buf:
-            chunk = s.recv(65536)
-            assert chunk, "closed before the head"
-            buf += chunk
-        head, _, body = buf.partition(b"\r\n\r\n")
-        length = int(
-            next(v for k, _, v in (ln.partition(b":") for ln in head.split(b"\r\n")) if k.lower() == b"content-length")
-        )
+        rest = bytearray()
+        head = read_response_head(s, rest)
+        body = bytes(rest)
+        length = int(head.headers["content-length"])
         while len(body) < length:
             chunk = s.recv(65536)
             assert chunk, "closed before the end of the body"
             body += chunk
-    return head, body
+    return head.raw, body
 
 
 @pytest.fixture

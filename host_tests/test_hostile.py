@@ -27,6 +27,7 @@ import tcp_core
 from conftest import connect, wait_until
 from tcp_core import Loop
 from tcp_core.app import App
+from tcp_core.httphead import read_response_head
 
 # The CI run cuts this many connections per test; TC_HOSTILE_CUTS=100000 gives the long run quoted in the report.
 CUTS = int(os.environ.get("TC_HOSTILE_CUTS", "2000"))
@@ -56,16 +57,6 @@ def cut(s: socket.socket, reset: bool) -> None:
     if reset:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     s.close()
-
-
-def read_head(s: socket.socket) -> bytes:
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        buf += chunk
-    return buf
 
 
 def chunked(data: bytes, rng: random.Random) -> bytes:
@@ -111,13 +102,13 @@ def one_cut(app: App, kind: str, rng: random.Random) -> None:
                 f"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
             )
-            assert b" 101 " in read_head(s)
+            assert read_response_head(s).status == 101
             frame = ws_frame(body[: rng.randint(1, 1000)])
             s.sendall(frame[: rng.randint(1, len(frame) - 1)])
         elif kind in ("sse", "mjpeg"):
             path = "/events" if kind == "sse" else "/stream"
             s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-            assert b" 200 " in read_head(s)
+            assert read_response_head(s).status == 200
             if rng.random() < 0.5:
                 s.sendall(b"GET /api/status HTTP/1.1\r\nHost: x\r\n\r\n"[: rng.randint(1, 30)])
         else:
@@ -195,7 +186,7 @@ def test_upload_in_pieces_with_backpressure(loop: Loop, server_host: str, backen
         assert r.status_code == 200 and r.json() == {"bytes": len(data), "crc32": zlib.crc32(data)}
         with connect(app.host, app.http_port) as s:
             s.sendall(b"POST /api/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 9000000\r\n\r\n")
-            assert b" 413 " in read_head(s)
+            assert read_response_head(s).status == 413
     finally:
         app.stop(500)
 
@@ -360,7 +351,7 @@ class Sessions:
         for path in ("/events", "/stream"):
             s = connect(app.host, app.http_port)
             s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-            assert b" 200 " in read_head(s)
+            assert read_response_head(s).status == 200
             self.readers.append(s)
 
     def alive(self) -> None:
@@ -400,7 +391,7 @@ def test_flood_of_newcomers_evicts_only_idle_connections(loop: Loop, server_host
         assert roles.count("ws") == 2 and "sse" in roles and "stream" in roles, roles
         # The newest idle connection still holds a slot and is served.
         idle[-1].sendall(b"GET /api/status HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert b" 200 " in read_head(idle[-1])
+        assert read_response_head(idle[-1]).status == 200
     finally:
         for s in idle:
             s.close()
@@ -459,7 +450,7 @@ def test_duplicated_websocket_key_is_refused(app: App) -> None:
     )
     with connect(app.host, app.http_port) as s:
         s.sendall((head + f"Sec-WebSocket-Key: {key}\r\n\r\n").encode())
-        assert read_head(s).startswith(b"HTTP/1.1 400 ")
+        assert read_response_head(s).raw.startswith(b"HTTP/1.1 400 ")
     with connect(app.host, app.http_port) as s:  # the same request with one key upgrades
         s.sendall((head + "\r\n").encode())
-        assert read_head(s).startswith(b"HTTP/1.1 101 ")
+        assert read_response_head(s).raw.startswith(b"HTTP/1.1 101 ")

@@ -21,7 +21,7 @@ import requests
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
 
-from conftest import connect, recv_exact, wait_until
+from conftest import connect, recv_exact, stop_crowd, wait_until
 from tcp_core import Loop
 from tcp_core.app import App
 
@@ -528,46 +528,21 @@ def test_stop_with_16_viewers_16_websockets_and_a_slowloris(loop: Loop, server_h
 
     fds_before = open_fds()
     heap_before = tcp_core.alloc_stats(backend).bytes_in_use
-    a = App(loop, server_host, echo_port=None, http_port=0, http_max_conns=40, stream_fps=30)
-    viewers = []
-    for _ in range(16):
-        s = connect(a.host, a.http_port)
-        s.sendall(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
-        viewers.append(s)
-    stack = contextlib.ExitStack()
-    sockets_ws = [stack.enter_context(ws_connect(f"ws://{a.host}:{a.http_port}/ws", open_timeout=5)) for _ in range(16)]
-    codes: list[int | None] = []
-
-    def reader(ws: object) -> None:
-        try:
-            while True:
-                ws.recv(timeout=5)  # type: ignore[attr-defined]
-        except ConnectionClosed as exc:
-            codes.append(exc.rcvd.code if exc.rcvd else None)
-        except TimeoutError:
-            codes.append(-1)
-
-    readers = [threading.Thread(target=reader, args=(w,)) for w in sockets_ws]
-    for r in readers:
-        r.start()
-    slow = connect(a.host, a.http_port)
-    slow.sendall(b"GET / HTTP/1.1\r\nHost")
+    crowd = stop_crowd(loop, server_host, viewers_read_to_eof=False, ws_timeout=5)
+    a, viewers, codes = crowd.app, crowd.viewers, crowd.codes
     for s in viewers:
         assert s.recv(100).startswith(b"HTTP/1.1 200")
     assert wait_until(lambda: len([e for e in loop.registry() if "streaming" in e.flags]) >= 32, 5)
     t0 = time.monotonic()
     report = a.stop(deadline_ms=50)
     took = time.monotonic() - t0
-    for r in readers:
-        r.join(10)
+    crowd.join(10)
     assert report.http.elapsed_ms <= 50 + 10, report
     assert took < 0.5, f"stop took {took * 1000:.0f} ms"
     assert report.http.graceful + report.http.forced == 33, report
     assert report.http.streams_ended == 16 and report.http.websockets_closed == 16, report
     assert codes.count(1001) == 16, codes
-    for s in [*viewers, slow]:
-        s.close()
-    stack.close()
+    crowd.close()
     # The server closes first (ended streams, WebSocket close handshakes): on lwIP its TIME-WAIT pcbs are freed;
     # Linux keeps them in the kernel, which answers a reused port correctly (RFC 6191).
     if backend == "lwip":

@@ -8,36 +8,24 @@ figures themselves (stop in ms, EOF latency) are measured by bench/lifecycle_ben
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import shutil
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
-from typing import Any
 
 import pytest
 import requests
-from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
 
 import tcp_core
-from conftest import connect, recv_exact, wait_until
+from conftest import connect, recv_exact, stop_crowd, wait_until
 from tcp_core import Loop
 from tcp_core.app import App
-
-
-def _read_head(s: socket.socket) -> bytes:
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        chunk = s.recv(4096)
-        assert chunk, buf
-        buf += chunk
-    return buf
+from tcp_core.httphead import read_response_head
 
 
 def _roles_by_peer_port(loop: Loop) -> dict[int, str]:
@@ -51,13 +39,13 @@ def test_registry_roles_follow_each_connection(loop: Loop, server_host: str) -> 
     assert recv_exact(echo, 1) == b"x"
     plain = connect(a.host, a.http_port)
     plain.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-    _read_head(plain)
+    read_response_head(plain)
     viewer = connect(a.host, a.http_port)
     viewer.sendall(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
-    _read_head(viewer)
+    read_response_head(viewer)
     sse = connect(a.host, a.http_port)
     sse.sendall(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
-    _read_head(sse)
+    read_response_head(sse)
     with ws_connect(f"ws://{a.host}:{a.http_port}/ws", open_timeout=5) as ws:
         ws_port = ws.socket.getsockname()[1]
         want = {
@@ -122,12 +110,13 @@ def test_dead_websocket_peer_is_closed_after_the_pong_deadline(loop: Loop, serve
         b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
     )
-    head = _read_head(s)
-    assert head.startswith(b"HTTP/1.1 101")
+    rest = bytearray()
+    head = read_response_head(s, rest)
+    assert head.raw.startswith(b"HTTP/1.1 101")
     assert wait_until(lambda: any(e.role == "ws" for e in loop.registry()), 5)
     # Gone within a bounded number of sweeps; 10 s is far beyond ping + deadline (0.4 s) and independent of load.
     assert wait_until(lambda: not any(e.kind == "accepted" for e in loop.registry()), 10), loop.registry()
-    data = head.split(b"\r\n\r\n", 1)[1]
+    data = bytes(rest)
     s.settimeout(5)
     try:
         while True:
@@ -147,7 +136,8 @@ def test_sse_stream_with_rare_events_lives_on_heartbeats(loop: Loop, server_host
     a = _liveness_app(loop, server_host)
     s = connect(a.host, a.http_port)
     s.sendall(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
-    buf = _read_head(s)
+    buf = bytearray()
+    read_response_head(s, buf)
     s.settimeout(5)
     t_end = time.monotonic() + 2.0  # 10 idle timeouts with no event
     while time.monotonic() < t_end:
@@ -201,30 +191,6 @@ def test_stream_viewer_that_stopped_reading_is_ended_by_progress(loop: Loop, ser
 # ---- stop ----
 
 
-def _viewer_to_eof(host: str, port: int, out: list[str]) -> socket.socket:
-    """An MJPEG viewer that reads until the server's FIN (a video player, an <img> tag), then closes."""
-    s = connect(host, port)
-    s.sendall(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
-
-    def run() -> None:
-        data = b""
-        try:
-            s.settimeout(10)
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    out.append("eof" if data.endswith(b"0\r\n\r\n") else "short")
-                    break
-                data += chunk
-        except OSError as exc:
-            out.append(type(exc).__name__)
-        finally:
-            s.close()
-
-    threading.Thread(target=run, daemon=True).start()
-    return s
-
-
 def test_stop_is_fast_with_well_behaved_clients_and_forces_only_the_slowloris(
     loop: Loop, server_host: str, backend: str
 ) -> None:
@@ -233,33 +199,12 @@ def test_stop_is_fast_with_well_behaved_clients_and_forces_only_the_slowloris(
     long before its deadline (compared with the deadline, not a wall-clock figure: bench/lifecycle_bench.py measures
     the milliseconds)."""
     deadline_ms = 5000
-    a = App(loop, server_host, echo_port=None, http_port=0, http_max_conns=40, stream_fps=30)
-    ends: list[str] = []
-    for _ in range(16):
-        _viewer_to_eof(a.host, a.http_port, ends)
-    stack = contextlib.ExitStack()
-    sockets_ws = [stack.enter_context(ws_connect(f"ws://{a.host}:{a.http_port}/ws", open_timeout=5)) for _ in range(16)]
-    codes: list[int | None] = []
-
-    def reader(ws: Any) -> None:
-        try:
-            while True:
-                ws.recv(timeout=10)
-        except ConnectionClosed as exc:
-            codes.append(exc.rcvd.code if exc.rcvd else None)
-        except TimeoutError:
-            codes.append(-1)
-
-    readers = [threading.Thread(target=reader, args=(w,)) for w in sockets_ws]
-    for r in readers:
-        r.start()
-    slow = connect(a.host, a.http_port)
-    slow.sendall(b"GET / HTTP/1.1\r\nHost")
+    crowd = stop_crowd(loop, server_host, viewers_read_to_eof=True, ws_timeout=10)
+    a, ends, codes = crowd.app, crowd.ends, crowd.codes
     assert wait_until(lambda: sum(e.long_lived for e in loop.registry()) == 32, 10)
     before = loop.close_stats()
     report = a.stop(deadline_ms=deadline_ms)
-    for r in readers:
-        r.join(10)
+    crowd.join(10)
     assert wait_until(lambda: len(ends) == 16, 10), ends
     assert ends == ["eof"] * 16, ends
     assert codes == [1001] * 16, codes
@@ -272,8 +217,7 @@ def test_stop_is_fast_with_well_behaved_clients_and_forces_only_the_slowloris(
     if backend == "lwip":
         assert tcp_core.time_wait_count(a.http_port, backend) == 0
         assert after.time_wait_reaped - before.time_wait_reaped >= 32 - (after.time_wait_kept - before.time_wait_kept)
-    slow.close()
-    stack.close()
+    crowd.close()
 
 
 def test_stop_forces_clients_that_do_not_close_exactly_at_the_deadline(loop: Loop, server_host: str) -> None:

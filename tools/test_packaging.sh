@@ -24,6 +24,9 @@ for f in python/tcp_core_build/build.py components/tcp_core/sources.txt componen
     components/tcp_core/port/linux/tc_sock_linux.c components/tcp_core/port/lwip/tc_sock_lwip.c LICENSE; do
     grep -q "/$f\$" "$tmp/sdist.txt" || { echo "packaging: FAIL: $f is not in the sdist" >&2; exit 1; }
 done
+# the bindings' generator and its glue: the wheel's build generates the declarations from the headers (cdefgen.py)
+grep -q "/python/tcp_core_build/cdefgen.py\$" "$tmp/sdist.txt" && grep -q "/python/tcp_core_build/glue.h\$" "$tmp/sdist.txt" ||
+    { echo "packaging: FAIL: the bindings' generator (tcp_core_build/cdefgen.py, glue.h) is not in the sdist" >&2; exit 1; }
 
 # Nothing of the checkout may be seen from here on: with python/ on PYTHONPATH, pip would take the tcp_core.egg-info
 # that the build leaves there for an installed tcp_core and skip the wheel.

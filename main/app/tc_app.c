@@ -80,18 +80,6 @@ static void jput(json_t *j, const char *fmt, ...)
     j->len += (size_t)n;
 }
 
-static const char *kind_name(int kind)
-{
-    static const char *names[] = {"?", "listener", "accepted", "client", "udp", "external"};
-    return kind >= 1 && kind <= 5 ? names[kind] : names[0];
-}
-
-static const char *state_name(int state)
-{
-    static const char *names[] = {"?", "listening", "connecting", "open", "closing"};
-    return state >= 1 && state <= 4 ? names[state] : names[0];
-}
-
 static int status_visit(const tc_sock_info_t *s, void *user)
 {
     json_t *j = user;
@@ -106,7 +94,8 @@ static int status_visit(const tc_sock_info_t *s, void *user)
          "%s{\"id\":%u,\"kind\":\"%s\",\"state\":\"%s\",\"owner\":\"%s\",\"local\":\"%s\",\"peer\":\"%s\","
          "\"role\":\"%s\",\"age_ms\":%llu,\"idle_ms\":%llu,\"bytes_in\":%llu,\"bytes_out\":%llu,\"queued\":%zu,"
          "\"streaming\":%s}",
-         j->first ? "" : ",", (unsigned)s->id, kind_name(s->kind), state_name(s->state), s->owner ? s->owner : "",
+         j->first ? "" : ",", (unsigned)s->id, tc_kind_name(s->kind), tc_state_name(s->state),
+         s->owner ? s->owner : "",
          local, peer, tc_role_name(s->role), (unsigned long long)s->age_ms, (unsigned long long)s->idle_ms,
          (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out, s->queued,
          (s->flags & TC_REG_FLAG_STREAMING) ? "true" : "false");

@@ -24,10 +24,23 @@ class Native:
         """Return rc if it is not negative, else raise the typed exception for the tc_err_t code."""
         if rc >= 0:
             return rc
-        name = self.ffi.string(self.lib.tc_err_name(rc)).decode()
-        message = self.ffi.string(self.lib.tc_strerror(rc)).decode()
-        cls = BY_NAME.get(name, TcError)
-        raise cls(rc, name, message, context)
+        raise self.error(rc, context)
+
+    def error(self, err: int | str, context: str = "") -> TcError:
+        """The typed exception of a tc_err_t, by code (-14) or name ("CLOSED"), with C's name and message (tc_err.h):
+        ``raise native.error("CLOSED", "server is stopped")``."""
+        code = int(getattr(self.lib, f"TC_E{err}")) if isinstance(err, str) else err
+        name = self.text(self.lib.tc_err_name(code))
+        return BY_NAME.get(name, TcError)(code, name, self.text(self.lib.tc_strerror(code)), context)
+
+    def text(self, ptr: Any) -> str:
+        """A C string (const char *) as str; "" for NULL."""
+        return "" if ptr == self.ffi.NULL else str(self.ffi.string(ptr).decode("utf-8", "replace"))
+
+    def names(self, fn: Any, count: int) -> dict[int, str]:
+        """A C name table (tc_role_name, tc_kind_name, ...) for the values 0..count-1, without C's "?" entries."""
+        out = {v: self.text(fn(v)) for v in range(count)}
+        return {v: n for v, n in out.items() if n != "?"}
 
 
 _loaded: dict[str, Native] = {}

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .core import Loop, StopReport, _is_numeric, _numeric_address_hint, _stop_handle
-from .errors import BadAddressError, ClosedError
+from .core import Loop, Stoppable, StopReport, _is_numeric, _numeric_address_hint, _stop_handle
+from .errors import BadAddressError
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class AppStopReport:
     bytes_freed: int
 
 
-class App:
+class App(Stoppable):
     """The device's services. Ports: 0 picks a free port, None turns the service off (the DNS responder: only
     with dns_port). captive: connectivity-probe answers, "portal" or "online" (see tc_captive.h).
 
@@ -207,7 +207,7 @@ class App:
 
         def get() -> str:
             if self._ptr is None:
-                raise ClosedError(-14, "CLOSED", "services are stopped")
+                raise native.error("CLOSED", "services are stopped")
             cap = 4096 + 400 * int(native.lib.tc_registry_count(self.loop.ptr))
             buf = native.ffi.new("char[]", cap)
             n = native.check(native.lib.tc_app_status_json_app(self._ptr, buf, cap), "status")
@@ -259,9 +259,10 @@ class App:
         """Stop every service with one deadline and report what was closed, forced and freed."""
         if self._report is not None:
             return self._report
+        native = self.loop.native
         if self._ptr is None:
-            raise ClosedError(-14, "CLOSED", "services are stopped")
-        lib = self.loop.native.lib
+            raise native.error("CLOSED", "services are stopped")
+        lib = native.lib
         ptr = self._ptr
         _stop_handle(self.loop, lambda: lib.tc_app_handle(ptr), deadline_ms, self._handle, self._done)
         assert self._report is not None

@@ -36,10 +36,13 @@ from typing import Any
 
 from ._native import Native, load
 from .core import Loop, alloc_stats
-from .errors import BusyError, ClosedError, TcError
+from .errors import TcError
 
-PROMPT = "tcp_core> "
-"""The prompt of the device's REPL and of the pty console (TC_CONSOLE_PROMPT)."""
+PROMPT: str = load("linux").text(load("linux").lib.tcpy_console_prompt())
+"""The prompt of the device's REPL and of the pty console (TC_CONSOLE_PROMPT, from C)."""
+
+OTA_DEADLINE_MS = int(load("linux").lib.TC_CONSOLE_OTA_DEADLINE_MS)
+"""The deadline of ``ota-prepare`` without an argument (TC_CONSOLE_OTA_DEADLINE_MS, from C)."""
 
 FAILURE_MARKERS = ("Command returned non-zero error code", "Unrecognized command", "Invalid arguments")
 """Lines esp_console's REPL prints after a failed command; the pty console prints the first one too."""
@@ -166,7 +169,7 @@ class Console:
         """Run one command line; a failing command is a Reply with a negative code, not an exception (its text says
         why). Raises BusyError on the loop thread."""
         if self.loop is not None and self.loop.in_loop_thread():
-            raise BusyError(-15, "BUSY", "the console cannot run on the loop thread (status waits for it)")
+            raise self._native.error("BUSY", "the console cannot run on the loop thread (status waits for it)")
         ffi, lib = self._native.ffi, self._native.lib
         data = line.replace("\0", "").encode("utf-8", "replace")
         with self._lock:
@@ -247,8 +250,7 @@ class HostDevice:
         """App.stop with the deadline; the heap freed is tcp_core's own bytes (the host has no device heap)."""
         with self._lock:
             if self.prepared:
-                code = int(self.app.loop.native.lib.TC_ECLOSED)
-                raise ClosedError(code, "CLOSED", "already prepared: the servers are stopped")
+                raise self.app.loop.native.error("CLOSED", "already prepared: the servers are stopped")
             self.prepared = True
         backend = self.app.loop.backend
         before = alloc_stats(backend).bytes_in_use
@@ -431,14 +433,16 @@ def clean_answer(raw: str, command: str) -> str:
     return "".join(line + "\n" for line in lines)
 
 
-def join_command(args: Sequence[str]) -> str:
-    """One console line from arguments, quoted by the console's rules ("..." with \\" and \\\\ inside)."""
+def join_command(args: Sequence[str], backend: str = "linux") -> str:
+    """One console line from arguments, each quoted by the console's own rule (tc_console_quote())."""
+    native = load(backend)
     out = []
     for arg in args:
-        if arg and not any(c in arg for c in ' \t"\\'):
-            out.append(arg)
-        else:
-            out.append('"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"')
+        data = arg.encode("utf-8")
+        cap = 2 * len(data) + 3
+        buf = native.ffi.new("char[]", cap)
+        n = native.check(native.lib.tc_console_quote(data, buf, cap), "quote")
+        out.append(native.ffi.unpack(buf, n).decode("utf-8"))
     return " ".join(out)
 
 
@@ -455,7 +459,7 @@ def command_timeout(command: str, timeout: float) -> float:
     """The wait for an answer: ota-prepare takes up to its deadline, and the device logs its report after it."""
     words = command.split()
     if words and words[0] == "ota-prepare":
-        deadline_ms = int(words[1]) if len(words) > 1 and words[1].isdigit() else 3000
+        deadline_ms = int(words[1]) if len(words) > 1 and words[1].isdigit() else OTA_DEADLINE_MS
         return max(timeout, deadline_ms / 1000 + 5.0)
     return timeout
 

@@ -4,10 +4,9 @@ A Loop runs the C event loop on its own thread. Every other call is carried to t
 classes may be used from any thread. C handlers (the echo service) run entirely in C; a Python ``Handler`` is
 optional and its methods run on the loop thread, where they must not block.
 
-    with Loop() as loop:
-        server = Server(loop, "127.0.0.1", 0)          # C echo handler
+    with Loop() as loop, Server(loop, "127.0.0.1", 0) as server:     # C echo handler
         print(server.port)
-        report = server.stop(deadline_ms=500)
+    # leaving the block stopped the server (server.stop() gives its report), then closed the loop
 """
 
 from __future__ import annotations
@@ -19,26 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from ._native import Native, load
-from .errors import BadAddressError, BadPortError, ClosedError, TcError
+from .errors import BadAddressError, BadPortError, TcError
 
 T = TypeVar("T")
 
 ClosePolicy = Literal["graceful", "peer_first", "abort"]
 FullPolicy = Literal["evict", "refuse", "evict-idle"]
-
-_REASONS = {
-    "TC_REASON_LOCAL": "local",
-    "TC_REASON_PEER": "peer",
-    "TC_REASON_RESET": "reset",
-    "TC_REASON_IDLE": "idle",
-    "TC_REASON_EVICTED": "evicted",
-    "TC_REASON_REFUSED": "refused",
-    "TC_REASON_STOP": "stop",
-    "TC_REASON_FORCED": "forced",
-    "TC_REASON_LINGER": "linger",
-    "TC_REASON_CONNECT": "connect",
-    "TC_REASON_NOMEM": "nomem",
-}
 
 
 def _policy(native: Native, policy: ClosePolicy) -> int:
@@ -349,7 +334,7 @@ class Loop:
     def ptr(self) -> Any:
         """The tc_loop_t * (for extension code)."""
         if self._closed:
-            raise ClosedError(-14, "CLOSED", "loop is closed")
+            raise self._native.error("CLOSED", "loop is closed")
         return self._ptr
 
     def in_loop_thread(self) -> bool:
@@ -394,19 +379,6 @@ class Loop:
     def registry(self) -> list[SockInfo]:
         """A snapshot of every tracked socket of this loop, oldest first."""
         ffi, lib = self._native.ffi, self._native.lib
-        kinds = {
-            lib.TC_KIND_LISTENER: "listener",
-            lib.TC_KIND_ACCEPTED: "accepted",
-            lib.TC_KIND_CLIENT: "client",
-            lib.TC_KIND_UDP: "udp",
-            lib.TC_KIND_EXTERNAL: "external",
-        }
-        states = {
-            lib.TC_STATE_LISTENING: "listening",
-            lib.TC_STATE_CONNECTING: "connecting",
-            lib.TC_STATE_OPEN: "open",
-            lib.TC_STATE_CLOSING: "closing",
-        }
 
         def snap() -> list[SockInfo]:
             n = lib.tc_registry_count(self._ptr)
@@ -420,15 +392,14 @@ class Loop:
                     flags.add("streaming")
                 if e.flags & lib.TC_REG_FLAG_PAUSED:
                     flags.add("paused")
-                owner = ffi.string(e.owner).decode() if e.owner != ffi.NULL else ""
                 out.append(
                     SockInfo(
                         e.id,
                         e.fd,
-                        kinds.get(e.kind, str(e.kind)),
-                        states.get(e.state, str(e.state)),
+                        self._native.text(lib.tc_kind_name(e.kind)),
+                        self._native.text(lib.tc_state_name(e.state)),
                         frozenset(flags),
-                        owner,
+                        self._native.text(e.owner),
                         _addr_text(self._native, ffi.addressof(e, "local")),
                         _addr_text(self._native, ffi.addressof(e, "peer")),
                         e.age_ms,
@@ -436,7 +407,7 @@ class Loop:
                         e.bytes_in,
                         e.bytes_out,
                         e.queued,
-                        ffi.string(lib.tc_role_name(e.role)).decode(),
+                        self._native.text(lib.tc_role_name(e.role)),
                         bool(lib.tc_role_is_long_lived(e.role)),
                     )
                 )
@@ -511,7 +482,7 @@ class Connection:
 
     def _live(self) -> Any:
         if self._ptr is None:
-            raise ClosedError(-14, "CLOSED", f"connection {self.id} is closed")
+            raise self._owner.loop.native.error("CLOSED", f"connection {self.id} is closed")
         return self._ptr
 
     def send(self, data: bytes) -> None:
@@ -550,8 +521,8 @@ class Connection:
         """Set the registry role ("tcp", "http", "ws", "sse", "stream", ...): long-lived roles ("ws", "sse",
         "stream") are exempt from the server's idle timeout (the handler keeps them alive or closes them)."""
         native = self._owner.loop.native
-        ffi, lib = native.ffi, native.lib
-        names = {ffi.string(lib.tc_role_name(r)).decode(): r for r in range(lib.TC_ROLE_COUNT)}
+        lib = native.lib
+        names = {name: r for r, name in native.names(lib.tc_role_name, lib.TC_ROLE_COUNT).items()}
         if role not in names:
             raise ValueError(f"role must be one of {', '.join(names)}, not {role!r}")
         self._owner.loop.call(lambda: lib.tc_conn_set_role(self._live(), names[role]))
@@ -569,7 +540,24 @@ def _conn_config(native: Native, c: Any, opts: dict[str, Any]) -> None:
         c.close_policy = _policy(native, opts["close_policy"])
 
 
-class _Endpoint:
+_S = TypeVar("_S", bound="Stoppable")
+
+
+class Stoppable:
+    """A handle with ``stop(deadline_ms)``; ``with`` stops it on leaving the block (also on an exception), with
+    the default deadline. Stopping twice is harmless: the second stop returns the first one's report."""
+
+    def stop(self, deadline_ms: int = 1000) -> object:
+        raise NotImplementedError
+
+    def __enter__(self: _S) -> _S:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class _Endpoint(Stoppable):
     """What Server and Client share: the loop, the handler and the Connection objects of live connections."""
 
     def __init__(self, loop: Loop, handler: Handler | Literal["echo"], name: str) -> None:
@@ -610,11 +598,7 @@ class _Endpoint:
         elif ev == lib.TC_EV_CLOSE:
             del self._conns[cid]
             c._ptr = None
-            reason = "unknown"
-            for cname, text in _REASONS.items():
-                if getattr(lib, cname) == length:
-                    reason = text
-            self.handler.on_close(c, reason)
+            self.handler.on_close(c, native.text(lib.tc_close_reason_name(length)))
 
 
 class Server(_Endpoint):
@@ -712,7 +696,7 @@ class Server(_Endpoint):
 
     def _live(self) -> Any:
         if self._ptr is None:
-            raise ClosedError(-14, "CLOSED", "server is stopped")
+            raise self.loop.native.error("CLOSED", "server is stopped")
         return self._ptr
 
     def _stopped(self, report: Any) -> None:
@@ -824,7 +808,7 @@ class Client(_Endpoint):
 
     def _live(self) -> Any:
         if self._ptr is None:
-            raise ClosedError(-14, "CLOSED", "client is stopped")
+            raise self.loop.native.error("CLOSED", "client is stopped")
         return self._ptr
 
     def stats(self) -> ClientStats:

@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from .httphead import read_response_head
+
 EXIT_OK = 0
 EXIT_CODES = {"target": 2, "resolve": 3, "tcp": 4, "http": 5, "websocket": 6, "stream": 7}
 
@@ -91,47 +93,34 @@ def _http_get(host: str, port: int, path: str, timeout: float) -> tuple[int, dic
     with socket.create_connection((host, port), timeout=timeout) as s:
         hh = f"[{host}]" if ":" in host else host
         s.sendall(f"GET {path} HTTP/1.1\r\nHost: {hh}:{port}\r\nConnection: close\r\n\r\n".encode())
-        buf = b""
-        while b"\r\n\r\n" not in buf:
-            chunk = s.recv(65536)
-            if not chunk:
-                raise ConnectionError("the server closed without an HTTP answer")
-            buf += chunk
-            if len(buf) > 65536:
-                raise ValueError("no end of the HTTP head in 64 KiB")
-    head, _, body = buf.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    if not lines[0].startswith("HTTP/1."):
-        raise ValueError(f"not HTTP: {lines[0][:60]!r}")
-    status = int(lines[0].split()[1])
-    headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
-    return status, headers, body
+        buf = bytearray()
+        head = read_response_head(s, buf)
+    return head.status, head.headers, bytes(buf)
 
 
 def _first_frame(host: str, port: int, path: str, timeout: float) -> int:
     """Read the first part of a multipart/x-mixed-replace stream; return its size."""
     with socket.create_connection((host, port), timeout=timeout) as s:
         s.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
-        buf = b""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        body = bytearray()
+        head = read_response_head(s, body, deadline=deadline)
+        if head.status != 200:
+            raise ValueError(f"HTTP {head.status} for {path}")
+        if "multipart/x-mixed-replace" not in head.headers.get("content-type", "").lower():
+            raise ValueError(f"{path} is not an MJPEG stream")
+        while True:
+            soi = body.find(b"\xff\xd8")
+            eoi = body.find(b"\xff\xd9", soi + 2) if soi >= 0 else -1
+            if eoi > soi >= 0:
+                return eoi + 2 - soi
+            if time.monotonic() >= deadline:
+                break
+            s.settimeout(max(0.001, deadline - time.monotonic()))
             chunk = s.recv(65536)
             if not chunk:
                 raise ConnectionError("the stream ended before its first frame")
-            buf += chunk
-            if b"\r\n\r\n" in buf:
-                head = buf.split(b"\r\n\r\n", 1)[0].decode("latin-1")
-                status = int(head.split()[1])
-                if status != 200:
-                    raise ValueError(f"HTTP {status} for {path}")
-                low = head.lower()
-                if "multipart/x-mixed-replace" not in low:
-                    raise ValueError(f"{path} is not an MJPEG stream")
-                body = buf.split(b"\r\n\r\n", 1)[1]
-                soi = body.find(b"\xff\xd8")
-                eoi = body.find(b"\xff\xd9", soi + 2) if soi >= 0 else -1
-                if eoi > soi >= 0:
-                    return eoi + 2 - soi
+            body += chunk
         raise TimeoutError("no complete frame before the timeout")
 
 

@@ -19,6 +19,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from urllib.parse import urlsplit
 
+from .httphead import read_response_head
+
 FAILURE_CLASSES = ("refused", "reset", "stalled", "timed_out", "port_exhausted", "other")
 
 
@@ -110,18 +112,9 @@ def _classify(exc: BaseException) -> str:
 
 def _read_http_response(sock: socket.socket, deadline: float) -> None:
     """Read one HTTP response by its framing; raise on a short or malformed response."""
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        sock.settimeout(max(0.001, deadline - time.monotonic()))
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionResetError("closed before the response head")
-        buf += chunk
-    head, _, body = buf.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    if not lines[0].startswith("HTTP/1."):
-        raise ValueError(f"not an HTTP response: {lines[0][:40]!r}")
-    headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+    rest = bytearray()
+    headers = read_response_head(sock, rest, deadline=deadline).headers
+    body = bytes(rest)
     if "content-length" in headers:
         need = int(headers["content-length"])
         while len(body) < need:

@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .httphead import read_response_head
+
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 section 1.3
 
 
@@ -68,23 +70,6 @@ class HttpResponse:
     status: int
     headers: dict[str, str]
     body: bytes
-
-
-def _read_head(s: socket.socket, buf: bytearray, limit: int = 65536) -> tuple[int, dict[str, str]]:
-    while b"\r\n\r\n" not in buf:
-        chunk = s.recv(65536)
-        if not chunk:
-            raise ConnectionError(f"closed before the end of the HTTP head ({bytes(buf[:60])!r})")
-        buf += chunk
-        if len(buf) > limit:
-            raise ValueError(f"no end of the HTTP head in {limit} bytes")
-    head, _, rest = bytes(buf).partition(b"\r\n\r\n")
-    buf[:] = rest
-    lines = head.decode("latin-1").split("\r\n")
-    if not lines[0].startswith("HTTP/1."):
-        raise ValueError(f"not HTTP: {lines[0][:60]!r}")
-    headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
-    return int(lines[0].split()[1]), headers
 
 
 class _Dechunker:
@@ -136,7 +121,8 @@ def http_request(
             head += f"Content-Length: {len(body)}\r\n"
         s.sendall(head.encode() + b"\r\n" + body)
         buf = bytearray()
-        status, headers = _read_head(s, buf)
+        answer = read_response_head(s, buf)
+        status, headers = answer.status, answer.headers
         if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
             return HttpResponse(status, headers, b"")
         chunked = "chunked" in headers.get("transfer-encoding", "").lower()
@@ -160,7 +146,8 @@ def ws_echo(host: str, port: int, path: str, message: bytes, timeout: float = 5.
             f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n\r\n".encode()
         )
         buf = bytearray()
-        status, headers = _read_head(s, buf)
+        answer = read_response_head(s, buf)
+        status, headers = answer.status, answer.headers
         if status != 101:
             raise AssertionError(f"WebSocket upgrade of {path}: HTTP {status}")
         accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
@@ -201,7 +188,8 @@ class MjpegStream:
         self.sock = connect(host, port, timeout)
         self.sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
         buf = bytearray()
-        self.status, self.headers = _read_head(self.sock, buf)
+        head = read_response_head(self.sock, buf)
+        self.status, self.headers = head.status, head.headers
         if self.status != 200:
             self.sock.close()
             raise AssertionError(f"GET {path}: HTTP {self.status}")

@@ -26,6 +26,8 @@ from pathlib import Path
 
 from cffi import FFI
 
+from tcp_core_build import cdefgen
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 COMPONENT = ROOT / "components" / "tcp_core"
@@ -80,21 +82,8 @@ def lwip_available() -> tuple[bool, str]:
     return True, ""
 
 
-PREAMBLE = """
-#include "tc_err.h"
-#include "tc_alloc.h"
-#include "tc_addr.h"
-#include "tc_loop.h"
-#include "tc_registry.h"
-#include "tc_backend.h"
-#include "tc_sock.h" /* private (src/): tc_sock_global_init() brings the lwIP TAP backend up */
-#include "tc_tcp.h"
-#include "tc_http.h"
-#include "tc_app.h"
-#include "tc_captive.h"
-#include "tc_console.h"
-
-/* The default-config macros as functions: cffi cannot read designated-initialiser macros. */
+# C helpers of the extension (their declarations: glue.h): cffi cannot read designated-initialiser macros.
+GLUE = """
 static void tcpy_server_defaults(tc_server_config_t *c) { tc_server_config_t d = TC_SERVER_DEFAULT_CONFIG(); *c = d; }
 static void tcpy_client_defaults(tc_client_config_t *c) { tc_client_config_t d = TC_CLIENT_DEFAULT_CONFIG(); *c = d; }
 static void tcpy_app_defaults(tc_app_config_t *c) { tc_app_config_t d = TC_APP_DEFAULT_CONFIG(); *c = d; }
@@ -106,6 +95,26 @@ static void tcpy_console_defaults(tc_console_config_t *c)
 }
 static const char *tcpy_console_prompt(void) { return TC_CONSOLE_PROMPT; }
 """
+
+
+def declare(ffi: FFI, include_dirs: list[str], macros: list[tuple[str, str | None]], cflags: list[str]) -> str:
+    """Give ffi the declarations generated from the bound headers (one cdef each) and glue.h; return the C source
+    that the extension starts with (the headers and the glue helpers)."""
+    try:
+        headers = cdefgen.generate(include_dirs, macros, cflags)
+    except cdefgen.CdefError as exc:
+        raise SystemExit(f"tcp_core: cannot generate the Python bindings: {exc}") from None
+    for h in headers:
+        try:
+            ffi.cdef(h.text)
+        except Exception as exc:  # cffi's CDefError and pycparser's ParseError: say which header
+            raise SystemExit(
+                f"tcp_core: cffi cannot read the declarations generated from {h.name}: {exc}\n"
+                f"(see them with: python3 python/tcp_core_build/cdefgen.py)"
+            ) from None
+    ffi.cdef((HERE / "glue.h").read_text())
+    includes = "".join(f'#include "{name}"\n' for name in cdefgen.BOUND_HEADERS)
+    return includes + GLUE
 
 
 def kconfig_defaults() -> list[tuple[str, str]]:
@@ -129,24 +138,23 @@ def kconfig_defaults() -> list[tuple[str, str]]:
 
 def _make_ffi(module: str, backend: str, device: bool = False) -> FFI:
     ffi = FFI()
-    ffi.cdef((HERE / "cdefs.h").read_text())
     sources = [*portable_sources(), *demo_sources(), *backend_sources(backend)]
     cflags = ["-std=c11", "-Wall", "-Wextra", "-Werror", "-Wno-unused-function"]
     cflags += shlex.split(os.environ.get("TCP_CORE_CFLAGS", ""))
     ldflags: list[str] = shlex.split(os.environ.get("TCP_CORE_LDFLAGS", ""))
-    # port/os/posix: the core's platform (tc_port.h) on a Linux host
-    include_dirs = [os.path.relpath(COMPONENT / d, ROOT) for d in ("include", "src", "port/os/posix")]
-    include_dirs.append(os.path.relpath(DEMO / "app", ROOT))  # tc_app.h
+    include_dirs = cdefgen.host_include_dirs()
     libraries = ["pthread"]
     if backend == "lwip":
         cflags += _pkg_config("--cflags")
         libraries += [flag[2:] for flag in _pkg_config("--libs") if flag.startswith("-l")]
+    macros: list[tuple[str, str | None]] = [("_GNU_SOURCE", None), *(kconfig_defaults() if device else [])]
+    preamble = declare(ffi, include_dirs, macros, [f for f in cflags if f.startswith(("-D", "-U", "-I"))])
     ffi.set_source(
         module,
-        PREAMBLE,
+        preamble,
         sources=sources,
         include_dirs=include_dirs,
-        define_macros=[("_GNU_SOURCE", None), *(kconfig_defaults() if device else [])],
+        define_macros=macros,
         extra_compile_args=cflags,
         extra_link_args=ldflags,
         libraries=libraries,

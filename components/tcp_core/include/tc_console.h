@@ -143,6 +143,19 @@ int tc_console_exec(const tc_console_config_t *cfg, const char *line, char *out,
 int tc_console_exec_argv(const tc_console_config_t *cfg, int argc, char *const argv[], char *out, size_t cap);
 
 /**
+ * @brief One argument as the console's line splitter reads it back: as it is when it has no blank, quote or
+ * backslash and is not empty, else in double quotes with \" and \\ inside. Thread-safe.
+ *
+ * Front ends that build a command line from arguments (a host tool sending `wifi "my net" pass`) use it.
+ * @param arg  the argument (NUL-terminated)
+ * @param out  where the text goes (always NUL-terminated when cap > 0)
+ * @param cap  size of out
+ * @return the length of the whole quoted text (snprintf-style: a value >= cap means it was cut), TC_EINVAL for a
+ *         NULL arg, or NULL out with cap > 0
+ */
+int tc_console_quote(const char *arg, char *out, size_t cap);
+
+/**
  * @brief Write the registry lines of `status`: a summary line, then one line per socket, oldest first.
  *
  * Thread-safety: the loop's thread only (it walks the registry). Format of a socket line:

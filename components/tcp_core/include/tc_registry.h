@@ -86,6 +86,20 @@ enum {
 const char *tc_role_name(unsigned role);
 
 /**
+ * @brief The name of a kind: "listener", "accepted", "client", "udp", "external". Thread-safe.
+ * @param kind  a tc_kind_t
+ * @return a static string ("?" for an unknown value)
+ */
+const char *tc_kind_name(unsigned kind);
+
+/**
+ * @brief The name of a state: "listening", "connecting", "open", "closing". Thread-safe.
+ * @param state  a tc_state_t
+ * @return a static string ("?" for an unknown value)
+ */
+const char *tc_state_name(unsigned state);
+
+/**
  * @brief Whether a role is a long-lived session (WebSocket, SSE, stream): exempt from the keep-alive idle timeout
  * (each has its own liveness check) and to be spared by admission policies. Thread-safe.
  * @return 1 or 0

@@ -99,6 +99,14 @@ typedef enum {
 } tc_close_reason_t;
 
 /**
+ * @brief The name of a close reason: "local", "peer", "reset", "idle", "evicted", "refused", "stop", "forced",
+ * "linger", "connect", "nomem". Thread-safe.
+ * @param reason  a tc_close_reason_t
+ * @return a static string ("?" for an unknown value)
+ */
+const char *tc_close_reason_name(unsigned reason);
+
+/**
  * @brief The one callback of a server or client. Owner (connection) first, user last.
  * @param conn  the connection
  * @param ev    the event

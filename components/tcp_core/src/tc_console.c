@@ -81,18 +81,6 @@ static int out_end(out_t *o)
 
 /* ---- status (loop thread) ---- */
 
-static const char *kind_name(int kind)
-{
-    static const char *const names[] = {"?", "listener", "accepted", "client", "udp", "external"};
-    return kind >= TC_KIND_LISTENER && kind <= TC_KIND_EXTERNAL ? names[kind] : names[0];
-}
-
-static const char *state_name(int state)
-{
-    static const char *const names[] = {"?", "listening", "connecting", "open", "closing"};
-    return state >= TC_STATE_LISTENING && state <= TC_STATE_CLOSING ? names[state] : names[0];
-}
-
 static int status_line(const tc_sock_info_t *s, void *user)
 {
     out_t *o = user;
@@ -103,7 +91,8 @@ static int status_line(const tc_sock_info_t *s, void *user)
     if (s->peer.family) {
         tc_addr_format(&s->peer, 1, peer, sizeof(peer));
     }
-    oput(o, "  #%" PRIu32 " %s %s %s", s->id, kind_name(s->kind), state_name(s->state), s->owner ? s->owner : "-");
+    oput(o, "  #%" PRIu32 " %s %s %s", s->id, tc_kind_name(s->kind), tc_state_name(s->state),
+         s->owner ? s->owner : "-");
     if (local[0]) {
         oput(o, " %s", local);
     }
@@ -370,13 +359,54 @@ int tc_console_exec_argv(const tc_console_config_t *cfg, int argc, char *const a
     return rc < 0 ? rc : len;
 }
 
-/* Split a line in place: blanks separate, "..." groups, \" and \\ escape inside quotes. */
+static int is_blank(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+int tc_console_quote(const char *arg, char *out, size_t cap)
+{
+    if (!arg || (!out && cap > 0)) {
+        return TC_EINVAL;
+    }
+    int plain = arg[0] != '\0';
+    for (const char *c = arg; *c && plain; c++) {
+        plain = !is_blank(*c) && *c != '"' && *c != '\\';
+    }
+    size_t n = 0;
+#define PUT(ch)             \
+    do {                    \
+        if (n + 1 < cap) {  \
+            out[n] = (ch);  \
+        }                   \
+        n++;                \
+    } while (0)
+    if (!plain) {
+        PUT('"');
+    }
+    for (const char *c = arg; *c; c++) {
+        if (!plain && (*c == '"' || *c == '\\')) {
+            PUT('\\');
+        }
+        PUT(*c);
+    }
+    if (!plain) {
+        PUT('"');
+    }
+#undef PUT
+    if (cap > 0) {
+        out[n < cap ? n : cap - 1] = '\0';
+    }
+    return n > INT32_MAX ? TC_ETOOBIG : (int)n;
+}
+
+/* Split a line in place: blanks separate, "..." groups, \" and \\ escape inside quotes (tc_console_quote()). */
 static int split(char *line, char *argv[], int max, int *argc)
 {
     int n = 0;
     char *r = line, *w = line;
     for (;;) {
-        while (*r == ' ' || *r == '\t' || *r == '\r' || *r == '\n') {
+        while (is_blank(*r)) {
             r++;
         }
         if (*r == '\0') {
@@ -400,7 +430,7 @@ static int split(char *line, char *argv[], int max, int *argc)
                 quoted = 1;
                 r++;
                 continue;
-            } else if (*r == ' ' || *r == '\t' || *r == '\r' || *r == '\n') {
+            } else if (is_blank(*r)) {
                 break;
             }
             *w++ = *r++;

@@ -811,6 +811,18 @@ const char *tc_role_name(unsigned role)
     return role < TC_ROLE_COUNT ? names[role] : "?";
 }
 
+const char *tc_kind_name(unsigned kind)
+{
+    static const char *const names[] = {"?", "listener", "accepted", "client", "udp", "external"};
+    return kind >= TC_KIND_LISTENER && kind <= TC_KIND_EXTERNAL ? names[kind] : names[0];
+}
+
+const char *tc_state_name(unsigned state)
+{
+    static const char *const names[] = {"?", "listening", "connecting", "open", "closing"};
+    return state >= TC_STATE_LISTENING && state <= TC_STATE_CLOSING ? names[state] : names[0];
+}
+
 int tc_role_is_long_lived(unsigned role)
 {
     return role == TC_ROLE_WS || role == TC_ROLE_SSE || role == TC_ROLE_STREAM;

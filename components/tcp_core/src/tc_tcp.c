@@ -1364,3 +1364,10 @@ void tc_echo_cb(tc_conn_t *conn, tc_event_t ev, const void *data, size_t len, vo
         tc_conn_close(conn, TC_CLOSE_ABORT);
     }
 }
+
+const char *tc_close_reason_name(unsigned reason)
+{
+    static const char *const names[] = {"?",    "local",  "peer",   "reset",   "idle",  "evicted",
+                                        "refused", "stop", "forced", "linger", "connect", "nomem"};
+    return reason >= TC_REASON_LOCAL && reason <= TC_REASON_NOMEM ? names[reason] : names[0];
+}

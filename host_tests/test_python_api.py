@@ -1,0 +1,120 @@
+"""The Python layer's own contracts: ``with`` stops every stoppable handle, errors carry C's names and messages,
+names come from C's tables, and the one HTTP response-head reader."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+import tcp_core
+from conftest import connect, recv_exact, wait_until
+from tcp_core import Client, ClosedError, Loop, Server
+from tcp_core.app import App
+from tcp_core.httphead import read_response_head
+from tcp_core.testing import http_request
+
+
+def test_with_server_stops_it_and_frees_the_port(loop: Loop, server_host: str) -> None:
+    with Server(loop, server_host, 0) as srv:
+        s = connect(server_host, srv.port)
+        s.sendall(b"ping")
+        assert recv_exact(s, 4) == b"ping"
+        assert wait_until(lambda: srv.conn_count == 1)
+    report = srv.stop()  # the block stopped it: a second stop gives the same report
+    assert report.graceful + report.forced == 1, report
+    with pytest.raises(ClosedError, match="server is stopped"):
+        _ = srv.conn_count
+    assert not [e for e in loop.registry() if e.owner == "tcp"]
+    s.close()
+    with Server(loop, server_host, srv.port) as again:  # the listening port was released
+        assert again.port == srv.port
+
+
+def test_with_stops_on_an_exception_too(loop: Loop, server_host: str) -> None:
+    with pytest.raises(RuntimeError, match="boom"), Server(loop, server_host, 0) as srv:
+        raise RuntimeError("boom")
+    assert srv._ptr is None and srv not in loop._owned
+    assert loop.registry() == []
+
+
+def test_with_client_stops_reconnecting(loop: Loop, server_host: str) -> None:
+    with Server(loop, server_host, 0) as srv:
+        with Client(loop, server_host, srv.port, name="ctx-client") as cli:
+            assert wait_until(lambda: cli.stats().connected)
+        with pytest.raises(ClosedError, match="client is stopped"):
+            cli.stats()
+        assert wait_until(lambda: not [e for e in loop.registry() if e.owner == "ctx-client"])
+
+
+def test_with_app_stops_every_service(loop: Loop, server_host: str) -> None:
+    with App(loop, server_host, echo_port=0, http_port=0) as app:
+        assert http_request(server_host, app.http_port, "GET", "/api/status").status == 200
+    assert app.stop().http.elapsed_ms >= 0  # the report of the stop the block made
+    with pytest.raises(ClosedError, match="services are stopped"):
+        app.status()
+    assert loop.registry() == []
+
+
+def test_with_loop_stops_what_it_owns(backend: str) -> None:
+    if backend != "linux":
+        pytest.skip("one lwIP loop per process (the fixture's)")
+    with Loop() as lp:
+        srv = Server(lp, "127.0.0.1", 0)
+    assert srv._ptr is None
+    with pytest.raises(ClosedError, match="loop is closed"):
+        _ = lp.ptr
+
+
+def test_errors_carry_the_c_name_and_message() -> None:
+    native = tcp_core._native.load("linux")
+    err = native.error("CLOSED", "server is stopped")
+    assert isinstance(err, ClosedError) and isinstance(err, ConnectionError)
+    assert (err.code, err.name) == (int(native.lib.TC_ECLOSED), "CLOSED")
+    assert str(err) == f"server is stopped: {native.text(native.lib.tc_strerror(err.code))} (TC_ECLOSED)"
+    assert native.error(int(native.lib.TC_EBUSY)).name == "BUSY"
+
+
+def test_names_come_from_the_c_tables(loop: Loop, server_host: str) -> None:
+    lib = loop.native.lib
+    assert loop.native.text(lib.tc_kind_name(lib.TC_KIND_LISTENER)) == "listener"
+    assert loop.native.text(lib.tc_state_name(lib.TC_STATE_OPEN)) == "open"
+    assert loop.native.text(lib.tc_close_reason_name(lib.TC_REASON_IDLE)) == "idle"
+    for fn in (lib.tc_kind_name, lib.tc_state_name, lib.tc_close_reason_name, lib.tc_role_name):
+        assert loop.native.text(fn(250)) == "?"
+    with Server(loop, server_host, 0, name="names"):
+        (entry,) = [e for e in loop.registry() if e.owner == "names"]
+        assert (entry.kind, entry.state, entry.role) == ("listener", "listening", "listener")
+
+
+# ---- the response-head reader, on a socket pair (the bytes arrive in pieces) ----
+
+
+def _pair(*pieces: bytes) -> socket.socket:
+    a, b = socket.socketpair()
+    for p in pieces:
+        a.sendall(p)
+    a.close()
+    b.settimeout(5)
+    return b
+
+
+def test_head_reader_leaves_the_body_in_the_buffer() -> None:
+    s = _pair(b"HTTP/1.1 404 Not ", b"Found\r\nContent-Length: 5\r\nX-A:  b \r\n", b"\r\nhel", b"lo")
+    with s:
+        rest = bytearray()
+        head = read_response_head(s, rest)
+        while chunk := s.recv(4096):  # the rest of the body: nothing after the head was lost
+            rest += chunk
+    assert (head.status, head.reason, head.headers) == (404, "Not Found", {"content-length": "5", "x-a": "b"})
+    assert head.raw.endswith(b"\r\n\r\n") and head.content_length == 5
+    assert rest == b"hello"
+
+
+def test_head_reader_refuses_what_is_not_a_head() -> None:
+    with _pair(b"HTTP/1.1 200 OK\r\nContent-Le") as s, pytest.raises(ConnectionResetError, match="closed before"):
+        read_response_head(s)
+    with _pair(b"SSH-2.0-OpenSSH\r\n\r\n") as s, pytest.raises(ValueError, match="not an HTTP response"):
+        read_response_head(s)
+    with _pair(b"HTTP/1.1 200 OK\r\n" + b"X: y\r\n" * 200) as s, pytest.raises(ValueError, match="no end"):
+        read_response_head(s, limit=512)
