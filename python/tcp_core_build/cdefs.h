@@ -259,6 +259,8 @@ int tc_app_status_json_app(const tc_app_t *app, char *buf, size_t cap);
 typedef struct tc_ota tc_ota_t;
 tc_ota_t *tc_app_ota(const tc_app_t *app);
 int tc_ota_status_json(const tc_ota_t *ota, char *buf, size_t cap);
+int tc_ota_progress_line(const tc_ota_t *ota, char *buf, size_t cap);
+int tc_app_console_ota(char *buf, size_t cap, void *app);
 
 /* tc_console.h */
 #define TC_CONSOLE_OTA_DEADLINE_MS ...
@@ -273,11 +275,14 @@ typedef struct {
 typedef int (*tc_console_wifi_cb)(const char *ssid, const char *password, void *user);
 typedef int (*tc_console_ota_cb)(uint32_t deadline_ms, tc_console_ota_result_t *result, void *user);
 typedef int (*tc_console_info_cb)(char *buf, size_t cap, void *user);
+typedef int (*tc_console_loop_info_cb)(char *buf, size_t cap, void *user);
 typedef struct {
     tc_loop_t *loop;
     tc_console_wifi_cb wifi;
     tc_console_ota_cb ota_prepare;
     tc_console_info_cb info;
+    tc_console_loop_info_cb ota;
+    void *ota_user;
     void *user;
     uint32_t loop_wait_ms;
 } tc_console_config_t;

@@ -175,6 +175,13 @@ tc_ota_t *tc_app_ota(const tc_app_t *app);
  */
 void tc_app_ota_paused(tc_app_t *app, const char *report);
 
+/**
+ * @brief The OTA progress line of the app's upload route for the console (tc_console_config_t.ota, with ota_user =
+ * the app): tc_ota_progress_line(), or a line saying there is no route. Loop thread.
+ * @return snprintf's length
+ */
+int tc_app_console_ota(char *buf, size_t cap, void *app);
+
 /** @brief The client (NULL when not running). */
 tc_client_t *tc_app_client(const tc_app_t *app);
 

@@ -1073,6 +1073,15 @@ tc_ota_t *tc_app_ota(const tc_app_t *app)
     return app->ota;
 }
 
+int tc_app_console_ota(char *buf, size_t cap, void *app)
+{
+    const tc_app_t *a = app;
+    if (a == NULL || a->ota == NULL) {
+        return snprintf(buf, cap, "ota: no firmware upload route (no sink configured)\n");
+    }
+    return tc_ota_progress_line(a->ota, buf, cap);
+}
+
 tc_client_t *tc_app_client(const tc_app_t *app)
 {
     return app->client;
