@@ -309,6 +309,7 @@ static int upload_head(tc_http_req_t *req, void *user)
     ota->last_status = 0;
     ota->last_sha[0] = '\0';
     set_msg(ota->last_msg, "receiving");
+    ota->prepare_report[0] = '\0'; /* this upload's own, once its prepare reports */
     tc_http_req_set_data(req, u);
     if (ota->cfg.prepare == NULL || ota->paused) {
         start_writing(u); /* answered on failure */
