@@ -2,10 +2,10 @@
 """tcp_core's MJPEG stream under load: 4 viewers x 30 fps x 50 KB frames for 10 s while a fifth viewer never reads.
 
 The server is `tcp-core serve --stream-fps 30 --stream-frame-bytes 51200` (python -m tcp_core.cli serve, pinned to
-CPU 0 with taskset): /stream is C (tc_app.c stream_produce, tc_http.c); Python only starts and stops it. This script
-runs on CPU 1. It opens the viewer that never reads (it sends its request and nothing else), then the 4 viewers,
-which parse every multipart part (HTTP/1.1: de-chunked first) and check it is a whole JPEG of the asked size; after
-a warm-up it counts, for --duration seconds, the frames that were due and the ones that came late.
+CPU 0 with taskset): /stream is C (tc_app.c stream_produce, tc_http_stream.c); Python only starts and stops it.
+This script runs on CPU 1. It opens the viewer that never reads (it sends its request and nothing else), then the
+4 viewers, which parse every multipart part (HTTP/1.1: de-chunked first) and check it is a whole JPEG of the asked
+size; after a warm-up it counts, for --duration seconds, the frames that were due and the ones that came late.
 
 Late, precisely: tc_app.c sends frame k at ceil(k * 1000 / fps) ms of the monotonic clock (CLOCK_MONOTONIC, which
 this script reads too), the same instants for every viewer, and skips a viewer whose socket cannot take the frame at

@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "tc_http_parser.h"
+#include "tc_http_route.h"
 #include "tc_check.h"
 
 static int slice_is(tc_http_slice_t s, const char *want)

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "tc_http_parser.h"
+#include "tc_http_route.h"
 
 static int in_buf(tc_http_slice_t s, const char *buf, size_t len)
 {

@@ -1,5 +1,5 @@
 /*
- * tc_http_parser.h - a pure HTTP/1.1 request-head parser, chunked-body decoder, path decoder and route matcher:
+ * tc_http_parser.h - a pure HTTP/1.1 request-head parser and chunked-body decoder:
  * no allocation, outputs are slices of the caller's input, and every function says "consumed, incomplete or error".
  *
  * The parser is strict where leniency has been a vulnerability: lone CR or LF, NUL and other control bytes, obs-fold,
@@ -132,26 +132,6 @@ int tc_http_list_has(tc_http_slice_t list, const char *token);
 
 /** @brief The HTTP status a parser error stands for (400 for unknown codes). */
 int tc_http_error_status(int err);
-
-/**
- * @brief Percent-decode a path into dst (NUL-terminated). "%00" and malformed escapes are refused; '+' is kept.
- * @return the decoded length, or -1 (malformed, or dst smaller than the result + 1)
- */
-int tc_http_path_decode(const char *src, size_t len, char *dst, size_t cap);
-
-/** A route parameter: ":id" in the pattern gives name "id" and the matching segment as value. */
-typedef struct {
-    tc_http_slice_t name;
-    tc_http_slice_t value;
-} tc_http_param_t;
-
-/**
- * @brief Match a decoded path against a pattern: literal segments, ":name" (one non-empty segment) and a final "*"
- * segment (any rest, including nothing: "/static/ *" without the space matches "/static/" and "/static/a/b").
- * @param params  receives up to max parameters (slices of pattern and path)
- * @return the number of parameters (>= 0) on a match, -1 otherwise (also when more than max parameters)
- */
-int tc_http_route_match(const char *pattern, const char *path, tc_http_param_t *params, int max);
 
 /** Incremental chunked-body decoder state (RFC 9112 7.1). */
 typedef struct {

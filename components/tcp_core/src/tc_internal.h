@@ -60,7 +60,7 @@ struct tc_regent {
     size_t queued;
 };
 
-/* Loop internals used by tc_tcp.c, tc_registry.c and the services. */
+/* Loop internals used by tc_tcp.c, the registry (tc_loop.c, tc_registry_ext.c) and the services. */
 void tc__io_init(tc_io_t *io, int fd, tc_io_cb cb);
 int tc__io_start(tc_loop_t *loop, tc_io_t *io, int events);
 void tc__io_set(tc_loop_t *loop, tc_io_t *io, int events);

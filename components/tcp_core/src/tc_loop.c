@@ -1,6 +1,7 @@
 /*
- * tc_loop.c - the poll() loop: a dense poll set with deferred removal, a binary heap of timers, a wake-up pair for
- * posts from other threads, and the after-dispatch work list where closes are carried out.
+ * tc_loop.c - the event loop: readiness from the backend's readiness set (epoll on Linux) or from poll() over a dense
+ * slot array with deferred removal, a binary heap of timers, a wake-up pair for posts from other threads, the
+ * after-dispatch work list where closes are carried out, and the registry of tracked sockets.
  */
 #include <stdlib.h>
 #include <string.h>

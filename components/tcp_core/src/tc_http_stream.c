@@ -1,0 +1,224 @@
+/*
+ * tc_http_stream.c - streamed responses: chunked bodies, MJPEG (multipart/x-mixed-replace) and server-sent events.
+ * A stream is a producer the loop asks for the next part when the socket can take it (TC_EV_DRAINED or its own
+ * timer), so a camera that never stops never blocks the loop or a stop.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "tc_err.h"
+#include "tc_http_internal.h"
+
+static const char MJPEG_BOUNDARY[] = "tcpcoreframe";
+
+void tc__stream_end(tc_http_req_t *req, int clean)
+{
+    hconn_t *hc = req->hc;
+    tc__timer_disarm(&req->stream_timer);
+    if (clean) {
+        if (req->stream_kind == TC_HTTP_STREAM_MJPEG && req->mjpeg_chunked) {
+            tc_conn_send(hc->c, "12\r\n--tcpcoreframe--\r\n\r\n0\r\n\r\n", 29);
+        } else if (req->stream_kind == TC_HTTP_STREAM_MJPEG) {
+            tc_conn_send(hc->c, "--tcpcoreframe--\r\n", 18);
+        } else {
+            tc_conn_send(hc->c, "0\r\n\r\n", 5);
+        }
+        if (req->h->stopping) {
+            req->h->report.streams_ended++;
+        }
+    }
+    /* MJPEG is close-delimited; a chunked or SSE stream that ended cleanly is a finished response, and the
+     * connection goes back to keep-alive like any other. */
+    if ((req->stream_kind == TC_HTTP_STREAM_MJPEG && !req->mjpeg_chunked) || !clean) {
+        req->keep_alive = 0;
+    } else {
+        tc__conn_reg_flags(hc->c, 0, TC_REG_FLAG_STREAMING);
+        tc_conn_set_role(hc->c, TC_ROLE_HTTP);
+        tc__http_req_finish(req);
+        return;
+    }
+    tc_conn_t *c = hc->c;
+    int graceful = clean && req->stream_kind == TC_HTTP_STREAM_MJPEG;
+    hc->state = HC_DONE;
+    hc->req = NULL;
+    tc__http_req_free(req);
+    /* A close-delimited stream must end with our FIN, or the viewer cannot tell the end from a stall. */
+    tc_conn_close(c, clean ? (graceful ? TC_CLOSE_GRACEFUL : HC_HTTP(hc)->cfg.close_policy) : TC_CLOSE_ABORT);
+}
+
+static void stream_call(tc_http_req_t *req)
+{
+    hconn_t *hc = req->hc;
+    req->stream_waiting = 0;
+    if (HC_HTTP(hc)->stopping) {
+        tc__stream_end(req, 1);
+        return;
+    }
+    if (!tc_http_stream_ready(req)) {
+        /* Asked only when a part fits (TC_EV_DRAINED brings it back): a producer whose first write would be refused
+         * (pipelined answers queued ahead of the stream) is not made to fail, nor polled in a loop. */
+        req->stream_waiting = 1;
+        return;
+    }
+    int64_t next = req->produce(req, req->produce_user);
+    if (next == TC_HTTP_STREAM_END) {
+        tc__stream_end(req, 1);
+        return;
+    }
+    if (next < 0) {
+        tc__stream_end(req, 0);
+        return;
+    }
+    if (next > 0) {
+        tc__timer_arm(&req->stream_timer, (uint64_t)next);
+    } else if (!tc_http_stream_ready(req)) {
+        req->stream_waiting = 1; /* TC_EV_DRAINED brings us back */
+    } else {
+        tc__timer_arm(&req->stream_timer, 0); /* next iteration: never spin inside one */
+    }
+}
+
+static int64_t stream_timer_cb(tc_timer_t *t, void *user)
+{
+    (void)t;
+    stream_call(user);
+    return TC_TIMER_STOP;
+}
+
+void tc__stream_kick(tc_http_req_t *req)
+{
+    tc__timer_arm(&req->stream_timer, 0);
+}
+
+int tc_http_stream(tc_http_req_t *req, tc_http_stream_kind_t kind, const char *ctype, tc_http_produce_cb produce,
+                   void *user)
+{
+    if (req == NULL || produce == NULL || req->answered || req->body_pending || kind < TC_HTTP_STREAM_CHUNKED ||
+        kind > TC_HTTP_STREAM_SSE) {
+        return TC_EINVAL;
+    }
+    if (req->hc == NULL) {
+        return TC_ECLOSED;
+    }
+    char ct[128];
+    const char *extra = "Transfer-Encoding: chunked\r\nCache-Control: no-cache\r\n";
+    if (kind == TC_HTTP_STREAM_MJPEG) {
+        snprintf(ct, sizeof(ct), "multipart/x-mixed-replace;boundary=%s", MJPEG_BOUNDARY);
+        ctype = ct;
+        /* HTTP/1.1 viewers get the multipart body in chunks: its end is then delimited (the last chunk), so the
+         * server need not close first to end it, and TIME-WAIT stays with the viewer. HTTP/1.0 has no chunks:
+         * the body ends with the connection. */
+        req->mjpeg_chunked = req->parsed.minor == 1;
+        if (!req->mjpeg_chunked) {
+            extra = "Cache-Control: no-cache\r\n";
+            req->keep_alive = 0;
+        }
+    } else if (kind == TC_HTTP_STREAM_SSE) {
+        ctype = "text/event-stream";
+    } else if (ctype == NULL) {
+        ctype = "application/octet-stream";
+    }
+    req->answered = 1;
+    req->streaming = 1;
+    req->stream_kind = (uint8_t)kind;
+    req->produce = produce;
+    req->produce_user = user;
+    int rc = tc__http_send_head(req, 200, ctype, -1, extra, NULL, 0);
+    if (rc != TC_OK) {
+        return rc;
+    }
+    if (req->head_only) {
+        tc__http_req_finish(req);
+        return TC_OK;
+    }
+    req->hc->state = HC_STREAM;
+    tc__conn_reg_flags(req->hc->c, TC_REG_FLAG_STREAMING, 0);
+    tc_conn_set_role(req->hc->c, kind == TC_HTTP_STREAM_SSE ? TC_ROLE_SSE : TC_ROLE_STREAM);
+    tc_conn_set_reading(req->hc->c, 1); /* to see the viewer leave */
+    tc__timer_init(req->h->loop, &req->stream_timer, stream_timer_cb, req);
+    req->last_write = tc_loop_now(req->h->loop);
+    tc__stream_kick(req);
+    return TC_OK;
+}
+
+int tc_http_stream_ready(const tc_http_req_t *req)
+{
+    return req && req->hc && tc_conn_queued(req->hc->c) <= TC_CFG_WRITE_LOW_WATER;
+}
+
+int tc_http_stream_write(tc_http_req_t *req, const void *data, size_t len)
+{
+    if (req == NULL || !req->streaming || (data == NULL && len > 0)) {
+        return TC_EINVAL;
+    }
+    if (req->hc == NULL) {
+        return TC_ECLOSED;
+    }
+    tc_conn_t *c = req->hc->c;
+    if (tc_conn_queued(c) > TC_CFG_WRITE_HIGH_WATER) {
+        return TC_ELIMIT; /* a viewer that does not read gets no more than this queued */
+    }
+    /* One part is one message: its framing and data are queued whole or not at all (tc_conn_sendv()). A chunk header
+     * sent without its data (the queue limit refusing the frame) corrupted every later frame of a slow viewer. */
+    char size[24], pre[128];
+    tc_buf_t m[4];
+    size_t k = 0;
+    if (req->stream_kind == TC_HTTP_STREAM_MJPEG) {
+        int n = snprintf(pre, sizeof(pre), "--%s\r\nContent-Type: image/jpeg\r\nContent-Length: %zu\r\n\r\n",
+                         MJPEG_BOUNDARY, len);
+        if (req->mjpeg_chunked) {
+            int sn = snprintf(size, sizeof(size), "%zx\r\n", (size_t)n + len + 2);
+            m[k++] = (tc_buf_t){size, (size_t)sn};
+        }
+        m[k++] = (tc_buf_t){pre, (size_t)n};
+        m[k++] = (tc_buf_t){data, len};
+        m[k++] = (tc_buf_t){req->mjpeg_chunked ? "\r\n\r\n" : "\r\n", req->mjpeg_chunked ? 4u : 2u};
+    } else if (req->stream_kind == TC_HTTP_STREAM_SSE) {
+        /* One event: "data: ...\n\n" inside one chunk; the data must not hold newlines (each would end a field). */
+        if (memchr(data, '\n', len) || memchr(data, '\r', len)) {
+            return TC_EINVAL;
+        }
+        int n = snprintf(pre, sizeof(pre), "%zx\r\ndata: ", len + 8);
+        m[k++] = (tc_buf_t){pre, (size_t)n};
+        m[k++] = (tc_buf_t){data, len};
+        m[k++] = (tc_buf_t){"\n\n\r\n", 4};
+    } else {
+        if (len == 0) {
+            return TC_OK; /* an empty chunk would end the body */
+        }
+        int n = snprintf(pre, sizeof(pre), "%zx\r\n", len);
+        m[k++] = (tc_buf_t){pre, (size_t)n};
+        m[k++] = (tc_buf_t){data, len};
+        m[k++] = (tc_buf_t){"\r\n", 2};
+    }
+    int rc = tc_conn_sendv(c, m, k);
+    if (rc == TC_OK) {
+        req->last_write = tc_loop_now(req->h->loop); /* SSE heartbeats count from the last part sent */
+    }
+    return rc;
+}
+
+
+/* Liveness of a stream: its own progress. A viewer whose queued bytes have not moved for idle_timeout_ms has stopped
+ * reading (or vanished): ended with an RST, as what is queued cannot be delivered anyway. An SSE stream that has had
+ * nothing to say for sse_heartbeat_ms sends a comment line, so proxies and the browser see it alive. */
+void tc__stream_liveness(tc_http_t *h, hconn_t *hc, uint64_t now)
+{
+    tc_http_req_t *req = hc->req;
+    if (req == NULL) {
+        return;
+    }
+    if (h->cfg.idle_timeout_ms && tc_conn_queued(hc->c) > 0 &&
+        now - tc__conn_active_ms(hc->c) >= h->cfg.idle_timeout_ms) {
+        tc__stream_end(req, 0);
+        return;
+    }
+    if (req->stream_kind == TC_HTTP_STREAM_SSE && h->cfg.sse_heartbeat_ms &&
+        now - req->last_write >= h->cfg.sse_heartbeat_ms && tc_http_stream_ready(req)) {
+        req->last_write = now;
+        tc_conn_send(hc->c, "3\r\n:\n\n\r\n", 10); /* one chunk holding the comment ":\n\n" */
+    }
+}
+
+/* Every SWEEP_MS: request heads that take too long (slowloris: 408), bodies below the minimum rate (408), liveness of WebSockets and streams (they are
+ * exempt from the idle timeout, tc_role_is_long_lived()). */
