@@ -335,6 +335,19 @@ int tc_http_stream(tc_http_req_t *req, tc_http_stream_kind_t kind, const char *c
  */
 int tc_http_stream_write(tc_http_req_t *req, const void *data, size_t len);
 
+/**
+ * @brief Start a streamed response of known length (a large file, a byte range): status with Content-Length: length;
+ * produce is called as the socket drains and writes the body raw with tc_http_stream_write(), exactly length bytes
+ * in all (a write past them: TC_EINVAL), then returns TC_HTTP_STREAM_END; the connection then serves its next
+ * request. A body ended short (the producer gave up, the server stopped) closes the connection after the bytes
+ * written, so the client sees it truncated, never complete. HEAD and length 0: the head only. Extra headers
+ * (Content-Range, ETag) are set before with tc_http_resp_header(). Loop thread.
+ * @param status  200, 206, ... (not 1xx, 204 or 304: they have no body)
+ * @return TC_OK, TC_EINVAL, TC_ECLOSED, or a send error
+ */
+int tc_http_stream_sized(tc_http_req_t *req, int status, const char *ctype, uint64_t length,
+                         tc_http_produce_cb produce, void *user);
+
 /** @brief 1 when the stream's socket can take another part now. */
 int tc_http_stream_ready(const tc_http_req_t *req);
 

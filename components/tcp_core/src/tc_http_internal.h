@@ -103,7 +103,11 @@ struct tc_http_req {
     tc_timer_t stream_timer;
     uint64_t last_write;    /* loop ms of the last part written (SSE heartbeats) */
     uint8_t stream_waiting; /* waiting for TC_EV_DRAINED */
+    uint64_t stream_left;   /* TC__STREAM_SIZED: body bytes still to write (Content-Length minus written) */
 };
+
+/* tc_http_stream_sized()'s kind, after the public tc_http_stream_kind_t values: raw writes under a Content-Length. */
+#define TC__STREAM_SIZED 4
 
 /* Per connection, kept small: an idle keep-alive connection costs this plus its tc_conn and nothing else (no
  * buffer, no list links: the server's own connection list is walked instead, and the tc_http_t is the owner's). */
