@@ -110,8 +110,10 @@ typedef struct {
     uint64_t ota_max;          /**< largest image (413 beyond), 0 = no limit */
     const char *admin_user;    /**< Basic auth of the admin routes (/api/ota, /api/ota/reboot); copied */
     const char *admin_pass;    /**< its password, NULL or "" = none */
-    const char *cors_origins;  /**< "*" or a comma-separated list of origins allowed to read /api/status from
-                                    scripts (tc_http_auth.h CORS; preflight answered); NULL = none */
+    const char *cors_origins;  /**< "*" or a comma-separated list of origins whose scripts may read the service's
+                                    answers (/api/status, /api/ota, static files...): a server-wide CORS policy
+                                    (tc_http_config_t.cors) allowing GET (and HEAD) with Content-Type and
+                                    Authorization, preflights answered; NULL = none */
     const char *static_dir;    /**< files served under "/" after the service's own routes (tc_http_static.h; a host
                                     path or a VFS mount; copied), NULL = none */
     tc_app_ota_hooks_t ota_hooks; /**< extra services an OTA upload pauses (both NULL: none); copied */

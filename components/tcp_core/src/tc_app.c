@@ -969,14 +969,11 @@ int tc_app_start(tc_loop_t *loop, const tc_app_config_t *cfg, tc_app_t **out)
         h.ws_ping_ms = cfg->ws_ping_ms ? cfg->ws_ping_ms : h.ws_ping_ms;
         h.ws_pong_timeout_ms = cfg->ws_pong_timeout_ms ? cfg->ws_pong_timeout_ms : h.ws_pong_timeout_ms;
         h.sse_heartbeat_ms = cfg->sse_heartbeat_ms ? cfg->sse_heartbeat_ms : h.sse_heartbeat_ms;
+        h.cors = app->cors; /* server-wide: every route of the service, preflights answered */
         rc = tc_http_start(loop, &h, &app->http);
         if (rc == TC_OK) {
             tc_http_route(app->http, TC_HTTP_GET, "/", page_index, app);
-            if (app->cors) {
-                tc_http_cors_route(app->http, app->cors, TC_HTTP_GET, "/api/status", api_status, app);
-            } else {
-                tc_http_route(app->http, TC_HTTP_GET, "/api/status", api_status, app);
-            }
+            tc_http_route(app->http, TC_HTTP_GET, "/api/status", api_status, app); /* CORS: the server's */
             tc_http_route(app->http, TC_HTTP_GET, "/api/live", page_live, app);
             tc_http_route(app->http, TC_HTTP_POST, "/api/stop", api_stop, app);
             tc_http_route(app->http, TC_HTTP_GET, "/stream", page_stream, app);
