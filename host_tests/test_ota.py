@@ -9,6 +9,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import pty
+import re
 import shutil
 import socket
 import subprocess
@@ -540,3 +542,39 @@ def test_heap_back_to_baseline_after_aborts_at_every_stage_with_every_server_pau
         v.close()
         assert back_to(app, backend, base), f"{stage.__name__}: heap not back to baseline"
         assert files(ota_dir) == []
+
+
+def test_cli_progress_bar_on_a_terminal(app: App, ota_dir: Path, tmp_path: Path) -> None:
+    """On a terminal (a pty as stderr) `tcp-core ota` draws its bar with percent, KiB, rate and ETA, ending at
+    100 %."""
+    data = image(1_500_000)
+    f = tmp_path / "fw.bin"
+    f.write_bytes(data)
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tcp_core.cli", "ota", str(f), url(app), "--auth", ":".join(AUTH)],
+            stdout=subprocess.PIPE, stderr=slave, text=True,
+        )  # fmt: skip
+        os.close(slave)
+        slave = -1
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+        stdout, _ = proc.communicate(timeout=60)
+    finally:
+        os.close(master)
+        if slave >= 0:
+            os.close(slave)
+    assert proc.returncode == 0, seen
+    assert f"uploaded {len(data)} bytes" in stdout
+    frames = seen.decode().replace("\r\n", "\n").split("\r")
+    last = [fr for fr in frames if fr.startswith("[")][-1]
+    assert re.match(r"\[#{30}\] 100\.0%\s+1465/1465 KiB\s+[\d.]+ KiB/s ETA\s+0\.0s", last), last
+    assert (ota_dir / "firmware.bin").read_bytes() == data
