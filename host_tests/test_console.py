@@ -14,6 +14,7 @@ import time
 import tty
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -51,8 +52,12 @@ class Served:
 @pytest.fixture
 def served() -> Iterator[Served]:
     """`tcp-core serve --console-pty` on free ports; at the end Ctrl-C must stop it cleanly with no heap left."""
+    yield from _serve([])
+
+
+def _serve(extra: list[str]) -> Iterator[Served]:
     proc = subprocess.Popen(
-        [*_cli(), "serve", "--echo-port", "0", "--http-port", "0", "--console-pty", "--deadline-ms", "500"],
+        [*_cli(), "serve", "--echo-port", "0", "--http-port", "0", "--console-pty", "--deadline-ms", "500", *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -393,3 +398,51 @@ def test_client_against_an_esp_console_transcript(editing: bool) -> None:
         assert repl.lines == ["status", "bogus", f"wifi net {PASSWORD}"]
     finally:
         repl.close()
+
+
+# ---- the firmware upload's progress on the console (issue 13) ----
+
+
+@pytest.fixture
+def served_ota(tmp_path: Path) -> Iterator[Served]:
+    yield from _serve(["--ota-dir", str(tmp_path), "--auth", "admin:s3cret"])
+
+
+def test_ota_progress_on_the_console(served_ota: Served, tmp_path: Path) -> None:
+    """`ota` and `status` show an upload's bytes, percent and rate while it runs, then the result; the echo server
+    pauses for it (seed 003). A raw socket sends half an image and waits, so the progress is read mid-upload."""
+    size = 400_000
+    data = bytes([0xE9]) + os.urandom(size - 1)
+    with _open(served_ota.pty) as ser:
+        text = clean_answer(_ask(ser, b"ota").decode(), "ota")
+        assert text == "ota: idle, no upload yet\n", text
+        s = connect("127.0.0.1", served_ota.http_port)
+        with s:
+            s.sendall(
+                f"POST /api/ota HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\n"
+                "Authorization: Basic YWRtaW46czNjcmV0\r\n\r\n".encode()
+                + data[: size // 2]
+            )
+            pattern = r"ota: receiving (\d+) bytes of 400000 \((\d+) %\) at \d+\.\d KB/s(, [\d.]+s left)?; streams "
+            text = ""
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                text = clean_answer(_ask(ser, b"ota").decode(), "ota")
+                m = re.match(pattern, text)
+                if m and int(m.group(1)) == size // 2:
+                    break
+                time.sleep(0.05)
+            assert m and int(m.group(1)) == size // 2 and int(m.group(2)) == 50, text
+            assert "echo stopped" in text, text
+            status = clean_answer(_ask(ser, b"status").decode(), "status")
+            assert re.search(r"^ota: receiving 200000 bytes of 400000 \(50 %\)", status, re.M), status
+            s.sendall(data[size // 2 :])
+            s.settimeout(15)
+            assert b"200 OK" in s.recv(4096)
+        text = clean_answer(_ask(ser, b"ota").decode(), "ota")
+        assert text.startswith("ota: image ready (400000 bytes, sha256 "), text
+        assert (tmp_path / "firmware.bin").read_bytes() == data
+        # ota-prepare stops (frees) the app: `ota` no longer reads it.
+        assert b"servers stopped" in _ask(ser, b"ota-prepare 500")
+        text = clean_answer(_ask(ser, b"ota").decode(), "ota")
+        assert text == "ota: no firmware upload route on this build\n", text

@@ -9,6 +9,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import pty
+import re
 import shutil
 import socket
 import subprocess
@@ -23,7 +25,7 @@ import pytest
 import requests
 
 import tcp_core
-from conftest import connect, wait_until
+from conftest import connect, recv_exact, wait_until
 from tcp_core import Loop
 from tcp_core.app import App
 from tcp_core.ota import OtaError, reboot, upload
@@ -380,3 +382,199 @@ def test_curl_form_upload(app: App, ota_dir: Path, tmp_path: Path, backend: str)
     r = post(url(app), body, {"Content-Type": "multipart/form-data; boundary=b"})
     assert r.status_code == 400 and "cut short" in r.text
     assert files(ota_dir) == ["firmware.bin"] and (ota_dir / "firmware.bin").read_bytes() == data
+
+
+# ---- seed 003: the other servers (the echo server) pause for the upload too ----
+
+HEAD_AUTH = "Authorization: Basic YWRtaW46czNjcmV0\r\n"
+
+
+@pytest.fixture
+def echo_app(loop: Loop, server_host: str, ota_dir: Path) -> Iterator[App]:
+    a = App(
+        loop, server_host, echo_port=0, http_port=0, stream_fps=50, events_ms=20, ota_dir=str(ota_dir),
+        ota_max=4 << 20, auth=AUTH,
+    )  # fmt: skip
+    yield a
+    a.stop(500)
+
+
+def echoes(app: App, port: int) -> bool:
+    """A new client of the echo server gets its bytes back."""
+    try:
+        with connect(app.host, port) as c:
+            c.sendall(b"ping")
+            return recv_exact(c, 4) == b"ping"
+    except OSError:
+        return False
+
+
+def refused(app: App, port: int) -> bool:
+    """A new client of the echo server is refused (nothing listens) or closed without an echo."""
+    try:
+        with connect(app.host, port) as c:
+            c.settimeout(5)
+            c.sendall(b"ping")
+            return c.recv(4) == b""
+    except OSError:
+        return True
+
+
+def closed_by_server(c: socket.socket) -> bool:
+    c.settimeout(10)
+    try:
+        return c.recv(16) == b""
+    except OSError:
+        return True
+
+
+def open_upload(app: App, data: bytes, first: int) -> socket.socket:
+    s = connect(app.host, app.http_port)
+    s.sendall(
+        f"POST /api/ota HTTP/1.1\r\nHost: x\r\nContent-Length: {len(data)}\r\n{HEAD_AUTH}\r\n".encode() + data[:first]
+    )
+    return s
+
+
+def ota_state(app: App) -> str:
+    return str((app.ota_status() or {}).get("state"))
+
+
+def test_echo_server_stops_for_the_upload_and_comes_back_when_it_fails(echo_app: App, ota_dir: Path) -> None:
+    app = echo_app
+    port = app.echo_port
+    assert echoes(app, port)
+    held = connect(app.host, port)  # an echo session open when the upload begins
+    held.sendall(b"x")
+    assert recv_exact(held, 1) == b"x"
+    data = image(200_000)
+    s = open_upload(app, data, 5000)
+    try:
+        assert wait_until(lambda: ota_state(app) == "receiving", timeout=10)
+        st = app.ota_status()
+        assert st is not None and "echo stopped" in st["prepare"], st
+        assert closed_by_server(held)  # the session was closed (FIN, or reset at the deadline)
+        assert refused(app, port)  # and newcomers are refused while the image is written
+        assert not any(i.owner == "echo" for i in app.loop.registry())
+    finally:
+        held.close()
+        s.close()  # cut off: the upload fails
+    assert wait_until(lambda: (app.ota_status() or {}).get("services_paused") is False)
+    assert wait_until(lambda: echoes(app, port), timeout=10)  # back on the same port
+    assert app.echo_port == port
+    assert files(ota_dir) == []
+
+
+def test_echo_server_stays_stopped_after_a_good_upload_until_the_reboot_step(echo_app: App, ota_dir: Path) -> None:
+    app = echo_app
+    port = app.echo_port
+    data = image(100_000)
+    assert post(url(app), data).status_code == 200
+    assert refused(app, port)  # the new image waits for its reboot: the memory stays free
+    r = requests.post(url(app, "/api/ota/reboot"), auth=AUTH, timeout=10)
+    assert r.status_code == 200 and r.json()["rebooting"] is False
+    assert wait_until(lambda: echoes(app, port), timeout=10)  # the host's no-op reboot resumes the services
+
+
+def test_upload_failing_while_the_echo_server_is_still_stopping(echo_app: App, ota_dir: Path) -> None:
+    """An echo client that never closes keeps the echo server's stop (and so the prepare) going until the deadline;
+    an upload cut off meanwhile must not restart the echo server before that stop has finished, and afterwards it
+    comes back."""
+    app = echo_app
+    port = app.echo_port
+    stubborn = connect(app.host, port)
+    stubborn.sendall(b"y")
+    assert recv_exact(stubborn, 1) == b"y"
+    data = image(100_000)
+    s = open_upload(app, data, 1000)
+    try:
+        assert wait_until(lambda: ota_state(app) == "preparing", timeout=10)
+    finally:
+        s.close()
+    assert wait_until(lambda: ota_state(app) == "idle", timeout=10)
+    # The stop ends at its deadline (the stubborn client is reset), then the echo server listens again.
+    assert wait_until(lambda: echoes(app, port), timeout=15)
+    stubborn.close()
+    assert files(ota_dir) == []
+
+
+def test_heap_back_to_baseline_after_aborts_at_every_stage_with_every_server_paused(
+    echo_app: App, ota_dir: Path, backend: str
+) -> None:
+    """Aborts while preparing (an echo client holds the stop), while receiving, at the end (bad SHA-256), and a bad
+    image refused before anything stops: after each, the heap (blocks) is back to its baseline, the echo server
+    answers, and the streams are served."""
+    app = echo_app
+    port = app.echo_port
+    warm_up(app)  # its failed second upload resumed the services the first one paused
+    (ota_dir / "firmware.bin").unlink()
+    assert wait_until(lambda: echoes(app, port), timeout=10)
+    base = settled_heap(app, backend)
+    data = image(150_000)
+
+    def preparing() -> None:
+        c = connect(app.host, port)
+        c.sendall(b"z")
+        assert recv_exact(c, 1) == b"z"
+        s = open_upload(app, data, 100)
+        assert wait_until(lambda: ota_state(app) == "preparing", timeout=10)
+        s.close()
+        c.close()
+
+    def receiving() -> None:
+        s = open_upload(app, data, 60_000)
+        assert wait_until(lambda: ota_state(app) == "receiving", timeout=10)
+        assert wait_until(functools.partial(read_all, app, 60_000))
+        s.close()
+
+    def bad_sha() -> None:
+        assert post(url(app), data, {"X-OTA-SHA256": "0" * 64}).status_code == 400
+
+    def bad_magic() -> None:
+        assert post(url(app), image(50_000, magic=0)).status_code == 400
+
+    for stage in (preparing, receiving, bad_sha, bad_magic):
+        stage()
+        assert wait_until(lambda: (app.ota_status() or {}).get("services_paused") is False, timeout=15)
+        assert wait_until(lambda: echoes(app, port), timeout=15), stage.__name__
+        v = requests.get(url(app, "/events"), stream=True, timeout=10)
+        assert v.status_code == 200, stage.__name__
+        v.close()
+        assert back_to(app, backend, base), f"{stage.__name__}: heap not back to baseline"
+        assert files(ota_dir) == []
+
+
+def test_cli_progress_bar_on_a_terminal(app: App, ota_dir: Path, tmp_path: Path) -> None:
+    """On a terminal (a pty as stderr) `tcp-core ota` draws its bar with percent, KiB, rate and ETA, ending at
+    100 %."""
+    data = image(1_500_000)
+    f = tmp_path / "fw.bin"
+    f.write_bytes(data)
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tcp_core.cli", "ota", str(f), url(app), "--auth", ":".join(AUTH)],
+            stdout=subprocess.PIPE, stderr=slave, text=True,
+        )  # fmt: skip
+        os.close(slave)
+        slave = -1
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+        stdout, _ = proc.communicate(timeout=60)
+    finally:
+        os.close(master)
+        if slave >= 0:
+            os.close(slave)
+    assert proc.returncode == 0, seen
+    assert f"uploaded {len(data)} bytes" in stdout
+    frames = seen.decode().replace("\r\n", "\n").split("\r")
+    last = [fr for fr in frames if fr.startswith("[")][-1]
+    assert re.match(r"\[#{30}\] 100\.0%\s+1465/1465 KiB\s+[\d.]+ KiB/s ETA\s+0\.0s", last), last
+    assert (ota_dir / "firmware.bin").read_bytes() == data

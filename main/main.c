@@ -13,6 +13,7 @@
  * through tc_loop_post(); network events arrive on ESP-IDF's event task and are only logged.
  */
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -206,11 +207,13 @@ static int ota_prepare(uint32_t deadline_ms, tc_console_ota_result_t *res, void 
     uint32_t graceful = 0, forced = 0;
     esp_err_t herr = ESP_OK;
 #if CONFIG_DEMO_HTTPD_ADAPTER
-    if (s_demo.httpd) {
+    /* Taken, so that an OTA upload's pause (httpd_pause()) never stops the same server at the same time. */
+    httpd_handle_t hd = __atomic_exchange_n(&s_demo.httpd, NULL, __ATOMIC_ACQ_REL);
+    if (hd) {
         tc_httpd_stop_report_t hr;
-        herr = tc_httpd_stop_deadline(s_demo.httpd, deadline_ms, &hr);
-        if (hr.server_stopped) {
-            s_demo.httpd = NULL;
+        herr = tc_httpd_stop_deadline(hd, deadline_ms, &hr);
+        if (!hr.server_stopped) {
+            __atomic_store_n(&s_demo.httpd, hd, __ATOMIC_RELEASE); /* still running: a later stop may retry */
         }
         forced += hr.streams_shut + hr.forced;
         graceful += hr.sessions > hr.streams_shut + hr.forced ? hr.sessions - hr.streams_shut - hr.forced : 0;
@@ -282,6 +285,61 @@ static int route_ota_prepare(tc_http_req_t *req, void *user)
     return tc_http_respond(req, 202, "text/plain", body, (size_t)n);
 }
 
+/* ---- an OTA upload pauses esp_http_server with the tcp_core services (seed 003, tc_app_ota_hooks_t) ---- */
+
+#if CONFIG_DEMO_OTA_ENABLE && CONFIG_DEMO_HTTPD_ADAPTER
+static void start_httpd(void);
+
+static char s_httpd_pause_report[48]; /* one pause at a time (tc_app runs at most one) */
+
+static void httpd_paused_on_loop(tc_loop_t *loop, void *user)
+{
+    (void)loop;
+    tc_app_ota_paused(user, s_httpd_pause_report);
+}
+
+/* The stopping task: hand the result to the loop (the app waits for it, even when it is stopping itself). */
+static void httpd_paused(esp_err_t err, const tc_httpd_stop_report_t *r, void *user)
+{
+    if (err == ESP_OK) {
+        snprintf(s_httpd_pause_report, sizeof(s_httpd_pause_report), "httpd stopped in %" PRIu32 " ms (%" PRIu32
+                 " sessions)", r->elapsed_ms, r->sessions);
+    } else {
+        snprintf(s_httpd_pause_report, sizeof(s_httpd_pause_report), "httpd not stopped: %s", esp_err_to_name(err));
+    }
+    while (tc_loop_post(s_demo.loop, httpd_paused_on_loop, user) == TC_ENOMEM) {
+        vTaskDelay(pdMS_TO_TICKS(10));
+    }
+}
+
+/* Loop thread: must not block, so the stop runs on a task of its own. */
+static int httpd_pause(tc_app_t *app, uint32_t deadline_ms, void *user)
+{
+    (void)user;
+    httpd_handle_t hd = __atomic_exchange_n(&s_demo.httpd, NULL, __ATOMIC_ACQ_REL);
+    if (hd == NULL) {
+        return TC_ECLOSED; /* not running (or the console's ota-prepare is stopping it) */
+    }
+    esp_err_t err = tc_httpd_stop_deadline_async(hd, deadline_ms, httpd_paused, app);
+    if (err != ESP_OK) {
+        __atomic_store_n(&s_demo.httpd, hd, __ATOMIC_RELEASE);
+        return tc_esp_err_to_tc(err);
+    }
+    return TC_OK;
+}
+
+/* Loop thread: the upload failed; esp_http_server serves again (unless the console stopped everything for good). */
+static void httpd_resume(tc_app_t *app, void *user)
+{
+    (void)app;
+    (void)user;
+    bool gone = __atomic_load_n(&s_demo.httpd, __ATOMIC_ACQUIRE) == NULL;
+    if (gone && !__atomic_load_n(&s_demo.prepared, __ATOMIC_SEQ_CST)) {
+        start_httpd();
+    }
+}
+#endif
+
 /* ---- the services, on the loop thread ---- */
 
 #if CONFIG_DEMO_DNS_SERVER
@@ -322,6 +380,10 @@ static int start_services(void)
     ac.ota_sink = &ota_sink;
     ac.admin_user = "admin";
     ac.admin_pass = CONFIG_DEMO_OTA_PASSWORD;
+#if CONFIG_DEMO_HTTPD_ADAPTER
+    ac.ota_hooks.pause = httpd_pause;
+    ac.ota_hooks.resume = httpd_resume;
+#endif
 #endif
     int rc = tc_app_start(s_demo.loop, &ac, &s_demo.app);
     if (tc_esp_check(rc, TAG, "services") != ESP_OK) {
@@ -416,15 +478,17 @@ static void start_httpd(void)
     hc.task_priority = DEMO_IO_TASK_PRIO;
     tc_httpd_adapter_config_t acfg = TC_HTTPD_ADAPTER_DEFAULT_CONFIG();
     acfg.loop = s_demo.loop;
-    esp_err_t err = tc_httpd_start(&s_demo.httpd, &hc, &acfg);
+    httpd_handle_t hd = NULL;
+    esp_err_t err = tc_httpd_start(&hd, &hc, &acfg);
     if (err != ESP_OK) {
         ESP_LOGE(TAG, "esp_http_server: %s", esp_err_to_name(err));
         return;
     }
     const httpd_uri_t index = {.uri = "/", .method = HTTP_GET, .handler = httpd_index};
     const httpd_uri_t stream = {.uri = "/stream", .method = HTTP_GET, .handler = httpd_stream};
-    httpd_register_uri_handler(s_demo.httpd, &index);
-    httpd_register_uri_handler(s_demo.httpd, &stream);
+    httpd_register_uri_handler(hd, &index);
+    httpd_register_uri_handler(hd, &stream);
+    __atomic_store_n(&s_demo.httpd, hd, __ATOMIC_RELEASE); /* published with its handlers */
     ESP_LOGI(TAG, "esp_http_server (tcp_core adapter) on port %d: /, /stream", CONFIG_DEMO_HTTPD_PORT);
 }
 #endif
@@ -469,6 +533,16 @@ static int console_info(char *buf, size_t cap, void *user)
 #endif
 }
 
+/* Loop thread: the upload's progress line (s_demo.app is the loop's). */
+static int console_ota(char *buf, size_t cap, void *user)
+{
+    (void)user;
+    if (s_demo.app == NULL) {
+        return snprintf(buf, cap, "ota: the services are stopped (ota-prepare)\n");
+    }
+    return tc_app_console_ota(buf, cap, s_demo.app);
+}
+
 static void start_console(void)
 {
     tc_console_config_t cc = TC_CONSOLE_DEFAULT_CONFIG();
@@ -478,6 +552,7 @@ static void start_console(void)
 #endif
     cc.ota_prepare = ota_prepare;
     cc.info = console_info;
+    cc.ota = console_ota;
     esp_err_t err = tc_esp_console_start(&cc);
     if (err != ESP_OK) {
         ESP_LOGE(TAG, "console: %s", esp_err_to_name(err));

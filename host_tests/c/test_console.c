@@ -187,6 +187,37 @@ static void test_table(const tc_console_config_t *cfg)
     }
 }
 
+/* The OTA line: written on the loop thread (tc_console_config_t.ota), first in `status`, alone in `ota`. */
+static pthread_t g_loop_tid;
+
+static int fw_ota_line(char *buf, size_t cap, void *user)
+{
+    CHECK(pthread_equal(pthread_self(), g_loop_tid), "the ota callback ran off the loop thread");
+    return snprintf(buf, cap, "ota: receiving %d bytes\n", *(int *)user);
+}
+
+static void loop_tid_fn(void *arg)
+{
+    (void)arg;
+    g_loop_tid = pthread_self();
+}
+
+static void test_ota_line(const tc_console_config_t *base)
+{
+    on_loop(loop_tid_fn, NULL);
+    tc_console_config_t cfg = *base;
+    int bytes = 4096;
+    cfg.ota = fw_ota_line;
+    cfg.ota_user = &bytes;
+    const case_t cases[] = {
+        {"ota", TC_OK, "ota: receiving 4096 bytes\n", "sockets:"},
+        {"status", TC_OK, "ota: receiving 4096 bytes\nsockets: 2", NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        run_case(&cfg, &cases[i]);
+    }
+}
+
 static void test_wifi_values(const tc_console_config_t *cfg)
 {
     char out[256];
@@ -241,13 +272,15 @@ static void test_no_callbacks(void)
         {"wifi net password1", TC_ENOSYS, "no Wi-Fi", NULL},
         {"ota-prepare", TC_ENOSYS, "not available", NULL},
         {"status", TC_OK, "sockets: no loop", NULL},
+        {"ota", TC_OK, "ota: no firmware upload route on this build\n", NULL},
+        {"ota now", TC_EINVAL, "ota: usage: ota", NULL},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         run_case(&cfg, &cases[i]);
     }
     size_t n = 0;
     const tc_console_cmd_t *cmds = tc_console_commands(&n);
-    CHECK(n == 4 && strcmp(cmds[0].name, "status") == 0, "command table");
+    CHECK(n == 5 && strcmp(cmds[0].name, "status") == 0 && strcmp(cmds[3].name, "ota") == 0, "command table");
 }
 
 typedef struct {
@@ -328,6 +361,7 @@ int main(void)
     cfg.user = &g_fw;
 
     test_table(&cfg);
+    test_ota_line(&cfg);
     test_wifi_values(&cfg);
     test_limits(&cfg);
     test_no_callbacks();

@@ -32,7 +32,16 @@ struct tc_app {
     tc_http_cors_t *cors;    /* cors_origins' policy */
     char *ota_dir;           /* the file sink's directory (copied) */
     int streams_paused;      /* an OTA upload freed the streams' memory: producers end, new viewers get 503 */
-    tc_timer_t *ota_wait;    /* polls for the streams to be gone after an OTA prepare */
+    tc_timer_t *ota_wait;    /* polls for the services to be paused after an OTA prepare */
+    uint16_t echo_paused_port; /* the echo server an OTA upload stopped, restarted on this port if it fails */
+    int echo_pausing;        /* its stop is under way (echo_paused() still to come) */
+    int echo_resume_due;     /* the upload failed before that stop finished: restart when it has */
+    int echo_resume_rc;      /* the last restart's result */
+    tc_stop_report_t ota_echo; /* what the echo server's pause closed */
+    int extra_pausing;       /* the app's own extras (ota_hooks) were asked to pause and have not reported yet */
+    int extra_paused;        /* they were asked to pause and not resumed yet */
+    int extra_resume_due;    /* resume them once they have reported paused */
+    char extra_report[48];
     uint64_t ota_deadline;
     uint64_t ota_started;
     tc_demo_frame_t frames[TC_DEMO_FRAME_COUNT]; /* what /stream sends: the demo frames, or padded copies */
@@ -518,7 +527,16 @@ static void ws_all(tc_ws_t *ws, tc_ws_event_t ev, const void *data, size_t len, 
     }
 }
 
-/* ---- OTA (seed 003): the streams make room for the image ---- */
+/* ---- OTA (seed 003): the streams and the other servers make room for the image ----
+ *
+ * An upload's prepare ends the demo streams (producers end at their next call, new viewers get 503), stops the echo
+ * server with the prepare deadline (its listener closes: newcomers are refused; its sessions close, forced at the
+ * deadline) and asks the application's own extra services to pause (tc_app_ota_hooks_t: esp_http_server on the
+ * chip). Writing starts when all of that is done, or at the deadline. A failed upload brings everything back: the
+ * streams at once, the echo server on the same port as soon as its stop has finished, the extras once they have
+ * reported paused. An app stop in the middle waits for a pause in flight (its callback holds the app). */
+
+static void app_part_done(tc_app_t *app);
 
 static int count_streams(const tc_sock_info_t *s, void *user)
 {
@@ -528,21 +546,89 @@ static int count_streams(const tc_sock_info_t *s, void *user)
     return 0;
 }
 
-/* Every 10 ms until the streams are gone or the deadline passed: each producer ends at its next call. */
-static int64_t ota_wait_streams(tc_timer_t *t, void *user)
+static int echo_start(tc_app_t *app, uint16_t port)
+{
+    tc_server_config_t s = TC_SERVER_DEFAULT_CONFIG();
+    s.host = app->cfg.host;
+    s.port = port;
+    s.cb = tc_echo_cb;
+    s.name = "echo";
+    /* Every echo connection is a live session (a device that echoes and reconnects): a newcomer over the limit is
+     * refused, it never evicts one. */
+    s.when_full = TC_FULL_REFUSE;
+    if (app->cfg.echo_max_conns) {
+        s.max_conns = app->cfg.echo_max_conns;
+    }
+    return tc_server_start(app->loop, &s, &app->echo);
+}
+
+/* The echo server came back after a failed upload (or could not: its port was taken meanwhile). */
+static void echo_resume(tc_app_t *app)
+{
+    app->echo_resume_rc = echo_start(app, app->echo_paused_port);
+    if (app->echo_resume_rc != TC_OK) {
+        app->echo = NULL;
+    }
+}
+
+static void echo_paused(tc_handle_t *h, const tc_stop_report_t *r, void *user)
+{
+    (void)h;
+    tc_app_t *app = user;
+    app->echo_pausing = 0;
+    app->ota_echo = *r;
+    if (app->h.stopping) {
+        app->parts[TC_APP_PART_ECHO] = *r; /* the app stopped meanwhile: this pause was its echo server's stop */
+        app_part_done(app);
+        return;
+    }
+    if (app->echo_resume_due) {
+        app->echo_resume_due = 0;
+        echo_resume(app);
+    }
+}
+
+void tc_app_ota_paused(tc_app_t *app, const char *report)
+{
+    if (app == NULL || !app->extra_pausing) {
+        return;
+    }
+    app->extra_pausing = 0;
+    snprintf(app->extra_report, sizeof(app->extra_report), "%s", report ? report : "paused");
+    if (app->h.stopping) {
+        app_part_done(app);
+        return;
+    }
+    if (app->extra_resume_due) {
+        app->extra_resume_due = 0;
+        app->cfg.ota_hooks.resume(app, app->cfg.ota_hooks.user);
+    }
+}
+
+/* Every 10 ms until the streams are gone, the echo server stopped and the extras paused, or the deadline passed. */
+static int64_t ota_wait_services(tc_timer_t *t, void *user)
 {
     (void)t;
     tc_app_t *app = user;
     uint32_t n = 0;
     tc_registry_foreach(app->loop, count_streams, &n);
     uint64_t now = tc_loop_now(app->loop);
-    if (n > 0 && now < app->ota_deadline) {
+    if ((n > 0 || app->echo_pausing || app->extra_pausing) && now < app->ota_deadline) {
         return 10;
     }
     app->ota_wait = NULL;
-    char report[64];
-    snprintf(report, sizeof(report), "streams ended in %llu ms, %u left", (unsigned long long)(now - app->ota_started),
-             (unsigned)n);
+    char report[96];
+    int len = snprintf(report, sizeof(report), "streams ended in %llu ms, %u left",
+                       (unsigned long long)(now - app->ota_started), (unsigned)n);
+    if (app->echo_paused_port && len > 0 && (size_t)len < sizeof(report)) {
+        len += snprintf(report + len, sizeof(report) - (size_t)len, "; echo %s (%u closed, %u forced)",
+                        app->echo_pausing ? "stopping" : "stopped", (unsigned)app->ota_echo.graceful,
+                        (unsigned)app->ota_echo.forced);
+    }
+    if (app->cfg.ota_hooks.pause && len > 0 && (size_t)len < sizeof(report)) {
+        snprintf(report + len, sizeof(report) - (size_t)len, "; %s", app->extra_pausing ? "extras still pausing"
+                                                                                           : app->extra_report);
+    }
     tc_ota_prepared(app->ota, TC_OK, report);
     return TC_TIMER_STOP;
 }
@@ -554,8 +640,30 @@ static int app_ota_prepare(tc_ota_t *ota, uint32_t deadline_ms, void *user)
     app->streams_paused = 1;
     app->ota_started = tc_loop_now(app->loop);
     app->ota_deadline = app->ota_started + deadline_ms;
+    memset(&app->ota_echo, 0, sizeof(app->ota_echo));
+    app->echo_resume_due = 0;
+    app->extra_resume_due = 0;
+    if (app->echo && !app->echo_pausing) {
+        tc_server_t *echo = app->echo;
+        app->echo_paused_port = tc_server_port(echo);
+        app->echo = NULL;
+        app->echo_pausing = 1;
+        if (tc_handle_stop(tc_server_handle(echo), deadline_ms, echo_paused, app) != TC_OK) {
+            app->echo_pausing = 0; /* already stopping: nothing of ours to wait for */
+        }
+    }
+    if (app->cfg.ota_hooks.pause && !app->extra_pausing && !app->extra_paused) {
+        app->extra_pausing = 1;
+        app->extra_paused = 1;
+        app->extra_report[0] = '\0';
+        if (app->cfg.ota_hooks.pause(app, deadline_ms, app->cfg.ota_hooks.user) != TC_OK) {
+            app->extra_pausing = 0;
+            app->extra_paused = 0;
+            snprintf(app->extra_report, sizeof(app->extra_report), "extras could not pause");
+        }
+    }
     if (app->ota_wait == NULL) {
-        return tc_timer_start(app->loop, 0, ota_wait_streams, app, &app->ota_wait);
+        return tc_timer_start(app->loop, 0, ota_wait_services, app, &app->ota_wait);
     }
     return TC_OK;
 }
@@ -568,6 +676,24 @@ static void app_ota_resume(tc_ota_t *ota, void *user)
     if (app->ota_wait) {
         tc_timer_cancel(app->ota_wait);
         app->ota_wait = NULL;
+    }
+    if (app->h.stopping) {
+        return; /* the upload failed because the app is stopping: nothing comes back */
+    }
+    if (app->echo_paused_port && app->echo == NULL) {
+        if (app->echo_pausing) {
+            app->echo_resume_due = 1; /* its stop is still under way: back once it has finished */
+        } else {
+            echo_resume(app);
+        }
+    }
+    if (app->extra_paused) {
+        app->extra_paused = 0;
+        if (app->extra_pausing) {
+            app->extra_resume_due = 1;
+        } else {
+            app->cfg.ota_hooks.resume(app, app->cfg.ota_hooks.user);
+        }
     }
 }
 
@@ -684,6 +810,7 @@ static void app_free(tc_app_t *app)
     tc_http_cors_free(app->cors);
     tc_free(app->ota_dir);
     tc_free((char *)app->cfg.connect_host);
+    tc_free((char *)app->cfg.host);
     if (app->admin) {
         /* the password does not linger in freed heap */
         memset(app->admin, 0, strlen(app->admin) + 1 + strlen(app->admin_pass) + 1);
@@ -725,6 +852,17 @@ int tc_app_start(tc_loop_t *loop, const tc_app_config_t *cfg, tc_app_t **out)
         memcpy(app->admin + ul + 1, cfg->admin_pass, pl + 1);
         app->admin_pass = app->admin + ul + 1;
     }
+    app->cfg.host = NULL;
+    if (cfg->host) { /* kept: the echo server restarts on it after an OTA pause */
+        size_t hl = strlen(cfg->host);
+        char *h = tc_malloc(hl + 1);
+        if (h == NULL) {
+            app_free(app);
+            return TC_ENOMEM;
+        }
+        memcpy(h, cfg->host, hl + 1);
+        app->cfg.host = h;
+    }
     if (cfg->connect_host) {
         size_t hl = strlen(cfg->connect_host);
         char *h = tc_malloc(hl + 1);
@@ -749,18 +887,7 @@ int tc_app_start(tc_loop_t *loop, const tc_app_config_t *cfg, tc_app_t **out)
         return rc;
     }
     if (cfg->echo_port >= 0) {
-        tc_server_config_t s = TC_SERVER_DEFAULT_CONFIG();
-        s.host = cfg->host;
-        s.port = (uint16_t)cfg->echo_port;
-        s.cb = tc_echo_cb;
-        s.name = "echo";
-        /* Every echo connection is a live session (a device that echoes and reconnects): a newcomer over the limit
-         * is refused, it never evicts one. */
-        s.when_full = TC_FULL_REFUSE;
-        if (cfg->echo_max_conns) {
-            s.max_conns = cfg->echo_max_conns;
-        }
-        rc = tc_server_start(loop, &s, &app->echo);
+        rc = echo_start(app, (uint16_t)cfg->echo_port);
     }
     if (rc == TC_OK && cfg->http_port >= 0 && cfg->cors_origins) {
         tc_http_cors_config_t cc = TC_HTTP_CORS_DEFAULT_CONFIG();
@@ -792,14 +919,11 @@ int tc_app_start(tc_loop_t *loop, const tc_app_config_t *cfg, tc_app_t **out)
         h.ws_ping_ms = cfg->ws_ping_ms ? cfg->ws_ping_ms : h.ws_ping_ms;
         h.ws_pong_timeout_ms = cfg->ws_pong_timeout_ms ? cfg->ws_pong_timeout_ms : h.ws_pong_timeout_ms;
         h.sse_heartbeat_ms = cfg->sse_heartbeat_ms ? cfg->sse_heartbeat_ms : h.sse_heartbeat_ms;
+        h.cors = app->cors; /* server-wide: every route of the service, preflights answered */
         rc = tc_http_start(loop, &h, &app->http);
         if (rc == TC_OK) {
             tc_http_route(app->http, TC_HTTP_GET, "/", page_index, app);
-            if (app->cors) {
-                tc_http_cors_route(app->http, app->cors, TC_HTTP_GET, "/api/status", api_status, app);
-            } else {
-                tc_http_route(app->http, TC_HTTP_GET, "/api/status", api_status, app);
-            }
+            tc_http_route(app->http, TC_HTTP_GET, "/api/status", api_status, app); /* CORS: the server's */
             tc_http_route(app->http, TC_HTTP_GET, "/api/live", page_live, app);
             tc_http_route(app->http, TC_HTTP_POST, "/api/stop", api_stop, app);
             tc_http_route(app->http, TC_HTTP_GET, "/stream", page_stream, app);
@@ -892,6 +1016,15 @@ tc_ota_t *tc_app_ota(const tc_app_t *app)
     return app->ota;
 }
 
+int tc_app_console_ota(char *buf, size_t cap, void *app)
+{
+    const tc_app_t *a = app;
+    if (a == NULL || a->ota == NULL) {
+        return snprintf(buf, cap, "ota: no firmware upload route (no sink configured)\n");
+    }
+    return tc_ota_progress_line(a->ota, buf, cap);
+}
+
 tc_client_t *tc_app_client(const tc_app_t *app)
 {
     return app->client;
@@ -951,6 +1084,8 @@ static void app_stop(tc_handle_t *h, uint32_t deadline_ms)
         app->pending++;
         tc_handle_stop(tc_server_handle(app->echo), deadline_ms, part_stopped, app);
     }
+    /* An OTA pause in flight ends as this stop's part (echo_paused(), tc_app_ota_paused()). */
+    app->pending += (app->echo_pausing ? 1 : 0) + (app->extra_pausing ? 1 : 0);
     if (app->http) {
         app->pending++;
         tc_handle_stop(tc_http_handle(app->http), deadline_ms, part_stopped, app);

@@ -39,6 +39,20 @@ typedef struct tc_app tc_app_t; /**< opaque set of running services */
  */
 typedef void (*tc_app_stop_request_cb)(tc_app_t *app, void *user);
 
+/**
+ * Services of the application's own beside the app's (esp_http_server on the chip) that an OTA upload pauses
+ * with the app's (seed 003), and resumes when the upload fails. Both run on the loop thread and must not block.
+ */
+typedef struct {
+    /** Begin pausing within deadline_ms; report with tc_app_ota_paused() on the loop thread (now or later, e.g.
+     * through tc_loop_post() from a task that did the blocking part). The upload writes once every service has
+     * paused, or at the deadline. Return TC_OK, or a negative code (nothing to wait for; the upload goes on). */
+    int (*pause)(tc_app_t *app, uint32_t deadline_ms, void *user);
+    /** Bring them back: the upload failed (or the host's no-op reboot). Called only after the pause reported. */
+    void (*resume)(tc_app_t *app, void *user);
+    void *user; /**< for pause and resume */
+} tc_app_ota_hooks_t;
+
 /** A service port value meaning "do not run this service". */
 #define TC_APP_OFF (-1)
 
@@ -97,10 +111,13 @@ typedef struct {
     const char *admin_pass;    /**< its password; copied. NULL or "": /api/stop answers 403 and the OTA routes
                                     take no authentication. Basic auth sends it in clear text: on an open soft-AP
                                     anyone in range can read it */
-    const char *cors_origins;  /**< "*" or a comma-separated list of origins allowed to read /api/status from
-                                    scripts (tc_http_auth.h CORS; preflight answered); NULL = none */
+    const char *cors_origins;  /**< "*" or a comma-separated list of origins whose scripts may read the service's
+                                    answers (/api/status, /api/ota, static files...): a server-wide CORS policy
+                                    (tc_http_config_t.cors) allowing GET (and HEAD) with Content-Type and
+                                    Authorization, preflights answered; NULL = none */
     const char *static_dir;    /**< files served under "/" after the service's own routes (tc_http_static.h; a host
                                     path or a VFS mount; copied), NULL = none */
+    tc_app_ota_hooks_t ota_hooks; /**< extra services an OTA upload pauses (both NULL: none); copied */
 } tc_app_config_t;
 
 /** Largest tc_app_config_t.stream_frame_bytes (16 MiB): the padded frames take TC_DEMO_FRAME_COUNT times it. */
@@ -145,9 +162,25 @@ uint16_t tc_app_dns_port(const tc_app_t *app);
 tc_http_t *tc_app_http(const tc_app_t *app);
 
 /** @brief The OTA route's state (NULL when there is no OTA route). Before writing an image it ends the demo
- * streams (/stream, /events; new viewers get 503 meanwhile) within tc_ota_config_t.prepare_deadline_ms, and lets
- * viewers in again when the upload fails or after a host (no-op) reboot. */
+ * streams (/stream, /events; new viewers get 503 meanwhile), stops the echo server (newcomers refused, its sessions
+ * closed) and pauses ota_hooks' services, all within tc_ota_config_t.prepare_deadline_ms; when the upload fails, or
+ * after a host (no-op) reboot, viewers are let in again, the echo server listens again on the same port and the
+ * hooks' resume runs. */
 tc_ota_t *tc_app_ota(const tc_app_t *app);
+
+/**
+ * @brief Report that the extra services (tc_app_config_t.ota_hooks.pause) have paused. Loop thread. Must be called
+ * once for every pause that returned TC_OK, even after tc_app_stop() began (the stop waits for it).
+ * @param report  a few words for the OTA status (copied, may be NULL), e.g. "httpd stopped in 12 ms"
+ */
+void tc_app_ota_paused(tc_app_t *app, const char *report);
+
+/**
+ * @brief The OTA progress line of the app's upload route for the console (tc_console_config_t.ota, with ota_user =
+ * the app): tc_ota_progress_line(), or a line saying there is no route. Loop thread.
+ * @return snprintf's length
+ */
+int tc_app_console_ota(char *buf, size_t cap, void *app);
 
 /** @brief The client (NULL when not running). */
 tc_client_t *tc_app_client(const tc_app_t *app);

@@ -67,8 +67,9 @@ class App(Stoppable):
     (413). The OTA state is also in /api/status and every /api/live event under "ota".
 
     static_dir serves a directory under "/" after the service's own routes (tc_http_static.h: Content-Type by
-    extension, ETag / Last-Modified revalidation, .gz siblings, one byte range, no path traversal). cors_origins
-    ("*" or "http://a,http://b") lets scripts of those origins read /api/status (CORS headers, preflight answered)."""
+    extension, ETag / Last-Modified revalidation, .gz siblings, one byte range of any size, no path traversal).
+    cors_origins ("*" or "http://a,http://b") is a server-wide CORS policy: scripts of those origins may read every
+    GET answer (/api/status, static files, ...), preflights are answered."""
 
     def __init__(
         self,

@@ -351,10 +351,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--ota-dir", metavar="DIR", help="POST /api/ota writes firmware images to DIR/firmware.bin")
     serve.add_argument("--ota-max", type=int, default=None, metavar="BYTES", help="largest OTA image (413 beyond)")
     serve.add_argument("--static", metavar="DIR", help="serve the files of DIR under / (after the service's routes)")
-    serve.add_argument("--cors", metavar="ORIGINS", help='origins whose scripts may read /api/status ("*" or a,b)')
     serve.add_argument(
-        "--auth", metavar="USER:PASS", help="the admin credential: HTTP Basic auth of /api/stop and /api/ota..."
+        "--cors", metavar="ORIGINS", help='origins whose scripts may read the answers (server-wide CORS; "*" or a,b)'
     )
+    serve.add_argument("--auth", metavar="USER:PASS", help="the admin credential: HTTP Basic auth of /api/stop and /api/ota...")
     _add_backend_args(serve)
     serve.set_defaults(func=cmd_serve)
 

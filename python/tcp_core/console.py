@@ -126,6 +126,7 @@ class Console:
         wifi: WifiHandler | None = None,
         ota_prepare: OtaHandler | None = None,
         info: InfoHandler | None = None,
+        ota_app: Any = None,
         loop_wait_ms: int = 2000,
         backend: str = "linux",
     ) -> None:
@@ -143,10 +144,19 @@ class Console:
             cfg.ota_prepare = lib.tcpy_console_ota_cb
         if info is not None:
             cfg.info = lib.tcpy_console_info_cb
+        if ota_app is not None:  # `ota` and the OTA line of `status`: the App's upload progress (C, loop thread)
+            cfg.ota = ffi.addressof(lib, "tc_app_console_ota")
+            cfg.ota_user = ota_app._ptr
         cfg.user = self._handle
         cfg.loop_wait_ms = loop_wait_ms
         self._cfg = cfg
         self._lock = threading.Lock()  # one command at a time, as on the device's REPL
+
+    def forget_ota(self) -> None:
+        """The App is about to stop (freed): `ota` and `status` stop reading its upload state. Call from the thread
+        that runs commands (an ota-prepare handler does), never while another thread runs one."""
+        self._cfg.ota = self._native.ffi.NULL
+        self._cfg.ota_user = self._native.ffi.NULL
 
     @property
     def max_line(self) -> int:
@@ -239,6 +249,7 @@ class HostDevice:
         self.ssid: str | None = None
         self._password = ""
         self.prepared = False
+        self.console: Console | None = None  # set by serve_console(): told before the App stops
         self._lock = threading.Lock()
 
     def wifi(self, ssid: str, password: str) -> None:
@@ -252,6 +263,8 @@ class HostDevice:
             if self.prepared:
                 raise self.app.loop.native.error("CLOSED", "already prepared: the servers are stopped")
             self.prepared = True
+        if self.console is not None:
+            self.console.forget_ota()  # this handler runs inside the console's own command
         backend = self.app.loop.backend
         before = alloc_stats(backend).bytes_in_use
         t0 = time.monotonic()
@@ -383,7 +396,8 @@ class PtyConsole:
 def serve_console(loop: Loop, app: Any) -> PtyConsole:
     """The console of ``tcp-core serve --console-pty``: the App's loop, HostDevice handlers, on a new pty."""
     device = HostDevice(app)
-    console = Console(loop, wifi=device.wifi, ota_prepare=device.ota_prepare, info=device.info)
+    console = Console(loop, wifi=device.wifi, ota_prepare=device.ota_prepare, info=device.info, ota_app=app)
+    device.console = console
     return PtyConsole(console)
 
 

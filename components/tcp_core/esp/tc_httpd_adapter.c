@@ -415,3 +415,44 @@ esp_err_t tc_httpd_stop_deadline(httpd_handle_t handle, uint32_t deadline_ms, tc
     }
     return err;
 }
+
+/* ---- the same stop from a task of its own (for the tcp_core loop, which must not block) ---- */
+
+typedef struct {
+    httpd_handle_t handle;
+    uint32_t deadline_ms;
+    tc_httpd_stopped_cb done;
+    void *user;
+} async_stop_t;
+
+static void async_stop_task(void *arg)
+{
+    async_stop_t *s = arg;
+    tc_httpd_stop_report_t rep;
+    esp_err_t err = tc_httpd_stop_deadline(s->handle, s->deadline_ms, &rep);
+    s->done(err, &rep, s->user);
+    free(s);
+    vTaskDelete(NULL);
+}
+
+esp_err_t tc_httpd_stop_deadline_async(httpd_handle_t handle, uint32_t deadline_ms, tc_httpd_stopped_cb done,
+                                       void *user)
+{
+    if (adapter_of(handle) == NULL || done == NULL) {
+        return ESP_ERR_INVALID_ARG;
+    }
+    async_stop_t *s = malloc(sizeof(*s));
+    if (s == NULL) {
+        return ESP_ERR_NO_MEM;
+    }
+    s->handle = handle;
+    s->deadline_ms = deadline_ms;
+    s->done = done;
+    s->user = user;
+    /* The stopping task waits in semaphores and vTaskDelay; the server task's priority lets it be served promptly. */
+    if (xTaskCreate(async_stop_task, "tc_httpd_stop", 3072, s, tskIDLE_PRIORITY + 5, NULL) != pdPASS) {
+        free(s);
+        return ESP_ERR_NO_MEM;
+    }
+    return ESP_OK;
+}

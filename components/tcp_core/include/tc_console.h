@@ -4,10 +4,12 @@
  *
  * | command                    | does                                                                        |
  * |----------------------------|-----------------------------------------------------------------------------|
- * | status                     | the firmware's info lines, then the loop's registry: one line per socket    |
+ * | status                     | the firmware's info lines, the OTA line, then the loop's registry: one line |
+ * |                            | per socket                                                                  |
  * | wifi <ssid> [password]     | hands Wi-Fi credentials to the firmware's callback (which stores them)      |
  * | ota-prepare [deadline_ms]  | the firmware's callback stops every server within the deadline; prints the  |
  * |                            | time it took, the connections closed and forced, and the heap freed         |
+ * | ota                        | the firmware upload's progress (bytes, percent, rate, time left) or state   |
  * | help                       | the command list                                                            |
  *
  * Arguments are separated by spaces; "double quotes" keep spaces in one argument, and \" and \\ escape inside them
@@ -86,19 +88,29 @@ typedef int (*tc_console_ota_cb)(uint32_t deadline_ms, tc_console_ota_result_t *
  */
 typedef int (*tc_console_info_cb)(char *buf, size_t cap, void *user);
 
+/**
+ * @brief Write the OTA progress line(s) (tc_ota_progress_line(), tc_app_console_ota()), each ending in "\n". Runs on
+ * the LOOP thread (the console posts it there with `status` and `ota`), so it may read the loop's handles.
+ * @return the length written (snprintf-style: >= cap means cut), or a negative tc_err_t
+ */
+typedef int (*tc_console_loop_info_cb)(char *buf, size_t cap, void *user);
+
 /** Console settings; start from TC_CONSOLE_DEFAULT_CONFIG(). Unset callbacks make their command say so. */
 typedef struct {
     tc_loop_t *loop;               /**< whose registry `status` lists; NULL: no registry lines */
     tc_console_wifi_cb wifi;       /**< `wifi`; NULL: TC_ENOSYS */
     tc_console_ota_cb ota_prepare; /**< `ota-prepare`; NULL: TC_ENOSYS */
     tc_console_info_cb info;       /**< extra `status` lines; NULL: none */
+    tc_console_loop_info_cb ota;   /**< `ota` and the OTA line of `status` (loop thread); NULL: "no OTA route" */
+    void *ota_user;                /**< passed to ota (not user: it is read on the loop thread) */
     void *user;                    /**< passed last to every callback */
     uint32_t loop_wait_ms;         /**< how long `status` waits for the loop thread */
 } tc_console_config_t;
 
 #define TC_CONSOLE_DEFAULT_CONFIG()                                                                  \
     {                                                                                                \
-        .loop = NULL, .wifi = NULL, .ota_prepare = NULL, .info = NULL, .user = NULL, .loop_wait_ms = 2000, \
+        .loop = NULL, .wifi = NULL, .ota_prepare = NULL, .info = NULL, .ota = NULL, .ota_user = NULL, \
+        .user = NULL, .loop_wait_ms = 2000,                                                          \
     }
 
 /** One console command, for front ends that register commands one by one (esp_console). */

@@ -28,6 +28,7 @@ extern "C" {
 typedef struct tc_http tc_http_t;           /**< opaque HTTP server */
 typedef struct tc_http_req tc_http_req_t;   /**< opaque request (valid until answered, or until its stream ends) */
 typedef struct tc_ws tc_ws_t;               /**< opaque WebSocket connection */
+typedef struct tc_http_cors tc_http_cors_t; /**< a CORS policy (tc_http_auth.h) */
 
 /** Methods, as a bit set for routes. */
 enum {
@@ -74,6 +75,13 @@ typedef struct {
                                          lingering drain, TIME-WAIT freed on lwIP) */
     uint32_t linger_ms;          /**< wait for the peer's FIN at most this long before RST */
     const char *name;            /**< registry label (not copied) */
+    const tc_http_cors_t *cors;  /**< server-wide CORS policy (tc_http_cors_new(); not copied: it must outlive the
+                                      server), NULL = none. A request with an allowed Origin gets its headers on
+                                      every answer (404 and 405 included, WebSocket upgrades excepted), and a
+                                      preflight (OPTIONS with Origin and Access-Control-Request-Method) for a path
+                                      that has routes is answered by it (204, or 403 when not allowed). Routes added
+                                      with tc_http_cors_route() keep their own policy instead (the override; a
+                                      policy with origins "" gives a route no CORS at all) */
 } tc_http_config_t;
 
 #define TC_HTTP_DEFAULT_CONFIG()                                                                           \
@@ -82,7 +90,7 @@ typedef struct {
         .retry_after_s = 2, .idle_timeout_ms = 10000, .head_timeout_ms = 5000, .max_uri = 512, .max_head = 4096,   \
         .max_headers = 32, .max_body = 64 * 1024, .body_min_rate = 1024, .body_grace_ms = 10000,                   \
         .ws_max_message = 16384, .ws_ping_ms = 20000, .ws_pong_timeout_ms = 10000, .sse_heartbeat_ms = 15000,      \
-        .close_policy = TC_CLOSE_GRACEFUL, .linger_ms = 2000, .name = "http",                                       \
+        .close_policy = TC_CLOSE_GRACEFUL, .linger_ms = 2000, .name = "http", .cors = NULL,                         \
     }
 
 /**
@@ -321,6 +329,19 @@ int tc_http_stream(tc_http_req_t *req, tc_http_stream_kind_t kind, const char *c
  *         CR or LF), TC_ENOMEM (nothing queued, or the connection is aborted when part of the part was already out)
  */
 int tc_http_stream_write(tc_http_req_t *req, const void *data, size_t len);
+
+/**
+ * @brief Start a streamed response of known length (a large file, a byte range): status with Content-Length: length;
+ * produce is called as the socket drains and writes the body raw with tc_http_stream_write(), exactly length bytes
+ * in all (a write past them: TC_EINVAL), then returns TC_HTTP_STREAM_END; the connection then serves its next
+ * request. A body ended short (the producer gave up, the server stopped) closes the connection after the bytes
+ * written, so the client sees it truncated, never complete. HEAD and length 0: the head only. Extra headers
+ * (Content-Range, ETag) are set before with tc_http_resp_header(). Loop thread.
+ * @param status  200, 206, ... (not 1xx, 204 or 304: they have no body)
+ * @return TC_OK, TC_EINVAL, TC_ECLOSED, or a send error
+ */
+int tc_http_stream_sized(tc_http_req_t *req, int status, const char *ctype, uint64_t length,
+                         tc_http_produce_cb produce, void *user);
 
 /** @brief 1 when the stream's socket can take another part now. */
 int tc_http_stream_ready(const tc_http_req_t *req);

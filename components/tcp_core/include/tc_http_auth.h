@@ -44,7 +44,7 @@ bool tc_http_const_equal(const void *a, size_t alen, const void *b, size_t blen)
 
 /* ---- CORS ---- */
 
-typedef struct tc_http_cors tc_http_cors_t; /**< opaque CORS policy shared by routes */
+/* tc_http_cors_t, the opaque policy shared by routes and servers, is declared in tc_http.h. */
 
 /** A CORS policy; start from TC_HTTP_CORS_DEFAULT_CONFIG(). Strings are copied. */
 typedef struct {
@@ -71,7 +71,8 @@ int tc_http_cors_new(const tc_http_cors_config_t *cfg, tc_http_cors_t **out);
 /**
  * @brief Add a route whose answers carry the policy's CORS headers for an allowed Origin, and an OPTIONS route for
  * the same pattern that answers preflights (204 with the allowed methods and headers; 403 for an origin, method or
- * header not allowed). Requests without Origin are served as by tc_http_route(). Loop thread.
+ * header not allowed). Requests without Origin are served as by tc_http_route(). The policy replaces the server's
+ * default (tc_http_config_t.cors) on this route. Loop thread.
  * @return TC_OK, TC_EINVAL, TC_ENOMEM
  */
 int tc_http_cors_route(tc_http_t *http, tc_http_cors_t *cors, unsigned methods, const char *pattern,

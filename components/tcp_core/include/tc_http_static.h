@@ -4,11 +4,14 @@
  *
  * What a GET gets: Content-Type by extension; ETag (size and mtime) with If-None-Match -> 304; Last-Modified with
  * If-Modified-Since -> 304; "name.gz" served with Content-Encoding: gzip when it exists and the client accepts gzip
- * (Vary: Accept-Encoding); "dir/" -> "dir/index.html"; one byte range (Range: bytes=a-b, a-, -n) -> 206 with
- * Content-Range, 416 when unsatisfiable. Files up to whole_max are answered with Content-Length in one piece; larger
- * ones stream in chunk-sized parts by the producer mechanism (chunked), read from the file as the socket drains, so
- * a slow client costs one part of memory. A range longer than range_max is answered with its first range_max bytes
- * (Content-Range says which: clients ask again for the rest, as with any server that caps ranges).
+ * (Vary: Accept-Encoding); "dir/" -> "dir/index.html"; one byte range (Range: bytes=a-b, a-, -n; If-Range) -> 206
+ * with Content-Range, 416 with "Content-Range: bytes * /size" (no space) when unsatisfiable; several ranges get
+ * the whole file (RFC 9110 14.2 lets a server ignore Range). Bodies (the file or the range) up to whole_max are
+ * answered in one piece; larger ones stream in chunk-sized parts read from the file as the socket drains (a range
+ * under its Content-Length, tc_http_stream_sized(); a whole file chunked), so a slow client costs one part of memory
+ * whatever the size.
+ * range_max, when not 0, caps a range: a longer one is answered with its first range_max bytes (Content-Range says
+ * which: clients ask again for the rest).
  *
  * Paths: the route's decoded path after its prefix; any ".." or "." segment, a backslash, or a path too long is
  * refused with 404 before the file system is asked, so nothing outside root is served (encoded "%2e%2e", "%5c" and
@@ -39,13 +42,13 @@ typedef struct {
     uint32_t max_age;      /**< Cache-Control: max-age seconds; 0 = "no-cache" (revalidate with the ETag) */
     uint32_t chunk;        /**< bytes read per streamed part */
     uint32_t whole_max;    /**< files up to this size are answered in one piece with Content-Length */
-    uint32_t range_max;    /**< longest range answered (206), see above */
+    uint32_t range_max;    /**< longest range answered (206), see above; 0 = no cap */
 } tc_http_static_config_t;
 
 #define TC_HTTP_STATIC_DEFAULT_CONFIG()                                                                     \
     {                                                                                                       \
         .root = ".", .index = "index.html", .max_age = 0, .chunk = 4096, .whole_max = 16384,                \
-        .range_max = 65536,                                                                                 \
+        .range_max = 0,                                                                                     \
     }
 
 /**

@@ -140,6 +140,28 @@ void tc_httpd_stream_end(httpd_req_t *req);
  */
 esp_err_t tc_httpd_stop_deadline(httpd_handle_t handle, uint32_t deadline_ms, tc_httpd_stop_report_t *report);
 
+/**
+ * @brief Called once when tc_httpd_stop_deadline_async() has finished, on the task that did the stop (hand the
+ * result to the tcp_core loop with tc_loop_post()).
+ * @param err     tc_httpd_stop_deadline()'s result (ESP_OK: stopped, the handle is gone)
+ * @param report  what was done (valid during the call)
+ * @param user    as given
+ */
+typedef void (*tc_httpd_stopped_cb)(esp_err_t err, const tc_httpd_stop_report_t *report, void *user);
+
+/**
+ * @brief tc_httpd_stop_deadline() on a task of its own, for callers that must not block (the tcp_core loop pausing
+ * esp_http_server for an OTA upload, tc_app_ota_hooks_t). Any task but the server's.
+ * @param handle       the server
+ * @param deadline_ms  as for tc_httpd_stop_deadline()
+ * @param done         called once from the stopping task when the stop has finished (never from this call)
+ * @param user         for done
+ * @return ESP_OK (done will be called), ESP_ERR_INVALID_ARG (NULL done, not an adapter server), ESP_ERR_NO_MEM (no
+ *         task: done is not called)
+ */
+esp_err_t tc_httpd_stop_deadline_async(httpd_handle_t handle, uint32_t deadline_ms, tc_httpd_stopped_cb done,
+                                       void *user);
+
 #ifdef __cplusplus
 }
 #endif

@@ -11,7 +11,7 @@
  * |                          | when written and valid; 400 size mismatch / bad magic / bad SHA-256, 401, 409   |
  * |                          | (another upload runs; one that got no byte for 2 s gives way instead), 413 too  |
  * |                          | large, 500/503 sink or memory failures                                          |
- * | GET /api/ota             | progress and the last result as JSON                                            |
+ * | GET /api/ota             | progress (bytes, rate in B/s, eta_ms) and the last result as JSON               |
  * | POST /api/ota/reboot     | boot the new image: the chip restarts after the answer; the host file sink only  |
  * |                          | reports (no-op) and the paused services come back. 409 when no image is ready   |
  *
@@ -119,6 +119,14 @@ void tc_ota_prepared(tc_ota_t *ota, int rc, const char *report);
  * @return the length written (without NUL), or TC_ELIMIT when cap is too small
  */
 int tc_ota_status_json(const tc_ota_t *ota, char *buf, size_t cap);
+
+/**
+ * @brief One line of progress for a console (`status`, `ota`), ending in "\n": "ota: receiving 524288 bytes of
+ * 1048576 (50 %) at 87.3 KB/s, 6.0s left; streams ended in 3 ms, 0 left; echo stopped (1 closed, 0 forced)", or
+ * the preparing, ready and idle states with the last result. The rate counts from when writing began. Loop thread.
+ * @return snprintf's length (>= cap: cut), TC_EINVAL
+ */
+int tc_ota_progress_line(const tc_ota_t *ota, char *buf, size_t cap);
 
 /** @brief Free the OTA state. Call after the HTTP server has stopped (no upload can be in flight then). */
 void tc_ota_free(tc_ota_t *ota);

@@ -136,6 +136,9 @@ typedef struct {
     tc_port_event_t done;
     int refs; /* atomic */
     int len;
+    int sockets;                /* `status`: the registry after the OTA line; `ota`: the OTA line only */
+    tc_console_loop_info_cb ota; /* copied from the config: the caller may be gone when the loop runs this */
+    void *ota_user;
     size_t cap;
     char buf[];
 } status_req_t;
@@ -151,12 +154,27 @@ static void status_req_release(status_req_t *r)
 static void status_post_cb(tc_loop_t *loop, void *user)
 {
     status_req_t *r = user;
-    r->len = tc_console_status(loop, r->buf, r->cap);
+    out_t o;
+    out_init(&o, r->buf, r->cap);
+    if (r->ota) {
+        int n = r->ota(o.buf, o.cap, r->ota_user);
+        if (n < 0) {
+            oput(&o, "ota: %s\n", tc_strerror(n));
+        } else {
+            out_took(&o, n);
+        }
+    } else if (!r->sockets) {
+        oput(&o, "ota: no firmware upload route on this build\n");
+    }
+    if (r->sockets) {
+        status_into(loop, &o);
+    }
+    r->len = out_end(&o);
     tc_port_event_set(&r->done); /* publishes len and buf to a waiter that sees the event */
     status_req_release(r);
 }
 
-static int status_from_thread(const tc_console_config_t *cfg, out_t *o)
+static int status_from_thread(const tc_console_config_t *cfg, out_t *o, int sockets)
 {
     size_t cap = o->cap - o->len;
     if (cap < 2) {
@@ -172,6 +190,9 @@ static int status_from_thread(const tc_console_config_t *cfg, out_t *o)
     r->refs = 2;
     r->len = 0;
     r->cap = cap;
+    r->sockets = sockets;
+    r->ota = cfg->ota;
+    r->ota_user = cfg->ota_user;
     int rc = tc_loop_post(cfg->loop, status_post_cb, r);
     if (rc == TC_ENOMEM) {
         r->refs = 1; /* never posted: the loop holds no reference */
@@ -206,6 +227,7 @@ static const tc_console_cmd_t k_cmds[] = {
     {"status", "", "List the device's sockets (the tcp_core registry) and its state."},
     {"wifi", "<ssid> [password]", "Store Wi-Fi station credentials and reconnect with them."},
     {"ota-prepare", "[deadline_ms]", "Stop every server within the deadline (3000 ms) and report the heap freed."},
+    {"ota", "", "Show the firmware upload's progress (bytes, percent, rate, time left) or its last result."},
     {"help", "", "List the commands."},
 };
 
@@ -244,7 +266,16 @@ static int cmd_status(const tc_console_config_t *cfg, out_t *o)
         oput(o, "sockets: no loop\n");
         return TC_OK;
     }
-    return status_from_thread(cfg, o);
+    return status_from_thread(cfg, o, 1);
+}
+
+static int cmd_ota_progress(const tc_console_config_t *cfg, out_t *o)
+{
+    if (cfg->loop == NULL || cfg->ota == NULL) {
+        oput(o, "ota: no firmware upload route on this build\n");
+        return TC_OK;
+    }
+    return status_from_thread(cfg, o, 0);
 }
 
 static int is_hex(const char *s)
@@ -349,6 +380,8 @@ int tc_console_exec_argv(const tc_console_config_t *cfg, int argc, char *const a
         rc = argc == 1 ? cmd_status(cfg, &o) : fail(&o, TC_EINVAL, "status", "usage: status");
     } else if (strcmp(cmd, "wifi") == 0) {
         rc = cmd_wifi(cfg, argc, argv, &o);
+    } else if (strcmp(cmd, "ota") == 0) {
+        rc = argc == 1 ? cmd_ota_progress(cfg, &o) : fail(&o, TC_EINVAL, "ota", "usage: ota");
     } else if (strcmp(cmd, "ota-prepare") == 0) {
         rc = cmd_ota(cfg, argc, argv, &o);
     } else {

@@ -15,6 +15,7 @@
 
 #include "tc_alloc.h"
 #include "tc_err.h"
+#include "tc_http_auth.h"
 #include "tc_http_internal.h"
 
 #define SWEEP_MS 100
@@ -402,6 +403,21 @@ static void dispatch(hconn_t *hc, tc_http_req_t *req)
         }
     }
     route_t *r = req->route;
+    size_t olen = 0;
+    if (h->cfg.cors && !(r && (r->own_cors || r->ws_cb)) && tc_http_req_header(req, "Origin", &olen)) {
+        /* The server-wide policy: a preflight for a path that has routes is answered here (no route takes
+         * OPTIONS), every other answer carries the headers when the origin is allowed. */
+        size_t ml = 0;
+        if (r == NULL && req->allowed && tc__http_method_bit(req->parsed.method) == TC_HTTP_OPTIONS &&
+            tc_http_req_header(req, "Access-Control-Request-Method", &ml)) {
+            tc__http_cors_preflight(req, h->cfg.cors);
+            return;
+        }
+        if (tc_http_cors_headers(req, h->cfg.cors) < 0) {
+            tc_http_respond(req, 500, "text/plain", "response headers too long\n", 26);
+            return;
+        }
+    }
     if (r != NULL) {
         if (r->ws_cb) {
             tc__ws_upgrade(hc, req);

@@ -8,6 +8,7 @@
 
 #include "tc_alloc.h"
 #include "tc_err.h"
+#include "tc_http_internal.h"
 #include "tc_http_parser.h"
 
 /* Credentials longer than this are refused: the decoded form lives on the stack. */
@@ -269,9 +270,8 @@ static bool headers_allowed(const char *list, const char *req, size_t len)
     return true;
 }
 
-static int cors_preflight(tc_http_req_t *req, void *user)
+int tc__http_cors_preflight(tc_http_req_t *req, const tc_http_cors_t *cors)
 {
-    const tc_http_cors_t *cors = user;
     size_t ml = 0, hl = 0;
     const char *m = tc_http_req_header(req, "Access-Control-Request-Method", &ml);
     const char *h = tc_http_req_header(req, "Access-Control-Request-Headers", &hl);
@@ -294,6 +294,11 @@ static int cors_preflight(tc_http_req_t *req, void *user)
     return tc_http_respond(req, 204, NULL, NULL, 0);
 }
 
+static int cors_preflight(tc_http_req_t *req, void *user)
+{
+    return tc__http_cors_preflight(req, user);
+}
+
 int tc_http_cors_route(tc_http_t *http, tc_http_cors_t *cors, unsigned methods, const char *pattern,
                        tc_http_handler_cb cb, void *user)
 {
@@ -310,5 +315,12 @@ int tc_http_cors_route(tc_http_t *http, tc_http_cors_t *cors, unsigned methods, 
     r->next = cors->routes;
     cors->routes = r; /* owned by the policy from here, whatever happens below */
     int rc = tc_http_route(http, methods & ~(unsigned)TC_HTTP_OPTIONS, pattern, cors_wrap, r);
-    return rc == TC_OK ? tc_http_route(http, TC_HTTP_OPTIONS, pattern, cors_preflight, cors) : rc;
+    if (rc == TC_OK) {
+        tc__http_route_own_cors(http);
+        rc = tc_http_route(http, TC_HTTP_OPTIONS, pattern, cors_preflight, cors);
+    }
+    if (rc == TC_OK) {
+        tc__http_route_own_cors(http);
+    }
+    return rc;
 }

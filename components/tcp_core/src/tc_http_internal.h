@@ -30,6 +30,7 @@ struct route {
     tc_ws_cb ws_cb;
     tc_http_body_cb body_cb; /* body in pieces (tc_http_route_body()); NULL: buffered whole */
     uint64_t max_body;       /* this route's body limit; 0: the server's max_body (buffered) or none (pieces) */
+    uint8_t own_cors;        /* added by tc_http_cors_route(): its policy, not the server's default */
     void *user;
     char pattern[];
 };
@@ -102,8 +103,12 @@ struct tc_http_req {
     tc_timer_t stream_timer;
     uint64_t last_write;    /* loop ms of the last part written (SSE heartbeats) */
     uint8_t stream_waiting; /* waiting for TC_EV_DRAINED */
+    uint64_t stream_left;   /* TC__STREAM_SIZED: body bytes still to write (Content-Length minus written) */
     tc_http_header_t headers[]; /* the server's max_headers of them */
 };
+
+/* tc_http_stream_sized()'s kind, after the public tc_http_stream_kind_t values: raw writes under a Content-Length. */
+#define TC__STREAM_SIZED 4
 
 /* Per connection, kept small: an idle keep-alive connection costs this plus its tc_conn and nothing else (no
  * buffer, no list links: the server's own connection list is walked instead, and the tc_http_t is the owner's). */
@@ -155,6 +160,12 @@ unsigned tc__http_method_bit(tc_http_slice_t m);
 void tc__http_route_lookup(tc_http_t *h, tc_http_req_t *req);
 /* Free the route table (the server is stopping). */
 void tc__http_routes_free(tc_http_t *h);
+
+/* tc_http_auth.c: the server-wide CORS policy's part of dispatch */
+/* Mark the route added last as carrying its own CORS policy (tc_http_cors_route()). */
+void tc__http_route_own_cors(tc_http_t *h);
+/* Answer a preflight with the policy: 204 with its methods and headers, or 403. */
+int tc__http_cors_preflight(tc_http_req_t *req, const tc_http_cors_t *cors);
 
 /* tc_http_stream.c */
 /* End the stream: cleanly (its terminator is sent) or not (reset); frees the request. */

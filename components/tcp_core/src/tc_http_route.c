@@ -178,6 +178,13 @@ int tc_http_ws_route(tc_http_t *http, const char *pattern, tc_ws_cb cb, void *us
 }
 
 
+void tc__http_route_own_cors(tc_http_t *h)
+{
+    if (h && h->routes_tail) {
+        h->routes_tail->own_cors = 1;
+    }
+}
+
 void tc__http_routes_free(tc_http_t *h)
 {
     route_t *rt = h->routes;

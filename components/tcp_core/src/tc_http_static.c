@@ -312,42 +312,49 @@ static int serve(tc_http_req_t *req, void *user)
         tc_http_resp_header(req, "Content-Range", cr);
         return tc_http_respond(req, 416, "text/plain", "range not satisfiable\n", 22);
     }
+    uint64_t len = size;
+    int status = 200;
     if (range > 0) {
-        uint64_t len = to - from + 1 > st->cfg.range_max ? st->cfg.range_max : to - from + 1;
+        len = to - from + 1;
+        if (st->cfg.range_max && len > st->cfg.range_max) {
+            len = st->cfg.range_max;
+        }
+        status = 206;
+        snprintf(cr, sizeof(cr), "bytes %llu-%llu/%llu", (unsigned long long)from,
+                 (unsigned long long)(from + len - 1), (unsigned long long)size);
+        tc_http_resp_header(req, "Content-Range", cr);
+    }
+    if (len <= st->cfg.whole_max || range > 0) {
+        tc_http_resp_header(req, "Cache-Control", cc);
+    }
+    if (len <= st->cfg.whole_max) {
         uint8_t *buf = read_span(file, from, (size_t)len);
         if (buf == NULL) {
             return tc_http_respond(req, 503, "text/plain", "cannot read the file now\n", 25);
         }
-        snprintf(cr, sizeof(cr), "bytes %llu-%llu/%llu", (unsigned long long)from,
-                 (unsigned long long)(from + len - 1), (unsigned long long)size);
-        tc_http_resp_header(req, "Content-Range", cr);
-        tc_http_resp_header(req, "Cache-Control", cc);
-        int rc = tc_http_respond(req, 206, mime, buf, (size_t)len);
+        int rc = tc_http_respond(req, status, mime, buf, (size_t)len);
         tc_free(buf);
         return rc;
     }
-    if (size <= st->cfg.whole_max) {
-        uint8_t *buf = read_span(file, 0, (size_t)size);
-        if (buf == NULL) {
-            return tc_http_respond(req, 503, "text/plain", "cannot read the file now\n", 25);
-        }
-        tc_http_resp_header(req, "Cache-Control", cc);
-        int rc = tc_http_respond(req, 200, mime, buf, (size_t)size);
-        tc_free(buf);
-        return rc;
-    }
+    /* Larger: streamed under its Content-Length, one part read per drain of the socket (never the whole file). */
     file_stream_t *fs = tc_malloc(sizeof(*fs) + st->cfg.chunk);
     FILE *f = fs ? fopen(file, "rb") : NULL;
-    if (f == NULL) {
+    if (f == NULL || fseek(f, (long)from, SEEK_SET) != 0) {
+        if (f) {
+            fclose(f);
+        }
         tc_free(fs);
         return tc_http_respond(req, 503, "text/plain", "cannot read the file now\n", 25);
     }
     fs->f = f;
-    fs->left = size;
+    fs->left = len;
     fs->chunk = st->cfg.chunk;
     tc_http_req_set_data(req, fs);
     tc_http_req_set_data_free(req, stream_free); /* freed with the request, whether the client stays or goes */
-    /* The stream adds its own Cache-Control: no-cache (revalidation with the ETag above). */
+    if (range > 0) {
+        return tc_http_stream_sized(req, 206, mime, len, file_produce, st);
+    }
+    /* The whole file: chunked, and the stream adds its own Cache-Control: no-cache (revalidation with the ETag). */
     return tc_http_stream(req, TC_HTTP_STREAM_CHUNKED, mime, file_produce, st);
 }
 
@@ -356,7 +363,7 @@ int tc_http_static_attach(tc_http_t *http, const char *pattern, const tc_http_st
 {
     size_t pl = pattern ? strlen(pattern) : 0;
     if (http == NULL || cfg == NULL || out == NULL || pl < 2 || pattern[0] != '/' || pattern[pl - 1] != '*' ||
-        pattern[pl - 2] != '/' || cfg->root == NULL || cfg->chunk == 0 || cfg->range_max == 0) {
+        pattern[pl - 2] != '/' || cfg->root == NULL || cfg->chunk == 0) {
         return TC_EINVAL;
     }
     const char *index = cfg->index ? cfg->index : "index.html";

@@ -15,7 +15,14 @@ void tc__stream_end(tc_http_req_t *req, int clean)
 {
     hconn_t *hc = req->hc;
     tc__timer_disarm(&req->stream_timer);
-    if (clean) {
+    /* A sized body ended before its Content-Length (the server stops, the producer gave up): no terminator can make
+     * it whole, so the connection ends with our FIN after what was written, and the client sees it short. */
+    int short_body = req->stream_kind == TC__STREAM_SIZED && req->stream_left > 0;
+    if (clean && req->stream_kind == TC__STREAM_SIZED) {
+        if (req->h->h.stopping) {
+            req->h->h.report.streams_ended++;
+        }
+    } else if (clean) {
         if (req->stream_kind == TC_HTTP_STREAM_MJPEG && req->mjpeg_chunked) {
             tc_conn_send(hc->c, "12\r\n--tcpcoreframe--\r\n\r\n0\r\n\r\n", 29);
         } else if (req->stream_kind == TC_HTTP_STREAM_MJPEG) {
@@ -29,7 +36,7 @@ void tc__stream_end(tc_http_req_t *req, int clean)
     }
     /* MJPEG is close-delimited; a chunked or SSE stream that ended cleanly is a finished response, and the
      * connection goes back to keep-alive like any other. */
-    if ((req->stream_kind == TC_HTTP_STREAM_MJPEG && !req->mjpeg_chunked) || !clean) {
+    if ((req->stream_kind == TC_HTTP_STREAM_MJPEG && !req->mjpeg_chunked) || !clean || short_body) {
         req->keep_alive = 0;
     } else {
         tc__conn_reg_flags(hc->c, 0, TC_REG_FLAG_STREAMING);
@@ -38,7 +45,7 @@ void tc__stream_end(tc_http_req_t *req, int clean)
         return;
     }
     tc_conn_t *c = hc->c;
-    int graceful = clean && req->stream_kind == TC_HTTP_STREAM_MJPEG;
+    int graceful = clean && (req->stream_kind == TC_HTTP_STREAM_MJPEG || short_body);
     hc->state = HC_DONE;
     hc->req = NULL;
     tc__http_req_free(req);
@@ -141,6 +148,42 @@ int tc_http_stream(tc_http_req_t *req, tc_http_stream_kind_t kind, const char *c
     return TC_OK;
 }
 
+int tc_http_stream_sized(tc_http_req_t *req, int status, const char *ctype, uint64_t length,
+                         tc_http_produce_cb produce, void *user)
+{
+    if (req == NULL || produce == NULL || req->answered || req->body_pending || status < 200 || status > 599 ||
+        status == 204 || status == 304 || length > (uint64_t)INT64_MAX) {
+        return TC_EINVAL;
+    }
+    if (req->hc == NULL) {
+        return TC_ECLOSED;
+    }
+    req->answered = 1;
+    req->streaming = 1;
+    req->stream_kind = TC__STREAM_SIZED;
+    req->stream_left = length;
+    req->produce = produce;
+    req->produce_user = user;
+    int rc = tc__http_send_head(req, status, ctype ? ctype : "application/octet-stream", (long long)length, NULL,
+                                NULL, 0);
+    if (rc != TC_OK) {
+        return rc;
+    }
+    if (req->head_only || length == 0) {
+        req->stream_left = 0;
+        tc__http_req_finish(req);
+        return TC_OK;
+    }
+    req->hc->state = HC_STREAM;
+    tc__conn_reg_flags(req->hc->c, TC_REG_FLAG_STREAMING, 0);
+    tc_conn_set_role(req->hc->c, TC_ROLE_STREAM);
+    tc_conn_set_reading(req->hc->c, 1); /* to see the client leave */
+    tc__timer_init(req->h->loop, &req->stream_timer, stream_timer_cb, req);
+    req->last_write = tc_loop_now(req->h->loop);
+    tc__stream_kick(req);
+    return TC_OK;
+}
+
 int tc_http_stream_ready(const tc_http_req_t *req)
 {
     return req && req->hc && tc_conn_queued(req->hc->c) <= TC_CFG_WRITE_LOW_WATER;
@@ -163,7 +206,15 @@ int tc_http_stream_write(tc_http_req_t *req, const void *data, size_t len)
     char size[24], pre[128];
     tc_buf_t m[4];
     size_t k = 0;
-    if (req->stream_kind == TC_HTTP_STREAM_MJPEG) {
+    if (req->stream_kind == TC__STREAM_SIZED) {
+        if (len > req->stream_left) {
+            return TC_EINVAL; /* beyond the Content-Length announced */
+        }
+        if (len == 0) {
+            return TC_OK;
+        }
+        m[k++] = (tc_buf_t){data, len};
+    } else if (req->stream_kind == TC_HTTP_STREAM_MJPEG) {
         int n = snprintf(pre, sizeof(pre), "--%s\r\nContent-Type: image/jpeg\r\nContent-Length: %zu\r\n\r\n",
                          MJPEG_BOUNDARY, len);
         if (req->mjpeg_chunked) {
@@ -194,6 +245,9 @@ int tc_http_stream_write(tc_http_req_t *req, const void *data, size_t len)
     int rc = tc_conn_sendv(c, m, k);
     if (rc == TC_OK) {
         req->last_write = tc_loop_now(req->h->loop); /* SSE heartbeats count from the last part sent */
+        if (req->stream_kind == TC__STREAM_SIZED) {
+            req->stream_left -= len;
+        }
     }
     return rc;
 }

@@ -39,7 +39,7 @@ struct tc_ota {
     uint64_t last_bytes;
     char last_msg[OTA_MSG];
     char last_sha[2 * TC_SHA256_LEN + 1];
-    char prepare_report[64];
+    char prepare_report[128];
 };
 
 struct upload {
@@ -55,6 +55,8 @@ struct upload {
     tc_http_multipart_t *mp; /* a form upload (curl -F): the first file part is the image */
     int in_file;             /* 0 before the file part, 1 inside it, 2 after it */
     uint64_t last_byte_ms; /* loop time of the last piece (or of the head) */
+    uint64_t write_ms;     /* loop time writing began (after prepare), 0 before */
+    uint64_t write_from;   /* bytes received by then (checked while preparing) */
     uint8_t *held;    /* the one piece that arrived while preparing */
     size_t held_len;
     tc_timer_t *prepare_timer;
@@ -129,6 +131,8 @@ static int start_writing(upload_t *u)
 {
     char msg[OTA_MSG] = "";
     u->preparing = 0;
+    u->write_ms = tc_loop_now(tc_http_loop(u->ota->http));
+    u->write_from = u->received;
     int rc = u->ota->sink.begin(u->ota->sink.ctx, u->size, &u->job, msg, sizeof(msg));
     if (rc != TC_OK) {
         u->job = NULL;
@@ -305,6 +309,7 @@ static int upload_head(tc_http_req_t *req, void *user)
     ota->last_status = 0;
     ota->last_sha[0] = '\0';
     set_msg(ota->last_msg, "receiving");
+    ota->prepare_report[0] = '\0'; /* this upload's own, once its prepare reports */
     tc_http_req_set_data(req, u);
     if (ota->cfg.prepare == NULL || ota->paused) {
         start_writing(u); /* answered on failure */
@@ -468,23 +473,82 @@ static const char *state_name(const tc_ota_t *ota)
     return ota->ready ? "ready" : "idle";
 }
 
+/* Bytes per second since writing began, and ms left when the size is known (-1: unknown). */
+static void upload_rate(const tc_ota_t *ota, const upload_t *u, uint64_t *rate, int64_t *eta_ms)
+{
+    *rate = 0;
+    *eta_ms = -1;
+    if (u == NULL || u->write_ms == 0) {
+        return;
+    }
+    uint64_t ms = tc_loop_now(tc_http_loop(ota->http)) - u->write_ms;
+    uint64_t bytes = u->received - u->write_from;
+    if (ms > 0) {
+        *rate = bytes * 1000 / ms;
+    }
+    if (u->size && *rate > 0) {
+        *eta_ms = (int64_t)((u->size - u->received) * 1000 / *rate);
+    }
+}
+
 int tc_ota_status_json(const tc_ota_t *ota, char *buf, size_t cap)
 {
     const upload_t *u = ota->cur;
+    uint64_t rate;
+    int64_t eta;
+    upload_rate(ota, u, &rate, &eta);
     int n = snprintf(buf, cap,
-                     "{\"state\":\"%s\",\"received\":%llu,\"size\":%llu,\"uploads\":%u,\"failures\":%u,"
+                     "{\"state\":\"%s\",\"received\":%llu,\"size\":%llu,\"rate\":%llu,\"eta_ms\":%lld,"
+                     "\"uploads\":%u,\"failures\":%u,"
                      "\"services_paused\":%s,\"prepare\":\"%s\",\"last\":{\"status\":%d,\"bytes\":%llu,"
                      "\"message\":\"%s\",\"sha256\":\"%s\"}}",
                      state_name(ota), (unsigned long long)(u ? u->received : 0), (unsigned long long)(u ? u->size : 0),
-                     (unsigned)ota->uploads, (unsigned)ota->failures, ota->paused ? "true" : "false",
-                     ota->prepare_report, ota->last_status, (unsigned long long)ota->last_bytes, ota->last_msg,
-                     ota->last_sha);
+                     (unsigned long long)rate, (long long)eta, (unsigned)ota->uploads, (unsigned)ota->failures,
+                     ota->paused ? "true" : "false", ota->prepare_report, ota->last_status,
+                     (unsigned long long)ota->last_bytes, ota->last_msg, ota->last_sha);
     return n < 0 || (size_t)n >= cap ? TC_ELIMIT : n;
+}
+
+int tc_ota_progress_line(const tc_ota_t *ota, char *buf, size_t cap)
+{
+    if (ota == NULL || buf == NULL) {
+        return TC_EINVAL;
+    }
+    const upload_t *u = ota->cur;
+    int n;
+    if (u && u->preparing) {
+        n = snprintf(buf, cap, "ota: preparing: pausing the services (deadline %u ms), %llu bytes checked\n",
+                     (unsigned)ota->cfg.prepare_deadline_ms, (unsigned long long)u->received);
+    } else if (u) {
+        uint64_t rate;
+        int64_t eta;
+        upload_rate(ota, u, &rate, &eta);
+        char of[48] = "", left[40] = "";
+        if (u->size) {
+            snprintf(of, sizeof(of), " of %llu (%u %%)", (unsigned long long)u->size,
+                     (unsigned)(u->received * 100 / u->size));
+        }
+        if (eta >= 0) {
+            snprintf(left, sizeof(left), ", %lld.%llds left", (long long)(eta / 1000), (long long)(eta % 1000 / 100));
+        }
+        n = snprintf(buf, cap, "ota: receiving %llu bytes%s at %llu.%llu KB/s%s; %s\n",
+                     (unsigned long long)u->received, of, (unsigned long long)(rate / 1000),
+                     (unsigned long long)(rate % 1000 / 100), left, ota->prepare_report[0] ? ota->prepare_report : "");
+    } else if (ota->ready) {
+        n = snprintf(buf, cap, "ota: image ready (%llu bytes, sha256 %.16s...): POST %s to boot it\n",
+                     (unsigned long long)ota->last_bytes, ota->last_sha, ota->reboot_path);
+    } else if (ota->last_status) {
+        n = snprintf(buf, cap, "ota: idle; last upload %d after %llu bytes: %s\n", ota->last_status,
+                     (unsigned long long)ota->last_bytes, ota->last_msg);
+    } else {
+        n = snprintf(buf, cap, "ota: idle, no upload yet\n");
+    }
+    return n;
 }
 
 static int status_route(tc_http_req_t *req, void *user)
 {
-    char buf[640];
+    char buf[768];
     int n = tc_ota_status_json(user, buf, sizeof(buf));
     if (n < 0) {
         return tc_http_respond(req, 500, "text/plain", "status too large\n", 17);
