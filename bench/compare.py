@@ -2,6 +2,7 @@
 """tcp_core side by side with nginx, mongoose and libuv on plain loopback, paired per round: one command, one table.
 
     python3 bench/compare.py [--mongoose-src DIR] [--rounds 5] [--duration 3] [--idle-conns 10000] [--json]
+    python3 bench/compare.py --report saved.json     # the table of a saved --json run
 
 Pairs (tcp_core first, its peer second; each server one process, pinned to CPU 0, the load on CPU 1):
   http-keepalive-c50  wrk -t1 -c50, keep-alive GET /            bench/tc_http_ws.c  vs nginx (one worker)
@@ -556,7 +557,11 @@ def main() -> int:
     ap.add_argument("--pairs", default="", help="comma-separated subset of: " + ",".join(p.name for p in PAIRS))
     ap.add_argument("--no-pin", action="store_true", help="do not pin servers and load to different CPUs")
     ap.add_argument("--json", action="store_true", help="print one JSON document instead of the table")
+    ap.add_argument("--report", metavar="FILE", type=Path, help="print the table of a saved --json run and exit")
     args = ap.parse_args()
+    if args.report:
+        print(report(json.loads(args.report.read_text())))
+        return 0
     pairs = [p for p in PAIRS if not args.pairs or p.name in args.pairs.split(",")]
     raise_nofile()
     try:
