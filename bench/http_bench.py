@@ -139,7 +139,16 @@ def start_nginx(pin: Pinning, tmp: Path, body: bytes, content_type: str) -> Serv
     (ndir / "www" / "index.html").chmod(0o644)
     port = free_port()
     conf = NGINX_TEMPLATE.read_text()
-    for key, value in (("DIR", str(ndir)), ("PORT", str(port)), ("CONTENT_TYPE", content_type)):
+    fields = (
+        ("DIR", str(ndir)),
+        ("PORT", str(port)),
+        ("CONTENT_TYPE", content_type),
+        ("MASTER", "on"),
+        ("RLIMIT_NOFILE", "8192"),
+        ("WORKER_CONNECTIONS", "4096"),
+        ("KEEPALIVE_S", "10"),
+    )
+    for key, value in fields:
         conf = conf.replace(f"@{key}@", value)
     (ndir / "nginx.conf").write_text(conf)
     cmd = [nginx, "-p", str(ndir), "-c", str(ndir / "nginx.conf"), "-e", str(ndir / "error.log")]

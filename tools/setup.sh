@@ -11,6 +11,7 @@ APT_PACKAGES=(
     gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf # chip-compiler check: rv32imc (tools/cross_check.sh)
     gcc-xtensa-lx106 picolibc-xtensa-lx106-elf           # and the ESP8266's Xtensa lx106
     libuv1-dev                            # the libuv peer of the echo benchmark
+    nginx-light                           # the nginx peer of bench/http_bench.py and bench/compare.py (~1 MB)
     iproute2 tcpdump                      # ip netns / ip tuntap for the lwIP tests
     curl wrk                              # peers nobody here wrote, for the HTTP tests
     chromium                              # the browser of the dashboard tests (Playwright drives it; no download)

@@ -38,10 +38,10 @@ struct tc_loop {
     int n, cap;
     int holes; /* poll: slots whose io left during dispatch, compacted afterwards */
 
-    int evset;          /* the backend's readiness set, or < 0: poll() */
-    int *free_old;      /* evset: empty slots, reusable at once */
-    int *free_new;      /* evset: slots emptied during this dispatch, reusable after it */
-    int nfree_old, nfree_new;
+    int evset; /* the backend's readiness set, or < 0: poll() */
+    /* evset: two lists of empty slots, linked through the slots themselves (pfds[i].fd = FREE_LINK(next)): free_old
+     * reusable at once, free_new emptied during this dispatch and reusable after it. -1: empty list. */
+    int free_old, free_new, free_new_tail;
     tc_evready_t ready[64];
 
     tc_timer_t **heap;
@@ -112,28 +112,37 @@ static int slots_grow(tc_loop_t *loop)
         return TC_ENOMEM;
     }
     loop->ios = ios;
-    if (loop->evset >= 0) {
-        /* Every slot can be free at once, in either list. */
-        int *fo = tc_realloc(loop->free_old, (size_t)cap * sizeof(*fo));
-        if (fo == NULL) {
-            return TC_ENOMEM;
-        }
-        loop->free_old = fo;
-        int *fn = tc_realloc(loop->free_new, (size_t)cap * sizeof(*fn));
-        if (fn == NULL) {
-            return TC_ENOMEM;
-        }
-        loop->free_new = fn;
-    }
     loop->cap = cap;
     return TC_OK;
+}
+
+/* An empty slot's pfds[].fd holds the next empty slot of its list: -2 - next (so -1, the end, stays -1). */
+#define FREE_LINK(next) (-2 - (next))
+
+/* evset: slot i (emptied) onto a free list: at once, or after the dispatch that emptied it. */
+static void slot_free(tc_loop_t *loop, int i)
+{
+    loop->ios[i] = NULL;
+    loop->pfds[i].events = 0;
+    loop->pfds[i].revents = 0;
+    if (loop->dispatching) {
+        loop->pfds[i].fd = FREE_LINK(loop->free_new);
+        if (loop->free_new < 0) {
+            loop->free_new_tail = i;
+        }
+        loop->free_new = i;
+    } else {
+        loop->pfds[i].fd = FREE_LINK(loop->free_old);
+        loop->free_old = i;
+    }
 }
 
 int tc__io_start(tc_loop_t *loop, tc_io_t *io, int events)
 {
     int i;
-    if (loop->evset >= 0 && loop->nfree_old > 0) {
-        i = loop->free_old[--loop->nfree_old];
+    if (loop->evset >= 0 && loop->free_old >= 0) {
+        i = loop->free_old;
+        loop->free_old = FREE_LINK(loop->pfds[i].fd);
     } else {
         if (loop->n == loop->cap && slots_grow(loop) != TC_OK) {
             return TC_ENOMEM;
@@ -141,16 +150,21 @@ int tc__io_start(tc_loop_t *loop, tc_io_t *io, int events)
         i = loop->n++;
     }
     if (loop->evset >= 0) {
+        /* evset: pfds[i].revents (unused by a readiness set) holds the interest the set was last told. */
         int rc = tc_sock_evset_add(loop->evset, io->fd, events, (uint32_t)i);
         if (rc != TC_OK) {
-            loop->pfds[i] = (tc_pollfd_t){.fd = -1, .events = 0, .revents = 0};
-            loop->ios[i] = NULL;
-            loop->free_old[loop->nfree_old++] = i;
+            int saved = loop->dispatching;
+            loop->dispatching = 0; /* never handed out: reusable at once */
+            slot_free(loop, i);
+            loop->dispatching = saved;
             return rc;
         }
     }
     io->index = i;
     loop->pfds[i] = (tc_pollfd_t){.fd = io->fd, .events = (short)events, .revents = 0};
+    if (loop->evset >= 0) {
+        loop->pfds[i].revents = (short)events;
+    }
     loop->ios[i] = io;
     return TC_OK;
 }
@@ -160,9 +174,14 @@ void tc__io_set(tc_loop_t *loop, tc_io_t *io, int events)
     if (io->index < 0 || loop->pfds[io->index].events == (short)events) {
         return;
     }
-    loop->pfds[io->index].events = (short)events;
-    if (loop->evset >= 0) {
+    tc_pollfd_t *p = &loop->pfds[io->index];
+    p->events = (short)events;
+    /* evset: interest dropped to nothing is not told to the set at once (lazy): most often the descriptor is
+     * closed before the next wait (a connection that saw its peer's FIN), which removes it from the set anyway.
+     * If it is still open and the set reports something unwanted, the dispatch narrows the set then. */
+    if (loop->evset >= 0 && events != 0 && p->revents != (short)events) {
         tc_sock_evset_mod(loop->evset, io->fd, events, (uint32_t)io->index);
+        p->revents = (short)events;
     }
 }
 
@@ -198,13 +217,7 @@ static void io_stop(tc_loop_t *loop, tc_io_t *io, int closing)
         if (!closing) {
             tc_sock_evset_del(loop->evset, io->fd);
         }
-        loop->ios[i] = NULL;
-        loop->pfds[i] = (tc_pollfd_t){.fd = -1, .events = 0, .revents = 0};
-        if (loop->dispatching) {
-            loop->free_new[loop->nfree_new++] = i;
-        } else {
-            loop->free_old[loop->nfree_old++] = i;
-        }
+        slot_free(loop, i);
         return;
     }
     if (loop->dispatching) {
@@ -498,6 +511,7 @@ int tc_loop_new(tc_loop_t **out)
     }
     /* A readiness set where the backend has one; poll() otherwise (and if it cannot be opened). */
     loop->evset = TC_CFG_USE_EVSET ? tc_sock_evset_open() : TC_ENOSYS;
+    loop->free_old = loop->free_new = -1;
     tc_port_mutex_init(&loop->post_mu); /* cannot fail: no platform allocates for a mutex */
     loop->now = tc_now_ms() + loop->skew;
     loop->rng = (uint32_t)(loop->now * 2654435761u) | 1u;
@@ -508,8 +522,6 @@ int tc_loop_new(tc_loop_t **out)
         tc_sock_wake_close(loop->wake_r, loop->wake_w);
         tc_port_mutex_destroy(&loop->post_mu);
         tc_sock_evset_close(loop->evset);
-        tc_free(loop->free_old);
-        tc_free(loop->free_new);
         tc_free(loop->pfds);
         tc_free(loop->ios);
         tc_free(loop->rbuf);
@@ -540,8 +552,6 @@ int tc_loop_free(tc_loop_t *loop)
     tc_sock_wake_close(loop->wake_r, loop->wake_w);
     tc_port_mutex_destroy(&loop->post_mu);
     tc_sock_evset_close(loop->evset);
-    tc_free(loop->free_old);
-    tc_free(loop->free_new);
     tc_free(loop->pfds);
     tc_free(loop->ios);
     tc_free(loop->heap);
@@ -593,10 +603,23 @@ static int run_once(tc_loop_t *loop, int timeout_ms)
         for (int k = 0; k < rc; k++) {
             uint32_t i = loop->ready[k].tag;
             tc_io_t *io = i < (uint32_t)loop->n ? loop->ios[i] : NULL;
-            if (io) { /* NULL: its io left during this dispatch */
-                dispatched++;
-                io->cb(io, loop->ready[k].revents);
+            if (io == NULL) { /* its io left during this dispatch */
+                continue;
             }
+            int re = loop->ready[k].revents;
+            tc_pollfd_t *p = &loop->pfds[i];
+            if (p->revents != p->events) {
+                /* The set still holds interest given up lazily (tc__io_set): narrow it now, and pass on only
+                 * what a set told the current interest would report (errors and hang-ups always). */
+                tc_sock_evset_mod(loop->evset, io->fd, p->events, i);
+                p->revents = p->events;
+                re &= p->events | TC_POLLERR | TC_POLLHUP;
+                if (re == 0) {
+                    continue;
+                }
+            }
+            dispatched++;
+            io->cb(io, re);
         }
     } else {
         int n = loop->n;
@@ -629,8 +652,10 @@ static int run_once(tc_loop_t *loop, int timeout_ms)
     if (loop->holes) {
         compact(loop);
     }
-    while (loop->nfree_new > 0) {
-        loop->free_old[loop->nfree_old++] = loop->free_new[--loop->nfree_new];
+    if (loop->free_new >= 0) {
+        loop->pfds[loop->free_new_tail].fd = FREE_LINK(loop->free_old);
+        loop->free_old = loop->free_new;
+        loop->free_new = -1;
     }
     return dispatched;
 }

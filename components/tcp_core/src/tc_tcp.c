@@ -776,7 +776,9 @@ int tc_conn_is_closing(const tc_conn_t *c)
     return (c->flags & (CF_CLOSING | CF_FINAL)) != 0;
 }
 
-static tc_conn_t *conn_new(tc_owner_t *o, int fd, tc_kind_t kind, const tc_addr_t *peer)
+/* events: the interest the connection starts with (accepted: readable, connecting: writable), the one
+ * conn_update_events() is about to ask for, so that the readiness set is told once (epoll: one ADD, no MOD). */
+static tc_conn_t *conn_new(tc_owner_t *o, int fd, tc_kind_t kind, const tc_addr_t *peer, int events)
 {
     tc_conn_t *c = tc_calloc(1, sizeof(*c));
     if (c == NULL) {
@@ -785,7 +787,7 @@ static tc_conn_t *conn_new(tc_owner_t *o, int fd, tc_kind_t kind, const tc_addr_
     c->owner = o;
     tc__io_init(&c->io, fd, conn_io);
     c->pending.fn = close_step;
-    if (tc__io_start(o->loop, &c->io, 0) != TC_OK) {
+    if (tc__io_start(o->loop, &c->io, events) != TC_OK) {
         tc_free(c);
         return NULL;
     }
@@ -928,7 +930,7 @@ static void server_accept(tc_io_t *io, int revents)
                 continue;
             }
         }
-        tc_conn_t *c = conn_new(&s->owner, fd, TC_KIND_ACCEPTED, &peer);
+        tc_conn_t *c = conn_new(&s->owner, fd, TC_KIND_ACCEPTED, &peer, TC_POLLIN);
         if (c == NULL) {
             tc_sock_abort(fd);
             continue;
@@ -1175,7 +1177,7 @@ static void client_connect_to(tc_client_t *cl, const tc_addr_t *addr)
         client_fail(cl, rc);
         return;
     }
-    tc_conn_t *c = conn_new(&cl->owner, fd, TC_KIND_CLIENT, addr);
+    tc_conn_t *c = conn_new(&cl->owner, fd, TC_KIND_CLIENT, addr, TC_POLLOUT);
     if (c == NULL) {
         tc_sock_close(fd);
         client_fail(cl, TC_ENOMEM);
