@@ -89,6 +89,7 @@ typedef enum {
     OP_COUNT_TW,
     OP_COUNT_ACTIVE,
     OP_IS_LOCAL,
+    OP_ORPHAN_LAST_ACK,
 } raw_op_t;
 
 /* A TCP connection's address tuple: how a TIME-WAIT pcb is found again once its socket is closed. */
@@ -296,6 +297,37 @@ static long raw_reap_peer(const raw_call_t *c)
     return found == 1;
 }
 
+/*
+ * A socket that sends its FIN after the peer's (CLOSE-WAIT -> LAST-ACK) must not keep its pcb: reading the peer's FIN
+ * afterwards makes lwIP shut the socket's receive side (lwip_netconn_do_close_internal: shut_rx in LAST-ACK is no full
+ * close, only tcp_shutdown(), which sets TF_RXCLOSED), and tcp_input frees a LAST-ACK pcb on the final ACK without
+ * calling the error callback when TF_RXCLOSED is set. The socket then points at freed memory until it is closed; the
+ * next close, abort or tc_sock_unacked() touches it, and once the memory holds a new pcb (a client reusing its port a
+ * few ms later) lwIP closes the wrong connection (issue 10: "pbuf_free: p->ref > 0", SIGABRT).
+ * So right after our FIN, a pcb in LAST-ACK is let go the way lwIP lets go of a pcb it closed itself: callbacks
+ * cleared, then the netconn told through its own error callback with ERR_CLSD (what lwIP does on the final ACK when
+ * the receive side is still open): the socket still reads what was received and then EOF, and the pcb delivers what
+ * is left of our data and FIN, answers the final ACK and is freed by the stack. Nothing changes on the wire.
+ */
+static void raw_orphan_last_ack(const raw_call_t *c)
+{
+    int is_tcp;
+    struct tcp_pcb *pcb = tcp_pcb_of(c->fd, &is_tcp);
+    if (pcb == NULL || pcb->state != LAST_ACK) {
+        return; /* not there yet (we sent our FIN first) or freed already: the error callback told the socket */
+    }
+    tcp_err_fn errf = pcb->errf;
+    void *arg = pcb->callback_arg;
+    tcp_arg(pcb, NULL);
+    tcp_recv(pcb, NULL);
+    tcp_sent(pcb, NULL);
+    tcp_poll(pcb, NULL, 0);
+    tcp_err(pcb, NULL);
+    if (errf != NULL) {
+        errf(arg, ERR_CLSD); /* api_msg.c err_tcp(): conn->pcb.tcp = NULL, the pending error read as EOF */
+    }
+}
+
 /* lwIP binds to any address, local or not, and such a socket then never sees a packet; the kernel refuses with
  * EADDRNOTAVAIL. The contract follows the kernel: an IPv4 address must be the wildcard, loopback, or a netif's. */
 static long raw_is_local(const raw_call_t *c)
@@ -349,6 +381,10 @@ static err_t raw_call(struct tcpip_api_call_data *data)
         break;
     case OP_IS_LOCAL:
         c->result = raw_is_local(c);
+        break;
+    case OP_ORPHAN_LAST_ACK:
+        raw_orphan_last_ack(c);
+        c->result = TC_OK;
         break;
     default:
         c->result = TC_EINVAL;
@@ -571,7 +607,12 @@ long tc_sock_recvfrom(int fd, void *buf, size_t len, tc_addr_t *from)
 
 int tc_sock_shutdown_write(int fd)
 {
-    return lwip_shutdown(fd, SHUT_WR) == 0 ? TC_OK : fail();
+    if (lwip_shutdown(fd, SHUT_WR) != 0) {
+        return fail();
+    }
+    raw_call_t c = {.op = OP_ORPHAN_LAST_ACK, .fd = fd}; /* the peer's FIN came first: see raw_orphan_last_ack() */
+    run_raw(&c);
+    return TC_OK;
 }
 
 int tc_sock_shutdown_both(int fd)
