@@ -478,8 +478,10 @@ static void raw_after_fin(const raw_call_t *c)
         orphan(pcb);
         return;
     }
-    if ((pcb->state == FIN_WAIT_1 || pcb->state == FIN_WAIT_2) && free_tw_wanted(c->fd) && pcb->recv != NULL &&
-        pcb->recv != recv_after_fin) {
+    /* ESTABLISHED: called before our FIN too, as a peer that answers at once (QEMU's slirp: FIN and a new SYN in the
+     * same burst) may be heard by the stack's thread before a call made after the FIN could wrap anything. */
+    if ((pcb->state == ESTABLISHED || pcb->state == FIN_WAIT_1 || pcb->state == FIN_WAIT_2) && free_tw_wanted(c->fd) &&
+        pcb->recv != NULL && pcb->recv != recv_after_fin) {
         if (g_netconn_recv == NULL) {
             g_netconn_recv = pcb->recv;
         }
@@ -777,10 +779,13 @@ long tc_sock_recvfrom(int fd, void *buf, size_t len, tc_addr_t *from)
 
 int tc_sock_shutdown_write(int fd)
 {
+    raw_call_t c = {.op = OP_AFTER_FIN, .fd = fd}; /* LAST-ACK let go, or TIME-WAIT freed as it starts */
+    if (free_tw_wanted(fd)) {
+        run_raw(&c); /* the TIME-WAIT watch goes on before our FIN can be answered */
+    }
     if (lwip_shutdown(fd, SHUT_WR) != 0) {
         return fail();
     }
-    raw_call_t c = {.op = OP_AFTER_FIN, .fd = fd}; /* LAST-ACK let go, or TIME-WAIT freed as it starts */
     run_raw(&c);
     return TC_OK;
 }
