@@ -191,8 +191,9 @@ static long raw_reap_tw(const raw_call_t *c)
 /*
  * A pcb the stack detached itself (FINs crossed: lwip_recv() closes the pcb when it reads the FIN in CLOSING) is
  * found by peer and local port among the pcbs nobody owns any more (callback_arg NULL); still in CLOSING, it is
- * queued and a stack timer frees it once the ACK of our FIN has put it in TIME-WAIT (bounded: REAP_TRIES retries
- * REAP_RETRY_MS apart). All of it runs in the tcpip thread (or under the core lock), like the stack's own timers.
+ * queued and a stack timer frees it once the ACK of our FIN has put it in TIME-WAIT (bounded in time: REAP_TRIES x
+ * REAP_RETRY_MS ms of the stack's clock, however often the timer runs: the TIME-WAIT watch below runs it at 0 ms).
+ * All of it runs in the tcpip thread (or under the core lock), like the stack's own timers.
  */
 #define REAP_SLOTS 16
 #define REAP_RETRY_MS 5
@@ -200,12 +201,20 @@ static long raw_reap_tw(const raw_call_t *c)
 
 typedef struct {
     tuple_t t;
-    uint8_t tries;     /* 0: free slot */
+    uint8_t used;      /* 0: free slot */
+    u32_t until;       /* sys_now() after which it is given up: a bound in time, however often the timer runs */
     uint8_t any_local; /* the local port was not known: match the peer only */
 } reap_slot_t;
 
 static reap_slot_t g_reap[REAP_SLOTS]; /* tcpip thread */
-static int g_reap_timer;               /* tcpip thread: the stack timer is armed */
+
+/* 1 once lwIP's clock (ms, wrapping) has passed t. */
+static int expired(u32_t t)
+{
+    return (s32_t)(sys_now() - t) > 0;
+}
+
+static int g_reap_timer; /* tcpip thread: the stack timer is armed */
 
 static void ip_from_tc(const tc_addr_t *a, ip_addr_t *out)
 {
@@ -267,11 +276,11 @@ static void reap_timer_cb(void *arg)
     int pending = eager_run();
     for (int i = 0; i < REAP_SLOTS; i++) {
         reap_slot_t *r = &g_reap[i];
-        if (r->tries == 0) {
+        if (!r->used) {
             continue;
         }
-        if (reap_detached(r) != 0 || --r->tries == 0) {
-            r->tries = 0;
+        if (reap_detached(r) != 0 || expired(r->until)) {
+            r->used = 0;
         } else {
             pending = 1;
         }
@@ -302,8 +311,9 @@ static long raw_reap_peer(const raw_call_t *c)
     ip_from_tc(c->peer, &r.t.remote_ip);
     int found = reap_detached(&r);
     for (int i = 0; found == 0 && i < REAP_SLOTS; i++) {
-        if (g_reap[i].tries == 0) {
-            r.tries = REAP_TRIES;
+        if (!g_reap[i].used) {
+            r.used = 1;
+            r.until = sys_now() + REAP_RETRY_MS * REAP_TRIES;
             g_reap[i] = r;
             reap_timer_arm(REAP_RETRY_MS);
             found = 1;
@@ -344,7 +354,7 @@ typedef struct {
     struct tcp_pcb *pcb; /* NULL: free slot; compared, never followed, before it is found in a pcb list */
     tuple_t t;
     int fd;
-    uint8_t tries;
+    u32_t until; /* given up after this sys_now() (crossed FINs waiting for TIME-WAIT) */
 } eager_slot_t;
 
 static eager_slot_t g_eager[EAGER_SLOTS];  /* tcpip thread */
@@ -426,7 +436,7 @@ static int eager_run(void)
         if (e->pcb == NULL) {
             continue;
         }
-        if (eager_step(e) || --e->tries == 0) {
+        if (eager_step(e) || expired(e->until)) {
             e->pcb = NULL;
         } else {
             pending = 1;
@@ -448,7 +458,7 @@ static err_t recv_after_fin(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_
             e->pcb = pcb;
             tuple_of(pcb, &e->t);
             e->fd = ((struct netconn *)arg)->socket; /* lwIP's socket number, offset included */
-            e->tries = REAP_TRIES;
+            e->until = sys_now() + REAP_RETRY_MS * REAP_TRIES;
             reap_timer_arm(pcb->state == TIME_WAIT ? 0 : REAP_RETRY_MS);
             break;
         }
