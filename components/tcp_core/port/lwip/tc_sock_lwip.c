@@ -191,13 +191,14 @@ static long raw_reap_tw(const raw_call_t *c)
 /*
  * A pcb the stack detached itself (FINs crossed: lwip_recv() closes the pcb when it reads the FIN in CLOSING) is
  * found by peer and local port among the pcbs nobody owns any more (callback_arg NULL); still in CLOSING, it is
- * queued and a stack timer frees it once the ACK of our FIN has put it in TIME-WAIT (bounded in time: REAP_TRIES x
- * REAP_RETRY_MS ms of the stack's clock, however often the timer runs: the TIME-WAIT watch below runs it at 0 ms).
+ * queued and a stack timer frees it once the ACK of our FIN has put it in TIME-WAIT (bounded in time: REAP_GIVE_UP_MS
+ * of the stack's clock, however often the timer runs - the TIME-WAIT watch below runs it at 0 ms - and long enough
+ * for an ACK that a loaded machine delivers late: at 100 ms, one loaded seed-001 soak left 21 TIME-WAIT pcbs).
  * All of it runs in the tcpip thread (or under the core lock), like the stack's own timers.
  */
 #define REAP_SLOTS 16
 #define REAP_RETRY_MS 5
-#define REAP_TRIES 20
+#define REAP_GIVE_UP_MS 2000
 
 typedef struct {
     tuple_t t;
@@ -313,7 +314,7 @@ static long raw_reap_peer(const raw_call_t *c)
     for (int i = 0; found == 0 && i < REAP_SLOTS; i++) {
         if (!g_reap[i].used) {
             r.used = 1;
-            r.until = sys_now() + REAP_RETRY_MS * REAP_TRIES;
+            r.until = sys_now() + REAP_GIVE_UP_MS;
             g_reap[i] = r;
             reap_timer_arm(REAP_RETRY_MS);
             found = 1;
@@ -458,7 +459,7 @@ static err_t recv_after_fin(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_
             e->pcb = pcb;
             tuple_of(pcb, &e->t);
             e->fd = ((struct netconn *)arg)->socket; /* lwIP's socket number, offset included */
-            e->until = sys_now() + REAP_RETRY_MS * REAP_TRIES;
+            e->until = sys_now() + REAP_GIVE_UP_MS;
             reap_timer_arm(pcb->state == TIME_WAIT ? 0 : REAP_RETRY_MS);
             break;
         }
