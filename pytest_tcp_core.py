@@ -26,6 +26,7 @@ import os
 import re
 import socket
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -197,11 +198,13 @@ def _text(data: Any) -> str:
     return data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
 
 
+# Each number up to the character the log puts after it: the log arrives in pieces, and a pattern that ended on the
+# digits matched "808" of "8081" once when the serial output was cut there (KeyError in the forwards under QEMU).
 _BOOT = re.compile(
     rb"station up: http://(?P<ip>[0-9.]+):\d+/"
-    rb"|echo on port (?P<echo>\d+), HTTP on port (?P<http>\d+)"
-    rb"|services failed: (?P<failed>[^\r\n]*)"
-    rb"|esp_http_server \(tcp_core adapter\) on port (?P<httpd>\d+)"
+    rb"|echo on port (?P<echo>\d+), HTTP on port (?P<http>\d+) "
+    rb"|services failed: (?P<failed>[^\r\n]*)[\r\n]"
+    rb"|esp_http_server \(tcp_core adapter\) on port (?P<httpd>\d+):"
     rb"|(?P<prompt>" + re.escape(PROMPT.encode()) + rb")"
 )
 
@@ -408,6 +411,60 @@ def test_ota_prepare_on_the_console_stops_every_server_within_the_deadline(devic
         idle_echo.close()
 
 
+def test_ota_prepare_with_clients_that_read_to_the_end_is_fast(device: Device) -> None:
+    """Seed 003 with well-behaved clients: the viewers and an echo peer read until the device ends their connection,
+    then close, as browsers and read-to-EOF loops do. The stop then waits for nobody: no connection is forced, and the
+    device reports the time it took (the figure the lifecycle issue asks for, under QEMU in its virtual time)."""
+    host = device.net()
+    deadline_ms = 5000
+    viewers = [MjpegStream(host, device.http_port, "/stream") for _ in range(2)]
+    if device.httpd_port:
+        viewers.append(MjpegStream(host, device.httpd_port, "/stream"))
+    echo = connect(host, device.echo_port)
+    ended: list[float | None] = []
+
+    def watch(v: MjpegStream) -> None:
+        ended.append(v.wait_closed(deadline_ms / 1000 + 10))
+        v.close()  # our FIN answers the device's: its lingering close ends here
+
+    def echo_to_eof() -> None:
+        echo.settimeout(deadline_ms / 1000 + 10)
+        try:
+            while echo.recv(4096):
+                pass
+            ended.append(0.0)
+        except OSError:
+            ended.append(None)
+        echo.close()
+
+    try:
+        for v in viewers:
+            assert v.next_frame(timeout=5)[:2] == b"\xff\xd8"
+        assert echo_roundtrip(host, device.echo_port, b"before the stop") == b"before the stop"
+        threads = [threading.Thread(target=watch, args=(v,)) for v in viewers]
+        threads.append(threading.Thread(target=echo_to_eof))
+        for t in threads:
+            t.start()
+        answer = device.console(f"ota-prepare {deadline_ms}")
+        for t in threads:
+            t.join(deadline_ms / 1000 + 15)
+        m = re.search(
+            r"ota-prepare: servers stopped in (\d+) ms \(deadline \d+ ms\): (\d+) closed, (\d+) forced", answer
+        )
+        assert m, answer
+        elapsed, closed, forced = map(int, m.groups())
+        print(f"stop with clients reading to the end: {elapsed} ms on the device, {closed} closed, {forced} forced")
+        assert len(ended) == len(viewers) + 1 and None not in ended, f"a client was not ended: {ended}"
+        # Nobody waited for the deadline. esp_http_server's stream is ended by shutting its socket (the adapter's way
+        # to make a blocked handler return), which the demo counts as forced; tcp_core's connections all close.
+        assert forced == (1 if device.httpd_port else 0), answer
+        assert elapsed < deadline_ms, answer
+    finally:
+        for v in viewers:
+            v.close()
+        echo.close()
+
+
 def test_ota_prepare_over_http(device: Device) -> None:
     host = device.net()
     resp = http_request(host, device.http_port, "POST", "/api/ota-prepare?deadline_ms=1500")
@@ -441,9 +498,23 @@ def _one_keep_alive_request(s: socket.socket) -> None:
         recv_exact(s, int(m.group(1)) - len(body))
 
 
+def _settled_heap(device: Device) -> int | None:
+    """The free heap once it holds still: an answer's segments wait in lwIP until the peer's ACK (QEMU's user
+    networking delays it), and a reading taken right after a request counted them as the connections' own (one run
+    gave 1,201 bytes per connection where the settled figure is ~650)."""
+    last = _free_heap(device)
+    for _ in range(20):  # bounded: ~10 s
+        time.sleep(0.5)
+        now = _free_heap(device)
+        if now is None or now == last:
+            return now
+        last = now
+    return last
+
+
 def test_heap_per_idle_http_connection(device: Device) -> None:
     host = device.net()
-    before = _free_heap(device)
+    before = _settled_heap(device)
     if before is None:
         pytest.skip("this build's console shows no device heap (the linux target has no lwIP heap to measure)")
     n = 6  # of CONFIG_TCP_CORE_HTTP_MAX_CONNS (8): none evicted
@@ -452,7 +523,7 @@ def test_heap_per_idle_http_connection(device: Device) -> None:
         for _ in range(n):  # each has served one request and stays open, idle (keep-alive)
             conns.append(connect(host, device.http_port, timeout=10))
             _one_keep_alive_request(conns[-1])
-        during = _free_heap(device)
+        during = _settled_heap(device)
     finally:
         for c in conns:
             c.close()
@@ -461,6 +532,41 @@ def test_heap_per_idle_http_connection(device: Device) -> None:
     print(f"heap: {before} bytes free before, {during} with {n} idle HTTP connections: {per:.0f} bytes each")
     # The issue's goal: under 1 KB each, lwIP's pcb, netconn, socket and mailbox included.
     assert per <= 1024, f"{per:.0f} bytes per idle HTTP connection"
+
+
+# ---- the loop task's stack under load ----
+
+
+def test_loop_stack_under_load(device: Device) -> None:
+    """The loop task's stack high-water mark (console `status`, chips) after HTTP, WebSocket, MJPEG and echo at once."""
+    host = device.net()
+    text = device.console("status")
+    if not re.search(r"^loop task stack:", text, re.M):
+        pytest.skip("the linux target's console shows no task stack (FreeRTOS simulator)")
+    deadline = time.monotonic() + 3.0
+    with MjpegStream(host, device.http_port, "/stream") as v1, MjpegStream(host, device.http_port, "/stream") as v2:
+        keep = [connect(host, device.http_port, timeout=10) for _ in range(3)]
+        try:
+            n = 0
+            while time.monotonic() < deadline:
+                for s in keep:
+                    _one_keep_alive_request(s)
+                assert ws_echo(host, device.http_port, "/ws", b"x" * 512) == b"x" * 512
+                assert echo_roundtrip(host, device.echo_port, b"y" * 1024) == b"y" * 1024
+                v1.next_frame(timeout=5)
+                v2.next_frame(timeout=5)
+                n += 1
+        finally:
+            for s in keep:
+                s.close()
+    text = device.console("status")
+    m = re.search(r"^loop task stack: (\d+) of (\d+) bytes never used", text, re.M)
+    assert m, text
+    never, size = int(m.group(1)), int(m.group(2))
+    print(f"loop task stack: {never} of {size} bytes never used after {n} rounds of HTTP, WS, echo and 2 MJPEG viewers")
+    assert 0 < never < size
+    # A margin for what the tests do not reach (deeper handler paths, logging): at least 1 KB never touched.
+    assert never >= 1024, f"the loop task's stack came within {never} bytes of its end"
 
 
 # ---- the console ----

@@ -75,10 +75,14 @@ static const char *TAG = "demo";
 #define DEMO_IO_TASK_PRIO 5
 #endif
 
+/* The loop task's stack, bytes (ESP-IDF counts FreeRTOS stacks in bytes). */
+#define DEMO_LOOP_STACK 8192
+
 typedef struct {
     tc_loop_t *loop;
     tc_app_t *app;                /* loop thread only */
     SemaphoreHandle_t ready;      /* the loop task has started the services (or failed to) */
+    TaskHandle_t loop_task;       /* its stack's high-water mark is in the console's status */
     int start_rc;
     int prepared;                 /* atomic: OTA prepare ran (it stops for good) */
     char portal_url[48];
@@ -504,6 +508,15 @@ static int console_wifi(const char *ssid, const char *password, void *user)
 }
 #endif
 
+#if !CONFIG_IDF_TARGET_LINUX
+/* The loop task's stack: the least it has had free since it started (uxTaskGetStackHighWaterMark, bytes on ESP-IDF). */
+static int stack_line(char *buf, size_t cap)
+{
+    unsigned never = s_demo.loop_task ? (unsigned)uxTaskGetStackHighWaterMark(s_demo.loop_task) : 0;
+    return snprintf(buf, cap, "loop task stack: %u of %u bytes never used\n", never, (unsigned)DEMO_LOOP_STACK);
+}
+#endif
+
 static int console_info(char *buf, size_t cap, void *user)
 {
     (void)user;
@@ -514,22 +527,23 @@ static int console_info(char *buf, size_t cap, void *user)
     if (n < 0 || (size_t)n >= cap) {
         return n;
     }
-    return n + snprintf(buf + n, cap - (size_t)n, "heap: %" PRIu32 " bytes free, %" PRIu32 " at least\n%s",
-                        esp_get_free_heap_size(), esp_get_minimum_free_heap_size(),
-                        s_demo.prepared ? "ota: prepared\n" : "");
+    n += snprintf(buf + n, cap - (size_t)n, "heap: %" PRIu32 " bytes free, %" PRIu32 " at least\n%s",
+                  esp_get_free_heap_size(), esp_get_minimum_free_heap_size(), s_demo.prepared ? "ota: prepared\n" : "");
+    return (size_t)n >= cap ? n : n + stack_line(buf + n, cap - (size_t)n);
 #else
     tc_wifi_status_t ws;
     tc_wifi_status(&ws);
     char sta[32], ap[32];
     snprintf(sta, sizeof(sta), IPSTR, IP2STR(&ws.sta_ip));
     snprintf(ap, sizeof(ap), IPSTR, IP2STR(&ws.ap_ip));
-    return snprintf(buf, cap,
-                    "wifi: station \"%s\" %s %s rssi %d dBm, failed attempts %" PRIu32 ", reconnects %" PRIu32
-                    "; soft-AP %s with %u clients\nheap: %" PRIu32 " bytes free, %" PRIu32 " at least\n%s",
-                    ws.sta_ssid, ws.sta_connected ? "connected" : "not connected", ws.sta_has_ip ? sta : "-",
-                    ws.sta_rssi, ws.sta_attempt, ws.sta_reconnects, ws.ap_ip.addr ? ap : "off",
-                    (unsigned)ws.ap_clients, esp_get_free_heap_size(), esp_get_minimum_free_heap_size(),
-                    s_demo.prepared ? "ota: prepared\n" : "");
+    int n = snprintf(buf, cap,
+                     "wifi: station \"%s\" %s %s rssi %d dBm, failed attempts %" PRIu32 ", reconnects %" PRIu32
+                     "; soft-AP %s with %u clients\nheap: %" PRIu32 " bytes free, %" PRIu32 " at least\n%s",
+                     ws.sta_ssid, ws.sta_connected ? "connected" : "not connected", ws.sta_has_ip ? sta : "-",
+                     ws.sta_rssi, ws.sta_attempt, ws.sta_reconnects, ws.ap_ip.addr ? ap : "off",
+                     (unsigned)ws.ap_clients, esp_get_free_heap_size(), esp_get_minimum_free_heap_size(),
+                     s_demo.prepared ? "ota: prepared\n" : "");
+    return n < 0 || (size_t)n >= cap ? n : n + stack_line(buf + n, cap - (size_t)n);
 #endif
 }
 
@@ -698,7 +712,8 @@ void app_main(void)
     start_eth();
 #endif
     s_demo.ready = xSemaphoreCreateBinary();
-    if (s_demo.ready == NULL || xTaskCreate(loop_task, "tc_loop", 8192, NULL, DEMO_IO_TASK_PRIO, NULL) != pdPASS) {
+    if (s_demo.ready == NULL ||
+        xTaskCreate(loop_task, "tc_loop", DEMO_LOOP_STACK, NULL, DEMO_IO_TASK_PRIO, &s_demo.loop_task) != pdPASS) {
         ESP_LOGE(TAG, "cannot start the loop task");
         return;
     }

@@ -33,6 +33,9 @@
 #include "tc_tcp.h"
 #include "tc_check.h"
 
+/* port/lwip/tc_lwip_shim.h, the TAP shim's test hook: frames from the Linux side wait while on. */
+void tc__lwip_tap_hold(int on);
+
 static char g_ip[64] = "10.77.0.2";
 static int g_prefix = 24;
 static const char *g_tap = "tctap0";
@@ -527,6 +530,95 @@ static void test_sock_abort_vs_linger(void)
     CHECK_RC(tc_sock_close(ls), TC_OK);
 }
 
+/*
+ * TC_OPT_FREE_TIME_WAIT: our FIN first, then the peer's. The TIME-WAIT pcb is freed by the stack as it starts, before
+ * this side has read the peer's FIN, so a client reusing its port at once is answered whatever the loop is doing. The
+ * loop's read is held back here (nothing reads until the pcb is gone) to show it does not depend on it; the socket
+ * still reads the peer's last bytes and then EOF, and tc_sock_close_reap() counts the pcb as reaped.
+ */
+static void test_sock_time_wait_freed_by_the_stack(void)
+{
+    uint16_t port;
+    int ls = lw_listener(&port);
+    int k, a;
+    lw_pair(ls, port, &k, &a);
+    tc_addr_t peer;
+    CHECK_RC(tc_sock_peer_addr(a, &peer), TC_OK);
+    CHECK_RC(tc_sock_setopt(a, TC_OPT_FREE_TIME_WAIT, 1), TC_OK);
+    CHECK_RC(tc_sock_shutdown_write(a), TC_OK);
+    CHECK(k_outcome(k, NULL, 3000, NULL) == 0, "the kernel peer did not see our FIN");
+    k_send_all(k, "bye", 3);
+    close(k); /* the peer's FIN: our pcb goes TIME-WAIT, and the stack frees it */
+    wait_counts(port, 0, 0, 3000, "TIME-WAIT with TC_OPT_FREE_TIME_WAIT, before the socket read anything");
+    char buf[8];
+    long n = tc_sock_recv(a, buf, sizeof(buf));
+    CHECK(n == 3 && memcmp(buf, "bye", 3) == 0, "the peer's last bytes: %ld", n);
+    n = tc_sock_recv(a, buf, sizeof(buf));
+    CHECK(n == 0, "after the peer's last bytes: %ld, want 0 (EOF)", n);
+    int rc = tc_sock_close_reap(a, &peer, port);
+    CHECK(rc == 1, "tc_sock_close_reap of a TIME-WAIT the stack freed: %s, want 1", tc_err_name(rc));
+
+    /* Without the option the TIME-WAIT stays until tc_sock_close_reap() (the naive server of seed 001 keeps it). */
+    lw_pair(ls, port, &k, &a);
+    CHECK_RC(tc_sock_peer_addr(a, &peer), TC_OK);
+    CHECK_RC(tc_sock_shutdown_write(a), TC_OK);
+    CHECK(k_outcome(k, NULL, 3000, NULL) == 0, "the kernel peer did not see our FIN");
+    close(k);
+    wait_counts(port, 0, 1, 3000, "TIME-WAIT without TC_OPT_FREE_TIME_WAIT");
+    CHECK(tc_sock_recv(a, buf, sizeof(buf)) == 0, "EOF after the peer's FIN");
+    rc = tc_sock_close_reap(a, &peer, port);
+    CHECK(rc == 1, "tc_sock_close_reap of our TIME-WAIT: %s, want 1", tc_err_name(rc));
+    wait_counts(port, 0, 0, 1000, "after tc_sock_close_reap");
+    CHECK_RC(tc_sock_close(ls), TC_OK);
+    printf("ok   TC_OPT_FREE_TIME_WAIT: the stack frees our TIME-WAIT as it starts (the socket still reads to EOF)\n");
+}
+
+/*
+ * The peer closes first and we answer with our FIN before reading its FIN (the lingering close of a response sent
+ * just as the client closed): our pcb goes CLOSE-WAIT -> LAST-ACK. Reading the FIN then makes lwIP shut the socket's
+ * receive side (TF_RXCLOSED), and a LAST-ACK pcb in that state is freed on the final ACK WITHOUT the error callback
+ * that tells the socket: the socket keeps a pointer to freed memory until it is closed (issue 10's SIGABRT, "pbuf_free:
+ * p->ref > 0" in the loop thread). The final ACK is held back here until the FIN has been read, so the window that is
+ * microseconds wide in the soak is certain; closing (and aborting, and asking for the unacknowledged bytes) must then
+ * touch nothing freed: AddressSanitizer checks that.
+ */
+static void test_sock_last_ack_after_reading_eof(void)
+{
+    uint16_t port;
+    int ls = lw_listener(&port);
+    for (int round = 0; round < 3; round++) { /* closed by tc_sock_close_reap, tc_sock_abort, tc_sock_close */
+        int k, a;
+        lw_pair(ls, port, &k, &a);
+        tc_addr_t peer;
+        CHECK_RC(tc_sock_peer_addr(a, &peer), TC_OK);
+        CHECK(shutdown(k, SHUT_WR) == 0, "kernel shutdown: %s", strerror(errno));
+        CHECK(lw_wait(a, TC_POLLIN, 5000) & TC_POLLIN, "the peer's FIN did not reach the lwIP socket");
+        tc__lwip_tap_hold(1); /* the peer's ACK of our FIN waits */
+        CHECK_RC(tc_sock_shutdown_write(a), TC_OK);
+        char buf[8];
+        long n = tc_sock_recv(a, buf, sizeof(buf));
+        CHECK(n == 0, "reading the peer's FIN after our own: %ld, want 0 (EOF)", n);
+        CHECK(k_outcome(k, NULL, 3000, NULL) == 0, "the kernel peer did not see our FIN");
+        tc__lwip_tap_hold(0); /* the final ACK arrives: lwIP frees the LAST-ACK pcb */
+        wait_counts(port, 0, 0, 3000, "LAST-ACK pcb after the final ACK");
+        long u = tc_sock_unacked(a);
+        CHECK(u == 0, "tc_sock_unacked after the final ACK: %ld, want 0", u);
+        if (round == 0) {
+            int rc = tc_sock_close_reap(a, &peer, port);
+            CHECK(rc == 0, "tc_sock_close_reap after LAST-ACK: %s, want 0 (nothing to reap)", tc_err_name(rc));
+        } else if (round == 1) {
+            CHECK_RC(tc_sock_abort(a), TC_OK);
+        } else {
+            CHECK_RC(tc_sock_close(a), TC_OK);
+        }
+        CHECK(k_outcome(k, NULL, 200, NULL) == 0, "the kernel peer saw more than our FIN after it");
+        close(k);
+        wait_counts(port, 0, 0, 1000, "after the LAST-ACK close");
+    }
+    CHECK_RC(tc_sock_close(ls), TC_OK);
+    printf("ok   LAST-ACK freed by the stack after the FIN was read: close_reap, abort and close touch nothing freed\n");
+}
+
 static void test_sock_connect_out(void)
 {
     /* lwIP as the client: a kernel listener on the Linux side of the TAP, then a port where nothing listens. */
@@ -724,6 +816,8 @@ int main(void)
 
     test_sock_unacked_and_abort_with_queue();
     test_sock_abort_vs_linger();
+    test_sock_last_ack_after_reading_eof();
+    test_sock_time_wait_freed_by_the_stack();
     test_sock_connect_out();
     test_sock_udp();
     test_sock_dual_stack();

@@ -35,12 +35,15 @@ typedef enum {
 
 /** Socket options the core sets; a backend that cannot honour one returns TC_ENOSYS. */
 typedef enum {
-    TC_OPT_REUSEADDR = 1, /**< int: allow binding while old connections linger */
-    TC_OPT_NODELAY,       /**< int: disable Nagle (small writes leave at once) */
-    TC_OPT_KEEPALIVE,     /**< int: seconds of idle before keepalive probes, 0 = off */
-    TC_OPT_V6ONLY,        /**< int: IPv6 listener does not take IPv4-mapped peers */
-    TC_OPT_RCVBUF,        /**< int: receive buffer bytes */
-    TC_OPT_SNDBUF,        /**< int: send buffer bytes */
+    TC_OPT_REUSEADDR = 1,  /**< int: allow binding while old connections linger */
+    TC_OPT_NODELAY,        /**< int: disable Nagle (small writes leave at once) */
+    TC_OPT_KEEPALIVE,      /**< int: seconds of idle before keepalive probes, 0 = off */
+    TC_OPT_V6ONLY,         /**< int: IPv6 listener does not take IPv4-mapped peers */
+    TC_OPT_RCVBUF,         /**< int: receive buffer bytes */
+    TC_OPT_SNDBUF,         /**< int: send buffer bytes */
+    TC_OPT_FREE_TIME_WAIT, /**< int: 1 = a TIME-WAIT this side enters after tc_sock_shutdown_write() is freed by
+                                the stack as soon as it starts (lwIP, where it stalls reused ports: seed 001), and
+                                tc_sock_close_reap() counts it; TC_ENOSYS where the stack copes (Linux) */
 } tc_sockopt_t;
 
 /** One entry of a tc_sock_poll() set. */

@@ -606,6 +606,11 @@ static void close_step(tc_pending_t *p)
          * with unread input would make the stack answer RST, and an RST can destroy the last answer (a 1009 close
          * frame, an error page) before the peer has read it. */
         c->flags2 |= CF2_WR_SHUT;
+        if (!c->owner->cfg.keep_time_wait) {
+            /* lwIP: our TIME-WAIT is freed the moment the peer's FIN starts it, not a loop turn later when a client
+             * reusing its port may already be there (TC_ENOSYS on Linux, which needs nothing) */
+            (void)tc_sock_setopt(c->io.fd, TC_OPT_FREE_TIME_WAIT, 1);
+        }
         if (tc_sock_shutdown_write(c->io.fd) != TC_OK) {
             conn_finalize(c, END_CLOSE); /* the peer is gone already */
             return;

@@ -20,3 +20,10 @@ int tc__lwip_init(const tc_sock_env_t *env);
 
 /** @brief 1 once the stack is up and sockets may be made, 0 before (lwIP has no core lock to take yet). */
 int tc__lwip_ready(void);
+
+/**
+ * @brief TAP shim only, for tests: while on, frames from the Linux side are held (queued by the kernel) and reach
+ * lwIP once it is off, so a test can make a packet arrive after a step of its own. Thread-safe.
+ * @param on  1 to hold, 0 to deliver again
+ */
+void tc__lwip_tap_hold(int on);

@@ -109,6 +109,20 @@ static err_t tap_netif_init(struct netif *nif)
     return ERR_OK;
 }
 
+/* Frames from the Linux side wait while this is set (tc__lwip_tap_hold(): the tests' way to order a packet's arrival
+ * after a step of their own); the kernel queues the rest on the TAP device. */
+static pthread_mutex_t g_hold_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_hold_cv = PTHREAD_COND_INITIALIZER;
+static int g_hold; /* under g_hold_mu */
+
+void tc__lwip_tap_hold(int on)
+{
+    pthread_mutex_lock(&g_hold_mu);
+    g_hold = on != 0;
+    pthread_cond_broadcast(&g_hold_cv);
+    pthread_mutex_unlock(&g_hold_mu);
+}
+
 static void *tap_reader(void *arg)
 {
     struct netif *nif = arg;
@@ -121,6 +135,11 @@ static void *tap_reader(void *arg)
         if (n <= 0) {
             return NULL; /* the device went away: lwIP stays up but hears nothing (no exit(), unlike tapif) */
         }
+        pthread_mutex_lock(&g_hold_mu);
+        while (g_hold) {
+            pthread_cond_wait(&g_hold_cv, &g_hold_mu);
+        }
+        pthread_mutex_unlock(&g_hold_mu);
         struct pbuf *p = pbuf_alloc(PBUF_RAW, (u16_t)n, PBUF_RAM);
         if (p == NULL) {
             continue; /* out of memory: drop the frame, as a NIC with no free buffer would */

@@ -89,6 +89,7 @@ typedef enum {
     OP_COUNT_TW,
     OP_COUNT_ACTIVE,
     OP_IS_LOCAL,
+    OP_AFTER_FIN,
 } raw_op_t;
 
 /* A TCP connection's address tuple: how a TIME-WAIT pcb is found again once its socket is closed. */
@@ -104,6 +105,7 @@ typedef struct {
     uint16_t port; /* the counters and OP_REAP_PEER: a local port, 0 for any */
     long result;
     int tw;                /* OP_ABORT, OP_NOTE_TW: the socket's pcb was in TIME-WAIT, its tuple is in t */
+    int freed;             /* OP_NOTE_TW, OP_REAP_TW: the stack timer had freed the socket's TIME-WAIT pcb */
     tuple_t t;             /* OP_REAP_TW frees the TIME-WAIT pcb of this tuple */
     const tc_addr_t *peer; /* OP_REAP_PEER: the peer of a pcb the stack detached */
     uint32_t ip4;          /* OP_IS_LOCAL: the address asked about, network byte order */
@@ -189,21 +191,31 @@ static long raw_reap_tw(const raw_call_t *c)
 /*
  * A pcb the stack detached itself (FINs crossed: lwip_recv() closes the pcb when it reads the FIN in CLOSING) is
  * found by peer and local port among the pcbs nobody owns any more (callback_arg NULL); still in CLOSING, it is
- * queued and a stack timer frees it once the ACK of our FIN has put it in TIME-WAIT (bounded: REAP_TRIES retries
- * REAP_RETRY_MS apart). All of it runs in the tcpip thread (or under the core lock), like the stack's own timers.
+ * queued and a stack timer frees it once the ACK of our FIN has put it in TIME-WAIT (bounded in time: REAP_GIVE_UP_MS
+ * of the stack's clock, however often the timer runs - the TIME-WAIT watch below runs it at 0 ms - and long enough
+ * for an ACK that a loaded machine delivers late: at 100 ms, one loaded seed-001 soak left 21 TIME-WAIT pcbs).
+ * All of it runs in the tcpip thread (or under the core lock), like the stack's own timers.
  */
 #define REAP_SLOTS 16
 #define REAP_RETRY_MS 5
-#define REAP_TRIES 20
+#define REAP_GIVE_UP_MS 2000
 
 typedef struct {
     tuple_t t;
-    uint8_t tries;     /* 0: free slot */
+    uint8_t used;      /* 0: free slot */
+    u32_t until;       /* sys_now() after which it is given up: a bound in time, however often the timer runs */
     uint8_t any_local; /* the local port was not known: match the peer only */
 } reap_slot_t;
 
 static reap_slot_t g_reap[REAP_SLOTS]; /* tcpip thread */
-static int g_reap_timer;               /* tcpip thread: the stack timer is armed */
+
+/* 1 once lwIP's clock (ms, wrapping) has passed t. */
+static int expired(u32_t t)
+{
+    return (s32_t)(sys_now() - t) > 0;
+}
+
+static int g_reap_timer; /* tcpip thread: the stack timer is armed */
 
 static void ip_from_tc(const tc_addr_t *a, ip_addr_t *out)
 {
@@ -255,24 +267,41 @@ static int reap_detached(const reap_slot_t *r)
     return -1;
 }
 
+static int eager_run(void);
+
+/* The one stack timer of this file (detached pcbs below, TIME-WAIT watches after our FIN): at most one armed. */
 static void reap_timer_cb(void *arg)
 {
     (void)arg;
-    int pending = 0;
+    g_reap_timer = 0;
+    int pending = eager_run();
     for (int i = 0; i < REAP_SLOTS; i++) {
         reap_slot_t *r = &g_reap[i];
-        if (r->tries == 0) {
+        if (!r->used) {
             continue;
         }
-        if (reap_detached(r) != 0 || --r->tries == 0) {
-            r->tries = 0;
+        if (reap_detached(r) != 0 || expired(r->until)) {
+            r->used = 0;
         } else {
             pending = 1;
         }
     }
-    g_reap_timer = pending;
-    if (pending) {
+    if (pending && !g_reap_timer) {
+        g_reap_timer = 1;
         sys_timeout(REAP_RETRY_MS, reap_timer_cb, NULL);
+    }
+}
+
+/* Run reap_timer_cb in ms (0: right after the stack's current work); an earlier run already armed is kept. */
+static void reap_timer_arm(uint32_t ms)
+{
+    if (g_reap_timer && ms == 0) {
+        sys_untimeout(reap_timer_cb, NULL);
+        g_reap_timer = 0;
+    }
+    if (!g_reap_timer) {
+        g_reap_timer = 1;
+        sys_timeout(ms, reap_timer_cb, NULL);
     }
 }
 
@@ -283,17 +312,194 @@ static long raw_reap_peer(const raw_call_t *c)
     ip_from_tc(c->peer, &r.t.remote_ip);
     int found = reap_detached(&r);
     for (int i = 0; found == 0 && i < REAP_SLOTS; i++) {
-        if (g_reap[i].tries == 0) {
-            r.tries = REAP_TRIES;
+        if (!g_reap[i].used) {
+            r.used = 1;
+            r.until = sys_now() + REAP_GIVE_UP_MS;
             g_reap[i] = r;
-            if (!g_reap_timer) {
-                g_reap_timer = 1;
-                sys_timeout(REAP_RETRY_MS, reap_timer_cb, NULL);
-            }
+            reap_timer_arm(REAP_RETRY_MS);
             found = 1;
         }
     }
     return found == 1;
+}
+
+/* Let go of a pcb the way lwIP's own close does, and tell its socket as lwIP does on the final ACK. */
+static void orphan(struct tcp_pcb *pcb)
+{
+    tcp_err_fn errf = pcb->errf;
+    void *arg = pcb->callback_arg;
+    tcp_arg(pcb, NULL);
+    tcp_recv(pcb, NULL);
+    tcp_sent(pcb, NULL);
+    tcp_poll(pcb, NULL, 0);
+    tcp_err(pcb, NULL);
+    if (errf != NULL && arg != NULL) {
+        errf(arg, ERR_CLSD); /* api_msg.c err_tcp(): conn->pcb.tcp = NULL, the pending error read as EOF */
+    }
+}
+
+/*
+ * Our FIN first, then the peer's: the pcb enters TIME-WAIT inside the stack as the peer's FIN arrives, and the loop
+ * frees it only once it has read that FIN and closed the socket (tc_sock_close_reap()). A client that reuses its
+ * port sooner (a browser, 10 ms later, on a loaded machine) meets the TIME-WAIT pcb and is refused (RST: its SYN is
+ * in the window) or stalled (lwIP's ACK). So the socket's receive callback is wrapped after our FIN: when the peer's
+ * FIN has been delivered to the socket and the pcb is in TIME-WAIT, the pcb is queued, and a stack timer that runs
+ * right after this input (0 ms; the ACK of the FIN has gone out by then) lets it go (orphan(): the socket reads its
+ * data, then EOF) and frees it. Crossed FINs (CLOSING) are retried every REAP_RETRY_MS until TIME-WAIT. Bounded: a
+ * full queue leaves the pcb to the loop's reap, as before. The socket learns it through g_tw_freed (close_reap
+ * counts it as reaped).
+ */
+#define EAGER_SLOTS 16
+
+typedef struct {
+    struct tcp_pcb *pcb; /* NULL: free slot; compared, never followed, before it is found in a pcb list */
+    tuple_t t;
+    int fd;
+    u32_t until; /* given up after this sys_now() (crossed FINs waiting for TIME-WAIT) */
+} eager_slot_t;
+
+static eager_slot_t g_eager[EAGER_SLOTS];  /* tcpip thread */
+static tcp_recv_fn g_netconn_recv;         /* tcpip thread: api_msg.c's recv_tcp, seen on the first socket wrapped */
+static uint8_t g_tw_freed[CONNECTING_MAX]; /* atomic: the socket's TIME-WAIT pcb was freed by the stack timer */
+static uint8_t g_free_tw[CONNECTING_MAX];  /* atomic: TC_OPT_FREE_TIME_WAIT is set on the socket */
+
+static void tuple_of(const struct tcp_pcb *pcb, tuple_t *t)
+{
+    t->local_port = pcb->local_port;
+    t->remote_port = pcb->remote_port;
+    ip_addr_copy(t->local_ip, pcb->local_ip);
+    ip_addr_copy(t->remote_ip, pcb->remote_ip);
+}
+
+static int same_tuple(const struct tcp_pcb *p, const tuple_t *t)
+{
+    return p->local_port == t->local_port && p->remote_port == t->remote_port &&
+           ip_addr_cmp(&p->local_ip, &t->local_ip) && ip_addr_cmp(&p->remote_ip, &t->remote_ip);
+}
+
+static void tw_freed_set(int fd, uint8_t on)
+{
+    int i = fd - LWIP_SOCKET_OFFSET;
+    if (i >= 0 && i < CONNECTING_MAX) {
+        __atomic_store_n(&g_tw_freed[i], on, __ATOMIC_RELAXED);
+    }
+}
+
+static void free_tw_set(int fd, uint8_t on)
+{
+    int i = fd - LWIP_SOCKET_OFFSET;
+    if (i >= 0 && i < CONNECTING_MAX) {
+        __atomic_store_n(&g_free_tw[i], on, __ATOMIC_RELAXED);
+    }
+}
+
+static int free_tw_wanted(int fd)
+{
+    int i = fd - LWIP_SOCKET_OFFSET;
+    return i >= 0 && i < CONNECTING_MAX && __atomic_load_n(&g_free_tw[i], __ATOMIC_RELAXED);
+}
+
+static int tw_freed_take(int fd)
+{
+    int i = fd - LWIP_SOCKET_OFFSET;
+    return i >= 0 && i < CONNECTING_MAX && __atomic_exchange_n(&g_tw_freed[i], 0, __ATOMIC_RELAXED);
+}
+
+/* 1: freed (or gone), 0: still closing, keep trying. Runs in the tcpip thread. */
+static int eager_step(eager_slot_t *e)
+{
+    struct lwip_sock *sock = lwip_socket_dbg_get_socket(e->fd);
+    void *conn = sock != NULL ? sock->conn : NULL;
+    for (struct tcp_pcb *p = tcp_tw_pcbs; p != NULL; p = p->next) {
+        if (p == e->pcb && same_tuple(p, &e->t)) {
+            if (conn == NULL || p->callback_arg != conn) {
+                return 1; /* the socket let go of it already: the loop's reap frees it (by tuple) */
+            }
+            orphan(p);
+            tcp_abort(p); /* TIME-WAIT: freed, nothing sent */
+            tw_freed_set(e->fd, 1);
+            return 1;
+        }
+    }
+    for (struct tcp_pcb *p = tcp_active_pcbs; p != NULL; p = p->next) {
+        if (p == e->pcb && same_tuple(p, &e->t)) {
+            return p->state != CLOSING || p->callback_arg != conn; /* crossed FINs: TIME-WAIT once ours is acked */
+        }
+    }
+    return 1;
+}
+
+static int eager_run(void)
+{
+    int pending = 0;
+    for (int i = 0; i < EAGER_SLOTS; i++) {
+        eager_slot_t *e = &g_eager[i];
+        if (e->pcb == NULL) {
+            continue;
+        }
+        if (eager_step(e) || expired(e->until)) {
+            e->pcb = NULL;
+        } else {
+            pending = 1;
+        }
+    }
+    return pending;
+}
+
+/* The socket's receive callback after our FIN: the netconn's own, then the TIME-WAIT watch. */
+static err_t recv_after_fin(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
+{
+    err_t r = g_netconn_recv(arg, pcb, p, err);
+    if (p != NULL || r != ERR_OK || arg == NULL || (pcb->state != TIME_WAIT && pcb->state != CLOSING)) {
+        return r; /* data, or the FIN not taken yet (lwIP offers it again), or no TIME-WAIT coming */
+    }
+    for (int i = 0; i < EAGER_SLOTS; i++) {
+        eager_slot_t *e = &g_eager[i];
+        if (e->pcb == NULL) {
+            e->pcb = pcb;
+            tuple_of(pcb, &e->t);
+            e->fd = ((struct netconn *)arg)->socket; /* lwIP's socket number, offset included */
+            e->until = sys_now() + REAP_GIVE_UP_MS;
+            reap_timer_arm(pcb->state == TIME_WAIT ? 0 : REAP_RETRY_MS);
+            break;
+        }
+    }
+    return r; /* a full queue leaves the pcb to the loop's reap */
+}
+
+/*
+ * After our FIN (tc_sock_shutdown_write()). The peer's FIN came first (LAST-ACK): the socket must not keep its pcb.
+ * Reading that FIN afterwards makes lwIP shut the socket's receive side (lwip_netconn_do_close_internal: shut_rx in
+ * LAST-ACK is no full close, only tcp_shutdown(), which sets TF_RXCLOSED), and tcp_input frees a LAST-ACK pcb on the
+ * final ACK without calling the error callback when TF_RXCLOSED is set: the socket then points at freed memory until
+ * it is closed, the next close, abort or tc_sock_unacked() touches it, and once the memory holds a new pcb (a client
+ * reusing its port a few ms later) lwIP closes the wrong connection (issue 10: "pbuf_free: p->ref > 0", SIGABRT).
+ * So a LAST-ACK pcb is let go at once (orphan(): what lwIP does on the final ACK with the receive side open): the
+ * socket still reads what was received and then EOF, and the pcb delivers the rest of our data and FIN, takes the
+ * final ACK and is freed by the stack. Nothing changes on the wire. Otherwise (FIN-WAIT) the TIME-WAIT watch above.
+ */
+static void raw_after_fin(const raw_call_t *c)
+{
+    int is_tcp;
+    struct tcp_pcb *pcb = tcp_pcb_of(c->fd, &is_tcp);
+    if (pcb == NULL) {
+        return; /* freed already: the error callback told the socket */
+    }
+    if (pcb->state == LAST_ACK) {
+        orphan(pcb);
+        return;
+    }
+    /* ESTABLISHED: called before our FIN too, as a peer that answers at once (QEMU's slirp: FIN and a new SYN in the
+     * same burst) may be heard by the stack's thread before a call made after the FIN could wrap anything. */
+    if ((pcb->state == ESTABLISHED || pcb->state == FIN_WAIT_1 || pcb->state == FIN_WAIT_2) && free_tw_wanted(c->fd) &&
+        pcb->recv != NULL && pcb->recv != recv_after_fin) {
+        if (g_netconn_recv == NULL) {
+            g_netconn_recv = pcb->recv;
+        }
+        if (pcb->recv == g_netconn_recv) {
+            tcp_recv(pcb, recv_after_fin);
+        }
+    }
 }
 
 /* lwIP binds to any address, local or not, and such a socket then never sees a packet; the kernel refuses with
@@ -322,9 +528,11 @@ static err_t raw_call(struct tcpip_api_call_data *data)
     case OP_NOTE_TW:
         /* the reaping close, before closing: 1 the socket's pcb is in TIME-WAIT, 2 the stack detached it, 0 other */
         c->result = note_tw(c) == NULL ? 2 : c->tw;
+        c->freed = tw_freed_take(c->fd); /* under the lock, like the timer that sets it */
         break;
     case OP_REAP_TW:
         c->result = raw_reap_tw(c);
+        c->freed |= tw_freed_take(c->fd); /* freed by the timer between the note and the close */
         break;
     case OP_REAP_PEER:
         c->result = raw_reap_peer(c);
@@ -349,6 +557,10 @@ static err_t raw_call(struct tcpip_api_call_data *data)
         break;
     case OP_IS_LOCAL:
         c->result = raw_is_local(c);
+        break;
+    case OP_AFTER_FIN:
+        raw_after_fin(c);
+        c->result = TC_OK;
         break;
     default:
         c->result = TC_EINVAL;
@@ -399,6 +611,8 @@ int tc_sock_open(int family, int type)
         return rc;
     }
     set_connecting(fd, 0);
+    tw_freed_set(fd, 0);
+    free_tw_set(fd, 0);
     return fd;
 }
 
@@ -436,6 +650,9 @@ int tc_sock_setopt(int fd, tc_sockopt_t opt, int value)
     case TC_OPT_RCVBUF:
         rc = setopt_int(fd, SOL_SOCKET, SO_RCVBUF, value);
         break;
+    case TC_OPT_FREE_TIME_WAIT: /* tc_sock_shutdown_write() installs the watch (raw_after_fin()) */
+        free_tw_set(fd, value != 0);
+        return TC_OK;
     case TC_OPT_SNDBUF: /* lwIP has no SO_SNDBUF: its send buffer is TCP_SND_BUF, fixed at build time */
     default:
         return TC_ENOSYS;
@@ -490,6 +707,8 @@ int tc_sock_accept(int fd, tc_addr_t *peer)
         return rc;
     }
     set_connecting(c, 0);
+    tw_freed_set(c, 0);
+    free_tw_set(c, 0);
     if (peer) {
         tc_bsd_from_sa(&ss, peer);
     }
@@ -571,7 +790,15 @@ long tc_sock_recvfrom(int fd, void *buf, size_t len, tc_addr_t *from)
 
 int tc_sock_shutdown_write(int fd)
 {
-    return lwip_shutdown(fd, SHUT_WR) == 0 ? TC_OK : fail();
+    raw_call_t c = {.op = OP_AFTER_FIN, .fd = fd}; /* LAST-ACK let go, or TIME-WAIT freed as it starts */
+    if (free_tw_wanted(fd)) {
+        run_raw(&c); /* the TIME-WAIT watch goes on before our FIN can be answered */
+    }
+    if (lwip_shutdown(fd, SHUT_WR) != 0) {
+        return fail();
+    }
+    run_raw(&c);
+    return TC_OK;
 }
 
 int tc_sock_shutdown_both(int fd)
@@ -582,6 +809,8 @@ int tc_sock_shutdown_both(int fd)
 int tc_sock_close(int fd)
 {
     set_connecting(fd, 0);
+    tw_freed_set(fd, 0);
+    free_tw_set(fd, 0);
     return lwip_close(fd) == 0 ? TC_OK : fail();
 }
 
@@ -589,6 +818,8 @@ int tc_sock_abort(int fd)
 {
     raw_call_t c = {.op = OP_ABORT, .fd = fd};
     set_connecting(fd, 0);
+    tw_freed_set(fd, 0);
+    free_tw_set(fd, 0);
     run_raw(&c);
     int rc = lwip_close(fd) == 0 ? TC_OK : fail();
     if (c.tw) {
@@ -604,12 +835,16 @@ int tc_sock_close_reap(int fd, const tc_addr_t *peer, uint16_t local_port)
 {
     raw_call_t c = {.op = OP_NOTE_TW, .fd = fd};
     set_connecting(fd, 0);
+    free_tw_set(fd, 0);
     long state = run_raw(&c);
     int rc = lwip_close(fd) == 0 ? TC_OK : fail();
     long reaped = 0;
     if (state == 1) {
         c.op = OP_REAP_TW;
         reaped = run_raw(&c);
+    }
+    if (c.freed) {
+        reaped = 1; /* the stack timer freed it as it entered TIME-WAIT (recv_after_fin()) */
     } else if (state == 2 && peer != NULL && (peer->family == TC_AF_INET || peer->family == TC_AF_INET6)) {
         c.op = OP_REAP_PEER;
         c.peer = peer;
