@@ -23,6 +23,7 @@
 #include "bench_page.h"
 #include "tc_alloc.h"
 #include "tc_err.h"
+#include "tc_handle.h"
 #include "tc_http.h"
 #include "tc_loop.h"
 
@@ -134,7 +135,7 @@ int main(int argc, char **argv)
     if (rc != TC_OK) {
         fprintf(stderr, "tc_http_ws: start on port %u: %s\n", cfg.port, tc_strerror(rc));
         if (http != NULL) {
-            tc_http_stop_wait(http, 0, NULL);
+            tc_handle_stop_wait(tc_http_handle(http), 0, NULL);
         }
         tc_loop_free(g_loop);
         return 1;
@@ -142,7 +143,7 @@ int main(int argc, char **argv)
     pthread_t watcher;
     if (pthread_create(&watcher, NULL, signal_thread, NULL) != 0) {
         fprintf(stderr, "tc_http_ws: cannot start the signal thread\n");
-        tc_http_stop_wait(http, 0, NULL);
+        tc_handle_stop_wait(tc_http_handle(http), 0, NULL);
         tc_loop_free(g_loop);
         return 1;
     }
@@ -155,9 +156,9 @@ int main(int argc, char **argv)
     if (run_rc != TC_OK) {
         fprintf(stderr, "tc_http_ws: tc_loop_run: %s\n", tc_strerror(run_rc));
     }
-    rc = tc_http_stop_wait(http, 0, NULL);
+    rc = tc_handle_stop_wait(tc_http_handle(http), 0, NULL);
     if (rc != TC_OK) {
-        fprintf(stderr, "tc_http_ws: tc_http_stop_wait: %s\n", tc_strerror(rc));
+        fprintf(stderr, "tc_http_ws: tc_handle_stop_wait: %s\n", tc_strerror(rc));
     }
     rc = tc_loop_free(g_loop);
     if (rc != TC_OK) {

@@ -19,6 +19,7 @@
 #include "tc_alloc.h"
 #include "tc_app.h"
 #include "tc_err.h"
+#include "tc_handle.h"
 #include "tc_loop.h"
 #include "tc_ota.h"
 #include "tc_check.h"
@@ -68,8 +69,9 @@ static void report_paused_fn(void *arg)
     tc_app_ota_paused(g_app, arg);
 }
 
-static void app_done(const tc_app_stop_report_t *r, void *user)
+static void app_done(tc_handle_t *h, const tc_stop_report_t *r, void *user)
 {
+    (void)h;
     (void)r;
     (void)user;
     g_stopped = 1;
@@ -78,7 +80,7 @@ static void app_done(const tc_app_stop_report_t *r, void *user)
 static void app_stop_fn(void *arg)
 {
     (void)arg;
-    CHECK(tc_app_stop(g_app, 500, app_done, NULL) == TC_OK, "tc_app_stop");
+    CHECK(tc_handle_stop(tc_app_handle(g_app), 500, app_done, NULL) == TC_OK, "tc_handle_stop");
 }
 
 typedef struct {

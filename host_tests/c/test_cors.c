@@ -17,6 +17,7 @@
 
 #include "tc_alloc.h"
 #include "tc_err.h"
+#include "tc_handle.h"
 #include "tc_http.h"
 #include "tc_http_auth.h"
 #include "tc_loop.h"
@@ -61,9 +62,9 @@ static void start_fn(void *arg)
 
 static int g_stopped; /* loop thread */
 
-static void stopped(tc_http_t *http, const tc_http_stop_report_t *report, void *user)
+static void stopped(tc_handle_t *h, const tc_stop_report_t *report, void *user)
 {
-    (void)http;
+    (void)h;
     (void)report;
     (void)user;
     g_stopped = 1;
@@ -72,7 +73,7 @@ static void stopped(tc_http_t *http, const tc_http_stop_report_t *report, void *
 static void stop_fn(void *arg)
 {
     (void)arg;
-    CHECK_RC(tc_http_stop(g_http, 0, stopped, NULL), TC_OK);
+    CHECK_RC(tc_handle_stop(tc_http_handle(g_http), 0, stopped, NULL), TC_OK);
 }
 
 static void read_stopped(void *arg)

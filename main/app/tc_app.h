@@ -170,7 +170,7 @@ tc_ota_t *tc_app_ota(const tc_app_t *app);
 
 /**
  * @brief Report that the extra services (tc_app_config_t.ota_hooks.pause) have paused. Loop thread. Must be called
- * once for every pause that returned TC_OK, even after tc_app_stop() began (the stop waits for it).
+ * once for every pause that returned TC_OK, even after the app's stop (tc_handle_stop) began (the stop waits for it).
  * @param report  a few words for the OTA status (copied, may be NULL), e.g. "httpd stopped in 12 ms"
  */
 void tc_app_ota_paused(tc_app_t *app, const char *report);
