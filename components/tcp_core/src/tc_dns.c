@@ -73,9 +73,10 @@ static int read_name(const uint8_t *msg, size_t len, size_t *off, char *out)
         if (wire > TC_DNS_MAX_NAME_WIRE - 1) {
             return -1; /* the terminating zero would not fit in 255 */
         }
-        if (text) {
-            out[text++] = '.';
+        if (text && out) {
+            out[text] = '.';
         }
+        text += text ? 1 : 0;
         for (size_t i = 0; i < l; i++) {
             uint8_t c = msg[pos + 1 + i];
             if (c == 0) {
@@ -83,11 +84,16 @@ static int read_name(const uint8_t *msg, size_t len, size_t *off, char *out)
                  * could match an override it is not. Refused (FORMERR) rather than guessed at. */
                 return -1;
             }
-            out[text++] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+            if (out) {
+                out[text] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+            }
+            text++;
         }
         pos += 1 + (size_t)l;
     }
-    out[text] = '\0';
+    if (out) {
+        out[text] = '\0';
+    }
     *off = end_after;
     return (int)text;
 }
@@ -251,6 +257,70 @@ int tc_dns_build_query(uint16_t id, const char *name, uint16_t qtype, uint8_t *o
     return (int)(w + 4);
 }
 
+/* The position of the next label of a name that read_name() has accepted: compression pointers followed (they only
+ * go backwards, so this ends). */
+static size_t label_at(const uint8_t *msg, size_t pos)
+{
+    while ((msg[pos] & 0xC0) == 0xC0) {
+        pos = (size_t)(msg[pos] & 0x3F) << 8 | msg[pos + 1];
+    }
+    return pos;
+}
+
+static uint8_t lower(uint8_t c)
+{
+    return (uint8_t)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+}
+
+/* Two names of one message, both accepted by read_name(), compared in wire form, ASCII case ignored. */
+static int wire_ieq(const uint8_t *msg, size_t a, size_t b)
+{
+    for (;;) {
+        a = label_at(msg, a);
+        b = label_at(msg, b);
+        uint8_t l = msg[a];
+        if (l != msg[b]) {
+            return 0;
+        }
+        if (l == 0) {
+            return 1;
+        }
+        for (size_t i = 1; i <= l; i++) {
+            if (lower(msg[a + i]) != lower(msg[b + i])) {
+                return 0;
+            }
+        }
+        a += 1 + (size_t)l;
+        b += 1 + (size_t)l;
+    }
+}
+
+/* A name of the message (accepted by read_name()) against a dotted text name, ASCII case ignored. */
+static int wire_ieq_text(const uint8_t *msg, size_t pos, const char *text)
+{
+    for (;;) {
+        pos = label_at(msg, pos);
+        uint8_t l = msg[pos];
+        if (l == 0) {
+            return *text == '\0' || (text[0] == '.' && text[1] == '\0');
+        }
+        for (size_t i = 1; i <= l; i++, text++) {
+            if (*text == '\0' || lower(msg[pos + i]) != lower((uint8_t)*text)) {
+                return 0;
+            }
+        }
+        if (*text == '.') {
+            text++;
+        } else if (*text != '\0') {
+            return 0;
+        }
+        pos += 1 + (size_t)l;
+        if (*text == '\0' && msg[label_at(msg, pos)] != 0) {
+            return 0;
+        }
+    }
+}
+
 int tc_dns_parse_response(const uint8_t *msg, size_t len, uint16_t id, const char *name, uint16_t qtype,
                           tc_dns_result_t *out)
 {
@@ -262,10 +332,11 @@ int tc_dns_parse_response(const uint8_t *msg, size_t len, uint16_t id, const cha
     if (get16(msg) != id || !(flags & FLAG_QR) || OPCODE(flags) != 0 || get16(msg + 4) != 1) {
         return TC_DNS_EDROP; /* not the answer to our question (a late one, a spoof, another socket's) */
     }
-    char want[TC_DNS_MAX_NAME_TEXT + 1];
+    /* Names are compared in place, in wire form: no 256-byte text copies on the loop's stack. */
+    size_t want = HEADER_LEN; /* the name the chain is at: the question's, then each CNAME target */
     size_t off = HEADER_LEN;
-    if (read_name(msg, len, &off, want) < 0 || off + 4 > len || get16(msg + off) != qtype ||
-        get16(msg + off + 2) != TC_DNS_CLASS_IN || !name_ieq(want, name)) {
+    if (read_name(msg, len, &off, NULL) < 0 || off + 4 > len || get16(msg + off) != qtype ||
+        get16(msg + off + 2) != TC_DNS_CLASS_IN || !wire_ieq_text(msg, want, name)) {
         return TC_DNS_EDROP;
     }
     off += 4;
@@ -274,8 +345,8 @@ int tc_dns_parse_response(const uint8_t *msg, size_t len, uint16_t id, const cha
     /* Follow the CNAME chain from the question's name: answers for other owners are ignored. */
     uint16_t an = get16(msg + 6);
     for (uint16_t i = 0; i < an; i++) {
-        char owner[TC_DNS_MAX_NAME_TEXT + 1];
-        if (read_name(msg, len, &off, owner) < 0 || off + 10 > len) {
+        size_t owner = off;
+        if (read_name(msg, len, &off, NULL) < 0 || off + 10 > len) {
             return TC_DNS_EFORMAT;
         }
         uint16_t type = get16(msg + off), cls = get16(msg + off + 2), rdlen = get16(msg + off + 8);
@@ -284,14 +355,15 @@ int tc_dns_parse_response(const uint8_t *msg, size_t len, uint16_t id, const cha
             return TC_DNS_EFORMAT;
         }
         off = rdata + rdlen;
-        if (cls != TC_DNS_CLASS_IN || !name_ieq(owner, want)) {
+        if (cls != TC_DNS_CLASS_IN || !wire_ieq(msg, owner, want)) {
             continue;
         }
         if (type == 5) { /* CNAME: the chain goes on at its target */
             size_t t = rdata;
-            if (read_name(msg, len, &t, want) < 0) {
+            if (read_name(msg, len, &t, NULL) < 0 || t > rdata + rdlen) {
                 return TC_DNS_EFORMAT;
             }
+            want = rdata;
             continue;
         }
         size_t alen = qtype == TC_DNS_TYPE_A ? 4 : qtype == TC_DNS_TYPE_AAAA ? 16 : 0;
