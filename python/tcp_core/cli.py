@@ -354,7 +354,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--cors", metavar="ORIGINS", help='origins whose scripts may read the answers (server-wide CORS; "*" or a,b)'
     )
-    serve.add_argument("--auth", metavar="USER:PASS", help="the admin credential: HTTP Basic auth of /api/stop and /api/ota...")
+    serve.add_argument(
+        "--auth", metavar="USER:PASS", help="the admin credential: HTTP Basic auth of /api/stop and /api/ota..."
+    )
     _add_backend_args(serve)
     serve.set_defaults(func=cmd_serve)
 
