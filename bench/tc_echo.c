@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_signals.h"
 #include "tc_alloc.h"
 #include "tc_err.h"
 #include "tc_loop.h"
@@ -36,40 +37,6 @@ static void print_stats(tc_loop_t *loop, void *user)
            g_server ? tc_server_conn_count(g_server) : 0u, st.bytes_in_use, st.blocks_in_use, st.bytes_peak,
            (unsigned long long)st.allocs, (unsigned long long)st.failures);
     fflush(stdout);
-}
-
-static void signal_set(sigset_t *set)
-{
-    sigemptyset(set);
-    sigaddset(set, SIGTERM);
-    sigaddset(set, SIGINT);
-    sigaddset(set, SIGUSR1);
-}
-
-/* Waits for the signals (blocked in every thread) and turns them into loop requests; cancelled by main at exit. */
-static void *signal_thread(void *arg)
-{
-    (void)arg;
-    sigset_t set;
-    signal_set(&set);
-    for (;;) {
-        int sig = 0;
-        pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
-        int rc = sigwait(&set, &sig);
-        /* The loop calls below take the post mutex: no cancellation while inside them. */
-        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
-        if (rc != 0) {
-            continue;
-        }
-        if (sig == SIGUSR1) {
-            if (tc_loop_post(g_loop, print_stats, NULL) != TC_OK) {
-                fprintf(stderr, "tc_echo: cannot post the stats request\n");
-            }
-        } else {
-            tc_loop_stop(g_loop);
-        }
-    }
-    return NULL;
 }
 
 static int usage(void)
@@ -101,7 +68,7 @@ int main(int argc, char **argv)
 
     /* Blocked before any thread exists, so only the watcher's sigwait() ever receives them. */
     sigset_t set;
-    signal_set(&set);
+    bench_signal_set(&set);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
     int rc = tc_loop_new(&g_loop);
@@ -115,8 +82,9 @@ int main(int argc, char **argv)
         tc_loop_free(g_loop);
         return 1;
     }
+    bench_signals_t signals = {g_loop, print_stats, "tc_echo"};
     pthread_t watcher;
-    if (pthread_create(&watcher, NULL, signal_thread, NULL) != 0) {
+    if (pthread_create(&watcher, NULL, bench_signal_thread, &signals) != 0) {
         fprintf(stderr, "tc_echo: cannot start the signal thread\n");
         tc_handle_stop_wait(tc_server_handle(g_server), 0, NULL);
         tc_loop_free(g_loop);

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "bench_page.h"
+#include "bench_signals.h"
 #include "tc_alloc.h"
 #include "tc_err.h"
 #include "tc_handle.h"
@@ -38,38 +39,6 @@ static void print_stats(tc_loop_t *loop, void *user)
     printf("stats {\"bytes_in_use\": %zu, \"blocks_in_use\": %zu, \"bytes_peak\": %zu}\n", st.bytes_in_use,
            st.blocks_in_use, st.bytes_peak);
     fflush(stdout);
-}
-
-static void signal_set(sigset_t *set)
-{
-    sigemptyset(set);
-    sigaddset(set, SIGTERM);
-    sigaddset(set, SIGINT);
-    sigaddset(set, SIGUSR1);
-}
-
-static void *signal_thread(void *arg)
-{
-    (void)arg;
-    sigset_t set;
-    signal_set(&set);
-    for (;;) {
-        int sig = 0;
-        pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
-        int rc = sigwait(&set, &sig);
-        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
-        if (rc != 0) {
-            continue;
-        }
-        if (sig == SIGUSR1) {
-            if (tc_loop_post(g_loop, print_stats, NULL) != TC_OK) {
-                fprintf(stderr, "tc_http_ws: cannot post the stats request\n");
-            }
-        } else {
-            tc_loop_stop(g_loop);
-        }
-    }
-    return NULL;
 }
 
 static int page(tc_http_req_t *req, void *user)
@@ -116,7 +85,7 @@ int main(int argc, char **argv)
     }
 
     sigset_t set;
-    signal_set(&set);
+    bench_signal_set(&set);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
     int rc = tc_loop_new(&g_loop);
@@ -140,8 +109,9 @@ int main(int argc, char **argv)
         tc_loop_free(g_loop);
         return 1;
     }
+    bench_signals_t signals = {g_loop, print_stats, "tc_http_ws"};
     pthread_t watcher;
-    if (pthread_create(&watcher, NULL, signal_thread, NULL) != 0) {
+    if (pthread_create(&watcher, NULL, bench_signal_thread, &signals) != 0) {
         fprintf(stderr, "tc_http_ws: cannot start the signal thread\n");
         tc_handle_stop_wait(tc_http_handle(http), 0, NULL);
         tc_loop_free(g_loop);
