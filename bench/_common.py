@@ -42,6 +42,36 @@ class BenchError(Exception):
     """Something failed to run, or a response was wrong: the run exits 1."""
 
 
+NGINX_TEMPLATE = ROOT / "bench" / "nginx.conf.in"
+
+
+def free_port() -> int:
+    """A port free on HOST now (bound and released; the caller binds it next)."""
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def nginx_command(ndir: Path, body: bytes, fields: dict[str, str]) -> tuple[int, list[str]]:
+    """Prepare nginx in ndir (created) serving body as / with bench/nginx.conf.in filled from fields (DIR and PORT
+    are set here); returns the port and the command line. The directories are made readable for the worker, which
+    runs as nobody when nginx is started as root."""
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(nginx).exists():
+        raise BenchError("nginx not found (apt-get install nginx-light)")
+    (ndir / "www").mkdir(parents=True)
+    (ndir / "www" / "index.html").write_bytes(body)
+    for d in (ndir.parent, ndir, ndir / "www"):
+        d.chmod(0o755)
+    (ndir / "www" / "index.html").chmod(0o644)
+    port = free_port()
+    conf = NGINX_TEMPLATE.read_text()
+    for key, value in {**fields, "DIR": str(ndir), "PORT": str(port)}.items():
+        conf = conf.replace(f"@{key}@", value)
+    (ndir / "nginx.conf").write_text(conf)
+    return port, [nginx, "-p", str(ndir), "-c", str(ndir / "nginx.conf"), "-e", str(ndir / "error.log")]
+
+
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 

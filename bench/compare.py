@@ -61,12 +61,21 @@ from pathlib import Path
 from typing import Any
 
 import run as echo_bench  # bench/run.py: the echo programs' build (tc_echo, uv_echo, loadgen)
-from _common import HOST, BenchError, Pinning, Server, choose_pinning, log, machine_busy, proc_children
+from _common import (
+    HOST,
+    BenchError,
+    Pinning,
+    Server,
+    choose_pinning,
+    log,
+    machine_busy,
+    nginx_command,
+    proc_children,
+)
 
 BENCH = Path(__file__).resolve().parent
 BUILD = BENCH / "build"
 CFLAGS = ["-std=c11", "-D_GNU_SOURCE", "-O2", "-Wall", "-Wextra", "-Werror"]
-NGINX_TEMPLATE = BENCH / "nginx.conf.in"
 CTYPE = "text/html; charset=utf-8"  # bench_page.h's BENCH_PAGE_CTYPE
 NOFILE = 65536
 START_TIMEOUT_S = 15.0
@@ -130,35 +139,17 @@ def start_ready(name: str, cmd: list[str]) -> Server:
     return srv
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
 def start_nginx(prefix: list[str], tmp: Path, body: bytes, master: bool = True) -> Server:
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    ndir = Path(tempfile.mkdtemp(prefix="nginx-", dir=tmp))
-    (ndir / "www").mkdir()
-    (ndir / "www" / "index.html").write_bytes(body)
-    for d in (tmp, ndir, ndir / "www"):
-        d.chmod(0o755)  # the worker runs as nobody when nginx is started as root
-    (ndir / "www" / "index.html").chmod(0o644)
-    port = free_port()
-    conf = NGINX_TEMPLATE.read_text()
+    tmp.chmod(0o755)  # the worker runs as nobody when nginx is started as root
+    ndir = Path(tempfile.mkdtemp(prefix="nginx-", dir=tmp)) / "nginx"
     fields = {
-        "DIR": str(ndir),
-        "PORT": str(port),
         "CONTENT_TYPE": CTYPE,
         "MASTER": "on" if master else "off",
         "RLIMIT_NOFILE": str(NOFILE),
         "WORKER_CONNECTIONS": str(NOFILE // 2),
         "KEEPALIVE_S": "60",
     }
-    for key, value in fields.items():
-        conf = conf.replace(f"@{key}@", value)
-    (ndir / "nginx.conf").write_text(conf)
-    cmd = [nginx, "-p", str(ndir), "-c", str(ndir / "nginx.conf"), "-e", str(ndir / "error.log")]
+    port, cmd = nginx_command(ndir, body, fields)
     srv = Server("nginx", prefix + cmd, signal.SIGQUIT)
     srv.port = port
     deadline = time.monotonic() + START_TIMEOUT_S * (4 if prefix and "valgrind" in prefix[0] else 1)

@@ -52,6 +52,7 @@ from _common import (  # bench/_common.py: python3 bench/http_bench.py puts benc
     heap_net,
     log,
     machine_busy,
+    nginx_command,
     proc_children,
     request,
     start_tcp_core,
@@ -59,7 +60,6 @@ from _common import (  # bench/_common.py: python3 bench/http_bench.py puts benc
 )
 
 BENCH = Path(__file__).resolve().parent
-NGINX_TEMPLATE = BENCH / "nginx.conf.in"
 TC_MAX_CONNS = 256  # tcp-core serve's default (16) would evict wrk's 50 connections and the 100 idle ones
 NOISE_WAIT_S = 3.0  # pause before running a disturbed run again
 NETNS_ENV = "TC_HTTP_BENCH_NETNS"  # set when this script runs itself inside its --no-time-wait namespace
@@ -121,37 +121,16 @@ def start_tcp(pin: Pinning, tmp: Path) -> Server:
     return start_tcp_core(pin, ["--max-conns", str(TC_MAX_CONNS)], tmp / "tcp_core.log")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
 def start_nginx(pin: Pinning, tmp: Path, body: bytes, content_type: str) -> Server:
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not Path(nginx).exists():
-        raise BenchError("nginx not found (apt-get install nginx-light)")
     ndir = tmp / "nginx"
-    (ndir / "www").mkdir(parents=True)
-    (ndir / "www" / "index.html").write_bytes(body)
-    for d in (tmp, ndir, ndir / "www"):
-        d.chmod(0o755)  # the worker runs as nobody when nginx is started as root
-    (ndir / "www" / "index.html").chmod(0o644)
-    port = free_port()
-    conf = NGINX_TEMPLATE.read_text()
-    fields = (
-        ("DIR", str(ndir)),
-        ("PORT", str(port)),
-        ("CONTENT_TYPE", content_type),
-        ("MASTER", "on"),
-        ("RLIMIT_NOFILE", "8192"),
-        ("WORKER_CONNECTIONS", "4096"),
-        ("KEEPALIVE_S", "10"),
-    )
-    for key, value in fields:
-        conf = conf.replace(f"@{key}@", value)
-    (ndir / "nginx.conf").write_text(conf)
-    cmd = [nginx, "-p", str(ndir), "-c", str(ndir / "nginx.conf"), "-e", str(ndir / "error.log")]
+    fields = {
+        "CONTENT_TYPE": content_type,
+        "MASTER": "on",
+        "RLIMIT_NOFILE": "8192",
+        "WORKER_CONNECTIONS": "4096",
+        "KEEPALIVE_S": "10",
+    }
+    port, cmd = nginx_command(ndir, body, fields)
     srv = Server("nginx", pin.server + cmd, signal.SIGQUIT, tmp / "nginx.log")
     srv.port = port
     deadline = time.monotonic() + START_TIMEOUT_S
