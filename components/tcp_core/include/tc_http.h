@@ -50,9 +50,9 @@ typedef struct {
     tc_full_policy_t when_full;  /**< TC_FULL_EVICT_IDLE (default): a newcomer evicts the least recently active idle
                                       keep-alive connection or unfinished head, never a WebSocket, SSE or stream nor
                                       a request in flight; when only those remain it is answered 503 with
-                                      Retry-After (overflow_max at once, RST beyond). TC_FULL_EVICT_LRU: evict
+                                      Retry-After (overflow_max at once, the next ones wait in the backlog). TC_FULL_EVICT_LRU: evict
                                       whatever was least recently active. TC_FULL_REFUSE: RST the newcomer */
-    uint32_t overflow_max;       /**< newcomers being answered 503 at once, at most (then RST) */
+    uint32_t overflow_max;       /**< newcomers being answered 503 at once, at most (0: RST) */
     uint32_t retry_after_s;      /**< Retry-After of that 503 */
     uint32_t idle_timeout_ms;    /**< keep-alive connections with no request close after this. WebSockets, SSE and
                                       streams are exempt: pings with a pong deadline keep WebSockets, heartbeats SSE,

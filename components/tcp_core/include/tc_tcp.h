@@ -76,7 +76,8 @@ typedef enum {
                                 (TC_REG_FLAG_BUSY: a request in flight, e.g. an upload), i.e. idle keep-alive
                                 connections and ones that have not completed a request head. When there is none the
                                 newcomer is refused with RST, or, within overflow_max, accepted with TC_EV_OPEN's len
-                                TC_OPEN_OVER_LIMIT so the owner tells it to come back (HTTP: 503 + Retry-After) */
+                                TC_OPEN_OVER_LIMIT so the owner tells it to come back (HTTP: 503 + Retry-After); with
+                                every overflow slot taken, newcomers wait in the stack's backlog until one is free */
 } tc_full_policy_t;
 
 /** TC_EV_OPEN's len for a newcomer accepted over max_conns (TC_FULL_EVICT_IDLE with overflow_max): answer briefly

@@ -830,6 +830,8 @@ static void server_conn_gone(tc_owner_t *o, tc_conn_t *c)
         if (o->count == 0) {
             tc__pending_add(o->loop, &s->pending);
         }
+    } else if (s->listening && tc__io_events(o->loop, &s->io) == 0) {
+        tc__io_set(o->loop, &s->io, TC_POLLIN); /* an accept pause (full, or out of descriptors) ends: one has gone */
     }
 }
 
@@ -901,6 +903,14 @@ static tc_conn_t *full_victim(tc_server_t *s)
     return victim;
 }
 
+/* EVICT_IDLE with overflow slots, all of them taken, and nobody to evict. */
+static int overflow_full(tc_server_t *s)
+{
+    return s->when_full == TC_FULL_EVICT_IDLE && s->overflow_max > 0 &&
+           s->owner.count >= s->max_conns + s->overflow_max && s->owner.count - s->owner.closing >= s->max_conns &&
+           full_victim(s) == NULL;
+}
+
 static void server_accept(tc_io_t *io, int revents)
 {
     (void)revents;
@@ -908,6 +918,16 @@ static void server_accept(tc_io_t *io, int revents)
     tc_loop_t *loop = s->owner.loop;
     /* Bounded per wake-up so a connection storm cannot starve established connections. */
     for (int i = 0; i < 64 && !s->h.stopping; i++) {
+        if (overflow_full(s)) {
+            /* Full of live sessions and of newcomers still being told to come back (each gone within linger_ms):
+             * the next one waits in the stack's backlog, not reset, and is told once one of those has gone (a
+             * sequential client must not be refused because the loop has not yet read its previous FIN). */
+            tc__io_set(loop, io, 0);
+            if (s->timer.heap_index < 0 || s->timer.due > tc_loop_now(loop) + 10) {
+                tc__timer_arm(&s->timer, 10);
+            }
+            return;
+        }
         tc_addr_t peer;
         int fd = tc_sock_accept(io->fd, &peer);
         if (fd == TC_EAGAIN) {
