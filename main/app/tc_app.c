@@ -605,6 +605,10 @@ void tc_app_ota_paused(tc_app_t *app, const char *report)
     }
 }
 
+/* After the deadline, how long the wait still gives the echo server's stop and the extras' pause to report: they got
+ * the same deadline and end at it by themselves, but their own deadline timers may run after this one's last tick. */
+#define OTA_REPORT_GRACE_MS 1000
+
 /* Every 10 ms until the streams are gone, the echo server stopped and the extras paused, or the deadline passed. */
 static int64_t ota_wait_services(tc_timer_t *t, void *user)
 {
@@ -613,7 +617,10 @@ static int64_t ota_wait_services(tc_timer_t *t, void *user)
     uint32_t n = 0;
     tc_registry_foreach(app->loop, count_streams, &n);
     uint64_t now = tc_loop_now(app->loop);
-    if ((n > 0 || app->echo_pausing || app->extra_pausing) && now < app->ota_deadline) {
+    if (n > 0 && now < app->ota_deadline) {
+        return 10;
+    }
+    if ((app->echo_pausing || app->extra_pausing) && now < app->ota_deadline + OTA_REPORT_GRACE_MS) {
         return 10;
     }
     app->ota_wait = NULL;
