@@ -60,6 +60,20 @@ typedef struct {
 int tc_http_static_attach(tc_http_t *http, const char *pattern, const tc_http_static_config_t *cfg,
                           tc_http_static_t **out);
 
+/**
+ * @brief Pause or resume large downloads, e.g. while an OTA upload needs the memory (the demo app pauses them with
+ * its streams). A streamed download holds one part and its socket's queue for as long as its client takes, like a
+ * stream viewer. While paused: every download streaming now is cut at once (its connection aborted, so the client
+ * sees the body short, never complete; it can resume with Range and If-Range after), whether or not its client is
+ * reading; a new request whose body would stream (over whole_max) gets 503 with Retry-After; bodies up to
+ * whole_max, 304s and 404s are answered as usual. Loop thread.
+ * @param st             the route's state (NULL: nothing, 0)
+ * @param paused         1 to pause, 0 to serve again
+ * @param retry_after_s  the 503's Retry-After in seconds while paused (0 counts as 1)
+ * @return the downloads cut now (their connections close after this call returns)
+ */
+uint32_t tc_http_static_pause(tc_http_static_t *st, int paused, uint32_t retry_after_s);
+
 /** @brief Free the state. After the server has stopped (its streams are gone then). */
 void tc_http_static_free(tc_http_static_t *st);
 

@@ -9,8 +9,10 @@
  * | POST /api/ota            | the image as the body (Content-Length or chunked). Optional: X-OTA-Size (or      |
  * |                          | ?size=N) the image's size, X-OTA-SHA256 (or ?sha256=HEX) its digest. 200 + JSON  |
  * |                          | when written and valid; 400 size mismatch / bad magic / bad SHA-256, 401, 409   |
- * |                          | (another upload runs; one that got no byte for 2 s gives way instead), 413 too  |
- * |                          | large, 500/503 sink or memory failures                                          |
+ * |                          | (another upload runs; one that got no byte for 2 s gives way instead;           |
+ * |                          | Retry-After: 2), 413 too large, 500 sink failures, 503 memory failures (the     |
+ * |                          | services could not make room, out of memory; Retry-After: the prepare deadline  |
+ * |                          | in seconds, rounded up, plus 1)                                                 |
  * | GET /api/ota             | progress (bytes, rate in B/s, eta_ms) and the last result as JSON               |
  * | POST /api/ota/reboot     | boot the new image: the chip restarts after the answer; the host file sink only  |
  * |                          | reports (no-op) and the paused services come back. 409 when no image is ready   |

@@ -15,19 +15,26 @@
 
 #define STATIC_PATH_MAX 256
 
+typedef struct file_stream file_stream_t;
+
 struct tc_http_static {
     tc_http_static_config_t cfg; /* root and index point into strs */
     char *strs;
     size_t prefix_len;           /* the pattern without its '*' */
+    file_stream_t *streams;      /* the downloads streaming now (tc_http_static_pause() ends them) */
+    uint32_t paused_retry_s;     /* paused: Retry-After of the 503 for a body that would stream; 0 = serving */
 };
 
-/* A streamed file: its handle, the bytes left, and one part's buffer after it. */
-typedef struct {
+/* A streamed file: its handle, the bytes left, its place in the route's list, and one part's buffer after it. */
+struct file_stream {
     FILE *f;
     uint64_t left;
     uint32_t chunk;
+    tc_http_static_t *st;
+    tc_http_req_t *req;
+    file_stream_t *prev, *next;
     uint8_t buf[];
-} file_stream_t;
+};
 
 const char *tc_http_static_mime(const char *name)
 {
@@ -195,6 +202,14 @@ static void stream_free(void *data)
 {
     file_stream_t *fs = data;
     if (fs) {
+        if (fs->prev) {
+            fs->prev->next = fs->next;
+        } else {
+            fs->st->streams = fs->next;
+        }
+        if (fs->next) {
+            fs->next->prev = fs->prev;
+        }
         fclose(fs->f);
         tc_free(fs);
     }
@@ -207,6 +222,9 @@ static int64_t file_produce(tc_http_req_t *req, void *user)
     file_stream_t *fs = tc_http_req_data(req);
     if (fs == NULL || fs->left == 0) {
         return TC_HTTP_STREAM_END;
+    }
+    if (fs->st->paused_retry_s) {
+        return -2; /* paused (tc_http_static_pause()): cut, never ended as if complete */
     }
     if (!tc_http_stream_ready(req)) {
         return 0;
@@ -233,9 +251,17 @@ static int not_found(tc_http_req_t *req)
     return tc_http_respond(req, 404, "text/plain", "not found\n", 10);
 }
 
-static int serve(tc_http_req_t *req, void *user)
+/* One request's names and header values: on the heap for the call, not on the loop task's stack (8 KB on a chip;
+ * together they are about 1 KB). Headers and bodies given to the server are copied, so this goes at the return. */
+typedef struct {
+    char file[STATIC_PATH_MAX + 8];
+    char loc[STATIC_PATH_MAX + 2];
+    char etag[64], lastmod[40], cc[40], cr[80];
+    struct stat sb, gb;
+} serve_scratch_t;
+
+static int serve_file(tc_http_req_t *req, tc_http_static_t *st, serve_scratch_t *sc)
 {
-    tc_http_static_t *st = user;
     const char *path = tc_http_req_path(req);
     size_t plen = strlen(path);
     const char *rel = plen >= st->prefix_len ? path + st->prefix_len : "";
@@ -243,50 +269,47 @@ static int serve(tc_http_req_t *req, void *user)
     if (rlen > 0 && !tc_http_static_path_ok(rel, rlen)) {
         return not_found(req);
     }
-    char file[STATIC_PATH_MAX + 8];
+    char *file = sc->file;
     int n = snprintf(file, STATIC_PATH_MAX, "%s/%s%s", st->cfg.root, rel,
                      rlen == 0 || rel[rlen - 1] == '/' ? st->cfg.index : "");
     if (n < 0 || n >= STATIC_PATH_MAX) {
         return not_found(req);
     }
-    struct stat sb;
-    if (stat(file, &sb) != 0) {
+    if (stat(file, &sc->sb) != 0) {
         return not_found(req);
     }
-    if (S_ISDIR(sb.st_mode)) {
+    if (S_ISDIR(sc->sb.st_mode)) {
         /* "dir" -> "dir/": relative links in its index then resolve inside it. */
-        char loc[STATIC_PATH_MAX + 2];
-        snprintf(loc, sizeof(loc), "%s/", path);
-        tc_http_resp_header(req, "Location", loc);
+        snprintf(sc->loc, sizeof(sc->loc), "%s/", path);
+        tc_http_resp_header(req, "Location", sc->loc);
         return tc_http_respond(req, 301, "text/plain", "moved\n", 6);
     }
-    if (!S_ISREG(sb.st_mode)) {
+    if (!S_ISREG(sc->sb.st_mode)) {
         return not_found(req);
     }
     const char *mime = tc_http_static_mime(file);
     int gz = 0;
     if (accepts_gzip(req)) {
-        struct stat gb;
         memcpy(file + n, ".gz", 4);
-        if (stat(file, &gb) == 0 && S_ISREG(gb.st_mode)) {
+        if (stat(file, &sc->gb) == 0 && S_ISREG(sc->gb.st_mode)) {
             gz = 1;
-            sb = gb;
+            sc->sb = sc->gb;
         } else {
             file[n] = '\0';
         }
     }
-    uint64_t size = (uint64_t)sb.st_size;
-    char etag[64], lastmod[40], cc[40];
-    snprintf(etag, sizeof(etag), "\"%llx-%llx%s\"", (unsigned long long)size, (unsigned long long)sb.st_mtime,
+    uint64_t size = (uint64_t)sc->sb.st_size;
+    char *etag = sc->etag, *lastmod = sc->lastmod, *cc = sc->cc, *cr = sc->cr;
+    snprintf(etag, sizeof(sc->etag), "\"%llx-%llx%s\"", (unsigned long long)size, (unsigned long long)sc->sb.st_mtime,
              gz ? "-gz" : "");
-    time_t mt = sb.st_mtime;
+    time_t mt = sc->sb.st_mtime;
     struct tm tm;
     gmtime_r(&mt, &tm);
-    strftime(lastmod, sizeof(lastmod), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    strftime(lastmod, sizeof(sc->lastmod), "%a, %d %b %Y %H:%M:%S GMT", &tm);
     if (st->cfg.max_age) {
-        snprintf(cc, sizeof(cc), "max-age=%u", (unsigned)st->cfg.max_age);
+        snprintf(cc, sizeof(sc->cc), "max-age=%u", (unsigned)st->cfg.max_age);
     } else {
-        snprintf(cc, sizeof(cc), "no-cache");
+        snprintf(cc, sizeof(sc->cc), "no-cache");
     }
     tc_http_resp_header(req, "ETag", etag);
     tc_http_resp_header(req, "Last-Modified", lastmod);
@@ -306,9 +329,8 @@ static int serve(tc_http_req_t *req, void *user)
     int range = tc_http_req_header(req, "If-Range", &irl) && !header_is(req, "If-Range", etag)
                     ? 0
                     : parse_range(req, size, &from, &to);
-    char cr[80];
     if (range < 0) {
-        snprintf(cr, sizeof(cr), "bytes */%llu", (unsigned long long)size);
+        snprintf(cr, sizeof(sc->cr), "bytes */%llu", (unsigned long long)size);
         tc_http_resp_header(req, "Content-Range", cr);
         return tc_http_respond(req, 416, "text/plain", "range not satisfiable\n", 22);
     }
@@ -320,7 +342,7 @@ static int serve(tc_http_req_t *req, void *user)
             len = st->cfg.range_max;
         }
         status = 206;
-        snprintf(cr, sizeof(cr), "bytes %llu-%llu/%llu", (unsigned long long)from,
+        snprintf(cr, sizeof(sc->cr), "bytes %llu-%llu/%llu", (unsigned long long)from,
                  (unsigned long long)(from + len - 1), (unsigned long long)size);
         tc_http_resp_header(req, "Content-Range", cr);
     }
@@ -336,6 +358,12 @@ static int serve(tc_http_req_t *req, void *user)
         tc_free(buf);
         return rc;
     }
+    if (st->paused_retry_s) {
+        /* A body that would stream holds a part and a socket's queue for as long as the client takes: not now. */
+        snprintf(cr, sizeof(sc->cr), "%u", (unsigned)st->paused_retry_s);
+        tc_http_resp_header(req, "Retry-After", cr);
+        return tc_http_respond(req, 503, "text/plain", "large downloads are paused; retry later\n", 40);
+    }
     /* Larger: streamed under its Content-Length, one part read per drain of the socket (never the whole file). */
     file_stream_t *fs = tc_malloc(sizeof(*fs) + st->cfg.chunk);
     FILE *f = fs ? fopen(file, "rb") : NULL;
@@ -349,6 +377,14 @@ static int serve(tc_http_req_t *req, void *user)
     fs->f = f;
     fs->left = len;
     fs->chunk = st->cfg.chunk;
+    fs->st = st;
+    fs->req = req;
+    fs->prev = NULL;
+    fs->next = st->streams;
+    if (st->streams) {
+        st->streams->prev = fs;
+    }
+    st->streams = fs;
     tc_http_req_set_data(req, fs);
     tc_http_req_set_data_free(req, stream_free); /* freed with the request, whether the client stays or goes */
     if (range > 0) {
@@ -356,6 +392,17 @@ static int serve(tc_http_req_t *req, void *user)
     }
     /* The whole file: chunked, and the stream adds its own Cache-Control: no-cache (revalidation with the ETag). */
     return tc_http_stream(req, TC_HTTP_STREAM_CHUNKED, mime, file_produce, st);
+}
+
+static int serve(tc_http_req_t *req, void *user)
+{
+    serve_scratch_t *sc = tc_malloc(sizeof(*sc));
+    if (sc == NULL) {
+        return tc_http_respond(req, 503, "text/plain", "out of memory\n", 14);
+    }
+    int rc = serve_file(req, user, sc);
+    tc_free(sc);
+    return rc;
 }
 
 int tc_http_static_attach(tc_http_t *http, const char *pattern, const tc_http_static_config_t *cfg,
@@ -393,6 +440,25 @@ int tc_http_static_attach(tc_http_t *http, const char *pattern, const tc_http_st
     }
     *out = st;
     return TC_OK;
+}
+
+uint32_t tc_http_static_pause(tc_http_static_t *st, int paused, uint32_t retry_after_s)
+{
+    if (st == NULL) {
+        return 0;
+    }
+    st->paused_retry_s = paused ? (retry_after_s ? retry_after_s : 1) : 0;
+    uint32_t n = 0;
+    if (paused) {
+        /* Cut now rather than at the next part: a client that stopped reading is never asked for one, and its queue
+         * is the memory the pause is for. The close is a request: each stream is freed (and unlinked) later. */
+        for (file_stream_t *fs = st->streams; fs != NULL; fs = fs->next) {
+            if (tc_conn_close(tc_http_req_conn(fs->req), TC_CLOSE_ABORT) == TC_OK) {
+                n++;
+            }
+        }
+    }
+    return n;
 }
 
 void tc_http_static_free(tc_http_static_t *st)

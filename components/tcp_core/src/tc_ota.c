@@ -60,9 +60,14 @@ struct upload {
     uint8_t *held;    /* the one piece that arrived while preparing */
     size_t held_len;
     tc_timer_t *prepare_timer;
+    /* Messages live with the upload, not on the loop task's stack: what the sink said, and the failure being
+     * formatted from it (upload_failf). */
+    char sink_msg[OTA_MSG];
+    char msg[OTA_MSG];
 };
 
 static void set_msg(char *dst, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int upload_failf(upload_t *u, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int form_bytes(upload_t *u, const uint8_t *p, size_t len);
 static void set_msg(char *dst, const char *fmt, ...)
 {
@@ -104,23 +109,82 @@ static void upload_end(upload_t *u, int status, const char *msg)
 
 /* Fail the upload with a JSON answer {"ok":false,"error":...}; the connection closes after it when the body is not
  * all read (tc_http.h). */
+/* A JSON answer formatted to its exact length on the heap (a reboot path of 200 bytes makes it 350; not on the loop
+ * task's stack). Out of memory: the same status with a body that says only that. */
+static int answer_json(tc_http_req_t *req, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int answer_json(tc_http_req_t *req, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *out = n >= 0 ? tc_malloc((size_t)n + 1) : NULL;
+    if (out == NULL) {
+        const char *oom = status < 300 ? "{\"ok\":true}\n" : "{\"ok\":false,\"error\":\"out of memory\"}\n";
+        return tc_http_respond(req, status, "application/json", oom, strlen(oom));
+    }
+    va_start(ap, fmt);
+    vsnprintf(out, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    int rc = tc_http_respond(req, status, "application/json", out, (size_t)n);
+    tc_free(out);
+    return rc;
+}
+
+/* Retry-After on a refusal that a later attempt may not get: 409 (another upload: it gives way once it stalls) and
+ * 503 (memory: the services are still stopping, or coming back). */
+static void retry_after(tc_http_req_t *req, uint32_t s)
+{
+    char v[12];
+    snprintf(v, sizeof(v), "%u", (unsigned)s);
+    tc_http_resp_header(req, "Retry-After", v);
+}
+
+/* A 503's Retry-After: long enough for the services to finish stopping (the prepare deadline) and then some. */
+static uint32_t busy_retry_s(const tc_ota_t *ota)
+{
+    return (ota->cfg.prepare_deadline_ms + 999) / 1000 + 1;
+}
+
+/* A refusal {"ok":false,"status":...,"error":...}. */
+static int refuse(tc_http_req_t *req, int status, const char *msg)
+{
+    return answer_json(req, status, "{\"ok\":false,\"status\":%d,\"error\":\"%s\"}\n", status, msg);
+}
+
 static int upload_fail(upload_t *u, int status, const char *msg)
 {
     tc_http_req_t *req = u->req;
-    upload_end(u, status, msg);
-    char out[OTA_MSG + 48];
-    int n = snprintf(out, sizeof(out), "{\"ok\":false,\"status\":%d,\"error\":\"%s\"}\n", status, msg);
-    return tc_http_respond(req, status, "application/json", out, (size_t)n);
+    tc_ota_t *ota = u->ota;
+    upload_end(u, status, msg); /* msg may be u's own: answer with the copy it leaves in last_msg */
+    if (status == 503) {
+        retry_after(req, busy_retry_s(ota));
+    }
+    return refuse(req, status, ota->last_msg);
+}
+
+/* upload_fail() with a message formatted into the upload's own buffer. */
+static int upload_failf(upload_t *u, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(u->msg, sizeof(u->msg), fmt, ap);
+    va_end(ap);
+    return upload_fail(u, status, u->msg);
+}
+
+/* What the sink said after a failed call, or the code's text. */
+static const char *sink_said(upload_t *u, int rc)
+{
+    return u->sink_msg[0] ? u->sink_msg : tc_strerror(rc);
 }
 
 static int sink_write(upload_t *u, const void *data, size_t len)
 {
-    char msg[OTA_MSG] = "";
-    int rc = u->ota->sink.write(u->job, data, len, msg, sizeof(msg));
+    u->sink_msg[0] = '\0';
+    int rc = u->ota->sink.write(u->job, data, len, u->sink_msg, sizeof(u->sink_msg));
     if (rc != TC_OK) {
-        char m[OTA_MSG];
-        set_msg(m, "sink write failed: %s", msg[0] ? msg : tc_strerror(rc));
-        upload_fail(u, 500, m);
+        upload_failf(u, 500, "sink write failed: %s", sink_said(u, rc));
         return rc;
     }
     return TC_OK;
@@ -129,16 +193,14 @@ static int sink_write(upload_t *u, const void *data, size_t len)
 /* Memory is free: begin the sink's job and write the piece held meanwhile. TC_OK, or the upload failed (answered). */
 static int start_writing(upload_t *u)
 {
-    char msg[OTA_MSG] = "";
     u->preparing = 0;
     u->write_ms = tc_loop_now(tc_http_loop(u->ota->http));
     u->write_from = u->received;
-    int rc = u->ota->sink.begin(u->ota->sink.ctx, u->size, &u->job, msg, sizeof(msg));
+    u->sink_msg[0] = '\0';
+    int rc = u->ota->sink.begin(u->ota->sink.ctx, u->size, &u->job, u->sink_msg, sizeof(u->sink_msg));
     if (rc != TC_OK) {
         u->job = NULL;
-        char m[OTA_MSG];
-        set_msg(m, "sink refused the image: %s", msg[0] ? msg : tc_strerror(rc));
-        upload_fail(u, rc == TC_ENOMEM ? 503 : 500, m);
+        upload_failf(u, rc == TC_ENOMEM ? 503 : 500, "sink refused the image: %s", sink_said(u, rc));
         return rc;
     }
     if (u->held) {
@@ -240,13 +302,6 @@ static int declared_sha(tc_http_req_t *req, uint8_t out[TC_SHA256_LEN])
     return tc_sha256_from_hex(h, hl, out) == TC_OK ? 1 : -1;
 }
 
-static int refuse(tc_http_req_t *req, int status, const char *msg)
-{
-    char out[OTA_MSG + 48];
-    int n = snprintf(out, sizeof(out), "{\"ok\":false,\"status\":%d,\"error\":\"%s\"}\n", status, msg);
-    return tc_http_respond(req, status, "application/json", out, (size_t)n);
-}
-
 /* The head: authentication, one upload at a time, sizes and digest, then prepare. */
 static int upload_head(tc_http_req_t *req, void *user)
 {
@@ -257,6 +312,7 @@ static int upload_head(tc_http_req_t *req, void *user)
     tc_loop_t *loop = tc_http_loop(ota->http);
     if (ota->cur) {
         if (ota->cur->preparing || tc_loop_now(loop) - ota->cur->last_byte_ms < OTA_STALL_MS) {
+            retry_after(req, OTA_STALL_MS / 1000);
             return refuse(req, 409, "another upload is in progress");
         }
         upload_fail(ota->cur, 409, "superseded by a newer upload after a stall");
@@ -281,6 +337,7 @@ static int upload_head(tc_http_req_t *req, void *user)
     }
     upload_t *u = tc_calloc(1, sizeof(*u));
     if (u == NULL) {
+        retry_after(req, busy_retry_s(ota));
         return refuse(req, 503, "out of memory");
     }
     u->ota = ota;
@@ -298,8 +355,11 @@ static int upload_head(tc_http_req_t *req, void *user)
         if (mrc != TC_OK) {
             tc_free(u->mp);
             tc_free(u);
-            return mrc == TC_ENOMEM ? refuse(req, 503, "out of memory")
-                                    : refuse(req, 400, "multipart/form-data without a valid boundary");
+            if (mrc == TC_ENOMEM) {
+                retry_after(req, busy_retry_s(ota));
+                return refuse(req, 503, "out of memory");
+            }
+            return refuse(req, 400, "multipart/form-data without a valid boundary");
         }
     }
     tc_sha256_init(&u->sha);
@@ -331,9 +391,7 @@ static int image_bytes(upload_t *u, const uint8_t *p, size_t len, int write)
 {
     tc_ota_t *ota = u->ota;
     if (u->received == 0 && len > 0 && p[0] != TC_OTA_IMAGE_MAGIC) {
-        char m[OTA_MSG];
-        set_msg(m, "bad image magic 0x%02X (an ESP image starts with 0xE9)", p[0]);
-        upload_fail(u, 400, m);
+        upload_failf(u, 400, "bad image magic 0x%02X (an ESP image starts with 0xE9)", p[0]);
         return -1;
     }
     u->received += len;
@@ -404,7 +462,6 @@ static int upload_piece(upload_t *u, const uint8_t *p, size_t len)
 static int upload_complete(upload_t *u)
 {
     tc_ota_t *ota = u->ota;
-    char m[OTA_MSG];
     if (u->mp && !tc_http_multipart_done(u->mp)) {
         return upload_fail(u, 400, "multipart/form-data body cut short (no closing boundary)");
     }
@@ -412,25 +469,22 @@ static int upload_complete(upload_t *u)
         return upload_fail(u, 400, u->mp ? "no file part in the form (or an empty one)" : "empty image");
     }
     if (u->size && u->received != u->size) {
-        set_msg(m, "size mismatch: %llu bytes declared, %llu received", (unsigned long long)u->size,
-                (unsigned long long)u->received);
-        return upload_fail(u, 400, m);
+        return upload_failf(u, 400, "size mismatch: %llu bytes declared, %llu received", (unsigned long long)u->size,
+                            (unsigned long long)u->received);
     }
     uint8_t got[TC_SHA256_LEN];
     tc_sha256_final(&u->sha, got);
     char hex[2 * TC_SHA256_LEN + 1];
     tc_sha256_to_hex(got, hex);
     if (u->has_want && !tc_http_const_equal(got, sizeof(got), u->want, sizeof(u->want))) {
-        set_msg(m, "bad SHA-256: received %.64s", hex);
-        return upload_fail(u, 400, m);
+        return upload_failf(u, 400, "bad SHA-256: received %.64s", hex);
     }
-    char msg[OTA_MSG] = "";
     void *job = u->job;
     u->job = NULL; /* finish ends the job, whatever it answers */
-    int rc = ota->sink.finish(job, msg, sizeof(msg));
+    u->sink_msg[0] = '\0';
+    int rc = ota->sink.finish(job, u->sink_msg, sizeof(u->sink_msg));
     if (rc != TC_OK) {
-        set_msg(m, "image rejected: %s", msg[0] ? msg : tc_strerror(rc));
-        return upload_fail(u, rc == TC_EPROTO ? 400 : 500, m);
+        return upload_failf(u, rc == TC_EPROTO ? 400 : 500, "image rejected: %s", sink_said(u, rc));
     }
     tc_http_req_t *req = u->req;
     uint64_t bytes = u->received;
@@ -438,11 +492,9 @@ static int upload_complete(upload_t *u)
     memcpy(ota->last_sha, hex, sizeof(hex));
     ota->ready = 1;
     upload_end(u, 200, "image written; POST the reboot route to boot it");
-    char out[300];
-    int n = snprintf(out, sizeof(out),
-                     "{\"ok\":true,\"bytes\":%llu,\"sha256\":\"%s\",\"verified\":%s,\"reboot\":\"POST %s\"}\n",
-                     (unsigned long long)bytes, hex, verified ? "true" : "false", ota->reboot_path);
-    return tc_http_respond(req, 200, "application/json", out, (size_t)n);
+    return answer_json(req, 200,
+                       "{\"ok\":true,\"bytes\":%llu,\"sha256\":\"%s\",\"verified\":%s,\"reboot\":\"POST %s\"}\n",
+                       (unsigned long long)bytes, hex, verified ? "true" : "false", ota->reboot_path);
 }
 
 static int upload_body(tc_http_req_t *req, tc_http_body_event_t ev, const void *data, size_t len, void *user)
@@ -459,9 +511,8 @@ static int upload_body(tc_http_req_t *req, tc_http_body_event_t ev, const void *
         upload_complete(u);
         return 0;
     }
-    char m[OTA_MSG];
-    set_msg(m, "upload cut off after %llu bytes", (unsigned long long)u->received);
-    upload_end(u, 499, m); /* TC_HTTP_BODY_ABORT: nobody to answer */
+    snprintf(u->msg, sizeof(u->msg), "upload cut off after %llu bytes", (unsigned long long)u->received);
+    upload_end(u, 499, u->msg); /* TC_HTTP_BODY_ABORT: nobody to answer */
     return 0;
 }
 
@@ -546,14 +597,20 @@ int tc_ota_progress_line(const tc_ota_t *ota, char *buf, size_t cap)
     return n;
 }
 
+#define OTA_STATUS_MAX 768
+
 static int status_route(tc_http_req_t *req, void *user)
 {
-    char buf[768];
-    int n = tc_ota_status_json(user, buf, sizeof(buf));
-    if (n < 0) {
-        return tc_http_respond(req, 500, "text/plain", "status too large\n", 17);
+    /* On the heap for the answer's duration: 768 bytes are a tenth of a chip's loop task stack. */
+    char *buf = tc_malloc(OTA_STATUS_MAX);
+    if (buf == NULL) {
+        return tc_http_respond(req, 503, "text/plain", "out of memory\n", 14);
     }
-    return tc_http_respond(req, 200, "application/json", buf, (size_t)n);
+    int n = tc_ota_status_json(user, buf, OTA_STATUS_MAX);
+    int rc = n < 0 ? tc_http_respond(req, 500, "text/plain", "status too large\n", 17)
+                   : tc_http_respond(req, 200, "application/json", buf, (size_t)n);
+    tc_free(buf);
+    return rc;
 }
 
 static int64_t restart_now(tc_timer_t *t, void *user)
@@ -595,10 +652,8 @@ static int reboot_route(tc_http_req_t *req, void *user)
             }
         }
     }
-    char out[OTA_MSG + 64];
-    int n = snprintf(out, sizeof(out), "{\"ok\":true,\"rebooting\":%s,\"message\":\"%s\"}\n",
-                     rebooting ? "true" : "false", msg);
-    return tc_http_respond(req, 200, "application/json", out, (size_t)n);
+    return answer_json(req, 200, "{\"ok\":true,\"rebooting\":%s,\"message\":\"%s\"}\n", rebooting ? "true" : "false",
+                       msg);
 }
 
 static char *dup_str(const char *s)
