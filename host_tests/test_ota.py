@@ -578,3 +578,94 @@ def test_cli_progress_bar_on_a_terminal(app: App, ota_dir: Path, tmp_path: Path)
     last = [fr for fr in frames if fr.startswith("[")][-1]
     assert re.match(r"\[#{30}\] 100\.0%\s+1465/1465 KiB\s+[\d.]+ KiB/s ETA\s+0\.0s", last), last
     assert (ota_dir / "firmware.bin").read_bytes() == data
+
+
+# ---- static downloads during the upload (tc_http_static_pause) ----
+
+
+@pytest.fixture
+def www(tmp_path: Path) -> Path:
+    d = tmp_path / "www"
+    d.mkdir()
+    (d / "big.bin").write_bytes(os.urandom(16 << 20))
+    (d / "small.txt").write_text("small file\n")
+    return d
+
+
+@pytest.fixture
+def static_app(loop: Loop, server_host: str, ota_dir: Path, www: Path) -> Iterator[App]:
+    a = App(
+        loop, server_host, echo_port=None, http_port=0, stream_fps=50, events_ms=20, ota_dir=str(ota_dir),
+        ota_max=4 << 20, auth=AUTH, static_dir=str(www),
+    )  # fmt: skip
+    yield a
+    a.stop(500)
+
+
+def read_to_close(c: socket.socket) -> int:
+    """Read until the server's FIN or RST (bounded: 10 s without a byte fails); the bytes read."""
+    c.settimeout(10)
+    got = 0
+    while True:
+        try:
+            chunk = c.recv(65536)
+        except (ConnectionResetError, BrokenPipeError):
+            return got
+        if not chunk:
+            return got
+        got += len(chunk)
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is installed by tools/setup.sh")
+def test_large_static_downloads_end_for_the_upload_like_streams(
+    static_app: App, ota_dir: Path, www: Path, tmp_path: Path
+) -> None:
+    """A large static download holds a file part and a socket queue like a stream viewer, and the prepare counts it
+    as one: so it ends like one. The upload cuts curl's download (curl fails: short, never complete) and a client
+    that stopped reading, reports 0 streams left, answers a new large download 503 with Retry-After while small files
+    are still served; once the upload fails, curl -C - resumes the file where it stopped and gets it whole."""
+    app = static_app
+    big = (www / "big.bin").read_bytes()
+    part = tmp_path / "big.part"
+    # Rate-limited, so it is mid-file when the upload comes (16 s for the whole file); it reads what the kernel had
+    # buffered for it before it sees the cut.
+    curl = subprocess.Popen(
+        ["curl", "-sS", "--limit-rate", "1M", "-o", str(part), url(app, "/big.bin")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    stalled = connect(app.host, app.http_port)  # asks for the file and never reads it
+    upload = None
+    try:
+        stalled.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert wait_until(lambda: streams(app) == 2)
+        assert wait_until(lambda: part.exists() and part.stat().st_size > 0)
+        upload = open_upload(app, image(100_000), 5000)
+        assert wait_until(lambda: ota_state(app) == "receiving")
+        st = app.ota_status()
+        assert st is not None and st["services_paused"] is True
+        assert re.match(r"streams ended in \d+ ms, 0 left", st["prepare"]), st["prepare"]
+        assert streams(app) == 0
+        r = requests.get(url(app, "/big.bin"), timeout=10)
+        assert r.status_code == 503 and r.headers["Retry-After"] == "30"
+        r = requests.get(url(app, "/small.txt"), timeout=10)
+        assert r.status_code == 200 and r.text == "small file\n"
+        assert ota_state(app) == "receiving"
+        upload.close()  # cut off: the upload fails, the downloads are served again
+        assert wait_until(lambda: (app.ota_status() or {}).get("services_paused") is False)
+        _, err = curl.communicate(timeout=60)
+        assert curl.returncode != 0, err
+        assert 0 < part.stat().st_size < len(big) and big.startswith(part.read_bytes())
+        assert read_to_close(stalled) < len(big)  # what the kernel had buffered, then the cut
+        out = subprocess.run(
+            ["curl", "-sS", "-C", "-", "-o", str(part), url(app, "/big.bin")], capture_output=True, timeout=60
+        )
+        assert out.returncode == 0, out.stderr
+        assert part.read_bytes() == big
+        assert files(ota_dir) == []
+    finally:
+        if curl.poll() is None:
+            curl.kill()
+            curl.wait()
+        stalled.close()
+        if upload is not None:
+            upload.close()

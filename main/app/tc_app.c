@@ -345,9 +345,14 @@ static int64_t stream_produce(tc_http_req_t *req, void *user)
     return (int64_t)(next - now);
 }
 
+/* Retry-After of what is refused while an upload has the memory (streams, large static downloads). */
+#define OTA_RETRY_AFTER_S 30
+
 static int paused_answer(tc_http_req_t *req)
 {
-    tc_http_resp_header(req, "Retry-After", "30");
+    char ra[12];
+    snprintf(ra, sizeof(ra), "%u", (unsigned)OTA_RETRY_AFTER_S);
+    tc_http_resp_header(req, "Retry-After", ra);
     return tc_http_respond(req, 503, "text/plain", "paused for a firmware update\n", 29);
 }
 
@@ -529,10 +534,11 @@ static void ws_all(tc_ws_t *ws, tc_ws_event_t ev, const void *data, size_t len, 
 
 /* ---- OTA (seed 003): the streams and the other servers make room for the image ----
  *
- * An upload's prepare ends the demo streams (producers end at their next call, new viewers get 503), stops the echo
- * server with the prepare deadline (its listener closes: newcomers are refused; its sessions close, forced at the
- * deadline) and asks the application's own extra services to pause (tc_app_ota_hooks_t: esp_http_server on the
- * chip). Writing starts when all of that is done, or at the deadline. A failed upload brings everything back: the
+ * An upload's prepare ends the demo streams (producers end at their next call, new viewers get 503) and the large
+ * static downloads (cut at once: each holds a file part and a socket queue like a viewer, and counts as a stream in
+ * the prepare's report; new ones get 503, small files are still served), stops the echo server with the prepare
+ * deadline (its listener closes: newcomers are refused; its sessions close, forced at the deadline) and asks the
+ * application's own extra services to pause (tc_app_ota_hooks_t: esp_http_server on the chip). Writing starts when all of that is done, or at the deadline. A failed upload brings everything back: the
  * streams at once, the echo server on the same port as soon as its stop has finished, the extras once they have
  * reported paused. An app stop in the middle waits for a pause in flight (its callback holds the app). */
 
@@ -645,6 +651,7 @@ static int app_ota_prepare(tc_ota_t *ota, uint32_t deadline_ms, void *user)
     (void)ota;
     tc_app_t *app = user;
     app->streams_paused = 1;
+    tc_http_static_pause(app->files, 1, OTA_RETRY_AFTER_S);
     app->ota_started = tc_loop_now(app->loop);
     app->ota_deadline = app->ota_started + deadline_ms;
     memset(&app->ota_echo, 0, sizeof(app->ota_echo));
@@ -680,6 +687,7 @@ static void app_ota_resume(tc_ota_t *ota, void *user)
     (void)ota;
     tc_app_t *app = user;
     app->streams_paused = 0;
+    tc_http_static_pause(app->files, 0, 0);
     if (app->ota_wait) {
         tc_timer_cancel(app->ota_wait);
         app->ota_wait = NULL;
