@@ -669,3 +669,129 @@ def test_large_static_downloads_end_for_the_upload_like_streams(
         stalled.close()
         if upload is not None:
             upload.close()
+
+
+# ---- `tcp-core ota` and a busy device: 409 / 503 with Retry-After ----
+
+
+def cli_ota(app: App, f: Path, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tcp_core.cli", "ota", str(f), url(app), "--auth", ":".join(AUTH), *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def test_cli_waits_out_an_upload_that_holds_then_uploads(app: App, ota_dir: Path, tmp_path: Path) -> None:
+    """An upload holds the route (it keeps sending a byte now and then): the CLI gets 409 with Retry-After: 2, says
+    it waits, and asks again after that; once the holder stops sending it gives way (2 s stall) to the CLI's next
+    try, which uploads and verifies."""
+    data = image(300_000)
+    f = tmp_path / "fw.bin"
+    f.write_bytes(data)
+    held = image(100_000)
+    holder = open_upload(app, held, 5000)
+    trickling = threading.Event()
+    trickling.set()
+
+    def trickle() -> None:
+        sent = 5000
+        while trickling.is_set() and sent < len(held) - 1:
+            holder.sendall(held[sent : sent + 1])
+            sent += 1
+            time.sleep(0.2)
+
+    t = threading.Thread(target=trickle, daemon=True)
+    try:
+        assert wait_until(lambda: ota_state(app) == "receiving")
+        t.start()
+        proc = cli_ota(app, f, "--busy-timeout", "60")
+        assert proc.stderr is not None
+        line = proc.stderr.readline()  # the first busy answer, read before the holder stops
+        assert line.startswith(
+            "device busy (HTTP 409: another upload is in progress); retrying in 2 s (Retry-After: 2)"
+        )
+        trickling.clear()
+        t.join()
+        stdout, stderr = proc.communicate(timeout=90)
+        assert proc.returncode == 0, line + stderr
+        assert f"uploaded {len(data)} bytes" in stdout
+        assert (ota_dir / "firmware.bin").read_bytes() == data
+        assert holder.recv(4096).startswith(b"HTTP/1.1 409")  # the holder was told it was superseded
+    finally:
+        trickling.clear()
+        holder.close()
+
+
+@pytest.fixture
+def full_app(loop: Loop, server_host: str, ota_dir: Path) -> Iterator[App]:
+    a = App(
+        loop, server_host, echo_port=None, http_port=0, http_max_conns=4, events_ms=20, ota_dir=str(ota_dir),
+        ota_max=4 << 20, auth=AUTH,
+    )  # fmt: skip
+    yield a
+    a.stop(500)
+
+
+def fill(app: App) -> list[requests.Response]:
+    """Every connection slot taken by a live session (an SSE viewer): a newcomer gets 503 with Retry-After."""
+    viewers = [requests.get(url(app, "/events"), stream=True, timeout=10) for _ in range(4)]
+    assert all(v.status_code == 200 for v in viewers)
+    return viewers
+
+
+def test_cli_waits_for_a_full_device_then_uploads(full_app: App, ota_dir: Path, tmp_path: Path) -> None:
+    """Every slot taken: the CLI gets 503 (Retry-After: 2), waits and asks again; once a viewer has gone, the
+    upload goes through."""
+    app = full_app
+    data = image(200_000)
+    f = tmp_path / "fw.bin"
+    f.write_bytes(data)
+    viewers = fill(app)
+    try:
+        proc = cli_ota(app, f, "--busy-timeout", "60")
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        assert line.startswith("device busy (HTTP 503: busy); retrying in 2 s (Retry-After: 2)"), line
+    finally:
+        for v in viewers:
+            v.close()
+    stdout, stderr = proc.communicate(timeout=90)
+    assert proc.returncode == 0, line + stderr
+    assert f"uploaded {len(data)} bytes" in stdout and (ota_dir / "firmware.bin").read_bytes() == data
+
+
+def test_cli_gives_up_on_a_busy_device_within_its_bound(full_app: App, ota_dir: Path, tmp_path: Path) -> None:
+    """A device that stays full: the CLI asks again after each Retry-After while that ends within --busy-timeout,
+    then stops with a message that says why (exit status 1); nothing was written."""
+    app = full_app
+    f = tmp_path / "fw.bin"
+    f.write_bytes(image(200_000))
+    viewers = fill(app)
+    try:
+        proc = cli_ota(app, f, "--busy-timeout", "3")
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        for v in viewers:
+            v.close()
+    assert proc.returncode == 1, stdout + stderr
+    lines = stderr.splitlines()
+    assert lines[0] == "device busy (HTTP 503: busy); retrying in 2 s (Retry-After: 2)", stderr
+    assert re.match(
+        r"tcp-core ota: device still busy after [\d.]+ s and \d+ attempts \(HTTP 503: busy\); giving up: the next "
+        r"try \(2 s on\) would pass the busy timeout of 3 s$",
+        lines[-1],
+    ), stderr
+    assert files(ota_dir) == []
+
+
+def test_retry_after_values() -> None:
+    from datetime import datetime, timezone
+
+    from tcp_core.ota import retry_after_seconds
+
+    now = datetime(2026, 12, 3, 2, 0, 0, tzinfo=timezone.utc)
+    assert retry_after_seconds("2") == 2.0 and retry_after_seconds(" 120 ") == 120.0
+    assert retry_after_seconds("Thu, 03 Dec 2026 02:00:30 GMT", now) == 30.0
+    assert retry_after_seconds("Thu, 03 Dec 2026 01:59:00 GMT", now) == 0.0  # a date past: at once
+    assert retry_after_seconds(None) is None and retry_after_seconds("soon") is None
+    assert retry_after_seconds("-5") is None

@@ -275,7 +275,10 @@ def cmd_ota(args: argparse.Namespace) -> int:
     from .ota import OtaError, reboot, upload
 
     try:
-        r = upload(args.file, args.url, auth=args.auth, retries=args.retries, timeout=args.timeout)
+        r = upload(
+            args.file, args.url, auth=args.auth, retries=args.retries, timeout=args.timeout,
+            busy_timeout=args.busy_timeout,
+        )  # fmt: skip
     except OtaError as exc:
         print(f"tcp-core ota: {exc}", file=sys.stderr)
         return 1
@@ -370,6 +373,11 @@ def build_parser() -> argparse.ArgumentParser:
     ota.add_argument("--auth", metavar="USER:PASS", help="HTTP Basic auth (or http://USER:PASS@HOST/)")
     ota.add_argument("--retries", type=int, default=3, help="new attempts after a dropped connection (default 3)")
     ota.add_argument("--timeout", type=float, default=30.0, help="socket timeout in seconds (default 30)")
+    ota.add_argument(
+        "--busy-timeout", type=float, default=60.0, metavar="SECONDS",
+        help="keep asking a busy device (409/503, after its Retry-After or a 1-8 s backoff) for this long from the "
+        "start (default 60)",
+    )  # fmt: skip
     ota.add_argument("--reboot", action="store_true", help="then POST the reboot route (host: a no-op report)")
     ota.set_defaults(func=cmd_ota)
 
