@@ -8,7 +8,9 @@
 # The core is built with the platform port without an OS (port/os/none: no threads). The lwIP backend is built
 # against Debian's lwIP headers (/usr/include/lwip, liblwip-dev) with an lwipopts.h like ESP-IDF's
 # (tools/cross_check/lwip), and once more with the other branch of every lwIP option it reads (TC_XCHECK_HOSTLIKE).
-# A probe that includes a header the device lacks must fail, or the check proves nothing.
+# A probe that includes a header the device lacks must fail, or the check proves nothing. Every function of these
+# files stays within 512 bytes of stack as the chip compilers lay it out (-Wstack-usage=512: the loop task has 8 KB;
+# tools/ctest.sh checks the same with the host gcc).
 # With CI=true or TC_REQUIRE_LWIP=1 a missing compiler is a failure; otherwise the target is skipped with a warning.
 # Usage: tools/cross_check.sh
 set -euo pipefail
@@ -24,7 +26,7 @@ fi
 mapfile -t CORE < <(grep -v '^\s*#' $COMP/sources.txt | sed '/^\s*$/d; s|^|'$COMP'/|')
 mapfile -t DEMO < <(grep -v '^\s*#' main/sources.txt | sed '/^\s*$/d; s|^|main/|')
 mapfile -t LWIP < <(awk -v c="$COMP" '$1 == "esp" { for (i = 2; i <= NF; i++) print c "/" $i }' $COMP/port/backends.txt)
-CFLAGS=(-std=c11 -Os -Wall -Wextra -Werror -I$COMP/include -I$COMP/src -I$COMP/port/os/none)
+CFLAGS=(-std=c11 -Os -Wall -Wextra -Werror -Wstack-usage=512 -I$COMP/include -I$COMP/src -I$COMP/port/os/none)
 LWIP_INC=(-Itools/cross_check/lwip -I/usr/include/lwip)
 
 # picolibc's specs file: next to gcc's own files (riscv64) or under /usr/lib/<triplet> (lx106).
@@ -74,7 +76,7 @@ for target in rv32imc lx106; do
     [ $bad -eq 0 ] && echo "  ok    core: ${#CORE[@]} sources (port/os/none)"
     # The demo's services see the component as a user does: include/ only, no src/.
     for src in "${DEMO[@]}"; do
-        if ! "${CC[@]}" -std=c11 -Os -Wall -Wextra -Werror -I$COMP/include -Imain/app -c "$src" \
+        if ! "${CC[@]}" -std=c11 -Os -Wall -Wextra -Werror -Wstack-usage=512 -I$COMP/include -Imain/app -c "$src" \
             -o "$OUT/$target-demo-$(basename "$src" .c).o" 2>"$OUT/$target.log"; then
             echo "  FAIL  $src"
             sed 's/^/        /' "$OUT/$target.log" | head -20
