@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
 import pty
 import re
@@ -614,6 +615,34 @@ def read_to_close(c: socket.socket) -> int:
         if not chunk:
             return got
         got += len(chunk)
+
+
+def test_the_dashboards_live_feed_stays_through_the_upload(app: App) -> None:
+    """/api/live is how the dashboard watches an upload: the prepare does not end it, so it does not wait for it
+    either (before: its whole 2 s deadline, then '1 left'). /events ends as before; the feed goes on and shows the
+    upload receiving."""
+    live = requests.get(url(app, "/api/live"), stream=True, timeout=10)
+    events = requests.get(url(app, "/events"), stream=True, timeout=10)
+    try:
+        assert wait_until(lambda: streams(app) == 2)
+        s = open_upload(app, image(100_000), 5000)
+        try:
+            assert wait_until(lambda: ota_state(app) == "receiving")
+            st = app.ota_status()
+            assert st is not None and re.match(r"streams ended in \d+ ms, 0 left", st["prepare"]), st["prepare"]
+            assert streams(app) == 1  # the feed
+            lines = live.iter_lines()
+            for _ in range(1000):  # bounded: 20 ms a document, so ~20 s at most (each read has its own timeout)
+                line = next(lines)
+                if line.startswith(b"data:") and json.loads(line[5:])["ota"]["state"] == "receiving":
+                    break
+            else:
+                pytest.fail("the live feed never showed the upload receiving")
+        finally:
+            s.close()
+    finally:
+        live.close()
+        events.close()
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is installed by tools/setup.sh")

@@ -32,6 +32,7 @@ struct tc_app {
     tc_http_cors_t *cors;    /* cors_origins' policy */
     char *ota_dir;           /* the file sink's directory (copied) */
     int streams_paused;      /* an OTA upload freed the streams' memory: producers end, new viewers get 503 */
+    uint32_t live_viewers;   /* /api/live streams: the status feed stays through an upload (it shows its progress) */
     tc_timer_t *ota_wait;    /* polls for the services to be paused after an OTA prepare */
     uint16_t echo_paused_port; /* the echo server an OTA upload stopped, restarted on this port if it fails */
     int echo_pausing;        /* its stop is under way (echo_paused() still to come) */
@@ -278,8 +279,19 @@ static int64_t live_produce(tc_http_req_t *req, void *user)
     return app->cfg.events_ms ? app->cfg.events_ms : 1000;
 }
 
+static void live_gone(void *data)
+{
+    ((tc_app_t *)data)->live_viewers--;
+}
+
 static int page_live(tc_http_req_t *req, void *user)
 {
+    tc_app_t *app = user;
+    /* Counted until the request is freed, however it ends: the OTA prepare leaves these out of the streams it waits
+     * for, since it does not end them (one status document each, and the dashboard's view of the upload). */
+    app->live_viewers++;
+    tc_http_req_set_data(req, app);
+    tc_http_req_set_data_free(req, live_gone);
     return tc_http_stream(req, TC_HTTP_STREAM_SSE, NULL, live_produce, user);
 }
 
@@ -536,11 +548,13 @@ static void ws_all(tc_ws_t *ws, tc_ws_event_t ev, const void *data, size_t len, 
  *
  * An upload's prepare ends the demo streams (producers end at their next call, new viewers get 503) and the large
  * static downloads (cut at once: each holds a file part and a socket queue like a viewer, and counts as a stream in
- * the prepare's report; new ones get 503, small files are still served), stops the echo server with the prepare
- * deadline (its listener closes: newcomers are refused; its sessions close, forced at the deadline) and asks the
- * application's own extra services to pause (tc_app_ota_hooks_t: esp_http_server on the chip). Writing starts when all of that is done, or at the deadline. A failed upload brings everything back: the
- * streams at once, the echo server on the same port as soon as its stop has finished, the extras once they have
- * reported paused. An app stop in the middle waits for a pause in flight (its callback holds the app). */
+ * the prepare's report; new ones get 503, small files are still served); the status feed /api/live stays and is not
+ * counted (it is how the dashboard shows the upload). It stops the echo server with the prepare deadline (its
+ * listener closes: newcomers are refused; its sessions close, forced at the deadline) and asks the application's own
+ * extra services to pause (tc_app_ota_hooks_t: esp_http_server on the chip). Writing starts when all of that is
+ * done, or at the deadline. A failed upload brings everything back: the streams at once, the echo server on the same
+ * port as soon as its stop has finished, the extras once they have reported paused. An app stop in the middle waits
+ * for a pause in flight (its callback holds the app). */
 
 static void app_part_done(tc_app_t *app);
 
@@ -615,13 +629,15 @@ void tc_app_ota_paused(tc_app_t *app, const char *report)
  * the same deadline and end at it by themselves, but their own deadline timers may run after this one's last tick. */
 #define OTA_REPORT_GRACE_MS 1000
 
-/* Every 10 ms until the streams are gone, the echo server stopped and the extras paused, or the deadline passed. */
+/* Every 10 ms until the streams are gone, the echo server stopped and the extras paused, or the deadline passed. The
+ * streams waited for are the ones the prepare ends: the status feed (/api/live) is not among them. */
 static int64_t ota_wait_services(tc_timer_t *t, void *user)
 {
     (void)t;
     tc_app_t *app = user;
     uint32_t n = 0;
     tc_registry_foreach(app->loop, count_streams, &n);
+    n = n > app->live_viewers ? n - app->live_viewers : 0;
     uint64_t now = tc_loop_now(app->loop);
     if (n > 0 && now < app->ota_deadline) {
         return 10;
