@@ -107,8 +107,6 @@ static void upload_end(upload_t *u, int status, const char *msg)
     tc_free(u);
 }
 
-/* Fail the upload with a JSON answer {"ok":false,"error":...}; the connection closes after it when the body is not
- * all read (tc_http.h). */
 /* A JSON answer formatted to its exact length on the heap (a reboot path of 200 bytes makes it 350; not on the loop
  * task's stack). Out of memory: the same status with a body that says only that. */
 static int answer_json(tc_http_req_t *req, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -152,6 +150,8 @@ static int refuse(tc_http_req_t *req, int status, const char *msg)
     return answer_json(req, status, "{\"ok\":false,\"status\":%d,\"error\":\"%s\"}\n", status, msg);
 }
 
+/* Fail the upload with a JSON answer {"ok":false,"error":...} (a 503 with Retry-After); the connection closes after
+ * it when the body is not all read (tc_http.h). */
 static int upload_fail(upload_t *u, int status, const char *msg)
 {
     tc_http_req_t *req = u->req;
