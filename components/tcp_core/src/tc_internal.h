@@ -35,12 +35,13 @@ struct tc_timer {
     uint8_t running;
 };
 
-/* Work to do after dispatch (closes, stop completion); embedded in its owner, queued at most once. */
+/* Work to do after dispatch (closes, stop completion); embedded in its owner, queued at most once. Queued exactly
+ * when next is not NULL: the last entry of the loop's list points at itself (no flag byte and its padding in every
+ * connection). Zeroed (calloc) means not queued. */
 typedef struct tc_pending tc_pending_t;
 struct tc_pending {
     tc_pending_t *next;
     void (*fn)(tc_pending_t *p);
-    uint8_t queued;
 };
 
 /* Registry entry: the first member of every tracked object. */
@@ -84,6 +85,8 @@ void tc__timer_disarm(tc_timer_t *t);
 void tc__pending_add(tc_loop_t *loop, tc_pending_t *p);
 
 void tc__reg_add(tc_loop_t *loop, tc_regent_t *e, int fd, tc_kind_t kind, const char *owner);
+/* 1 while p waits in the loop's after-dispatch list. */
+int tc__pending_queued(const tc_pending_t *p);
 void tc__reg_remove(tc_loop_t *loop, tc_regent_t *e);
 
 /* The loop's close counters, updated by the TCP layer as connections end. */

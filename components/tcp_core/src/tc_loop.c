@@ -413,17 +413,21 @@ static void run_timers(tc_loop_t *loop)
 
 void tc__pending_add(tc_loop_t *loop, tc_pending_t *p)
 {
-    if (p->queued) {
+    if (p->next != NULL) {
         return;
     }
-    p->queued = 1;
-    p->next = NULL;
+    p->next = p; /* the last entry points at itself */
     if (loop->pending_tail) {
         loop->pending_tail->next = p;
     } else {
         loop->pending_head = p;
     }
     loop->pending_tail = p;
+}
+
+int tc__pending_queued(const tc_pending_t *p)
+{
+    return p->next != NULL;
 }
 
 static void run_pending(tc_loop_t *loop)
@@ -433,8 +437,8 @@ static void run_pending(tc_loop_t *loop)
     loop->pending_head = loop->pending_tail = NULL;
     while (list) {
         tc_pending_t *p = list;
-        list = p->next;
-        p->queued = 0;
+        list = p->next == p ? NULL : p->next;
+        p->next = NULL;
         p->fn(p);
     }
 }

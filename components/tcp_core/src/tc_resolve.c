@@ -485,7 +485,7 @@ void tc__resolve_cancel(tc_resolve_t *r)
         fallback_cancel(r->fb);
     }
     udp_close(r);
-    if (r->pending.queued) {
+    if (tc__pending_queued(&r->pending)) {
         /* Queued for delivery: let it run, silenced, and free then. */
         r->cb = NULL;
         return;
