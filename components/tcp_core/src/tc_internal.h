@@ -53,11 +53,13 @@ struct tc_regent {
     uint8_t kind;  /* tc_kind_t */
     uint8_t state; /* tc_state_t */
     uint8_t flags; /* TC_REG_FLAG_* */
-    uint8_t role;  /* tc_role_t (fits in the padding before owner: the entry does not grow) */
+    uint8_t role;  /* tc_role_t */
+    /* Times are the loop's ms in 32 bits (tc__reg_ms() widens them): ages and idle times are exact up to 49.7 days,
+     * and the two fill what was padding (8 bytes less in every connection on 32- and 64-bit targets). */
+    uint32_t created_ms;
     const char *owner;
     tc_addr_t addr; /* listeners and UDP endpoints: the local address; connections: the peer's */
-    uint64_t created_ms;
-    uint64_t active_ms;
+    uint32_t active_ms;
     uint64_t bytes_in;
     uint64_t bytes_out;
     size_t queued;
@@ -87,6 +89,8 @@ void tc__pending_add(tc_loop_t *loop, tc_pending_t *p);
 void tc__reg_add(tc_loop_t *loop, tc_regent_t *e, int fd, tc_kind_t kind, const char *owner);
 /* 1 while p waits in the loop's after-dispatch list. */
 int tc__pending_queued(const tc_pending_t *p);
+/* The loop ms (64-bit) of a registry time stamp: the latest time at or before now with those low 32 bits. */
+uint64_t tc__reg_ms(const tc_loop_t *loop, uint32_t stamp);
 void tc__reg_remove(tc_loop_t *loop, tc_regent_t *e);
 
 /* The loop's close counters, updated by the TCP layer as connections end. */

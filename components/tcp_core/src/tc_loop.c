@@ -781,8 +781,8 @@ void tc__reg_add(tc_loop_t *loop, tc_regent_t *e, int fd, tc_kind_t kind, const 
               : kind == TC_KIND_EXTERNAL ? TC_ROLE_EXTERNAL
                                          : TC_ROLE_TCP;
     e->owner = owner;
-    e->created_ms = loop->now;
-    e->active_ms = loop->now;
+    e->created_ms = (uint32_t)loop->now;
+    e->active_ms = (uint32_t)loop->now;
     e->prev = loop->reg_tail;
     e->next = NULL;
     if (loop->reg_tail) {
@@ -826,8 +826,8 @@ static void fill_info(const tc_loop_t *loop, const tc_regent_t *e, tc_sock_info_
         memset(&info->local, 0, sizeof(info->local));
         info->peer = e->addr;
     }
-    info->age_ms = loop->now - e->created_ms;
-    info->idle_ms = loop->now - e->active_ms;
+    info->age_ms = loop->now - tc__reg_ms(loop, e->created_ms);
+    info->idle_ms = loop->now - tc__reg_ms(loop, e->active_ms);
     info->bytes_in = e->bytes_in;
     info->bytes_out = e->bytes_out;
     info->queued = e->queued;

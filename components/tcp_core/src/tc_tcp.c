@@ -164,7 +164,7 @@ static void conns_append(tc_owner_t *o, tc_conn_t *c)
 
 static void touch(tc_conn_t *c)
 {
-    c->reg.active_ms = tc_loop_now(c->owner->loop);
+    c->reg.active_ms = (uint32_t)tc_loop_now(c->owner->loop);
 }
 
 /* The close or connect deadline: the timer exists only while armed, so an idle connection does not carry one. */
@@ -723,7 +723,7 @@ tc_conn_t *tc__conn_next(const tc_conn_t *c)
 
 uint64_t tc__conn_active_ms(const tc_conn_t *c)
 {
-    return c->reg.active_ms;
+    return tc__reg_ms(c->owner->loop, c->reg.active_ms);
 }
 
 void *tc__conn_owner_user(const tc_conn_t *c)
@@ -866,7 +866,8 @@ static int64_t server_timer_cb(tc_timer_t *t, void *user)
         uint64_t now = tc_loop_now(loop);
         for (tc_conn_t *c = s->owner.conns_head; c; c = c->next) {
             /* Long-lived sessions (WebSocket, SSE, streams) are quiet by nature: their owner checks liveness. */
-            if (now - c->reg.active_ms >= idle && !(c->flags & CF_CLOSING) && !tc_role_is_long_lived(c->reg.role)) {
+            if (now - tc__conn_active_ms(c) >= idle && !(c->flags & CF_CLOSING) &&
+                !tc_role_is_long_lived(c->reg.role)) {
                 /* An idle peer will not send the FIN that peer-first waits for (it does not know it should), and our
                  * own FIN would leave TIME-WAIT here: an idle connection is reset, which leaves TIME-WAIT nowhere. */
                 tc_close_policy_t how = s->owner.cfg.close_policy;
@@ -896,7 +897,7 @@ static tc_conn_t *full_victim(tc_server_t *s)
             (tc_role_is_long_lived(c->reg.role) || (c->reg.flags & TC_REG_FLAG_BUSY))) {
             continue;
         }
-        if (victim == NULL || c->reg.active_ms < victim->reg.active_ms) {
+        if (victim == NULL || tc__conn_active_ms(c) < tc__conn_active_ms(victim)) {
             victim = c;
         }
     }
