@@ -37,6 +37,7 @@ struct tc_owner {
 
 typedef struct tc_chunk tc_chunk_t;
 struct tc_chunk {
+    tc_chunk_t *last; /* in the queue's first chunk: its last one (a connection holds no tail pointer) */
     tc_chunk_t *next;
     size_t off, len, cap;
     char data[];
@@ -68,7 +69,7 @@ struct tc_conn {
     tc_io_t io;
     tc_owner_t *owner;
     tc_conn_t *prev, *next; /* the owner's list, oldest first */
-    tc_chunk_t *wq_head, *wq_tail;
+    tc_chunk_t *wq_head; /* write queue, oldest first; wq_head->last is its tail */
     void *data;
     tc_timer_t *deadline; /* close or connect deadline, allocated only while one is armed */
     tc_pending_t pending;
@@ -214,7 +215,7 @@ static void wq_free(tc_conn_t *c)
         tc_free(k);
         k = next;
     }
-    c->wq_head = c->wq_tail = NULL;
+    c->wq_head = NULL;
     c->reg.queued = 0;
 }
 
@@ -237,8 +238,8 @@ static int wq_flush(tc_conn_t *c)
             return 0;
         }
         c->wq_head = k->next;
-        if (c->wq_head == NULL) {
-            c->wq_tail = NULL;
+        if (c->wq_head) {
+            c->wq_head->last = k->last;
         }
         tc_free(k);
     }
@@ -247,7 +248,7 @@ static int wq_flush(tc_conn_t *c)
 
 static int wq_append(tc_conn_t *c, const char *p, size_t len)
 {
-    tc_chunk_t *t = c->wq_tail;
+    tc_chunk_t *t = c->wq_head ? c->wq_head->last : NULL;
     if (t && t->cap - t->len >= len) {
         memcpy(t->data + t->len, p, len);
         t->len += len;
@@ -268,7 +269,7 @@ static int wq_append(tc_conn_t *c, const char *p, size_t len)
         } else {
             c->wq_head = k;
         }
-        c->wq_tail = k;
+        c->wq_head->last = k;
     }
     c->reg.queued += len;
     return TC_OK;
