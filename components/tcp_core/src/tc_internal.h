@@ -85,13 +85,15 @@ int tc__timer_arm(tc_timer_t *t, uint64_t delay_ms);
 void tc__timer_disarm(tc_timer_t *t);
 
 void tc__pending_add(tc_loop_t *loop, tc_pending_t *p);
-
-void tc__reg_add(tc_loop_t *loop, tc_regent_t *e, int fd, tc_kind_t kind, const char *owner);
 /* 1 while p waits in the loop's after-dispatch list. */
 int tc__pending_queued(const tc_pending_t *p);
+
+void tc__reg_add(tc_loop_t *loop, tc_regent_t *e, int fd, tc_kind_t kind, const char *owner);
 /* The loop ms (64-bit) of a registry time stamp: the latest time at or before now with those low 32 bits. */
 uint64_t tc__reg_ms(const tc_loop_t *loop, uint32_t stamp);
 void tc__reg_remove(tc_loop_t *loop, tc_regent_t *e);
+/* The registry's first entry (the oldest), or NULL; entries follow through next in the order they were added. */
+tc_regent_t *tc__reg_head(const tc_loop_t *loop);
 
 /* The loop's close counters, updated by the TCP layer as connections end. */
 tc_close_stats_t *tc__close_stats(tc_loop_t *loop);
@@ -136,7 +138,8 @@ struct tc_conn;
 void tc__conn_reg_flags(struct tc_conn *conn, uint8_t set, uint8_t clear);
 
 /* A server's connections, oldest first (closing ones included): first, then next until NULL. The order does not
- * change while handlers write, and closes are deferred, so a walk may send, close and broadcast as it goes. */
+ * change while handlers write, and closes are deferred, so a walk may send, close and broadcast as it goes. They are
+ * found in the loop's registry (no list of their own): a walk also steps over the loop's other entries. */
 struct tc_server;
 struct tc_conn *tc__server_conns(struct tc_server *srv);
 struct tc_conn *tc__conn_next(const struct tc_conn *conn);

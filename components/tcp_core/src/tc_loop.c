@@ -794,6 +794,16 @@ void tc__reg_add(tc_loop_t *loop, tc_regent_t *e, int fd, tc_kind_t kind, const 
     loop->reg_count++;
 }
 
+tc_regent_t *tc__reg_head(const tc_loop_t *loop)
+{
+    return loop->reg_head;
+}
+
+uint64_t tc__reg_ms(const tc_loop_t *loop, uint32_t stamp)
+{
+    return loop->now - (uint32_t)((uint32_t)loop->now - stamp);
+}
+
 void tc__reg_remove(tc_loop_t *loop, tc_regent_t *e)
 {
     if (e->prev) {
