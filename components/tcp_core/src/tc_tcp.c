@@ -1,12 +1,12 @@
 /*
  * tc_tcp.c - TCP servers, reconnecting clients and their connections.
  *
- * A connection is one allocation: registry entry, descriptor slot, write queue head and its owner's list links; a
- * close or connect deadline is a timer allocated only while one is armed. Received bytes land in the loop's shared
- * buffer, so an idle connection holds no buffer at all. Closes are requests: tc_conn_close() records the policy and
- * queues the connection on the loop's after-dispatch list, where close_step() does all the work; the TC_EV_CLOSE
- * callback comes once, from there. Servers and clients are handles (tc_handle.h); a client's names are resolved
- * through the loop (tc_resolve.c).
+ * A connection is one allocation: registry entry, descriptor slot and write queue head (a server finds its
+ * connections in the loop's registry: no list links of their own); a close or connect deadline is a timer allocated
+ * only while one is armed. Received bytes land in the loop's shared buffer, so an idle connection holds no buffer at
+ * all. Closes are requests: tc_conn_close() records the policy and queues the connection on the loop's after-dispatch
+ * list, where close_step() does all the work; the TC_EV_CLOSE callback comes once, from there. Servers and clients
+ * are handles (tc_handle.h); a client's names are resolved through the loop (tc_resolve.c).
  */
 #include <stdio.h>
 #include <string.h>
