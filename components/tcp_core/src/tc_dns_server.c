@@ -46,7 +46,7 @@ static void dns_readable(tc_io_t *io, int revents)
         }
         d->stats.queries++;
         d->reg.bytes_in += (uint64_t)n;
-        d->reg.active_ms = tc_loop_now(d->loop);
+        d->reg.active_ms = (uint32_t)tc_loop_now(d->loop);
         int len = tc_dns_answer(in, (size_t)n, &d->policy, out, osize);
         long s = len > 0 ? tc_sock_sendto(io->fd, out, (size_t)len, &from) : -1;
         if (len <= 0 || s != len) {

@@ -111,7 +111,7 @@ struct tc_http_req {
 #define TC__STREAM_SIZED 4
 
 /* Per connection, kept small: an idle keep-alive connection costs this plus its tc_conn and nothing else (no
- * buffer, no list links: the server's own connection list is walked instead, and the tc_http_t is the owner's). */
+ * buffer, no list links: the server's connections are walked instead, and the tc_http_t is the owner's). */
 struct hconn {
     tc_conn_t *c;
     char *buf; /* unparsed input; NULL when nothing waits */

@@ -35,12 +35,13 @@ struct tc_timer {
     uint8_t running;
 };
 
-/* Work to do after dispatch (closes, stop completion); embedded in its owner, queued at most once. */
+/* Work to do after dispatch (closes, stop completion); embedded in its owner, queued at most once. Queued exactly
+ * when next is not NULL: the last entry of the loop's list points at itself (no flag byte and its padding in every
+ * connection). Zeroed (calloc) means not queued. */
 typedef struct tc_pending tc_pending_t;
 struct tc_pending {
     tc_pending_t *next;
     void (*fn)(tc_pending_t *p);
-    uint8_t queued;
 };
 
 /* Registry entry: the first member of every tracked object. */
@@ -52,11 +53,13 @@ struct tc_regent {
     uint8_t kind;  /* tc_kind_t */
     uint8_t state; /* tc_state_t */
     uint8_t flags; /* TC_REG_FLAG_* */
-    uint8_t role;  /* tc_role_t (fits in the padding before owner: the entry does not grow) */
+    uint8_t role;  /* tc_role_t */
+    /* Times are the loop's ms in 32 bits (tc__reg_ms() widens them): ages and idle times are exact up to 49.7 days,
+     * and the two fill what was padding (8 bytes less in every connection on 32- and 64-bit targets). */
+    uint32_t created_ms;
     const char *owner;
     tc_addr_t addr; /* listeners and UDP endpoints: the local address; connections: the peer's */
-    uint64_t created_ms;
-    uint64_t active_ms;
+    uint32_t active_ms;
     uint64_t bytes_in;
     uint64_t bytes_out;
     size_t queued;
@@ -82,9 +85,15 @@ int tc__timer_arm(tc_timer_t *t, uint64_t delay_ms);
 void tc__timer_disarm(tc_timer_t *t);
 
 void tc__pending_add(tc_loop_t *loop, tc_pending_t *p);
+/* 1 while p waits in the loop's after-dispatch list. */
+int tc__pending_queued(const tc_pending_t *p);
 
 void tc__reg_add(tc_loop_t *loop, tc_regent_t *e, int fd, tc_kind_t kind, const char *owner);
+/* The loop ms (64-bit) of a registry time stamp: the latest time at or before now with those low 32 bits. */
+uint64_t tc__reg_ms(const tc_loop_t *loop, uint32_t stamp);
 void tc__reg_remove(tc_loop_t *loop, tc_regent_t *e);
+/* The registry's first entry (the oldest), or NULL; entries follow through next in the order they were added. */
+tc_regent_t *tc__reg_head(const tc_loop_t *loop);
 
 /* The loop's close counters, updated by the TCP layer as connections end. */
 tc_close_stats_t *tc__close_stats(tc_loop_t *loop);
@@ -129,7 +138,8 @@ struct tc_conn;
 void tc__conn_reg_flags(struct tc_conn *conn, uint8_t set, uint8_t clear);
 
 /* A server's connections, oldest first (closing ones included): first, then next until NULL. The order does not
- * change while handlers write, and closes are deferred, so a walk may send, close and broadcast as it goes. */
+ * change while handlers write, and closes are deferred, so a walk may send, close and broadcast as it goes. They are
+ * found in the loop's registry (no list of their own): a walk also steps over the loop's other entries. */
 struct tc_server;
 struct tc_conn *tc__server_conns(struct tc_server *srv);
 struct tc_conn *tc__conn_next(const struct tc_conn *conn);

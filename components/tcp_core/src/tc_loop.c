@@ -413,17 +413,21 @@ static void run_timers(tc_loop_t *loop)
 
 void tc__pending_add(tc_loop_t *loop, tc_pending_t *p)
 {
-    if (p->queued) {
+    if (p->next != NULL) {
         return;
     }
-    p->queued = 1;
-    p->next = NULL;
+    p->next = p; /* the last entry points at itself */
     if (loop->pending_tail) {
         loop->pending_tail->next = p;
     } else {
         loop->pending_head = p;
     }
     loop->pending_tail = p;
+}
+
+int tc__pending_queued(const tc_pending_t *p)
+{
+    return p->next != NULL;
 }
 
 static void run_pending(tc_loop_t *loop)
@@ -433,8 +437,8 @@ static void run_pending(tc_loop_t *loop)
     loop->pending_head = loop->pending_tail = NULL;
     while (list) {
         tc_pending_t *p = list;
-        list = p->next;
-        p->queued = 0;
+        list = p->next == p ? NULL : p->next;
+        p->next = NULL;
         p->fn(p);
     }
 }
@@ -777,8 +781,8 @@ void tc__reg_add(tc_loop_t *loop, tc_regent_t *e, int fd, tc_kind_t kind, const 
               : kind == TC_KIND_EXTERNAL ? TC_ROLE_EXTERNAL
                                          : TC_ROLE_TCP;
     e->owner = owner;
-    e->created_ms = loop->now;
-    e->active_ms = loop->now;
+    e->created_ms = (uint32_t)loop->now;
+    e->active_ms = (uint32_t)loop->now;
     e->prev = loop->reg_tail;
     e->next = NULL;
     if (loop->reg_tail) {
@@ -788,6 +792,16 @@ void tc__reg_add(tc_loop_t *loop, tc_regent_t *e, int fd, tc_kind_t kind, const 
     }
     loop->reg_tail = e;
     loop->reg_count++;
+}
+
+tc_regent_t *tc__reg_head(const tc_loop_t *loop)
+{
+    return loop->reg_head;
+}
+
+uint64_t tc__reg_ms(const tc_loop_t *loop, uint32_t stamp)
+{
+    return loop->now - (uint32_t)((uint32_t)loop->now - stamp);
 }
 
 void tc__reg_remove(tc_loop_t *loop, tc_regent_t *e)
@@ -822,8 +836,8 @@ static void fill_info(const tc_loop_t *loop, const tc_regent_t *e, tc_sock_info_
         memset(&info->local, 0, sizeof(info->local));
         info->peer = e->addr;
     }
-    info->age_ms = loop->now - e->created_ms;
-    info->idle_ms = loop->now - e->active_ms;
+    info->age_ms = loop->now - tc__reg_ms(loop, e->created_ms);
+    info->idle_ms = loop->now - tc__reg_ms(loop, e->active_ms);
     info->bytes_in = e->bytes_in;
     info->bytes_out = e->bytes_out;
     info->queued = e->queued;

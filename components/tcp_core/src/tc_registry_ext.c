@@ -64,7 +64,7 @@ static void flush_parked(tc_loop_t *loop)
 static void sync_flags(tc_ext_sock_t *s)
 {
     s->reg.flags = __atomic_load_n(&s->want, __ATOMIC_ACQUIRE);
-    s->reg.active_ms = tc_loop_now(s->loop);
+    s->reg.active_ms = (uint32_t)tc_loop_now(s->loop);
 }
 
 static void add_cb(tc_loop_t *loop, void *user)

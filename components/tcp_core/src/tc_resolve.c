@@ -358,7 +358,7 @@ static void udp_readable(tc_io_t *io, int revents)
             return; /* drained (an ICMP error on UDP ends here too: the timer retries) */
         }
         r->reg.bytes_in += (uint64_t)n;
-        r->reg.active_ms = tc_loop_now(r->loop);
+        r->reg.active_ms = (uint32_t)tc_loop_now(r->loop);
         tc_dns_result_t res;
         if (!same_addr(&from, &r->ns) ||
             tc_dns_parse_response(buf, (size_t)n, r->id, r->name, r->qtype, &res) == TC_DNS_EDROP) {
@@ -485,7 +485,7 @@ void tc__resolve_cancel(tc_resolve_t *r)
         fallback_cancel(r->fb);
     }
     udp_close(r);
-    if (r->pending.queued) {
+    if (tc__pending_queued(&r->pending)) {
         /* Queued for delivery: let it run, silenced, and free then. */
         r->cb = NULL;
         return;

@@ -1,12 +1,12 @@
 /*
  * tc_tcp.c - TCP servers, reconnecting clients and their connections.
  *
- * A connection is one allocation: registry entry, descriptor slot, write queue head and its owner's list links; a
- * close or connect deadline is a timer allocated only while one is armed. Received bytes land in the loop's shared
- * buffer, so an idle connection holds no buffer at all. Closes are requests: tc_conn_close() records the policy and
- * queues the connection on the loop's after-dispatch list, where close_step() does all the work; the TC_EV_CLOSE
- * callback comes once, from there. Servers and clients are handles (tc_handle.h); a client's names are resolved
- * through the loop (tc_resolve.c).
+ * A connection is one allocation: registry entry, descriptor slot and write queue head (a server finds its
+ * connections in the loop's registry: no list links of their own); a close or connect deadline is a timer allocated
+ * only while one is armed. Received bytes land in the loop's shared buffer, so an idle connection holds no buffer at
+ * all. Closes are requests: tc_conn_close() records the policy and queues the connection on the loop's after-dispatch
+ * list, where close_step() does all the work; the TC_EV_CLOSE callback comes once, from there. Servers and clients
+ * are handles (tc_handle.h); a client's names are resolved through the loop (tc_resolve.c).
  */
 #include <stdio.h>
 #include <string.h>
@@ -29,7 +29,6 @@ struct tc_owner {
     void *user;
     const char *name;
     tc_loop_t *loop;
-    tc_conn_t *conns_head, *conns_tail; /* oldest first; the order never changes while they live */
     uint32_t count;                 /* live connections (closing ones included) */
     uint32_t closing;               /* of those, how many are closing */
     void (*gone)(tc_owner_t *owner, tc_conn_t *conn); /* after a connection's TC_EV_CLOSE */
@@ -38,6 +37,7 @@ struct tc_owner {
 typedef struct tc_chunk tc_chunk_t;
 struct tc_chunk {
     tc_chunk_t *next;
+    tc_chunk_t *last; /* in the queue's first chunk: its last one (a connection holds no tail pointer) */
     size_t off, len, cap;
     char data[];
 };
@@ -67,8 +67,7 @@ struct tc_conn {
     tc_regent_t reg; /* first: the registry walks these */
     tc_io_t io;
     tc_owner_t *owner;
-    tc_conn_t *prev, *next; /* the owner's list, oldest first */
-    tc_chunk_t *wq_head, *wq_tail;
+    tc_chunk_t *wq_head; /* write queue, oldest first; wq_head->last is its tail */
     void *data;
     tc_timer_t *deadline; /* close or connect deadline, allocated only while one is armed */
     tc_pending_t pending;
@@ -131,40 +130,26 @@ static void conn_broken(tc_conn_t *c, int err)
 
 /* ---- the owner's connections ----
  *
- * A plain list in the order the connections came. Least-recently-active eviction scans it for the oldest
- * reg.active_ms when the server is full, instead of moving a connection to the tail of an LRU list on every read
- * and write: I/O only stamps the time, and walks (stop, broadcast) never see the order change under them. */
+ * No list of their own: a server's connections are the loop's registry entries it accepted, in the order they came
+ * (the registry appends, and a connection enters and leaves it with its life), which saves two links in every
+ * connection. Least-recently-active eviction scans them for the oldest reg.active_ms when the server is full, instead
+ * of moving a connection to the tail of an LRU list on every read and write: I/O only stamps the time, and walks
+ * (stop, broadcast) never see the order change under them. */
 
-static void conns_unlink(tc_owner_t *o, tc_conn_t *c)
+/* The first connection that server owner o accepted at or after registry entry e, or NULL. */
+static tc_conn_t *accepted_from(const tc_owner_t *o, tc_regent_t *e)
 {
-    if (c->prev) {
-        c->prev->next = c->next;
-    } else if (o->conns_head == c) {
-        o->conns_head = c->next;
+    for (; e; e = e->next) {
+        if (e->kind == TC_KIND_ACCEPTED && ((tc_conn_t *)e)->owner == o) {
+            return (tc_conn_t *)e; /* reg is a connection's first member */
+        }
     }
-    if (c->next) {
-        c->next->prev = c->prev;
-    } else if (o->conns_tail == c) {
-        o->conns_tail = c->prev;
-    }
-    c->prev = c->next = NULL;
-}
-
-static void conns_append(tc_owner_t *o, tc_conn_t *c)
-{
-    c->prev = o->conns_tail;
-    c->next = NULL;
-    if (o->conns_tail) {
-        o->conns_tail->next = c;
-    } else {
-        o->conns_head = c;
-    }
-    o->conns_tail = c;
+    return NULL;
 }
 
 static void touch(tc_conn_t *c)
 {
-    c->reg.active_ms = tc_loop_now(c->owner->loop);
+    c->reg.active_ms = (uint32_t)tc_loop_now(c->owner->loop);
 }
 
 /* The close or connect deadline: the timer exists only while armed, so an idle connection does not carry one. */
@@ -214,7 +199,7 @@ static void wq_free(tc_conn_t *c)
         tc_free(k);
         k = next;
     }
-    c->wq_head = c->wq_tail = NULL;
+    c->wq_head = NULL;
     c->reg.queued = 0;
 }
 
@@ -237,8 +222,8 @@ static int wq_flush(tc_conn_t *c)
             return 0;
         }
         c->wq_head = k->next;
-        if (c->wq_head == NULL) {
-            c->wq_tail = NULL;
+        if (c->wq_head) {
+            c->wq_head->last = k->last;
         }
         tc_free(k);
     }
@@ -247,7 +232,7 @@ static int wq_flush(tc_conn_t *c)
 
 static int wq_append(tc_conn_t *c, const char *p, size_t len)
 {
-    tc_chunk_t *t = c->wq_tail;
+    tc_chunk_t *t = c->wq_head ? c->wq_head->last : NULL;
     if (t && t->cap - t->len >= len) {
         memcpy(t->data + t->len, p, len);
         t->len += len;
@@ -268,7 +253,7 @@ static int wq_append(tc_conn_t *c, const char *p, size_t len)
         } else {
             c->wq_head = k;
         }
-        c->wq_tail = k;
+        c->wq_head->last = k;
     }
     c->reg.queued += len;
     return TC_OK;
@@ -562,7 +547,6 @@ static void conn_finalize(tc_conn_t *c, int how)
         c->io.fd = -1;
     }
     tc__reg_remove(loop, &c->reg);
-    conns_unlink(o, c);
     wq_free(c);
     o->count--;
     if (c->flags & CF_CLOSING) {
@@ -713,17 +697,17 @@ unsigned tc_conn_role(const tc_conn_t *c)
 
 tc_conn_t *tc__server_conns(tc_server_t *s)
 {
-    return s->owner.conns_head;
+    return accepted_from(&s->owner, tc__reg_head(s->owner.loop));
 }
 
 tc_conn_t *tc__conn_next(const tc_conn_t *c)
 {
-    return c->next;
+    return accepted_from(c->owner, c->reg.next);
 }
 
 uint64_t tc__conn_active_ms(const tc_conn_t *c)
 {
-    return c->reg.active_ms;
+    return tc__reg_ms(c->owner->loop, c->reg.active_ms);
 }
 
 void *tc__conn_owner_user(const tc_conn_t *c)
@@ -800,7 +784,6 @@ static tc_conn_t *conn_new(tc_owner_t *o, int fd, tc_kind_t kind, const tc_addr_
     if (peer) {
         c->reg.addr = *peer;
     }
-    conns_append(o, c);
     o->count++;
     return c;
 }
@@ -844,7 +827,7 @@ static int64_t server_timer_cb(tc_timer_t *t, void *user)
     tc_loop_t *loop = s->owner.loop;
     if (s->h.stopping) {
         /* Stop deadline: abort whatever is left. */
-        for (tc_conn_t *c = s->owner.conns_head; c; c = c->next) {
+        for (tc_conn_t *c = tc__server_conns(s); c; c = tc__conn_next(c)) {
             if (!(c->flags & CF_FINAL)) {
                 if (!(c->flags & CF_CLOSING)) {
                     s->owner.closing++;
@@ -864,9 +847,10 @@ static int64_t server_timer_cb(tc_timer_t *t, void *user)
     uint32_t idle = s->owner.cfg.idle_timeout_ms;
     if (idle) {
         uint64_t now = tc_loop_now(loop);
-        for (tc_conn_t *c = s->owner.conns_head; c; c = c->next) {
+        for (tc_conn_t *c = tc__server_conns(s); c; c = tc__conn_next(c)) {
             /* Long-lived sessions (WebSocket, SSE, streams) are quiet by nature: their owner checks liveness. */
-            if (now - c->reg.active_ms >= idle && !(c->flags & CF_CLOSING) && !tc_role_is_long_lived(c->reg.role)) {
+            if (now - tc__conn_active_ms(c) >= idle && !(c->flags & CF_CLOSING) &&
+                !tc_role_is_long_lived(c->reg.role)) {
                 /* An idle peer will not send the FIN that peer-first waits for (it does not know it should), and our
                  * own FIN would leave TIME-WAIT here: an idle connection is reset, which leaves TIME-WAIT nowhere. */
                 tc_close_policy_t how = s->owner.cfg.close_policy;
@@ -888,7 +872,7 @@ static tc_conn_t *full_victim(tc_server_t *s)
         return NULL;
     }
     tc_conn_t *victim = NULL;
-    for (tc_conn_t *c = s->owner.conns_head; c; c = c->next) {
+    for (tc_conn_t *c = tc__server_conns(s); c; c = tc__conn_next(c)) {
         if (c->flags & CF_CLOSING) {
             continue;
         }
@@ -896,7 +880,7 @@ static tc_conn_t *full_victim(tc_server_t *s)
             (tc_role_is_long_lived(c->reg.role) || (c->reg.flags & TC_REG_FLAG_BUSY))) {
             continue;
         }
-        if (victim == NULL || c->reg.active_ms < victim->reg.active_ms) {
+        if (victim == NULL || tc__conn_active_ms(c) < tc__conn_active_ms(victim)) {
             victim = c;
         }
     }
@@ -1089,7 +1073,7 @@ static void server_stop(tc_handle_t *h, uint32_t deadline_ms)
     server_close_listener(s);
     /* One pass tells each connection once: closes are deferred, so nothing is freed during the walk, no connection is
      * added (the listener is closed), and what handlers write in answer does not change the list's order. */
-    for (tc_conn_t *c = s->owner.conns_head; c; c = c->next) {
+    for (tc_conn_t *c = tc__server_conns(s); c; c = tc__conn_next(c)) {
         if (!(c->flags & CF_CLOSING)) {
             emit(c, TC_EV_SHUTDOWN, NULL, deadline_ms);
         }
