@@ -37,8 +37,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent
 try:
-    import tcp_core  # noqa: F401  (only its pure-Python helpers are used: no build of the C extension is needed)
-except ImportError:  # ESP-IDF's Python environment: use the helpers from this checkout
+    import tcp_core  # noqa: F401  (its test helpers; the console's prompt comes from the built C library)
+except ImportError:  # ESP-IDF's Python environment: use the helpers from this checkout (built in place)
     sys.path.insert(0, str(ROOT / "python"))
 
 from tcp_core.console import PROMPT, clean_answer, command_timeout  # noqa: E402
@@ -349,6 +349,37 @@ def test_http_ws_stream(device: Device) -> None:
         assert page.status == 200 and b"tcp_core adapter" in page.body, page
         with MjpegStream(host, device.httpd_port, "/stream") as viewer:
             assert viewer.next_frame(timeout=5)[:2] == b"\xff\xd8"
+
+
+# ---- seed 001: a browser's reused source port against a server that closes first ----
+
+
+def test_seed001_port_reuse_when_the_device_closes_first(device: Device) -> None:
+    """Seed 001 on the device's own stack: every request on a new connection from the same source port, each asking
+    `Connection: close` and read to EOF, so the device closes first and holds the TIME-WAIT that the next SYN from
+    that port meets (under QEMU slirp keeps the client's source port toward the device). None may stall or reset.
+    The client closes second, so this machine's kernel holds no TIME-WAIT of its own and grants the port again."""
+    from tcp_core import soak
+
+    host = device.net()
+    n = 100
+    source = _free_loopback_port()
+    # 50 ms apart, as the host test: the device frees its TIME-WAIT pcb once its loop has seen the client's FIN.
+    # The stall window is wide (a seed-001 stall lasts until lwIP's TIME-WAIT ends, far longer) so that a slow
+    # answer on a loaded machine under emulation is not taken for one.
+    r = soak.run(
+        f"http://{host}:{device.http_port}/api/status",
+        requests=n,
+        interval_s=0.05,
+        stall_s=10.0,
+        timeout_s=20.0,
+        source_port=source,
+        close_mode=True,
+    )
+    print(soak.report_text(r))
+    assert r.ok == n and r.failures == {}, soak.report_text(r)
+    # The point is the reuse: this kernel granted the one port every time (a refusal moves to the next port).
+    assert r.source_ports_used <= 2, soak.report_text(r)
 
 
 # ---- the seed-003 stop: every server within the deadline, an esp_http_server stream running ----
