@@ -185,7 +185,8 @@ qemu-app)
     dir=$root/qemu-app-esp32c3
     configure "$dir" esp32c3 qemu-app
     build_full "$dir" "test app esp32c3 qemu (OpenCores Ethernet)"
-    [[ ! -f $dir/tcp_core_test_app.bin ]] || echo "size  tcp_core_test_app.bin $(stat -c %s "$dir/tcp_core_test_app.bin") bytes"
+    bin=$dir/tcp_core_test_app.bin
+    [[ ! -f $bin ]] || echo "size  tcp_core_test_app.bin $(stat -c %s "$bin") bytes"
     rc=0
     python3 -m pytest "$here/components/tcp_core/test_apps/tcp_core/pytest_tcp_core_app.py" --target esp32c3 \
         --embedded-services idf,qemu --app-path "$proj" --build-dir "$dir" \
