@@ -353,6 +353,43 @@ def test_http_ws_stream(device: Device) -> None:
             assert viewer.next_frame(timeout=5)[:2] == b"\xff\xd8"
 
 
+def test_a_burst_of_connections_is_served_whole(device: Device) -> None:
+    """As many connections as the HTTP server takes (CONFIG_TCP_CORE_HTTP_MAX_CONNS), opened at once (a browser
+    opening a dashboard and its streams), ten times: each gets an answer. Those the loop has not accepted yet wait in
+    the stack's backlog, none may be reset: on esp-lwip the 7th and 8th of a burst were, in 2 of 10 bursts under QEMU
+    (packet capture: the RST right after the handshake), because lwIP resets a connection that finds the listener's
+    accept mailbox (6) full; the lwIP backend now keeps the backlog within it. (Beyond the server's capacity the full
+    policy evicts newcomers by design: not tested here.)"""
+    host = device.net()
+    n = int(device.sdkconfig.get("TCP_CORE_HTTP_MAX_CONNS", 8))
+    bursts = 10
+    bad: list[tuple[int, int, bytes]] = []
+    for burst in range(bursts):
+        socks: list[socket.socket] = []
+        try:
+            # Each request right after its connect: QEMU's forwarding socket listens with a backlog of 1, and when its
+            # main loop is slow to accept, this kernel drops the next SYNs and connect() retries a second later; a
+            # connection left without its request meanwhile would meet the device's head timeout (an RST).
+            for _ in range(n):
+                socks.append(connect(host, device.http_port, timeout=10))
+                socks[-1].sendall(b"GET /api/status HTTP/1.1\r\nHost: device\r\nConnection: close\r\n\r\n")
+            for i, s in enumerate(socks):
+                s.settimeout(30)
+                data = b""
+                try:
+                    while chunk := s.recv(4096):
+                        data += chunk
+                except OSError as exc:
+                    data += f" [{type(exc).__name__}: {exc}]".encode()
+                if not data.startswith(b"HTTP/1.1 "):  # an answer (a 503 if earlier ones still linger), not a reset
+                    bad.append((burst, i, data[:80]))
+        finally:
+            for s in socks:
+                s.close()
+        time.sleep(1.0)  # the device has seen our FINs: the next burst finds the server empty (or gets 503s)
+    assert not bad, f"{len(bad)} of {bursts * n} connections of bursts got no answer: {bad[:8]}"
+
+
 # ---- seed 001: a browser's reused source port against a server that closes first ----
 
 
