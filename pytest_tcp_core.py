@@ -358,8 +358,10 @@ def test_a_burst_of_connections_is_served_whole(device: Device) -> None:
     opening a dashboard and its streams), ten times: each gets an answer. Those the loop has not accepted yet wait in
     the stack's backlog, none may be reset: on esp-lwip the 7th and 8th of a burst were, in 2 of 10 bursts under QEMU
     (packet capture: the RST right after the handshake), because lwIP resets a connection that finds the listener's
-    accept mailbox (6) full; the lwIP backend now keeps the backlog within it. (Beyond the server's capacity the full
-    policy evicts newcomers by design: not tested here.)"""
+    accept mailbox (6) full; the lwIP backend now keeps the backlog within it. Under QEMU this test seldom meets that
+    race (the forward hands the device one or two SYNs at a time; it passed on the unfixed firmware too): on a board,
+    or when QEMU does hand over a burst, it does. (Beyond the server's capacity the full policy evicts newcomers by
+    design: not tested here.)"""
     host = device.net()
     n = int(device.sdkconfig.get("TCP_CORE_HTTP_MAX_CONNS", 8))
     bursts = 10
