@@ -37,8 +37,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent
 try:
-    import tcp_core  # noqa: F401  (only its pure-Python helpers are used: no build of the C extension is needed)
-except ImportError:  # ESP-IDF's Python environment: use the helpers from this checkout
+    import tcp_core  # noqa: F401  (its test helpers; the console's prompt comes from the built C library)
+except ImportError:  # ESP-IDF's Python environment: use the helpers from this checkout (built in place)
     sys.path.insert(0, str(ROOT / "python"))
 
 from tcp_core.console import PROMPT, clean_answer, command_timeout  # noqa: E402
@@ -234,8 +234,10 @@ class Device:
             pytest.skip("this build has no console (CONFIG_DEMO_CONSOLE)")
         self.dut.write(line)
         # linenoise types the line back; the answer follows that echo. Prompts drawn before it are skipped: on the
-        # linux target the REPL redraws its prompt whenever a signal interrupts its read() of stdin.
-        self.dut.expect_exact(line, timeout=5)
+        # linux target the REPL redraws its prompt whenever a signal interrupts its read() of stdin. The console task
+        # runs at app_main's priority, below the loop's: on a device saturated by clients it types back late (a
+        # `status` under the many-clients load below took 8 s under QEMU), so a longer timeout waits that long.
+        self.dut.expect_exact(line, timeout=max(5.0, timeout))
         raw = self.dut.expect(_PROMPT, timeout=command_timeout(line, timeout), return_what_before_match=True)
         return clean_answer(_text(raw), line)
 
@@ -349,6 +351,76 @@ def test_http_ws_stream(device: Device) -> None:
         assert page.status == 200 and b"tcp_core adapter" in page.body, page
         with MjpegStream(host, device.httpd_port, "/stream") as viewer:
             assert viewer.next_frame(timeout=5)[:2] == b"\xff\xd8"
+
+
+def test_a_burst_of_connections_is_served_whole(device: Device) -> None:
+    """As many connections as the HTTP server takes (CONFIG_TCP_CORE_HTTP_MAX_CONNS), opened at once (a browser
+    opening a dashboard and its streams), ten times: each gets an answer. Those the loop has not accepted yet wait in
+    the stack's backlog, none may be reset: on esp-lwip the 7th and 8th of a burst were, in 2 of 10 bursts under QEMU
+    (packet capture: the RST right after the handshake), because lwIP resets a connection that finds the listener's
+    accept mailbox (6) full; the lwIP backend now keeps the backlog within it. Under QEMU this test seldom meets that
+    race (the forward hands the device one or two SYNs at a time; it passed on the unfixed firmware too): on a board,
+    or when QEMU does hand over a burst, it does. (Beyond the server's capacity the full policy evicts newcomers by
+    design: not tested here.)"""
+    host = device.net()
+    n = int(device.sdkconfig.get("TCP_CORE_HTTP_MAX_CONNS", 8))
+    bursts = 10
+    bad: list[tuple[int, int, bytes]] = []
+    for burst in range(bursts):
+        socks: list[socket.socket] = []
+        try:
+            # Each request right after its connect: QEMU's forwarding socket listens with a backlog of 1, and when its
+            # main loop is slow to accept, this kernel drops the next SYNs and connect() retries a second later; a
+            # connection left without its request meanwhile would meet the device's head timeout (an RST).
+            for _ in range(n):
+                socks.append(connect(host, device.http_port, timeout=10))
+                socks[-1].sendall(b"GET /api/status HTTP/1.1\r\nHost: device\r\nConnection: close\r\n\r\n")
+            for i, s in enumerate(socks):
+                s.settimeout(30)
+                data = b""
+                try:
+                    while chunk := s.recv(4096):
+                        data += chunk
+                except OSError as exc:
+                    data += f" [{type(exc).__name__}: {exc}]".encode()
+                if not data.startswith(b"HTTP/1.1 "):  # an answer (a 503 if earlier ones still linger), not a reset
+                    bad.append((burst, i, data[:80]))
+        finally:
+            for s in socks:
+                s.close()
+        time.sleep(1.0)  # the device has seen our FINs: the next burst finds the server empty (or gets 503s)
+    assert not bad, f"{len(bad)} of {bursts * n} connections of bursts got no answer: {bad[:8]}"
+
+
+# ---- seed 001: a browser's reused source port against a server that closes first ----
+
+
+def test_seed001_port_reuse_when_the_device_closes_first(device: Device) -> None:
+    """Seed 001 on the device's own stack: every request on a new connection from the same source port, each asking
+    `Connection: close` and read to EOF, so the device closes first and holds the TIME-WAIT that the next SYN from
+    that port meets (under QEMU slirp keeps the client's source port toward the device). None may stall or reset.
+    The client closes second, so this machine's kernel holds no TIME-WAIT of its own and grants the port again."""
+    from tcp_core import soak
+
+    host = device.net()
+    n = 100
+    source = _free_loopback_port()
+    # 50 ms apart, as the host test: the device frees its TIME-WAIT pcb once its loop has seen the client's FIN.
+    # The stall window is wide (a seed-001 stall lasts until lwIP's TIME-WAIT ends, far longer) so that a slow
+    # answer on a loaded machine under emulation is not taken for one.
+    r = soak.run(
+        f"http://{host}:{device.http_port}/api/status",
+        requests=n,
+        interval_s=0.05,
+        stall_s=10.0,
+        timeout_s=20.0,
+        source_port=source,
+        close_mode=True,
+    )
+    print(soak.report_text(r))
+    assert r.ok == n and r.failures == {}, soak.report_text(r)
+    # The point is the reuse: this kernel granted the one port every time (a refusal moves to the next port).
+    assert r.source_ports_used <= 2, soak.report_text(r)
 
 
 # ---- the seed-003 stop: every server within the deadline, an esp_http_server stream running ----
@@ -566,6 +638,140 @@ def test_loop_stack_under_load(device: Device) -> None:
     print(f"loop task stack: {never} of {size} bytes never used after {n} rounds of HTTP, WS, echo and 2 MJPEG viewers")
     assert 0 < never < size
     # A margin for what the tests do not reach (deeper handler paths, logging): at least 1 KB never touched.
+    assert never >= 1024, f"the loop task's stack came within {never} bytes of its end"
+
+
+def test_loop_stack_with_many_clients_at_once(device: Device) -> None:
+    """The loop task's stack high-water mark (issue 15 item 4) with every kind of client at once, each from a client
+    nobody here wrote where one exists: two keep-alive `requests` sessions (GET /api/status, GET /, POST /api/echo
+    with a 2 KB body), two `websockets` connections (text and binary messages of 10 B to 8 KB), two MJPEG viewers,
+    an SSE viewer (/api/live), an esp_http_server stream (when built) and two echo peers (4 KB), for 6 s; `status`
+    is read after. 7 HTTP connections: under CONFIG_TCP_CORE_HTTP_MAX_CONNS (8)."""
+    requests = pytest.importorskip("requests")
+    ws_client = pytest.importorskip("websockets.sync.client")
+    host = device.net()
+    if not re.search(r"^loop task stack:", device.console("status"), re.M):
+        pytest.skip("the linux target's console shows no task stack (FreeRTOS simulator)")
+    import zlib
+
+    base = f"http://{host}:{device.http_port}"
+    stop = threading.Event()
+    rounds: dict[str, int] = {}
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    opened: list[Any] = []  # every client's connection, closed at the end
+
+    def worker(name: str, make: Any) -> None:
+        n = 0
+        try:
+            one = make()  # connects; returns one round of this client's exchange
+            while not stop.is_set():
+                one()
+                n += 1
+        except Exception as exc:  # every failure is reported by the test
+            with lock:
+                errors.append(f"{name}: {type(exc).__name__}: {exc}")
+        with lock:
+            rounds[name] = n
+
+    def session() -> Any:
+        s = requests.Session()
+        opened.append(s)
+        payload = os.urandom(2048)
+
+        def one() -> None:
+            r = s.get(f"{base}/api/status", timeout=30)
+            assert r.status_code == 200 and json.loads(r.content)["sockets"], r
+            r = s.get(f"{base}/", timeout=30)
+            assert r.status_code == 200 and r.content, r
+            r = s.post(f"{base}/api/echo", data=payload, timeout=30)
+            assert r.status_code == 200 and r.json() == {"bytes": 2048, "crc32": zlib.crc32(payload)}, r.text
+
+        return one
+
+    def websocket() -> Any:
+        ws = ws_client.connect(f"ws://{host}:{device.http_port}/ws", open_timeout=30, close_timeout=2)
+        opened.append(ws)
+        sizes = (10, 1000, 8000)
+        turn = [0]
+
+        def one() -> None:
+            size = sizes[turn[0] % len(sizes)]
+            turn[0] += 1
+            msg: str | bytes = "t" * size if turn[0] % 2 else os.urandom(size)
+            ws.send(msg)
+            assert ws.recv(timeout=30) == msg
+
+        return one
+
+    def viewer(port: int, path: str) -> Any:
+        def make() -> Any:
+            v = MjpegStream(host, port, path)
+            opened.append(v)
+
+            def one() -> None:
+                assert v.next_frame(timeout=30)[:2] == b"\xff\xd8"
+
+            return one
+
+        return make
+
+    def sse() -> Any:
+        s = connect(host, device.http_port, timeout=30)
+        opened.append(s)
+        s.sendall(b"GET /api/live HTTP/1.1\r\nHost: device\r\nAccept: text/event-stream\r\n\r\n")
+        s.settimeout(30)
+
+        def one() -> None:
+            assert s.recv(4096), "the SSE stream ended"
+
+        return one
+
+    def echo_peer() -> Any:
+        s = connect(host, device.echo_port, timeout=30)
+        opened.append(s)
+        s.settimeout(30)
+
+        def one() -> None:
+            payload = os.urandom(4096)
+            s.sendall(payload)
+            assert recv_exact(s, len(payload)) == payload
+
+        return one
+
+    jobs: dict[str, Any] = {
+        "session 1": session,
+        "session 2": session,
+        "websocket 1": websocket,
+        "websocket 2": websocket,
+        "mjpeg 1": viewer(device.http_port, "/stream"),
+        "mjpeg 2": viewer(device.http_port, "/stream"),
+        "sse": sse,
+        "echo 1": echo_peer,
+        "echo 2": echo_peer,
+    }
+    if device.httpd_port:
+        jobs["esp_http_server stream"] = viewer(device.httpd_port, "/stream")
+    threads = [threading.Thread(target=worker, args=(k, v), daemon=True) for k, v in jobs.items()]
+    for t in threads:
+        t.start()
+    time.sleep(6.0)
+    stop.set()
+    for t in threads:
+        t.join(60)  # bounded: every client call above has a 30 s timeout
+    # Read after the load: the mark is the lowest since boot. Read during it, the console (app_main's priority, below
+    # the loop's and lwIP's) answers only when the emulated chip has a turn to spare: not at all for 60 s once here.
+    text = device.console("status", timeout=60)
+    for c in opened:
+        c.close()
+    assert not errors, errors
+    assert all(rounds.get(k, 0) > 0 for k in jobs), rounds
+    m = re.search(r"^loop task stack: (\d+) of (\d+) bytes never used", text, re.M)
+    assert m, text
+    never, size = int(m.group(1)), int(m.group(2))
+    print(f"loop task stack: {never} of {size} bytes never used after 6 s of {len(jobs)} clients at once: {rounds}")
+    assert 0 < never < size
     assert never >= 1024, f"the loop task's stack came within {never} bytes of its end"
 
 

@@ -8,6 +8,10 @@
 #   tools/idf_check.sh qemu       build the Ethernet (OpenCores MAC) firmware for esp32c3 and run pytest_tcp_core.py
 #                                 on it under Espressif's QEMU (qemu-system-riscv32 on PATH), user networking with
 #                                 host port forwards on 127.0.0.1 only
+#   tools/idf_check.sh qemu-app   build the component's test app (components/tcp_core/test_apps/tcp_core) for esp32c3
+#                                 with its Ethernet choice (OpenCores MAC) and run pytest_tcp_core_app.py on it under
+#                                 Espressif's QEMU: 100 echoes over lwIP's loopback, 100 with an echo peer on this
+#                                 machine's 127.0.0.1 (10.0.2.2 to the device), everything freed
 #   tools/idf_check.sh examples [target...]
 #                                 build every example of components/tcp_core/examples/ as a user who downloaded it
 #                                 would (a copy under the build root, its idf_component.yml pointing at this tree's
@@ -52,6 +56,7 @@ CONFIG_DEMO_DNS_SERVER=n
 CONFIG_DEMO_DHCP_CAPTIVE_URI=n"
     [httpd-client]="CONFIG_DEMO_HTTPD_ADAPTER=y
 CONFIG_DEMO_CLIENT_ENABLE=y"
+    [qemu-app]="CONFIG_TC_TEST_APP_NET_OPENETH=y"
 )
 ORDER=(default sta apsta-client openeth qemu emac console-off no-console-device captive-off captive-online-no-dns
     httpd-client)
@@ -165,6 +170,29 @@ qemu)
         --app-path "$here" --build-dir "$dir" \
         -p no:cacheprovider -q -rs ${TC_PYTEST_ARGS:-} || rc=$?
     [[ $rc == 0 ]] || fails=$((fails + 1))
+    ;;
+qemu-app)
+    command -v qemu-system-riscv32 > /dev/null ||
+        { echo "qemu-system-riscv32 (Espressif's QEMU) is not on PATH" >&2; exit 2; }
+    # A copy of the test app, as for the examples: nothing (dependencies.lock, sdkconfig) is written into this tree;
+    # its manifest's override_path becomes this tree's component, resolved locally by the component manager.
+    export IDF_COMPONENT_MANAGER=1
+    proj=$root/qemu-app/tcp_core_test_app
+    rm -rf "$proj"
+    mkdir -p "$root/qemu-app"
+    cp -r "$here/components/tcp_core/test_apps/tcp_core" "$proj"
+    sed -i "s#^\( *override_path:\).*#\1 \"$here/components/tcp_core\"#" "$proj/main/idf_component.yml"
+    dir=$root/qemu-app-esp32c3
+    configure "$dir" esp32c3 qemu-app
+    build_full "$dir" "test app esp32c3 qemu (OpenCores Ethernet)"
+    bin=$dir/tcp_core_test_app.bin
+    [[ ! -f $bin ]] || echo "size  tcp_core_test_app.bin $(stat -c %s "$bin") bytes"
+    rc=0
+    python3 -m pytest "$here/components/tcp_core/test_apps/tcp_core/pytest_tcp_core_app.py" --target esp32c3 \
+        --embedded-services idf,qemu --app-path "$proj" --build-dir "$dir" \
+        -p no:cacheprovider -q -rs ${TC_PYTEST_ARGS:-} || rc=$?
+    [[ $rc == 0 ]] || fails=$((fails + 1))
+    proj=$here
     ;;
 esp32*)
     target=$1
