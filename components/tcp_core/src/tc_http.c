@@ -184,10 +184,16 @@ void tc__http_req_finish(tc_http_req_t *req)
     if (req->in_stop) {
         h->h.report.requests_finished++;
     }
+    /* The client itself ended the connection (Connection: close, or HTTP/1.0 without keep-alive), its request was
+     * read whole and nothing followed it: no input is left that a close could answer with RST. */
+    int peer_done = !req->parsed.keep_alive && !req->body_pending && hc->len == 0;
     hc->req = NULL;
     tc__http_req_free(req);
     if (!ka) {
         hc->state = HC_DONE;
+        if (peer_done) {
+            tc__conn_peer_done(hc->c);
+        }
         tc_conn_close(hc->c, h->cfg.close_policy);
         return;
     }
