@@ -131,6 +131,14 @@ static void conn_broken(tc_conn_t *c, int err)
     conn_close_req(c, TC_CLOSE_ABORT, TC_REASON_RESET);
 }
 
+/* A graceful close that need not linger (tc__conn_peer_done()): the peer sends nothing more, nothing came, the queue
+ * is handed to the stack, and the stack's TIME-WAIT is harmless. close_step() then closes at once. */
+static int closes_at_once(const tc_conn_t *c)
+{
+    return c->close_how == TC_CLOSE_GRACEFUL && (c->flags2 & (CF2_PEER_DONE | CF2_WR_SHUT)) == CF2_PEER_DONE &&
+           c->wq_head == NULL && tc_sock_time_wait_harmless();
+}
+
 /* ---- the owner's connections ----
  *
  * A plain list in the order the connections came. Least-recently-active eviction scans it for the oldest
@@ -608,8 +616,7 @@ static void close_step(tc_pending_t *p)
         conn_finalize(c, END_CLOSE); /* the peer closed first: passive close, no TIME-WAIT on this side */
         return;
     }
-    if (c->close_how == TC_CLOSE_GRACEFUL && !(c->flags2 & CF2_WR_SHUT) && (c->flags2 & CF2_PEER_DONE) &&
-        tc_sock_time_wait_harmless()) {
+    if (closes_at_once(c)) {
         /* Nothing to linger for: the peer said it sends nothing more, nothing came, and everything is handed to the
          * stack. Close at once (FIN after the queued bytes), as nginx does; the stack keeps a harmless TIME-WAIT. */
         conn_finalize(c, END_AT_ONCE);
@@ -690,9 +697,7 @@ static void conn_close_req(tc_conn_t *c, tc_close_policy_t how, tc_close_reason_
     c->close_how = (uint8_t)how;
     c->close_reason = (uint8_t)reason;
     /* A close that will complete at once (close_step()) needs no deadline: it is armed there if it must wait. */
-    int at_once = how == TC_CLOSE_GRACEFUL && (c->flags2 & CF2_PEER_DONE) && c->wq_head == NULL &&
-                  tc_sock_time_wait_harmless();
-    if (how != TC_CLOSE_ABORT && !at_once && conn_deadline_arm(c, c->owner->cfg.linger_ms) != TC_OK) {
+    if (how != TC_CLOSE_ABORT && !closes_at_once(c) && conn_deadline_arm(c, c->owner->cfg.linger_ms) != TC_OK) {
         c->close_how = TC_CLOSE_ABORT; /* no memory for a deadline: a close that cannot wait must not wait */
     }
     tc__pending_add(c->owner->loop, &c->pending);
