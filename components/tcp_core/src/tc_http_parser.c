@@ -14,7 +14,10 @@ static int is_tchar(unsigned char c)
     if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) {
         return 1;
     }
-    return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+    if (c <= ' ' || c == ':' || c >= 0x7f) {
+        return 0; /* the bytes that end a method or a field name, at once */
+    }
+    return strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }
 
 /* Field values: VCHAR, obs-text, SP, HTAB. Every other control byte (CR, LF, NUL, DEL...) is refused. */
