@@ -269,6 +269,73 @@ def test_curl_reading_to_eof_gets_the_answer_and_a_fin(loop: Loop, server_host: 
     a.stop(500)
 
 
+def _read_one_answer_to_eof(s: socket.socket) -> bytes:
+    """Everything up to the server's FIN, which must hold exactly one whole answer that says Connection: close."""
+    buf = b""
+    while chunk := s.recv(65536):  # ConnectionResetError would fail the test: the server must not reset
+        buf += chunk
+    head, _, body = buf.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and b"Connection: close" in head, head
+    assert len(body) == int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0]), buf
+    return body
+
+
+@pytest.mark.parametrize(
+    "request_line",
+    [b"GET /api/status HTTP/1.0\r\n\r\n", b"GET /api/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"],
+    ids=["http1.0", "close"],
+)
+def test_client_that_announced_its_close_is_closed_at_once_where_time_wait_is_harmless(
+    loop: Loop, server_host: str, backend: str, request_line: bytes
+) -> None:
+    """A client that said it sends nothing more (Connection: close, HTTP/1.0) and sent nothing more. Linux answers a
+    reused port in TIME-WAIT (RFC 6191), so the server closes at once as nginx does, without waiting for the client's
+    FIN, which this client holds back: the connection is gone with no RST (the lingering close would have reset it
+    at its 2 s deadline). lwIP keeps the lingering close, and frees its TIME-WAIT pcb once the client's FIN is in."""
+    a = App(loop, server_host, echo_port=None, http_port=0)
+    before = loop.close_stats()
+    s = connect(a.host, a.http_port)
+    s.sendall(request_line)
+    assert json.loads(_read_one_answer_to_eof(s))["backend"] == backend
+    if backend == "linux":
+        assert wait_until(lambda: not any(e.kind == "accepted" for e in loop.registry()), 5)
+        s.close()
+        after = loop.close_stats()
+        assert after.reset_sent == before.reset_sent and after.fin_first - before.fin_first == 1, (before, after)
+        assert after.time_wait_kept - before.time_wait_kept == 1, (before, after)
+    else:
+        s.close()
+        assert wait_until(lambda: not any(e.kind == "accepted" for e in loop.registry()), 5)
+        after = loop.close_stats()
+        assert after.reset_sent == before.reset_sent and after.fin_first - before.fin_first == 1, (before, after)
+        assert after.time_wait_reaped - before.time_wait_reaped == 1, (before, after)
+    a.stop(500)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [b"GET /api/status HTTP/1.1\r\nHost: x\r\n\r\n", b"POST /api/echo HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"],
+    ids=["pipelined-request", "pipelined-body"],
+)
+def test_input_after_a_close_request_keeps_the_lingering_close(
+    loop: Loop, server_host: str, backend: str, extra: bytes
+) -> None:
+    """Bytes after the request that said Connection: close (RFC 9112 9.6 forbids them, clients send them anyway):
+    input the server has not answered, so on every backend it lingers (an immediate close would answer later input
+    with RST, which can destroy the answer). This client reads the one answer to EOF and then holds its side open:
+    the server drains until its linger deadline and only then resets."""
+    a = App(loop, server_host, echo_port=None, http_port=0)
+    before = loop.close_stats()
+    s = connect(a.host, a.http_port)
+    s.sendall(b"GET /api/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" + extra)
+    assert json.loads(_read_one_answer_to_eof(s))["backend"] == backend
+    assert wait_until(lambda: not any(e.kind == "accepted" for e in loop.registry()), 15)
+    after = loop.close_stats()
+    assert after.reset_sent - before.reset_sent == 1 and after.fin_first == before.fin_first, (before, after)
+    s.close()
+    a.stop(500)
+
+
 @pytest.mark.parametrize(
     "request_line", [b"GET /api/status HTTP/1.0\r\n\r\n", b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"]
 )

@@ -72,7 +72,8 @@ typedef struct {
                                       without a close frame (its peer and its callback see 1006) */
     uint32_t sse_heartbeat_ms;   /**< an SSE stream silent this long gets a comment line (": \n\n"), 0 = none */
     tc_close_policy_t close_policy; /**< how the server closes after a "close" response: graceful (FIN at once,
-                                         lingering drain, TIME-WAIT freed on lwIP) */
+                                         lingering drain, TIME-WAIT freed on lwIP; closed at once on Linux when the
+                                         client announced its close and sent nothing more, tc_tcp.h) */
     uint32_t linger_ms;          /**< wait for the peer's FIN at most this long before RST */
     const char *name;            /**< registry label (not copied) */
     const tc_http_cors_t *cors;  /**< server-wide CORS policy (tc_http_cors_new(); not copied: it must outlive the

@@ -108,7 +108,8 @@ int tc_role_is_long_lived(unsigned role);
 
 /**
  * How the loop's TCP connections ended, since the loop was made. Server-initiated closes send FIN at once and drain
- * the peer until its FIN (RFC 9112 9.6); the TIME-WAIT this leaves is freed where it harms (lwIP, seed 001).
+ * the peer until its FIN (RFC 9112 9.6), or close at once where the peer announced its own close and TIME-WAIT is
+ * harmless (tc_tcp.h); the TIME-WAIT this leaves is freed where it harms (lwIP, seed 001).
  */
 typedef struct {
     uint32_t fin_first;        /**< closes this side began with its FIN (graceful, after flushing) */

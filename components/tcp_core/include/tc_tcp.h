@@ -20,7 +20,14 @@
  * lingering close of RFC 9112 9.6: flush, send FIN at once (a client reading to EOF has its answer), read and discard
  * until the peer's FIN (closing with unread input would answer RST and could destroy the answer), then free this side's
  * TIME-WAIT pcb (the backend's reaping close: lwIP frees a TIME-WAIT pcb without sending anything); a peer that has not
- * closed by linger_ms is reset. TC_CLOSE_PEER_FIRST waits for the peer's FIN before sending anything. TC_CLOSE_ABORT
+ * closed by linger_ms is reset. A graceful close needs no lingering when the peer itself announced that it sends
+ * nothing more (an HTTP request that said Connection: close, or HTTP/1.0 without keep-alive, read whole, with no byte
+ * after it and no body left unread) and the stack keeps a harmless TIME-WAIT (the backend says so: Linux answers a
+ * SYN on a port in TIME-WAIT, RFC 6191; lwIP does not, RFC 1337): the socket is then closed at once once the queue
+ * is handed to the stack (FIN after the answer), as nginx does, and its TIME-WAIT stays with the kernel. On lwIP
+ * these closes linger like every other, so that no TIME-WAIT pcb stays on the device. Any byte that arrives after
+ * such a request, a read that filled the buffer, or another close policy keeps the lingering close.
+ * TC_CLOSE_PEER_FIRST waits for the peer's FIN before sending anything. TC_CLOSE_ABORT
  * sends RST at once (the backend's abort: a real RST on every backend, not lwIP's SO_LINGER {1, 0}, which sends FIN
  * when everything was acknowledged). tc_registry_close_stats() counts how connections ended.
  *

@@ -14,7 +14,10 @@ static int is_tchar(unsigned char c)
     if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) {
         return 1;
     }
-    return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+    if (c <= ' ' || c == ':' || c >= 0x7f) {
+        return 0; /* the bytes that end a method or a field name, at once */
+    }
+    return strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }
 
 /* Field values: VCHAR, obs-text, SP, HTAB. Every other control byte (CR, LF, NUL, DEL...) is refused. */
@@ -44,6 +47,10 @@ static int slice_ieq(tc_http_slice_t s, const char *lit)
     return s.len == n && tc_http_ieq(s.ptr, lit, n);
 }
 
+/* slice_ieq() with a string literal: its length is known at compile time, so a name of another length costs one
+ * comparison (the header names of every request are tried against several). */
+#define SLICE_IS(s, lit) ((s).len == sizeof(lit) - 1 && tc_http_ieq((s).ptr, (lit), sizeof(lit) - 1))
+
 /* The next non-empty item of a comma-separated list from *i, trimmed; 0 when there is none left. */
 static int list_next(tc_http_slice_t v, size_t *i, tc_http_slice_t *item)
 {
@@ -70,10 +77,10 @@ static int list_next(tc_http_slice_t v, size_t *i, tc_http_slice_t *item)
 
 int tc_http_list_has(tc_http_slice_t v, const char *token)
 {
-    size_t i = 0;
+    size_t i = 0, n = strlen(token);
     tc_http_slice_t item;
     while (list_next(v, &i, &item)) {
-        if (slice_ieq(item, token)) {
+        if (item.len == n && tc_http_ieq(item.ptr, token, n)) {
             return 1;
         }
     }
@@ -264,7 +271,7 @@ static int transfer_coding(tc_http_request_t *r, tc_http_slice_t v)
             return TC_HTTP_EBAD; /* a coding (chunked again, or another) applied after chunked */
         }
         items++;
-        if (slice_ieq(item, "chunked")) {
+        if (SLICE_IS(item, "chunked")) {
             r->chunked = true;
         } else {
             others++;
@@ -278,7 +285,7 @@ static int transfer_coding(tc_http_request_t *r, tc_http_slice_t v)
 
 static int apply_header(tc_http_request_t *r, const tc_http_header_t *h, int *hosts)
 {
-    if (slice_ieq(h->name, "content-length")) {
+    if (SLICE_IS(h->name, "content-length")) {
         uint64_t n;
         if (parse_length(h->value, &n) != 0) {
             return TC_HTTP_EBAD; /* negative, "+5", "5, 5", "0x10", overflow: all refused (mongoose looped) */
@@ -288,11 +295,11 @@ static int apply_header(tc_http_request_t *r, const tc_http_header_t *h, int *ho
         }
         r->has_content_length = true;
         r->content_length = n;
-    } else if (slice_ieq(h->name, "transfer-encoding")) {
+    } else if (SLICE_IS(h->name, "transfer-encoding")) {
         return transfer_coding(r, h->value);
-    } else if (slice_ieq(h->name, "host")) {
+    } else if (SLICE_IS(h->name, "host")) {
         (*hosts)++;
-    } else if (slice_ieq(h->name, "connection")) {
+    } else if (SLICE_IS(h->name, "connection")) {
         /* RFC 9112 9.6: "close" ends the connection whichever field lists it, so a later "keep-alive" field
          * must not bring it back. */
         if (tc_http_list_has(h->value, "close")) {

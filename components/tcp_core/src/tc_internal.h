@@ -137,6 +137,12 @@ tc_alloc_acct_t *tc__loop_acct(tc_loop_t *loop);
 struct tc_conn;
 void tc__conn_reg_flags(struct tc_conn *conn, uint8_t set, uint8_t clear);
 
+/* The peer announced that it sends nothing more on this connection (an HTTP request that said Connection: close, read
+ * whole, with nothing after it). A graceful close may then end at once, without lingering for the peer's FIN, where
+ * this side's TIME-WAIT is harmless (tc_sock_time_wait_harmless(); tc_tcp.h, "Close policies and TIME-WAIT"). Any byte
+ * that arrives afterwards, or a read that filled the buffer, takes it back. */
+void tc__conn_peer_done(struct tc_conn *conn);
+
 /* A server's connections, oldest first (closing ones included): first, then next until NULL. The order does not
  * change while handlers write, and closes are deferred, so a walk may send, close and broadcast as it goes. They are
  * found in the loop's registry (no list of their own): a walk also steps over the loop's other entries. */

@@ -191,6 +191,16 @@ int tc_sock_poll(tc_pollfd_t *fds, int n, int timeout_ms);
  */
 int tc_sock_accept_inherits_opts(void);
 
+/**
+ * @brief Whether a TIME-WAIT this side keeps is harmless, so that a server may close first with a plain close and
+ *        leave it to the stack: the stack answers a SYN that reuses the ports of a connection it holds in TIME-WAIT
+ *        by opening the new connection (RFC 6191, with timestamps), and holds TIME-WAIT in little memory of its own.
+ *        The core's close policy reads it (tc_tcp.h, "Close policies and TIME-WAIT").
+ * @return 1 (Linux kernel sockets), 0 (lwIP: a TIME-WAIT pcb ignores the RST of a client that reuses its port, RFC
+ *         1337, and stalls it: seed 001; each pcb also holds the device's scarce memory)
+ */
+int tc_sock_time_wait_harmless(void);
+
 /** One ready descriptor from tc_sock_evset_wait(). */
 typedef struct {
     uint32_t tag;  /**< the tag given when the descriptor was added */

@@ -58,10 +58,12 @@ enum {
     CF2_GONE = 0x04,    /* the peer reset the connection (or it broke): the stack has nothing left to reset */
     CF2_RST = 0x08,     /* it ended with an RST (ours or the peer's): a stop counts it as forced */
     CF2_ACK_MARK = 0x10, /* acked_mark holds a value */
+    CF2_PEER_DONE = 0x20, /* the peer announced it sends nothing more (tc__conn_peer_done()) and nothing came since */
 };
 
-/* How conn_finalize() lets go of the socket. */
-enum { END_CLOSE = 0, END_ABORT, END_REAP };
+/* How conn_finalize() lets go of the socket. END_AT_ONCE: a graceful close that need not linger, a plain close
+ * whose TIME-WAIT stays with the stack (tc_sock_time_wait_harmless()). */
+enum { END_CLOSE = 0, END_ABORT, END_REAP, END_AT_ONCE };
 
 struct tc_conn {
     tc_regent_t reg; /* first: the registry walks these */
@@ -126,6 +128,14 @@ static void conn_broken(tc_conn_t *c, int err)
         c->flags2 |= CF2_GONE;
     }
     conn_close_req(c, TC_CLOSE_ABORT, TC_REASON_RESET);
+}
+
+/* A graceful close that need not linger (tc__conn_peer_done()): the peer sends nothing more, nothing came, the queue
+ * is handed to the stack, and the stack's TIME-WAIT is harmless. close_step() then closes at once. */
+static int closes_at_once(const tc_conn_t *c)
+{
+    return c->close_how == TC_CLOSE_GRACEFUL && (c->flags2 & (CF2_PEER_DONE | CF2_WR_SHUT)) == CF2_PEER_DONE &&
+           c->wq_head == NULL && tc_sock_time_wait_harmless();
 }
 
 /* ---- the owner's connections ----
@@ -480,6 +490,11 @@ static void conn_io(tc_io_t *io, int revents)
             touch(c);
             if (!(c->flags & CF_CLOSING)) {
                 emit(c, TC_EV_DATA, buf, (size_t)n);
+            } else {
+                c->flags2 &= (uint8_t)~CF2_PEER_DONE; /* input after all: a close now would answer it with RST */
+            }
+            if ((size_t)n == cap) {
+                c->flags2 &= (uint8_t)~CF2_PEER_DONE; /* a full read: more may wait in the stack */
             }
             if ((size_t)n < cap || reads == 15 ||
                 (c->flags & (CF_CLOSING | CF_FINAL | CF_EOF | CF_BP_PAUSED | CF_USER_PAUSED))) {
@@ -523,12 +538,12 @@ static void conn_release(tc_conn_t *c, int how)
         }
     } else {
         tc_sock_close(c->io.fd);
-        st->time_wait_kept += how == END_REAP;
+        st->time_wait_kept += how == END_REAP || how == END_AT_ONCE;
     }
     if (c->flags2 & CF2_GONE) {
         st->reset_received++;
         c->flags2 |= CF2_RST;
-    } else if (how != END_ABORT && (c->flags2 & CF2_WR_SHUT)) {
+    } else if (how == END_AT_ONCE || (how != END_ABORT && (c->flags2 & CF2_WR_SHUT))) {
         st->fin_first++;
     } else if (how != END_ABORT && (c->flags & CF_EOF)) {
         st->peer_first++;
@@ -583,6 +598,16 @@ static void close_step(tc_pending_t *p)
     }
     if (c->flags & CF_EOF) {
         conn_finalize(c, END_CLOSE); /* the peer closed first: passive close, no TIME-WAIT on this side */
+        return;
+    }
+    if (closes_at_once(c)) {
+        /* Nothing to linger for: the peer said it sends nothing more, nothing came, and everything is handed to the
+         * stack. Close at once (FIN after the queued bytes), as nginx does; the stack keeps a harmless TIME-WAIT. */
+        conn_finalize(c, END_AT_ONCE);
+        return;
+    }
+    if (c->deadline == NULL && !(c->flags & CF_DEADLINE) && conn_deadline_arm(c, c->owner->cfg.linger_ms) != TC_OK) {
+        conn_finalize(c, END_ABORT); /* the close that was to be at once must wait after all, and cannot */
         return;
     }
     if (c->close_how == TC_CLOSE_GRACEFUL && !(c->flags2 & CF2_WR_SHUT)) {
@@ -655,7 +680,8 @@ static void conn_close_req(tc_conn_t *c, tc_close_policy_t how, tc_close_reason_
     c->reg.state = TC_STATE_CLOSING;
     c->close_how = (uint8_t)how;
     c->close_reason = (uint8_t)reason;
-    if (how != TC_CLOSE_ABORT && conn_deadline_arm(c, c->owner->cfg.linger_ms) != TC_OK) {
+    /* A close that will complete at once (close_step()) needs no deadline: it is armed there if it must wait. */
+    if (how != TC_CLOSE_ABORT && !closes_at_once(c) && conn_deadline_arm(c, c->owner->cfg.linger_ms) != TC_OK) {
         c->close_how = TC_CLOSE_ABORT; /* no memory for a deadline: a close that cannot wait must not wait */
     }
     tc__pending_add(c->owner->loop, &c->pending);
@@ -676,6 +702,11 @@ int tc_conn_close(tc_conn_t *c, tc_close_policy_t how)
 int tc_conn_close_default(tc_conn_t *c)
 {
     return c ? tc_conn_close(c, c->owner->cfg.close_policy) : TC_EINVAL;
+}
+
+void tc__conn_peer_done(tc_conn_t *c)
+{
+    c->flags2 |= CF2_PEER_DONE;
 }
 
 void tc__conn_reg_flags(tc_conn_t *c, uint8_t set, uint8_t clear)

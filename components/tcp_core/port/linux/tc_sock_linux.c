@@ -275,6 +275,11 @@ int tc_sock_accept_inherits_opts(void)
     return 1; /* the kernel clones the listener: TCP_NODELAY, SO_KEEPALIVE and the TCP_KEEP* timings come along */
 }
 
+int tc_sock_time_wait_harmless(void)
+{
+    return 1; /* the kernel takes a reused port out of TIME-WAIT for a newer SYN (RFC 6191) */
+}
+
 /* ---- readiness set: epoll ---- */
 
 static uint32_t to_epoll(int events)

@@ -839,6 +839,11 @@ int tc_sock_abort(int fd)
     return rc;
 }
 
+int tc_sock_time_wait_harmless(void)
+{
+    return 0; /* a TIME-WAIT pcb ignores the RST of a client reusing its port (RFC 1337, seed 001) */
+}
+
 /* Note the socket's TIME-WAIT pcb, close (which only detaches such a pcb), free it; or, for a pcb the stack detached
  * itself (FINs crossed), find it by peer and free it once in TIME-WAIT. */
 int tc_sock_close_reap(int fd, const tc_addr_t *peer, uint16_t local_port)
