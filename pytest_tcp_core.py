@@ -145,19 +145,28 @@ def _why_not_qemu(config: pytest.Config, target: str) -> str | None:
 # ---- QEMU: user networking with a free loopback port forwarded to each service ----
 
 _QEMU_FWD: dict[int, int] = {}  # device port -> port on 127.0.0.1
+_QEMU_DNS_FWD: list[int] = []  # the UDP port on 127.0.0.1 forwarded to the device's DNS responder (port 53), if built
 
 
-def _free_loopback_port() -> int:
-    with socket.socket() as s:
+def _free_loopback_port(kind: socket.SocketKind = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
 
 
+def _host_of(s: socket.socket) -> str:
+    """The Host header a browser sends on this connection: the address and port it dialled. (A captive portal in
+    portal mode redirects every other Host to its page.)"""
+    addr, port = s.getpeername()[:2]
+    return f"{addr}:{port}"
+
+
 @pytest.fixture
 def qemu_extra_args(request: pytest.FixtureRequest) -> str | None:
     """pytest-embedded-qemu's extra QEMU arguments: unless given, the OpenCores NIC on user networking with host
-    forwards bound to 127.0.0.1 only (never another address) for the echo, HTTP and esp_http_server ports."""
+    forwards bound to 127.0.0.1 only (never another address) for the echo, HTTP and esp_http_server ports, and a
+    UDP one for the DNS responder's port 53 when the build has it."""
     given: str | None = request.config.getoption("qemu_extra_args", None)
     if given or not _qemu(request.config):
         return given
@@ -166,6 +175,10 @@ def qemu_extra_args(request: pytest.FixtureRequest) -> str | None:
     _QEMU_FWD.clear()
     _QEMU_FWD.update({p: _free_loopback_port() for p in ports if p})
     fwd = ",".join(f"hostfwd=tcp:127.0.0.1:{h}-:{d}" for d, h in _QEMU_FWD.items())
+    _QEMU_DNS_FWD.clear()
+    if cfg.get("DEMO_DNS_SERVER"):
+        _QEMU_DNS_FWD.append(_free_loopback_port(socket.SOCK_DGRAM))
+        fwd += f",hostfwd=udp:127.0.0.1:{_QEMU_DNS_FWD[0]}-:53"
     # The chip's eFuses (revision v0.3, which ESP-IDF 5.5 requires) from pytest-embedded-qemu's table, without its
     # --qemu-efuse-path, whose strap setting boots the esp32c3 into UART download mode.
     from pytest_embedded_qemu.qemu import QEMU_TARGETS
@@ -353,6 +366,99 @@ def test_http_ws_stream(device: Device) -> None:
             assert viewer.next_frame(timeout=5)[:2] == b"\xff\xd8"
 
 
+# ---- seed 002: the captive portal's DNS responder and probe answers, on the device's own stack ----
+
+
+def _device_address(device: Device) -> str:
+    """The device's own address as it reports it on its console: the Ethernet interface's (DHCP; 10.0.2.15 under
+    QEMU's user networking) or the soft-AP's."""
+    text = device.console("status")
+    m = re.search(r"^eth: link \w+, address (\d+\.\d+\.\d+\.\d+) ", text, re.M) or re.search(
+        r"soft-AP (\d+\.\d+\.\d+\.\d+) with", text
+    )
+    assert m, f"the console's status names no address of the device: {text}"
+    return m.group(1)
+
+
+def test_captive_dns_and_probes(device: Device, request: pytest.FixtureRequest) -> None:
+    """tcp_core's DNS responder and the OS probe answers on the firmware (tc_dns_server.h, tc_captive.h), asked by
+    dnspython and requests: every name's A record is the address the device reports for itself, AAAA and other types
+    get NOERROR with no record, another class NOTIMP; then Android's and Apple's probes, with their own Host, get the
+    portal's redirect to the device's page (the online answers in an online-mode build). Under QEMU the questions go
+    through a UDP forward of 127.0.0.1 to the device's port 53, the probes through the HTTP forward."""
+    cfg = device.sdkconfig
+    if not (cfg.get("DEMO_CAPTIVE_PORTAL") and cfg.get("DEMO_DNS_SERVER")):
+        pytest.skip(
+            "this build has no captive portal with its DNS responder (CONFIG_DEMO_CAPTIVE_PORTAL, "
+            "CONFIG_DEMO_DNS_SERVER: on by default on the soft-AP; tools/idf_check.sh qemu turns them on for Ethernet)"
+        )
+    dns_message = pytest.importorskip("dns.message", reason="dnspython is not installed (pip install dnspython)")
+    import dns.exception
+    import dns.flags
+    import dns.query
+    import dns.rcode
+    import dns.rdatatype
+
+    requests = pytest.importorskip("requests")
+    host = device.net()
+    if _qemu(request.config):
+        assert _QEMU_DNS_FWD, "the build has a DNS responder but QEMU got no UDP forward to it"
+        server, port = "127.0.0.1", _QEMU_DNS_FWD[0]
+    else:
+        server, port = host, 53
+    ip = _device_address(device)
+    assert ip != "0.0.0.0"
+
+    def query(name: str, rdtype: str, rdclass: str = "IN") -> Any:
+        q = dns_message.make_query(name, rdtype, rdclass=rdclass)
+        for attempt in range(3):  # UDP: a resolver asks again when an answer is lost; bounded
+            try:
+                return dns.query.udp(q, server, port=port, timeout=10)
+            except dns.exception.Timeout:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    names = ["connectivitycheck.gstatic.com", "captive.apple.com", "www.msftconnecttest.com", "any-name.example.org"]
+    for name in names:
+        r = query(name, "A")
+        assert r.rcode() == dns.rcode.NOERROR and r.flags & dns.flags.AA, (name, r)
+        assert [rr.address for rrset in r.answer for rr in rrset] == [ip], (name, r)
+        assert 0 < r.answer[0].ttl <= 300, r
+    for rdtype in ("AAAA", "TXT", "TYPE65280"):  # IPv6 and every other type (an unassigned one included): no record
+        r = query("captive.apple.com", rdtype)
+        assert r.rcode() == dns.rcode.NOERROR and r.answer == [], (rdtype, r)
+    r = query("www.msftconnecttest.com", "ANY")
+    assert [rrset.rdtype for rrset in r.answer] == [dns.rdatatype.A], r
+    r = query("captive.apple.com", "A", rdclass="CH")  # another class: not implemented
+    assert r.rcode() == dns.rcode.NOTIMP and r.answer == [], r
+    print(f"DNS: {len(names)} names -> {ip} (the device's own address), AAAA/TXT/TYPE65280 empty, CH NOTIMP")
+
+    http_port = int(cfg.get("DEMO_HTTP_PORT", 80))
+    portal = f"http://{ip}/" if http_port == 80 else f"http://{ip}:{http_port}/"
+    online = bool(cfg.get("DEMO_CAPTIVE_MODE_ONLINE"))
+    base = f"http://{host}:{device.http_port}"
+    probes = [
+        ("connectivitycheck.gstatic.com", "/generate_204", 204, b""),
+        ("captive.apple.com", "/hotspot-detect.html", 200, b"<BODY>Success</BODY>"),
+    ]
+    for probe_host, path, status, body in probes:
+        resp = requests.get(base + path, headers={"Host": probe_host}, allow_redirects=False, timeout=30)
+        if online:
+            assert resp.status_code == status and body in resp.content, (probe_host, resp.status_code, resp.content)
+        else:
+            assert resp.status_code == 302, (probe_host, resp.status_code, resp.content[:80])
+            assert resp.headers["Location"] == portal, (probe_host, resp.headers)
+    if not online:  # a request for any other site lands on the portal too; the device's own pages are served
+        foreign = requests.get(
+            base + "/some/page", headers={"Host": "news.example.com"}, allow_redirects=False, timeout=30
+        )
+        assert foreign.status_code == 302 and foreign.headers["Location"] == portal, foreign.headers
+        own = requests.get(base + "/api/status", timeout=30)
+        assert own.status_code == 200 and "sockets" in own.json(), own.status_code
+    print(f"probes: {'online answers' if online else f'302 to {portal}'}")
+
+
 def test_a_burst_of_connections_is_served_whole(device: Device) -> None:
     """As many connections as the HTTP server takes (CONFIG_TCP_CORE_HTTP_MAX_CONNS), opened at once (a browser
     opening a dashboard and its streams), ten times: each gets an answer. Those the loop has not accepted yet wait in
@@ -374,7 +480,9 @@ def test_a_burst_of_connections_is_served_whole(device: Device) -> None:
             # connection left without its request meanwhile would meet the device's head timeout (an RST).
             for _ in range(n):
                 socks.append(connect(host, device.http_port, timeout=10))
-                socks[-1].sendall(b"GET /api/status HTTP/1.1\r\nHost: device\r\nConnection: close\r\n\r\n")
+                socks[-1].sendall(
+                    f"GET /api/status HTTP/1.1\r\nHost: {_host_of(socks[-1])}\r\nConnection: close\r\n\r\n".encode()
+                )
             for i, s in enumerate(socks):
                 s.settimeout(30)
                 data = b""
@@ -557,7 +665,7 @@ def _free_heap(device: Device) -> int | None:
 
 
 def _one_keep_alive_request(s: socket.socket) -> None:
-    s.sendall(b"GET /no-such-page HTTP/1.1\r\nHost: device\r\n\r\n")
+    s.sendall(f"GET /no-such-page HTTP/1.1\r\nHost: {_host_of(s)}\r\n\r\n".encode())
     head = b""
     while b"\r\n\r\n" not in head:
         chunk = s.recv(4096)
@@ -720,7 +828,7 @@ def test_loop_stack_with_many_clients_at_once(device: Device) -> None:
     def sse() -> Any:
         s = connect(host, device.http_port, timeout=30)
         opened.append(s)
-        s.sendall(b"GET /api/live HTTP/1.1\r\nHost: device\r\nAccept: text/event-stream\r\n\r\n")
+        s.sendall(f"GET /api/live HTTP/1.1\r\nHost: {_host_of(s)}\r\nAccept: text/event-stream\r\n\r\n".encode())
         s.settimeout(30)
 
         def one() -> None:

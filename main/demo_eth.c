@@ -142,6 +142,19 @@ esp_err_t demo_eth_wait_ip(uint32_t timeout_ms)
     return (b & GOT_IP_BIT) ? ESP_OK : ESP_ERR_TIMEOUT;
 }
 
+bool demo_eth_ip(char *buf, size_t cap)
+{
+    esp_ip4_addr_t ip = {.addr = s_ip};
+    if (cap > 0) {
+        buf[0] = '\0';
+    }
+    if (ip.addr == 0 || cap < 16) {
+        return false;
+    }
+    snprintf(buf, cap, IPSTR, IP2STR(&ip));
+    return true;
+}
+
 int demo_eth_describe(char *buf, size_t cap)
 {
     esp_ip4_addr_t ip = {.addr = s_ip};

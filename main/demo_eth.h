@@ -4,6 +4,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,6 +29,14 @@ esp_err_t demo_eth_start(void);
  * @return ESP_OK with an address, ESP_ERR_TIMEOUT without one, ESP_ERR_INVALID_STATE before demo_eth_start()
  */
 esp_err_t demo_eth_wait_ip(uint32_t timeout_ms);
+
+/**
+ * @brief The interface's address as DHCP gave it, dotted ("10.0.2.15").
+ *
+ * Any task (a snapshot). @param buf  output, at least 16 bytes @param cap  its size
+ * @return true with an address; false (buf = "") before DHCP has given one
+ */
+bool demo_eth_ip(char *buf, size_t cap);
 
 /**
  * @brief One status line for the console: link, address, MAC kind ("eth: link up 10.0.2.15 (OpenCores MAC)\n").

@@ -3,7 +3,8 @@
  *  - seed 000: the TCP echo server and, optionally, a reconnecting TCP client that echoes;
  *  - seed 001: every server closes peer-first, so TIME-WAIT stays off the device;
  *  - seed 002: Wi-Fi station or soft-AP, or Ethernet (Kconfig "Network"); on the soft-AP a captive portal (DHCP DNS
- *    option and option 114, the OS probe answers, optionally the DNS responder);
+ *    option and option 114, the OS probe answers, optionally the DNS responder); on Ethernet the same portal and
+ *    responder when turned on, on the interface's address (how Espressif's QEMU tests them);
  *  - seed 003: "OTA prepare" (POST /api/ota-prepare and the console command) stops every server within a deadline
  *    and logs the heap it freed, including an esp_http_server with a running stream through the tcp_core adapter.
  * The HTTP service has the status page, /api/status (the registry), /ws (WebSocket echo), /stream (MJPEG) and
@@ -62,7 +63,8 @@
 
 static const char *TAG = "demo";
 
-/* esp_netif's default soft-AP address: the portal URL handed out by DHCP must be known before the AP starts. */
+/* esp_netif's default soft-AP address: the portal URL handed out by DHCP must be known before the AP starts. On
+ * Ethernet the portal and the DNS responder use the address DHCP gave the interface instead. */
 #define DEMO_AP_IP "192.168.4.1"
 
 /* Priority of the tasks that wait in socket calls (the loop, esp_http_server, the console). On a chip they block
@@ -86,6 +88,7 @@ typedef struct {
     int start_rc;
     int prepared;                 /* atomic: OTA prepare ran (it stops for good) */
     char portal_url[48];
+    char device_ip[16];           /* the portal's and the DNS responder's address; "" = none (captive portal off) */
 #if CONFIG_DEMO_HTTPD_ADAPTER
     httpd_handle_t httpd;
 #endif
@@ -350,9 +353,10 @@ static void httpd_resume(tc_app_t *app, void *user)
 static void start_dns(void)
 {
     tc_dns_server_config_t dc = TC_DNS_SERVER_DEFAULT_CONFIG();
-    dc.bind_ip = DEMO_AP_IP; /* answer on the soft-AP's address only, never on the station side */
+    /* Answer on the device's address only: the soft-AP's (never on the station side), or the Ethernet interface's. */
+    dc.bind_ip = s_demo.device_ip;
     dc.port = 53;
-    dc.answer_ip = DEMO_AP_IP;
+    dc.answer_ip = s_demo.device_ip;
 #if CONFIG_DEMO_CAPTIVE_MODE_ONLINE
     /* Windows' online check also resolves this name and compares the address. */
     static const tc_dns_override_t ncsi[] = {{.name = "dns.msftncsi.com", .ipv4 = {131, 107, 255, 255}}};
@@ -360,7 +364,9 @@ static void start_dns(void)
     dc.noverrides = 1;
 #endif
     int rc = tc_dns_server_start(s_demo.loop, &dc, &s_demo.dns);
-    tc_esp_check(rc, TAG, "DNS responder");
+    if (tc_esp_check(rc, TAG, "DNS responder") == ESP_OK) {
+        ESP_LOGI(TAG, "DNS responder on %s:53: every name is %s", s_demo.device_ip, s_demo.device_ip);
+    }
 }
 #endif
 
@@ -403,6 +409,11 @@ static int start_services(void)
     tc_esp_check(tc_http_route(http, TC_HTTP_POST, "/api/ota-prepare", route_ota_prepare, NULL), TAG,
                  "route /api/ota-prepare");
 #if CONFIG_DEMO_CAPTIVE_PORTAL
+    if (s_demo.device_ip[0] == '\0') {
+        /* Ethernet without an address yet (DHCP went on past start_eth()'s wait): nothing to point clients at. */
+        ESP_LOGW(TAG, "no address for the captive portal: portal and DNS responder off");
+        return TC_OK;
+    }
     tc_captive_config_t cc = TC_CAPTIVE_DEFAULT_CONFIG();
 #if CONFIG_DEMO_CAPTIVE_MODE_ONLINE
     cc.mode = TC_CAPTIVE_ONLINE;
@@ -410,11 +421,19 @@ static int start_services(void)
     cc.mode = TC_CAPTIVE_PORTAL;
 #endif
     cc.portal_url = s_demo.portal_url;
-    cc.device_host = DEMO_AP_IP;
-    tc_esp_check(tc_captive_attach(http, &cc), TAG, "captive portal");
+    cc.device_host = s_demo.device_ip;
+#if CONFIG_DEMO_ETH
+    if (CONFIG_DEMO_CAPTIVE_DEVICE_HOST[0] != '\0') {
+        cc.device_host = CONFIG_DEMO_CAPTIVE_DEVICE_HOST; /* behind a port forward: the address the clients use */
+    }
 #endif
+    if (tc_esp_check(tc_captive_attach(http, &cc), TAG, "captive portal") == ESP_OK) {
+        ESP_LOGI(TAG, "captive portal (%s mode) at %s, own Host %s",
+                 cc.mode == TC_CAPTIVE_ONLINE ? "online" : "portal", cc.portal_url, cc.device_host);
+    }
 #if CONFIG_DEMO_DNS_SERVER
     start_dns();
+#endif
 #endif
     return TC_OK;
 }
@@ -651,6 +670,19 @@ static void start_eth(void)
 }
 #endif
 
+#if CONFIG_DEMO_CAPTIVE_PORTAL
+/* The captive portal's address: its URL, the device's own Host, the DNS responder's address and answer. */
+static void set_device_ip(const char *ip)
+{
+    snprintf(s_demo.device_ip, sizeof(s_demo.device_ip), "%s", ip);
+    if (CONFIG_DEMO_HTTP_PORT == 80) {
+        snprintf(s_demo.portal_url, sizeof(s_demo.portal_url), "http://%s/", ip);
+    } else {
+        snprintf(s_demo.portal_url, sizeof(s_demo.portal_url), "http://%s:%d/", ip, CONFIG_DEMO_HTTP_PORT);
+    }
+}
+#endif
+
 /* ---- lwIP's socket budget ---- */
 
 /* The most sockets the demo's services hold at once: every listener, every connection up to its server's limit
@@ -700,16 +732,20 @@ void app_main(void)
     if (ev != ESP_OK && ev != ESP_ERR_INVALID_STATE) {
         ESP_LOGE(TAG, "default event loop: %s", esp_err_to_name(ev));
     }
-    if (CONFIG_DEMO_HTTP_PORT == 80) {
-        snprintf(s_demo.portal_url, sizeof(s_demo.portal_url), "http://%s/", DEMO_AP_IP);
-    } else {
-        snprintf(s_demo.portal_url, sizeof(s_demo.portal_url), "http://%s:%d/", DEMO_AP_IP, CONFIG_DEMO_HTTP_PORT);
-    }
+#if CONFIG_DEMO_CAPTIVE_PORTAL && CONFIG_DEMO_WIFI
+    set_device_ip(DEMO_AP_IP); /* before the soft-AP starts: its DHCP server announces the portal URL */
+#endif
     check_sockets();
 #if CONFIG_DEMO_WIFI
     start_wifi();
 #elif CONFIG_DEMO_ETH
     start_eth();
+#if CONFIG_DEMO_CAPTIVE_PORTAL
+    char eth_ip[16];
+    if (demo_eth_ip(eth_ip, sizeof(eth_ip))) {
+        set_device_ip(eth_ip);
+    }
+#endif
 #endif
     s_demo.ready = xSemaphoreCreateBinary();
     if (s_demo.ready == NULL ||

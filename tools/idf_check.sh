@@ -46,7 +46,9 @@ CONFIG_DEMO_CLIENT_ENABLE=y"
 CONFIG_DEMO_HTTPD_ADAPTER=y
 CONFIG_DEMO_CLIENT_ENABLE=y
 CONFIG_DEMO_CLIENT_HOST=\"10.0.2.2\"
-CONFIG_TCP_CORE_BACKOFF_MAX_MS=2000"
+CONFIG_TCP_CORE_BACKOFF_MAX_MS=2000
+CONFIG_DEMO_CAPTIVE_PORTAL=y
+CONFIG_DEMO_CAPTIVE_DEVICE_HOST=\"127.0.0.1\""
     [emac]="CONFIG_DEMO_ETH_EMAC=y"
     [console-off]="CONFIG_DEMO_CONSOLE=n"
     [no-console-device]="CONFIG_ESP_CONSOLE_NONE=y"
@@ -160,8 +162,10 @@ qemu)
         { echo "qemu-system-riscv32 (Espressif's QEMU) is not on PATH" >&2; exit 2; }
     dir=$root/qemu-esp32c3
     # Ethernet over the OpenCores MAC, esp_http_server on, the client dialling 10.0.2.2 (QEMU's name for this
-    # machine's 127.0.0.1). pytest-embedded-qemu writes the flash image; pytest_tcp_core.py the eFuses (chip
-    # revision v0.3) and the QEMU network arguments (free 127.0.0.1 ports forwarded to the services).
+    # machine's 127.0.0.1), the captive portal in portal mode with its DNS responder on the interface's address
+    # (the clients reach the device's own pages as 127.0.0.1:PORT, its own Host there). pytest-embedded-qemu writes
+    # the flash image; pytest_tcp_core.py the eFuses (chip revision v0.3) and the QEMU network arguments (free
+    # 127.0.0.1 ports forwarded to the services, TCP, and UDP to the DNS responder's port 53).
     configure "$dir" esp32c3 qemu
     build_full "$dir" "esp32c3 qemu (OpenCores Ethernet)"
     [[ ! -f $dir/tcp_core_demo.bin ]] || sizes "$dir"
