@@ -6,6 +6,7 @@
  *     tc_loop_new(&g_loop);  loop_start();
  *     on_loop(fn, arg);      // runs fn(arg) on the loop thread and waits for it
  *     on_loop(echo_start_fn, NULL); int fd = echo_connect();   // g_server, g_port
+ *     stop_on_loop(h, 500, 2000);   // tc_handle_stop(h, 500, ...) on the loop thread, then wait for its callback
  *     loop_join();           // tc_loop_stop() and join; then tc_loop_free(g_loop)
  */
 #pragma once
@@ -14,8 +15,10 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "tc_err.h"
+#include "tc_handle.h"
 #include "tc_loop.h"
 #include "tc_tcp.h"
 
@@ -101,4 +104,46 @@ static int echo_connect(void)
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     CHECK(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "connect to the echo server");
     return fd;
+}
+
+/* ---- stopping a handle from the test thread ---- */
+
+static tc_handle_t *g_stop_handle; /* written by the test thread before on_loop(), then read on the loop thread */
+static uint32_t g_stop_deadline_ms;
+static int g_stop_done; /* loop thread */
+
+static inline void stop_done_cb(tc_handle_t *h, const tc_stop_report_t *report, void *user)
+{
+    (void)h;
+    (void)report;
+    (void)user;
+    g_stop_done = 1;
+}
+
+static inline void stop_start_fn(void *arg)
+{
+    (void)arg;
+    g_stop_done = 0;
+    int rc = tc_handle_stop(g_stop_handle, g_stop_deadline_ms, stop_done_cb, NULL);
+    CHECK(rc == TC_OK, "tc_handle_stop: %s", tc_err_name(rc));
+}
+
+static inline void stop_read_fn(void *arg)
+{
+    *(int *)arg = g_stop_done;
+}
+
+/* Stop handle h (deadline deadline_ms) on the running loop thread and wait, at most wait_ms, for its stop callback.
+ * Checks that it came; the loop thread keeps running (loop_join() ends it). */
+static inline void stop_on_loop(tc_handle_t *h, uint32_t deadline_ms, int wait_ms)
+{
+    g_stop_handle = h;
+    g_stop_deadline_ms = deadline_ms;
+    on_loop(stop_start_fn, NULL);
+    int done = 0;
+    for (int i = 0; i < wait_ms / 10 && !done; i++) { /* bounded */
+        usleep(10000);
+        on_loop(stop_read_fn, &done);
+    }
+    CHECK(done, "the handle did not report its stop within %d ms", wait_ms);
 }

@@ -60,26 +60,6 @@ static void start_fn(void *arg)
     g_http_port = tc_http_port(g_http);
 }
 
-static int g_stopped; /* loop thread */
-
-static void stopped(tc_handle_t *h, const tc_stop_report_t *report, void *user)
-{
-    (void)h;
-    (void)report;
-    (void)user;
-    g_stopped = 1;
-}
-
-static void stop_fn(void *arg)
-{
-    (void)arg;
-    CHECK_RC(tc_handle_stop(tc_http_handle(g_http), 0, stopped, NULL), TC_OK);
-}
-
-static void read_stopped(void *arg)
-{
-    *(int *)arg = g_stopped;
-}
 
 /* One request on its own connection; the answer's head (up to the blank line) into out. */
 static void ask(const char *request, char *out, size_t cap)
@@ -159,13 +139,7 @@ int main(void)
         tc_check_tally(check_row(&k_rows[i]));
     }
     tc_check_row = NULL;
-    on_loop(stop_fn, NULL);
-    int done = 0;
-    for (int i = 0; i < 500 && !done; i++) { /* bounded: 5 s */
-        usleep(10000);
-        on_loop(read_stopped, &done);
-    }
-    CHECK(done, "the server did not stop");
+    stop_on_loop(tc_http_handle(g_http), 0, 5000);
     loop_join();
     tc_loop_free(g_loop);
     tc_http_cors_free(g_default);

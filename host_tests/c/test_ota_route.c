@@ -40,7 +40,6 @@ static tc_ota_sink_t g_file; /* the host file sink the test's sink wraps */
 static int g_hold;       /* prepare does not report (the upload stays "preparing") */
 static int g_prepare_rc; /* prepare's return code */
 static int g_begin_rc;   /* TC_OK: the file sink begins; else begin refuses with it */
-static int g_stopped;
 
 static int prepare(tc_ota_t *ota, uint32_t deadline_ms, void *user)
 {
@@ -81,24 +80,6 @@ static void start_fn(void *arg)
     g_port = tc_http_port(g_http);
 }
 
-static void stopped(tc_handle_t *h, const tc_stop_report_t *report, void *user)
-{
-    (void)h;
-    (void)report;
-    (void)user;
-    g_stopped = 1;
-}
-
-static void stop_fn(void *arg)
-{
-    (void)arg;
-    CHECK_RC(tc_handle_stop(tc_http_handle(g_http), 0, stopped, NULL), TC_OK);
-}
-
-static void read_stopped(void *arg)
-{
-    *(int *)arg = g_stopped;
-}
 
 static void set_int(int *p, int v)
 {
@@ -293,13 +274,7 @@ int main(void)
     close(fd);
     check_whole(&a, "HTTP/1.1 200", "/firmware.bin\"}\n", "5 reboot");
 
-    on_loop(stop_fn, NULL);
-    int done = 0;
-    for (int i = 0; i < 500 && !done; i++) { /* bounded: 5 s */
-        usleep(10000);
-        on_loop(read_stopped, &done);
-    }
-    CHECK(done, "the server did not stop");
+    stop_on_loop(tc_http_handle(g_http), 0, 5000);
     loop_join();
     tc_ota_free(g_ota);
     tc_loop_free(g_loop);

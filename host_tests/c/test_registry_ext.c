@@ -72,26 +72,6 @@ static const tc_sock_info_t *find_external(const snap_t *sn, const char *owner)
 
 /* ---- a real TCP connection: tc_loop_thread.h's echo server, its kernel client socket as the "external" one ---- */
 
-static int g_stopped;
-
-static void server_stopped(tc_handle_t *h, const tc_stop_report_t *r, void *user)
-{
-    (void)h;
-    (void)r;
-    (void)user;
-    g_stopped = 1;
-}
-
-static void server_stop_fn(void *arg)
-{
-    (void)arg;
-    CHECK(tc_handle_stop(tc_server_handle(g_server), 500, server_stopped, NULL) == TC_OK, "tc_handle_stop");
-}
-
-static void stopped_fn(void *arg)
-{
-    *(int *)arg = g_stopped;
-}
 
 /* ---- scenarios ---- */
 
@@ -236,12 +216,7 @@ int main(void)
     tc_ext_sock_t *last = NULL;
     CHECK(tc_ext_sock_open(g_loop, fd, "ext-last", &last) == TC_OK, "open last");
     close(fd);
-    on_loop(server_stop_fn, NULL);
-    for (int i = 0, stopped = 0; !stopped; i++) {
-        CHECK(i < 200, "the echo server did not stop");
-        usleep(10000);
-        on_loop(stopped_fn, &stopped);
-    }
+    stop_on_loop(tc_server_handle(g_server), 500, 2000);
     loop_join();
     CHECK(tc_loop_free(g_loop) == TC_EBUSY, "tc_loop_free must refuse while an external socket is tracked");
     tc_ext_sock_close(last);
