@@ -130,6 +130,14 @@ def test_table_follows_a_client_that_connects_and_leaves(page: Any, app: App) ->
         me = "{}:{}".format(*s.getsockname()[:2])
         row = f'#socks tbody tr[data-peer="{me}"]'
         page.wait_for_selector(row, timeout=WAIT_MS)
+        # The row can first come from an event sampled between the accept and the echo (one every events_ms): the
+        # counters are the next event's. Waiting for them bounds the race; a counter that never moves still fails.
+        page.wait_for_function(
+            "sel => { const c = document.querySelectorAll(sel + ' td');"
+            " return c.length > 9 && c[8].textContent !== '0 B' && c[9].textContent !== '0 B'; }",
+            arg=row,
+            timeout=WAIT_MS,
+        )
         cells = page.locator(row).locator("td").all_text_contents()
         assert cells[1] == "accepted" and cells[2] == "echo" and cells[3] == "echo"
         assert cells[8] == "9 B" and cells[9] == "9 B"  # bytes in and out of this very connection
@@ -148,9 +156,13 @@ def test_table_follows_a_client_that_connects_and_leaves(page: Any, app: App) ->
 def test_preview_shows_frames(page: Any, app: App) -> None:
     page.click("#pvb")
     page.wait_for_function("+document.getElementById('frames').textContent >= 5", timeout=WAIT_MS)
-    # The last frame decoded as an image: the demo frames are 96x72 JPEGs.
-    size = page.evaluate("[document.getElementById('pv').naturalWidth, document.getElementById('pv').naturalHeight]")
-    assert size == [96, 72]
+    # A frame decoded as an image and shown: the demo frames are 96x72 JPEGs.
+    shown = page.wait_for_function(
+        "(() => { const i = document.getElementById('pv');"
+        " return i.complete && i.naturalWidth ? [i.naturalWidth, i.naturalHeight] : null })()",
+        timeout=WAIT_MS,
+    )
+    assert shown.json_value() == [96, 72]
     # The preview is a viewer like any other: the registry names its connection's role "stream".
     page.wait_for_function("+document.getElementById('viewers').textContent >= 1", timeout=WAIT_MS)
     page.wait_for_selector('#socks tbody tr[data-role="stream"]', timeout=WAIT_MS)
