@@ -60,7 +60,6 @@ static void start_fn(void *arg)
     g_http_port = tc_http_port(g_http);
 }
 
-
 /* One request on its own connection; the answer's head (up to the blank line) into out. */
 static void ask(const char *request, char *out, size_t cap)
 {

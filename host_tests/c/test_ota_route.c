@@ -80,7 +80,6 @@ static void start_fn(void *arg)
     g_port = tc_http_port(g_http);
 }
 
-
 static void set_int(int *p, int v)
 {
     *p = v;

@@ -72,7 +72,6 @@ static const tc_sock_info_t *find_external(const snap_t *sn, const char *owner)
 
 /* ---- a real TCP connection: tc_loop_thread.h's echo server, its kernel client socket as the "external" one ---- */
 
-
 /* ---- scenarios ---- */
 
 static void test_open_flags_close(int fd)
