@@ -18,6 +18,7 @@ import pytest
 import tcp_core
 from conftest import connect, open_fds, recv_exact, wait_until
 from tcp_core import Client, Handler, Loop, Server
+from tcp_core.app import App
 
 
 def _echo_roundtrip(s: socket.socket, payload: bytes) -> bytes:
@@ -196,6 +197,47 @@ def test_idle_timeout_closes_only_idle_connections(loop: Loop, server_host: str)
     idle.close()
     busy.close()
     srv.stop(500)
+
+
+def _loop_sleeps(loop: Loop) -> int:
+    """How often the loop's thread has gone to sleep so far (each wait for events that blocked counts once)."""
+    with open(f"/proc/self/task/{loop._thread.native_id}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("voluntary_ctxt_switches"))
+
+
+def test_idle_servers_do_not_wake_the_loop(loop: Loop, server_host: str) -> None:
+    # A device should sleep while nobody talks to it. With nothing to time (no head, body, session or stream), the
+    # HTTP server's sweep and the idle-timeout sweep are not armed: the loop waits for events without a timeout, so
+    # its thread sleeps once and is not woken again. (It woke 11 times a second before, whatever the load.) Held
+    # keep-alive and echo connections only arm the idle sweep for when the first of them can time out (60 s here).
+    a = App(loop, server_host, echo_port=0, http_port=0)
+    srv = Server(loop, server_host, 0, name="echo", idle_timeout_ms=60_000)
+    keep = connect(a.host, a.http_port)
+    keep.sendall(b"GET /api/status HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert keep.recv(65536).startswith(b"HTTP/1.1 200")
+    echo = connect(server_host, srv.port)
+    echo.sendall(b"x")
+    assert recv_exact(echo, 1) == b"x"
+    # The answers are out; the HTTP sweep releases the idle record on its next pass (100 ms) and then stops; a window of
+    # 2 s without a wake-up is asked for (bounded: 12 s).
+    deadline = time.monotonic() + 12
+    before = _loop_sleeps(loop)
+    while time.monotonic() < deadline:
+        time.sleep(2.0)
+        now = _loop_sleeps(loop)
+        if now == before:
+            break
+        before = now
+    assert now == before, "the loop kept waking with every client idle"
+    # Still serving: both idle connections answer at once.
+    keep.sendall(b"GET /api/status HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert keep.recv(65536).startswith(b"HTTP/1.1 200")
+    echo.sendall(b"y")
+    assert recv_exact(echo, 1) == b"y"
+    keep.close()
+    echo.close()
+    srv.stop(500)
+    a.stop(500)
 
 
 class _Recorder(Handler):

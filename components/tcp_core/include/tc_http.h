@@ -57,7 +57,10 @@ typedef struct {
     uint32_t idle_timeout_ms;    /**< keep-alive connections with no request close after this. WebSockets, SSE and
                                       streams are exempt: pings with a pong deadline keep WebSockets, heartbeats SSE,
                                       and a stream whose queued bytes have not moved for this long is ended */
-    uint32_t head_timeout_ms;    /**< a request head must be complete this long after its first byte (408) */
+    uint32_t head_timeout_ms;    /**< a request head must be complete this long after its first byte (408).
+                                      Heads, bodies, sessions and streams are checked every 100 ms while any
+                                      exists; a server with none (only idle keep-alives, or no client) does not
+                                      wake its loop */
     uint32_t max_uri;            /**< request-target bytes (414 beyond) */
     uint32_t max_head;           /**< request head bytes (431 beyond) */
     uint32_t max_headers;        /**< header fields (431 beyond) */

@@ -130,7 +130,9 @@ typedef struct {
     size_t low_water;        /**< resume reading (TC_EV_DRAINED) at or below this */
     size_t queue_max;        /**< tc_conn_send() refuses past this (TC_ELIMIT); tc_conn_sendv() lets one larger
                                   message through when the queue is at or below low_water */
-    uint32_t idle_timeout_ms; /**< close after this long without traffic (0 = never); RST under peer-first */
+    uint32_t idle_timeout_ms; /**< close after this long without traffic (0 = never); RST under peer-first. A
+                                   server's check runs when its next connection can time out, never while it has
+                                   none: an idle server does not wake its loop */
     tc_close_policy_t close_policy; /**< policy for closes this side starts (idle, stop, tc_conn_close default) */
     uint32_t linger_ms;      /**< flush / wait-for-peer deadline of graceful and peer-first closes */
     bool nodelay;            /**< TCP_NODELAY (true: small writes leave at once) */

@@ -844,6 +844,8 @@ static void hconn_release_idle(hconn_t *hc)
     }
 }
 
+static void sweep_wake(tc_http_t *h);
+
 static void http_conn_cb(tc_conn_t *c, tc_event_t ev, const void *data, size_t len, void *user)
 {
     tc_http_t *h = user;
@@ -859,6 +861,7 @@ static void http_conn_cb(tc_conn_t *c, tc_event_t ev, const void *data, size_t l
         if (hc == NULL && (hc = hconn_new(c)) == NULL) {
             return;
         }
+        sweep_wake(h);
         if (hc->state == HC_DONE) {
             return;
         }
@@ -954,11 +957,15 @@ static void body_rate_check(tc_http_t *h, hconn_t *hc, uint64_t now)
     req->win_base = req->body_total;
 }
 
+/* The sweep runs while some connection has something to time (a head, a body, a WebSocket, a stream, a handler, an
+ * idle record to release); otherwise it sleeps until the next input (sweep_wake), so an idle server and one holding
+ * only idle keep-alives do not wake the loop (a device can sleep; 10k idle connections cost no CPU). */
 static int64_t sweep_cb(tc_timer_t *t, void *user)
 {
     (void)t;
     tc_http_t *h = user;
     uint64_t now = tc_loop_now(h->loop);
+    unsigned busy = 0;
     for (tc_conn_t *c = h->srv ? tc__server_conns(h->srv) : NULL; c; c = tc__conn_next(c)) {
         hconn_t *hc = tc_conn_data(c);
         if (hc == NULL || tc_conn_is_closing(c)) {
@@ -975,8 +982,16 @@ static int64_t sweep_cb(tc_timer_t *t, void *user)
         } else if (hc->state == HC_STREAM) {
             tc__stream_liveness(h, hc, now);
         }
+        busy += tc_conn_data(c) != NULL && !tc_conn_is_closing(c);
     }
-    return SWEEP_MS;
+    return busy > 0 || h->h.stopping ? SWEEP_MS : TC_TIMER_STOP;
+}
+
+static void sweep_wake(tc_http_t *h)
+{
+    if (h->sweep.heap_index < 0) {
+        tc__timer_arm(&h->sweep, SWEEP_MS); /* out of memory: tried again at the next input */
+    }
 }
 
 /* ---- server ---- */
@@ -1016,7 +1031,6 @@ int tc_http_start(tc_loop_t *loop, const tc_http_config_t *cfg, tc_http_t **out)
         return rc;
     }
     tc__timer_init(loop, &h->sweep, sweep_cb, h);
-    tc__timer_arm(&h->sweep, SWEEP_MS);
     tc__handles_add(loop, 1);
     *out = h;
     return TC_OK;

@@ -13,6 +13,8 @@
 #include "tc_internal.h"
 #include "tc_resolve.h"
 
+#define TIMER_HEAP_INITIAL 16 /* armed timers before the heap grows: a few per server, one per closing connection */
+
 typedef struct tc_post tc_post_t;
 struct tc_post {
     tc_post_t *next;
@@ -322,7 +324,7 @@ int tc__timer_arm(tc_timer_t *t, uint64_t delay_ms)
     tc_loop_t *loop = t->loop;
     tc__timer_disarm(t);
     if (loop->nheap == loop->capheap) {
-        int cap = loop->capheap ? loop->capheap * 2 : 16;
+        int cap = loop->capheap * 2;
         tc_timer_t **h = tc_realloc(loop->heap, (size_t)cap * sizeof(*h));
         if (h == NULL) {
             return TC_ENOMEM;
@@ -507,8 +509,13 @@ int tc_loop_new(tc_loop_t **out)
     }
     loop->rbuf_size = TC_CFG_READ_BUF_SIZE;
     loop->rbuf = tc_malloc(loop->rbuf_size + TC_CFG_SEND_GATHER_SIZE); /* the send gather buffer follows it */
-    int rc = loop->rbuf ? tc_sock_wake_open(&loop->wake_r, &loop->wake_w) : TC_ENOMEM;
+    /* The timer heap from the start: servers arm their sweeps only while they have something to time, and a sweep
+     * that wakes must not need memory (nor make the loop's heap figure move when it does). */
+    loop->capheap = TIMER_HEAP_INITIAL;
+    loop->heap = tc_malloc((size_t)loop->capheap * sizeof(*loop->heap));
+    int rc = loop->rbuf && loop->heap ? tc_sock_wake_open(&loop->wake_r, &loop->wake_w) : TC_ENOMEM;
     if (rc != TC_OK) {
+        tc_free(loop->heap);
         tc_free(loop->rbuf);
         tc_free(loop);
         return rc;
@@ -528,6 +535,7 @@ int tc_loop_new(tc_loop_t **out)
         tc_sock_evset_close(loop->evset);
         tc_free(loop->pfds);
         tc_free(loop->ios);
+        tc_free(loop->heap);
         tc_free(loop->rbuf);
         tc_free(loop);
         return rc;

@@ -876,21 +876,28 @@ static int64_t server_timer_cb(tc_timer_t *t, void *user)
         tc__io_set(loop, &s->io, TC_POLLIN); /* back from an accept pause (out of descriptors) */
     }
     uint32_t idle = s->owner.cfg.idle_timeout_ms;
-    if (idle) {
+    if (idle && s->owner.count > 0) {
         uint64_t now = tc_loop_now(loop);
+        uint64_t wait = UINT64_MAX; /* until the next connection can have been idle for idle_timeout_ms */
         for (tc_conn_t *c = tc__server_conns(s); c; c = tc__conn_next(c)) {
             /* Long-lived sessions (WebSocket, SSE, streams) are quiet by nature: their owner checks liveness. */
-            if (now - tc__conn_active_ms(c) >= idle && !(c->flags & CF_CLOSING) &&
-                !tc_role_is_long_lived(c->reg.role)) {
-                /* An idle peer will not send the FIN that peer-first waits for (it does not know it should), and our
-                 * own FIN would leave TIME-WAIT here: an idle connection is reset, which leaves TIME-WAIT nowhere. */
-                tc_close_policy_t how = s->owner.cfg.close_policy;
-                conn_close_req(c, how == TC_CLOSE_PEER_FIRST ? TC_CLOSE_ABORT : how, TC_REASON_IDLE);
+            if ((c->flags & CF_CLOSING) || tc_role_is_long_lived(c->reg.role)) {
+                continue;
             }
+            uint64_t quiet = now - tc__conn_active_ms(c);
+            if (quiet < idle) {
+                wait = idle - quiet < wait ? idle - quiet : wait;
+                continue;
+            }
+            /* An idle peer will not send the FIN that peer-first waits for (it does not know it should), and our
+             * own FIN would leave TIME-WAIT here: an idle connection is reset, which leaves TIME-WAIT nowhere. */
+            tc_close_policy_t how = s->owner.cfg.close_policy;
+            conn_close_req(c, how == TC_CLOSE_PEER_FIRST ? TC_CLOSE_ABORT : how, TC_REASON_IDLE);
         }
-        uint32_t tick = idle / 4;
-        return tick < 10 ? 10 : tick > 1000 ? 1000 : tick;
+        /* Only sessions or closing connections left: look again in a second (a role can change). */
+        return wait == UINT64_MAX ? 1000 : wait < 10 ? 10 : (int64_t)wait;
     }
+    /* Nothing to time: the sweep sleeps until the next accept (an idle device does not wake for it). */
     return TC_TIMER_STOP;
 }
 
@@ -981,6 +988,9 @@ static void server_accept(tc_io_t *io, int revents)
         c->reg.state = TC_STATE_OPEN;
         c->flags |= CF_OPENED;
         conn_update_events(c);
+        if (s->owner.cfg.idle_timeout_ms && s->timer.heap_index < 0) {
+            tc__timer_arm(&s->timer, s->owner.cfg.idle_timeout_ms); /* the idle sweep wakes with the first */
+        }
         emit(c, TC_EV_OPEN, NULL, over);
     }
 }
@@ -1069,9 +1079,6 @@ int tc_server_start(tc_loop_t *loop, const tc_server_config_t *cfg, tc_server_t 
     tc_sock_local_addr(fd, &s->reg.addr);
     s->port = s->reg.addr.port;
     s->listening = 1;
-    if (cfg->conn.idle_timeout_ms) {
-        tc__timer_arm(&s->timer, 10);
-    }
     tc__handles_add(loop, 1);
     *out = s;
     return TC_OK;
