@@ -240,6 +240,27 @@ MALFORMED = [
         426,
     ),
     (
+        "WebSocket upgrade by HEAD",
+        "RFC 6455 4.2.1: a GET",
+        b"HEAD /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        405,
+    ),
+    (
+        "WebSocket upgrade over HTTP/1.0",
+        "RFC 6455 4.2.1: HTTP/1.1 or higher",
+        b"GET /ws HTTP/1.0\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        400,
+    ),
+    (
+        "WebSocket upgrade with Connection and Upgrade on two lines each",
+        "RFC 9110 5.3: repeated fields are one list",
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\nUpgrade: websocket\r\nConnection: keep-alive\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        101,
+    ),
+    (
         "malformed Sec-WebSocket-Protocol",
         "esp_http_server: crash on a malformed subprotocol list",
         b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
@@ -258,6 +279,24 @@ def test_malformed_request(app: App, name: str, source: str, raw: bytes, expecte
         assert b"Sec-WebSocket-Protocol" not in resp  # no subprotocol is selected from garbage
     # The server keeps serving everyone else.
     assert requests.get(base(app) + "/api/status", timeout=5).status_code == 200
+
+
+def test_expect_100_continue_is_answered_before_the_body(app: App) -> None:
+    """RFC 9110 10.1.1: a client that sends `Expect: 100-continue` waits for 100 before its body (curl waits 1 s,
+    some clients until their own timeout); too large a body is refused at once instead."""
+    body = b"u" * 20_000
+    with connect(app.host, app.http_port) as s:
+        s.sendall(
+            b"POST /api/upload HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body)
+        )
+        s.settimeout(10)  # the server sent nothing at all before: this recv timed out
+        assert recv_exact(s, 25) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        s.sendall(body)
+        assert s.recv(4096).startswith(b"HTTP/1.1 200"), "the final answer after the body"
+    with connect(app.host, app.http_port) as s:
+        s.sendall(b"POST /api/echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 999999999\r\n\r\n")
+        s.settimeout(10)
+        assert s.recv(4096).startswith(b"HTTP/1.1 413"), "refused at once, without a 100 first"
 
 
 # ---- WebSocket ----
@@ -296,6 +335,29 @@ def test_websocket_message_too_big_is_1009(app: App) -> None:
             ws.send(b"x" * 100_000)
             ws.recv(timeout=5)
     assert exc.value.rcvd is not None and exc.value.rcvd.code == 1009
+
+
+def test_websocket_messages_under_the_limit_sent_back_to_back_all_come_back(app: App) -> None:
+    """Messages of 3/4 of ws_max_message (16384) sent without waiting: a read that completes one frame brings most of
+    the next. The bound is on a frame, not on that read: every message is echoed (they were closed with 1009)."""
+    size = 12_000
+    msgs = [bytes([i]) * size for i in range(12)]  # under the client's default queue of 16 received messages
+    with ws_connect(ws_url(app), open_timeout=5, max_size=None) as ws:
+        for m in msgs:
+            ws.send(m)
+        assert [ws.recv(timeout=10) for _ in msgs] == msgs
+    # The same as raw frames in one write, so that the server's reads split them at arbitrary points.
+    mask = b"\x0f\x1e\x2d\x3c"
+    frames = b"".join(
+        bytes([0x82, 0xFE]) + struct.pack("!H", size) + mask + bytes(b ^ mask[k % 4] for k, b in enumerate(m))
+        for m in msgs
+    )
+    with _ws_raw(app) as s:
+        s.sendall(frames)
+        s.settimeout(10)
+        for m in msgs:
+            assert recv_exact(s, 4) == bytes([0x82, 0x7E]) + struct.pack("!H", size)
+            assert recv_exact(s, size) == m
 
 
 def _ws_raw(app: App) -> socket.socket:
@@ -360,6 +422,26 @@ def test_websocket_protocol_errors(app: App, name: str, source: str, frame: byte
         s.sendall(frame)
         assert _close_code(s) == code, f"{name} ({source})"
     assert requests.get(base(app) + "/api/status", timeout=5).status_code == 200
+
+
+def test_websocket_frames_sent_with_the_handshake_are_answered(app: App) -> None:
+    """A client that does not wait for the 101 (RFC 6455 4.1 says it should) sends its first frames in the handshake's
+    segment: they are answered at once, not when its next bytes happen to arrive."""
+    with connect(app.host, app.http_port) as s:
+        s.sendall(
+            b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+            + _masked(0x81, b"one")
+            + _masked(0x89, b"p")
+        )
+        s.settimeout(5)
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            buf += s.recv(4096)
+        assert buf.startswith(b"HTTP/1.1 101"), buf
+        rest = buf.partition(b"\r\n\r\n")[2]
+        want = bytes([0x81, 3]) + b"one" + bytes([0x8A, 1]) + b"p"
+        assert rest + recv_exact(s, len(want) - len(rest)) == want
 
 
 def test_websocket_two_byte_masked_header_waits(app: App) -> None:

@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -185,6 +186,85 @@ def test_stream_viewer_that_stopped_reading_is_ended_by_progress(loop: Loop, ser
         assert gone, "the stuck viewer is still served"
         next(it)  # the reading viewer is still served
     stuck.close()
+    a.stop(500)
+
+
+def _small_window_connect(host: str, port: int) -> socket.socket:
+    """A client with an 8 KB receive buffer, set before connecting: set afterwards it shrinks a window already
+    offered, the kernel drops what lwIP had sent into it, and lwIP's retransmissions back off for seconds."""
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+    s.settimeout(5)
+    s.connect((host, port))
+    return s
+
+
+def _read_slowly(s: socket.socket, seconds: float) -> int:
+    """Read about 50 KB/s (1 KB every 20 ms) for `seconds`; the bytes read. Fails if the server ends the stream."""
+    s.settimeout(5)
+    got = 0
+    t_end = time.monotonic() + seconds
+    while time.monotonic() < t_end:
+        chunk = s.recv(1024)
+        assert chunk, f"ended by the server after {got} bytes read slowly"
+        got += len(chunk)
+        time.sleep(0.02)
+    return got
+
+
+def test_slow_stream_viewer_behind_a_large_send_buffer_is_not_ended(loop: Loop, server_host: str) -> None:
+    """A viewer reading steadily but slower than the stream (5 MB/s offered, ~50 KB/s read) with Linux's send
+    buffer between them: our queue does not move for long stretches while the kernel's drains, but the viewer's
+    stack keeps acknowledging, so it is alive and stays (it was ended after the idle timeout). One that stops
+    reading is still ended once its stack takes nothing more."""
+    a = _liveness_app(loop, server_host, http_idle_timeout_ms=1000, stream_fps=50, stream_frame_bytes=100_000)
+    s = _small_window_connect(a.host, a.http_port)
+    s.sendall(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+    port = s.getsockname()[1]
+    assert _read_slowly(s, 4.0) > 0
+    assert any(e.peer.endswith(f":{port}") for e in loop.registry())
+    # Stops reading: its window fills, nothing more is acknowledged, and the idle timeout ends it.
+    assert wait_until(lambda: not any(e.peer.endswith(f":{port}") for e in loop.registry()), 20), loop.registry()
+    s.close()
+    a.stop(500)
+
+
+def test_slow_websocket_subscriber_is_not_declared_dead_while_its_stack_acknowledges(
+    loop: Loop, server_host: str
+) -> None:
+    """A /ws/all subscriber that reads about 50 KB/s while a publisher floods the route: the server's ping waits
+    behind everything queued for it, longer than the pong deadline, yet the subscriber's stack acknowledges all the
+    while: it stays (it was reset at the pong deadline). Once it stops reading it is declared dead."""
+    a = _liveness_app(loop, server_host, ws_pong_timeout_ms=1000)
+    sub = _small_window_connect(a.host, a.http_port)
+    sub.sendall(
+        b"GET /ws/all HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
+    read_response_head(sub, bytearray())
+    port = sub.getsockname()[1]
+    with ws_connect(f"ws://{a.host}:{a.http_port}/ws/all", open_timeout=5, max_size=None) as pub:
+        done = threading.Event()
+
+        def publish() -> None:
+            while not done.is_set():
+                pub.send(b"p" * 8000)
+                while True:  # the publisher is a subscriber too: keep its own copies drained
+                    try:
+                        pub.recv(timeout=0.005)
+                    except TimeoutError:
+                        break
+
+        t = threading.Thread(target=publish, daemon=True)
+        t.start()
+        try:
+            assert _read_slowly(sub, 4.0) > 0
+        finally:
+            done.set()
+            t.join(10)
+    assert any(e.peer.endswith(f":{port}") for e in loop.registry())
+    assert wait_until(lambda: not any(e.peer.endswith(f":{port}") for e in loop.registry()), 20), loop.registry()
+    sub.close()
     a.stop(500)
 
 

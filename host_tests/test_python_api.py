@@ -4,6 +4,7 @@ names come from C's tables, and the one HTTP response-head reader."""
 from __future__ import annotations
 
 import socket
+import threading
 
 import pytest
 
@@ -11,6 +12,7 @@ import tcp_core
 from conftest import connect, recv_exact, wait_until
 from tcp_core import Client, ClosedError, Loop, Server
 from tcp_core.app import App
+from tcp_core.core import Stoppable
 from tcp_core.httphead import read_response_head
 from tcp_core.testing import http_request
 
@@ -54,6 +56,33 @@ def test_with_app_stops_every_service(loop: Loop, server_host: str) -> None:
     with pytest.raises(ClosedError, match="services are stopped"):
         app.status()
     assert loop.registry() == []
+
+
+def test_two_threads_stopping_at_once_get_the_same_report(loop: Loop, server_host: str) -> None:
+    """Ctrl-C while another thread handles /api/stop: the second stop waits for the first and returns its report
+    (it raised ClosedError 181 times in 200)."""
+    for _ in range(10):
+        objs: list[Stoppable] = [
+            App(loop, server_host, echo_port=0, http_port=0),
+            Server(loop, server_host, 0),
+        ]
+        srv = objs[1]
+        assert isinstance(srv, Server)
+        objs.append(Client(loop, server_host, srv.port))
+        for obj in reversed(objs):  # the client before its server
+            barrier = threading.Barrier(2)
+            reports: list[object] = []
+
+            def stop(o: Stoppable = obj, b: threading.Barrier = barrier, out: list[object] = reports) -> None:
+                b.wait(5)
+                out.append(o.stop(500))
+
+            threads = [threading.Thread(target=stop) for _ in range(2)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(15)
+            assert len(reports) == 2 and reports[0] is reports[1], (obj, reports)
 
 
 def test_with_loop_stops_what_it_owns(backend: str) -> None:

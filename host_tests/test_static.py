@@ -32,6 +32,10 @@ def www(tmp_path: Path) -> Path:
     (d / "app.js").write_text("console.log(1)" * 100)
     (d / "app.js.gz").write_bytes(gzip.compress((d / "app.js").read_bytes()))
     (d / "sub" / "index.html").write_text("sub index")
+    (d / "my dir").mkdir()
+    (d / "my dir" / "index.html").write_text("spaced index")
+    (d / "a?b").mkdir()
+    (d / "a?b" / "index.html").write_text("question index")
     (d / "big.bin").write_bytes(os.urandom(3 << 20))
     (d / "data.json").write_text('{"a": 1}')
     (tmp_path / "secret.txt").write_text("outside the root")
@@ -95,6 +99,27 @@ def test_gzip_sibling_only_when_accepted(app: App, www: Path) -> None:
     assert "content-encoding" not in r.headers and r.content == plain
     r = requests.get(base(app) + "/app.js", headers={"Accept-Encoding": "gzip;q=0, br"}, timeout=10)
     assert "content-encoding" not in r.headers
+
+
+@pytest.mark.parametrize(
+    ("accept", "gzip"),
+    [
+        ("gzip", True),
+        ("GZIP", True),
+        ("br, gzip;q=0.5", True),
+        ("gzip;q=0.001", True),
+        ("gzip; q=1.0", True),
+        ("gzip; q=0", False),
+        ("gzip ;q=0.000", False),
+        ("gzip;Q=0", False),
+        ("gzipx", False),
+        ("x-gzip", False),
+        ("*", False),
+    ],
+)
+def test_gzip_weights_as_rfc_9110_writes_them(app: App, accept: str, gzip: bool) -> None:
+    r = requests.get(base(app) + "/app.js", headers={"Accept-Encoding": accept}, timeout=10)
+    assert r.status_code == 200 and (r.headers.get("content-encoding") == "gzip") == gzip, r.headers
 
 
 def test_ranges(app: App, www: Path) -> None:
@@ -185,6 +210,104 @@ def test_large_file_streams_to_a_slow_reader_with_bounded_memory(app: App, www: 
     assert out == data
     peak = tcp_core.alloc_stats(backend).bytes_peak - before
     assert peak < 256 * 1024, f"heap peak grew {peak} bytes for a {len(data)}-byte file"
+
+
+@pytest.mark.parametrize(
+    ("target", "location", "index"),
+    [
+        (b"/sub", b"/sub/", "sub index"),
+        (b"/my%20dir", b"/my%20dir/", "spaced index"),
+        (b"/a%3Fb", b"/a%3Fb/", "question index"),
+        (b"//sub", b"/sub/", "sub index"),
+        (b"/%2F%2Fsub", b"/sub/", "sub index"),
+    ],
+)
+def test_directory_redirect_location_is_encoded_and_stays_on_this_host(
+    app: App, target: bytes, location: bytes, index: str
+) -> None:
+    """ "dir" -> "dir/" is built from the decoded path, so it is encoded again: "/a%3Fb" went to "/a?b/" (a query:
+    404 after the redirect), "/my%20dir" to a Location with a raw space, and "//sub" to "//sub/", which a client
+    reads as the host "sub"."""
+    resp = raw_get(app, target)
+    head = resp.partition(b"\r\n\r\n")[0].split(b"\r\n")
+    assert head[0] == b"HTTP/1.1 301 Moved Permanently" and b"Location: " + location in head, head
+    r = requests.get(base(app) + location.decode(), timeout=5)  # where a browser goes next
+    assert r.status_code == 200 and r.text == index
+
+
+def _half_closed_exchange(app: App, request: bytes) -> tuple[bytes, bytes]:
+    """Send a request, shutdown(SHUT_WR) at once (`printf 'GET ...' | nc`), read to EOF: (head, body)."""
+    with connect(app.host, app.http_port) as s:
+        s.sendall(request)
+        s.shutdown(socket.SHUT_WR)
+        s.settimeout(10)
+        data = bytearray()
+        while chunk := s.recv(1 << 16):  # a reset raises: it must end with our FIN
+            data += chunk
+    head, _, body = bytes(data).partition(b"\r\n\r\n")
+    return head, body
+
+
+def _dechunk(body: bytes) -> bytes:
+    out, i = bytearray(), 0
+    while True:
+        j = body.index(b"\r\n", i)
+        n = int(body[i:j], 16)
+        if n == 0:
+            assert body[j + 2 :] == b"\r\n", "bytes after the last chunk"
+            return bytes(out)
+        out += body[j + 2 : j + 2 + n]
+        assert body[j + 2 + n : j + 4 + n] == b"\r\n"
+        i = j + 4 + n
+
+
+@pytest.mark.parametrize(
+    "request_head",
+    [
+        b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /big.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /big.bin HTTP/1.1\r\nHost: x\r\nRange: bytes=0-\r\n\r\n",
+        b"GET /big.bin HTTP/1.0\r\n\r\n",
+        b"GET /data.json HTTP/1.1\r\nHost: x\r\n\r\nGET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n",
+    ],
+    ids=["keep-alive", "close", "range", "http10", "pipelined"],
+)
+def test_client_that_half_closes_after_its_request_gets_the_whole_file(
+    app: App, www: Path, request_head: bytes
+) -> None:
+    """The FIN of a client that has said all it will say (shutdown(SHUT_WR) right after the request) does not cut
+    the answer: the whole 3 MB, then our FIN. (It got 12 KB to 300 KB, then an RST.)"""
+    before = app.loop.close_stats()
+    head, body = _half_closed_exchange(app, request_head)
+    data = (www / "big.bin").read_bytes()
+    if b"/data.json" in request_head:  # the first answer, then the second one's head
+        first = b'{"a": 1}'
+        assert body.startswith(first), body[:100]
+        head, _, body = body[len(first) :].partition(b"\r\n\r\n")
+    assert head.split(b"\r\n")[0] in (b"HTTP/1.1 200 OK", b"HTTP/1.1 206 Partial Content"), head
+    chunked = b"transfer-encoding: chunked" in head.lower()
+    assert chunked == (b"HTTP/1.1" in request_head and b"Range" not in request_head), head  # whole file over 1.1
+    assert (_dechunk(body) if chunked else body) == data
+    assert app.loop.close_stats().reset_sent == before.reset_sent
+
+
+def test_http10_streams_are_not_chunked(app: App, www: Path) -> None:
+    """RFC 9112 6.1: no Transfer-Encoding in an answer to an HTTP/1.0 request. A file, a chunked handler and SSE are
+    close-delimited for 1.0 clients instead (they were chunk-framed, which a 1.0 client saves as part of the body)."""
+    head, body = _half_closed_exchange(app, b"GET /big.bin HTTP/1.0\r\n\r\n")
+    assert b"transfer-encoding" not in head.lower() and body == (www / "big.bin").read_bytes(), head
+    head, body = _half_closed_exchange(app, b"GET /api/chunks HTTP/1.0\r\n\r\n")
+    assert b"transfer-encoding" not in head.lower() and body == b'{"pieces":[1,2,3]}\n', (head, body)
+    with connect(app.host, app.http_port) as s:
+        s.sendall(b"GET /api/live HTTP/1.0\r\n\r\n")
+        s.settimeout(5)
+        data = b""
+        while b"\n\n" not in data.partition(b"\r\n\r\n")[2]:
+            chunk = s.recv(4096)
+            assert chunk, data
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert b"transfer-encoding" not in head.lower() and body.startswith(b"data: {"), data[:300]
 
 
 def test_reader_that_leaves_mid_file_frees_the_stream(app: App, backend: str) -> None:

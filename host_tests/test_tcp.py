@@ -19,6 +19,7 @@ import tcp_core
 from conftest import connect, open_fds, recv_exact, wait_until
 from tcp_core import Client, Handler, Loop, Server
 from tcp_core.app import App
+from tcp_core.core import ClosePolicy
 
 
 def _echo_roundtrip(s: socket.socket, payload: bytes) -> bytes:
@@ -155,6 +156,7 @@ def test_max_conns_refuses_at_once(loop: Loop, server_host: str) -> None:
     a, b = connect(server_host, srv.port), connect(server_host, srv.port)
     assert _echo_roundtrip(a, b"1") == b"1"
     assert _echo_roundtrip(b, b"2") == b"2"
+    before = loop.close_stats()
     t0 = time.monotonic()
     try:
         # On lwIP the RST can overtake the end of the handshake: connect() itself then reports the reset.
@@ -165,6 +167,7 @@ def test_max_conns_refuses_at_once(loop: Loop, server_host: str) -> None:
         assert _is_closed_by_peer(c), "the connection over max_conns was not refused"
         c.close()
     assert time.monotonic() - t0 < 2.5, "refusal must be immediate, not a hang"
+    assert loop.close_stats().reset_sent - before.reset_sent == 1, "the refusal is an RST sent: counted as one"
     assert _echo_roundtrip(a, b"ok") == b"ok"
     assert _echo_roundtrip(b, b"ok") == b"ok"
     for s in (a, b):
@@ -297,6 +300,61 @@ def test_client_echoes_and_reconnects_with_backoff(loop: Loop, server_host: str,
     assert wait_until(lambda: cl.stats().connects == 2)
     cl.stop(500)
     remote2.stop(500)
+
+
+class _Dropper(Handler):
+    """A remote that accepts and at once closes every connection (with `how`), except the `keep`-th, which it holds
+    until the test closes it (`kept`)."""
+
+    def __init__(self, how: ClosePolicy, keep: int = 0) -> None:
+        self.how, self.keep, self.opens = how, keep, 0
+        self.kept: tcp_core.Connection | None = None
+
+    def on_open(self, conn: tcp_core.Connection) -> None:
+        self.opens += 1
+        if self.opens == self.keep:
+            self.kept = conn
+        else:
+            conn.close(self.how)
+
+
+@pytest.mark.parametrize("how", ["abort", "graceful"])
+def test_client_backs_off_from_a_peer_that_accepts_and_drops(loop: Loop, server_host: str, how: ClosePolicy) -> None:
+    """A server that accepts and drops at once (full, broken, a proxy without its upstream) is a failed attempt: the
+    delay keeps doubling and max_attempts gives up (the client reconnected every 100 ms forever)."""
+    remote = Server(loop, server_host, 0, handler=_Dropper(how), name="remote")
+    cl = Client(loop, server_host, remote.port, handler="echo", backoff_initial_ms=20, backoff_max_ms=160,
+                jitter_pct=0, max_attempts=4)  # fmt: skip
+    assert wait_until(lambda: cl.stats().failures == 4, timeout=10), cl.stats()
+    st = cl.stats()
+    # 20, 40, 80 ms, then it gave up. (An RST that overtakes the client's own view of the handshake makes that attempt
+    # a failed connect rather than a dropped session: a failure all the same, but not one of the connects.)
+    assert st.attempts == 4 and 1 <= st.connects <= 4 and st.last_delay_ms == 80, st
+    assert st.last_error == (-9 if how == "abort" else -14), st  # TC_ECONNRESET, TC_ECLOSED (the peer's FIN)
+    time.sleep(0.5)  # a client that still retried would have made 3 more attempts by now (160 ms apart)
+    assert cl.stats().attempts == 4, cl.stats()
+    cl.stop(500)
+    remote.stop(500)
+
+
+def test_client_session_that_lasted_starts_the_backoff_over(loop: Loop, server_host: str) -> None:
+    """Three dropped sessions, one that lasts longer than stable_ms, then drops again: the lasting one resets the
+    count, so max_attempts=4 gives up only after four more (without the reset it would give up at the fourth)."""
+    dropper = _Dropper("abort", keep=4)
+    remote = Server(loop, server_host, 0, handler=dropper, name="remote")
+    cl = Client(loop, server_host, remote.port, handler="echo", backoff_initial_ms=20, backoff_max_ms=1000,
+                jitter_pct=0, max_attempts=4, stable_ms=300)  # fmt: skip
+    assert wait_until(lambda: dropper.kept is not None and cl.stats().connected, timeout=10), cl.stats()
+    st = cl.stats()
+    assert st.attempts == 4 and st.failures == 3, st  # the three dropped ones; the count stays while it is open
+    time.sleep(0.4)  # longer than stable_ms
+    assert dropper.kept is not None
+    dropper.kept.close("graceful")
+    assert wait_until(lambda: cl.stats().failures == 4, timeout=10), cl.stats()
+    st = cl.stats()
+    assert st.attempts == 8 and not st.connected and st.last_delay_ms == 160, st  # 20, 40, 80, 160 after the reset
+    cl.stop(500)
+    remote.stop(500)
 
 
 def test_client_data_is_echoed_by_c_handler(loop: Loop, server_host: str) -> None:

@@ -387,7 +387,7 @@ static int64_t events_produce(tc_http_req_t *req, void *user)
     if (tc_http_stream_ready(req)) {
         tc_http_stream_write(req, ev, (size_t)n);
     }
-    return app->cfg.events_ms;
+    return app->cfg.events_ms ? app->cfg.events_ms : 1000; /* as /api/live: 0 would ask again at once, forever */
 }
 
 /* A chunked response written in several small pieces: with Nagle on, the second piece would wait for the client's

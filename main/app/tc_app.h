@@ -93,7 +93,7 @@ typedef struct {
                                       last. Below the largest demo frame or above TC_APP_STREAM_FRAME_MAX: TC_EINVAL.
                                       For load tests (a camera's frame size without a camera): on a device the
                                       copies take TC_DEMO_FRAME_COUNT x this of heap */
-    uint32_t events_ms;        /**< interval of the SSE ticks */
+    uint32_t events_ms;        /**< interval of the SSE ticks (0: 1000) */
     tc_captive_mode_t captive; /**< connectivity-probe answers (tc_captive.h); TC_CAPTIVE_OFF: none */
     int32_t dns_port;          /**< captive DNS responder port on host (53 on the device), TC_APP_OFF = none */
     const char *dns_answer;    /**< the address every name resolves to; NULL = host (which must then be specific) */

@@ -195,6 +195,7 @@ class App(Stoppable):
         self.http_port = int(lib.tc_app_http_port(self._ptr))
         self.dns_port = int(lib.tc_app_dns_port(self._ptr))
         self._done = threading.Event()
+        self._stop_lock = threading.Lock()
         self._report: AppStopReport | None = None
         loop._owned.add(self)
 
@@ -257,14 +258,18 @@ class App(Stoppable):
         self._done.set()
 
     def stop(self, deadline_ms: int = 1000) -> AppStopReport:
-        """Stop every service with one deadline and report what was closed, forced and freed."""
-        if self._report is not None:
+        """Stop every service with one deadline and report what was closed, forced and freed. Two threads may call
+        it at once (Ctrl-C during an /api/stop): the second waits for the first and gets its report."""
+        with self._stop_lock:
+            if self._report is None:
+                native = self.loop.native
+                lib = native.lib
+
+                def handle() -> Any:  # on the loop thread, where the app is freed: never a stale pointer
+                    if self._ptr is None:
+                        raise native.error("CLOSED", "services are stopped")
+                    return lib.tc_app_handle(self._ptr)
+
+                _stop_handle(self.loop, handle, deadline_ms, self._handle, self._done)
+            assert self._report is not None
             return self._report
-        native = self.loop.native
-        if self._ptr is None:
-            raise native.error("CLOSED", "services are stopped")
-        lib = native.lib
-        ptr = self._ptr
-        _stop_handle(self.loop, lambda: lib.tc_app_handle(ptr), deadline_ms, self._handle, self._done)
-        assert self._report is not None
-        return self._report

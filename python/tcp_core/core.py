@@ -545,7 +545,10 @@ _S = TypeVar("_S", bound="Stoppable")
 
 class Stoppable:
     """A handle with ``stop(deadline_ms)``; ``with`` stops it on leaving the block (also on an exception), with
-    the default deadline. Stopping twice is harmless: the second stop returns the first one's report."""
+    the default deadline. Stopping twice is harmless: the second stop returns the first one's report, also when
+    two threads stop it at once (the second waits for the first: ``_stop_lock``)."""
+
+    _stop_lock: threading.Lock
 
     def stop(self, deadline_ms: int = 1000) -> object:
         raise NotImplementedError
@@ -568,6 +571,7 @@ class _Endpoint(Stoppable):
         self._conns: dict[int, Connection] = {}
         self._handle = loop.native.ffi.new_handle(self)
         self._stop_done = threading.Event()
+        self._stop_lock = threading.Lock()
         self._report: StopReport | None = None
 
     def _callback(self) -> tuple[Any, Any]:
@@ -707,12 +711,13 @@ class Server(_Endpoint):
 
     def stop(self, deadline_ms: int = 1000) -> StopReport:
         """Stop accepting, ask every connection to close, force the rest at the deadline; return what happened."""
-        if self._report is not None:
+        with self._stop_lock:
+            if self._report is None:
+                lib = self.loop.native.lib
+                handle = lambda: lib.tc_server_handle(self._live())  # noqa: E731
+                _stop_handle(self.loop, handle, deadline_ms, self._handle, self._stop_done)
+            assert self._report is not None
             return self._report
-        lib = self.loop.native.lib
-        _stop_handle(self.loop, lambda: lib.tc_server_handle(self._live()), deadline_ms, self._handle, self._stop_done)
-        assert self._report is not None
-        return self._report
 
 
 class Client(_Endpoint):
@@ -731,6 +736,9 @@ class Client(_Endpoint):
         jitter_pct: each delay is shortened by a random 0..jitter_pct percent (default 20), so that many clients
             do not reconnect in step.
         max_attempts: consecutive failed attempts before giving up (default 0: never give up).
+        stable_ms: a session that the peer closes or resets sooner than this after it opened counts as a failed
+            attempt (default 5000): a server that accepts and drops at once meets a growing delay, and
+            max_attempts counts it. 0: every session that opened starts the backoff over.
         idle_timeout_ms: close a connection after this long without traffic (default 0: never); under the
             peer-first policy that close is an RST, so no TIME-WAIT is left on this side.
         close_policy: how closes that this side starts (idle, stop, ``Connection.close()``) happen: "graceful"
@@ -763,6 +771,7 @@ class Client(_Endpoint):
         backoff_max_ms: int | None = None,
         jitter_pct: int | None = None,
         max_attempts: int | None = None,
+        stable_ms: int | None = None,
         idle_timeout_ms: int | None = None,
         close_policy: ClosePolicy | None = None,
         linger_ms: int | None = None,
@@ -794,7 +803,8 @@ class Client(_Endpoint):
             self._ns_c = ffi.new("char[]", ns_host.encode())
             cfg.nameserver = self._ns_c
             cfg.nameserver_port = ns_port
-        for key in ("connect_timeout_ms", "backoff_initial_ms", "backoff_max_ms", "jitter_pct", "max_attempts"):
+        keys = ("connect_timeout_ms", "backoff_initial_ms", "backoff_max_ms", "jitter_pct", "max_attempts", "stable_ms")
+        for key in keys:
             if locals()[key] is not None:
                 setattr(cfg, key, int(locals()[key]))
         _conn_config(native, cfg.conn, locals())
@@ -832,11 +842,12 @@ class Client(_Endpoint):
     def stop(self, deadline_ms: int = 1000) -> StopReport:
         """Stop reconnecting and close the connection with the client's policy (reset if it is still there at the
         deadline; at once with 0); graceful or forced is 1 when a connection was open."""
-        if self._report is not None:
+        with self._stop_lock:
+            if self._report is None:
+                if self._ptr is None:
+                    return StopReport(0, 0, 0, 0)
+                lib = self.loop.native.lib
+                handle = lambda: lib.tc_client_handle(self._live())  # noqa: E731
+                _stop_handle(self.loop, handle, deadline_ms, self._handle, self._stop_done)
+            assert self._report is not None
             return self._report
-        if self._ptr is None:
-            return StopReport(0, 0, 0, 0)
-        lib = self.loop.native.lib
-        _stop_handle(self.loop, lambda: lib.tc_client_handle(self._live()), deadline_ms, self._handle, self._stop_done)
-        assert self._report is not None
-        return self._report

@@ -91,6 +91,12 @@
 #define TC_CFG_BACKOFF_MAX_MS 10000
 #endif
 
+#ifdef CONFIG_TCP_CORE_CLIENT_STABLE_MS
+#define TC_CFG_CLIENT_STABLE_MS CONFIG_TCP_CORE_CLIENT_STABLE_MS
+#else
+#define TC_CFG_CLIENT_STABLE_MS 5000 /* a client's session shorter than this, ended by its peer, is a failure */
+#endif
+
 #ifdef CONFIG_TCP_CORE_BACKLOG
 #define TC_CFG_BACKLOG CONFIG_TCP_CORE_BACKLOG
 #else

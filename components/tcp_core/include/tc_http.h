@@ -56,7 +56,9 @@ typedef struct {
     uint32_t retry_after_s;      /**< Retry-After of that 503 */
     uint32_t idle_timeout_ms;    /**< keep-alive connections with no request close after this. WebSockets, SSE and
                                       streams are exempt: pings with a pong deadline keep WebSockets, heartbeats SSE,
-                                      and a stream whose queued bytes have not moved for this long is ended */
+                                      and a stream with bytes queued is ended once neither our queue moved nor the
+                                      viewer's TCP stack acknowledged anything for this long (a slow reader behind
+                                      a large send buffer still acknowledges) */
     uint32_t head_timeout_ms;    /**< a request head must be complete this long after its first byte (408).
                                       Heads, bodies, sessions and streams are checked every 100 ms while any
                                       exists; a server with none (only idle keep-alives, or no client) does not
@@ -71,9 +73,12 @@ typedef struct {
     uint32_t body_grace_ms;      /**< the first window (no rule) and the length of every later one */
     uint32_t ws_max_message;     /**< WebSocket message bytes (close 1009 beyond) */
     uint32_t ws_ping_ms;         /**< WebSocket liveness: a ping after this long without one outstanding, 0 = none */
-    uint32_t ws_pong_timeout_ms; /**< a WebSocket that answers nothing this long after a ping is dead: closed
-                                      without a close frame (its peer and its callback see 1006) */
-    uint32_t sse_heartbeat_ms;   /**< an SSE stream silent this long gets a comment line (": \n\n"), 0 = none */
+    uint32_t ws_pong_timeout_ms; /**< a WebSocket that answers nothing this long after a ping, or after a close
+                                      frame this side sent, is dead: closed without a (further) close frame (its
+                                      callback sees 1006). While its TCP stack still acknowledges our bytes (a slow
+                                      reader behind a large send buffer: the answer is queued behind them) the wait
+                                      starts over. 0 = no bound */
+    uint32_t sse_heartbeat_ms;   /**< an SSE stream silent this long gets a comment line (":\n\n"), 0 = none */
     tc_close_policy_t close_policy; /**< how the server closes after a "close" response: graceful (FIN at once,
                                          lingering drain, TIME-WAIT freed on lwIP; closed at once on Linux when the
                                          client announced its close and sent nothing more, tc_tcp.h) */

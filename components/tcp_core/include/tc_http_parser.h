@@ -125,6 +125,13 @@ int tc_http_header_find(const tc_http_request_t *r, const char *name, tc_http_sl
 size_t tc_http_header_count(const tc_http_request_t *r, const char *name);
 
 /**
+ * @brief Whether any field of this case-insensitive name lists token (RFC 9110 5.3: "Connection: keep-alive" and
+ * "Connection: Upgrade" on two lines mean "Connection: keep-alive, Upgrade").
+ * @return 1 or 0
+ */
+int tc_http_header_lists(const tc_http_request_t *r, const char *name, const char *token);
+
+/**
  * @brief Compare n bytes ignoring ASCII case, as HTTP compares field names and tokens (the C library's strncasecmp
  * is POSIX, not standard C: picolibc on the chips does not declare it where the core includes it). Pure; any thread.
  * @param a  n bytes (need not be NUL-terminated)

@@ -114,7 +114,8 @@ int tc_role_is_long_lived(unsigned role);
 typedef struct {
     uint32_t fin_first;        /**< closes this side began with its FIN (graceful, after flushing) */
     uint32_t peer_first;       /**< connections whose peer sent its FIN first (no TIME-WAIT on this side) */
-    uint32_t reset_sent;       /**< connections ended with an RST from this side (abort, deadline, eviction) */
+    uint32_t reset_sent;       /**< connections ended with an RST from this side (abort, deadline, eviction, and
+                                    newcomers refused when full or out of memory) */
     uint32_t reset_received;   /**< connections the peer reset (or that broke) */
     uint32_t time_wait_reaped; /**< of fin_first: TIME-WAIT pcbs freed once both FINs were exchanged (lwIP) */
     uint32_t time_wait_kept;   /**< of fin_first: TIME-WAIT left to the stack (Linux handles port reuse; lwIP only

@@ -183,6 +183,11 @@ typedef struct {
     uint32_t backoff_max_ms;      /**< cap of the delay */
     uint8_t jitter_pct;           /**< each delay is reduced by a random 0..jitter_pct percent */
     uint32_t max_attempts;        /**< consecutive failed attempts before giving up, 0 = never */
+    uint32_t stable_ms;           /**< a session that the peer ends (FIN or RST) sooner than this after it opened
+                                       is a failed attempt too: the backoff keeps growing and max_attempts counts
+                                       it, so a peer that accepts and drops at once is not hammered; a longer
+                                       session, or one this side closes, starts the backoff over. 0: every session
+                                       that opened starts it over */
     const char *nameserver;       /**< numeric address of the DNS server that resolves host (copied), NULL: the
                                        platform's (host: /etc/resolv.conf, chip: lwIP's), with the system resolver
                                        as a fallback; given: only it is asked, over UDP through the loop */
@@ -197,7 +202,8 @@ typedef struct {
     {                                                                                                    \
         .host = NULL, .port = 0, .connect_timeout_ms = TC_CFG_CONNECT_TIMEOUT_MS, .reconnect = true,     \
         .backoff_initial_ms = TC_CFG_BACKOFF_INITIAL_MS, .backoff_max_ms = TC_CFG_BACKOFF_MAX_MS,        \
-        .jitter_pct = 20, .max_attempts = 0, .nameserver = NULL, .nameserver_port = 0,                    \
+        .jitter_pct = 20, .max_attempts = 0, .stable_ms = TC_CFG_CLIENT_STABLE_MS, .nameserver = NULL,    \
+        .nameserver_port = 0,                                                                            \
         .conn = TC_CONN_DEFAULT_CONFIG(), .name = "client", .cb = NULL, .user = NULL,                    \
     }
 

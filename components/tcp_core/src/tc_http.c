@@ -25,6 +25,7 @@
 
 static void process(hconn_t *hc);
 static void req_abandon(hconn_t *hc);
+static void eof_check(hconn_t *hc);
 
 /* ---- status texts ---- */
 
@@ -199,8 +200,12 @@ void tc__http_req_finish(tc_http_req_t *req)
     }
     hc->state = HC_IDLE;
     tc_conn_set_reading(hc->c, 1);
-    if (!hc->processing && hc->len) {
-        process(hc);
+    if (!hc->processing) {
+        if (hc->len) {
+            process(hc);
+        } else {
+            eof_check(hc);
+        }
     }
 }
 
@@ -653,6 +658,13 @@ static int begin_request(hconn_t *hc, size_t n)
             return 0;
         }
     }
+    if (req->body_pending && hc->len == 0 && parsed->minor == 1 &&
+        tc_http_header_lists(parsed, "expect", "100-continue")) {
+        /* RFC 9110 10.1.1: the client waits for this before its body (curl: up to 1 s). Not sent once the body has
+         * started to come, nor for a request already answered (a refusal goes out instead). */
+        static const char go_on[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        tc_conn_send(hc->c, go_on, sizeof(go_on) - 1);
+    }
     if (!req->body_pending) {
         body_complete(hc);
     }
@@ -791,6 +803,38 @@ static void process(hconn_t *hc)
         body_complete(hc);
     }
     hc->processing = 0;
+    eof_check(hc);
+}
+
+/* A client that half-closed (shutdown(SHUT_WR) after its requests, `printf 'GET ...' | nc`) gets every answer it
+ * asked for, then our FIN; once nothing is in flight and no whole request waits, the connection closes. */
+static void eof_check(hconn_t *hc)
+{
+    if (hc->peer_eof && (hc->state == HC_IDLE || hc->state == HC_HEAD) && !hc->wait_drain) {
+        hc->state = HC_DONE;
+        req_abandon(hc); /* an incomplete head: the FIN ended it */
+        tc__hconn_consume(hc, hc->len);
+        tc__conn_close_peer(hc->c);
+    }
+}
+
+/* The client's FIN. A request still being answered with a finite answer (or whole ones waiting behind it) keeps the
+ * connection open for writing; anything else closes as before: idle, a head or body that will never complete, a
+ * WebSocket, and an endless stream (MJPEG, SSE: a viewer's FIN means it left, and a stream with nothing to send
+ * would not notice for a long time). */
+static void peer_eof(tc_conn_t *c, hconn_t *hc)
+{
+    int finite = hc != NULL && hc->state == HC_STREAM && hc->req != NULL &&
+                 hc->req->stream_kind != TC_HTTP_STREAM_MJPEG && hc->req->stream_kind != TC_HTTP_STREAM_SSE;
+    if (hc != NULL && (hc->state == HC_HANDLER || finite ||
+                       (hc->state == HC_BODY && hc->req->body_paused) || (hc->state == HC_IDLE && hc->wait_drain))) {
+        hc->peer_eof = 1;
+        return;
+    }
+    if (hc != NULL && hc->state != HC_WS && hc->state != HC_DONE) {
+        hc->state = HC_DONE;
+    }
+    tc__conn_half_open(c, 0);
 }
 
 /* ---- connection events ---- */
@@ -853,11 +897,16 @@ static void http_conn_cb(tc_conn_t *c, tc_event_t ev, const void *data, size_t l
     switch (ev) {
     case TC_EV_OPEN:
         tc_conn_set_role(c, TC_ROLE_HTTP);
+        tc__conn_half_open(c, 1); /* a FIN after a request does not cancel its answer (peer_eof()) */
         if (len == TC_OPEN_OVER_LIMIT) {
             over_limit(h, c);
         }
         break;
     case TC_EV_DATA:
+        if (len == 0) {
+            peer_eof(c, hc);
+            return;
+        }
         if (hc == NULL && (hc = hconn_new(c)) == NULL) {
             return;
         }

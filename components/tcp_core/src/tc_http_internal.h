@@ -92,7 +92,7 @@ struct tc_http_req {
     uint8_t answered;
     uint8_t streaming;
     uint8_t stream_kind;
-    uint8_t mjpeg_chunked; /* HTTP/1.1 MJPEG: parts inside chunks, so the end is delimited without our FIN */
+    uint8_t out_chunked; /* HTTP/1.1 streams: parts inside chunks (the end is delimited without our FIN); 1.0: raw */
     uint8_t in_stop; /* counted as in flight when the stop began */
     int nparams;
     tc_http_param_t params[MAX_PARAMS];
@@ -122,6 +122,7 @@ struct hconn {
     uint8_t state;
     uint8_t processing;
     uint8_t wait_drain; /* pipelined input waits for the answers to drain (TC_EV_DRAINED) */
+    uint8_t peer_eof;   /* the client half-closed after requests still being answered: close once they are */
 };
 
 #define HC_HTTP(hc) ((tc_http_t *)tc__conn_owner_user((hc)->c))

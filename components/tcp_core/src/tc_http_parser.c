@@ -500,6 +500,16 @@ size_t tc_http_header_count(const tc_http_request_t *r, const char *name)
     return n;
 }
 
+int tc_http_header_lists(const tc_http_request_t *r, const char *name, const char *token)
+{
+    for (size_t i = 0; i < r->nheaders; i++) {
+        if (slice_ieq(r->headers[i].name, name) && tc_http_list_has(r->headers[i].value, token)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static int hexval(unsigned char c)
 {
     if (c >= '0' && c <= '9') {

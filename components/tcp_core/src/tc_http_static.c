@@ -86,27 +86,49 @@ int tc_http_static_path_ok(const char *path, size_t len)
     return 1;
 }
 
+/* Whether an Accept-Encoding value lists gzip with a weight above 0 (RFC 9110 12.5.3: codings = token *( OWS ";"
+ * OWS "q=" qvalue ); "gzip; q=0" and "gzip;q=0.000" refuse it, "gzip;q=0.001" does not). */
+static int lists_gzip(const char *v, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ',')) {
+            i++;
+        }
+        size_t tok = i;
+        while (i < len && v[i] != ',' && v[i] != ';' && v[i] != ' ' && v[i] != '\t') {
+            i++;
+        }
+        int gzip = i - tok == 4 && tc_http_ieq(v + tok, "gzip", 4);
+        int zero = 0;
+        while (i < len && v[i] != ',') { /* parameters: only q matters */
+            while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ';')) {
+                i++;
+            }
+            if (i + 2 <= len && (v[i] == 'q' || v[i] == 'Q') && v[i + 1] == '=') {
+                i += 2;
+                zero = i < len && v[i] == '0';
+                for (i += zero; i < len && v[i] != ',' && v[i] != ';' && v[i] != ' ' && v[i] != '\t'; i++) {
+                    zero = zero && (v[i] == '.' || v[i] == '0');
+                }
+            } else {
+                while (i < len && v[i] != ',' && v[i] != ';') {
+                    i++;
+                }
+            }
+        }
+        if (gzip) {
+            return !zero;
+        }
+    }
+    return 0;
+}
+
 static int accepts_gzip(tc_http_req_t *req)
 {
     size_t len = 0;
     const char *v = tc_http_req_header(req, "Accept-Encoding", &len);
-    /* A token "gzip" not followed by ";q=0" (RFC 9110 12.5.3). */
-    for (size_t i = 0; v != NULL && i + 4 <= len; i++) {
-        if (tc_http_ieq(v + i, "gzip", 4) && (i == 0 || v[i - 1] == ' ' || v[i - 1] == ',')) {
-            const char *rest = v + i + 4;
-            size_t left = len - i - 4;
-            while (left > 0 && *rest == ' ') {
-                rest++;
-                left--;
-            }
-            if (left >= 4 && strncmp(rest, ";q=0", 4) == 0 && (left == 4 || rest[4] == ',' || rest[4] == ' ' ||
-                                                                (left >= 6 && strncmp(rest + 4, ".0", 2) == 0))) {
-                return 0;
-            }
-            return 1;
-        }
-    }
-    return 0;
+    return v != NULL && lists_gzip(v, len);
 }
 
 /* 1 when the header value equals text (not NUL-terminated value). */
@@ -255,10 +277,34 @@ static int not_found(tc_http_req_t *req)
  * together they are about 1 KB). Headers and bodies given to the server are copied, so this goes at the return. */
 typedef struct {
     char file[STATIC_PATH_MAX + 8];
-    char loc[STATIC_PATH_MAX + 2];
+    char loc[3 * STATIC_PATH_MAX + 2];
     char etag[64], lastmod[40], cc[40], cr[80];
     struct stat sb, gb;
 } serve_scratch_t;
+
+/* The redirect "dir" -> "dir/" from the decoded path: percent-encoded again (a decoded '?', '#', '%' or space would
+ * change what the Location means, or be no URI at all), and with one leading slash (a Location "//name/" points at
+ * another host). out holds 3 * strlen(path) + 2 bytes. */
+static void dir_location(char *out, const char *path)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    while (path[0] == '/' && path[1] == '/') {
+        path++;
+    }
+    size_t k = 0;
+    for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+            strchr("/-._~!$&'()*+,;=:@", *p) != NULL) {
+            out[k++] = (char)*p;
+        } else {
+            out[k++] = '%';
+            out[k++] = hex[*p >> 4];
+            out[k++] = hex[*p & 15];
+        }
+    }
+    out[k++] = '/';
+    out[k] = '\0';
+}
 
 static int serve_file(tc_http_req_t *req, tc_http_static_t *st, serve_scratch_t *sc)
 {
@@ -280,7 +326,10 @@ static int serve_file(tc_http_req_t *req, tc_http_static_t *st, serve_scratch_t 
     }
     if (S_ISDIR(sc->sb.st_mode)) {
         /* "dir" -> "dir/": relative links in its index then resolve inside it. */
-        snprintf(sc->loc, sizeof(sc->loc), "%s/", path);
+        if (plen > STATIC_PATH_MAX) {
+            return not_found(req);
+        }
+        dir_location(sc->loc, path);
         tc_http_resp_header(req, "Location", sc->loc);
         return tc_http_respond(req, 301, "text/plain", "moved\n", 6);
     }

@@ -23,20 +23,20 @@ void tc__stream_end(tc_http_req_t *req, int clean)
             req->h->h.report.streams_ended++;
         }
     } else if (clean) {
-        if (req->stream_kind == TC_HTTP_STREAM_MJPEG && req->mjpeg_chunked) {
+        if (req->stream_kind == TC_HTTP_STREAM_MJPEG && req->out_chunked) {
             tc_conn_send(hc->c, "12\r\n--tcpcoreframe--\r\n\r\n0\r\n\r\n", 29);
         } else if (req->stream_kind == TC_HTTP_STREAM_MJPEG) {
             tc_conn_send(hc->c, "--tcpcoreframe--\r\n", 18);
-        } else {
+        } else if (req->out_chunked) {
             tc_conn_send(hc->c, "0\r\n\r\n", 5);
-        }
+        } /* else HTTP/1.0: the body ends with our FIN */
         if (req->h->h.stopping) {
             req->h->h.report.streams_ended++;
         }
     }
-    /* MJPEG is close-delimited; a chunked or SSE stream that ended cleanly is a finished response, and the
-     * connection goes back to keep-alive like any other. */
-    if ((req->stream_kind == TC_HTTP_STREAM_MJPEG && !req->mjpeg_chunked) || !clean || short_body) {
+    /* A chunked stream that ended cleanly is a finished response, and the connection goes back to keep-alive like any
+     * other; an HTTP/1.0 one (no chunks) is close-delimited. */
+    if ((req->stream_kind != TC__STREAM_SIZED && !req->out_chunked) || !clean || short_body) {
         req->keep_alive = 0;
     } else {
         tc__conn_reg_flags(hc->c, 0, TC_REG_FLAG_STREAMING);
@@ -45,7 +45,7 @@ void tc__stream_end(tc_http_req_t *req, int clean)
         return;
     }
     tc_conn_t *c = hc->c;
-    int graceful = clean && (req->stream_kind == TC_HTTP_STREAM_MJPEG || short_body);
+    int graceful = clean && (!req->out_chunked || short_body);
     hc->state = HC_DONE;
     hc->req = NULL;
     tc__http_req_free(req);
@@ -109,17 +109,17 @@ int tc_http_stream(tc_http_req_t *req, tc_http_stream_kind_t kind, const char *c
     }
     char ct[128];
     const char *extra = "Transfer-Encoding: chunked\r\nCache-Control: no-cache\r\n";
+    /* HTTP/1.1 clients get the body in chunks: its end is then delimited (the last chunk), so the server need not
+     * close first to end it, and TIME-WAIT stays with the client. HTTP/1.0 has no chunks (RFC 9112 6.1: no
+     * Transfer-Encoding to a 1.0 request): the body ends with the connection. */
+    req->out_chunked = req->parsed.minor == 1;
+    if (!req->out_chunked) {
+        extra = "Cache-Control: no-cache\r\n";
+        req->keep_alive = 0;
+    }
     if (kind == TC_HTTP_STREAM_MJPEG) {
         snprintf(ct, sizeof(ct), "multipart/x-mixed-replace;boundary=%s", MJPEG_BOUNDARY);
         ctype = ct;
-        /* HTTP/1.1 viewers get the multipart body in chunks: its end is then delimited (the last chunk), so the
-         * server need not close first to end it, and TIME-WAIT stays with the viewer. HTTP/1.0 has no chunks:
-         * the body ends with the connection. */
-        req->mjpeg_chunked = req->parsed.minor == 1;
-        if (!req->mjpeg_chunked) {
-            extra = "Cache-Control: no-cache\r\n";
-            req->keep_alive = 0;
-        }
     } else if (kind == TC_HTTP_STREAM_SSE) {
         ctype = "text/event-stream";
     } else if (ctype == NULL) {
@@ -217,30 +217,35 @@ int tc_http_stream_write(tc_http_req_t *req, const void *data, size_t len)
     } else if (req->stream_kind == TC_HTTP_STREAM_MJPEG) {
         int n = snprintf(pre, sizeof(pre), "--%s\r\nContent-Type: image/jpeg\r\nContent-Length: %zu\r\n\r\n",
                          MJPEG_BOUNDARY, len);
-        if (req->mjpeg_chunked) {
+        if (req->out_chunked) {
             int sn = snprintf(size, sizeof(size), "%zx\r\n", (size_t)n + len + 2);
             m[k++] = (tc_buf_t){size, (size_t)sn};
         }
         m[k++] = (tc_buf_t){pre, (size_t)n};
         m[k++] = (tc_buf_t){data, len};
-        m[k++] = (tc_buf_t){req->mjpeg_chunked ? "\r\n\r\n" : "\r\n", req->mjpeg_chunked ? 4u : 2u};
+        m[k++] = (tc_buf_t){req->out_chunked ? "\r\n\r\n" : "\r\n", req->out_chunked ? 4u : 2u};
     } else if (req->stream_kind == TC_HTTP_STREAM_SSE) {
         /* One event: "data: ...\n\n" inside one chunk; the data must not hold newlines (each would end a field). */
         if (memchr(data, '\n', len) || memchr(data, '\r', len)) {
             return TC_EINVAL;
         }
-        int n = snprintf(pre, sizeof(pre), "%zx\r\ndata: ", len + 8);
+        int n = req->out_chunked ? snprintf(pre, sizeof(pre), "%zx\r\ndata: ", len + 8)
+                             : snprintf(pre, sizeof(pre), "data: ");
         m[k++] = (tc_buf_t){pre, (size_t)n};
         m[k++] = (tc_buf_t){data, len};
-        m[k++] = (tc_buf_t){"\n\n\r\n", 4};
+        m[k++] = (tc_buf_t){"\n\n\r\n", req->out_chunked ? 4u : 2u};
     } else {
         if (len == 0) {
             return TC_OK; /* an empty chunk would end the body */
         }
-        int n = snprintf(pre, sizeof(pre), "%zx\r\n", len);
-        m[k++] = (tc_buf_t){pre, (size_t)n};
+        if (req->out_chunked) {
+            int n = snprintf(pre, sizeof(pre), "%zx\r\n", len);
+            m[k++] = (tc_buf_t){pre, (size_t)n};
+        }
         m[k++] = (tc_buf_t){data, len};
-        m[k++] = (tc_buf_t){"\r\n", 2};
+        if (req->out_chunked) {
+            m[k++] = (tc_buf_t){"\r\n", 2};
+        }
     }
     int rc = tc_conn_sendv(c, m, k);
     if (rc == TC_OK) {
@@ -262,16 +267,24 @@ void tc__stream_liveness(tc_http_t *h, hconn_t *hc, uint64_t now)
     if (req == NULL) {
         return;
     }
-    if (h->cfg.idle_timeout_ms && tc_conn_queued(hc->c) > 0 &&
-        now - tc__conn_active_ms(hc->c) >= h->cfg.idle_timeout_ms) {
-        tc__stream_end(req, 0);
-        return;
+    uint64_t quiet = now - tc__conn_active_ms(hc->c);
+    if (h->cfg.idle_timeout_ms && tc_conn_queued(hc->c) > 0 && quiet >= h->cfg.idle_timeout_ms / 4) {
+        /* Our queue has not moved for a while. A viewer that reads slowly behind a large send buffer (Linux grows
+         * it to MBs) is not dead: its stack still acknowledges. Only one whose stack took nothing for the idle
+         * timeout is ended. */
+        if (tc__conn_ack_progress(hc->c) == 1) {
+            tc__conn_touch(hc->c);
+        } else if (quiet >= h->cfg.idle_timeout_ms) {
+            tc__stream_end(req, 0);
+            return;
+        }
     }
     if (req->stream_kind == TC_HTTP_STREAM_SSE && h->cfg.sse_heartbeat_ms &&
         now - req->last_write >= h->cfg.sse_heartbeat_ms && tc_http_stream_ready(req)) {
         req->last_write = now;
         static const char beat[] = "3\r\n:\n\n\r\n"; /* one chunk holding the comment ":\n\n" */
-        tc_conn_send(hc->c, beat, sizeof(beat) - 1); /* 8 bytes: a count of 10 sent a NUL and a stray byte after it */
+        /* 8 bytes (a count of 10 sent a NUL and a stray byte after it); HTTP/1.0: the comment alone */
+        tc_conn_send(hc->c, req->out_chunked ? beat : beat + 3, req->out_chunked ? sizeof(beat) - 1 : 3);
     }
 }
 

@@ -153,6 +153,24 @@ struct tc_conn *tc__conn_next(const struct tc_conn *conn);
 /* Loop ms of the connection's last byte in or out (what the idle timeout and stream progress are measured from). */
 uint64_t tc__conn_active_ms(const struct tc_conn *conn);
 
+/* on: the peer's FIN does not close the connection at once. Reading stops and the owner's callback gets TC_EV_DATA
+ * with (NULL, 0); it keeps the connection open for writing (answers still owed for what came before the FIN) unless
+ * it calls this with on = 0 during that call, which closes it as usual (graceful, reason "peer"). Later it closes it
+ * itself, with tc__conn_close_peer() when nothing more is owed. */
+void tc__conn_half_open(struct tc_conn *conn, int on);
+
+/* Close a connection whose peer sent its FIN first (graceful: flush, then close; reason "peer"). */
+void tc__conn_close_peer(struct tc_conn *conn);
+
+/* Whether the peer's TCP stack acknowledged bytes of ours since the last look: 1 yes, 0 no (or unknown), -1 this was
+ * the first look (it only took the mark). A peer that reads slowly behind a large send buffer (Linux's grows to MBs)
+ * shows no progress in our own queue for a long time, but its stack keeps acknowledging: it is alive. Costs one call
+ * into the stack (SIOCOUTQ; lwIP: the tcpip thread), so callers look only at connections that seem stalled. */
+int tc__conn_ack_progress(struct tc_conn *conn);
+
+/* Count now as the connection's last activity (what tc__conn_active_ms() returns). */
+void tc__conn_touch(struct tc_conn *conn);
+
 /* The user pointer of the server or client that owns the connection (the one its callback receives). */
 void *tc__conn_owner_user(const struct tc_conn *conn);
 

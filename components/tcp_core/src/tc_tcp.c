@@ -59,6 +59,7 @@ enum {
     CF2_RST = 0x08,     /* it ended with an RST (ours or the peer's): a stop counts it as forced */
     CF2_ACK_MARK = 0x10, /* acked_mark holds a value */
     CF2_PEER_DONE = 0x20, /* the peer announced it sends nothing more (tc__conn_peer_done()) and nothing came since */
+    CF2_HALF_OPEN = 0x40, /* the peer's FIN goes to the owner first (tc__conn_half_open()) */
 };
 
 /* How conn_finalize() lets go of the socket. END_AT_ONCE: a graceful close that need not linger, a plain close
@@ -77,7 +78,8 @@ struct tc_conn {
     uint8_t close_how;    /* tc_close_policy_t */
     uint8_t close_reason; /* tc_close_reason_t */
     uint8_t flags2;
-    uint32_t acked_mark; /* closing: the peer's acknowledged bytes (low 32 bits) when the deadline last looked */
+    uint32_t acked_mark; /* the peer's acknowledged bytes (low 32 bits) when last looked: by the close deadline, or
+                          * by the liveness of a stream or WebSocket (tc__conn_ack_progress()) */
 };
 
 struct tc_server {
@@ -114,6 +116,8 @@ struct tc_client {
     uint32_t backoff_initial_ms, backoff_max_ms, next_delay_ms;
     uint8_t jitter_pct;
     uint32_t max_attempts;
+    uint32_t stable_ms;
+    uint64_t opened_ms; /* loop time the current session opened */
     tc_client_stats_t stats;
 };
 
@@ -506,8 +510,15 @@ static void conn_io(tc_io_t *io, int revents)
             if (c->flags & CF_CLOSING) {
                 tc__pending_add(c->owner->loop, &c->pending);
             } else {
-                /* The peer closed first: we are the passive closer, so no TIME-WAIT here. Flush, then close. */
-                conn_close_req(c, TC_CLOSE_GRACEFUL, TC_REASON_PEER);
+                if (c->flags2 & CF2_HALF_OPEN) {
+                    /* The owner may still owe answers to what came before the FIN (a client that half-closes after
+                     * its request): it keeps the connection open for writing unless it lets go here. */
+                    emit(c, TC_EV_DATA, NULL, 0);
+                }
+                if (!(c->flags & (CF_CLOSING | CF_FINAL)) && !(c->flags2 & CF2_HALF_OPEN)) {
+                    /* The peer closed first: we are the passive closer, so no TIME-WAIT here. Flush, then close. */
+                    conn_close_req(c, TC_CLOSE_GRACEFUL, TC_REASON_PEER);
+                }
             }
         } else if (n < 0 && n != TC_EAGAIN) {
             c->flags |= CF_EOF;
@@ -736,6 +747,24 @@ tc_conn_t *tc__conn_next(const tc_conn_t *c)
     return accepted_from(c->owner, c->reg.next);
 }
 
+int tc__conn_ack_progress(tc_conn_t *c)
+{
+    long unacked = tc_sock_unacked(c->io.fd);
+    if (unacked < 0) {
+        return 0;
+    }
+    uint32_t acked = (uint32_t)(c->reg.bytes_out - (uint64_t)unacked);
+    int moved = (c->flags2 & CF2_ACK_MARK) ? acked != c->acked_mark : -1;
+    c->flags2 |= CF2_ACK_MARK;
+    c->acked_mark = acked;
+    return moved;
+}
+
+void tc__conn_touch(tc_conn_t *c)
+{
+    touch(c);
+}
+
 uint64_t tc__conn_active_ms(const tc_conn_t *c)
 {
     return tc__reg_ms(c->owner->loop, c->reg.active_ms);
@@ -744,6 +773,16 @@ uint64_t tc__conn_active_ms(const tc_conn_t *c)
 void *tc__conn_owner_user(const tc_conn_t *c)
 {
     return c->owner->user;
+}
+
+void tc__conn_half_open(tc_conn_t *c, int on)
+{
+    c->flags2 = on ? (uint8_t)(c->flags2 | CF2_HALF_OPEN) : (uint8_t)(c->flags2 & ~CF2_HALF_OPEN);
+}
+
+void tc__conn_close_peer(tc_conn_t *c)
+{
+    conn_close_req(c, TC_CLOSE_GRACEFUL, TC_REASON_PEER);
 }
 
 void tc_conn_hold(tc_conn_t *c)
@@ -885,8 +924,16 @@ static int64_t server_timer_cb(tc_timer_t *t, void *user)
                 continue;
             }
             uint64_t quiet = now - tc__conn_active_ms(c);
+            if (quiet >= idle / 2 && tc__conn_ack_progress(c) == 1) {
+                /* Quiet for us, but the peer's stack acknowledged bytes since the last look: a slow reader drains
+                 * a large send buffer (Linux grows it to MBs, so our own queue may not move for longer than the
+                 * timeout). Not idle. Looked at from half the timeout on, so that a mark exists by the end. */
+                touch(c);
+                quiet = 0;
+            }
             if (quiet < idle) {
-                wait = idle - quiet < wait ? idle - quiet : wait;
+                uint64_t next = quiet < idle / 2 ? idle / 2 - quiet : idle - quiet;
+                wait = next < wait ? next : wait;
                 continue;
             }
             /* An idle peer will not send the FIN that peer-first waits for (it does not know it should), and our
@@ -974,12 +1021,14 @@ static void server_accept(tc_io_t *io, int revents)
                 over = TC_OPEN_OVER_LIMIT; /* only live sessions are left: the owner tells the newcomer why */
             } else {
                 tc_sock_abort(fd); /* refuse with RST: the client learns at once, it does not hang */
+                tc__close_stats(loop)->reset_sent++;
                 continue;
             }
         }
         tc_conn_t *c = conn_new(&s->owner, fd, TC_KIND_ACCEPTED, &peer, TC_POLLIN);
         if (c == NULL) {
             tc_sock_abort(fd);
+            tc__close_stats(loop)->reset_sent++;
             continue;
         }
         if (!s->opts_inherited) {
@@ -1160,8 +1209,16 @@ static void client_conn_gone(tc_owner_t *o, tc_conn_t *c)
         return;
     }
     if (opened) {
-        cl->stats.failures = 0;
-        cl->next_delay_ms = cl->backoff_initial_ms;
+        int by_peer = c->close_reason == TC_REASON_PEER || c->close_reason == TC_REASON_RESET;
+        if (by_peer && cl->stable_ms && tc_loop_now(o->loop) - cl->opened_ms < cl->stable_ms) {
+            /* Accepted and dropped at once (a full or broken server, a proxy without its upstream): a failure, so
+             * that the next attempts back off instead of reconnecting at the first delay forever. */
+            cl->stats.failures++;
+            cl->stats.last_error = c->close_reason == TC_REASON_RESET ? TC_ECONNRESET : TC_ECLOSED;
+        } else {
+            cl->stats.failures = 0;
+            cl->next_delay_ms = cl->backoff_initial_ms;
+        }
     }
     client_schedule(cl);
 }
@@ -1279,6 +1336,7 @@ static void client_connected(tc_conn_t *c)
     c->flags |= CF_OPENED;
     cl->stats.connects++;
     cl->stats.last_error = 0;
+    cl->opened_ms = tc_loop_now(c->owner->loop);
     apply_sockopts(c->io.fd, &cl->owner.cfg);
     touch(c);
     conn_update_events(c);
@@ -1349,6 +1407,7 @@ int tc_client_start(tc_loop_t *loop, const tc_client_config_t *cfg, tc_client_t 
     cl->next_delay_ms = cl->backoff_initial_ms;
     cl->jitter_pct = cfg->jitter_pct > 100 ? 100 : cfg->jitter_pct;
     cl->max_attempts = cfg->max_attempts;
+    cl->stable_ms = cfg->stable_ms;
     tc__timer_init(loop, &cl->retry, client_retry_cb, cl);
     tc__handles_add(loop, 1);
     *out = cl;

@@ -11,12 +11,21 @@
 #include "tc_http_internal.h"
 
 static int ws_send_frame(tc_ws_t *ws, int opcode, const void *data, size_t len);
+static size_t ws_frames(hconn_t *hc, uint8_t *buf, size_t len);
 
 int tc__ws_upgrade(hconn_t *hc, tc_http_req_t *req)
 {
-    tc_http_slice_t up, conn, ver, key;
-    if (tc_http_header_find(&req->parsed, "upgrade", &up) != 0 || !tc_http_list_has(up, "websocket") ||
-        tc_http_header_find(&req->parsed, "connection", &conn) != 0 || !tc_http_list_has(conn, "upgrade")) {
+    tc_http_slice_t ver, key;
+    /* RFC 6455 4.2.1: an HTTP/1.1 GET (routes take HEAD as a GET; a HEAD has no answer body to carry frames). */
+    if (req->parsed.method.len != 3 || memcmp(req->parsed.method.ptr, "GET", 3) != 0) {
+        tc_http_resp_header(req, "Allow", "GET");
+        return tc_http_respond(req, 405, "text/plain", "a websocket opens with GET\n", 27);
+    }
+    if (req->parsed.minor < 1) {
+        return tc_http_respond(req, 400, "text/plain", "a websocket needs HTTP/1.1\n", 27);
+    }
+    if (!tc_http_header_lists(&req->parsed, "upgrade", "websocket") ||
+        !tc_http_header_lists(&req->parsed, "connection", "upgrade")) {
         tc_http_resp_header(req, "Upgrade", "websocket");
         tc_http_resp_header(req, "Sec-WebSocket-Version", "13");
         return tc_http_respond(req, 426, "text/plain", "websocket upgrade required\n", 27);
@@ -58,6 +67,11 @@ int tc__ws_upgrade(hconn_t *hc, tc_http_req_t *req)
     tc_conn_set_role(hc->c, TC_ROLE_WS);
     ws->opened = 1;
     route->ws_cb(ws, TC_WS_EV_OPEN, NULL, 0, route->user);
+    if (hc->state == HC_WS && hc->len > 0) {
+        /* Frames that came with the handshake (a client should wait for the 101, RFC 6455 4.1; some do not): handle
+         * them now rather than when the next bytes happen to arrive. */
+        tc__hconn_consume(hc, ws_frames(hc, (uint8_t *)hc->buf, hc->len));
+    }
     return TC_OK;
 }
 
@@ -117,6 +131,7 @@ int tc_ws_close(tc_ws_t *ws, uint16_t code, const char *reason)
     }
     ws->close_sent = 1;
     ws->close_code = code;
+    ws->last_ping = tc_loop_now(HC_HTTP(ws->hc)->loop); /* the peer's close is awaited from now (tc__ws_liveness) */
     int rc = ws_send_frame(ws, TC_WS_OP_CLOSE, p, 2 + rl);
     if (ws->close_received) {
         ws_tcp_close(ws->hc); /* handshake complete */
@@ -272,15 +287,27 @@ static size_t ws_frames(hconn_t *hc, uint8_t *buf, size_t len)
 void tc__ws_liveness(tc_http_t *h, hconn_t *hc, uint64_t now)
 {
     tc_ws_t *ws = hc->ws;
-    if (h->cfg.ws_ping_ms == 0 || ws->close_sent) {
-        return;
-    }
-    if (ws->awaiting_pong) {
-        if (now - ws->last_ping >= h->cfg.ws_pong_timeout_ms) {
+    uint32_t wait_max = h->cfg.ws_pong_timeout_ms;
+    if (ws->awaiting_pong || (ws->close_sent && !ws->close_received)) {
+        /* Waiting for a pong, or for the answer to our close (last_ping: when the close was sent). A peer whose
+         * stack still acknowledges our bytes is alive, its answer queued behind them (a slow reader behind a large
+         * send buffer): the wait starts over. One whose stack took nothing for wait_max is gone. */
+        uint64_t waited = now - ws->last_ping;
+        if (wait_max == 0 || waited < wait_max / 4) {
+            return;
+        }
+        if (tc__conn_ack_progress(hc->c) == 1) {
+            ws->last_ping = now;
+        } else if (waited >= wait_max) {
             hc->state = HC_DONE;
             tc_conn_close(hc->c, TC_CLOSE_ABORT);
         }
-    } else if (now - ws->last_ping >= h->cfg.ws_ping_ms) {
+        return;
+    }
+    if (h->cfg.ws_ping_ms == 0 || ws->close_sent) {
+        return;
+    }
+    if (now - ws->last_ping >= h->cfg.ws_ping_ms) {
         ws->last_ping = now;
         ws->awaiting_pong = 1;
         ws_send_frame(ws, TC_WS_OP_PING, "tc", 2);
@@ -291,23 +318,38 @@ void tc__ws_data(hconn_t *hc, const void *data, size_t len)
 {
     tc_http_t *h = HC_HTTP(hc);
     size_t rsize;
-    if (hc->len == 0 && data == tc__rbuf(h->loop, &rsize)) {
-        /* Nothing buffered: whole frames are handled where they were received, the loop's receive buffer (the
-         * core's own, writable until the next receive: payloads are unmasked in place), with no copy and no
-         * allocation; only an incomplete frame at the end is kept. */
-        size_t used = ws_frames(hc, (uint8_t *)tc__rbuf(h->loop, &rsize), len);
-        if (used == len || hc->state != HC_WS) {
+    char *rbuf = tc__rbuf(h->loop, &rsize);
+    const char *p = data;
+    /* Every frame the decoder accepts (at most ws_max_message of payload) fits the bound whole: a buffered partial
+     * frame takes at most that much more, so the bound limits the frame, not the read that completes it. */
+    size_t limit = h->cfg.ws_max_message + TC_WS_MAX_HEADER + 4096;
+    while (len > 0 && hc->state == HC_WS) {
+        size_t used;
+        if (hc->len == 0 && p >= rbuf && p < rbuf + rsize) {
+            /* Nothing buffered: whole frames are handled where they were received, the loop's receive buffer (the
+             * core's own, writable until the next receive: payloads are unmasked in place), with no copy and no
+             * allocation; only an incomplete frame at the end is kept. */
+            used = ws_frames(hc, (uint8_t *)rbuf + (p - rbuf), len);
+            if (used == len || hc->state != HC_WS) {
+                return;
+            }
+            p += used;
+            len -= used;
+        }
+        /* An incomplete frame waits in the connection's buffer: add what it lacks (up to the bound), handle it,
+         * then go on with the rest of the read. */
+        size_t take = limit > hc->len ? limit - hc->len : 0;
+        if (take > len) {
+            take = len;
+        }
+        if (take == 0 || tc__hconn_append(hc, p, take, limit) != TC_OK) {
+            ws_fail(hc->ws, take == 0 ? 1009 : 1011);
             return;
         }
-        data = (const char *)data + used;
-        len -= used;
+        p += take;
+        len -= take;
+        tc__hconn_consume(hc, ws_frames(hc, (uint8_t *)hc->buf, hc->len));
     }
-    size_t limit = h->cfg.ws_max_message + TC_WS_MAX_HEADER + 4096;
-    if (tc__hconn_append(hc, data, len, limit) != TC_OK) {
-        ws_fail(hc->ws, 1009);
-        return;
-    }
-    tc__hconn_consume(hc, ws_frames(hc, (uint8_t *)hc->buf, hc->len));
 }
 
 void tc__ws_free(hconn_t *hc)
