@@ -20,6 +20,32 @@ mapfile -t -O ${#SRCS[@]} SRCS < <(backend_srcs linux)
 CFLAGS=(-std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -I$COMP/include -I$COMP/src -I$COMP/port/os/posix -Imain/app)
 SAN=(-g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+JOBS=$(nproc)
+
+# The core compiled once per flavour into an archive that every test and harness links (it was compiled again for
+# each of them: 8.5 of CI's 19 minutes), the files compiled in parallel. compile_all DIR COMPILER FLAGS...: the
+# objects in DIR, then DIR.a.
+compile_all() {
+    local dir=$1 cc=$2 rc=0 s o
+    shift 2
+    mkdir -p "$dir"
+    local objs=() pids=()
+    for s in "${SRCS[@]}"; do
+        o="$dir/${s//\//_}.o"
+        objs+=("$o")
+        "$cc" "$@" -c "$s" -o "$o" &
+        pids+=($!)
+        if [ ${#pids[@]} -ge "$JOBS" ]; then
+            wait "${pids[0]}" || rc=1
+            pids=("${pids[@]:1}")
+        fi
+    done
+    for s in "${pids[@]}"; do
+        wait "$s" || rc=1
+    done
+    [ $rc -eq 0 ] && rm -f "$dir.a" && ar rcs "$dir.a" "${objs[@]}"
+    return $rc
+}
 
 fail=0
 ran=0
@@ -37,12 +63,15 @@ run() { # name, command...
 }
 
 echo "C unit and integration tests (ASan+UBSan, -m32):"
+rm -rf "$OUT"/*.asan "$OUT"/*.m32 "$OUT"/*.replay "$OUT"/*.fuzz "$OUT"/core-* "$OUT"/sym "$OUT"/stack # nothing stale runs or links
+run core.build-asan compile_all "$OUT/core-asan" gcc "${CFLAGS[@]}" "${SAN[@]}"
+run core.build-m32 compile_all "$OUT/core-m32" gcc -m32 -O2 "${CFLAGS[@]}"
 for t in host_tests/c/test_*.c; do
     name=$(basename "$t" .c)
     case $name in test_lwip*) continue ;; esac
-    run "$name.build-asan" gcc "${CFLAGS[@]}" "${SAN[@]}" "$t" "${SRCS[@]}" -lpthread -o "$OUT/$name.asan"
+    run "$name.build-asan" gcc "${CFLAGS[@]}" "${SAN[@]}" "$t" "$OUT/core-asan.a" -lpthread -o "$OUT/$name.asan"
     [ -x "$OUT/$name.asan" ] && run "$name.asan" "$OUT/$name.asan"
-    run "$name.build-m32" gcc -m32 -O2 "${CFLAGS[@]}" "$t" "${SRCS[@]}" -lpthread -o "$OUT/$name.m32"
+    run "$name.build-m32" gcc -m32 -O2 "${CFLAGS[@]}" "$t" "$OUT/core-m32.a" -lpthread -o "$OUT/$name.m32"
     [ -x "$OUT/$name.m32" ] && run "$name.m32" "$OUT/$name.m32"
 done
 # The Linux backend's loop runs on epoll; lwIP's on poll(). The core test once more with poll() forced keeps that
@@ -57,11 +86,7 @@ run "test_tcp_core.build-poll-asan" gcc "${CFLAGS[@]}" "${SAN[@]}" -DTC_CFG_USE_
 # call.
 STACK_MAX=512
 stack_check() { # compiler flags...
-    local s rc=0
-    for s in "${SRCS[@]}"; do
-        gcc "$@" "${CFLAGS[@]}" -Wstack-usage=$STACK_MAX -c "$s" -o /dev/null || rc=1
-    done
-    return $rc
+    compile_all "$OUT/stack" gcc "$@" "${CFLAGS[@]}" -Wstack-usage=$STACK_MAX
 }
 echo "stack usage (no function of the core over $STACK_MAX bytes):"
 run stack-usage-O2 stack_check -O2
@@ -78,15 +103,19 @@ for f in host_tests/fuzz/fuzz_*.c; do
         fail=1
         continue
     fi
-    run "$name.build-replay" gcc "${CFLAGS[@]}" "${SAN[@]}" "$f" host_tests/fuzz/replay_main.c "${SRCS[@]}" -lpthread \
-        -o "$OUT/$name.replay"
+    run "$name.build-replay" gcc "${CFLAGS[@]}" "${SAN[@]}" "$f" host_tests/fuzz/replay_main.c "$OUT/core-asan.a" \
+        -lpthread -o "$OUT/$name.replay"
     [ -x "$OUT/$name.replay" ] && run "$name.replay" "$OUT/$name.replay" "$corpus"
-    run "$name.build-m32" gcc -m32 -O2 "${CFLAGS[@]}" "$f" host_tests/fuzz/replay_main.c "${SRCS[@]}" -lpthread \
-        -o "$OUT/$name.m32"
+    run "$name.build-m32" gcc -m32 -O2 "${CFLAGS[@]}" "$f" host_tests/fuzz/replay_main.c "$OUT/core-m32.a" \
+        -lpthread -o "$OUT/$name.m32"
     [ -x "$OUT/$name.m32" ] && run "$name.replay-m32" "$OUT/$name.m32" "$corpus"
     if command -v clang >/dev/null && [ "$FUZZ_SECONDS" -gt 0 ]; then
-        run "$name.build-libfuzzer" clang "${CFLAGS[@]}" -g -O1 -fsanitize=fuzzer,address,undefined "$f" "${SRCS[@]}" \
-            -lpthread -o "$OUT/$name.fuzz"
+        if [ ! -e "$OUT/core-fuzz.a" ]; then
+            run core.build-libfuzzer compile_all "$OUT/core-fuzz" clang "${CFLAGS[@]}" -g -O1 \
+                -fsanitize=fuzzer-no-link,address,undefined
+        fi
+        run "$name.build-libfuzzer" clang "${CFLAGS[@]}" -g -O1 -fsanitize=fuzzer,address,undefined "$f" \
+            "$OUT/core-fuzz.a" -lpthread -o "$OUT/$name.fuzz"
         # Findings go to build/, never into the committed corpus.
         mkdir -p "$OUT/$name.corpus"
         [ -x "$OUT/$name.fuzz" ] && run "$name.libfuzzer" "$OUT/$name.fuzz" -max_total_time="$FUZZ_SECONDS" \
@@ -95,12 +124,8 @@ for f in host_tests/fuzz/fuzz_*.c; do
 done
 
 echo "exported symbols of the host library (tc_ prefix only):"
-objs=()
-for s in "${SRCS[@]}"; do
-    o="$OUT/sym_$(basename "$s" .c).o"
-    gcc "${CFLAGS[@]}" -O2 -c "$s" -o "$o"
-    objs+=("$o")
-done
+compile_all "$OUT/sym" gcc "${CFLAGS[@]}" -O2
+objs=("$OUT"/sym/*.o)
 bad=$(nm --defined-only -g "${objs[@]}" | awk 'NF==3 {print $3}' | grep -v '^tc_' || true)
 if [ -n "$bad" ]; then
     echo "  FAIL  symbols without the tc_ prefix: $bad"
