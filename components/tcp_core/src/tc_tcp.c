@@ -166,6 +166,17 @@ static void touch(tc_conn_t *c)
     c->reg.active_ms = (uint32_t)tc_loop_now(c->owner->loop);
 }
 
+/* The peer's acknowledged bytes (what we handed the stack less what it still holds, unacked) against the mark of the
+ * last look, which this look replaces: 1 moved, 0 not, -1 there was no mark (tc__conn_ack_progress()). */
+static int ack_look(tc_conn_t *c, long unacked)
+{
+    uint32_t acked = (uint32_t)(c->reg.bytes_out - (uint64_t)unacked);
+    int moved = (c->flags2 & CF2_ACK_MARK) ? acked != c->acked_mark : -1;
+    c->flags2 |= CF2_ACK_MARK;
+    c->acked_mark = acked;
+    return moved;
+}
+
 /* The close or connect deadline: the timer exists only while armed, so an idle connection does not carry one. */
 static int64_t conn_deadline_cb(tc_timer_t *t, void *user);
 
@@ -652,14 +663,9 @@ static int64_t conn_deadline_cb(tc_timer_t *t, void *user)
      * answer sent just before a close must not be reset away. The deadline then counts from the last progress (the
      * first time it fires with bytes outstanding it only takes the mark). A stop's deadline is separate and final. */
     long unacked = c->close_how == TC_CLOSE_ABORT ? 0 : tc_sock_unacked(c->io.fd);
-    if (unacked > 0) {
-        uint32_t acked = (uint32_t)(c->reg.bytes_out - (uint64_t)unacked);
-        if (!(c->flags2 & CF2_ACK_MARK) || acked != c->acked_mark) {
-            c->flags2 |= CF2_ACK_MARK;
-            c->acked_mark = acked;
-            c->deadline = t; /* runs again: the loop keeps it */
-            return c->owner->cfg.linger_ms;
-        }
+    if (unacked > 0 && ack_look(c, unacked) != 0) {
+        c->deadline = t; /* runs again: the loop keeps it */
+        return c->owner->cfg.linger_ms;
     }
     /* The flush or the peer's FIN did not come in time: RST leaves no TIME-WAIT on either side. */
     c->flags |= CF_DEADLINE;
@@ -750,14 +756,7 @@ tc_conn_t *tc__conn_next(const tc_conn_t *c)
 int tc__conn_ack_progress(tc_conn_t *c)
 {
     long unacked = tc_sock_unacked(c->io.fd);
-    if (unacked < 0) {
-        return 0;
-    }
-    uint32_t acked = (uint32_t)(c->reg.bytes_out - (uint64_t)unacked);
-    int moved = (c->flags2 & CF2_ACK_MARK) ? acked != c->acked_mark : -1;
-    c->flags2 |= CF2_ACK_MARK;
-    c->acked_mark = acked;
-    return moved;
+    return unacked < 0 ? 0 : ack_look(c, unacked);
 }
 
 void tc__conn_touch(tc_conn_t *c)
