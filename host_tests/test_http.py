@@ -261,6 +261,18 @@ MALFORMED = [
         101,
     ),
     (
+        "asterisk-form with GET",
+        "RFC 9112 3.2.4: OPTIONS only",
+        b"GET * HTTP/1.1\r\nHost: x\r\n\r\n",
+        400,
+    ),
+    (
+        "fragment in the request-target",
+        "RFC 9112 3.2: a client strips it",
+        b"GET /api/status#top HTTP/1.1\r\nHost: x\r\n\r\n",
+        400,
+    ),
+    (
         "malformed Sec-WebSocket-Protocol",
         "esp_http_server: crash on a malformed subprotocol list",
         b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
@@ -567,6 +579,25 @@ def test_trickled_head_gets_408_by_its_deadline(loop: Loop, server_host: str) ->
                 break
         assert got.startswith(b"HTTP/1.1 408"), got
         assert time.monotonic() - t0 < 1.5
+    a.stop(500)
+
+
+@pytest.mark.parametrize("min_rate", [0, 1024])
+def test_stalled_body_gets_408_at_the_idle_timeout(loop: Loop, server_host: str, min_rate: int) -> None:
+    """A client that sends part of a body and then nothing (its upload source stalled) is told 408 once the idle
+    timeout passes, minimum-rate rule or not (the rule's first window here is longer than the idle timeout); it was
+    closed without a word by the idle check. The server keeps serving."""
+    a = App(loop, server_host, echo_port=None, http_port=0, http_idle_timeout_ms=400, body_min_rate=min_rate,
+            body_grace_ms=10_000)  # fmt: skip
+    with connect(a.host, a.http_port) as s:
+        s.settimeout(5)
+        s.sendall(b"POST /api/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n" + b"x" * 10)
+        got = b""
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := s.recv(4096):
+                got += chunk
+        assert got.startswith(b"HTTP/1.1 408"), got
+    assert requests.get(f"http://{a.host}:{a.http_port}/api/status", timeout=5).status_code == 200
     a.stop(500)
 
 

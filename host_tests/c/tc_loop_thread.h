@@ -3,11 +3,13 @@
  * an application's other tasks do (tc_loop_post()), and an echo server on it with a kernel client socket as its
  * peer. Include after tc_check.h, in one test file.
  *
- *     tc_loop_new(&g_loop);  loop_start();
+ *     loop_open();           // tc_loop_new(&g_loop) and loop_start()
  *     on_loop(fn, arg);      // runs fn(arg) on the loop thread and waits for it
  *     on_loop(echo_start_fn, NULL); int fd = echo_connect();   // g_server, g_port
  *     stop_on_loop(h, 500, 2000);   // tc_handle_stop(h, 500, ...) on the loop thread, then wait for its callback
- *     loop_join();           // tc_loop_stop() and join; then tc_loop_free(g_loop)
+ *     loop_close();          // loop_join() (tc_loop_stop() and join) and tc_loop_free(g_loop), checked
+ *     heap_back_to_zero();   // no block of the counted heap is left
+ * Everything here is static inline: a test includes it whole and uses what it needs.
  */
 #pragma once
 
@@ -17,6 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "tc_alloc.h"
 #include "tc_err.h"
 #include "tc_handle.h"
 #include "tc_loop.h"
@@ -25,7 +28,7 @@
 static tc_loop_t *g_loop;
 static pthread_t g_thread;
 
-static void *loop_main(void *arg)
+static inline void *loop_main(void *arg)
 {
     (void)arg;
     int rc = tc_loop_run(g_loop);
@@ -33,15 +36,38 @@ static void *loop_main(void *arg)
     return NULL;
 }
 
-static void loop_start(void)
+static inline void loop_start(void)
 {
     CHECK(pthread_create(&g_thread, NULL, loop_main, NULL) == 0, "pthread_create");
 }
 
-static void loop_join(void)
+static inline void loop_join(void)
 {
     tc_loop_stop(g_loop);
     pthread_join(g_thread, NULL);
+}
+
+/* A new loop, g_loop, running on its own thread. */
+static inline void loop_open(void)
+{
+    CHECK_RC(tc_loop_new(&g_loop), TC_OK);
+    loop_start();
+}
+
+/* End the loop's thread and free the loop: everything on it must be gone (tc_loop_free() refuses otherwise). */
+static inline void loop_close(void)
+{
+    loop_join();
+    CHECK_RC(tc_loop_free(g_loop), TC_OK);
+}
+
+/* The counted heap is empty: every path the test took freed what it allocated. */
+static inline void heap_back_to_zero(void)
+{
+    tc_alloc_stats_t st;
+    tc_alloc_stats(&st);
+    CHECK(st.blocks_in_use == 0 && st.bytes_in_use == 0, "leaked %zu bytes in %zu blocks", st.bytes_in_use,
+          st.blocks_in_use);
 }
 
 typedef struct {
@@ -52,7 +78,7 @@ typedef struct {
     int done;
 } call_t;
 
-static void call_cb(tc_loop_t *loop, void *user)
+static inline void call_cb(tc_loop_t *loop, void *user)
 {
     (void)loop;
     call_t *c = user;
@@ -64,7 +90,7 @@ static void call_cb(tc_loop_t *loop, void *user)
 }
 
 /* Posts are FIFO: when fn runs, every post made before this call has run too. */
-static void on_loop(void (*fn)(void *), void *arg)
+static inline void on_loop(void (*fn)(void *), void *arg)
 {
     call_t c = {.fn = fn, .arg = arg, .done = 0};
     pthread_mutex_init(&c.mu, NULL);
@@ -83,7 +109,7 @@ static void on_loop(void (*fn)(void *), void *arg)
 static tc_server_t *g_server;
 static uint16_t g_port;
 
-static void echo_start_fn(void *arg)
+static inline void echo_start_fn(void *arg)
 {
     (void)arg;
     tc_server_config_t cfg = TC_SERVER_DEFAULT_CONFIG();
@@ -96,7 +122,7 @@ static void echo_start_fn(void *arg)
 }
 
 /* A blocking kernel socket connected to the echo server. */
-static int echo_connect(void)
+static inline int echo_connect(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     CHECK(fd >= 0, "socket");

@@ -154,12 +154,9 @@ static int heap_back_to(size_t base)
 
 int main(void)
 {
-    (void)echo_start_fn; /* tc_loop_thread.h's echo helpers are not used here */
-    (void)echo_connect;
     snprintf(g_dir, sizeof(g_dir), "/tmp/tc_app_ota_XXXXXX");
     CHECK(mkdtemp(g_dir) != NULL, "mkdtemp");
-    CHECK_RC(tc_loop_new(&g_loop), TC_OK);
-    loop_start();
+    loop_open();
     on_loop(app_start_fn, NULL);
     /* Warm-up: one upload through every stage, so the loop's arrays have grown before the baseline. */
     int fd = upload_open();
@@ -222,11 +219,8 @@ int main(void)
     CHECK(snap().resumes == resumes, "4: resumed during the app's stop");
     close(fd);
 
-    loop_join();
-    tc_loop_free(g_loop);
-    tc_alloc_stats_t st;
-    tc_alloc_stats(&st);
-    CHECK(st.bytes_in_use == 0, "%zu bytes left after the loop", st.bytes_in_use);
+    loop_close();
+    heap_back_to_zero();
     CHECK(rmdir(g_dir) == 0, "the OTA directory is not empty (a partial image left?)");
     printf("test_app_ota: OK (4 cases, heap back to %zu bytes after each)\n", base);
     return 0;

@@ -344,8 +344,7 @@ static void test_loop_silent(tc_console_config_t cfg)
 
 int main(void)
 {
-    CHECK(tc_loop_new(&g_loop) == TC_OK, "tc_loop_new");
-    loop_start();
+    loop_open();
     on_loop(echo_start_fn, NULL);
     int fd = echo_connect();
     for (int i = 0; registry_count() != 2; i++) {
@@ -370,11 +369,8 @@ int main(void)
     close(fd);
     test_loop_silent(cfg);
 
-    CHECK(tc_loop_free(g_loop) == TC_OK, "tc_loop_free");
-    tc_alloc_stats_t st;
-    tc_alloc_stats(&st);
-    CHECK(st.blocks_in_use == 0 && st.bytes_in_use == 0, "leaked %zu bytes in %zu blocks", st.bytes_in_use,
-          st.blocks_in_use);
+    CHECK_RC(tc_loop_free(g_loop), TC_OK);
+    heap_back_to_zero();
     printf("test_console: OK\n");
     return 0;
 }

@@ -128,10 +128,7 @@ static int check_row(const row_t *r)
 
 int main(void)
 {
-    (void)echo_start_fn; /* tc_loop_thread.h's echo helpers are not used here */
-    (void)echo_connect;
-    CHECK_RC(tc_loop_new(&g_loop), TC_OK);
-    loop_start();
+    loop_open();
     on_loop(start_fn, NULL);
     for (size_t i = 0; i < sizeof(k_rows) / sizeof(k_rows[0]); i++) {
         tc_check_row = k_rows[i].name;
@@ -139,13 +136,10 @@ int main(void)
     }
     tc_check_row = NULL;
     stop_on_loop(tc_http_handle(g_http), 0, 5000);
-    loop_join();
-    tc_loop_free(g_loop);
+    loop_close();
     tc_http_cors_free(g_default);
     tc_http_cors_free(g_own);
     tc_http_cors_free(g_none);
-    tc_alloc_stats_t st;
-    tc_alloc_stats(&st);
-    CHECK(st.bytes_in_use == 0, "%zu bytes left", st.bytes_in_use);
+    heap_back_to_zero();
     return tc_check_summary();
 }

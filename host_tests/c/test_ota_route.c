@@ -201,16 +201,13 @@ static void check_whole(const answer_t *a, const char *status_line, const char *
 
 int main(void)
 {
-    (void)echo_start_fn; /* tc_loop_thread.h's echo helpers are not used here */
-    (void)echo_connect;
     snprintf(g_dir, sizeof(g_dir), "/tmp/tc_ota_route_XXXXXX");
     CHECK(mkdtemp(g_dir) != NULL, "mkdtemp");
     g_path[0] = '/';
     memset(g_path + 1, 'p', sizeof(g_path) - 2);
     g_path[sizeof(g_path) - 1] = '\0';
     CHECK(strlen(g_path) == 200, "path length");
-    CHECK_RC(tc_loop_new(&g_loop), TC_OK);
-    loop_start();
+    loop_open();
     on_loop(start_fn, NULL);
     answer_t a;
 
@@ -276,10 +273,8 @@ int main(void)
     stop_on_loop(tc_http_handle(g_http), 0, 5000);
     loop_join();
     tc_ota_free(g_ota);
-    tc_loop_free(g_loop);
-    tc_alloc_stats_t st;
-    tc_alloc_stats(&st);
-    CHECK(st.bytes_in_use == 0, "%zu bytes left after the loop", st.bytes_in_use);
+    CHECK_RC(tc_loop_free(g_loop), TC_OK);
+    heap_back_to_zero();
     char file[128];
     snprintf(file, sizeof(file), "%s/firmware.bin", g_dir);
     CHECK(remove(file) == 0, "no firmware.bin written");

@@ -200,8 +200,7 @@ static void test_threads(int fd)
 
 int main(void)
 {
-    CHECK(tc_loop_new(&g_loop) == TC_OK, "tc_loop_new");
-    loop_start();
+    loop_open();
     on_loop(echo_start_fn, NULL);
     int fd = echo_connect();
 
@@ -221,11 +220,7 @@ int main(void)
     tc_ext_sock_close(last);
     CHECK(tc_loop_run_once(g_loop, 0) >= 0, "run the removal");
     CHECK(tc_loop_free(g_loop) == TC_OK, "tc_loop_free after the last close");
-
-    tc_alloc_stats_t st;
-    tc_alloc_stats(&st);
-    CHECK(st.blocks_in_use == 0 && st.bytes_in_use == 0, "leaked %zu bytes in %zu blocks", st.bytes_in_use,
-          st.blocks_in_use);
+    heap_back_to_zero();
     printf("test_registry_ext: OK\n");
     return 0;
 }

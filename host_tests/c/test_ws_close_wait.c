@@ -114,10 +114,7 @@ static void wait_close_code(int want)
 
 int main(void)
 {
-    (void)echo_start_fn; /* tc_loop_thread.h's echo helpers are not used here */
-    (void)echo_connect;
-    CHECK_RC(tc_loop_new(&g_loop), TC_OK);
-    loop_start();
+    loop_open();
     on_loop(start_fn, NULL);
 
     /* A peer that reads the close frame and never answers: let go after the bound (300 ms), reported as 1006. The
@@ -137,10 +134,7 @@ int main(void)
     wait_close_code(1000);
 
     stop_on_loop(tc_http_handle(g_http), 500, 5000);
-    loop_join();
-    tc_loop_free(g_loop);
-    tc_alloc_stats_t st;
-    tc_alloc_stats(&st);
-    CHECK(st.bytes_in_use == 0, "%zu bytes left", st.bytes_in_use);
+    loop_close();
+    heap_back_to_zero();
     return tc_check_summary();
 }

@@ -69,7 +69,8 @@ typedef struct {
     uint64_t max_body;           /**< request body bytes of buffered routes (413 beyond); per route:
                                       tc_http_route_body() */
     uint32_t body_min_rate;      /**< a body must arrive at this many bytes/s at least, measured over windows of
-                                      body_grace_ms after the first one (408 and close below); 0 = no rule */
+                                      body_grace_ms after the first one (408 and close below); 0 = no rule. A body
+                                      with no byte for idle_timeout_ms gets 408 whatever this says */
     uint32_t body_grace_ms;      /**< the first window (no rule) and the length of every later one */
     uint32_t ws_max_message;     /**< WebSocket message bytes (close 1009 beyond) */
     uint32_t ws_ping_ms;         /**< WebSocket liveness: a ping after this long without one outstanding, 0 = none */

@@ -176,6 +176,13 @@ int tc__http_send_head(tc_http_req_t *req, int status, const char *ctype, long l
     return tc_conn_sendv(req->hc->c, m, k);
 }
 
+/* A body being received is timed by the sweep (408 when it stalls, body_check()), not by the server's idle timeout,
+ * which would end it without a word; a body its handler paused is not. */
+static void body_clock(hconn_t *hc)
+{
+    tc__conn_self_timed(hc->c, hc->state == HC_BODY && hc->req != NULL && !hc->req->body_paused);
+}
+
 /* The request is over: close or go back to reading the next one. */
 void tc__http_req_finish(tc_http_req_t *req)
 {
@@ -199,6 +206,7 @@ void tc__http_req_finish(tc_http_req_t *req)
         return;
     }
     hc->state = HC_IDLE;
+    body_clock(hc);
     tc_conn_set_reading(hc->c, 1);
     if (!hc->processing) {
         if (hc->len) {
@@ -422,6 +430,7 @@ static void dispatch(hconn_t *hc, tc_http_req_t *req)
     tc_http_t *h = HC_HTTP(hc);
     req->handed = 1;
     hc->state = req->body_pending ? HC_BODY : HC_HANDLER;
+    body_clock(hc);
     if (h->filter) {
         int frc = h->filter(req, h->filter_user);
         if (frc == TC_HTTP_FILTER_DONE || hc->req != req || req->answered) {
@@ -488,6 +497,7 @@ static void body_complete(hconn_t *hc)
     req->body_pending = 0;
     req->body_ended = 1;
     hc->state = HC_HANDLER;
+    body_clock(hc);
     if (r == NULL || r->body_cb == NULL || !req->handed) {
         dispatch(hc, req);
         return;
@@ -529,6 +539,7 @@ int tc_http_req_body_resume(tc_http_req_t *req)
     req->body_paused = 0;
     req->win_start = tc_loop_now(req->h->loop);
     req->win_base = req->body_total;
+    body_clock(req->hc);
     tc_conn_set_reading(req->hc->c, 1);
     tc__timer_arm(&req->body_timer, 0);
     return TC_OK;
@@ -651,6 +662,7 @@ static int begin_request(hconn_t *hc, size_t n)
     }
     req->win_start = tc_loop_now(h->loop);
     hc->state = req->body_pending ? HC_BODY : HC_HANDLER;
+    body_clock(hc);
     if (pieces) {
         tc__timer_init(h->loop, &req->body_timer, body_timer_cb, req);
         dispatch(hc, req); /* the handler sees the head first, and may refuse before any body byte */
@@ -687,6 +699,7 @@ static int body_piece(hconn_t *hc, tc_http_req_t *req, const char *p, size_t n)
         }
         if (rc == TC_HTTP_BODY_PAUSE) {
             req->body_paused = 1;
+            body_clock(hc);
             tc_conn_set_reading(hc->c, 0); /* TCP's receive window now pushes back on the client */
             return 1;
         }
@@ -988,13 +1001,21 @@ static void http_conn_cb(tc_conn_t *c, tc_event_t ev, const void *data, size_t l
     (void)len;
 }
 
-/* The minimum-rate rule: every byte resets the idle timer, so without it 1 byte every few seconds would hold a body
- * (and its memory) open forever. Each window of body_grace_ms after the first must bring body_min_rate bytes/s. A
- * body paused by its handler is not the client's fault: the window restarts when it resumes. */
-static void body_rate_check(tc_http_t *h, hconn_t *hc, uint64_t now)
+/* A body that stalls (no byte for idle_timeout_ms) is told 408, as one below the minimum rate is. That rule exists
+ * because every byte restarts the quiet clock: without it 1 byte every few seconds would hold a body (and its memory)
+ * open forever; each window of body_grace_ms after the first must bring body_min_rate bytes/s. A body paused by its
+ * handler is not the client's fault: neither rule runs, and the window restarts when it resumes. */
+static void body_check(tc_http_t *h, hconn_t *hc, uint64_t now)
 {
     tc_http_req_t *req = hc->req;
-    if (req == NULL || h->cfg.body_min_rate == 0 || req->body_paused || now - req->win_start < h->cfg.body_grace_ms) {
+    if (req == NULL || req->body_paused) {
+        return;
+    }
+    if (h->cfg.idle_timeout_ms && now - tc__conn_active_ms(hc->c) >= h->cfg.idle_timeout_ms) {
+        fail_conn(hc, 408);
+        return;
+    }
+    if (h->cfg.body_min_rate == 0 || now - req->win_start < h->cfg.body_grace_ms) {
         return;
     }
     uint64_t need = (uint64_t)h->cfg.body_min_rate * (now - req->win_start) / 1000;
@@ -1025,7 +1046,7 @@ static int64_t sweep_cb(tc_timer_t *t, void *user)
         } else if (hc->state == HC_HEAD && (uint32_t)now - hc->head_started >= h->cfg.head_timeout_ms) {
             fail_conn(hc, 408);
         } else if (hc->state == HC_BODY) {
-            body_rate_check(h, hc, now);
+            body_check(h, hc, now);
         } else if (hc->state == HC_WS) {
             tc__ws_liveness(h, hc, now);
         } else if (hc->state == HC_STREAM) {

@@ -162,8 +162,8 @@ static int parse_request_line(const char *buf, size_t len, const tc_http_limits_
     size_t t = ++i;
     while (i < len && buf[i] != ' ') {
         unsigned char c = (unsigned char)buf[i];
-        if (c <= 0x20 || c >= 0x7f) {
-            return TC_HTTP_EBAD; /* the target is visible ASCII; CR, LF, NUL and TAB included here */
+        if (c <= 0x20 || c >= 0x7f || c == '#') {
+            return TC_HTTP_EBAD; /* visible ASCII (CR, LF, NUL and TAB refused here), and no fragment (RFC 9112 3.2) */
         }
         if (i - t >= lim->max_uri) {
             return TC_HTTP_EURI_TOO_LONG;
@@ -201,7 +201,9 @@ static int parse_request_line(const char *buf, size_t len, const tc_http_limits_
     if (path.ptr[0] != '/') {
         size_t a = scheme_len(path);
         if (path.len == 1 && path.ptr[0] == '*') {
-            /* OPTIONS * : the path is "*" */
+            if (r->method.len != 7 || memcmp(r->method.ptr, "OPTIONS", 7) != 0) {
+                return TC_HTTP_EBAD; /* the asterisk-form is OPTIONS's alone (RFC 9112 3.2.4) */
+            }
         } else if (a > 0) {
             /* The authority ends at the first '/' or '?' (RFC 3986 3.2): a '/' inside the query is not the path. */
             size_t s = a;

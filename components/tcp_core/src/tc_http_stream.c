@@ -267,14 +267,13 @@ void tc__stream_liveness(tc_http_t *h, hconn_t *hc, uint64_t now)
     if (req == NULL) {
         return;
     }
-    uint64_t quiet = now - tc__conn_active_ms(hc->c);
-    if (h->cfg.idle_timeout_ms && tc_conn_queued(hc->c) > 0 && quiet >= h->cfg.idle_timeout_ms / 4) {
-        /* Our queue has not moved for a while. A viewer that reads slowly behind a large send buffer (Linux grows
-         * it to MBs) is not dead: its stack still acknowledges. Only one whose stack took nothing for the idle
-         * timeout is ended. */
-        if (tc__conn_ack_progress(hc->c) == 1) {
+    if (tc_conn_queued(hc->c) > 0) {
+        /* Our queue has not moved for a while: a viewer that reads slowly behind a large send buffer is not dead
+         * while its stack still acknowledges; one whose stack took nothing for the idle timeout is ended. */
+        int q = tc__conn_quiet(hc->c, now - tc__conn_active_ms(hc->c), h->cfg.idle_timeout_ms);
+        if (q == TC_QUIET_ALIVE) {
             tc__conn_touch(hc->c);
-        } else if (quiet >= h->cfg.idle_timeout_ms) {
+        } else if (q == TC_QUIET_GONE) {
             tc__stream_end(req, 0);
             return;
         }

@@ -159,14 +159,25 @@ uint64_t tc__conn_active_ms(const struct tc_conn *conn);
  * itself, with tc__conn_close_peer() when nothing more is owed. */
 void tc__conn_half_open(struct tc_conn *conn, int on);
 
+/* While on, the connection's owner times its quiet itself and the server's idle timeout passes it by (HTTP: a
+ * request body arriving, which ends in 408 when it stalls). */
+void tc__conn_self_timed(struct tc_conn *conn, int on);
+
 /* Close a connection whose peer sent its FIN first (graceful: flush, then close; reason "peer"). */
 void tc__conn_close_peer(struct tc_conn *conn);
 
-/* Whether the peer's TCP stack acknowledged bytes of ours since the last look: 1 yes, 0 no (or unknown), -1 this was
- * the first look (it only took the mark). A peer that reads slowly behind a large send buffer (Linux's grows to MBs)
- * shows no progress in our own queue for a long time, but its stack keeps acknowledging: it is alive. Costs one call
- * into the stack (SIOCOUTQ; lwIP: the tcpip thread), so callers look only at connections that seem stalled. */
-int tc__conn_ack_progress(struct tc_conn *conn);
+/* The one liveness rule for a connection that looks stalled to its owner (a stream whose queue does not move, a
+ * keep-alive with no request, a WebSocket that owes a pong): quiet for `quiet` ms of the owner's `limit` ms.
+ * TC_QUIET_ALIVE: the peer's TCP stack acknowledged bytes of ours since the last look; the owner restarts its clock
+ * (a slow reader behind a large send buffer, which Linux grows to MBs, shows no progress in our own queue for a
+ * long time, but its stack keeps acknowledging). TC_QUIET_GONE: quiet for the whole limit and nothing acknowledged.
+ * TC_QUIET_WAIT: neither yet (always, with limit 0). Looks start at a quarter of the limit, so that the look at the
+ * limit has a mark to compare with; each costs one call into the stack (SIOCOUTQ; lwIP: the tcpip thread). */
+enum { TC_QUIET_WAIT = 0, TC_QUIET_ALIVE, TC_QUIET_GONE };
+int tc__conn_quiet(struct tc_conn *conn, uint64_t quiet, uint64_t limit);
+
+/* How long after `quiet` ms (of `limit`, not yet reached) tc__conn_quiet() next has something to decide. */
+uint64_t tc__quiet_next(uint64_t quiet, uint64_t limit);
 
 /* Count now as the connection's last activity (what tc__conn_active_ms() returns). */
 void tc__conn_touch(struct tc_conn *conn);

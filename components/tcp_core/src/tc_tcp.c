@@ -60,6 +60,7 @@ enum {
     CF2_ACK_MARK = 0x10, /* acked_mark holds a value */
     CF2_PEER_DONE = 0x20, /* the peer announced it sends nothing more (tc__conn_peer_done()) and nothing came since */
     CF2_HALF_OPEN = 0x40, /* the peer's FIN goes to the owner first (tc__conn_half_open()) */
+    CF2_SELF_TIMED = 0x80, /* its owner times its quiet itself: the idle timeout passes it by (tc__conn_self_timed()) */
 };
 
 /* How conn_finalize() lets go of the socket. END_AT_ONCE: a graceful close that need not linger, a plain close
@@ -79,7 +80,7 @@ struct tc_conn {
     uint8_t close_reason; /* tc_close_reason_t */
     uint8_t flags2;
     uint32_t acked_mark; /* the peer's acknowledged bytes (low 32 bits) when last looked: by the close deadline, or
-                          * by the liveness of a stream or WebSocket (tc__conn_ack_progress()) */
+                          * by the liveness rule (tc__conn_quiet()) */
 };
 
 struct tc_server {
@@ -167,7 +168,7 @@ static void touch(tc_conn_t *c)
 }
 
 /* The peer's acknowledged bytes (what we handed the stack less what it still holds, unacked) against the mark of the
- * last look, which this look replaces: 1 moved, 0 not, -1 there was no mark (tc__conn_ack_progress()). */
+ * last look, which this look replaces: 1 moved, 0 not, -1 there was no mark. */
 static int ack_look(tc_conn_t *c, long unacked)
 {
     uint32_t acked = (uint32_t)(c->reg.bytes_out - (uint64_t)unacked);
@@ -753,10 +754,21 @@ tc_conn_t *tc__conn_next(const tc_conn_t *c)
     return accepted_from(c->owner, c->reg.next);
 }
 
-int tc__conn_ack_progress(tc_conn_t *c)
+int tc__conn_quiet(tc_conn_t *c, uint64_t quiet, uint64_t limit)
 {
+    if (limit == 0 || quiet < limit / 4) {
+        return TC_QUIET_WAIT;
+    }
     long unacked = tc_sock_unacked(c->io.fd);
-    return unacked < 0 ? 0 : ack_look(c, unacked);
+    if (unacked >= 0 && ack_look(c, unacked) == 1) {
+        return TC_QUIET_ALIVE;
+    }
+    return quiet >= limit ? TC_QUIET_GONE : TC_QUIET_WAIT;
+}
+
+uint64_t tc__quiet_next(uint64_t quiet, uint64_t limit)
+{
+    return quiet < limit / 4 ? limit / 4 - quiet : limit - quiet;
 }
 
 void tc__conn_touch(tc_conn_t *c)
@@ -777,6 +789,11 @@ void *tc__conn_owner_user(const tc_conn_t *c)
 void tc__conn_half_open(tc_conn_t *c, int on)
 {
     c->flags2 = on ? (uint8_t)(c->flags2 | CF2_HALF_OPEN) : (uint8_t)(c->flags2 & ~CF2_HALF_OPEN);
+}
+
+void tc__conn_self_timed(tc_conn_t *c, int on)
+{
+    c->flags2 = on ? (uint8_t)(c->flags2 | CF2_SELF_TIMED) : (uint8_t)(c->flags2 & ~CF2_SELF_TIMED);
 }
 
 void tc__conn_close_peer(tc_conn_t *c)
@@ -918,20 +935,19 @@ static int64_t server_timer_cb(tc_timer_t *t, void *user)
         uint64_t now = tc_loop_now(loop);
         uint64_t wait = UINT64_MAX; /* until the next connection can have been idle for idle_timeout_ms */
         for (tc_conn_t *c = tc__server_conns(s); c; c = tc__conn_next(c)) {
-            /* Long-lived sessions (WebSocket, SSE, streams) are quiet by nature: their owner checks liveness. */
-            if ((c->flags & CF_CLOSING) || tc_role_is_long_lived(c->reg.role)) {
+            /* Long-lived sessions (WebSocket, SSE, streams) are quiet by nature: their owner checks liveness, as it
+             * times a connection it marked self-timed. */
+            if ((c->flags & CF_CLOSING) || (c->flags2 & CF2_SELF_TIMED) || tc_role_is_long_lived(c->reg.role)) {
                 continue;
             }
             uint64_t quiet = now - tc__conn_active_ms(c);
-            if (quiet >= idle / 2 && tc__conn_ack_progress(c) == 1) {
-                /* Quiet for us, but the peer's stack acknowledged bytes since the last look: a slow reader drains
-                 * a large send buffer (Linux grows it to MBs, so our own queue may not move for longer than the
-                 * timeout). Not idle. Looked at from half the timeout on, so that a mark exists by the end. */
-                touch(c);
+            int q = tc__conn_quiet(c, quiet, idle);
+            if (q == TC_QUIET_ALIVE) {
+                touch(c); /* quiet for us, but a slow reader is still taking a long answer: not idle */
                 quiet = 0;
             }
-            if (quiet < idle) {
-                uint64_t next = quiet < idle / 2 ? idle / 2 - quiet : idle - quiet;
+            if (q != TC_QUIET_GONE) {
+                uint64_t next = tc__quiet_next(quiet, idle);
                 wait = next < wait ? next : wait;
                 continue;
             }

@@ -292,13 +292,10 @@ void tc__ws_liveness(tc_http_t *h, hconn_t *hc, uint64_t now)
         /* Waiting for a pong, or for the answer to our close (last_ping: when the close was sent). A peer whose
          * stack still acknowledges our bytes is alive, its answer queued behind them (a slow reader behind a large
          * send buffer): the wait starts over. One whose stack took nothing for wait_max is gone. */
-        uint64_t waited = now - ws->last_ping;
-        if (wait_max == 0 || waited < wait_max / 4) {
-            return;
-        }
-        if (tc__conn_ack_progress(hc->c) == 1) {
+        int q = tc__conn_quiet(hc->c, now - ws->last_ping, wait_max);
+        if (q == TC_QUIET_ALIVE) {
             ws->last_ping = now;
-        } else if (waited >= wait_max) {
+        } else if (q == TC_QUIET_GONE) {
             hc->state = HC_DONE;
             tc_conn_close(hc->c, TC_CLOSE_ABORT);
         }
