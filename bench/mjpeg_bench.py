@@ -57,6 +57,9 @@ WRITE_LOW_WATER = 16 * 1024
 PART_OVERHEAD = 256  # part headers and chunk framing around one frame, generously
 CONN_STATE_BYTES = 4096  # per-connection state (about 350 B measured by http_bench) and timer/poll-set growth
 AFTER_SLACK_BYTES = 8192  # poll-set and timer-heap capacity that stays after the viewers left
+# `tcp-core serve`'s idle timeout (tc_http.h default): a viewer whose stack takes nothing for this long is ended, so
+# the one that never reads may leave before the run does, but never sooner than this after its request.
+IDLE_TIMEOUT_S = 10.0
 
 
 def mono_ms() -> float:
@@ -355,12 +358,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         res["bench_cpu_cores"] = (me1 - me0) / window_s
         res["other_cores"] = max((m1 - m0) / window_s - res["server_cpu_cores"] - res["bench_cpu_cores"], 0.0)
         res["samples"] = samples
-        last = samples[-1] if samples else {}
+        seen = [s for s in samples if s["stalled_state"]]
+        gone = [s for s in samples if seen and s["t_s"] > seen[-1]["t_s"]]
         res["stalled"] = {
-            "found": bool(last.get("stalled_state")),
-            "state": last.get("stalled_state"),
+            "found": bool(seen),
+            "state": samples[-1]["stalled_state"] if samples else None,
+            "ended_s": gone[0]["t_s"] if gone else None,  # the first sample without it, once seen
             "queued_max": max((s["stalled_queued"] or 0) for s in samples) if samples else None,
-            "bytes_out": last.get("stalled_bytes_out"),
+            "bytes_out": seen[-1]["stalled_bytes_out"] if seen else None,
         }
         # The viewers leave; tcp_core must give back what they held.
         for v in viewers:
@@ -404,6 +409,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             problems.append(f"viewer {i + 1}: no frame in the window")
     if not res["stalled"]["found"]:
         problems.append("the viewer that never reads is not in /api/status (dropped?)")
+    elif res["stalled"]["ended_s"] is not None and res["stalled"]["ended_s"] < IDLE_TIMEOUT_S:
+        problems.append(
+            f"the viewer that never reads was ended at {res['stalled']['ended_s']} s, before the idle timeout"
+        )
     part = args.frame_bytes + PART_OVERHEAD
     queue_bound = WRITE_LOW_WATER + part
     heap_bound = (args.viewers + 1) * (WRITE_LOW_WATER + part + CONN_STATE_BYTES)
@@ -456,7 +465,9 @@ def report(res: dict[str, Any]) -> str:
     ]
     st = res["stalled"]
     out.append(
-        f"viewer that never reads: {st['state'] or 'GONE'}; its socket took {st['bytes_out'] or 0:,} bytes "
+        "viewer that never reads: "
+        + (f"ended by the idle timeout ({IDLE_TIMEOUT_S:.0f} s) by {st['ended_s']} s" if st["ended_s"] else st["state"])
+        + f"; its socket took {st['bytes_out'] or 0:,} bytes "
         f"(kernel buffers); tcp_core's queue for it: at most {st['queued_max'] or 0:,} B "
         f"(bound {res['bounds']['stalled_queue']:,} B: low water + one part)"
     )

@@ -950,6 +950,9 @@ int tc_app_start(tc_loop_t *loop, const tc_app_config_t *cfg, tc_app_t **out)
         h.ws_ping_ms = cfg->ws_ping_ms ? cfg->ws_ping_ms : h.ws_ping_ms;
         h.ws_pong_timeout_ms = cfg->ws_pong_timeout_ms ? cfg->ws_pong_timeout_ms : h.ws_pong_timeout_ms;
         h.sse_heartbeat_ms = cfg->sse_heartbeat_ms ? cfg->sse_heartbeat_ms : h.sse_heartbeat_ms;
+        if (cfg->stream_sndbuf) {
+            h.stream_sndbuf = cfg->stream_sndbuf == TC_APP_STACK_SNDBUF ? 0 : cfg->stream_sndbuf;
+        }
         h.cors = app->cors; /* server-wide: every route of the service, preflights answered */
         rc = tc_http_start(loop, &h, &app->http);
         if (rc == TC_OK) {

@@ -59,6 +59,9 @@ typedef struct {
 /** tc_app_config_t.http_body_min_rate value turning the minimum-rate rule off. */
 #define TC_APP_NO_RATE 0xffffffffu
 
+/** tc_app_config_t.stream_sndbuf value leaving the TCP stack's own send buffer to live streams. */
+#define TC_APP_STACK_SNDBUF 0xffffffffu
+
 /** Which services run, and where; start from TC_APP_DEFAULT_CONFIG(). */
 typedef struct {
     const char *host;          /**< numeric address the servers listen on */
@@ -80,6 +83,8 @@ typedef struct {
     uint32_t ws_ping_ms;       /**< WebSocket ping interval, 0 = TC_HTTP_DEFAULT_CONFIG()'s */
     uint32_t ws_pong_timeout_ms; /**< WebSocket pong deadline, 0 = TC_HTTP_DEFAULT_CONFIG()'s */
     uint32_t sse_heartbeat_ms; /**< SSE heartbeat interval, 0 = TC_HTTP_DEFAULT_CONFIG()'s */
+    uint32_t stream_sndbuf;    /**< send buffer of live streams (tc_http_config_t.stream_sndbuf), 0 =
+                                    TC_HTTP_DEFAULT_CONFIG()'s, TC_APP_STACK_SNDBUF = the stack's own */
     uint32_t stream_fps;       /**< frames per second of the demo MJPEG stream (0 = 10, at most 1000): frame k is
                                     due at ceil(k * 1000 / stream_fps) ms of the loop's clock (tc_loop_now(), the
                                     monotonic clock), the same instants for every viewer; a viewer that is not

@@ -59,7 +59,8 @@ class App(Stoppable):
     POST/PUT /api/upload takes its body in pieces (tc_http_route_body()) and answers {"bytes", "crc32"}; "?slow=MS"
     pauses MS ms after each piece (backpressure); upload_max bounds it (None: no limit). POST/PUT /api/echo buffers
     its body (up to the server's max_body) and answers the same. body_min_rate (bytes/s, 0 = no rule) and
-    body_grace_ms set the minimum-rate rule for bodies (408 below it).
+    body_grace_ms set the minimum-rate rule for bodies (408 below it). stream_sndbuf is the TCP send buffer of
+    /stream and /api/live viewers (tc_http_config_t.stream_sndbuf; 0: the stack's own).
 
     With ota_dir, POST /api/ota takes a firmware image (tc_ota.h: size, ESP magic 0xE9, SHA-256 from X-OTA-SHA256
     or ?sha256=) into ota_dir/firmware.bin (via firmware.bin.part, renamed only when complete and valid), GET
@@ -93,6 +94,7 @@ class App(Stoppable):
         ws_ping_ms: int | None = None,
         ws_pong_timeout_ms: int | None = None,
         sse_heartbeat_ms: int | None = None,
+        stream_sndbuf: int | None = None,
         captive: Literal["off", "portal", "online"] = "off",
         dns_port: int | None = None,
         dns_answer: str | None = None,
@@ -147,6 +149,8 @@ class App(Stoppable):
         cfg.ws_ping_ms = ws_ping_ms or 0
         cfg.ws_pong_timeout_ms = ws_pong_timeout_ms or 0
         cfg.sse_heartbeat_ms = sse_heartbeat_ms or 0
+        if stream_sndbuf is not None:  # None: the C default (16 KB); 0: the stack's own (Linux grows it to MBs)
+            cfg.stream_sndbuf = lib.TC_APP_STACK_SNDBUF if stream_sndbuf == 0 else stream_sndbuf
         modes = {"off": lib.TC_CAPTIVE_OFF, "portal": lib.TC_CAPTIVE_PORTAL, "online": lib.TC_CAPTIVE_ONLINE}
         if captive not in modes:
             raise ValueError(f"captive must be one of {', '.join(modes)}, not {captive!r}")

@@ -80,6 +80,12 @@ typedef struct {
                                       reader behind a large send buffer: the answer is queued behind them) the wait
                                       starts over. 0 = no bound */
     uint32_t sse_heartbeat_ms;   /**< an SSE stream silent this long gets a comment line (":\n\n"), 0 = none */
+    uint32_t stream_sndbuf;      /**< live streams (MJPEG, SSE): the TCP stack's send buffer of the connection, in
+                                      bytes (Linux: SO_SNDBUF, which the kernel doubles; lwIP's is TCP_SND_BUF, fixed
+                                      at build time, and this is ignored). Frames then wait in our queue, where the
+                                      producer is not asked while a viewer is behind (tc_http_stream_ready()),
+                                      instead of in a buffer Linux grows to MBs: a slow viewer sees the stream live
+                                      at its own rate, not seconds old. 0 = the stack's own */
     tc_close_policy_t close_policy; /**< how the server closes after a "close" response: graceful (FIN at once,
                                          lingering drain, TIME-WAIT freed on lwIP; closed at once on Linux when the
                                          client announced its close and sent nothing more, tc_tcp.h) */
@@ -100,7 +106,7 @@ typedef struct {
         .retry_after_s = 2, .idle_timeout_ms = 10000, .head_timeout_ms = 5000, .max_uri = 512, .max_head = 4096,   \
         .max_headers = 32, .max_body = 64 * 1024, .body_min_rate = 1024, .body_grace_ms = 10000,                   \
         .ws_max_message = 16384, .ws_ping_ms = 20000, .ws_pong_timeout_ms = 10000, .sse_heartbeat_ms = 15000,      \
-        .close_policy = TC_CLOSE_GRACEFUL, .linger_ms = 2000, .name = "http", .cors = NULL,                         \
+        .stream_sndbuf = 16384, .close_policy = TC_CLOSE_GRACEFUL, .linger_ms = 2000, .name = "http", .cors = NULL, \
     }
 
 /**
@@ -124,7 +130,8 @@ typedef int64_t (*tc_http_produce_cb)(tc_http_req_t *req, void *user);
 /** Kinds of streamed responses. */
 typedef enum {
     TC_HTTP_STREAM_CHUNKED = 1, /**< Transfer-Encoding: chunked; each write is one chunk */
-    TC_HTTP_STREAM_MJPEG,       /**< multipart/x-mixed-replace; each write is one JPEG part */
+    TC_HTTP_STREAM_MJPEG,       /**< multipart/x-mixed-replace; each write is one JPEG part (with X-Timestamp: when it
+                                     was queued, seconds.milliseconds of the loop's clock) */
     TC_HTTP_STREAM_SSE,         /**< text/event-stream; each write is one event's data */
 } tc_http_stream_kind_t;
 

@@ -141,6 +141,9 @@ int tc_http_stream(tc_http_req_t *req, tc_http_stream_kind_t kind, const char *c
     req->hc->state = HC_STREAM;
     tc__conn_reg_flags(req->hc->c, TC_REG_FLAG_STREAMING, 0);
     tc_conn_set_role(req->hc->c, kind == TC_HTTP_STREAM_SSE ? TC_ROLE_SSE : TC_ROLE_STREAM);
+    if (kind != TC_HTTP_STREAM_CHUNKED && req->h->cfg.stream_sndbuf) {
+        tc__conn_sndbuf(req->hc->c, req->h->cfg.stream_sndbuf); /* live: frames wait where they can be skipped */
+    }
     tc_conn_set_reading(req->hc->c, 1); /* to see the viewer leave */
     tc__timer_init(req->h->loop, &req->stream_timer, stream_timer_cb, req);
     req->last_write = tc_loop_now(req->h->loop);
@@ -203,7 +206,7 @@ int tc_http_stream_write(tc_http_req_t *req, const void *data, size_t len)
     }
     /* One part is one message: its framing and data are queued whole or not at all (tc_conn_sendv()). A chunk header
      * sent without its data (the queue limit refusing the frame) corrupted every later frame of a slow viewer. */
-    char size[24], pre[128];
+    char size[24], pre[160];
     tc_buf_t m[4];
     size_t k = 0;
     if (req->stream_kind == TC__STREAM_SIZED) {
@@ -215,8 +218,12 @@ int tc_http_stream_write(tc_http_req_t *req, const void *data, size_t len)
         }
         m[k++] = (tc_buf_t){data, len};
     } else if (req->stream_kind == TC_HTTP_STREAM_MJPEG) {
-        int n = snprintf(pre, sizeof(pre), "--%s\r\nContent-Type: image/jpeg\r\nContent-Length: %zu\r\n\r\n",
-                         MJPEG_BOUNDARY, len);
+        /* X-Timestamp (as mjpg-streamer sends it): when the part was queued, seconds of the loop's clock. A viewer
+         * compares it with its own clock to see how far behind it is. */
+        uint64_t ms = tc_loop_now(req->h->loop);
+        int n = snprintf(pre, sizeof(pre),
+                         "--%s\r\nContent-Type: image/jpeg\r\nContent-Length: %zu\r\nX-Timestamp: %llu.%03u\r\n\r\n",
+                         MJPEG_BOUNDARY, len, (unsigned long long)(ms / 1000), (unsigned)(ms % 1000));
         if (req->out_chunked) {
             int sn = snprintf(size, sizeof(size), "%zx\r\n", (size_t)n + len + 2);
             m[k++] = (tc_buf_t){size, (size_t)sn};

@@ -163,6 +163,9 @@ void tc__conn_half_open(struct tc_conn *conn, int on);
  * request body arriving, which ends in 408 when it stalls). */
 void tc__conn_self_timed(struct tc_conn *conn, int on);
 
+/* Ask the stack for a send buffer of `bytes` for the connection (best effort: a stack with a fixed one ignores it). */
+void tc__conn_sndbuf(struct tc_conn *conn, uint32_t bytes);
+
 /* Close a connection whose peer sent its FIN first (graceful: flush, then close; reason "peer"). */
 void tc__conn_close_peer(struct tc_conn *conn);
 

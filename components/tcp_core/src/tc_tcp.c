@@ -796,6 +796,11 @@ void tc__conn_self_timed(tc_conn_t *c, int on)
     c->flags2 = on ? (uint8_t)(c->flags2 | CF2_SELF_TIMED) : (uint8_t)(c->flags2 & ~CF2_SELF_TIMED);
 }
 
+void tc__conn_sndbuf(tc_conn_t *c, uint32_t bytes)
+{
+    (void)tc_sock_setopt(c->io.fd, TC_OPT_SNDBUF, bytes > INT32_MAX ? INT32_MAX : (int)bytes);
+}
+
 void tc__conn_close_peer(tc_conn_t *c)
 {
     conn_close_req(c, TC_CLOSE_GRACEFUL, TC_REASON_PEER);
