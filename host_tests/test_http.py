@@ -601,6 +601,17 @@ def test_stalled_body_gets_408_at_the_idle_timeout(loop: Loop, server_host: str,
     a.stop(500)
 
 
+def test_body_paused_by_its_handler_longer_than_the_idle_timeout_is_answered(loop: Loop, server_host: str) -> None:
+    """/api/upload?slow=1000 pauses the body for 1 s after each piece: longer than the 400 ms idle timeout, though the
+    client sent everything at once. The pause is the server's, not the client's: the upload completes (it was closed
+    without an answer at the idle timeout)."""
+    a = App(loop, server_host, echo_port=None, http_port=0, http_idle_timeout_ms=400)
+    payload = bytes(range(256)) * 8
+    r = requests.post(f"http://{a.host}:{a.http_port}/api/upload?slow=1000", data=payload, timeout=30)
+    assert r.status_code == 200 and r.json()["bytes"] == len(payload), r.text
+    a.stop(500)
+
+
 def test_fresh_client_served_with_max_conns_plus_10_slowloris(loop: Loop, server_host: str) -> None:
     a = App(loop, server_host, echo_port=None, http_port=0, http_max_conns=8, http_head_timeout_ms=5000)
     stop = threading.Event()

@@ -177,10 +177,11 @@ int tc__http_send_head(tc_http_req_t *req, int status, const char *ctype, long l
 }
 
 /* A body being received is timed by the sweep (408 when it stalls, body_check()), not by the server's idle timeout,
- * which would end it without a word; a body its handler paused is not. */
+ * which would end it without a word. A body its handler paused is not timed at all: the client is not the one
+ * keeping it (the handler resumes it, or answers). */
 static void body_clock(hconn_t *hc)
 {
-    tc__conn_self_timed(hc->c, hc->state == HC_BODY && hc->req != NULL && !hc->req->body_paused);
+    tc__conn_self_timed(hc->c, hc->state == HC_BODY && hc->req != NULL);
 }
 
 /* The request is over: close or go back to reading the next one. */
@@ -539,7 +540,7 @@ int tc_http_req_body_resume(tc_http_req_t *req)
     req->body_paused = 0;
     req->win_start = tc_loop_now(req->h->loop);
     req->win_base = req->body_total;
-    body_clock(req->hc);
+    tc__conn_touch(req->hc->c); /* the client's quiet counts from here: it could not send while we did not read */
     tc_conn_set_reading(req->hc->c, 1);
     tc__timer_arm(&req->body_timer, 0);
     return TC_OK;
@@ -699,7 +700,6 @@ static int body_piece(hconn_t *hc, tc_http_req_t *req, const char *p, size_t n)
         }
         if (rc == TC_HTTP_BODY_PAUSE) {
             req->body_paused = 1;
-            body_clock(hc);
             tc_conn_set_reading(hc->c, 0); /* TCP's receive window now pushes back on the client */
             return 1;
         }

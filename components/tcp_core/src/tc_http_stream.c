@@ -143,6 +143,7 @@ int tc_http_stream(tc_http_req_t *req, tc_http_stream_kind_t kind, const char *c
     tc_conn_set_role(req->hc->c, kind == TC_HTTP_STREAM_SSE ? TC_ROLE_SSE : TC_ROLE_STREAM);
     if (kind != TC_HTTP_STREAM_CHUNKED && req->h->cfg.stream_sndbuf) {
         tc__conn_sndbuf(req->hc->c, req->h->cfg.stream_sndbuf); /* live: frames wait where they can be skipped */
+        req->keep_alive = 0; /* the small buffer stays with the socket (Linux no longer tunes it): not for a download */
     }
     tc_conn_set_reading(req->hc->c, 1); /* to see the viewer leave */
     tc__timer_init(req->h->loop, &req->stream_timer, stream_timer_cb, req);
@@ -218,8 +219,8 @@ int tc_http_stream_write(tc_http_req_t *req, const void *data, size_t len)
         }
         m[k++] = (tc_buf_t){data, len};
     } else if (req->stream_kind == TC_HTTP_STREAM_MJPEG) {
-        /* X-Timestamp (as mjpg-streamer sends it): when the part was queued, seconds of the loop's clock. A viewer
-         * compares it with its own clock to see how far behind it is. */
+        /* X-Timestamp (the header mjpg-streamer sends, there wall time): when the part was queued, in seconds of the
+         * loop's monotonic clock. A viewer compares its steps with its own clock to see how far behind it is. */
         uint64_t ms = tc_loop_now(req->h->loop);
         int n = snprintf(pre, sizeof(pre),
                          "--%s\r\nContent-Type: image/jpeg\r\nContent-Length: %zu\r\nX-Timestamp: %llu.%03u\r\n\r\n",

@@ -171,7 +171,8 @@ void tc__conn_close_peer(struct tc_conn *conn);
 
 /* The one liveness rule for a connection that looks stalled to its owner (a stream whose queue does not move, a
  * keep-alive with no request, a WebSocket that owes a pong): quiet for `quiet` ms of the owner's `limit` ms.
- * TC_QUIET_ALIVE: the peer's TCP stack acknowledged bytes of ours since the last look; the owner restarts its clock
+ * TC_QUIET_ALIVE: the peer's TCP stack acknowledged bytes of ours since the last look and more are still
+ * unacknowledged (a reader still reading); the owner restarts its clock
  * (a slow reader behind a large send buffer, which Linux grows to MBs, shows no progress in our own queue for a
  * long time, but its stack keeps acknowledging). TC_QUIET_GONE: quiet for the whole limit and nothing acknowledged.
  * TC_QUIET_WAIT: neither yet (always, with limit 0). Looks start at a quarter of the limit, so that the look at the

@@ -759,8 +759,10 @@ int tc__conn_quiet(tc_conn_t *c, uint64_t quiet, uint64_t limit)
     if (limit == 0 || quiet < limit / 4) {
         return TC_QUIET_WAIT;
     }
+    /* Alive: the peer took bytes since the last look and some are still on their way (a reader still reading).
+     * Bytes all taken long ago, in an earlier quiet spell, are no sign: the look still moves the mark. */
     long unacked = tc_sock_unacked(c->io.fd);
-    if (unacked >= 0 && ack_look(c, unacked) == 1) {
+    if (unacked >= 0 && ack_look(c, unacked) == 1 && unacked > 0) {
         return TC_QUIET_ALIVE;
     }
     return quiet >= limit ? TC_QUIET_GONE : TC_QUIET_WAIT;
