@@ -579,6 +579,8 @@ static int echo_start(tc_app_t *app, uint16_t port)
     if (app->cfg.echo_max_conns) {
         s.max_conns = app->cfg.echo_max_conns;
     }
+    /* A quiet echo peer sends nothing, so nothing would ever find one that vanished: its slot would stay taken. */
+    s.conn.keepalive_s = app->cfg.echo_keepalive_s ? (int)app->cfg.echo_keepalive_s : 60;
     return tc_server_start(app->loop, &s, &app->echo);
 }
 

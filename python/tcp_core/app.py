@@ -79,6 +79,7 @@ class App(Stoppable):
         *,
         echo_port: int | None = 3333,
         echo_max_conns: int | None = None,
+        echo_keepalive_s: int | None = None,
         http_port: int | None = 8080,
         connect: tuple[str, int] | None = None,
         http_max_conns: int | None = None,
@@ -118,6 +119,8 @@ class App(Stoppable):
         cfg.echo_port = lib.TC_APP_OFF if echo_port is None else echo_port
         if echo_max_conns is not None:
             cfg.echo_max_conns = echo_max_conns
+        if echo_keepalive_s is not None:  # None: 60 s (a vanished echo peer is found in 2 min and its slot freed)
+            cfg.echo_keepalive_s = echo_keepalive_s
         cfg.http_port = lib.TC_APP_OFF if http_port is None else http_port
         if connect is not None:
             self._keep.append(ffi.new("char[]", connect[0].encode()))

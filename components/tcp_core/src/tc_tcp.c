@@ -994,11 +994,37 @@ static tc_conn_t *full_victim(tc_server_t *s)
     return victim;
 }
 
+static int server_full(const tc_server_t *s)
+{
+    return s->owner.count - s->owner.closing >= s->max_conns;
+}
+
+/* Whom a full server evicts for a newcomer (full_victim()), once a victim that has sent nothing so far has been given
+ * its read: a connection accepted a moment ago may hold a whole request the loop has not read yet (a burst of ready
+ * requests accepted in one go evicted its own members, their requests unread). One that had nothing is as idle as
+ * it looks; one that had a request is busy now, or answered and closing. NULL when nobody is left to evict, or when
+ * those reads freed a slot. At most 8 reads per newcomer. */
+static tc_conn_t *evict_pick(tc_server_t *s)
+{
+    tc_conn_t *victim = full_victim(s);
+    for (int reads = 0; victim != NULL && victim->reg.bytes_in == 0 && reads < 8; reads++) {
+        conn_io(&victim->io, TC_POLLIN);
+        if (victim->reg.bytes_in == 0 && !(victim->flags & CF_CLOSING)) {
+            return victim;
+        }
+        if (!server_full(s)) {
+            return NULL;
+        }
+        victim = full_victim(s);
+    }
+    return victim;
+}
+
 /* EVICT_IDLE with overflow slots, all of them taken, and nobody to evict. */
 static int overflow_full(tc_server_t *s)
 {
     return s->when_full == TC_FULL_EVICT_IDLE && s->overflow_max > 0 &&
-           s->owner.count >= s->max_conns + s->overflow_max && s->owner.count - s->owner.closing >= s->max_conns &&
+           s->owner.count >= s->max_conns + s->overflow_max && server_full(s) &&
            full_victim(s) == NULL;
 }
 
@@ -1035,11 +1061,11 @@ static void server_accept(tc_io_t *io, int revents)
             return;
         }
         size_t over = 0;
-        if (s->owner.count - s->owner.closing >= s->max_conns) {
-            tc_conn_t *victim = full_victim(s);
-            if (victim != NULL) {
-                conn_close_req(victim, TC_CLOSE_ABORT, TC_REASON_EVICTED);
-            } else if (s->when_full == TC_FULL_EVICT_IDLE && s->owner.count < s->max_conns + s->overflow_max) {
+        tc_conn_t *victim = server_full(s) ? evict_pick(s) : NULL;
+        if (victim != NULL) {
+            conn_close_req(victim, TC_CLOSE_ABORT, TC_REASON_EVICTED);
+        } else if (server_full(s)) {
+            if (s->when_full == TC_FULL_EVICT_IDLE && s->owner.count < s->max_conns + s->overflow_max) {
                 over = TC_OPEN_OVER_LIMIT; /* only live sessions are left: the owner tells the newcomer why */
             } else {
                 tc_sock_abort(fd); /* refuse with RST: the client learns at once, it does not hang */
