@@ -1062,6 +1062,12 @@ static void server_accept(tc_io_t *io, int revents)
         }
         size_t over = 0;
         tc_conn_t *victim = server_full(s) ? evict_pick(s) : NULL;
+        if (s->h.stopping) {
+            /* A request evict_pick() read stopped the server (a stop route): no newcomer joins a stopping server. */
+            tc_sock_abort(fd);
+            tc__close_stats(loop)->reset_sent++;
+            return;
+        }
         if (victim != NULL) {
             conn_close_req(victim, TC_CLOSE_ABORT, TC_REASON_EVICTED);
         } else if (server_full(s)) {
