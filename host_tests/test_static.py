@@ -114,7 +114,9 @@ def test_gzip_sibling_only_when_accepted(app: App, www: Path) -> None:
         ("gzip;Q=0", False),
         ("gzipx", False),
         ("x-gzip", False),
-        ("*", False),
+        ("*", True),
+        ("*;q=0", False),
+        ("gzip;q=0, *", False),
     ],
 )
 def test_gzip_weights_as_rfc_9110_writes_them(app: App, accept: str, gzip: bool) -> None:

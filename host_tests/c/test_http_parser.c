@@ -425,6 +425,22 @@ static int check_helpers(void)
         ROW_CHECK(tc_http_list_has(s, lists[i].token) == lists[i].want, "\"%s\" has \"%s\": want %d", lists[i].list,
                   lists[i].token, lists[i].want);
     }
+    tc_check_row = "tc_http_accepts_coding";
+    static const struct {
+        const char *value;
+        int want;
+    } codings[] = {
+        {"gzip", 1},           {"GZIP, deflate", 1},  {"br;q=1.0, gzip;q=0.5", 1}, {"gzip;q=0.001", 1},
+        {"gzip; q=1.0", 1},    {"gzip; q=0", 0},      {"gzip ;q=0.000", 0},       {"gzip;Q=0", 0},
+        {"gzipx", 0},          {"x-gzip", 0},         {"", 0},                    {"identity", 0},
+        {"*", 1},              {"*;q=0", 0},          {"gzip;q=0, *", 0},         {"*, gzip;q=0", 0},
+        {"br, *;q=0.1", 1},    {"deflate;level=9, gzip", 1},
+    };
+    for (size_t i = 0; i < sizeof(codings) / sizeof(codings[0]); i++) {
+        const char *v = codings[i].value;
+        ROW_CHECK(tc_http_accepts_coding(v, strlen(v), "gzip") == codings[i].want, "\"%s\" accepts gzip: want %d", v,
+                  codings[i].want);
+    }
     tc_check_row = "tc_http_error_status";
     static const int status[][2] = {
         {TC_HTTP_EBAD, 400},          {TC_HTTP_EURI_TOO_LONG, 414},   {TC_HTTP_EHEADERS_TOO_LARGE, 431},

@@ -207,51 +207,13 @@ static int respond_text(tc_http_req_t *req, int status, const char *text)
     return tc_http_respond(req, status, "text/plain; charset=utf-8", text, strlen(text));
 }
 
-/* 1 when an Accept-Encoding value (RFC 9110 12.5.3) accepts gzip: "gzip" or "*" listed with a q-value above 0. */
-static int accepts_gzip(const char *v, size_t len)
-{
-    int gzip = -1, star = -1; /* -1 not listed, 0 refused (q=0), 1 accepted */
-    size_t i = 0;
-    while (i < len) {
-        while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ',')) {
-            i++;
-        }
-        size_t t = i;
-        while (i < len && v[i] != ',' && v[i] != ';' && v[i] != ' ' && v[i] != '\t') {
-            i++;
-        }
-        size_t tl = i - t;
-        int q = 1;
-        while (i < len && v[i] != ',') {
-            /* parameters: only q matters; q=0, 0.0, 0.00 and 0.000 refuse */
-            if ((v[i] == 'q' || v[i] == 'Q') && i + 1 < len && v[i + 1] == '=') {
-                size_t k = i + 2;
-                q = 0;
-                while (k < len && (v[k] == '0' || v[k] == '.')) {
-                    k++;
-                }
-                q = k < len && v[k] >= '1' && v[k] <= '9';
-                i = k;
-                continue;
-            }
-            i++;
-        }
-        if (tl == 4 && tc_http_ieq(v + t, "gzip", 4)) {
-            gzip = q;
-        } else if (tl == 1 && v[t] == '*') {
-            star = q;
-        }
-    }
-    return gzip >= 0 ? gzip : star > 0;
-}
-
 static int page_index(tc_http_req_t *req, void *user)
 {
     (void)user;
     size_t alen = 0;
     const char *ae = tc_http_req_header(req, "Accept-Encoding", &alen);
     int rc = tc_http_resp_header(req, "Vary", "Accept-Encoding");
-    if (rc == TC_OK && ae != NULL && accepts_gzip(ae, alen)) {
+    if (rc == TC_OK && ae != NULL && tc_http_accepts_coding(ae, alen, "gzip")) {
         rc = tc_http_resp_header(req, "Content-Encoding", "gzip");
         return rc == TC_OK ? tc_http_respond(req, 200, "text/html; charset=utf-8", tc__dashboard_gz,
                                              tc__dashboard_gz_len)

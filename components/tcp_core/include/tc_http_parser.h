@@ -147,6 +147,17 @@ int tc_http_ieq(const char *a, const char *b, size_t n);
  */
 int tc_http_list_has(tc_http_slice_t list, const char *token);
 
+/**
+ * @brief Whether an Accept-Encoding value accepts a content coding (RFC 9110 12.5.3): the coding listed with a
+ * weight above 0 ("gzip", "gzip;q=0.001"), or not listed and "*" listed with a weight above 0. A weight of 0
+ * ("gzip; q=0", "gzip;Q=0.000") refuses. Pure; any thread.
+ * @param value  the field's value (tc_http_req_header()); need not be NUL-terminated
+ * @param len    its length
+ * @param coding the coding's name, e.g. "gzip" (compared ignoring ASCII case)
+ * @return 1 accepted, 0 not
+ */
+int tc_http_accepts_coding(const char *value, size_t len, const char *coding);
+
 /** @brief The HTTP status a parser error stands for (400 for unknown codes). */
 int tc_http_error_status(int err);
 

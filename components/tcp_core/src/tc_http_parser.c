@@ -512,6 +512,46 @@ int tc_http_header_lists(const tc_http_request_t *r, const char *name, const cha
     return 0;
 }
 
+int tc_http_accepts_coding(const char *v, size_t len, const char *coding)
+{
+    size_t clen = strlen(coding);
+    int named = -1, star = -1; /* -1 not listed, else 1 with a weight above 0, 0 with q=0 */
+    size_t i = 0;
+    while (i < len) {
+        while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ',')) {
+            i++;
+        }
+        size_t tok = i;
+        while (i < len && v[i] != ',' && v[i] != ';' && v[i] != ' ' && v[i] != '\t') {
+            i++;
+        }
+        size_t tlen = i - tok;
+        int zero = 0;
+        while (i < len && v[i] != ',') { /* parameters: codings = token *( OWS ";" OWS "q=" qvalue ) */
+            while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ';')) {
+                i++;
+            }
+            if (i + 2 <= len && (v[i] == 'q' || v[i] == 'Q') && v[i + 1] == '=') {
+                i += 2;
+                zero = i < len && v[i] == '0';
+                for (i += zero; i < len && v[i] != ',' && v[i] != ';' && v[i] != ' ' && v[i] != '\t'; i++) {
+                    zero = zero && (v[i] == '.' || v[i] == '0');
+                }
+            } else {
+                while (i < len && v[i] != ',' && v[i] != ';') {
+                    i++;
+                }
+            }
+        }
+        if (tlen == clen && tlen > 0 && tc_http_ieq(v + tok, coding, clen)) {
+            named = !zero;
+        } else if (tlen == 1 && v[tok] == '*') {
+            star = !zero;
+        }
+    }
+    return named >= 0 ? named : star == 1;
+}
+
 static int hexval(unsigned char c)
 {
     if (c >= '0' && c <= '9') {

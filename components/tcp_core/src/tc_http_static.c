@@ -86,49 +86,11 @@ int tc_http_static_path_ok(const char *path, size_t len)
     return 1;
 }
 
-/* Whether an Accept-Encoding value lists gzip with a weight above 0 (RFC 9110 12.5.3: codings = token *( OWS ";"
- * OWS "q=" qvalue ); "gzip; q=0" and "gzip;q=0.000" refuse it, "gzip;q=0.001" does not). */
-static int lists_gzip(const char *v, size_t len)
-{
-    size_t i = 0;
-    while (i < len) {
-        while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ',')) {
-            i++;
-        }
-        size_t tok = i;
-        while (i < len && v[i] != ',' && v[i] != ';' && v[i] != ' ' && v[i] != '\t') {
-            i++;
-        }
-        int gzip = i - tok == 4 && tc_http_ieq(v + tok, "gzip", 4);
-        int zero = 0;
-        while (i < len && v[i] != ',') { /* parameters: only q matters */
-            while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ';')) {
-                i++;
-            }
-            if (i + 2 <= len && (v[i] == 'q' || v[i] == 'Q') && v[i + 1] == '=') {
-                i += 2;
-                zero = i < len && v[i] == '0';
-                for (i += zero; i < len && v[i] != ',' && v[i] != ';' && v[i] != ' ' && v[i] != '\t'; i++) {
-                    zero = zero && (v[i] == '.' || v[i] == '0');
-                }
-            } else {
-                while (i < len && v[i] != ',' && v[i] != ';') {
-                    i++;
-                }
-            }
-        }
-        if (gzip) {
-            return !zero;
-        }
-    }
-    return 0;
-}
-
 static int accepts_gzip(tc_http_req_t *req)
 {
     size_t len = 0;
     const char *v = tc_http_req_header(req, "Accept-Encoding", &len);
-    return v != NULL && lists_gzip(v, len);
+    return v != NULL && tc_http_accepts_coding(v, len, "gzip");
 }
 
 /* 1 when the header value equals text (not NUL-terminated value). */
