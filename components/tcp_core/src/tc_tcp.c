@@ -788,14 +788,19 @@ void *tc__conn_owner_user(const tc_conn_t *c)
     return c->owner->user;
 }
 
+static void flag2_set(tc_conn_t *c, uint8_t bit, int on)
+{
+    c->flags2 = on ? (uint8_t)(c->flags2 | bit) : (uint8_t)(c->flags2 & ~bit);
+}
+
 void tc__conn_half_open(tc_conn_t *c, int on)
 {
-    c->flags2 = on ? (uint8_t)(c->flags2 | CF2_HALF_OPEN) : (uint8_t)(c->flags2 & ~CF2_HALF_OPEN);
+    flag2_set(c, CF2_HALF_OPEN, on);
 }
 
 void tc__conn_self_timed(tc_conn_t *c, int on)
 {
-    c->flags2 = on ? (uint8_t)(c->flags2 | CF2_SELF_TIMED) : (uint8_t)(c->flags2 & ~CF2_SELF_TIMED);
+    flag2_set(c, CF2_SELF_TIMED, on);
 }
 
 void tc__conn_sndbuf(tc_conn_t *c, uint32_t bytes)
