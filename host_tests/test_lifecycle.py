@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import re
 import shutil
 import socket
@@ -187,6 +188,43 @@ def test_stream_viewer_that_stopped_reading_is_ended_by_progress(loop: Loop, ser
         assert gone, "the stuck viewer is still served"
         next(it)  # the reading viewer is still served
     stuck.close()
+    a.stop(500)
+
+
+@pytest.mark.parametrize("how", ["stops_reading", "vanishes"])
+def test_stream_viewer_that_takes_nothing_is_ended_when_the_stream_says_little(
+    loop: Loop, server_host: str, backend: str, how: str
+) -> None:
+    """A stream that says little (a status feed, SSE heartbeats) queues nothing of its own: its bytes fit the stack's
+    send buffer, so the queue-progress rule above never looked, and a viewer that took nothing more kept its slot
+    until the stack gave up retransmitting (many minutes; on a device with a handful of slots, a phone that left the
+    Wi-Fi without a FIN locked out the next one). Now the stack's own progress is judged when the queue is empty.
+    stops_reading: the status feed (/api/live, an event per 100 ms) to a receive buffer of the minimum size, never
+    read: its window shuts after a few events, and the server's buffer (2 MB asked on Linux: minutes of this feed)
+    would take the rest. vanishes: SSE heartbeats only (/events with no event), and the TAP link goes down under the
+    connection, so no ACK or RST can come back (lwIP only: loopback cannot lose a peer)."""
+    if how == "vanishes" and backend != "lwip":
+        pytest.skip("a loopback peer cannot vanish; stops_reading covers Linux")
+    path = "/api/live" if how == "stops_reading" else "/events"
+    a = _liveness_app(loop, server_host, events_ms=100 if how == "stops_reading" else 600_000, stream_sndbuf=2 << 20)
+    v = socket.socket(socket.AF_INET6 if ":" in a.host else socket.AF_INET, socket.SOCK_STREAM)
+    if how == "stops_reading":
+        v.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)  # the kernel's minimum
+    v.settimeout(5)
+    v.connect((a.host, a.http_port))
+    v.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    read_response_head(v)
+    assert wait_until(lambda: [e.role for e in loop.registry() if e.kind == "accepted"] == ["sse"], 5)
+    tap = os.environ.get("TC_LWIP_TAP", "")
+    if how == "vanishes":
+        subprocess.run(["ip", "link", "set", tap, "down"], check=True)
+    try:
+        gone = wait_until(lambda: not any(e.kind == "accepted" for e in loop.registry()), 20)
+    finally:
+        if how == "vanishes":
+            subprocess.run(["ip", "link", "set", tap, "up"], check=True)
+    assert gone, loop.registry()
+    v.close()
     a.stop(500)
 
 

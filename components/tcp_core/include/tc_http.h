@@ -58,7 +58,8 @@ typedef struct {
                                       streams are exempt: pings with a pong deadline keep WebSockets, heartbeats SSE,
                                       and a stream with bytes queued is ended once neither our queue moved nor the
                                       viewer's TCP stack acknowledged anything for this long (a slow reader behind
-                                      a large send buffer still acknowledges) */
+                                      a large send buffer still acknowledges); with nothing queued, once the bytes
+                                      the stack holds for it were not acknowledged for this long */
     uint32_t head_timeout_ms;    /**< a request head must be complete this long after its first byte (408).
                                       Heads, bodies, sessions and streams are checked every 100 ms while any
                                       exists; a server with none (only idle keep-alives, or no client) does not

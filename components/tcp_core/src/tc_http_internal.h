@@ -102,6 +102,7 @@ struct tc_http_req {
     void *produce_user;
     tc_timer_t stream_timer;
     uint64_t last_write;    /* loop ms of the last part written (SSE heartbeats) */
+    uint64_t taken_ms;      /* loop ms when the viewer was last seen taking what we sent (tc__stream_liveness()) */
     uint8_t stream_waiting; /* waiting for TC_EV_DRAINED */
     uint64_t stream_left;   /* TC__STREAM_SIZED: body bytes still to write (Content-Length minus written) */
     tc_http_header_t headers[]; /* the server's max_headers of them */

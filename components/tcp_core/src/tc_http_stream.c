@@ -147,7 +147,7 @@ int tc_http_stream(tc_http_req_t *req, tc_http_stream_kind_t kind, const char *c
     }
     tc_conn_set_reading(req->hc->c, 1); /* to see the viewer leave */
     tc__timer_init(req->h->loop, &req->stream_timer, stream_timer_cb, req);
-    req->last_write = tc_loop_now(req->h->loop);
+    req->last_write = req->taken_ms = tc_loop_now(req->h->loop);
     tc__stream_kick(req);
     return TC_OK;
 }
@@ -183,7 +183,7 @@ int tc_http_stream_sized(tc_http_req_t *req, int status, const char *ctype, uint
     tc_conn_set_role(req->hc->c, TC_ROLE_STREAM);
     tc_conn_set_reading(req->hc->c, 1); /* to see the client leave */
     tc__timer_init(req->h->loop, &req->stream_timer, stream_timer_cb, req);
-    req->last_write = tc_loop_now(req->h->loop);
+    req->last_write = req->taken_ms = tc_loop_now(req->h->loop);
     tc__stream_kick(req);
     return TC_OK;
 }
@@ -267,24 +267,34 @@ int tc_http_stream_write(tc_http_req_t *req, const void *data, size_t len)
 
 
 /* Liveness of a stream: its own progress. A viewer whose queued bytes have not moved for idle_timeout_ms has stopped
- * reading (or vanished): ended with an RST, as what is queued cannot be delivered anyway. An SSE stream that has had
- * nothing to say for sse_heartbeat_ms sends a comment line, so proxies and the browser see it alive. */
+ * reading (or vanished): ended with an RST, as what is queued cannot be delivered anyway. A stream that says little
+ * queues nothing (its bytes fit the stack's buffer), so there the stack's own progress is judged: a viewer whose stack
+ * acknowledged none of what it holds for idle_timeout_ms is ended the same way. An SSE stream that has had nothing
+ * to say for sse_heartbeat_ms sends a comment line, so proxies and the browser see it alive. */
 void tc__stream_liveness(tc_http_t *h, hconn_t *hc, uint64_t now)
 {
     tc_http_req_t *req = hc->req;
     if (req == NULL) {
         return;
     }
+    int q;
     if (tc_conn_queued(hc->c) > 0) {
         /* Our queue has not moved for a while: a viewer that reads slowly behind a large send buffer is not dead
          * while its stack still acknowledges; one whose stack took nothing for the idle timeout is ended. */
-        int q = tc__conn_quiet(hc->c, now - tc__conn_active_ms(hc->c), h->cfg.idle_timeout_ms);
+        q = tc__conn_quiet(hc->c, now - tc__conn_active_ms(hc->c), h->cfg.idle_timeout_ms);
         if (q == TC_QUIET_ALIVE) {
             tc__conn_touch(hc->c);
-        } else if (q == TC_QUIET_GONE) {
-            tc__stream_end(req, 0);
-            return;
         }
+        req->taken_ms = now; /* judged by the queue while there is one */
+    } else {
+        q = tc__conn_held_quiet(hc->c, now - req->taken_ms, h->cfg.idle_timeout_ms);
+        if (q == TC_QUIET_ALIVE) {
+            req->taken_ms = now;
+        }
+    }
+    if (q == TC_QUIET_GONE) {
+        tc__stream_end(req, 0);
+        return;
     }
     if (req->stream_kind == TC_HTTP_STREAM_SSE && h->cfg.sse_heartbeat_ms &&
         now - req->last_write >= h->cfg.sse_heartbeat_ms && tc_http_stream_ready(req)) {

@@ -180,6 +180,13 @@ void tc__conn_close_peer(struct tc_conn *conn);
 enum { TC_QUIET_WAIT = 0, TC_QUIET_ALIVE, TC_QUIET_GONE };
 int tc__conn_quiet(struct tc_conn *conn, uint64_t quiet, uint64_t limit);
 
+/* The same rule for bytes the stack holds when the owner's queue is empty (a stream that says little: SSE heartbeats,
+ * a status feed): `quiet` counts from when the owner last saw the stack taking them. TC_QUIET_ALIVE also when nothing
+ * is outstanding (all delivered) or when the backend cannot tell; TC_QUIET_GONE when the limit passed with bytes
+ * outstanding and none acknowledged since the last look (a viewer whose window stays shut, or gone without a FIN,
+ * which the stack would retransmit to for many minutes). */
+int tc__conn_held_quiet(struct tc_conn *conn, uint64_t quiet, uint64_t limit);
+
 /* How long after `quiet` ms (of `limit`, not yet reached) tc__conn_quiet() next has something to decide. */
 uint64_t tc__quiet_next(uint64_t quiet, uint64_t limit);
 

@@ -768,6 +768,18 @@ int tc__conn_quiet(tc_conn_t *c, uint64_t quiet, uint64_t limit)
     return quiet >= limit ? TC_QUIET_GONE : TC_QUIET_WAIT;
 }
 
+int tc__conn_held_quiet(tc_conn_t *c, uint64_t quiet, uint64_t limit)
+{
+    if (limit == 0 || quiet < limit / 4) {
+        return TC_QUIET_WAIT;
+    }
+    long unacked = tc_sock_unacked(c->io.fd);
+    if (unacked <= 0 || ack_look(c, unacked) == 1) {
+        return TC_QUIET_ALIVE;
+    }
+    return quiet >= limit ? TC_QUIET_GONE : TC_QUIET_WAIT;
+}
+
 uint64_t tc__quiet_next(uint64_t quiet, uint64_t limit)
 {
     return quiet < limit / 4 ? limit / 4 - quiet : limit - quiet;
