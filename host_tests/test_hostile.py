@@ -24,7 +24,7 @@ import requests
 from websockets.sync.client import connect as ws_connect
 
 import tcp_core
-from conftest import connect, wait_until
+from conftest import connect, recv_exact, wait_until
 from tcp_core import Loop
 from tcp_core.app import App
 from tcp_core.httphead import read_response_head
@@ -508,6 +508,52 @@ def test_vanished_echo_peer_is_found_and_its_slot_freed(loop: Loop, server_host:
         assert wait_until(lambda: _echo_once(app.host, app.echo_port) == b"ping", 30), loop.registry()
     finally:
         app.stop(500)
+
+
+def test_vanished_peer_of_the_echo_client_is_found_and_dialled_again(
+    loop: Loop, server_host: str, backend: str
+) -> None:
+    """The demo's client echoes what its peer sends and sends nothing of its own, so a peer that vanished without a
+    FIN (the PC's Wi-Fi dropped, a NAT forgot the flow) left it connected to nobody for good: it never dialled again.
+    Its connection now carries the echo keepalive. lwIP: the peer's RST is lost (the TAP link down while it resets,
+    then up); the probes find the peer gone and the client dials again and echoes. Linux (no way to lose a loopback
+    RST here): the client's socket carries the keepalive."""
+    peer_host = os.environ["TC_LWIP_PEER"] if backend == "lwip" else "127.0.0.1"
+    with socket.create_server((peer_host, 0)) as lst:
+        lst.settimeout(30)
+        app = App(
+            loop,
+            server_host,
+            echo_port=None,
+            http_port=None,
+            echo_keepalive_s=1,
+            connect=(peer_host, lst.getsockname()[1]),
+        )
+        try:
+            first, _ = lst.accept()
+            first.sendall(b"hi")
+            assert recv_exact(first, 2) == b"hi"
+            if backend == "linux":
+                fd = next(e.fd for e in loop.registry() if e.kind == "client")
+                with socket.socket(fileno=os.dup(fd)) as dialled:
+                    assert dialled.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+                    assert dialled.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 1
+                first.close()
+                return
+            tap = os.environ["TC_LWIP_TAP"]
+            subprocess.run(["ip", "link", "set", tap, "down"], check=True)
+            try:
+                first.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                first.close()  # its RST is lost: the link is down
+                time.sleep(0.5)
+            finally:
+                subprocess.run(["ip", "link", "set", tap, "up"], check=True)
+            second, _ = lst.accept()  # the client dialled again (timeout: 30 s)
+            with second:
+                second.sendall(b"again")
+                assert recv_exact(second, 5) == b"again"
+        finally:
+            app.stop(500)
 
 
 # ---- smaller items ----

@@ -68,10 +68,11 @@ typedef struct {
     int32_t echo_port;         /**< TCP echo server port, 0 = any free port, TC_APP_OFF = no echo server */
     uint32_t echo_max_conns;   /**< echo connections at most (newcomers beyond are refused with RST, none is
                                     evicted), 0 = TC_CFG_MAX_CONNS */
-    uint32_t echo_keepalive_s; /**< TCP keepalive of echo connections, idle seconds before the first probe (3 probes,
-                                    a third of it apart): a peer that vanished without a FIN (a phone that left the
-                                    Wi-Fi) is found and its slot freed, where refusing newcomers would otherwise
-                                    lock the service out for good. 0 = 60 */
+    uint32_t echo_keepalive_s; /**< TCP keepalive of echo connections, served and dialled (the client), idle seconds
+                                    before the first probe (3 probes, a third of it apart): a peer that vanished
+                                    without a FIN (a phone that left the Wi-Fi) is found and its slot freed, where
+                                    refusing newcomers would otherwise lock the service out for good, and the
+                                    client dials again instead of staying connected to nobody. 0 = 60 */
     const char *connect_host;  /**< remote of the echoing TCP client, NULL = no client (copied) */
     uint16_t connect_port;     /**< its port; 0 is refused (TC_EBADPORT) when connect_host is set */
     int32_t http_port;         /**< HTTP service port, 0 = any free port, TC_APP_OFF = no HTTP service */
