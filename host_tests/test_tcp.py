@@ -492,6 +492,33 @@ def test_accepted_connections_carry_nodelay_and_keepalive(loop: Loop, server_hos
     srv.stop(500)
 
 
+def test_client_connections_carry_keepalive_by_default(loop: Loop, backend: str) -> None:
+    """A reconnecting client is there to stay connected: a peer gone without a FIN (its Wi-Fi dropped) must end the
+    session so that it dials again, even when the client sends nothing of its own, so its connections carry TCP
+    keepalive by default (TC_CFG_CLIENT_KEEPALIVE_S, 60 s; the demo's lwIP case in test_hostile.py loses the peer
+    for real). A server's connections have none by default: their idle timeout finds vanished peers."""
+    if backend != "linux":
+        pytest.skip("reads the options of the client's own kernel socket, which only the linux backend has")
+    with socket.create_server(("127.0.0.1", 0)) as lst:
+        lst.settimeout(5)
+        cli = Client(loop, "127.0.0.1", lst.getsockname()[1])
+        peer, _ = lst.accept()
+        with peer:
+            assert wait_until(lambda: any(e.kind == "client" and e.state == "open" for e in loop.registry()))
+            fd = next(e.fd for e in loop.registry() if e.kind == "client")
+            with socket.socket(fileno=os.dup(fd)) as dialled:
+                assert dialled.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+                assert dialled.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 60
+        cli.stop(500)
+    srv = Server(loop, "127.0.0.1", 0)
+    with connect("127.0.0.1", srv.port) as s:
+        assert _echo_roundtrip(s, b"opts") == b"opts"
+        fd = next(e.fd for e in loop.registry() if e.kind == "accepted")
+        with socket.socket(fileno=os.dup(fd)) as accepted:
+            assert accepted.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 0
+    srv.stop(500)
+
+
 def test_ipv6_echo(loop: Loop, backend: str) -> None:
     if backend != "linux":
         pytest.skip("the lwIP TAP set-up is IPv4 only")

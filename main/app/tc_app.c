@@ -975,9 +975,11 @@ int tc_app_start(tc_loop_t *loop, const tc_app_config_t *cfg, tc_app_t **out)
         c.cb = app_client_cb;
         c.user = app;
         c.name = "client";
-        /* It echoes and sends nothing of its own: without probes, a peer gone without a FIN would leave it connected
-         * to nobody for good, never dialling again. */
-        c.conn.keepalive_s = app->cfg.echo_keepalive_s ? (int)app->cfg.echo_keepalive_s : 60;
+        /* It echoes and sends nothing of its own: only the keepalive probes (on by default for a client) find a
+         * peer gone without a FIN; echo_keepalive_s times them like the echo server's. */
+        if (app->cfg.echo_keepalive_s) {
+            c.conn.keepalive_s = (int)app->cfg.echo_keepalive_s;
+        }
         rc = tc_client_start(loop, &c, &app->client);
     }
     if (rc != TC_OK) {

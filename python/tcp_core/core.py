@@ -750,7 +750,8 @@ class Client(_Endpoint):
         low_water: resume reading, and call ``Handler.on_drained()``, at or below this many bytes (default 16 KiB).
         queue_max: ``Connection.send()`` raises LimitError past this many queued bytes (default 1 MiB).
         nodelay: TCP_NODELAY (default True: small writes leave at once instead of waiting for an ACK).
-        keepalive_s: TCP keepalive idle time in seconds (default 0: off).
+        keepalive_s: TCP keepalive idle time in seconds (default 60; 0: off): a peer gone without a FIN is found
+            and the client reconnects, even when it sends nothing of its own.
         nameserver: the DNS server that resolves a name, "192.0.2.53" or ("127.0.0.1", 5353); it is asked over
             UDP through the loop (no thread), and only it. None (default): the system's first nameserver, with the
             system resolver as a fallback on one worker thread for names only it knows (/etc/hosts). A failed

@@ -97,6 +97,12 @@
 #define TC_CFG_CLIENT_STABLE_MS 5000 /* a client's session shorter than this, ended by its peer, is a failure */
 #endif
 
+#ifdef CONFIG_TCP_CORE_CLIENT_KEEPALIVE_S
+#define TC_CFG_CLIENT_KEEPALIVE_S CONFIG_TCP_CORE_CLIENT_KEEPALIVE_S
+#else
+#define TC_CFG_CLIENT_KEEPALIVE_S 60 /* a client's peer gone without a FIN is found by keepalive probes */
+#endif
+
 #ifdef CONFIG_TCP_CORE_BACKLOG
 #define TC_CFG_BACKLOG CONFIG_TCP_CORE_BACKLOG
 #else

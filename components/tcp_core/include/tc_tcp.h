@@ -141,14 +141,19 @@ typedef struct {
                                   server of seed 001, for tests and benchmarks); false (default): free it on lwIP */
 } tc_conn_config_t;
 
-#define TC_CONN_DEFAULT_CONFIG()                                                                              \
+/* The connection settings with a given keepalive: servers' connections have none by default (an idle timeout finds
+ * their vanished peers), a client's has TC_CFG_CLIENT_KEEPALIVE_S. */
+#define TC__CONN_CONFIG(keepalive)                                                                            \
     {                                                                                                         \
         .high_water = TC_CFG_WRITE_HIGH_WATER, .low_water = TC_CFG_WRITE_LOW_WATER,                             \
         .queue_max = TC_CFG_WRITE_QUEUE_MAX, .idle_timeout_ms = TC_CFG_IDLE_TIMEOUT_MS,                         \
         .close_policy = (tc_close_policy_t)TC_CFG_CLOSE_POLICY, .linger_ms = TC_CFG_LINGER_MS, .nodelay = true, \
-        .keepalive_s = 0,                                                                                     \
+        .keepalive_s = (keepalive),                                                                           \
         .keep_time_wait = false,                                                                              \
     }
+
+/** Default connection settings of a server (keepalive off). */
+#define TC_CONN_DEFAULT_CONFIG() TC__CONN_CONFIG(0)
 
 /** TCP server settings; start from TC_SERVER_DEFAULT_CONFIG(). */
 typedef struct {
@@ -192,7 +197,9 @@ typedef struct {
                                        platform's (host: /etc/resolv.conf, chip: lwIP's), with the system resolver
                                        as a fallback; given: only it is asked, over UDP through the loop */
     uint16_t nameserver_port;     /**< its UDP port, 0 = 53 */
-    tc_conn_config_t conn;        /**< per-connection settings */
+    tc_conn_config_t conn;        /**< per-connection settings; keepalive is on by default (TC_CFG_CLIENT_KEEPALIVE_S,
+                                       60 s): a peer gone without a FIN is found and the client reconnects, even
+                                       when it sends nothing of its own */
     const char *name;             /**< registry label (not copied) */
     tc_conn_cb cb;                /**< event callback (required) */
     void *user;                   /**< passed to cb */
@@ -204,7 +211,7 @@ typedef struct {
         .backoff_initial_ms = TC_CFG_BACKOFF_INITIAL_MS, .backoff_max_ms = TC_CFG_BACKOFF_MAX_MS,        \
         .jitter_pct = 20, .max_attempts = 0, .stable_ms = TC_CFG_CLIENT_STABLE_MS, .nameserver = NULL,    \
         .nameserver_port = 0,                                                                            \
-        .conn = TC_CONN_DEFAULT_CONFIG(), .name = "client", .cb = NULL, .user = NULL,                    \
+        .conn = TC__CONN_CONFIG(TC_CFG_CLIENT_KEEPALIVE_S), .name = "client", .cb = NULL, .user = NULL,  \
     }
 
 /* ---- servers ---- */
