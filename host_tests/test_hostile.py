@@ -307,6 +307,30 @@ def test_pipelined_requests_during_streamed_responses_all_answered(app: App) -> 
         assert rd.response()[0] == 200
 
 
+@pytest.mark.parametrize(
+    "rest",
+    [
+        (b"GET /api/status HTTP/1.1\r\nHost: x\r\n", b"\r\n"),  # the next head, cut before its empty line
+        (b"POST /api/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nab", b"cd"),  # the next body, cut
+    ],
+    ids=["head", "body"],
+)
+def test_request_pipelined_behind_a_paused_upload_is_answered(app: App, rest: tuple[bytes, bytes]) -> None:
+    """An upload whose handler paused after its last piece (`?slow=`, a flash write) is answered from the loop once it
+    resumes; the next request, pipelined behind it and not yet whole, must then be read to its end. The next
+    request's record took the freed upload's address, the server took it for the upload still waiting for its
+    answer and stopped reading: the head got 408 at the head timeout, the body 408 at the idle timeout."""
+    with connect(app.host, app.http_port, timeout=30) as s:
+        s.sendall(b"POST /api/upload?slow=20 HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n0123456789" + rest[0])
+        rd = RawReader(s)
+        status, _, body = rd.response()
+        assert status == 200 and body == b'{"bytes":10,"crc32":%d}\n' % zlib.crc32(b"0123456789")
+        time.sleep(0.2)  # the upload is answered and the next request has started: its end comes later
+        s.sendall(rest[1])
+        status, _, body = rd.response()
+        assert status == 200, body
+
+
 def test_mjpeg_frames_beyond_the_queue_limit_stay_whole(loop: Loop, server_host: str) -> None:
     """2 MB frames at 2 fps (4 MB/s) to a viewer reading slower than that: the 1 MiB queue limit refused the frame
     after its chunk header at a45b40e, and the stream broke after 2 frames. Every part must be whole."""

@@ -519,7 +519,13 @@ static int64_t body_timer_cb(tc_timer_t *t, void *user)
         return TC_TIMER_STOP;
     }
     if (req->body_ended) {
+        /* As from process(): an answer given from END does not start the next request inside body_complete(),
+         * whose look at hc->req after the callback would take that request's record (it may reuse the freed one's
+         * address) for this one, unanswered, and stop reading. The next request starts here, after it. */
+        hc->processing = 1;
         body_complete(hc);
+        hc->processing = 0;
+        process(hc);
     } else if (hc->len) {
         process(hc);
     }
