@@ -293,6 +293,31 @@ def test_malformed_request(app: App, name: str, source: str, raw: bytes, expecte
     assert requests.get(base(app) + "/api/status", timeout=5).status_code == 200
 
 
+HEAD_REFUSED = [
+    ("declared body too large", b"HEAD /api/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n\r\n", 413),
+    ("bad chunk size", b"HEAD /api/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
+    ("bad percent-encoding", b"HEAD /%zz HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ("too many headers", b"HEAD / HTTP/1.1\r\nHost: x\r\n" + b"X-A: a\r\n" * 40 + b"\r\n", 431),
+]
+
+
+@pytest.mark.parametrize(("name", "raw", "expected"), HEAD_REFUSED, ids=[r[0] for r in HEAD_REFUSED])
+def test_refused_head_request_gets_no_content(app: App, name: str, raw: bytes, expected: int) -> None:
+    """RFC 9110 9.3.2: a server MUST NOT send content in a response to HEAD, refusals included. The answers that end
+    the connection (413 before the body, 400, 431) carried their reason text after the head whatever the method."""
+    with connect(app.host, app.http_port) as s:
+        s.sendall(raw)
+        s.settimeout(5)
+        out = b""
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := s.recv(65536):
+                out += chunk
+    assert status_of(out) == expected, f"{name}: {out[:120]!r}"
+    head, sep, content = out.partition(b"\r\n\r\n")
+    assert sep and b"Connection: close" in head and content == b"", f"{name}: {out!r}"
+    assert requests.get(base(app) + "/api/status", timeout=5).status_code == 200
+
+
 def test_expect_100_continue_is_answered_before_the_body(app: App) -> None:
     """RFC 9110 10.1.1: a client that sends `Expect: 100-continue` waits for 100 before its body (curl waits 1 s,
     some clients until their own timeout); too large a body is refused at once instead."""

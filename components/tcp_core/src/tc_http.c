@@ -226,9 +226,12 @@ static void fail_conn(hconn_t *hc, int status)
     }
     char head[256];
     const char *text = tc_http_status_text(status);
+    /* RFC 9110 9.3.2: no content in an answer to HEAD, a refusal included (once its request line was read). */
+    const tc_http_request_t *p = hc->req ? &hc->req->parsed : NULL;
+    int head_only = p && p->stage > 0 && tc__http_method_bit(p->method) == TC_HTTP_HEAD;
     int n = snprintf(head, sizeof(head),
-                     "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s\n",
-                     status, text, strlen(text) + 1, text);
+                     "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s%s",
+                     status, text, strlen(text) + 1, head_only ? "" : text, head_only ? "" : "\n");
     tc_conn_send(hc->c, head, (size_t)n);
     hc->state = HC_DONE;
     req_abandon(hc);
