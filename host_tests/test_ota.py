@@ -244,6 +244,31 @@ def test_streams_stop_for_the_upload_and_come_back_when_it_fails(app: App, ota_d
             v.close()
 
 
+@pytest.mark.parametrize("path", ["/stream", "/events"])
+def test_a_live_stream_that_the_server_closes_after_says_so_in_its_head(app: App, path: str) -> None:
+    """A live stream (MJPEG, SSE) gets a small send buffer, so its connection is not kept once the stream ends (here:
+    cleanly, with its last chunk, for an upload). Its head said "Connection: keep-alive" all the same, and a request
+    pipelined behind it met our FIN unanswered: a server that will not keep the connection sends "close" in its
+    response (RFC 9112 9.6)."""
+    with connect(app.host, app.http_port, timeout=10) as viewer:
+        viewer.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\nGET /api/chunks HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        out = viewer.recv(65536)
+        assert wait_until(lambda: streams(app) == 1)
+        data = image(100_000)
+        with connect(app.host, app.http_port) as s:
+            s.sendall(
+                f"POST /api/ota HTTP/1.1\r\nHost: x\r\nContent-Length: {len(data)}\r\n"
+                "Authorization: Basic YWRtaW46czNjcmV0\r\n\r\n".encode()
+                + data[:5000]
+            )
+            while chunk := viewer.recv(65536):  # the upload ends the stream; then the connection ends
+                out += chunk
+    head, _, body = out.partition(b"\r\n\r\n")
+    assert body.endswith(b"0\r\n\r\n"), "ended cleanly, with its last chunk"
+    assert b"HTTP/1.1 " not in body, "the request behind the stream is not answered: the connection is not kept"
+    assert b"\r\nConnection: close\r\n" in head + b"\r\n", head
+
+
 def test_cli_uploads_and_verifies(app: App, ota_dir: Path, tmp_path: Path) -> None:
     data = image(400_000)
     f = tmp_path / "fw.bin"

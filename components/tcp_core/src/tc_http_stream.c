@@ -117,6 +117,12 @@ int tc_http_stream(tc_http_req_t *req, tc_http_stream_kind_t kind, const char *c
         extra = "Cache-Control: no-cache\r\n";
         req->keep_alive = 0;
     }
+    /* A live stream gets a small send buffer (below) that stays with the socket (Linux no longer tunes it), so the
+     * connection is not kept for a download after it: its head says so (RFC 9112 9.6). A HEAD keeps it. */
+    int live = kind != TC_HTTP_STREAM_CHUNKED && req->h->cfg.stream_sndbuf && !req->head_only;
+    if (live) {
+        req->keep_alive = 0;
+    }
     if (kind == TC_HTTP_STREAM_MJPEG) {
         snprintf(ct, sizeof(ct), "multipart/x-mixed-replace;boundary=%s", MJPEG_BOUNDARY);
         ctype = ct;
@@ -141,9 +147,8 @@ int tc_http_stream(tc_http_req_t *req, tc_http_stream_kind_t kind, const char *c
     req->hc->state = HC_STREAM;
     tc__conn_reg_flags(req->hc->c, TC_REG_FLAG_STREAMING, 0);
     tc_conn_set_role(req->hc->c, kind == TC_HTTP_STREAM_SSE ? TC_ROLE_SSE : TC_ROLE_STREAM);
-    if (kind != TC_HTTP_STREAM_CHUNKED && req->h->cfg.stream_sndbuf) {
+    if (live) {
         tc__conn_sndbuf(req->hc->c, req->h->cfg.stream_sndbuf); /* live: frames wait where they can be skipped */
-        req->keep_alive = 0; /* the small buffer stays with the socket (Linux no longer tunes it): not for a download */
     }
     tc_conn_set_reading(req->hc->c, 1); /* to see the viewer leave */
     tc__timer_init(req->h->loop, &req->stream_timer, stream_timer_cb, req);
