@@ -502,6 +502,27 @@ def _echo_once(host: str, port: int) -> bytes:
         return b""
 
 
+def _keepalive_of(loop: Loop, kind: str) -> tuple[int, int]:
+    """SO_KEEPALIVE and TCP_KEEPIDLE of the loop's (Linux) socket of this registry kind."""
+    fd = next(e.fd for e in loop.registry() if e.kind == kind)
+    with socket.socket(fileno=os.dup(fd)) as s:
+        return s.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE), s.getsockopt(
+            socket.IPPROTO_TCP, socket.TCP_KEEPIDLE
+        )
+
+
+def _reset_unheard(s: socket.socket) -> None:
+    """Close s with an RST that lwIP never hears: the TAP link is down while it is sent, then up again."""
+    tap = os.environ["TC_LWIP_TAP"]
+    subprocess.run(["ip", "link", "set", tap, "down"], check=True)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+        time.sleep(0.5)
+    finally:
+        subprocess.run(["ip", "link", "set", tap, "up"], check=True)
+
+
 def test_vanished_echo_peer_is_found_and_its_slot_freed(loop: Loop, server_host: str, backend: str) -> None:
     """The echo service refuses newcomers when full and a quiet echo peer sends nothing, so a peer that vanished
     without a FIN (a phone that left the Wi-Fi) held its slot for good: with the device's few slots, the service was
@@ -514,20 +535,10 @@ def test_vanished_echo_peer_is_found_and_its_slot_freed(loop: Loop, server_host:
         gone.sendall(b"hi")
         assert gone.recv(2) == b"hi"
         if backend == "linux":
-            fd = next(e.fd for e in loop.registry() if e.kind == "accepted")
-            with socket.socket(fileno=os.dup(fd)) as accepted:
-                assert accepted.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
-                assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 1
+            assert _keepalive_of(loop, "accepted") == (1, 1)
             gone.close()
             return
-        tap = os.environ["TC_LWIP_TAP"]
-        subprocess.run(["ip", "link", "set", tap, "down"], check=True)
-        try:
-            gone.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            gone.close()  # its RST is lost: the link is down
-            time.sleep(0.5)
-        finally:
-            subprocess.run(["ip", "link", "set", tap, "up"], check=True)
+        _reset_unheard(gone)
         # The first probe meets a stack that knows no such connection: RST, and the slot is free.
         assert wait_until(lambda: _echo_once(app.host, app.echo_port) == b"ping", 30), loop.registry()
     finally:
@@ -558,20 +569,10 @@ def test_vanished_peer_of_the_echo_client_is_found_and_dialled_again(
             first.sendall(b"hi")
             assert recv_exact(first, 2) == b"hi"
             if backend == "linux":
-                fd = next(e.fd for e in loop.registry() if e.kind == "client")
-                with socket.socket(fileno=os.dup(fd)) as dialled:
-                    assert dialled.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
-                    assert dialled.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 1
+                assert _keepalive_of(loop, "client") == (1, 1)
                 first.close()
                 return
-            tap = os.environ["TC_LWIP_TAP"]
-            subprocess.run(["ip", "link", "set", tap, "down"], check=True)
-            try:
-                first.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                first.close()  # its RST is lost: the link is down
-                time.sleep(0.5)
-            finally:
-                subprocess.run(["ip", "link", "set", tap, "up"], check=True)
+            _reset_unheard(first)
             second, _ = lst.accept()  # the client dialled again (timeout: 30 s)
             with second:
                 second.sendall(b"again")

@@ -32,6 +32,12 @@ from tcp_core.app import App
 from tcp_core.ota import OtaError, reboot, upload
 
 AUTH = ("admin", "s3cret")
+HEAD_AUTH = "Authorization: Basic YWRtaW46czNjcmV0\r\n"
+
+
+def ota_post_head(length: int, extra: str = "") -> bytes:
+    """The head of a POST /api/ota of this Content-Length with the admin's credentials (extra: more header lines)."""
+    return f"POST /api/ota HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n{extra}{HEAD_AUTH}\r\n".encode()
 
 
 def image(size: int, magic: int = 0xE9) -> bytes:
@@ -179,10 +185,7 @@ def test_sha256_in_the_query(app: App, ota_dir: Path) -> None:
 def test_cut_off_uploads_leave_no_partial_file_and_free_everything(app: App, ota_dir: Path, backend: str) -> None:
     size = 300_000
     data = image(size)
-    head = (
-        f"POST /api/ota HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\nX-OTA-SHA256: {sha(data)}\r\n"
-        "Authorization: Basic YWRtaW46czNjcmV0\r\n\r\n"
-    ).encode()
+    head = ota_post_head(size, f"X-OTA-SHA256: {sha(data)}\r\n")
     warm_up(app)
     (ota_dir / "firmware.bin").unlink()
     base_heap = settled_heap(app, backend)
@@ -221,11 +224,7 @@ def test_streams_stop_for_the_upload_and_come_back_when_it_fails(app: App, ota_d
         assert wait_until(lambda: streams(app) == 2)
         data = image(100_000)
         s = connect(app.host, app.http_port)
-        s.sendall(
-            f"POST /api/ota HTTP/1.1\r\nHost: x\r\nContent-Length: {len(data)}\r\n"
-            "Authorization: Basic YWRtaW46czNjcmV0\r\n\r\n".encode()
-            + data[:5000]
-        )
+        s.sendall(ota_post_head(len(data)) + data[:5000])
         assert wait_until(lambda: (app.ota_status() or {}).get("state") == "receiving")
         st = app.ota_status()
         assert st is not None and st["services_paused"] is True and "streams ended" in st["prepare"]
@@ -256,11 +255,7 @@ def test_a_live_stream_that_the_server_closes_after_says_so_in_its_head(app: App
         assert wait_until(lambda: streams(app) == 1)
         data = image(100_000)
         with connect(app.host, app.http_port) as s:
-            s.sendall(
-                f"POST /api/ota HTTP/1.1\r\nHost: x\r\nContent-Length: {len(data)}\r\n"
-                "Authorization: Basic YWRtaW46czNjcmV0\r\n\r\n".encode()
-                + data[:5000]
-            )
+            s.sendall(ota_post_head(len(data)) + data[:5000])
             while chunk := viewer.recv(65536):  # the upload ends the stream; then the connection ends
                 out += chunk
     head, _, body = out.partition(b"\r\n\r\n")
@@ -370,11 +365,7 @@ def test_a_stalled_upload_gives_way_to_a_new_one(app: App, ota_dir: Path) -> Non
     while it is fresh, and takes over once it has stalled (2 s without a byte) instead of waiting for the 408."""
     data = image(50_000)
     with connect(app.host, app.http_port) as s:
-        s.sendall(
-            f"POST /api/ota HTTP/1.1\r\nHost: x\r\nContent-Length: {len(data)}\r\n"
-            "Authorization: Basic YWRtaW46czNjcmV0\r\n\r\n".encode()
-            + data[:1000]
-        )
+        s.sendall(ota_post_head(len(data)) + data[:1000])
         assert wait_until(lambda: (app.ota_status() or {}).get("received") == 1000)
         t0 = time.monotonic()
         first = post(url(app), data)
@@ -411,8 +402,6 @@ def test_curl_form_upload(app: App, ota_dir: Path, tmp_path: Path, backend: str)
 
 
 # ---- seed 003: the other servers (the echo server) pause for the upload too ----
-
-HEAD_AUTH = "Authorization: Basic YWRtaW46czNjcmV0\r\n"
 
 
 @pytest.fixture
@@ -456,9 +445,7 @@ def closed_by_server(c: socket.socket) -> bool:
 
 def open_upload(app: App, data: bytes, first: int) -> socket.socket:
     s = connect(app.host, app.http_port)
-    s.sendall(
-        f"POST /api/ota HTTP/1.1\r\nHost: x\r\nContent-Length: {len(data)}\r\n{HEAD_AUTH}\r\n".encode() + data[:first]
-    )
+    s.sendall(ota_post_head(len(data)) + data[:first])
     return s
 
 
