@@ -186,8 +186,8 @@ def test_path_traversal_is_refused(app: App, target: bytes) -> None:
 
 def test_large_file_streams_to_a_slow_reader_with_bounded_memory(app: App, www: Path, backend: str) -> None:
     """3 MiB to a reader that pauses before reading: the server holds a part at a time (the kernel's buffers and
-    the reader's window hold the rest), never the file. The body is read up to its last chunk, not to EOF: the
-    server waits for the reader to close first (peer-first close)."""
+    the reader's window hold the rest), never the file. The body is read up to its Content-Length, not to EOF: the
+    server keeps the connection for the next request."""
     data = (www / "big.bin").read_bytes()
     tcp_core.reset_alloc_peak(backend)
     before = tcp_core.alloc_stats(backend).bytes_peak
@@ -195,23 +195,32 @@ def test_large_file_streams_to_a_slow_reader_with_bounded_memory(app: App, www: 
         s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
         assert wait_until(lambda: any(i.kind == "accepted" and i.bytes_out > 0 for i in app.loop.registry()))
         got = bytearray()
-        while not got.endswith(b"\r\n0\r\n\r\n"):
+        while b"\r\n\r\n" not in got:
             chunk = s.recv(65536)
-            assert chunk, "connection closed before the last chunk"
+            assert chunk, "connection closed before the head"
             got += chunk
-    head, _, body = bytes(got).partition(b"\r\n\r\n")
-    assert b"transfer-encoding: chunked" in head.lower()
-    out, rest = bytearray(), body
-    while True:
-        size_line, _, rest = rest.partition(b"\r\n")
-        n = int(size_line, 16)
-        if n == 0:
-            break
-        out += rest[:n]
-        rest = rest[n + 2 :]
+        head, _, out = bytes(got).partition(b"\r\n\r\n")
+        assert f"content-length: {len(data)}".encode() in head.lower(), head
+        out = bytearray(out)
+        while len(out) < len(data):
+            chunk = s.recv(65536)
+            assert chunk, f"connection closed after {len(out)} of {len(data)} bytes"
+            out += chunk
     assert out == data
     peak = tcp_core.alloc_stats(backend).bytes_peak - before
     assert peak < 256 * 1024, f"heap peak grew {peak} bytes for a {len(data)}-byte file"
+
+
+def test_large_file_is_sent_under_its_content_length(app: App, www: Path) -> None:
+    """A file over whole_max (16 KiB) was sent chunked: a HEAD could not tell its size, nor a browser or download
+    manager show a download's progress. Now a whole file goes under its Content-Length, like a range."""
+    data = (www / "big.bin").read_bytes()
+    head = requests.head(f"http://{app.host}:{app.http_port}/big.bin", timeout=5)
+    assert head.status_code == 200 and head.headers["content-length"] == str(len(data)), head.headers
+    assert "transfer-encoding" not in head.headers and head.content == b""
+    with requests.get(f"http://{app.host}:{app.http_port}/big.bin", timeout=10) as r:
+        assert r.headers["content-length"] == str(len(data)) and "transfer-encoding" not in r.headers
+        assert r.content == data
 
 
 @pytest.mark.parametrize(
@@ -250,19 +259,6 @@ def _half_closed_exchange(app: App, request: bytes) -> tuple[bytes, bytes]:
     return head, body
 
 
-def _dechunk(body: bytes) -> bytes:
-    out, i = bytearray(), 0
-    while True:
-        j = body.index(b"\r\n", i)
-        n = int(body[i:j], 16)
-        if n == 0:
-            assert body[j + 2 :] == b"\r\n", "bytes after the last chunk"
-            return bytes(out)
-        out += body[j + 2 : j + 2 + n]
-        assert body[j + 2 + n : j + 4 + n] == b"\r\n"
-        i = j + 4 + n
-
-
 @pytest.mark.parametrize(
     "request_head",
     [
@@ -287,15 +283,15 @@ def test_client_that_half_closes_after_its_request_gets_the_whole_file(
         assert body.startswith(first), body[:100]
         head, _, body = body[len(first) :].partition(b"\r\n\r\n")
     assert head.split(b"\r\n")[0] in (b"HTTP/1.1 200 OK", b"HTTP/1.1 206 Partial Content"), head
-    chunked = b"transfer-encoding: chunked" in head.lower()
-    assert chunked == (b"HTTP/1.1" in request_head and b"Range" not in request_head), head  # whole file over 1.1
-    assert (_dechunk(body) if chunked else body) == data
+    assert b"transfer-encoding" not in head.lower(), head  # a file goes under its Content-Length, whole or a range
+    assert body == data
     assert app.loop.close_stats().reset_sent == before.reset_sent
 
 
 def test_http10_streams_are_not_chunked(app: App, www: Path) -> None:
-    """RFC 9112 6.1: no Transfer-Encoding in an answer to an HTTP/1.0 request. A file, a chunked handler and SSE are
-    close-delimited for 1.0 clients instead (they were chunk-framed, which a 1.0 client saves as part of the body)."""
+    """RFC 9112 6.1: no Transfer-Encoding in an answer to an HTTP/1.0 request. A chunked handler and SSE are
+    close-delimited for 1.0 clients instead (they were chunk-framed, which a 1.0 client saves as part of the body);
+    a file goes under its Content-Length."""
     head, body = _half_closed_exchange(app, b"GET /big.bin HTTP/1.0\r\n\r\n")
     assert b"transfer-encoding" not in head.lower() and body == (www / "big.bin").read_bytes(), head
     head, body = _half_closed_exchange(app, b"GET /api/chunks HTTP/1.0\r\n\r\n")

@@ -357,9 +357,7 @@ static int serve_file(tc_http_req_t *req, tc_http_static_t *st, serve_scratch_t 
                  (unsigned long long)(from + len - 1), (unsigned long long)size);
         tc_http_resp_header(req, "Content-Range", cr);
     }
-    if (len <= st->cfg.whole_max || range > 0) {
-        tc_http_resp_header(req, "Cache-Control", cc);
-    }
+    tc_http_resp_header(req, "Cache-Control", cc);
     if (len <= st->cfg.whole_max) {
         uint8_t *buf = read_span(file, from, (size_t)len);
         if (buf == NULL) {
@@ -398,11 +396,9 @@ static int serve_file(tc_http_req_t *req, tc_http_static_t *st, serve_scratch_t 
     st->streams = fs;
     tc_http_req_set_data(req, fs);
     tc_http_req_set_data_free(req, stream_free); /* freed with the request, whether the client stays or goes */
-    if (range > 0) {
-        return tc_http_stream_sized(req, 206, mime, len, file_produce, st);
-    }
-    /* The whole file: chunked, and the stream adds its own Cache-Control: no-cache (revalidation with the ETag). */
-    return tc_http_stream(req, TC_HTTP_STREAM_CHUNKED, mime, file_produce, st);
+    /* A range or the whole file alike: the client knows the size (a download's progress, HEAD), and a file that
+     * shrinks under us ends short of it, which the client sees, rather than with a last chunk, which it would not. */
+    return tc_http_stream_sized(req, status, mime, len, file_produce, st);
 }
 
 static int serve(tc_http_req_t *req, void *user)
