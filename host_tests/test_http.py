@@ -279,6 +279,8 @@ MALFORMED = [
         b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: ,,, ,\r\n\r\n",
         101,
     ),
+    ("unknown method", "RFC 9110 15.6.2: 501, not 405", b"BREW /api/status HTTP/1.1\r\nHost: x\r\n\r\n", 501),
+    ("method in lower case", "RFC 9110 9.1: methods are case-sensitive", b"get / HTTP/1.1\r\nHost: x\r\n\r\n", 501),
 ]
 
 

@@ -477,6 +477,12 @@ static void dispatch(hconn_t *hc, tc_http_req_t *req)
         }
         return;
     }
+    if (tc__http_method_bit(req->parsed.method) == 0) {
+        /* RFC 9110 15.6.2: a method this server recognizes for no resource (BREW, CONNECT, "get"), not one that this
+         * path lacks (405). */
+        tc_http_respond(req, 501, "text/plain", "method not implemented\n", 23);
+        return;
+    }
     if (req->allowed) {
         char allow[96];
         size_t k = 0;
