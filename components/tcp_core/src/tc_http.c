@@ -123,9 +123,10 @@ static char *dec_before(char *end, unsigned long long v)
     return end;
 }
 
-/* Send a status line and headers; content_length < 0 means none (chunked, stream or 101). */
-int tc__http_send_head(tc_http_req_t *req, int status, const char *ctype, long long content_length, const char *extra,
-                     const void *body, size_t body_len)
+/* Send a status line and headers, and a body when it is whole; content_length < 0 means none (chunked, stream or 101).
+ * last: the answer ends the connection, whose graceful close follows at once (tc__conn_sendv_last()). */
+static int send_answer(tc_http_req_t *req, int status, const char *ctype, long long content_length, const char *extra,
+                       const void *body, size_t body_len, int last)
 {
     /* The head is a list of pieces, most of them constants, handed to tc_conn_sendv(): it joins them with a small
      * body into one send (one segment, no Nagle interplay) without a copy of the head on the loop's stack. The
@@ -173,7 +174,14 @@ int tc__http_send_head(tc_http_req_t *req, int status, const char *ctype, long l
     if (body_len) {
         m[k++] = (tc_buf_t){body, body_len};
     }
-    return tc_conn_sendv(req->hc->c, m, k);
+    return last ? tc__conn_sendv_last(req->hc->c, m, k) : tc_conn_sendv(req->hc->c, m, k);
+}
+
+/* Send a status line and headers; content_length < 0 means none (chunked, stream or 101). */
+int tc__http_send_head(tc_http_req_t *req, int status, const char *ctype, long long content_length, const char *extra,
+                     const void *body, size_t body_len)
+{
+    return send_answer(req, status, ctype, content_length, extra, body, body_len, 0);
 }
 
 /* A body being received is timed by the sweep (408 when it stalls, body_check()), not by the server's idle timeout,
@@ -232,7 +240,12 @@ static void fail_conn(hconn_t *hc, int status)
     int n = snprintf(head, sizeof(head),
                      "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s%s",
                      status, text, strlen(text) + 1, head_only ? "" : text, head_only ? "" : "\n");
-    tc_conn_send(hc->c, head, (size_t)n);
+    tc_buf_t answer = {head, (size_t)n};
+    if (HC_HTTP(hc)->cfg.close_policy == TC_CLOSE_GRACEFUL) {
+        tc__conn_sendv_last(hc->c, &answer, 1); /* with the FIN of the close below */
+    } else {
+        tc_conn_sendv(hc->c, &answer, 1);
+    }
     hc->state = HC_DONE;
     req_abandon(hc);
     tc__hconn_consume(hc, hc->len);
@@ -282,8 +295,11 @@ int tc_http_respond(tc_http_req_t *req, int status, const char *ctype, const voi
     }
     /* RFC 9110 8.6: no Content-Length in a 204; a 304's would describe the 200 it stands for, so none either. */
     int no_body = status == 204 || status == 304;
-    int rc = tc__http_send_head(req, status, ctype, no_body ? -1 : (long long)len, NULL,
-                       req->head_only || no_body ? NULL : body, req->head_only || no_body ? 0 : len);
+    /* The whole answer: when the connection ends with it (tc__http_req_finish() closes it at once), it may leave with
+     * the FIN in one segment. */
+    int last = !keep_alive_for(req) && req->h->cfg.close_policy == TC_CLOSE_GRACEFUL;
+    int rc = send_answer(req, status, ctype, no_body ? -1 : (long long)len, NULL,
+                         req->head_only || no_body ? NULL : body, req->head_only || no_body ? 0 : len, last);
     if (rc != TC_OK) {
         fail_conn(req->hc, 500);
         return rc;

@@ -12,6 +12,7 @@
 #include "tc_port.h"
 #include "tc_registry.h"
 #include "tc_sock.h"
+#include "tc_tcp.h"
 
 typedef struct tc_io tc_io_t;
 typedef void (*tc_io_cb)(tc_io_t *io, int revents);
@@ -142,6 +143,11 @@ void tc__conn_reg_flags(struct tc_conn *conn, uint8_t set, uint8_t clear);
  * this side's TIME-WAIT is harmless (tc_sock_time_wait_harmless(); tc_tcp.h, "Close policies and TIME-WAIT"). Any byte
  * that arrives afterwards, or a read that filled the buffer, takes it back. */
 void tc__conn_peer_done(struct tc_conn *conn);
+
+/* tc_conn_sendv() of a connection's last bytes: the caller closes it with TC_CLOSE_GRACEFUL right after (no other
+ * policy: an abort would drop them, a peer-first close would wait for the peer with them still held). The stack may
+ * then send them in one segment with the FIN (tc_sock_send_last()). */
+int tc__conn_sendv_last(struct tc_conn *conn, const tc_buf_t *bufs, size_t n);
 
 /* A server's connections, oldest first (closing ones included): first, then next until NULL. The order does not
  * change while handlers write, and closes are deferred, so a walk may send, close and broadcast as it goes. They are

@@ -109,6 +109,14 @@ int tc_sock_error(int fd);
 /** @brief Send up to len bytes; @return bytes sent (may be fewer), TC_EAGAIN, TC_EPIPE, TC_ECONNRESET, ... */
 long tc_sock_send(int fd, const void *buf, size_t len);
 
+/**
+ * @brief tc_sock_send() for the last bytes before a graceful close: the stack may hold them back so that they leave
+ *        in one segment with the FIN (Linux: MSG_MORE; lwIP sends as tc_sock_send() does). The caller must close or
+ *        shut down the sending side right after (tc_sock_close(), tc_sock_shutdown_write()): that sends them.
+ * @return as tc_sock_send()
+ */
+long tc_sock_send_last(int fd, const void *buf, size_t len);
+
 /** @brief Receive up to len bytes; @return bytes received, 0 at the peer's FIN, TC_EAGAIN, TC_ECONNRESET, ... */
 long tc_sock_recv(int fd, void *buf, size_t len);
 

@@ -285,12 +285,13 @@ static int wq_append(tc_conn_t *c, const char *p, size_t len)
     return TC_OK;
 }
 
-/* Write at once what the socket takes when nothing waits, copy the rest to the queue. The caller checked the limit. */
-static int conn_write(tc_conn_t *c, const char *p, size_t len)
+/* Write at once what the socket takes when nothing waits, copy the rest to the queue. The caller checked the limit.
+ * last: the caller closes gracefully right after (tc__conn_sendv_last()). */
+static int conn_write(tc_conn_t *c, const char *p, size_t len, int last)
 {
     const tc_conn_config_t *cfg = &c->owner->cfg;
     if (c->wq_head == NULL) {
-        long n = tc_sock_send(c->io.fd, p, len);
+        long n = last ? tc_sock_send_last(c->io.fd, p, len) : tc_sock_send(c->io.fd, p, len);
         if (n > 0) {
             c->reg.bytes_out += (uint64_t)n;
             touch(c);
@@ -334,10 +335,10 @@ int tc_conn_send(tc_conn_t *c, const void *data, size_t len)
     if (c->reg.queued + len > cfg->queue_max && c->reg.queued + len > len) {
         return TC_ELIMIT;
     }
-    return conn_write(c, data, len);
+    return conn_write(c, data, len, 0);
 }
 
-int tc_conn_sendv(tc_conn_t *c, const tc_buf_t *bufs, size_t n)
+static int conn_sendv(tc_conn_t *c, const tc_buf_t *bufs, size_t n, int last)
 {
     if (c == NULL || (bufs == NULL && n > 0)) {
         return TC_EINVAL;
@@ -375,7 +376,7 @@ int tc_conn_sendv(tc_conn_t *c, const tc_buf_t *bufs, size_t n)
         }
         int rc = TC_OK;
         if (g > 0) { /* the joined pieces before this one (or the last ones) */
-            rc = conn_write(c, gb, g);
+            rc = conn_write(c, gb, g, last);
             done += rc == TC_OK ? g : 0;
             g = 0;
         }
@@ -385,7 +386,7 @@ int tc_conn_sendv(tc_conn_t *c, const tc_buf_t *bufs, size_t n)
                 g = len;
                 continue;
             }
-            rc = conn_write(c, p, len);
+            rc = conn_write(c, p, len, last);
             done += rc == TC_OK ? len : 0;
         }
         if (rc != TC_OK) {
@@ -397,6 +398,16 @@ int tc_conn_sendv(tc_conn_t *c, const tc_buf_t *bufs, size_t n)
         }
     }
     return TC_OK;
+}
+
+int tc_conn_sendv(tc_conn_t *c, const tc_buf_t *bufs, size_t n)
+{
+    return conn_sendv(c, bufs, n, 0);
+}
+
+int tc__conn_sendv_last(tc_conn_t *c, const tc_buf_t *bufs, size_t n)
+{
+    return conn_sendv(c, bufs, n, 1);
 }
 
 size_t tc_conn_queued(const tc_conn_t *c)

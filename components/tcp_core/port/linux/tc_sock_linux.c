@@ -148,13 +148,25 @@ int tc_sock_error(int fd)
     return err == 0 ? TC_OK : tc_bsd_map_errno(err);
 }
 
-long tc_sock_send(int fd, const void *buf, size_t len)
+static long send_flags(int fd, const void *buf, size_t len, int flags)
 {
     ssize_t n;
     do {
-        n = send(fd, buf, len, MSG_NOSIGNAL);
+        n = send(fd, buf, len, MSG_NOSIGNAL | flags);
     } while (n < 0 && errno == EINTR);
     return n < 0 ? fail() : (long)n;
+}
+
+long tc_sock_send(int fd, const void *buf, size_t len)
+{
+    return send_flags(fd, buf, len, 0);
+}
+
+long tc_sock_send_last(int fd, const void *buf, size_t len)
+{
+    /* MSG_MORE holds a short tail in the stack; the close that follows sets FIN on that same segment (tcp_send_fin()
+     * marks an unsent tail) and pushes it: one segment less to send, for the peer to take and to acknowledge. */
+    return send_flags(fd, buf, len, MSG_MORE);
 }
 
 long tc_sock_recv(int fd, void *buf, size_t len)

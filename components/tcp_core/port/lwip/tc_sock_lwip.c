@@ -766,6 +766,13 @@ long tc_sock_send(int fd, const void *buf, size_t len)
     return n < 0 ? fail() : (long)n;
 }
 
+long tc_sock_send_last(int fd, const void *buf, size_t len)
+{
+    /* lwIP's netconn layer calls tcp_output() after every write, MSG_MORE or not: the FIN leaves in its own segment
+     * (tcp_send_fin() would join it to an unsent tail, but none is left by then). */
+    return tc_sock_send(fd, buf, len);
+}
+
 long tc_sock_recv(int fd, void *buf, size_t len)
 {
     ssize_t n = lwip_recv(fd, buf, len, 0);
