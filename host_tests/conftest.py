@@ -7,6 +7,7 @@ import contextlib
 import gc
 import os
 import socket
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -22,7 +23,16 @@ from tcp_core.testing import connect, recv_exact, wait_until
 
 # The client helpers live in tcp_core.testing, shared with the firmware tests (pytest_tcp_core.py); the tests import
 # them from here as before.
-__all__ = ["StopCrowd", "connect", "open_fds", "recv_exact", "stop_crowd", "wait_until"]
+__all__ = [
+    "SegmentCapture",
+    "StopCrowd",
+    "capture_interface",
+    "connect",
+    "open_fds",
+    "recv_exact",
+    "stop_crowd",
+    "wait_until",
+]
 
 REQUIRE_LWIP = os.environ.get("TC_REQUIRE_LWIP") == "1"
 
@@ -72,6 +82,44 @@ def backend(request: pytest.FixtureRequest) -> str:
                 pytest.fail(f"lwIP layer required (TC_REQUIRE_LWIP=1) but {why}")
             pytest.skip(why)
     return name
+
+
+class SegmentCapture:
+    """The TCP segments a port sends, caught on an interface by a packet socket (the tests run as root): each as
+    (destination port, TCP flags, payload bytes), in the order they left. Open it before the connection."""
+
+    def __init__(self, interface: str) -> None:
+        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))  # ETH_P_ALL
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+        self.sock.bind((interface, 0))
+
+    def sent_by(self, port: int) -> list[tuple[int, int, int]]:
+        """What was caught so far. This host's own outgoing copies are skipped (on lo every packet is seen twice; on
+        the TAP the server's segments come in from lwIP)."""
+        self.sock.setblocking(False)
+        out = []
+        while True:
+            try:
+                frame, addr = self.sock.recvfrom(1 << 18)
+            except BlockingIOError:
+                return out
+            ip = frame[14:]
+            if addr[2] == socket.PACKET_OUTGOING or len(ip) < 20 or ip[0] >> 4 != 4 or ip[9] != socket.IPPROTO_TCP:
+                continue
+            ihl = (ip[0] & 15) * 4
+            tcp = ip[ihl:]
+            src, dst = struct.unpack("!HH", tcp[:4])
+            if src == port:
+                out.append((dst, tcp[13], int.from_bytes(ip[2:4], "big") - ihl - (tcp[12] >> 4) * 4))
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def capture_interface(backend: str) -> str:
+    """Where a backend's server segments can be caught: lo, or the TAP lwIP sends on."""
+    env = _lwip_env() if backend == "lwip" else None
+    return env["tap"] if env else "lo"
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ import requests
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
 
-from conftest import connect, recv_exact, stop_crowd, wait_until
+from conftest import SegmentCapture, capture_interface, connect, recv_exact, stop_crowd, wait_until
 from tcp_core import Loop
 from tcp_core.app import App
 
@@ -90,6 +90,30 @@ def test_keep_alive_and_pipelining(app: App) -> None:
         assert buf.count(b"HTTP/1.1 200") == 3
         s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # the same connection keeps serving
         assert s.recv(65536).startswith(b"HTTP/1.1 200")
+
+
+def test_answer_head_and_body_leave_in_the_same_segments(app: App, backend: str) -> None:
+    """A head and a body larger than half the gather buffer (the 14 KB dashboard page) go in one write
+    (tc_sock_sendv()), so the stack packs them: the first segment of the answer holds the head and the start of the
+    body. Before, they were two sends, and the head left alone in a segment of its own (on the device, a Wi-Fi frame
+    for 130 bytes, and one more for MJPEG frames and large WebSocket messages)."""
+    cap = SegmentCapture(capture_interface(backend))
+    try:
+        with connect(app.host, app.http_port) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                buf += s.recv(65536)
+            head, _, body = buf.partition(b"\r\n\r\n")
+            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            body += recv_exact(s, length - len(body))
+            client_port = s.getsockname()[1]
+        assert length > 8192, length  # larger than half of any gather buffer (TCP_CORE_SEND_GATHER_SIZE <= 16384)
+        sent = [size for dst, _, size in cap.sent_by(app.http_port) if dst == client_port and size > 0]
+    finally:
+        cap.close()
+    assert sent and sent[0] > len(head) + 4, f"the head left alone: {sent[:4]} (head {len(head) + 4} bytes)"
+    assert sum(sent) == len(head) + 4 + length, sent
 
 
 def test_httpx_client_reuses_one_connection(app: App) -> None:

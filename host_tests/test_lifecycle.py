@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import socket
-import struct
 import subprocess
 import sys
 import threading
@@ -26,7 +25,7 @@ import requests
 from websockets.sync.client import connect as ws_connect
 
 import tcp_core
-from conftest import connect, recv_exact, stop_crowd, wait_until
+from conftest import SegmentCapture, connect, recv_exact, stop_crowd, wait_until
 from tcp_core import Loop
 from tcp_core.app import App
 from tcp_core.httphead import read_response_head
@@ -481,37 +480,6 @@ def test_client_that_announced_its_close_is_closed_at_once_where_time_wait_is_ha
     a.stop(500)
 
 
-class _LoopbackSegments:
-    """The TCP segments a port sends on the loopback interface, caught by a packet socket (the tests run as root):
-    each as (destination port, TCP flags, payload bytes), in the order they left."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))  # ETH_P_ALL
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
-        self.sock.bind(("lo", 0))
-
-    def sent_by(self, port: int) -> list[tuple[int, int, int]]:
-        """What was caught so far (every packet is seen twice on lo: the outgoing copy is skipped)."""
-        self.sock.setblocking(False)
-        out = []
-        while True:
-            try:
-                frame, addr = self.sock.recvfrom(1 << 18)
-            except BlockingIOError:
-                return out
-            ip = frame[14:]
-            if addr[2] == socket.PACKET_OUTGOING or len(ip) < 20 or ip[0] >> 4 != 4 or ip[9] != socket.IPPROTO_TCP:
-                continue
-            ihl = (ip[0] & 15) * 4
-            tcp = ip[ihl:]
-            src, dst = struct.unpack("!HH", tcp[:4])
-            if src == port:
-                out.append((dst, tcp[13], int.from_bytes(ip[2:4], "big") - ihl - (tcp[12] >> 4) * 4))
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 @pytest.mark.parametrize("path", ["/api/status", "/"])
 @pytest.mark.parametrize(
     "request_line",
@@ -526,9 +494,9 @@ def test_answer_that_ends_the_connection_leaves_with_the_fin(
     take and to acknowledge (about a fifth of the server's CPU per request in bench/compare.py's http-close). Before,
     the answer left at once and the FIN on its own segment after it. The client gets the whole answer either way."""
     if backend == "lwip":
-        pytest.skip("lwIP's socket layer outputs every write at once: its FIN leaves on its own (tc_sock_send_last)")
+        pytest.skip("lwIP's socket layer outputs every write at once: its FIN leaves on its own (tc_sock_sendv)")
     a = App(loop, server_host, echo_port=None, http_port=0)
-    cap = _LoopbackSegments()
+    cap = SegmentCapture("lo")
     try:
         s = connect(a.host, a.http_port)
         s.sendall(request_line % path.encode())

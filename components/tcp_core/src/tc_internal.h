@@ -146,7 +146,7 @@ void tc__conn_peer_done(struct tc_conn *conn);
 
 /* tc_conn_sendv() of a connection's last bytes: the caller closes it with TC_CLOSE_GRACEFUL right after (no other
  * policy: an abort would drop them, a peer-first close would wait for the peer with them still held). The stack may
- * then send them in one segment with the FIN (tc_sock_send_last()). */
+ * then send them in one segment with the FIN (tc_sock_sendv(), last). */
 int tc__conn_sendv_last(struct tc_conn *conn, const tc_buf_t *bufs, size_t n);
 
 /* A server's connections, oldest first (closing ones included): first, then next until NULL. The order does not

@@ -109,13 +109,24 @@ int tc_sock_error(int fd);
 /** @brief Send up to len bytes; @return bytes sent (may be fewer), TC_EAGAIN, TC_EPIPE, TC_ECONNRESET, ... */
 long tc_sock_send(int fd, const void *buf, size_t len);
 
+/** The most pieces one tc_sock_sendv() takes. */
+#define TC_SOCK_IOV_MAX 8
+
+/** One piece of a tc_sock_sendv() write. */
+typedef struct {
+    const void *data; /**< bytes */
+    size_t len;       /**< byte count, > 0 */
+} tc_sock_iov_t;
+
 /**
- * @brief tc_sock_send() for the last bytes before a graceful close: the stack may hold them back so that they leave
- *        in one segment with the FIN (Linux: MSG_MORE; lwIP sends as tc_sock_send() does). The caller must close or
- *        shut down the sending side right after (tc_sock_close(), tc_sock_shutdown_write()): that sends them.
- * @return as tc_sock_send()
+ * @brief Send n pieces (1..TC_SOCK_IOV_MAX) in order in one call (writev): the stack packs them into as few segments
+ *        as it can, where separate sends would each push a segment of their own.
+ * @param last the bytes end the connection: the caller closes it or shuts down its sending side right after
+ *        (tc_sock_close(), tc_sock_shutdown_write()), and the stack may hold a short tail to leave in one segment
+ *        with the FIN (Linux: MSG_MORE; lwIP sends at once, see port/lwip/README.md)
+ * @return bytes sent (may be fewer than the total, ending inside any piece), or as tc_sock_send()
  */
-long tc_sock_send_last(int fd, const void *buf, size_t len);
+long tc_sock_sendv(int fd, const tc_sock_iov_t *iov, int n, int last);
 
 /** @brief Receive up to len bytes; @return bytes received, 0 at the peer's FIN, TC_EAGAIN, TC_ECONNRESET, ... */
 long tc_sock_recv(int fd, void *buf, size_t len);

@@ -285,29 +285,42 @@ static int wq_append(tc_conn_t *c, const char *p, size_t len)
     return TC_OK;
 }
 
-/* Write at once what the socket takes when nothing waits, copy the rest to the queue. The caller checked the limit.
- * last: the caller closes gracefully right after (tc__conn_sendv_last()). */
-static int conn_write(tc_conn_t *c, const char *p, size_t len, int last)
+/* Hand v[0..k) to the socket in one write when nothing waits, copy what it does not take to the queue. The caller
+ * checked the limit. last: the caller closes gracefully right after (tc__conn_sendv_last()). *handed: the bytes sent
+ * or queued, also when it fails (a message partly handed over must end the connection). */
+static int conn_writev(tc_conn_t *c, const tc_sock_iov_t *v, int k, int last, size_t *handed)
 {
     const tc_conn_config_t *cfg = &c->owner->cfg;
+    size_t skip = 0;
+    *handed = 0;
     if (c->wq_head == NULL) {
-        long n = last ? tc_sock_send_last(c->io.fd, p, len) : tc_sock_send(c->io.fd, p, len);
-        if (n > 0) {
-            c->reg.bytes_out += (uint64_t)n;
+        long w = k == 1 && !last ? tc_sock_send(c->io.fd, v[0].data, v[0].len) : tc_sock_sendv(c->io.fd, v, k, last);
+        if (w > 0) {
+            c->reg.bytes_out += (uint64_t)w;
             touch(c);
-            p += n;
-            len -= (size_t)n;
-        } else if (n != TC_EAGAIN) {
-            conn_broken(c, (int)n);
-            return (int)n;
-        }
-        if (len == 0) {
-            return TC_OK;
+            skip = (size_t)w;
+            *handed = skip;
+        } else if (w != TC_EAGAIN) {
+            conn_broken(c, (int)w);
+            return (int)w;
         }
     }
-    int rc = wq_append(c, p, len);
-    if (rc != TC_OK) {
-        return rc;
+    int queued = 0;
+    for (int i = 0; i < k; i++) {
+        if (skip >= v[i].len) {
+            skip -= v[i].len;
+            continue;
+        }
+        int rc = wq_append(c, (const char *)v[i].data + skip, v[i].len - skip);
+        if (rc != TC_OK) {
+            return rc;
+        }
+        *handed += v[i].len - skip;
+        skip = 0;
+        queued = 1;
+    }
+    if (!queued) {
+        return TC_OK;
     }
     if (c->reg.queued > cfg->low_water) {
         c->flags |= CF_ABOVE_LOW;
@@ -318,6 +331,19 @@ static int conn_write(tc_conn_t *c, const char *p, size_t len, int last)
     }
     conn_update_events(c);
     return TC_OK;
+}
+
+/* conn_writev() of one message: a failure after part of it was handed over ends the connection, so that the peer
+ * never sees the rest missing in a stream that goes on. */
+static int conn_write_msg(tc_conn_t *c, const tc_sock_iov_t *v, int k, int last, size_t *done)
+{
+    size_t handed;
+    int rc = conn_writev(c, v, k, last, &handed);
+    *done += handed;
+    if (rc == TC_ENOMEM && *done > 0) {
+        conn_broken(c, rc);
+    }
+    return rc;
 }
 
 int tc_conn_send(tc_conn_t *c, const void *data, size_t len)
@@ -335,7 +361,9 @@ int tc_conn_send(tc_conn_t *c, const void *data, size_t len)
     if (c->reg.queued + len > cfg->queue_max && c->reg.queued + len > len) {
         return TC_ELIMIT;
     }
-    return conn_write(c, data, len, 0);
+    tc_sock_iov_t v = {data, len};
+    size_t done = 0;
+    return conn_write_msg(c, &v, 1, 0, &done);
 }
 
 static int conn_sendv(tc_conn_t *c, const tc_buf_t *bufs, size_t n, int last)
@@ -359,45 +387,47 @@ static int conn_sendv(tc_conn_t *c, const tc_buf_t *bufs, size_t n, int last)
     if ((c->reg.queued + total > cfg->queue_max || c->reg.queued + total < total) && c->reg.queued > cfg->low_water) {
         return TC_ELIMIT;
     }
-    /* Nothing queued: the pieces are joined in the loop's gather buffer and go out in as few sends as it allows (one
-     * for a message that fits). With a queue, each piece is copied onto it anyway: joining first would copy twice. */
+    /* Nothing queued: one write for the whole message (tc_sock_sendv()), the stack packing it into as few segments as
+     * it can; small pieces (a head comes in a dozen) are joined in the loop's gather buffer on the way, large ones go
+     * as they are. What the socket does not take is copied onto the queue. With a queue, each piece is copied onto
+     * it as it is: the socket takes nothing before the queue, and joining first would copy twice. */
     size_t gcap = 0, g = 0, done = 0;
-    char *gb = c->wq_head == NULL ? tc__gbuf(c->owner->loop, &gcap) : NULL;
-    for (size_t i = 0; i <= n; i++) {
-        const char *p = i < n ? bufs[i].data : NULL;
-        size_t len = i < n ? bufs[i].len : 0;
-        if (i < n && len == 0) {
+    char *gb = tc__gbuf(c->owner->loop, &gcap);
+    int joining = c->wq_head == NULL;
+    tc_sock_iov_t v[TC_SOCK_IOV_MAX];
+    int k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *p = bufs[i].data;
+        size_t len = bufs[i].len;
+        if (len == 0) {
             continue;
         }
-        if (gb != NULL && i < n && g + len <= gcap) {
-            memcpy(gb + g, p, len);
-            g += len;
+        int join = joining && len <= gcap / 2 && g + len <= gcap;
+        int extends = join && k > 0 && (const char *)v[k - 1].data + v[k - 1].len == gb + g;
+        if (k == TC_SOCK_IOV_MAX && !extends) {
+            int rc = conn_write_msg(c, v, k, last, &done);
+            if (rc != TC_OK) {
+                return rc;
+            }
+            k = 0;
+            g = 0; /* all of it is sent or copied onto the queue: the gather buffer is free again */
+            joining = c->wq_head == NULL;
+            join = joining && len <= gcap / 2;
+            extends = 0;
+        }
+        if (!join) {
+            v[k++] = (tc_sock_iov_t){p, len};
             continue;
         }
-        int rc = TC_OK;
-        if (g > 0) { /* the joined pieces before this one (or the last ones) */
-            rc = conn_write(c, gb, g, last);
-            done += rc == TC_OK ? g : 0;
-            g = 0;
+        memcpy(gb + g, p, len);
+        if (extends) {
+            v[k - 1].len += len;
+        } else {
+            v[k++] = (tc_sock_iov_t){gb + g, len};
         }
-        if (rc == TC_OK && i < n) {
-            if (gb != NULL && len <= gcap / 2) {
-                memcpy(gb, p, len); /* small: starts the next group */
-                g = len;
-                continue;
-            }
-            rc = conn_write(c, p, len, last);
-            done += rc == TC_OK ? len : 0;
-        }
-        if (rc != TC_OK) {
-            if (done > 0 && rc == TC_ENOMEM) {
-                /* Part of the message is out: the peer must not see the rest missing in a stream that goes on. */
-                conn_broken(c, rc);
-            }
-            return rc;
-        }
+        g += len;
     }
-    return TC_OK;
+    return k > 0 ? conn_write_msg(c, v, k, last, &done) : TC_OK;
 }
 
 int tc_conn_sendv(tc_conn_t *c, const tc_buf_t *bufs, size_t n)

@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <linux/sockios.h>
 
@@ -148,25 +150,37 @@ int tc_sock_error(int fd)
     return err == 0 ? TC_OK : tc_bsd_map_errno(err);
 }
 
-static long send_flags(int fd, const void *buf, size_t len, int flags)
+long tc_sock_send(int fd, const void *buf, size_t len)
 {
     ssize_t n;
     do {
-        n = send(fd, buf, len, MSG_NOSIGNAL | flags);
+        n = send(fd, buf, len, MSG_NOSIGNAL);
     } while (n < 0 && errno == EINTR);
     return n < 0 ? fail() : (long)n;
 }
 
-long tc_sock_send(int fd, const void *buf, size_t len)
+long tc_sock_sendv(int fd, const tc_sock_iov_t *iov, int n, int last)
 {
-    return send_flags(fd, buf, len, 0);
-}
-
-long tc_sock_send_last(int fd, const void *buf, size_t len)
-{
-    /* MSG_MORE holds a short tail in the stack; the close that follows sets FIN on that same segment (tcp_send_fin()
-     * marks an unsent tail) and pushes it: one segment less to send, for the peer to take and to acknowledge. */
-    return send_flags(fd, buf, len, MSG_MORE);
+    struct iovec v[TC_SOCK_IOV_MAX];
+    if (n < 1 || n > TC_SOCK_IOV_MAX) {
+        return TC_EINVAL;
+    }
+    for (int i = 0; i < n; i++) {
+        v[i].iov_base = (void *)(uintptr_t)iov[i].data; /* sendmsg() only reads it */
+        v[i].iov_len = iov[i].len;
+    }
+    struct msghdr m;
+    memset(&m, 0, sizeof(m));
+    m.msg_iov = v;
+    m.msg_iovlen = (size_t)n;
+    /* last: MSG_MORE holds a short tail in the stack; the close that follows sets FIN on that same segment
+     * (tcp_send_fin() marks an unsent tail) and pushes it: one segment less to send, for the peer to take and to
+     * acknowledge. */
+    ssize_t r;
+    do {
+        r = sendmsg(fd, &m, MSG_NOSIGNAL | (last ? MSG_MORE : 0));
+    } while (r < 0 && errno == EINTR);
+    return r < 0 ? fail() : (long)r;
 }
 
 long tc_sock_recv(int fd, void *buf, size_t len)

@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "lwip/api.h"
@@ -766,11 +767,25 @@ long tc_sock_send(int fd, const void *buf, size_t len)
     return n < 0 ? fail() : (long)n;
 }
 
-long tc_sock_send_last(int fd, const void *buf, size_t len)
+long tc_sock_sendv(int fd, const tc_sock_iov_t *iov, int n, int last)
 {
-    /* lwIP's netconn layer calls tcp_output() after every write, MSG_MORE or not: the FIN leaves in its own segment
-     * (tcp_send_fin() would join it to an unsent tail, but none is left by then). */
-    return tc_sock_send(fd, buf, len);
+    /* last is not used: the netconn layer calls tcp_output() after every write, MSG_MORE or not, so the close's FIN
+     * leaves in a segment of its own (tcp_send_fin() would join it to an unsent tail, but none is left by then). */
+    (void)last;
+    struct iovec v[TC_SOCK_IOV_MAX];
+    if (n < 1 || n > TC_SOCK_IOV_MAX) {
+        return TC_EINVAL;
+    }
+    for (int i = 0; i < n; i++) {
+        v[i].iov_base = (void *)(uintptr_t)iov[i].data; /* lwip_sendmsg() only reads it (NETCONN_COPY) */
+        v[i].iov_len = iov[i].len;
+    }
+    struct msghdr m;
+    memset(&m, 0, sizeof(m));
+    m.msg_iov = v;
+    m.msg_iovlen = n;
+    ssize_t r = lwip_sendmsg(fd, &m, 0); /* one tcp_write() per piece, one tcp_output() for them all */
+    return r < 0 ? fail() : (long)r;
 }
 
 long tc_sock_recv(int fd, void *buf, size_t len)
