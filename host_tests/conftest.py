@@ -8,6 +8,7 @@ import gc
 import os
 import socket
 import struct
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ __all__ = [
     "open_fds",
     "recv_exact",
     "stop_crowd",
+    "tap_down",
     "wait_until",
 ]
 
@@ -114,6 +116,20 @@ class SegmentCapture:
 
     def close(self) -> None:
         self.sock.close()
+
+
+@contextlib.contextmanager
+def tap_down(down: bool = True) -> Iterator[None]:
+    """The lwIP TAP link down for the block, up again after it whatever happens: lwIP's peer vanishes without a FIN
+    or an RST that lwIP could hear (a phone that left the Wi-Fi). down=False: a block that runs as it is."""
+    tap = os.environ.get("TC_LWIP_TAP", "")
+    if down:
+        subprocess.run(["ip", "link", "set", tap, "down"], check=True)
+    try:
+        yield
+    finally:
+        if down:
+            subprocess.run(["ip", "link", "set", tap, "up"], check=True)
 
 
 def capture_interface(backend: str) -> str:

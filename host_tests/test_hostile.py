@@ -24,7 +24,7 @@ import requests
 from websockets.sync.client import connect as ws_connect
 
 import tcp_core
-from conftest import connect, recv_exact, wait_until
+from conftest import connect, recv_exact, tap_down, wait_until
 from tcp_core import Loop
 from tcp_core.app import App
 from tcp_core.httphead import read_response_head
@@ -513,14 +513,10 @@ def _keepalive_of(loop: Loop, kind: str) -> tuple[int, int]:
 
 def _reset_unheard(s: socket.socket) -> None:
     """Close s with an RST that lwIP never hears: the TAP link is down while it is sent, then up again."""
-    tap = os.environ["TC_LWIP_TAP"]
-    subprocess.run(["ip", "link", "set", tap, "down"], check=True)
-    try:
+    with tap_down():
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         s.close()
         time.sleep(0.5)
-    finally:
-        subprocess.run(["ip", "link", "set", tap, "up"], check=True)
 
 
 def test_vanished_echo_peer_is_found_and_its_slot_freed(loop: Loop, server_host: str, backend: str) -> None:

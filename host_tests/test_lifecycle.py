@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 import re
 import shutil
 import socket
@@ -25,7 +24,7 @@ import requests
 from websockets.sync.client import connect as ws_connect
 
 import tcp_core
-from conftest import SegmentCapture, connect, recv_exact, stop_crowd, wait_until
+from conftest import SegmentCapture, connect, recv_exact, stop_crowd, tap_down, wait_until
 from tcp_core import Loop
 from tcp_core.app import App
 from tcp_core.httphead import read_response_head
@@ -215,14 +214,8 @@ def test_stream_viewer_that_takes_nothing_is_ended_when_the_stream_says_little(
     v.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
     read_response_head(v)
     assert wait_until(lambda: [e.role for e in loop.registry() if e.kind == "accepted"] == ["sse"], 5)
-    tap = os.environ.get("TC_LWIP_TAP", "")
-    if how == "vanishes":
-        subprocess.run(["ip", "link", "set", tap, "down"], check=True)
-    try:
+    with tap_down(how == "vanishes"):
         gone = wait_until(lambda: not any(e.kind == "accepted" for e in loop.registry()), 20)
-    finally:
-        if how == "vanishes":
-            subprocess.run(["ip", "link", "set", tap, "up"], check=True)
     assert gone, loop.registry()
     v.close()
     a.stop(500)
