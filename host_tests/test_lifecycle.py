@@ -483,9 +483,9 @@ def test_answer_that_ends_the_connection_leaves_with_the_fin(
     loop: Loop, server_host: str, backend: str, request_line: bytes, path: str
 ) -> None:
     """An answer after which the server closes goes out in one segment with the FIN (Linux: MSG_MORE on its send,
-    the close that follows sets FIN on it): a short connection costs one segment less to send, for the client to
-    take and to acknowledge (about a fifth of the server's CPU per request in bench/compare.py's http-close). Before,
-    the answer left at once and the FIN on its own segment after it. The client gets the whole answer either way."""
+    the close that follows sets FIN on it): a short connection costs one segment less on the wire (README
+    "Benchmarks": on loopback the server's CPU per request falls, the client's rises about as much). Before, the
+    answer left at once and the FIN on its own segment after it. The client gets the whole answer either way."""
     if backend == "lwip":
         pytest.skip("lwIP's socket layer outputs every write at once: its FIN leaves on its own (tc_sock_sendv)")
     a = App(loop, server_host, echo_port=None, http_port=0)
