@@ -285,43 +285,10 @@ static int wq_append(tc_conn_t *c, const char *p, size_t len)
     return TC_OK;
 }
 
-/* Hand v[0..k) to the socket in one write when nothing waits, copy what it does not take to the queue. The caller
- * checked the limit. last: the caller closes gracefully right after (tc__conn_sendv_last()). *handed: the bytes sent
- * or queued, also when it fails (a message partly handed over must end the connection). */
-static int conn_writev(tc_conn_t *c, const tc_sock_iov_t *v, int k, int last, size_t *handed)
+/* Bytes were left over and queued: mark the queue's levels and ask for POLLOUT. */
+static void conn_queued(tc_conn_t *c)
 {
     const tc_conn_config_t *cfg = &c->owner->cfg;
-    size_t skip = 0;
-    *handed = 0;
-    if (c->wq_head == NULL) {
-        long w = k == 1 && !last ? tc_sock_send(c->io.fd, v[0].data, v[0].len) : tc_sock_sendv(c->io.fd, v, k, last);
-        if (w > 0) {
-            c->reg.bytes_out += (uint64_t)w;
-            touch(c);
-            skip = (size_t)w;
-            *handed = skip;
-        } else if (w != TC_EAGAIN) {
-            conn_broken(c, (int)w);
-            return (int)w;
-        }
-    }
-    int queued = 0;
-    for (int i = 0; i < k; i++) {
-        if (skip >= v[i].len) {
-            skip -= v[i].len;
-            continue;
-        }
-        int rc = wq_append(c, (const char *)v[i].data + skip, v[i].len - skip);
-        if (rc != TC_OK) {
-            return rc;
-        }
-        *handed += v[i].len - skip;
-        skip = 0;
-        queued = 1;
-    }
-    if (!queued) {
-        return TC_OK;
-    }
     if (c->reg.queued > cfg->low_water) {
         c->flags |= CF_ABOVE_LOW;
     }
@@ -330,20 +297,89 @@ static int conn_writev(tc_conn_t *c, const tc_sock_iov_t *v, int k, int last, si
         c->reg.flags |= TC_REG_FLAG_PAUSED;
     }
     conn_update_events(c);
+}
+
+/* Write one piece at once where the socket takes it (nothing waits), copy the rest to the queue. The caller checked
+ * the limit. A piece partly sent whose rest cannot be queued ends the connection: the peer must not see the rest
+ * missing in a stream that goes on. */
+static int conn_write(tc_conn_t *c, const char *p, size_t len)
+{
+    long n = 0;
+    if (c->wq_head == NULL) {
+        n = tc_sock_send(c->io.fd, p, len);
+        if (n > 0) {
+            c->reg.bytes_out += (uint64_t)n;
+            touch(c);
+            if ((size_t)n == len) {
+                return TC_OK;
+            }
+            p += n;
+            len -= (size_t)n;
+        } else if (n != TC_EAGAIN) {
+            conn_broken(c, (int)n);
+            return (int)n;
+        } else {
+            n = 0;
+        }
+    }
+    int rc = wq_append(c, p, len);
+    if (rc != TC_OK) {
+        if (n > 0) {
+            conn_broken(c, rc);
+        }
+        return rc;
+    }
+    conn_queued(c);
     return TC_OK;
 }
 
-/* conn_writev() of one message: a failure after part of it was handed over ends the connection, so that the peer
- * never sees the rest missing in a stream that goes on. */
-static int conn_write_msg(tc_conn_t *c, const tc_sock_iov_t *v, int k, int last, size_t *done)
+/* conn_write() of v[0..k) (total bytes) in one write (tc_sock_sendv()). last: the caller closes gracefully right
+ * after (tc__conn_sendv_last()). *done counts the bytes sent or queued: a failure once any byte of the message is
+ * handed over ends the connection. */
+static int conn_writev(tc_conn_t *c, const tc_sock_iov_t *v, int k, size_t total, int last, size_t *done)
 {
-    size_t handed;
-    int rc = conn_writev(c, v, k, last, &handed);
-    *done += handed;
-    if (rc == TC_ENOMEM && *done > 0) {
-        conn_broken(c, rc);
+    if (k == 1 && !last) {
+        int rc = conn_write(c, v[0].data, v[0].len);
+        if (rc == TC_OK) {
+            *done += total;
+        } else if (rc == TC_ENOMEM && *done > 0) {
+            conn_broken(c, rc);
+        }
+        return rc;
     }
-    return rc;
+    size_t skip = 0;
+    if (c->wq_head == NULL) {
+        long w = tc_sock_sendv(c->io.fd, v, k, last);
+        if (w > 0) {
+            c->reg.bytes_out += (uint64_t)w;
+            touch(c);
+            *done += (size_t)w;
+            if ((size_t)w == total) {
+                return TC_OK;
+            }
+            skip = (size_t)w;
+        } else if (w != TC_EAGAIN) {
+            conn_broken(c, (int)w);
+            return (int)w;
+        }
+    }
+    for (int i = 0; i < k; i++) {
+        if (skip >= v[i].len) {
+            skip -= v[i].len;
+            continue;
+        }
+        int rc = wq_append(c, (const char *)v[i].data + skip, v[i].len - skip);
+        if (rc != TC_OK) {
+            if (*done > 0) {
+                conn_broken(c, rc);
+            }
+            return rc;
+        }
+        *done += v[i].len - skip;
+        skip = 0;
+    }
+    conn_queued(c);
+    return TC_OK;
 }
 
 int tc_conn_send(tc_conn_t *c, const void *data, size_t len)
@@ -361,9 +397,7 @@ int tc_conn_send(tc_conn_t *c, const void *data, size_t len)
     if (c->reg.queued + len > cfg->queue_max && c->reg.queued + len > len) {
         return TC_ELIMIT;
     }
-    tc_sock_iov_t v = {data, len};
-    size_t done = 0;
-    return conn_write_msg(c, &v, 1, 0, &done);
+    return conn_write(c, data, len);
 }
 
 static int conn_sendv(tc_conn_t *c, const tc_buf_t *bufs, size_t n, int last)
@@ -391,9 +425,19 @@ static int conn_sendv(tc_conn_t *c, const tc_buf_t *bufs, size_t n, int last)
      * it can; small pieces (a head comes in a dozen) are joined in the loop's gather buffer on the way, large ones go
      * as they are. What the socket does not take is copied onto the queue. With a queue, each piece is copied onto
      * it as it is: the socket takes nothing before the queue, and joining first would copy twice. */
-    size_t gcap = 0, g = 0, done = 0;
+    size_t gcap = 0, g = 0, done = 0, vtotal = 0;
     char *gb = tc__gbuf(c->owner->loop, &gcap);
-    int joining = c->wq_head == NULL;
+    if (c->wq_head == NULL && total <= gcap) { /* the common case, a head and a small body: one piece */
+        for (size_t i = 0; i < n; i++) {
+            if (bufs[i].len > 0) {
+                memcpy(gb + g, bufs[i].data, bufs[i].len);
+                g += bufs[i].len;
+            }
+        }
+        tc_sock_iov_t one = {gb, g};
+        return g > 0 ? conn_writev(c, &one, 1, g, last, &done) : TC_OK;
+    }
+    int joining = c->wq_head == NULL, run = 0; /* run: v[k - 1] is the gather buffer's run that ends at g */
     tc_sock_iov_t v[TC_SOCK_IOV_MAX];
     int k = 0;
     for (size_t i = 0; i < n; i++) {
@@ -403,31 +447,33 @@ static int conn_sendv(tc_conn_t *c, const tc_buf_t *bufs, size_t n, int last)
             continue;
         }
         int join = joining && len <= gcap / 2 && g + len <= gcap;
-        int extends = join && k > 0 && (const char *)v[k - 1].data + v[k - 1].len == gb + g;
-        if (k == TC_SOCK_IOV_MAX && !extends) {
-            int rc = conn_write_msg(c, v, k, last, &done);
+        if (k == TC_SOCK_IOV_MAX && !(join && run)) {
+            int rc = conn_writev(c, v, k, vtotal, last, &done);
             if (rc != TC_OK) {
                 return rc;
             }
             k = 0;
-            g = 0; /* all of it is sent or copied onto the queue: the gather buffer is free again */
+            g = vtotal = 0; /* all of it is sent or copied onto the queue: the gather buffer is free again */
             joining = c->wq_head == NULL;
             join = joining && len <= gcap / 2;
-            extends = 0;
+            run = 0;
         }
+        vtotal += len;
         if (!join) {
             v[k++] = (tc_sock_iov_t){p, len};
+            run = 0;
             continue;
         }
         memcpy(gb + g, p, len);
-        if (extends) {
+        if (run) {
             v[k - 1].len += len;
         } else {
             v[k++] = (tc_sock_iov_t){gb + g, len};
+            run = 1;
         }
         g += len;
     }
-    return k > 0 ? conn_write_msg(c, v, k, last, &done) : TC_OK;
+    return k > 0 ? conn_writev(c, v, k, vtotal, last, &done) : TC_OK;
 }
 
 int tc_conn_sendv(tc_conn_t *c, const tc_buf_t *bufs, size_t n)
