@@ -1,14 +1,17 @@
 /*
  * bench_signals.h - how the tcp_core benchmark servers (tc_echo.c, tc_http_ws.c) take their signals: SIGTERM and
- * SIGINT stop the loop, SIGUSR1 posts a stats print to it. The signals are blocked in every thread
- * (bench_signal_set() + pthread_sigmask() in main) and taken by one watcher thread with sigwait(), which reaches the
- * loop only through tc_loop_post() / tc_loop_stop(); main cancels the watcher at exit.
+ * SIGINT stop the loop, SIGUSR1 prints the stats. The signals are blocked and read from a signalfd that the loop
+ * watches like any descriptor (tc_watch_add()), so the handling runs on the loop and the process keeps one thread,
+ * as libuv's uv_signal_t keeps uv_echo's. (A second thread, even an idle one, makes glibc wrap every recv() and
+ * send() in its cancellation bookkeeping: about 30 user-space instructions per system call that the single-threaded
+ * peers do not pay.)
  */
 #pragma once
 
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
 
 #include "tc_err.h"
 #include "tc_loop.h"
@@ -16,40 +19,64 @@
 typedef struct {
     tc_loop_t *loop;    /* the server's loop */
     tc_post_cb stats;   /* runs on the loop for SIGUSR1 */
-    const char *name;   /* the program's name, for its one error message */
+    const char *name;   /* the program's name, for its error messages */
+    int fd;             /* the signalfd, -1 before bench_signals_start() */
+    tc_watch_t *watch;  /* the loop's watch on it */
 } bench_signals_t;
 
-/* The signals the watcher takes. */
-static void bench_signal_set(sigset_t *set)
+static void bench_signal_ready(tc_watch_t *watch, int fd, int revents, void *user)
 {
-    sigemptyset(set);
-    sigaddset(set, SIGTERM);
-    sigaddset(set, SIGINT);
-    sigaddset(set, SIGUSR1);
-}
-
-/* The watcher: arg is a bench_signals_t that outlives it. */
-static void *bench_signal_thread(void *arg)
-{
-    const bench_signals_t *bs = arg;
-    sigset_t set;
-    bench_signal_set(&set);
-    for (;;) {
-        int sig = 0;
-        pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
-        int rc = sigwait(&set, &sig);
-        /* The loop calls below take the post mutex: no cancellation while inside them. */
-        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
-        if (rc != 0) {
-            continue;
-        }
-        if (sig == SIGUSR1) {
-            if (tc_loop_post(bs->loop, bs->stats, NULL) != TC_OK) {
-                fprintf(stderr, "%s: cannot post the stats request\n", bs->name);
-            }
+    (void)watch;
+    (void)revents;
+    bench_signals_t *bs = user;
+    struct signalfd_siginfo si;
+    while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        if (si.ssi_signo == SIGUSR1) {
+            bs->stats(bs->loop, NULL);
         } else {
             tc_loop_stop(bs->loop);
         }
     }
-    return NULL;
+}
+
+/* Block SIGTERM, SIGINT and SIGUSR1 and watch them on bs->loop. Returns 0, or -1 after printing why. */
+static int bench_signals_start(bench_signals_t *bs)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGUSR1);
+    bs->watch = NULL;
+    bs->fd = -1;
+    if (sigprocmask(SIG_BLOCK, &set, NULL) != 0) {
+        perror(bs->name);
+        return -1;
+    }
+    bs->fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (bs->fd < 0) {
+        perror(bs->name);
+        return -1;
+    }
+    int rc = tc_watch_add(bs->loop, bs->fd, TC_POLLIN, bench_signal_ready, bs, &bs->watch);
+    if (rc != TC_OK) {
+        fprintf(stderr, "%s: cannot watch the signals: %s\n", bs->name, tc_strerror(rc));
+        close(bs->fd);
+        bs->fd = -1;
+        return -1;
+    }
+    return 0;
+}
+
+/* Remove the watch and close the signalfd (before tc_loop_free()). */
+static void bench_signals_stop(bench_signals_t *bs)
+{
+    if (bs->watch != NULL) {
+        tc_watch_remove(bs->watch);
+        bs->watch = NULL;
+    }
+    if (bs->fd >= 0) {
+        close(bs->fd);
+        bs->fd = -1;
+    }
 }

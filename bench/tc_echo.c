@@ -4,13 +4,12 @@
  *
  * Protocol shared by every benchmark server: "ready PORT" on stdout once listening (port 0 picks a free one);
  * SIGUSR1 prints one line "stats {json}" (open connections and tcp_core's allocation counters, from tc_alloc_stats());
- * SIGTERM or SIGINT stops. The signals are taken by a watcher thread with sigwait() and handed to the loop only
- * through its thread-safe entry points (tc_loop_post(), tc_loop_stop()), so no tcp_core call runs in a signal handler.
+ * SIGTERM or SIGINT stops. The signals are read from a signalfd on the loop (bench_signals.h): one thread, no tcp_core
+ * call in a signal handler.
  *
  * Exit status: 0 after a clean stop with every tcp_core byte freed, 1 on a start or loop error, 2 on bad usage,
  * 3 when tcp_core still held memory after the loop was freed (a leak).
  */
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,11 +65,6 @@ int main(int argc, char **argv)
         return usage();
     }
 
-    /* Blocked before any thread exists, so only the watcher's sigwait() ever receives them. */
-    sigset_t set;
-    bench_signal_set(&set);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-
     int rc = tc_loop_new(&g_loop);
     if (rc != TC_OK) {
         fprintf(stderr, "tc_echo: tc_loop_new: %s\n", tc_strerror(rc));
@@ -82,10 +76,9 @@ int main(int argc, char **argv)
         tc_loop_free(g_loop);
         return 1;
     }
-    bench_signals_t signals = {g_loop, print_stats, "tc_echo"};
-    pthread_t watcher;
-    if (pthread_create(&watcher, NULL, bench_signal_thread, &signals) != 0) {
-        fprintf(stderr, "tc_echo: cannot start the signal thread\n");
+    bench_signals_t signals = {g_loop, print_stats, "tc_echo", -1, NULL};
+    if (bench_signals_start(&signals) != 0) {
+        bench_signals_stop(&signals);
         tc_handle_stop_wait(tc_server_handle(g_server), 0, NULL);
         tc_loop_free(g_loop);
         return 1;
@@ -94,8 +87,7 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     int run_rc = tc_loop_run(g_loop);
-    pthread_cancel(watcher);
-    pthread_join(watcher, NULL);
+    bench_signals_stop(&signals);
     if (run_rc != TC_OK) {
         fprintf(stderr, "tc_echo: tc_loop_run: %s\n", tc_strerror(run_rc));
     }

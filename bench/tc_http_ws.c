@@ -5,8 +5,7 @@
  *
  * Protocol shared by every benchmark server (bench/tc_echo.c): "ready PORT" on stdout once listening (port 0
  * picks a free one); SIGUSR1 prints "stats {json}" (tcp_core's allocation counters); SIGTERM or SIGINT stops.
- * Signals are taken by a watcher thread with sigwait() and handed to the loop only through its thread-safe entry
- * points, so no tcp_core call runs in a signal handler.
+ * Signals are read from a signalfd on the loop (bench_signals.h): one thread, no tcp_core call in a signal handler.
  *
  * Options: --port N, --max-conns N (default 20000: the 10k idle connections of the memory figure fit),
  * --idle-ms N (keep-alive idle timeout, default 60000, the same as the peers' in compare.py).
@@ -14,7 +13,6 @@
  * Exit status: 0 after a clean stop with every tcp_core byte freed, 1 on a start or loop error, 2 on bad usage,
  * 3 when tcp_core still held memory after the loop was freed (a leak).
  */
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,10 +82,6 @@ int main(int argc, char **argv)
         }
     }
 
-    sigset_t set;
-    bench_signal_set(&set);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-
     int rc = tc_loop_new(&g_loop);
     if (rc != TC_OK) {
         fprintf(stderr, "tc_http_ws: tc_loop_new: %s\n", tc_strerror(rc));
@@ -109,10 +103,9 @@ int main(int argc, char **argv)
         tc_loop_free(g_loop);
         return 1;
     }
-    bench_signals_t signals = {g_loop, print_stats, "tc_http_ws"};
-    pthread_t watcher;
-    if (pthread_create(&watcher, NULL, bench_signal_thread, &signals) != 0) {
-        fprintf(stderr, "tc_http_ws: cannot start the signal thread\n");
+    bench_signals_t signals = {g_loop, print_stats, "tc_http_ws", -1, NULL};
+    if (bench_signals_start(&signals) != 0) {
+        bench_signals_stop(&signals);
         tc_handle_stop_wait(tc_http_handle(http), 0, NULL);
         tc_loop_free(g_loop);
         return 1;
@@ -121,8 +114,7 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     int run_rc = tc_loop_run(g_loop);
-    pthread_cancel(watcher);
-    pthread_join(watcher, NULL);
+    bench_signals_stop(&signals);
     if (run_rc != TC_OK) {
         fprintf(stderr, "tc_http_ws: tc_loop_run: %s\n", tc_strerror(run_rc));
     }
