@@ -300,16 +300,16 @@ static void conn_queued(tc_conn_t *c)
 }
 
 /* Write one piece at once where the socket takes it (nothing waits), copy the rest to the queue. The caller checked
- * the limit. A piece partly sent whose rest cannot be queued ends the connection: the peer must not see the rest
- * missing in a stream that goes on. */
-static int conn_write(tc_conn_t *c, const char *p, size_t len)
+ * the limit. handed: the bytes of the same message handed over before this piece. A failure once any byte of the
+ * message is handed over ends the connection, so that the peer never sees the rest missing in a stream that goes on. */
+static int conn_write(tc_conn_t *c, const char *p, size_t len, size_t handed)
 {
-    long n = 0;
     if (c->wq_head == NULL) {
-        n = tc_sock_send(c->io.fd, p, len);
+        long n = tc_sock_send(c->io.fd, p, len);
         if (n > 0) {
             c->reg.bytes_out += (uint64_t)n;
             touch(c);
+            handed += (size_t)n;
             if ((size_t)n == len) {
                 return TC_OK;
             }
@@ -318,13 +318,11 @@ static int conn_write(tc_conn_t *c, const char *p, size_t len)
         } else if (n != TC_EAGAIN) {
             conn_broken(c, (int)n);
             return (int)n;
-        } else {
-            n = 0;
         }
     }
     int rc = wq_append(c, p, len);
     if (rc != TC_OK) {
-        if (n > 0) {
+        if (handed > 0) {
             conn_broken(c, rc);
         }
         return rc;
@@ -334,17 +332,12 @@ static int conn_write(tc_conn_t *c, const char *p, size_t len)
 }
 
 /* conn_write() of v[0..k) (total bytes) in one write (tc_sock_sendv()). last: the caller closes gracefully right
- * after (tc__conn_sendv_last()). *done counts the bytes sent or queued: a failure once any byte of the message is
- * handed over ends the connection. */
+ * after (tc__conn_sendv_last()). *done: the message's bytes handed over so far, sent or queued. */
 static int conn_writev(tc_conn_t *c, const tc_sock_iov_t *v, int k, size_t total, int last, size_t *done)
 {
     if (k == 1 && !last) {
-        int rc = conn_write(c, v[0].data, v[0].len);
-        if (rc == TC_OK) {
-            *done += total;
-        } else if (rc == TC_ENOMEM && *done > 0) {
-            conn_broken(c, rc);
-        }
+        int rc = conn_write(c, v[0].data, v[0].len, *done);
+        *done += rc == TC_OK ? total : 0;
         return rc;
     }
     size_t skip = 0;
@@ -397,7 +390,7 @@ int tc_conn_send(tc_conn_t *c, const void *data, size_t len)
     if (c->reg.queued + len > cfg->queue_max && c->reg.queued + len > len) {
         return TC_ELIMIT;
     }
-    return conn_write(c, data, len);
+    return conn_write(c, data, len, 0);
 }
 
 static int conn_sendv(tc_conn_t *c, const tc_buf_t *bufs, size_t n, int last)
