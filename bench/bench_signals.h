@@ -17,11 +17,11 @@
 #include "tc_loop.h"
 
 typedef struct {
-    tc_loop_t *loop;    /* the server's loop */
-    tc_post_cb stats;   /* runs on the loop for SIGUSR1 */
-    const char *name;   /* the program's name, for its error messages */
-    int fd;             /* the signalfd, -1 before bench_signals_start() */
-    tc_watch_t *watch;  /* the loop's watch on it */
+    tc_loop_t *loop;   /* the server's loop */
+    tc_post_cb stats;  /* runs on the loop for SIGUSR1 */
+    const char *name;  /* the program's name, for its error messages */
+    int fd;            /* the signalfd, -1 before bench_signals_start() */
+    tc_watch_t *watch; /* the loop's watch on it */
 } bench_signals_t;
 
 static void bench_signal_ready(tc_watch_t *watch, int fd, int revents, void *user)

@@ -1,5 +1,6 @@
 /* C-level run of the core for the sanitizers (ASan/UBSan) and -m32: loop, timers, posts from another thread, an echo
- * server and a client on one loop exchanging 4 MiB, stop with a deadline, and 0 bytes left in the allocation hook. */
+ * server and a client on one loop exchanging 4 MiB (single writes and messages in pieces, checked byte for byte),
+ * stop with a deadline, and 0 bytes left in the allocation hook. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 
 typedef struct {
     size_t sent, received;
+    unsigned msgs;
     int opened, closed, reason, mismatch;
     tc_loop_t *loop;
 } peer_t;
@@ -27,18 +29,64 @@ static uint8_t pattern(size_t i)
     return (uint8_t)((i * 2654435761u) >> 13);
 }
 
+/* The shapes of the tc_conn_sendv() messages. Short: six pieces that fit the gather buffer (one send). Long (105 KiB):
+ * more than TC_SOCK_IOV_MAX vectors, small pieces (joined in the gather buffer) between large ones (sent as they are),
+ * an empty one; its first 8 vectors hold more than Linux takes at once on loopback with a full send buffer (one
+ * 64 KiB segment), so the write is cut in the middle of a piece. */
+static const size_t short_len[] = {1, 7, 2100, 13, 0, 40};
+static const size_t long_len[] = {30000, 1,  7, 45000, 13,  0,  40,   3000, 5, 5, 5,  900,
+                                  2049,  64, 1, 4096,  300, 17, 2500, 9,    1, 3, 11, 20000};
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+static size_t sum_of(const size_t *len, size_t count)
+{
+    size_t sum = 0;
+    for (size_t i = 0; i < count; i++) {
+        sum += len[i];
+    }
+    return sum;
+}
+
+/* Send the next n bytes of the pattern from buf as one message: one piece (len NULL), or cut at len[0..count). */
+static int send_msg(tc_conn_t *conn, const uint8_t *buf, size_t n, const size_t *len, size_t count)
+{
+    if (len == NULL) {
+        return tc_conn_send(conn, buf, n);
+    }
+    tc_buf_t v[COUNT(long_len) + 1];
+    size_t k = 0, off = 0;
+    for (size_t i = 0; i < count && off < n; i++) {
+        size_t piece = len[i] < n - off ? len[i] : n - off;
+        v[k++] = (tc_buf_t){buf + off, piece};
+        off += piece;
+    }
+    if (off < n) {
+        v[k++] = (tc_buf_t){buf + off, n - off};
+    }
+    return tc_conn_sendv(conn, v, k);
+}
+
+/* Send while the queue is below its cap, every message a different shape: one tc_conn_send() of 16 KiB, a short
+ * tc_conn_sendv() and a long one, in turn. The cap alternates every 64 KiB sent: up to 64 KiB queued (the pieces
+ * of later messages are copied onto the queue), or none (each stretch ends in a write the small socket buffer cuts,
+ * in the middle of a message's pieces). */
 static void pump(tc_conn_t *conn, peer_t *p)
 {
-    uint8_t buf[16384];
-    while (p->sent < TOTAL && tc_conn_queued(conn) < 64 * 1024) {
-        size_t n = TOTAL - p->sent < sizeof(buf) ? TOTAL - p->sent : sizeof(buf);
+    static uint8_t buf[128 * 1024];
+    while (p->sent < TOTAL && tc_conn_queued(conn) < ((p->sent / 65536) % 2 ? 1u : 64u * 1024u)) {
+        unsigned shape = p->msgs % 3;
+        const size_t *len = shape == 0 ? NULL : shape == 1 ? short_len : long_len;
+        size_t count = shape == 0 ? 0 : shape == 1 ? COUNT(short_len) : COUNT(long_len);
+        size_t want = shape == 0 ? 16384 : sum_of(len, count);
+        size_t n = TOTAL - p->sent < want ? TOTAL - p->sent : want;
         for (size_t i = 0; i < n; i++) {
             buf[i] = pattern(p->sent + i);
         }
-        if (tc_conn_send(conn, buf, n) != TC_OK) {
+        if (send_msg(conn, buf, n, len, count) != TC_OK) {
             return;
         }
         p->sent += n;
+        p->msgs++;
     }
 }
 
@@ -49,6 +97,8 @@ static void client_cb(tc_conn_t *conn, tc_event_t ev, const void *data, size_t l
     switch (ev) {
     case TC_EV_OPEN:
         p->opened++;
+        /* A send buffer far below the messages' size: the kernel takes part of a write. */
+        setsockopt(tc_conn_fd(conn), SOL_SOCKET, SO_SNDBUF, &(int){4096}, sizeof(int));
         pump(conn, p);
         break;
     case TC_EV_DATA:
