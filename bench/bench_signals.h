@@ -3,8 +3,8 @@
  * SIGINT stop the loop, SIGUSR1 prints the stats. The signals are blocked and read from a signalfd that the loop
  * watches like any descriptor (tc_watch_add()), so the handling runs on the loop and the process keeps one thread,
  * as libuv's uv_signal_t keeps uv_echo's. (A second thread, even an idle one, makes glibc wrap every recv() and
- * send() in its cancellation bookkeeping: about 30 user-space instructions per system call that the single-threaded
- * peers do not pay.)
+ * send() in its cancellation bookkeeping: about 100 user-space instructions per TCP echo, one recv() and one send(),
+ * that the single-threaded peers do not pay.)
  */
 #pragma once
 
