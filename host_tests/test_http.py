@@ -230,6 +230,11 @@ MALFORMED = [
     ("space before colon", "RFC 9112 5.1", b"GET / HTTP/1.1\r\nHost: x\r\nX-A : a\r\n\r\n", 400),
     ("header without colon", "malformed field line", b"GET / HTTP/1.1\r\nHost: x\r\nnocolon\r\n\r\n", 400),
     ("missing Host", "RFC 9112 3.2", b"GET / HTTP/1.1\r\n\r\n", 400),
+    ("Host with a space", "RFC 9112 3.2: invalid Host value", b"GET / HTTP/1.1\r\nHost: 127.0.0.1 evil\r\n\r\n", 400),
+    ("Host with userinfo", "RFC 9112 3.2: invalid Host value", b"GET / HTTP/1.1\r\nHost: user@127.0.0.1\r\n\r\n", 400),
+    ("Host with a path", "RFC 9112 3.2: invalid Host value", b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400),
+    ("Host with a bad port", "RFC 9112 3.2: invalid Host value", b"GET / HTTP/1.1\r\nHost: 127.0.0.1:abc\r\n\r\n", 400),
+    ("Host unclosed IP literal", "RFC 9112 3.2: invalid Host value", b"GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", 400),
     ("HTTP/2.0 request line", "version check", b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505),
     ("garbage request line", "request-line grammar", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 400),
     ("URI too long", "esp_http_server: fixed URI buffer", b"GET /" + b"a" * 600 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
@@ -317,6 +322,16 @@ def test_malformed_request(app: App, name: str, source: str, raw: bytes, expecte
         assert b"Sec-WebSocket-Protocol" not in resp  # no subprotocol is selected from garbage
     # The server keeps serving everyone else.
     assert requests.get(base(app) + "/api/status", timeout=5).status_code == 200
+
+
+def test_upgrade_required_lists_upgrade_in_connection(app: App) -> None:
+    # RFC 9110 7.8: a sender of Upgrade MUST list "upgrade" in Connection; a 426 carries Upgrade (15.5.22).
+    r = requests.get(base(app) + "/ws", timeout=5)
+    assert r.status_code == 426 and r.headers["Upgrade"] == "websocket", r.headers
+    assert "upgrade" in [t.strip().lower() for t in r.headers["Connection"].split(",")], r.headers
+    r = requests.get(base(app) + "/ws", headers={"Connection": "close"}, timeout=5)
+    assert r.status_code == 426
+    assert [t.strip().lower() for t in r.headers["Connection"].split(",")] == ["upgrade", "close"], r.headers
 
 
 HEAD_REFUSED = [

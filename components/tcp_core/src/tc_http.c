@@ -151,7 +151,11 @@ static int send_answer(tc_http_req_t *req, int status, const char *ctype, long l
         memcpy(p, "\r\nContent-Length: ", 18);
         m[k++] = (tc_buf_t){p, (size_t)(clen + sizeof(clen) - p)};
     }
-    if (status != 101) {
+    if (status == 426) { /* RFC 9110 7.8: a sender of Upgrade lists "upgrade" in Connection too */
+        int ka = keep_alive_for(req);
+        m[k++] = ka ? (tc_buf_t){"\r\nConnection: upgrade, keep-alive\r\n", 35}
+                    : (tc_buf_t){"\r\nConnection: upgrade, close\r\n", 30};
+    } else if (status != 101) {
         int ka = keep_alive_for(req);
         m[k++] = ka ? (tc_buf_t){"\r\nConnection: keep-alive\r\n", 26} : (tc_buf_t){"\r\nConnection: close\r\n", 21};
     } else {

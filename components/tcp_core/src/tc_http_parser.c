@@ -26,6 +26,63 @@ static int is_value_char(unsigned char c)
     return c == '\t' || (c >= 0x20 && c != 0x7f);
 }
 
+static int is_hex(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* RFC 3986 2.3 and 2.2: unreserved = ALPHA / DIGIT / "-" / "." / "_" / "~"; sub-delims = "!" / "$" / "&" / "'" / "("
+ * / ")" / "*" / "+" / "," / ";" / "=". Together, what a reg-name, an IPv4 address and an IPvFuture are made of. */
+static int is_host_char(unsigned char c)
+{
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) {
+        return 1;
+    }
+    return c != '\0' && strchr("-._~!$&'()*+,;=", c) != NULL;
+}
+
+/* RFC 9112 3.2 and RFC 3986 3.2.2-3.2.3: Host = uri-host [ ":" port ], uri-host = IP-literal / IPv4address / reg-name,
+ * port = *DIGIT; empty is allowed (a target without an authority). A server must answer 400 to anything else: a
+ * space, "@", "/", a second colon outside brackets, an unclosed "[", letters in the port. */
+static int host_valid(tc_http_slice_t v)
+{
+    const unsigned char *p = (const unsigned char *)v.ptr;
+    size_t i = 0, n = v.len;
+    if (n > 0 && p[0] == '[') {
+        for (i = 1; i < n && p[i] != ']'; i++) {
+            if (!is_host_char(p[i]) && p[i] != ':') {
+                return 0; /* IPv6address and IPvFuture: hex digits, ":", ".", "v", unreserved, sub-delims */
+            }
+        }
+        if (i == n || i == 1) {
+            return 0;
+        }
+        i++;
+    } else {
+        for (; i < n && p[i] != ':'; i++) {
+            if (p[i] == '%') {
+                if (i + 2 >= n || !is_hex(p[i + 1]) || !is_hex(p[i + 2])) {
+                    return 0;
+                }
+                i += 2;
+            } else if (!is_host_char(p[i])) {
+                return 0;
+            }
+        }
+    }
+    if (i < n) {
+        if (p[i++] != ':') {
+            return 0;
+        }
+        for (; i < n; i++) {
+            if (p[i] < '0' || p[i] > '9') {
+                return 0;
+            }
+        }
+    }
+    return 1;
+}
+
 static int lower(int c)
 {
     return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c;
@@ -301,6 +358,9 @@ static int apply_header(tc_http_request_t *r, const tc_http_header_t *h, int *ho
         return transfer_coding(r, h->value);
     } else if (SLICE_IS(h->name, "host")) {
         (*hosts)++;
+        if (!host_valid(h->value)) {
+            return TC_HTTP_EBAD; /* RFC 9112 3.2: a Host field with an invalid value gets 400 */
+        }
     } else if (SLICE_IS(h->name, "connection")) {
         /* RFC 9112 9.6: "close" ends the connection whichever field lists it, so a later "keep-alive" field
          * must not bring it back. */
