@@ -50,8 +50,9 @@ typedef struct {
     tc_full_policy_t when_full;  /**< TC_FULL_EVICT_IDLE (default): a newcomer evicts the least recently active idle
                                       keep-alive connection or unfinished head, never a WebSocket, SSE or stream nor
                                       a request in flight; when only those remain it is answered 503 with
-                                      Retry-After (overflow_max at once, the next ones wait in the backlog). TC_FULL_EVICT_LRU: evict
-                                      whatever was least recently active. TC_FULL_REFUSE: RST the newcomer */
+                                      Retry-After (overflow_max at once, the next ones wait in the backlog).
+                                      TC_FULL_EVICT_LRU: evict whatever was least recently active. TC_FULL_REFUSE:
+                                      RST the newcomer */
     uint32_t overflow_max;       /**< newcomers being answered 503 at once, at most (0: RST) */
     uint32_t retry_after_s;      /**< Retry-After of that 503 */
     uint32_t idle_timeout_ms;    /**< keep-alive connections with no request close after this. WebSockets, SSE and
@@ -81,9 +82,10 @@ typedef struct {
                                       reader behind a large send buffer: the answer is queued behind them) the wait
                                       starts over. 0 = no bound */
     uint32_t sse_heartbeat_ms;   /**< an SSE stream silent this long gets a comment line (":\n\n"), 0 = none */
-    uint32_t stream_sndbuf;      /**< live streams (MJPEG, SSE): the TCP stack's send buffer of the connection, in
-                                      bytes (Linux: SO_SNDBUF, which the kernel doubles; lwIP's is TCP_SND_BUF, fixed
-                                      at build time, and this is ignored). Frames then wait in our queue, where the
+    uint32_t stream_sndbuf;      /**< live streams (MJPEG, SSE): the bytes the TCP stack may hold not yet sent
+                                      (Linux: TCP_NOTSENT_LOWAT, bytes in flight not counted; lwIP's send buffer is
+                                      TCP_SND_BUF, fixed at build time, and this is ignored). Frames then wait in
+                                      our queue, where the
                                       producer is not asked while a viewer is behind (tc_http_stream_ready()),
                                       instead of in a buffer Linux grows to MBs: a slow viewer sees the stream live
                                       at its own rate, not seconds old. 0 = the stack's own */
@@ -157,7 +159,8 @@ typedef void (*tc_ws_cb)(tc_ws_t *ws, tc_ws_event_t ev, const void *data, size_t
 
 /**
  * @brief Start an HTTP server on the loop. Loop thread only.
- * @return TC_OK, or tc_server_start()'s errors (TC_EADDRINUSE, TC_EBADADDR, ...), TC_ENOMEM
+ * @return TC_OK, TC_EINVAL (NULL loop, cfg or out; max_headers 0 or above TC_HTTP_MAX_HEADERS_CAP), TC_ENOMEM, or
+ *         tc_server_start()'s errors (TC_EADDRINUSE, TC_EBADADDR, ...)
  */
 int tc_http_start(tc_loop_t *loop, const tc_http_config_t *cfg, tc_http_t **out);
 

@@ -40,7 +40,8 @@ typedef enum {
     TC_OPT_KEEPALIVE,      /**< int: seconds of idle before keepalive probes, 0 = off */
     TC_OPT_V6ONLY,         /**< int: IPv6 listener does not take IPv4-mapped peers */
     TC_OPT_RCVBUF,         /**< int: receive buffer bytes */
-    TC_OPT_SNDBUF,         /**< int: send buffer bytes */
+    TC_OPT_UNSENT_MAX,     /**< int: bytes the stack holds not yet sent before a write would block (Linux:
+                                TCP_NOTSENT_LOWAT; bytes in flight are not counted) */
     TC_OPT_FREE_TIME_WAIT, /**< int: 1 = a TIME-WAIT this side enters after tc_sock_shutdown_write() is freed by
                                 the stack as soon as it starts (lwIP, where it stalls reused ports: seed 001), and
                                 tc_sock_close_reap() counts it; TC_ENOSYS where the stack copes (Linux) */
@@ -261,7 +262,8 @@ int tc_sock_evset_wait(int set, tc_evready_t *out, int max, int timeout_ms);
 /**
  * @brief Make a wake-up pair: rfd is watched by the loop, tc_sock_wake_signal(wfd) makes it readable.
  *
- * On lwIP both ends are lwIP sockets (a UDP socket on loopback), since lwIP's poll only sees lwIP sockets.
+ * On lwIP both ends are lwIP sockets (two UDP sockets on loopback), since lwIP's poll only sees lwIP sockets; on
+ * Linux rfd and wfd are one eventfd.
  * @return TC_OK or an error
  */
 int tc_sock_wake_open(int *rfd, int *wfd);
@@ -278,8 +280,9 @@ void tc_sock_wake_close(int rfd, int wfd);
 /**
  * @brief Resolve a host name (or numeric address) to one address, IPv4 preferred.
  *
- * Blocking on every backend (getaddrinfo or lwip_getaddrinfo); the TCP client calls it before connecting. Numeric
- * addresses never block.
+ * The system resolver, blocking (getaddrinfo, or lwip_getaddrinfo where lwIP has LWIP_DNS; an lwIP without it knows
+ * literals and "localhost" only). Only the fallback worker thread of tc_resolve.c calls it: the TCP client resolves
+ * through the loop (tc_resolve.c). Numeric addresses never block.
  * @param host    name or literal
  * @param port    port in host order, copied into out
  * @param out     receives the address

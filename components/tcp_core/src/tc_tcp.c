@@ -897,7 +897,7 @@ void tc__conn_self_timed(tc_conn_t *c, int on)
 
 void tc__conn_sndbuf(tc_conn_t *c, uint32_t bytes)
 {
-    (void)tc_sock_setopt(c->io.fd, TC_OPT_SNDBUF, bytes > INT32_MAX ? INT32_MAX : (int)bytes);
+    (void)tc_sock_setopt(c->io.fd, TC_OPT_UNSENT_MAX, bytes > INT32_MAX ? INT32_MAX : (int)bytes);
 }
 
 void tc__conn_close_peer(tc_conn_t *c)

@@ -654,7 +654,7 @@ int tc_sock_setopt(int fd, tc_sockopt_t opt, int value)
     case TC_OPT_FREE_TIME_WAIT: /* tc_sock_shutdown_write() installs the watch (raw_after_fin()) */
         free_tw_set(fd, value != 0);
         return TC_OK;
-    case TC_OPT_SNDBUF: /* lwIP has no SO_SNDBUF: its send buffer is TCP_SND_BUF, fixed at build time */
+    case TC_OPT_UNSENT_MAX: /* lwIP's send buffer is TCP_SND_BUF, fixed at build time (and small) */
     default:
         return TC_ENOSYS;
     }
