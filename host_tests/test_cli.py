@@ -80,6 +80,32 @@ def test_serve_refuses_a_bad_connect_target(target: str) -> None:
     assert "--connect" in err and "TC_E" in err, err
 
 
+@pytest.mark.parametrize(
+    ("sub", "args", "option"),
+    [
+        ("serve", ["--max-conns", "-1"], "--max-conns"),
+        ("serve", ["--max-conns", "0"], "--max-conns"),
+        ("serve", ["--deadline-ms", "-5"], "--deadline-ms"),
+        ("serve", ["--ota-max", "-1"], "--ota-max"),
+        ("serve", ["--echo-port", "-2"], "--echo-port"),
+        ("serve", ["--http-port", "65536"], "--http-port"),
+        ("serve", ["--dns-port", "70000"], "--dns-port"),
+        ("soak", ["127.0.0.1:1", "-n", "0"], "-n/--requests"),
+        ("soak", ["127.0.0.1:1", "-i", "-1"], "-i/--interval"),
+        ("ota", ["f", "http://127.0.0.1:1", "--timeout", "0"], "--timeout"),
+        ("console", ["--port", "/dev/null", "--baud", "-9600"], "--baud"),
+    ],
+)
+def test_out_of_range_numbers_are_an_argument_error(sub: str, args: list[str], option: str) -> None:
+    # A negative --deadline-ms used to start the server and fail only at Ctrl-C, in C, with a traceback and no stop.
+    exe = shutil.which("tcp-core")
+    cmd = [exe] if exe else [sys.executable, "-m", "tcp_core.cli"]
+    proc = subprocess.run([*cmd, sub, *args], capture_output=True, text=True, timeout=15)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert f"argument {option}: " in proc.stderr and "out of range" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+
+
 def test_serve_port_in_use_is_a_clear_error() -> None:
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]

@@ -9,7 +9,7 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import __version__
@@ -28,6 +28,34 @@ def _port(text: str) -> int:
     value = int(text)
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"port {value} is out of range 0..65535")
+    return value
+
+
+def _int_in(low: int, high: int, what: str) -> Callable[[str], int]:
+    """An argparse type: an integer in low..high, or a one-line error naming the option's meaning and range."""
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{what} {value} is out of range {low}..{high}")
+        return value
+
+    return parse
+
+
+def _seconds(text: str) -> float:
+    """An argparse type: a duration in seconds above 0, at most a day."""
+    value = float(text)
+    if not 0 < value <= 86400:
+        raise argparse.ArgumentTypeError(f"{value} seconds is out of range (0, 86400]")
+    return value
+
+
+def _seconds_or_zero(text: str) -> float:
+    """An argparse type: a duration in seconds from 0 to a day."""
+    value = float(text)
+    if not 0 <= value <= 86400:
+        raise argparse.ArgumentTypeError(f"{value} seconds is out of range [0, 86400]")
     return value
 
 
@@ -318,10 +346,22 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--host", help="listen address (default 127.0.0.1; with --backend lwip the --address, lwIP's own address)"
     )
-    serve.add_argument("--echo-port", type=int, default=3333, help="TCP echo port (default 3333; 0 any, -1 off)")
-    serve.add_argument("--http-port", type=int, default=8080, help="HTTP service port (default 8080; 0 any, -1 off)")
+    serve.add_argument(
+        "--echo-port", type=_int_in(-1, 65535, "port"), default=3333, help="TCP echo port (default 3333; 0 any, -1 off)"
+    )
+    serve.add_argument(
+        "--http-port",
+        type=_int_in(-1, 65535, "port"),
+        default=8080,
+        help="HTTP service port (default 8080; 0 any, -1 off)",
+    )
     serve.add_argument("--connect", metavar="HOST:PORT", help="also run a TCP client that echoes and reconnects")
-    serve.add_argument("--max-conns", type=int, default=None, help="HTTP connections at most (default 16)")
+    serve.add_argument(
+        "--max-conns",
+        type=_int_in(1, 65535, "connection count"),
+        default=None,
+        help="HTTP connections at most (default 16)",
+    )
     serve.add_argument(
         "--stream-fps", type=_fps, default=None, help="frames per second of /stream (default 10; 1..1000)"
     )
@@ -332,14 +372,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="make every /stream frame a valid JPEG of exactly N bytes (the demo frames padded; default 0: the "
         "~1.1 KB demo frames as they are)",
     )
-    serve.add_argument("--deadline-ms", type=int, default=1000, help="stop deadline on Ctrl-C (default 1000)")
+    serve.add_argument(
+        "--deadline-ms",
+        type=_int_in(0, 3_600_000, "deadline (ms)"),
+        default=1000,
+        help="stop deadline on Ctrl-C (default 1000)",
+    )
     serve.add_argument(
         "--captive",
         choices=["off", "portal", "online"],
         default="off",
         help="answer phones' connectivity probes: portal (sign-in sheet) or online; starts DNS too",
     )
-    serve.add_argument("--dns-port", type=int, default=None, help="captive DNS port (default 5353; 53 needs root)")
+    serve.add_argument(
+        "--dns-port",
+        type=_int_in(-1, 65535, "port"),
+        default=None,
+        help="captive DNS port (default 5353; 53 needs root)",
+    )
     serve.add_argument("--dns-answer", help="address every name resolves to (default: --host)")
     serve.add_argument(
         "--admin-password",
@@ -352,7 +402,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--console-pty", action="store_true", help="also run the device's serial console on a pseudo-terminal"
     )
     serve.add_argument("--ota-dir", metavar="DIR", help="POST /api/ota writes firmware images to DIR/firmware.bin")
-    serve.add_argument("--ota-max", type=int, default=None, metavar="BYTES", help="largest OTA image (413 beyond)")
+    serve.add_argument(
+        "--ota-max",
+        type=_int_in(0, (1 << 63) - 1, "image size"),
+        default=None,
+        metavar="BYTES",
+        help="largest OTA image (413 beyond)",
+    )
     serve.add_argument("--static", metavar="DIR", help="serve the files of DIR under / (after the service's routes)")
     serve.add_argument(
         "--cors", metavar="ORIGINS", help='origins whose scripts may read the answers (server-wide CORS; "*" or a,b)'
@@ -371,10 +427,15 @@ def build_parser() -> argparse.ArgumentParser:
     ota.add_argument("file", help="the image (an ESP app image starts with 0xE9)")
     ota.add_argument("url", help="http://HOST[:PORT][/path] (default path /api/ota)")
     ota.add_argument("--auth", metavar="USER:PASS", help="HTTP Basic auth (or http://USER:PASS@HOST/)")
-    ota.add_argument("--retries", type=int, default=3, help="new attempts after a dropped connection (default 3)")
-    ota.add_argument("--timeout", type=float, default=30.0, help="socket timeout in seconds (default 30)")
     ota.add_argument(
-        "--busy-timeout", type=float, default=60.0, metavar="SECONDS",
+        "--retries",
+        type=_int_in(0, 1000, "retry count"),
+        default=3,
+        help="new attempts after a dropped connection (default 3)",
+    )
+    ota.add_argument("--timeout", type=_seconds, default=30.0, help="socket timeout in seconds (default 30)")
+    ota.add_argument(
+        "--busy-timeout", type=_seconds_or_zero, default=60.0, metavar="SECONDS",
         help="keep asking a busy device (409/503, after its Retry-After or a 1-8 s backoff) for this long from the "
         "start (default 60)",
     )  # fmt: skip
@@ -383,13 +444,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     soak = sub.add_parser("soak", help="new-connection-per-request load against a server or device (seed 001)")
     soak.add_argument("target", help="HOST:PORT (raw TCP request/response) or http://HOST[:PORT]/path")
-    soak.add_argument("-n", "--requests", type=int, default=1000, help="requests in total (default 1000)")
-    soak.add_argument("-i", "--interval", type=float, default=0.15, help="seconds between request starts (0.15)")
-    soak.add_argument("-c", "--concurrency", type=int, default=1, help="requests in flight at most (default 1)")
-    soak.add_argument("--stall", type=float, default=2.0, help="no answer within this many seconds = stalled (2)")
-    soak.add_argument("--timeout", type=float, default=5.0, help="whole-exchange timeout in seconds (5)")
+    soak.add_argument(
+        "-n",
+        "--requests",
+        type=_int_in(1, 10**9, "request count"),
+        default=1000,
+        help="requests in total (default 1000)",
+    )
+    soak.add_argument(
+        "-i", "--interval", type=_seconds_or_zero, default=0.15, help="seconds between request starts (0.15)"
+    )
+    soak.add_argument(
+        "-c",
+        "--concurrency",
+        type=_int_in(1, 10000, "concurrency"),
+        default=1,
+        help="requests in flight at most (default 1)",
+    )
+    soak.add_argument("--stall", type=_seconds, default=2.0, help="no answer within this many seconds = stalled (2)")
+    soak.add_argument("--timeout", type=_seconds, default=5.0, help="whole-exchange timeout in seconds (5)")
     soak.add_argument("--source-port", type=_port, help="browser-like: reuse this source port while the OS allows")
-    soak.add_argument("--pool", type=int, default=64, help="source ports to move through when refused (64)")
+    soak.add_argument(
+        "--pool", type=_int_in(1, 65535, "pool size"), default=64, help="source ports to move through when refused (64)"
+    )
     soak.add_argument(
         "--close",
         action="store_true",
@@ -407,7 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
         "6 WebSocket, 7 stream.",
     )
     probe.add_argument("target", help="http://HOST[:PORT]/, ws://HOST[:PORT]/PATH or HOST:PORT")
-    probe.add_argument("--timeout", type=float, default=3.0, help="per layer, seconds (3)")
+    probe.add_argument("--timeout", type=_seconds, default=3.0, help="per layer, seconds (3)")
     probe.add_argument("--ws-path", default="/ws", help="WebSocket path for http:// targets (/ws)")
     probe.add_argument("--stream-path", default="/stream", help="MJPEG stream path for http:// targets (/stream)")
     probe.add_argument("--no-stream", action="store_true", help="skip the stream layer")
@@ -420,8 +497,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Exit codes: 0 answered, 1 the command failed, 2 the port cannot be opened, 3 no answer.",
     )
     console.add_argument("--port", required=True, help="serial port of the device, or the pty serve printed")
-    console.add_argument("--baud", type=int, default=115200, help="baud rate (default 115200)")
-    console.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for an answer (10)")
+    console.add_argument(
+        "--baud", type=_int_in(1, 10_000_000, "baud rate"), default=115200, help="baud rate (default 115200)"
+    )
+    console.add_argument("--timeout", type=_seconds, default=10.0, help="seconds to wait for an answer (10)")
     console.add_argument("--eol", choices=["cr", "lf", "crlf"], default="cr", help="line ending sent (cr, as idf.py)")
     console.add_argument("command", nargs="*", help="e.g. status, wifi SSID PASSWORD, ota-prepare 2000, help")
     console.set_defaults(func=cmd_console)
