@@ -578,6 +578,51 @@ def test_address_not_on_this_host(loop: Loop, backend: str) -> None:
         Server(loop, "192.0.2.55", 0)  # TEST-NET-1: never assigned here
 
 
+class _QueueLimit(Handler):
+    """On "?": one write far larger than queue_max, then one byte more; on "!": a short answer."""
+
+    def __init__(self, big: int) -> None:
+        self.big = big
+        self.results: list[str] = []
+
+    def on_data(self, conn: tcp_core.Connection, data: bytes) -> None:
+        for cmd in data.decode():
+            if cmd == "?":
+                conn.send(b"x" * self.big)  # into an empty queue: taken whatever queue_max says
+                self.results.append(f"queued {conn.queued}")
+                try:
+                    conn.send(b"y")
+                    self.results.append("second taken")
+                except tcp_core.LimitError:
+                    self.results.append("second refused")
+            elif cmd == "!":
+                conn.send(b"done")
+                self.results.append("answer taken")
+
+
+def test_queue_limit_refuses_only_once_bytes_are_queued(loop: Loop, server_host: str) -> None:
+    # tc_conn_send(): a write into an empty queue is taken whatever its size (a message larger than queue_max is
+    # never refused for good); once bytes wait, queue_max holds, with nothing of the refused write sent; after the
+    # reader took everything, writes are taken again.
+    big = 8 << 20  # above Linux's largest send buffer (tcp_wmem max 4 MiB) and lwIP's, so most of it is queued
+    h = _QueueLimit(big)
+    srv = Server(loop, server_host, 0, handler=h, queue_max=64 * 1024, high_water=32 * 1024, low_water=16 * 1024)
+    s = connect(server_host, srv.port)
+    s.settimeout(20)
+    s.sendall(b"?")
+    assert wait_until(lambda: len(h.results) == 2), h.results
+    queued = int(h.results[0].split()[1])
+    assert queued > 64 * 1024, h.results  # the big write went over queue_max, into the queue
+    assert h.results[1] == "second refused", h.results
+    got = recv_exact(s, big)
+    assert got == b"x" * big  # the refused byte was never sent
+    s.sendall(b"!")
+    assert recv_exact(s, 4) == b"done"
+    assert h.results[2:] == ["answer taken"], h.results
+    s.close()
+    srv.stop(500)
+
+
 class _BigAnswerThenClose(Handler):
     """Answers the first byte with `size` bytes, then closes gracefully at once (the queue still full)."""
 

@@ -486,7 +486,8 @@ class Connection:
         return self._ptr
 
     def send(self, data: bytes) -> None:
-        """Queue data for sending (copied). Raises LimitError past the queue limit, ClosedError once closing."""
+        """Queue data for sending (copied). Raises LimitError when bytes already wait and queue_max would be
+        exceeded (a write into an empty queue is taken whatever its size), ClosedError once closing."""
         native = self._owner.loop.native
 
         def go() -> None:
@@ -631,7 +632,7 @@ class Server(_Endpoint):
         linger_ms: how long a graceful or peer-first close may flush and wait for the peer (default 2000).
         high_water: stop reading a connection whose output queue holds more than this many bytes (default 64 KiB).
         low_water: resume reading, and call ``Handler.on_drained()``, at or below this many bytes (default 16 KiB).
-        queue_max: ``Connection.send()`` raises LimitError past this many queued bytes (default 1 MiB).
+        queue_max: ``Connection.send()`` raises LimitError past this many queued bytes, once bytes wait (default 1 MiB).
         nodelay: TCP_NODELAY (default True: small writes leave at once instead of waiting for an ACK).
         keepalive_s: TCP keepalive idle time in seconds (default 0: off).
     """
@@ -748,7 +749,7 @@ class Client(_Endpoint):
         linger_ms: how long a graceful or peer-first close may flush and wait for the peer (default 2000).
         high_water: stop reading a connection whose output queue holds more than this many bytes (default 64 KiB).
         low_water: resume reading, and call ``Handler.on_drained()``, at or below this many bytes (default 16 KiB).
-        queue_max: ``Connection.send()`` raises LimitError past this many queued bytes (default 1 MiB).
+        queue_max: ``Connection.send()`` raises LimitError past this many queued bytes, once bytes wait (default 1 MiB).
         nodelay: TCP_NODELAY (default True: small writes leave at once instead of waiting for an ACK).
         keepalive_s: TCP keepalive idle time in seconds (default 60; 0: off): a peer gone without a FIN is found
             and the client reconnects, even when it sends nothing of its own.

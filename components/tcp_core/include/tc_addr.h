@@ -50,7 +50,7 @@ int tc_addr_from_ip(const char *ip, uint16_t port, tc_addr_t *out);
  * @param host_cap      size of host
  * @param port          receives the port
  * @return TC_OK, TC_EBADPORT (0, missing, non-numeric or too large), TC_EBADADDR (empty host, bad brackets),
- *         TC_ELIMIT (host longer than host_cap - 1)
+ *         TC_ELIMIT (host longer than host_cap - 1), TC_EINVAL (NULL text, host or port, or host_cap 0)
  */
 int tc_addr_split(const char *text, uint16_t default_port, char *host, size_t host_cap, uint16_t *port);
 

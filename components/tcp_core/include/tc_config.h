@@ -47,7 +47,7 @@
 #ifdef CONFIG_TCP_CORE_WRITE_QUEUE_MAX
 #define TC_CFG_WRITE_QUEUE_MAX CONFIG_TCP_CORE_WRITE_QUEUE_MAX
 #else
-#define TC_CFG_WRITE_QUEUE_MAX (1024 * 1024) /* tc_conn_send() refuses (TC_ELIMIT) past this */
+#define TC_CFG_WRITE_QUEUE_MAX (1024 * 1024) /* tc_conn_send() refuses (TC_ELIMIT) past this, once bytes are queued */
 #endif
 
 #ifdef CONFIG_TCP_CORE_IDLE_TIMEOUT_MS

@@ -136,10 +136,10 @@ const tc_console_cmd_t *tc_console_commands(size_t *count);
  * @param line  the command line (a trailing "\r\n" is ignored); an empty line does nothing and returns 0
  * @param out   where the text goes
  * @param cap   size of out
- * @return the length of the text on success; on failure a negative code and out says why: TC_EINVAL (NULL
- *         arguments, bad argument), TC_ENOTFOUND (unknown command), TC_ETOOBIG (line or argument count beyond the
- *         limits), TC_ENOSYS (callback not set), TC_ETIMEDOUT (the loop did not answer `status` in time),
- *         TC_ENOMEM, or the callback's own code
+ * @return the length of the text on success; on failure a negative code and out says why: TC_EINVAL (NULL cfg
+ *         or line, NULL out with cap > 0, a bad argument, an unterminated quote), TC_ENOTFOUND (unknown command),
+ *         TC_ETOOBIG (line or argument count beyond the limits), TC_ENOSYS (callback not set), TC_ETIMEDOUT (the
+ *         loop did not answer `status` in time), TC_ENOMEM, or the callback's own code
  */
 int tc_console_exec(const tc_console_config_t *cfg, const char *line, char *out, size_t cap);
 
@@ -150,7 +150,8 @@ int tc_console_exec(const tc_console_config_t *cfg, const char *line, char *out,
  * @param argv  the arguments
  * @param out   where the text goes
  * @param cap   size of out
- * @return as tc_console_exec()
+ * @return as tc_console_exec(), except: TC_EINVAL for a NULL cfg, argv or argv[0], argc < 1, NULL out with cap > 0
+ *         or a bad argument, and never TC_ETOOBIG (the line and argument limits are tc_console_exec()'s)
  */
 int tc_console_exec_argv(const tc_console_config_t *cfg, int argc, char *const argv[], char *out, size_t cap);
 
@@ -163,7 +164,7 @@ int tc_console_exec_argv(const tc_console_config_t *cfg, int argc, char *const a
  * @param out  where the text goes (always NUL-terminated when cap > 0)
  * @param cap  size of out
  * @return the length of the whole quoted text (snprintf-style: a value >= cap means it was cut), TC_EINVAL for a
- *         NULL arg, or NULL out with cap > 0
+ *         NULL arg, or NULL out with cap > 0, TC_ETOOBIG when that length is above INT32_MAX
  */
 int tc_console_quote(const char *arg, char *out, size_t cap);
 

@@ -85,10 +85,11 @@ esp_err_t tc_esp_check(int rc, const char *tag, const char *what);
  * (host sockets, no such limit) it only logs the count. Thread-safe.
  *
  * Example:
- *     tc_esp_check_socket_budget(2 + 17 + 9 + 2, "2 listeners, echo 16+1, HTTP 8+1, wake-up pair 2");
+ *     tc_esp_check_socket_budget(2 + 17 + 10 + 2, "2 listeners, echo 16+1, HTTP 8+2, wake-up pair 2");
  *
  * @param needed  sockets the application may hold at once (listeners, connections plus one being accepted at a
- *                full server, the loop's wake-up pair, DNS, clients, esp_http_server's max_open_sockets + 3, ...)
+ *                full server or up to overflow_max with TC_FULL_EVICT_IDLE, the loop's wake-up pair, DNS, clients,
+ *                esp_http_server's max_open_sockets + 3, ...)
  * @param what    how @p needed adds up, for the log line; NULL for none
  * @return ESP_OK when it fits (always on the linux target), ESP_ERR_NO_MEM when CONFIG_LWIP_MAX_SOCKETS is too low
  */

@@ -3,9 +3,9 @@
  * the handle record to embed first in the object, the table of what a stop does, and the two calls that begin and
  * end a handle's life. Users who only stop handles need tc_handle.h alone.
  *
- * A service embeds a tc_handle_t as its first member, calls tc_handle_init() when it starts, and in its ops.stop
+ * A service embeds a tc_handle_t as its first member, calls tc__handle_init() when it starts, and in its ops.stop
  * winds down (stopping, stop_started, done are already set); when nothing is left it fills report's counters and
- * calls tc_handle_finish() with a release function that frees the object.
+ * calls tc__handle_finish() with a release function that frees the object.
  */
 #pragma once
 

@@ -1,10 +1,11 @@
 /*
- * tc_loop.h - the event loop of tcp_core: descriptor watches, monotonic timers and a wake-up socket, over the
- * backend's readiness set where it has one (epoll on Linux: a wake-up costs what is ready) and its poll() otherwise
- * (lwIP on the device and over TAP). TC_CFG_USE_EVSET=0 forces poll().
+ * tc_loop.h - the event loop of tcp_core: descriptor watches, monotonic timers and a wake-up pair (an eventfd on
+ * Linux, two loopback UDP sockets on lwIP), over the backend's readiness set where it has one (epoll on Linux: a
+ * wake-up costs what is ready) and its poll() otherwise (lwIP on the device and over TAP). TC_CFG_USE_EVSET=0 forces
+ * poll().
  *
  * One thread owns a loop and makes every call on it and its handles; other threads reach it only through
- * tc_loop_post() and tc_loop_stop(), which use the wake-up socket. No callback may block: the loop serves every
+ * tc_loop_post() and tc_loop_stop(), which use the wake-up pair. No callback may block: the loop serves every
  * connection of the device.
  *
  * Example:
@@ -22,7 +23,7 @@
 extern "C" {
 #endif
 
-/** Readiness bits of a watch (tc_loop_watch()); each backend translates them to its own poll constants. */
+/** Readiness bits of a watch (tc_watch_add()); each backend translates them to its own poll constants. */
 enum {
     TC_POLLIN = 0x1,
     TC_POLLOUT = 0x2,
@@ -55,7 +56,7 @@ typedef void (*tc_post_cb)(tc_loop_t *loop, void *user);
  *
  * Thread-safety: any thread; the creating thread should be the one that runs it.
  * @param out  receives the loop
- * @return TC_OK, TC_ENOMEM, or the backend's error creating the wake-up pair
+ * @return TC_OK, TC_EINVAL (NULL out), TC_ENOMEM, or the backend's error creating the wake-up pair or watching it
  */
 int tc_loop_new(tc_loop_t **out);
 
@@ -88,13 +89,14 @@ int tc_loop_run_for(tc_loop_t *loop, uint32_t ms);
 int tc_loop_run_once(tc_loop_t *loop, int timeout_ms);
 
 /**
- * @brief Make tc_loop_run() return after the current iteration. Thread-safe (uses the wake-up socket).
+ * @brief Make tc_loop_run() return after the current iteration. Thread-safe (uses the wake-up pair).
  */
 void tc_loop_stop(tc_loop_t *loop);
 
 /**
  * @brief Run cb(loop, user) on the loop thread soon. Thread-safe; the only way for other threads to act on handles.
- * @return TC_OK, TC_ENOMEM
+ * @return TC_OK, TC_EINVAL (NULL loop or cb), TC_ENOMEM (nothing queued), or the backend's error signalling the
+ *         wake-up pair (cb is queued all the same and runs when the loop next wakes)
  */
 int tc_loop_post(tc_loop_t *loop, tc_post_cb cb, void *user);
 

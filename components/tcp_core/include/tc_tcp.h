@@ -97,7 +97,7 @@ typedef enum {
     TC_REASON_PEER,       /**< the peer closed (FIN) */
     TC_REASON_RESET,      /**< the peer reset the connection, or a send failed */
     TC_REASON_IDLE,       /**< idle timeout */
-    TC_REASON_EVICTED,    /**< evicted to make room (TC_FULL_EVICT_LRU) */
+    TC_REASON_EVICTED,    /**< evicted to make room (TC_FULL_EVICT_LRU, TC_FULL_EVICT_IDLE) */
     TC_REASON_REFUSED,    /**< refused because the server was full (TC_FULL_REFUSE) */
     TC_REASON_STOP,       /**< closed gracefully during a stop */
     TC_REASON_FORCED,     /**< aborted at a stop's deadline */
@@ -310,8 +310,11 @@ void tc_resolver_stats(tc_resolver_stats_t *out);
 /**
  * @brief Send bytes: written at once if the socket takes them, the rest is copied to the bounded write queue.
  *
- * Above high_water the connection stops reading until the queue falls to low_water (TC_EV_DRAINED).
- * @return TC_OK, TC_ELIMIT (queue_max would be exceeded; nothing queued), TC_ECLOSED (closing), TC_ENOMEM
+ * Above high_water the connection stops reading until the queue falls to low_water (TC_EV_DRAINED). The limit
+ * applies once something is queued: with an empty queue a write of any size is taken (memory is then bounded by
+ * that one write), so a message larger than queue_max is never refused for good.
+ * @return TC_OK, TC_ELIMIT (the queue holds bytes and queue_max would be exceeded; nothing queued), TC_ECLOSED
+ *         (closing), TC_EINVAL (NULL conn, or NULL data with a length), TC_ENOMEM
  */
 int tc_conn_send(tc_conn_t *conn, const void *data, size_t len);
 
@@ -340,11 +343,14 @@ size_t tc_conn_queued(const tc_conn_t *conn);
 /**
  * @brief Ask to close (see "Close is a request" above); safe more than once and inside any callback.
  * @param how  policy; the connection's configured policy is in tc_conn_config_t.close_policy
- * @return TC_OK, TC_ECLOSED when already closed
+ * @return TC_OK, TC_ECLOSED when already closed, TC_EINVAL (NULL conn, or how not a tc_close_policy_t)
  */
 int tc_conn_close(tc_conn_t *conn, tc_close_policy_t how);
 
-/** @brief Close with the connection's configured policy. */
+/**
+ * @brief Close with the connection's configured policy.
+ * @return TC_OK, TC_ECLOSED when already closed, TC_EINVAL (NULL conn)
+ */
 int tc_conn_close_default(tc_conn_t *conn);
 
 /**

@@ -7,7 +7,8 @@
  *   port/os/posix/     Linux hosts and ESP-IDF's linux target (pthreads, CLOCK_MONOTONIC)
  *   port/os/freertos/  ESP-IDF chip targets (FreeRTOS mutexes, semaphores and tasks, esp_timer)
  *   port/os/none/      a single-threaded device without an OS (tools/cross_check.sh builds the core this way): no
- *                      threads, so host names do not resolve there (numeric addresses still connect)
+ *                      threads, so no system-resolver fallback: a client's host name resolves only over UDP
+ *                      through the loop, from the nameserver the client gives (without one, TC_ERESOLVE)
  * Nothing else in the core may include an OS header (<pthread.h>, FreeRTOS.h, <time.h> clocks).
  *
  * The contract, checked below against each platform's definitions:

@@ -24,12 +24,12 @@ static void loop_task(void *arg)
 
     tc_server_config_t sc = TC_SERVER_DEFAULT_CONFIG();
     sc.port = CONFIG_EXAMPLE_ECHO_PORT;
-    sc.cb = tc_echo_cb; /* echoes in C; the default close policy lets the peer close first (no TIME-WAIT here) */
+    sc.cb = tc_echo_cb; /* echoes in C; the default close (graceful) frees this side's TIME-WAIT pcb on lwIP */
     sc.name = "echo";
     tc_esp_check(tc_server_start(loop, &sc, &echo), TAG, "echo server");
 
     tc_client_config_t cc = TC_CLIENT_DEFAULT_CONFIG();
-    cc.host = CONFIG_EXAMPLE_PEER_HOST; /* a name is resolved off the loop */
+    cc.host = CONFIG_EXAMPLE_PEER_HOST; /* a name is resolved through the loop, which it does not block */
     cc.port = CONFIG_EXAMPLE_PEER_PORT;
     cc.cb = tc_echo_cb;
     cc.name = "client";

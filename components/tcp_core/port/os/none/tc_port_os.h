@@ -1,7 +1,8 @@
 /*
  * port/os/none/tc_port_os.h - tc_port.h for a device without an OS: one thread, so the mutex and the event do
- * nothing and no thread can start (host names do not resolve: a client with a name fails with TC_ENOSYS, numeric
- * addresses connect). The board supplies the clock. tools/cross_check.sh compiles the core this way for the
+ * nothing and no thread can start (no system-resolver fallback: a client's host name resolves over UDP through the
+ * loop when the client gives a nameserver, and fails with TC_ERESOLVE without one; numeric addresses and
+ * "localhost" need none). The board supplies the clock. tools/cross_check.sh compiles the core this way for the
  * ESP8266 (Xtensa lx106) and a RISC-V rv32imc with picolibc, which have no <pthread.h>. Included through tc_port.h
  * only.
  */
