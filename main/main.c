@@ -1,7 +1,8 @@
 /*
  * main.c - the tcp_core demo firmware, all four seeds on one tcp_core loop:
  *  - seed 000: the TCP echo server and, optionally, a reconnecting TCP client that echoes;
- *  - seed 001: every server closes peer-first, so TIME-WAIT stays off the device;
+ *  - seed 001: a tcp_core close frees the device's TIME-WAIT pcb once the peer's FIN is in (lwIP), so TIME-WAIT
+ *    stays off the device;
  *  - seed 002: Wi-Fi station or soft-AP, or Ethernet (Kconfig "Network"); on the soft-AP a captive portal (DHCP DNS
  *    option and option 114, the OS probe answers, optionally the DNS responder); on Ethernet the same portal and
  *    responder when turned on, on the interface's address (how Espressif's QEMU tests them);
@@ -385,11 +386,16 @@ static int start_services(void)
     ac.connect_port = CONFIG_DEMO_CLIENT_PORT;
 #endif
 #if CONFIG_DEMO_OTA_ENABLE
+    /* No password, no upload route: a default firmware that anyone on the network could flash is not a default. */
     tc_ota_sink_t ota_sink; /* copied by tc_app_start() */
-    tc_ota_esp_sink_init(&ota_sink);
-    ac.ota_sink = &ota_sink;
-    ac.admin_user = "admin";
-    ac.admin_pass = CONFIG_DEMO_OTA_PASSWORD;
+    if (CONFIG_DEMO_OTA_PASSWORD[0] != '\0') {
+        tc_ota_esp_sink_init(&ota_sink);
+        ac.ota_sink = &ota_sink;
+        ac.admin_user = "admin";
+        ac.admin_pass = CONFIG_DEMO_OTA_PASSWORD;
+    } else {
+        ESP_LOGW(TAG, "firmware upload off: set an admin password (DEMO_OTA_PASSWORD) to turn on POST /api/ota");
+    }
 #if CONFIG_DEMO_HTTPD_ADAPTER
     ac.ota_hooks.pause = httpd_pause;
     ac.ota_hooks.resume = httpd_resume;
@@ -686,14 +692,15 @@ static void set_device_ip(const char *ip)
 /* ---- lwIP's socket budget ---- */
 
 /* The most sockets the demo's services hold at once: every listener, every connection up to its server's limit
- * plus the one being accepted before the least active is evicted, the loop's wake-up pair (two UDP sockets), the
+ * plus the newcomers a full server is still turning away (the echo server's one RST, the HTTP server's overflow_max
+ * of TC_HTTP_DEFAULT_CONFIG(), 2, answered 503), the loop's wake-up pair (two UDP sockets), the
  * DNS responder, the client, and esp_http_server's max_open_sockets + 3. Connections that are closing (lingering
  * for the peer's FIN, at most CONFIG_TCP_CORE_LINGER_MS) come on top under churn: leave some room. */
 static void check_sockets(void)
 {
-    uint32_t n = 2 + (TC_CFG_MAX_CONNS + 1) + (CONFIG_TCP_CORE_HTTP_MAX_CONNS + 1) + 2;
+    uint32_t n = 2 + (TC_CFG_MAX_CONNS + 1) + (CONFIG_TCP_CORE_HTTP_MAX_CONNS + 2) + 2;
     char what[160];
-    int len = snprintf(what, sizeof(what), "2 listeners, echo %d+1, HTTP %d+1, wake-up pair 2", TC_CFG_MAX_CONNS,
+    int len = snprintf(what, sizeof(what), "2 listeners, echo %d+1, HTTP %d+2, wake-up pair 2", TC_CFG_MAX_CONNS,
                        CONFIG_TCP_CORE_HTTP_MAX_CONNS);
 #if CONFIG_DEMO_DNS_SERVER
     n += 1;
