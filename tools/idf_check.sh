@@ -20,7 +20,8 @@
 #                                 lacks) is reported as "n/a" there, not as a pass. TC_IDF_EXAMPLES: the names to
 #                                 build (default: all)
 #
-# Needs: IDF_PATH and idf.py on PATH (. $IDF_PATH/export.sh), ESP-IDF >= 5.2; the linux target also libbsd-dev.
+# Needs: IDF_PATH and idf.py on PATH (. $IDF_PATH/export.sh), ESP-IDF >= 5.2 (>= 5.3 for the linux target); the
+#         linux target also libbsd-dev.
 # Environment: TC_IDF_BUILD_ROOT  where the build directories go (default: build/idf in this tree, git-ignored);
 #              TC_IDF_EXTRA_DEFAULTS  ';'-separated sdkconfig defaults files added after the project's own (e.g. a
 #              stand-in toolchain's); TC_IDF_VARIANTS  the variant names to compile (default: all for the target).

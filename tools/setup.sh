@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
+    python3-pip python3-dev python3-venv  # pip and Python.h for the cffi build (Debian's python3 comes without them)
     build-essential gcc-multilib          # host build; -m32 parser tests (the device is 32-bit)
     clang libclang-rt-14-dev clang-format # libFuzzer harnesses, formatting
     liblwip-dev                           # upstream lwIP for the lwip backend (TAP in a network namespace)
@@ -27,7 +28,15 @@ if ((${#missing[@]})); then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-python3 -m pip install -q --disable-pip-version-check -e '.[test,dev]'
+# Debian's own python3 refuses pip installs outside a virtual environment (PEP 668); this machine is for
+# tcp_core, so the package and its test tools go into /usr/local there (pyenv's or a venv's python3 needs nothing).
+PIP_FLAGS=(-q --disable-pip-version-check)
+if python3 -c 'import os, sys, sysconfig
+sys.exit(0 if sys.prefix == sys.base_prefix and
+         os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")) else 1)'; then
+    PIP_FLAGS+=(--break-system-packages)
+fi
+python3 -m pip install "${PIP_FLAGS[@]}" -e '.[test,dev]'
 
 # The Autobahn WebSocket test suite runs on Python 2.7 (pyenv has one on this machine kind).
 PY27=${TC_PYTHON27:-$HOME/.pyenv/versions/2.7.18/bin/python}
