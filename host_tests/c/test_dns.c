@@ -198,7 +198,7 @@ static const tc_dns_policy_t POLICY = {
 #define A_IN " #0001 #0001"
 #define DEV "192.168.4.1"
 /* 52 one-byte labels (104 wire bytes), no terminating zero. */
-#define LABELS52                                                                                                     \
+#define LABELS52                                                                                                       \
     "+a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r.s.t.u.v.w.x.y.z.a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r.s.t.u.v.w.x.y.z "
 
 typedef struct {
@@ -214,7 +214,10 @@ typedef struct {
     size_t cap;       /* output capacity; 0: 600 */
 } ans_row_t;
 
-#define FORMERR_ROW(why_, pkt_) {why_, pkt_, 12, TC_DNS_EFORMAT, TC_DNS_RCODE_FORMERR, 0, 0, NULL, NULL, 0, 0}
+#define FORMERR_ROW(why_, pkt_)                                                                                        \
+    {                                                                                                                  \
+        why_, pkt_, 12, TC_DNS_EFORMAT, TC_DNS_RCODE_FORMERR, 0, 0, NULL, NULL, 0, 0                                   \
+    }
 
 static const ans_row_t ANS_ROWS[] = {
     /* 12 + 17 (www.example.com) + 4 = 33 bytes of query; + 16 for the A record. */
@@ -224,13 +227,13 @@ static const ans_row_t ANS_ROWS[] = {
     {"TXT: NODATA", HDR ".www.example.com #0010 #0001", 33, 0, 0, 1, 0, NULL, NULL, 0, 0},
     {"MX: NODATA", HDR ".example.com #000f #0001", 29, 0, 0, 1, 0, NULL, "example.com", 0, 0},
     {"ANY: one A record (RFC 8482)", HDR ".www.example.com #00ff #0001", 49, 0, 0, 1, 1, DEV, NULL, 0, 0},
-    {"CNAME-type query: NODATA, no CNAME invented", HDR ".www.example.com #0005 #0001", 33, 0, 0, 1, 0, NULL, NULL,
-     0, 0},
+    {"CNAME-type query: NODATA, no CNAME invented", HDR ".www.example.com #0005 #0001", 33, 0, 0, 1, 0, NULL, NULL, 0,
+     0},
     {"type 0: NODATA", HDR ".www.example.com #0000 #0001", 33, 0, 0, 1, 0, NULL, NULL, 0, 0},
     {"class CH (version.bind TXT): NOTIMP, question echoed", HDR ".version.bind #0010 #0003", 30, 0,
      TC_DNS_RCODE_NOTIMP, 1, 0, NULL, "version.bind", 0, 0},
-    {"class ANY with type A: NOTIMP", HDR ".www.example.com #0001 #00ff", 33, 0, TC_DNS_RCODE_NOTIMP, 1, 0, NULL,
-     NULL, 0, 0},
+    {"class ANY with type A: NOTIMP", HDR ".www.example.com #0001 #00ff", 33, 0, TC_DNS_RCODE_NOTIMP, 1, 0, NULL, NULL,
+     0, 0},
     {"class 0: NOTIMP", HDR ".www.example.com #0001 #0000", 33, 0, TC_DNS_RCODE_NOTIMP, 1, 0, NULL, NULL, 0, 0},
     {"upper-case name answered, read back lower-case", HDR ".WWW.Example.COM" A_IN, 49, 0, 0, 1, 1, DEV,
      "www.example.com", 0, 0},
@@ -239,8 +242,8 @@ static const ans_row_t ANS_ROWS[] = {
     {"255-byte wire name accepted", HDR "=63 =63 =63 =61 %00" A_IN, 287, 0, 0, 1, 1, DEV, NULL, 253, 0},
     FORMERR_ROW("256-byte wire name: FORMERR", HDR "=63 =63 =63 =62 %00" A_IN),
     {"127 one-byte labels = 255 wire bytes: accepted",
-     HDR LABELS52 LABELS52 ".a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r.s.t.u.v.w" A_IN,
-     12 + 255 + 4 + 16, 0, 0, 1, 1, DEV, NULL, 253, 0},
+     HDR LABELS52 LABELS52 ".a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r.s.t.u.v.w" A_IN, 12 + 255 + 4 + 16, 0, 0, 1, 1, DEV,
+     NULL, 253, 0},
     FORMERR_ROW("128 one-byte labels = 257 wire bytes: FORMERR",
                 HDR LABELS52 LABELS52 ".a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r.s.t.u.v.w.x" A_IN),
     {"63-byte label accepted", HDR "=63 .com" A_IN, 12 + 69 + 4 + 16, 0, 0, 1, 1, DEV, NULL, 67, 0},
@@ -261,28 +264,29 @@ static const ans_row_t ANS_ROWS[] = {
     FORMERR_ROW("truncated question: label runs past the end", HDR "%07 %6578616d"),
     FORMERR_ROW("truncated question: no terminating zero", HDR "+www.example.com"),
     FORMERR_ROW("header only, QDCOUNT 1", HDR),
-    {"truncated header (11 bytes): dropped", "#1234 #0100 #0001 #0000 #0000 %00", 0, TC_DNS_EDROP, 0, 0, 0, NULL,
-     NULL, 0, 0},
+    {"truncated header (11 bytes): dropped", "#1234 #0100 #0001 #0000 #0000 %00", 0, TC_DNS_EDROP, 0, 0, 0, NULL, NULL,
+     0, 0},
     {"empty datagram: dropped", "", 0, TC_DNS_EDROP, 0, 0, 0, NULL, NULL, 0, 0},
-    {"QR set (a response, maybe another portal's): dropped", "#1234 #8180 #0001 #0001 #0000 #0000 .www.example.com"
-     A_IN " ^12" A_IN " #0000 #003c #0004 %c0a80401", 0, TC_DNS_EDROP, 0, 0, 0, NULL, NULL, 0, 0},
+    {"QR set (a response, maybe another portal's): dropped",
+     "#1234 #8180 #0001 #0001 #0000 #0000 .www.example.com" A_IN " ^12" A_IN " #0000 #003c #0004 %c0a80401", 0,
+     TC_DNS_EDROP, 0, 0, 0, NULL, NULL, 0, 0},
     {"QR set with a malformed question: dropped, not FORMERR", "#1234 #8000 #0001 #0000 #0000 #0000 ^12", 0,
      TC_DNS_EDROP, 0, 0, 0, NULL, NULL, 0, 0},
     {"opcode 2 STATUS: NOTIMP, question echoed", "#1234 #1100 #0001 #0000 #0000 #0000 .www.example.com" A_IN, 33,
      TC_DNS_ENOTIMP, TC_DNS_RCODE_NOTIMP, 1, 0, NULL, "www.example.com", 0, 0},
-    {"opcode 1 IQUERY with no question: NOTIMP, header only", "#1234 #0800 #0000 #0000 #0000 #0000", 12,
-     TC_DNS_ENOTIMP, TC_DNS_RCODE_NOTIMP, 0, 0, NULL, NULL, 0, 0},
+    {"opcode 1 IQUERY with no question: NOTIMP, header only", "#1234 #0800 #0000 #0000 #0000 #0000", 12, TC_DNS_ENOTIMP,
+     TC_DNS_RCODE_NOTIMP, 0, 0, NULL, NULL, 0, 0},
     {"opcode 4 NOTIFY with a malformed question: NOTIMP, header only", "#1234 #2000 #0001 #0000 #0000 #0000 ^12", 12,
      TC_DNS_ENOTIMP, TC_DNS_RCODE_NOTIMP, 0, 0, NULL, NULL, 0, 0},
     {"opcode 5 UPDATE with a truncated zone: NOTIMP, header only", "#1234 #2800 #0001 #0000 #0000 #0000 .example.com",
      12, TC_DNS_ENOTIMP, TC_DNS_RCODE_NOTIMP, 0, 0, NULL, NULL, 0, 0},
-    {"opcode 15 with two questions: NOTIMP, header only", "#1234 #7800 #0002 #0000 #0000 #0000 .a" A_IN " .b" A_IN,
-     12, TC_DNS_ENOTIMP, TC_DNS_RCODE_NOTIMP, 0, 0, NULL, NULL, 0, 0},
+    {"opcode 15 with two questions: NOTIMP, header only", "#1234 #7800 #0002 #0000 #0000 #0000 .a" A_IN " .b" A_IN, 12,
+     TC_DNS_ENOTIMP, TC_DNS_RCODE_NOTIMP, 0, 0, NULL, NULL, 0, 0},
     FORMERR_ROW("QDCOUNT 0: FORMERR", "#1234 #0100 #0000 #0000 #0000 #0000"),
     FORMERR_ROW("QDCOUNT 0 with a question present anyway: FORMERR",
                 "#1234 #0100 #0000 #0000 #0000 #0000 .www.example.com" A_IN),
-    FORMERR_ROW("QDCOUNT 2: FORMERR (RFC 9619)", "#1234 #0100 #0002 #0000 #0000 #0000 .a.example" A_IN " .b.example"
-                A_IN),
+    FORMERR_ROW("QDCOUNT 2: FORMERR (RFC 9619)",
+                "#1234 #0100 #0002 #0000 #0000 #0000 .a.example" A_IN " .b.example" A_IN),
     FORMERR_ROW("QDCOUNT 65535: FORMERR", "#1234 #0100 #ffff #0000 #0000 #0000 .a" A_IN),
     {"EDNS OPT record in the additional section: not echoed (ARCOUNT 0)",
      "#1234 #0100 #0001 #0000 #0000 #0001 .www.example.com" A_IN " %00 #0029 #04d0 #0000 #8000 #0000", 49, 0, 0, 1, 1,
@@ -292,33 +296,31 @@ static const ans_row_t ANS_ROWS[] = {
      12 + 5 + 4 + 16, 0, 0, 1, 1, DEV, "a.b", 0, 0},
     {"RD clear stays clear", "#1234 #0000 #0001 #0000 #0000 #0000 .www.example.com" A_IN, 49, 0, 0, 1, 1, DEV, NULL, 0,
      0},
-    {"TC, AD and CD bits of the query are not echoed", "#1234 #0330 #0001 #0000 #0000 #0000 .www.example.com" A_IN,
-     49, 0, 0, 1, 1, DEV, NULL, 0, 0},
+    {"TC, AD and CD bits of the query are not echoed", "#1234 #0330 #0001 #0000 #0000 #0000 .www.example.com" A_IN, 49,
+     0, 0, 1, 1, DEV, NULL, 0, 0},
     {"id 0xbeef copied", "#beef #0100 #0001 #0000 #0000 #0000 .www.example.com" A_IN, 49, 0, 0, 1, 1, DEV, NULL, 0, 0},
     {"id 0 copied", "#0000 #0100 #0001 #0000 #0000 #0000 .x" A_IN, 12 + 3 + 4 + 16, 0, 0, 1, 1, DEV, "x", 0, 0},
-    {"answer and authority counts of a query are ignored", "#1234 #0100 #0001 #0005 #0007 #0000 .x" A_IN, 35, 0, 0,
-     1, 1, DEV, NULL, 0, 0},
+    {"answer and authority counts of a query are ignored", "#1234 #0100 #0001 #0005 #0007 #0000 .x" A_IN, 35, 0, 0, 1,
+     1, DEV, NULL, 0, 0},
     {"trailing bytes after the question: ignored", HDR ".www.example.com" A_IN " %deadbeef00", 49, 0, 0, 1, 1, DEV,
      NULL, 0, 0},
     {"override dns.msftncsi.com -> 131.107.255.255", HDR ".dns.msftncsi.com" A_IN, 12 + 18 + 4 + 16, 0, 0, 1, 1,
      "131.107.255.255", "dns.msftncsi.com", 0, 0},
     {"override matched case-insensitively", HDR ".DNS.MsftNCSI.Com" A_IN, 50, 0, 0, 1, 1, "131.107.255.255",
      "dns.msftncsi.com", 0, 0},
-    {"override for ANY too", HDR ".captive.example #00ff #0001", 12 + 17 + 4 + 16, 0, 0, 1, 1, "10.0.0.42", NULL, 0,
-     0},
+    {"override for ANY too", HDR ".captive.example #00ff #0001", 12 + 17 + 4 + 16, 0, 0, 1, 1, "10.0.0.42", NULL, 0, 0},
     {"override AAAA: still NODATA", HDR ".dns.msftncsi.com #001c #0001", 34, 0, 0, 1, 0, NULL, NULL, 0, 0},
-    {"a subdomain of an override is not the override", HDR ".x.dns.msftncsi.com" A_IN, 52, 0, 0, 1, 1, DEV, NULL, 0,
-     0},
+    {"a subdomain of an override is not the override", HDR ".x.dns.msftncsi.com" A_IN, 52, 0, 0, 1, 1, DEV, NULL, 0, 0},
     {"a prefix of an override is not the override", HDR ".dns.msftncsi.co" A_IN, 49, 0, 0, 1, 1, DEV, NULL, 0, 0},
-    {"output buffer too small for the A record: ESPACE", HDR ".www.example.com" A_IN, TC_DNS_ESPACE, 0, 0, 0, 0,
-     NULL, NULL, 0, 48},
+    {"output buffer too small for the A record: ESPACE", HDR ".www.example.com" A_IN, TC_DNS_ESPACE, 0, 0, 0, 0, NULL,
+     NULL, 0, 48},
     {"output buffer exactly the A answer: answered", HDR ".www.example.com" A_IN, 49, 0, 0, 1, 1, DEV, NULL, 0, 49},
-    {"output buffer too small for NODATA: ESPACE", HDR ".www.example.com #001c #0001", TC_DNS_ESPACE, 0, 0, 0, 0,
-     NULL, NULL, 0, 32},
+    {"output buffer too small for NODATA: ESPACE", HDR ".www.example.com #001c #0001", TC_DNS_ESPACE, 0, 0, 0, 0, NULL,
+     NULL, 0, 32},
     {"output buffer too small for FORMERR: ESPACE", "#1234 #0100 #0000 #0000 #0000 #0000", TC_DNS_ESPACE,
      TC_DNS_EFORMAT, 0, 0, 0, NULL, NULL, 0, 11},
-    {"no output buffer, a response: drop wins over ESPACE", "#1234 #8000 #0000 #0000 #0000 #0000", 0, TC_DNS_EDROP,
-     0, 0, 0, NULL, NULL, 0, 1},
+    {"no output buffer, a response: drop wins over ESPACE", "#1234 #8000 #0000 #0000 #0000 #0000", 0, TC_DNS_EDROP, 0,
+     0, 0, NULL, NULL, 0, 1},
 };
 
 /* The checks every successful answer must pass, whatever the row. */
@@ -344,8 +346,8 @@ static int check_response(const uint8_t *q, size_t qlen, const uint8_t *r, int n
         const uint8_t *a = r + 12 + echoed;
         struct in_addr want;
         ROW_CHECK(row->addr && inet_pton(AF_INET, row->addr, &want) == 1, "test bug: bad address");
-        static const uint8_t head[] = {0xc0, 0x0c, 0, 1, 0, 1, TTL_S >> 24, (TTL_S >> 16) & 0xff, (TTL_S >> 8) & 0xff,
-                                       TTL_S & 0xff, 0, 4};
+        static const uint8_t head[] = {
+            0xc0, 0x0c, 0, 1, 0, 1, TTL_S >> 24, (TTL_S >> 16) & 0xff, (TTL_S >> 8) & 0xff, TTL_S & 0xff, 0, 4};
         ROW_CHECK(memcmp(a, head, sizeof(head)) == 0, "A record header %02x%02x %02x%02x %02x%02x ...", a[0], a[1],
                   a[2], a[3], a[4], a[5]);
         ROW_CHECK(memcmp(a + 12, &want, 4) == 0, "A record %u.%u.%u.%u, expected %s", a[12], a[13], a[14], a[15],
@@ -381,8 +383,8 @@ static int check_ans_row(const ans_row_t *row)
     } else if (pr == 0 && row->nlen && strlen(qq.name) != (size_t)row->nlen) {
         ROW_FAIL("name of %zu characters, expected %d", strlen(qq.name), row->nlen);
         bad = 1;
-    } else if (pr == 0 && (qq.id != rd16(q) || qq.flags != rd16(q + 2) || qq.question_end > len ||
-                           qq.question_end < 12 + 1 + 4)) {
+    } else if (pr == 0 &&
+               (qq.id != rd16(q) || qq.flags != rd16(q + 2) || qq.question_end > len || qq.question_end < 12 + 1 + 4)) {
         ROW_FAIL("parsed id/flags/question_end inconsistent");
         bad = 1;
     }
@@ -571,7 +573,7 @@ static int check_policy_edges(void)
     p.noverrides = 2;
     n = tc_dns_answer(q, len, &p, out, sizeof(out));
     ROW_CHECK(n == (int)len + 16 && memcmp(out + n - 4, ov[1].ipv4, 4) == 0, "NULL name not skipped, or upper-case "
-              "override not matched");
+                                                                             "override not matched");
     p.noverrides = 0;
     n = tc_dns_answer(q, len, &p, out, sizeof(out));
     ROW_CHECK(n == (int)len + 16 && memcmp(out + n - 4, p.ipv4, 4) == 0, "noverrides 0 still consulted the table");
@@ -681,9 +683,8 @@ static int check_live_answers(live_t *lv, tc_dns_server_t *dns)
     queries++, dropped++;
     ROW_CHECK(silent(lv, "", 0), "an empty datagram was answered");
     queries++, dropped++;
-    len = asm_pkt("#a008 #8180 #0001 #0001 #0000 #0000 .www.example.com" A_IN " ^12" A_IN
-                  " #0000 #003c #0004 %0a010203",
-                  q);
+    len = asm_pkt(
+        "#a008 #8180 #0001 #0001 #0000 #0000 .www.example.com" A_IN " ^12" A_IN " #0000 #003c #0004 %0a010203", q);
     ROW_CHECK(silent(lv, q, len), "a response packet (QR set) was answered");
     queries++, dropped++;
     len = asm_pkt("#a009 #8000 #0000 #0000 #0000 #0000", q);
@@ -828,8 +829,8 @@ typedef struct {
     tc_loop_t *loop;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int done;    /* jobs finished */
-    int run_rc;  /* tc_loop_run()'s result */
+    int done;   /* jobs finished */
+    int run_rc; /* tc_loop_run()'s result */
     int start_rc;
     tc_dns_server_t *dns;
     uint16_t port;

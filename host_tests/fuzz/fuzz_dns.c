@@ -24,7 +24,7 @@
 
 #include "tc_dns.h"
 
-#define MAX_INPUT 2048   /* a DNS datagram on the portal is <= 512 bytes; more only slows the fuzzer down */
+#define MAX_INPUT 2048    /* a DNS datagram on the portal is <= 512 bytes; more only slows the fuzzer down */
 #define MAX_NAME_SCAN 600 /* offsets at which tc_dns_read_name() is tried */
 
 static const tc_dns_override_t OVERRIDES[] = {

@@ -1,8 +1,8 @@
 /*
  * tc_dns.h - a pure DNS message codec: the parser and answer builder of the captive portal (seed 002), where every
  * name resolves to the device, and the query builder and response reader with which clients resolve names through
- * the loop (tc_tcp.h). No allocation; reads are bounds-checked against the datagram and names are decoded with loop-proof
- * compression handling (RFC 1035 4.1.4).
+ * the loop (tc_tcp.h). No allocation; reads are bounds-checked against the datagram and names are decoded with
+ * loop-proof compression handling (RFC 1035 4.1.4).
  *
  * Policy of tc_dns_answer(), the first matching row wins; "echoed": the question is copied byte for byte, QDCOUNT 1:
  *
@@ -72,8 +72,8 @@ typedef struct {
     uint16_t id;    /**< the query's id, copied into the answer */
     uint16_t flags; /**< the query's flags word (opcode and RD are copied into the answer) */
     /** Dotted, ASCII lower-cased, no trailing dot; "" for the root. Label bytes are copied unescaped (a label that
-     * holds '.' reads ambiguously: good enough to match overrides, not to print; a NUL is refused). Valid when the parse gave 0,
-     * or TC_DNS_ENOTIMP with question_end != 0; "" otherwise. */
+     * holds '.' reads ambiguously: good enough to match overrides, not to print; a NUL is refused). Valid when the
+     * parse gave 0, or TC_DNS_ENOTIMP with question_end != 0; "" otherwise. */
     char name[TC_DNS_MAX_NAME_TEXT + 1];
     uint16_t qtype;      /**< QTYPE (TC_DNS_TYPE_*) */
     uint16_t qclass;     /**< QCLASS (TC_DNS_CLASS_IN) */
@@ -150,10 +150,10 @@ enum {
 
 /** What tc_dns_parse_response() found. */
 typedef struct {
-    int rcode;         /**< the response code (TC_DNS_RCODE_*) */
-    int truncated;     /**< TC was set (the answer did not fit in the datagram) */
-    int found;         /**< 1: addr holds the first address of the asked type on the CNAME chain */
-    uint8_t addr[16];  /**< 4 bytes for A, 16 for AAAA, network order */
+    int rcode;        /**< the response code (TC_DNS_RCODE_*) */
+    int truncated;    /**< TC was set (the answer did not fit in the datagram) */
+    int found;        /**< 1: addr holds the first address of the asked type on the CNAME chain */
+    uint8_t addr[16]; /**< 4 bytes for A, 16 for AAAA, network order */
 } tc_dns_result_t;
 
 /**

@@ -46,9 +46,9 @@ typedef struct {
 } tc_dns_server_config_t;
 
 /** Defaults: 127.0.0.1:5353 (a host test needs no privilege), answers with the bind address, TTL 60 s. */
-#define TC_DNS_SERVER_DEFAULT_CONFIG()                                                                               \
-    {                                                                                                                 \
-        .bind_ip = "127.0.0.1", .port = 5353, .answer_ip = NULL, .ttl_s = 60, .overrides = NULL, .noverrides = 0,    \
+#define TC_DNS_SERVER_DEFAULT_CONFIG()                                                                                 \
+    {                                                                                                                  \
+        .bind_ip = "127.0.0.1", .port = 5353, .answer_ip = NULL, .ttl_s = 60, .overrides = NULL, .noverrides = 0,      \
     }
 
 /** Counters since start; every received datagram is counted in queries and in exactly one of answered / dropped. */
