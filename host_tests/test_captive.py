@@ -7,6 +7,7 @@ import socket
 import struct
 from collections.abc import Iterator
 
+import dns.edns
 import dns.flags
 import dns.message
 import dns.query
@@ -89,13 +90,67 @@ def test_any_gets_one_a_record(captive: App) -> None:
     assert [rrset.rdtype for rrset in r.answer] == [dns.rdatatype.A]
 
 
-def test_edns_query_is_answered_without_echoing_options(captive: App) -> None:
-    q = dns.message.make_query("example.com", "A", use_edns=0, payload=4096)
+EDNS_PAYLOAD = 512  # the responder's OPT payload size: it reads the first 512 bytes of a datagram (tc_dns.h)
+
+
+@pytest.mark.parametrize("payload", [1232, 4096, 100])
+def test_edns_query_gets_the_responders_opt(captive: App, payload: int) -> None:
+    """RFC 6891 7: an OPT in the request, one in the response (version 0, DO clear, the query's options not echoed);
+    a payload below 512 is read as 512, and every answer fits 512 bytes."""
+    cookie = dns.edns.GenericOption(dns.edns.OptionType.COOKIE, b"12345678")
+    q = dns.message.make_query("x.example", "A", use_edns=0, payload=payload, want_dnssec=True, options=[cookie])
     wire = q.to_wire()
     resp = _raw(captive, wire)
-    assert resp is not None and len(resp) <= len(wire) + 16  # no amplification
+    assert resp is not None and len(resp) <= min(len(wire) + 16, 512)  # no amplification
     r = dns.message.from_wire(resp)
-    assert r.rcode() == dns.rcode.NOERROR and len(r.answer) == 1 and r.additional == []
+    assert r.rcode() == dns.rcode.NOERROR and [rr.address for rrset in r.answer for rr in rrset] == [captive.host]
+    assert r.edns == 0 and r.payload == EDNS_PAYLOAD and r.ednsflags == 0 and not r.options
+
+
+def test_edns_query_through_dnspython(captive: App) -> None:
+    q = dns.message.make_query("x.example", "A", use_edns=0, payload=1232)
+    r = dns.query.udp(q, captive.host, port=captive.dns_port, timeout=2)
+    assert r.rcode() == dns.rcode.NOERROR and len(r.answer) == 1
+    assert r.edns == 0 and r.payload == EDNS_PAYLOAD
+
+
+def test_query_without_edns_gets_no_opt(captive: App) -> None:
+    r = _query(captive, "x.example", "A")
+    assert r.rcode() == dns.rcode.NOERROR and len(r.answer) == 1
+    assert r.edns == -1 and r.additional == []
+
+
+@pytest.mark.parametrize("rdtype", ["A", "AAAA"])
+def test_edns_version_1_gets_badvers(captive: App, rdtype: str) -> None:
+    """RFC 6891 6.1.3: BADVERS (extended rcode 16) with the responder's OPT of version 0, and no record."""
+    q = dns.message.make_query("x.example", rdtype, use_edns=1, payload=1232)
+    r = dns.query.udp(q, captive.host, port=captive.dns_port, timeout=2)
+    assert r.rcode() == dns.rcode.BADVERS and r.answer == []
+    assert r.edns == 0 and r.payload == EDNS_PAYLOAD
+
+
+def _opt(owner: bytes = b"\x00", version: int = 0) -> bytes:
+    """An OPT record: owner, TYPE 41, payload 1232, extended rcode 0, the version, flags 0, no options."""
+    return owner + struct.pack("!HHBBHH", 41, 1232, 0, version, 0, 0)
+
+
+BAD_OPT = [
+    ("two OPT records (RFC 6891 6.1.1)", 2, _opt() + _opt()),
+    ("two OPT records, the second of version 1", 2, _opt() + _opt(version=1)),
+    ("an OPT owned by x.example", 1, _opt(owner=b"\xc0\x0c")),
+]
+
+
+@pytest.mark.parametrize(("name", "arcount", "records"), BAD_OPT, ids=[b[0] for b in BAD_OPT])
+def test_bad_opt_records_get_formerr(captive: App, name: str, arcount: int, records: bytes) -> None:
+    wire = bytearray(dns.message.make_query("x.example", "A").to_wire())
+    wire[10:12] = arcount.to_bytes(2, "big")
+    resp = _raw(captive, bytes(wire) + records)
+    assert resp is not None, f"{name}: no answer"
+    r = dns.message.from_wire(resp)
+    assert r.rcode() == dns.rcode.FORMERR and r.id == int.from_bytes(wire[:2], "big"), name
+    assert r.edns == -1 and len(resp) == 12  # header only, as every FORMERR here
+    assert _query(captive, "still.alive", "A").rcode() == dns.rcode.NOERROR
 
 
 def _header(id_: int = 0x1234, flags: int = 0x0100, qd: int = 1) -> bytes:

@@ -3,15 +3,19 @@
  * (tc_dns_server.h) live on a tc_loop over loopback, answering a kernel UDP socket.
  *
  * Answer rows: a crafted query -> tc_dns_answer()'s result (length, 0 = drop, TC_DNS_ESPACE), tc_dns_parse_query()'s
- * result and name, and the response's rcode, counts and A address. Checked for every row besides:
- *   - no amplification: response length <= query length + 16 (RFC 5358 spirit; the table in tc_dns.h);
- *   - the header: id and RD copied, QR and AA set, opcode echoed, TC/Z/AD/CD clear, NSCOUNT = ARCOUNT = 0;
- *   - the question echoed byte for byte, the A record exact (pointer to 12, A, IN, TTL, length 4, address);
+ * result and name, and the response's rcode (extended rcodes included), counts, A address and OPT record. Checked for
+ * every row besides:
+ *   - no amplification: response length <= query length + 16 (RFC 5358 spirit; the table in tc_dns.h), and <= 512;
+ *   - the header: id and RD copied, QR and AA set, opcode echoed, TC/Z/AD/CD clear, NSCOUNT = 0, ARCOUNT = the row's
+ *     OPT (0 or 1);
+ *   - the question echoed byte for byte, the A record exact (pointer to 12, A, IN, TTL, length 4, address), the OPT
+ *     exact (root, OPT, payload 512, the extended rcode, version 0, flags 0, no options);
  *   - nothing written past the returned length; every output capacity below it gives TC_DNS_ESPACE and writes
  *     nothing past the capacity (the output buffer is a heap block of exactly that size, so ASan sees overruns);
  *   - datagrams are parsed whole, never incrementally: the stand-in for byte-at-a-time feeding is every prefix of the
  *     query, copied into a heap block of exactly its size, which must never be read past and never answered larger
  *     than the prefix + 16 (a prefix shorter than the header is dropped).
+ * EDNS rows: what tc_dns_parse_query() reads of a query's OPT record (state, version, payload size).
  * Name rows call tc_dns_read_name() directly: text, length and the offset after the name (after the first pointer).
  * The live part checks answers, silence for garbage and responses (200 ms), counters, start errors, and that the
  * loop frees and tcp_core holds no byte afterwards.
@@ -198,7 +202,7 @@ static const tc_dns_policy_t POLICY = {
 #define A_IN " #0001 #0001"
 #define DEV "192.168.4.1"
 /* 52 one-byte labels (104 wire bytes), no terminating zero. */
-#define LABELS52                                                                                                     \
+#define LABELS52                                                                                                       \
     "+a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r.s.t.u.v.w.x.y.z.a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r.s.t.u.v.w.x.y.z "
 
 typedef struct {
@@ -214,7 +218,19 @@ typedef struct {
     size_t cap;       /* output capacity; 0: 600 */
 } ans_row_t;
 
-#define FORMERR_ROW(why_, pkt_) {why_, pkt_, 12, TC_DNS_EFORMAT, TC_DNS_RCODE_FORMERR, 0, 0, NULL, NULL, 0, 0}
+#define FORMERR_ROW(why_, pkt_)                                                                                        \
+    {                                                                                                                  \
+        why_, pkt_, 12, TC_DNS_EFORMAT, TC_DNS_RCODE_FORMERR, 0, 0, NULL, NULL, 0, 0                                   \
+    }
+/* A query with ARCOUNT 1 and 2, and OPT records (root owner): version 0 with payload 1232, version 1. */
+#define HDR_AR1 "#1234 #0100 #0001 #0000 #0000 #0001 "
+#define HDR_AR2 "#1234 #0100 #0001 #0000 #0000 #0002 "
+#define OPT0 " %00 #0029 #04d0 #0000 #0000 #0000"
+#define OPT1 " %00 #0029 #04d0 #0001 #0000 #0000"
+#define EDNS_FORMERR_ROW(why_, pkt_, parse_)                                                                           \
+    {                                                                                                                  \
+        why_, pkt_, 12, parse_, TC_DNS_RCODE_FORMERR, 0, 0, NULL, NULL, 0, 0                                           \
+    }
 
 static const ans_row_t ANS_ROWS[] = {
     /* 12 + 17 (www.example.com) + 4 = 33 bytes of query; + 16 for the A record. */
@@ -224,13 +240,13 @@ static const ans_row_t ANS_ROWS[] = {
     {"TXT: NODATA", HDR ".www.example.com #0010 #0001", 33, 0, 0, 1, 0, NULL, NULL, 0, 0},
     {"MX: NODATA", HDR ".example.com #000f #0001", 29, 0, 0, 1, 0, NULL, "example.com", 0, 0},
     {"ANY: one A record (RFC 8482)", HDR ".www.example.com #00ff #0001", 49, 0, 0, 1, 1, DEV, NULL, 0, 0},
-    {"CNAME-type query: NODATA, no CNAME invented", HDR ".www.example.com #0005 #0001", 33, 0, 0, 1, 0, NULL, NULL,
-     0, 0},
+    {"CNAME-type query: NODATA, no CNAME invented", HDR ".www.example.com #0005 #0001", 33, 0, 0, 1, 0, NULL, NULL, 0,
+     0},
     {"type 0: NODATA", HDR ".www.example.com #0000 #0001", 33, 0, 0, 1, 0, NULL, NULL, 0, 0},
     {"class CH (version.bind TXT): NOTIMP, question echoed", HDR ".version.bind #0010 #0003", 30, 0,
      TC_DNS_RCODE_NOTIMP, 1, 0, NULL, "version.bind", 0, 0},
-    {"class ANY with type A: NOTIMP", HDR ".www.example.com #0001 #00ff", 33, 0, TC_DNS_RCODE_NOTIMP, 1, 0, NULL,
-     NULL, 0, 0},
+    {"class ANY with type A: NOTIMP", HDR ".www.example.com #0001 #00ff", 33, 0, TC_DNS_RCODE_NOTIMP, 1, 0, NULL, NULL,
+     0, 0},
     {"class 0: NOTIMP", HDR ".www.example.com #0001 #0000", 33, 0, TC_DNS_RCODE_NOTIMP, 1, 0, NULL, NULL, 0, 0},
     {"upper-case name answered, read back lower-case", HDR ".WWW.Example.COM" A_IN, 49, 0, 0, 1, 1, DEV,
      "www.example.com", 0, 0},
@@ -239,8 +255,8 @@ static const ans_row_t ANS_ROWS[] = {
     {"255-byte wire name accepted", HDR "=63 =63 =63 =61 %00" A_IN, 287, 0, 0, 1, 1, DEV, NULL, 253, 0},
     FORMERR_ROW("256-byte wire name: FORMERR", HDR "=63 =63 =63 =62 %00" A_IN),
     {"127 one-byte labels = 255 wire bytes: accepted",
-     HDR LABELS52 LABELS52 ".a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r.s.t.u.v.w" A_IN,
-     12 + 255 + 4 + 16, 0, 0, 1, 1, DEV, NULL, 253, 0},
+     HDR LABELS52 LABELS52 ".a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r.s.t.u.v.w" A_IN, 12 + 255 + 4 + 16, 0, 0, 1, 1, DEV,
+     NULL, 253, 0},
     FORMERR_ROW("128 one-byte labels = 257 wire bytes: FORMERR",
                 HDR LABELS52 LABELS52 ".a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r.s.t.u.v.w.x" A_IN),
     {"63-byte label accepted", HDR "=63 .com" A_IN, 12 + 69 + 4 + 16, 0, 0, 1, 1, DEV, NULL, 67, 0},
@@ -261,71 +277,144 @@ static const ans_row_t ANS_ROWS[] = {
     FORMERR_ROW("truncated question: label runs past the end", HDR "%07 %6578616d"),
     FORMERR_ROW("truncated question: no terminating zero", HDR "+www.example.com"),
     FORMERR_ROW("header only, QDCOUNT 1", HDR),
-    {"truncated header (11 bytes): dropped", "#1234 #0100 #0001 #0000 #0000 %00", 0, TC_DNS_EDROP, 0, 0, 0, NULL,
-     NULL, 0, 0},
+    {"truncated header (11 bytes): dropped", "#1234 #0100 #0001 #0000 #0000 %00", 0, TC_DNS_EDROP, 0, 0, 0, NULL, NULL,
+     0, 0},
     {"empty datagram: dropped", "", 0, TC_DNS_EDROP, 0, 0, 0, NULL, NULL, 0, 0},
-    {"QR set (a response, maybe another portal's): dropped", "#1234 #8180 #0001 #0001 #0000 #0000 .www.example.com"
-     A_IN " ^12" A_IN " #0000 #003c #0004 %c0a80401", 0, TC_DNS_EDROP, 0, 0, 0, NULL, NULL, 0, 0},
+    {"QR set (a response, maybe another portal's): dropped",
+     "#1234 #8180 #0001 #0001 #0000 #0000 .www.example.com" A_IN " ^12" A_IN " #0000 #003c #0004 %c0a80401", 0,
+     TC_DNS_EDROP, 0, 0, 0, NULL, NULL, 0, 0},
     {"QR set with a malformed question: dropped, not FORMERR", "#1234 #8000 #0001 #0000 #0000 #0000 ^12", 0,
      TC_DNS_EDROP, 0, 0, 0, NULL, NULL, 0, 0},
     {"opcode 2 STATUS: NOTIMP, question echoed", "#1234 #1100 #0001 #0000 #0000 #0000 .www.example.com" A_IN, 33,
      TC_DNS_ENOTIMP, TC_DNS_RCODE_NOTIMP, 1, 0, NULL, "www.example.com", 0, 0},
-    {"opcode 1 IQUERY with no question: NOTIMP, header only", "#1234 #0800 #0000 #0000 #0000 #0000", 12,
-     TC_DNS_ENOTIMP, TC_DNS_RCODE_NOTIMP, 0, 0, NULL, NULL, 0, 0},
+    {"opcode 1 IQUERY with no question: NOTIMP, header only", "#1234 #0800 #0000 #0000 #0000 #0000", 12, TC_DNS_ENOTIMP,
+     TC_DNS_RCODE_NOTIMP, 0, 0, NULL, NULL, 0, 0},
     {"opcode 4 NOTIFY with a malformed question: NOTIMP, header only", "#1234 #2000 #0001 #0000 #0000 #0000 ^12", 12,
      TC_DNS_ENOTIMP, TC_DNS_RCODE_NOTIMP, 0, 0, NULL, NULL, 0, 0},
     {"opcode 5 UPDATE with a truncated zone: NOTIMP, header only", "#1234 #2800 #0001 #0000 #0000 #0000 .example.com",
      12, TC_DNS_ENOTIMP, TC_DNS_RCODE_NOTIMP, 0, 0, NULL, NULL, 0, 0},
-    {"opcode 15 with two questions: NOTIMP, header only", "#1234 #7800 #0002 #0000 #0000 #0000 .a" A_IN " .b" A_IN,
-     12, TC_DNS_ENOTIMP, TC_DNS_RCODE_NOTIMP, 0, 0, NULL, NULL, 0, 0},
+    {"opcode 15 with two questions: NOTIMP, header only", "#1234 #7800 #0002 #0000 #0000 #0000 .a" A_IN " .b" A_IN, 12,
+     TC_DNS_ENOTIMP, TC_DNS_RCODE_NOTIMP, 0, 0, NULL, NULL, 0, 0},
     FORMERR_ROW("QDCOUNT 0: FORMERR", "#1234 #0100 #0000 #0000 #0000 #0000"),
     FORMERR_ROW("QDCOUNT 0 with a question present anyway: FORMERR",
                 "#1234 #0100 #0000 #0000 #0000 #0000 .www.example.com" A_IN),
-    FORMERR_ROW("QDCOUNT 2: FORMERR (RFC 9619)", "#1234 #0100 #0002 #0000 #0000 #0000 .a.example" A_IN " .b.example"
-                A_IN),
+    FORMERR_ROW("QDCOUNT 2: FORMERR (RFC 9619)",
+                "#1234 #0100 #0002 #0000 #0000 #0000 .a.example" A_IN " .b.example" A_IN),
     FORMERR_ROW("QDCOUNT 65535: FORMERR", "#1234 #0100 #ffff #0000 #0000 #0000 .a" A_IN),
-    {"EDNS OPT record in the additional section: not echoed (ARCOUNT 0)",
-     "#1234 #0100 #0001 #0000 #0000 #0001 .www.example.com" A_IN " %00 #0029 #04d0 #0000 #8000 #0000", 49, 0, 0, 1, 1,
-     DEV, NULL, 0, 0},
-    {"EDNS cookie option: still one A record, ARCOUNT 0",
-     "#1234 #0100 #0001 #0000 #0000 #0001 .a.b" A_IN " %00 #0029 #1000 #0000 #0000 #000c #000a #0008 %0102030405060708",
-     12 + 5 + 4 + 16, 0, 0, 1, 1, DEV, "a.b", 0, 0},
+    EDNS_FORMERR_ROW("two OPT records: FORMERR, header only (RFC 6891 6.1.1)",
+                     HDR_AR2 ".www.example.com" A_IN OPT0 OPT0, 0),
+    EDNS_FORMERR_ROW("two OPT records, the second version 1: FORMERR", HDR_AR2 ".www.example.com" A_IN OPT0 OPT1, 0),
+    EDNS_FORMERR_ROW("two OPT records with opcode STATUS: FORMERR before NOTIMP",
+                     "#1234 #1100 #0001 #0000 #0000 #0002 .www.example.com" A_IN OPT0 OPT0, TC_DNS_ENOTIMP),
+    EDNS_FORMERR_ROW("OPT owned by example.com: FORMERR",
+                     HDR_AR1 ".www.example.com" A_IN " ^16 #0029 #04d0 #0000 #0000 #0000", 0),
+    EDNS_FORMERR_ROW("OPT owned by x.: FORMERR", HDR_AR1 ".www.example.com" A_IN " .x #0029 #04d0 #0000 #0000 #0000",
+                     0),
+    {"OPT with its options cut short: not read, no OPT",
+     HDR_AR1 ".www.example.com" A_IN " %00 #0029 #04d0 #0000 #0000 #0008 %000a", 49, 0, 0, 1, 1, DEV, NULL, 0, 0},
+    {"OPT with a malformed owner (label type 0x80): not read, no OPT",
+     HDR_AR1 ".www.example.com" A_IN " %8000 #0029 #04d0 #0000 #0000 #0000", 49, 0, 0, 1, 1, DEV, NULL, 0, 0},
+    {"OPT in the answer section: ignored, no OPT", "#1234 #0100 #0001 #0001 #0000 #0000 .www.example.com" A_IN OPT0, 49,
+     0, 0, 1, 1, DEV, NULL, 0, 0},
+    {"OPT in the authority section: ignored, no OPT", "#1234 #0100 #0001 #0000 #0001 #0000 .www.example.com" A_IN OPT0,
+     49, 0, 0, 1, 1, DEV, NULL, 0, 0},
+    {"OPT after the counted records: ignored, no OPT", HDR ".www.example.com" A_IN OPT0, 49, 0, 0, 1, 1, DEV, NULL, 0,
+     0},
+    {"ANCOUNT 1 whose record hides the OPT: no OPT", "#1234 #0100 #0001 #0001 #0000 #0001 .www.example.com" A_IN OPT0,
+     49, 0, 0, 1, 1, DEV, NULL, 0, 0},
+    {"QDCOUNT 0 with an OPT: FORMERR, header only", "#1234 #0100 #0000 #0000 #0000 #0001" OPT0, 12, TC_DNS_EFORMAT,
+     TC_DNS_RCODE_FORMERR, 0, 0, NULL, NULL, 0, 0},
+    {"malformed question with an OPT: FORMERR, header only", HDR_AR1 "^12" A_IN OPT0, 12, TC_DNS_EFORMAT,
+     TC_DNS_RCODE_FORMERR, 0, 0, NULL, NULL, 0, 0},
+    {"opcode NOTIFY, QDCOUNT 2, with an OPT: NOTIMP, header only",
+     "#1234 #2000 #0002 #0000 #0000 #0001 .a" A_IN " .b" A_IN OPT0, 12, TC_DNS_ENOTIMP, TC_DNS_RCODE_NOTIMP, 0, 0, NULL,
+     NULL, 0, 0},
+    {"output buffer one byte short of the OPT: ESPACE", HDR_AR1 ".www.example.com" A_IN OPT0, TC_DNS_ESPACE, 0, 0, 0, 0,
+     NULL, NULL, 0, 59},
     {"RD clear stays clear", "#1234 #0000 #0001 #0000 #0000 #0000 .www.example.com" A_IN, 49, 0, 0, 1, 1, DEV, NULL, 0,
      0},
-    {"TC, AD and CD bits of the query are not echoed", "#1234 #0330 #0001 #0000 #0000 #0000 .www.example.com" A_IN,
-     49, 0, 0, 1, 1, DEV, NULL, 0, 0},
+    {"TC, AD and CD bits of the query are not echoed", "#1234 #0330 #0001 #0000 #0000 #0000 .www.example.com" A_IN, 49,
+     0, 0, 1, 1, DEV, NULL, 0, 0},
     {"id 0xbeef copied", "#beef #0100 #0001 #0000 #0000 #0000 .www.example.com" A_IN, 49, 0, 0, 1, 1, DEV, NULL, 0, 0},
     {"id 0 copied", "#0000 #0100 #0001 #0000 #0000 #0000 .x" A_IN, 12 + 3 + 4 + 16, 0, 0, 1, 1, DEV, "x", 0, 0},
-    {"answer and authority counts of a query are ignored", "#1234 #0100 #0001 #0005 #0007 #0000 .x" A_IN, 35, 0, 0,
-     1, 1, DEV, NULL, 0, 0},
+    {"answer and authority counts of a query are ignored", "#1234 #0100 #0001 #0005 #0007 #0000 .x" A_IN, 35, 0, 0, 1,
+     1, DEV, NULL, 0, 0},
     {"trailing bytes after the question: ignored", HDR ".www.example.com" A_IN " %deadbeef00", 49, 0, 0, 1, 1, DEV,
      NULL, 0, 0},
     {"override dns.msftncsi.com -> 131.107.255.255", HDR ".dns.msftncsi.com" A_IN, 12 + 18 + 4 + 16, 0, 0, 1, 1,
      "131.107.255.255", "dns.msftncsi.com", 0, 0},
     {"override matched case-insensitively", HDR ".DNS.MsftNCSI.Com" A_IN, 50, 0, 0, 1, 1, "131.107.255.255",
      "dns.msftncsi.com", 0, 0},
-    {"override for ANY too", HDR ".captive.example #00ff #0001", 12 + 17 + 4 + 16, 0, 0, 1, 1, "10.0.0.42", NULL, 0,
-     0},
+    {"override for ANY too", HDR ".captive.example #00ff #0001", 12 + 17 + 4 + 16, 0, 0, 1, 1, "10.0.0.42", NULL, 0, 0},
     {"override AAAA: still NODATA", HDR ".dns.msftncsi.com #001c #0001", 34, 0, 0, 1, 0, NULL, NULL, 0, 0},
-    {"a subdomain of an override is not the override", HDR ".x.dns.msftncsi.com" A_IN, 52, 0, 0, 1, 1, DEV, NULL, 0,
-     0},
+    {"a subdomain of an override is not the override", HDR ".x.dns.msftncsi.com" A_IN, 52, 0, 0, 1, 1, DEV, NULL, 0, 0},
     {"a prefix of an override is not the override", HDR ".dns.msftncsi.co" A_IN, 49, 0, 0, 1, 1, DEV, NULL, 0, 0},
-    {"output buffer too small for the A record: ESPACE", HDR ".www.example.com" A_IN, TC_DNS_ESPACE, 0, 0, 0, 0,
-     NULL, NULL, 0, 48},
+    {"output buffer too small for the A record: ESPACE", HDR ".www.example.com" A_IN, TC_DNS_ESPACE, 0, 0, 0, 0, NULL,
+     NULL, 0, 48},
     {"output buffer exactly the A answer: answered", HDR ".www.example.com" A_IN, 49, 0, 0, 1, 1, DEV, NULL, 0, 49},
-    {"output buffer too small for NODATA: ESPACE", HDR ".www.example.com #001c #0001", TC_DNS_ESPACE, 0, 0, 0, 0,
-     NULL, NULL, 0, 32},
+    {"output buffer too small for NODATA: ESPACE", HDR ".www.example.com #001c #0001", TC_DNS_ESPACE, 0, 0, 0, 0, NULL,
+     NULL, 0, 32},
     {"output buffer too small for FORMERR: ESPACE", "#1234 #0100 #0000 #0000 #0000 #0000", TC_DNS_ESPACE,
      TC_DNS_EFORMAT, 0, 0, 0, NULL, NULL, 0, 11},
-    {"no output buffer, a response: drop wins over ESPACE", "#1234 #8000 #0000 #0000 #0000 #0000", 0, TC_DNS_EDROP,
-     0, 0, 0, NULL, NULL, 0, 1},
+    {"no output buffer, a response: drop wins over ESPACE", "#1234 #8000 #0000 #0000 #0000 #0000", 0, TC_DNS_EDROP, 0,
+     0, 0, NULL, NULL, 0, 1},
 };
 
-/* The checks every successful answer must pass, whatever the row. */
-static int check_response(const uint8_t *q, size_t qlen, const uint8_t *r, int n, const ans_row_t *row)
+/* Answers that end with the responder's OPT record (ARCOUNT 1): the query carries one. 12 + 17 + 4 = 33 bytes of
+ * question (www.example.com), + 16 for the A record, + 11 for the OPT. */
+#define OPT_ROW(why_, pkt_, ret_, parse_, rcode_, an_, addr_)                                                          \
+    {                                                                                                                  \
+        why_, pkt_, ret_, parse_, rcode_, 1, an_, addr_, NULL, 0, 0                                                    \
+    }
+
+static const ans_row_t OPT_ANS_ROWS[] = {
+    OPT_ROW("OPT (DO set): the A record and the responder's OPT, DO clear",
+            HDR_AR1 ".www.example.com" A_IN " %00 #0029 #04d0 #0000 #8000 #0000", 60, 0, 0, 1, DEV),
+    OPT_ROW("OPT with a cookie option: the option not echoed",
+            HDR_AR1 ".a.b" A_IN " %00 #0029 #1000 #0000 #0000 #000c #000a #0008 %0102030405060708",
+            12 + 5 + 4 + 16 + 11, 0, 0, 1, DEV),
+    OPT_ROW("OPT with payload 100 (read as 512): answered",
+            HDR_AR1 ".www.example.com" A_IN " %00 #0029 #0064 #0000 #0000 #0000", 60, 0, 0, 1, DEV),
+    OPT_ROW("OPT with extended rcode bits set in the query: ignored",
+            HDR_AR1 ".www.example.com" A_IN " %00 #0029 #04d0 #7f00 #0000 #0000", 60, 0, 0, 1, DEV),
+    OPT_ROW("AAAA with OPT: NODATA and the OPT", HDR_AR1 ".www.example.com #001c #0001" OPT0, 44, 0, 0, 0, NULL),
+    OPT_ROW("class CH with OPT: NOTIMP and the OPT", HDR_AR1 ".version.bind #0010 #0003" OPT0, 30 + 11, 0,
+            TC_DNS_RCODE_NOTIMP, 0, NULL),
+    OPT_ROW("opcode STATUS with OPT: NOTIMP, question echoed, and the OPT",
+            "#1234 #1100 #0001 #0000 #0000 #0001 .www.example.com" A_IN OPT0, 44, TC_DNS_ENOTIMP, TC_DNS_RCODE_NOTIMP,
+            0, NULL),
+    OPT_ROW("EDNS version 1: BADVERS (header rcode 0, extended 1), no record", HDR_AR1 ".www.example.com" A_IN OPT1, 44,
+            0, TC_DNS_RCODE_BADVERS, 0, NULL),
+    OPT_ROW("EDNS version 255: BADVERS", HDR_AR1 ".www.example.com" A_IN " %00 #0029 #04d0 #00ff #0000 #0000", 44, 0,
+            TC_DNS_RCODE_BADVERS, 0, NULL),
+    OPT_ROW("EDNS version 1 in class CH: BADVERS before NOTIMP", HDR_AR1 ".version.bind #0010 #0003" OPT1, 41, 0,
+            TC_DNS_RCODE_BADVERS, 0, NULL),
+    OPT_ROW("EDNS version 1 with opcode STATUS: BADVERS before NOTIMP",
+            "#1234 #1100 #0001 #0000 #0000 #0001 .www.example.com" A_IN OPT1, 44, TC_DNS_ENOTIMP, TC_DNS_RCODE_BADVERS,
+            0, NULL),
+    OPT_ROW("OPT owned by a pointer to the root question: the root",
+            HDR_AR1 "." A_IN " ^12 #0029 #0200 #0000 #0000 #0000", 12 + 1 + 4 + 16 + 11, 0, 0, 1, "10.9.8.7"),
+    OPT_ROW("OPT after an answer record and an authority record",
+            "#1234 #0100 #0001 #0001 #0001 #0001 .x" A_IN " ^12" A_IN
+            " #0000 #003c #0004 %01020304 ^12 #0002 #0001 #0000 #003c #0003 %017800" OPT0,
+            12 + 3 + 4 + 16 + 11, 0, 0, 1, DEV),
+    OPT_ROW("an A record, then the OPT, in the additional section",
+            HDR_AR2 ".x" A_IN " ^12" A_IN " #0000 #003c #0004 %01020304" OPT0, 12 + 3 + 4 + 16 + 11, 0, 0, 1, DEV),
+    OPT_ROW("OPT then a record cut short: the OPT counts", HDR_AR2 ".x" A_IN OPT0 " %00 #0029 #04d0", 46, 0, 0, 1, DEV),
+    OPT_ROW("OPT then a malformed owner name: the OPT counts",
+            HDR_AR2 ".x" A_IN OPT0 " %8001 #0001 #0001 #0000 #0000 #0000", 46, 0, 0, 1, DEV),
+    OPT_ROW("OPT with ARCOUNT 65535: the records stop where the datagram does",
+            "#1234 #0100 #0001 #0000 #0000 #ffff .x" A_IN OPT0, 46, 0, 0, 1, DEV),
+    OPT_ROW("the longest answer: 255-byte name, A record and OPT (298 bytes)", HDR_AR1 "=63 =63 =63 =61 %00" A_IN OPT0,
+            298, 0, 0, 1, DEV),
+};
+
+/* The checks every successful answer must pass, whatever the row; opt: the answer ends with the responder's OPT. */
+static int check_response(const uint8_t *q, size_t qlen, const uint8_t *r, int n, const ans_row_t *row, int opt)
 {
     ROW_CHECK(n >= 12, "response of %d bytes, shorter than a header", n);
     ROW_CHECK((size_t)n <= qlen + 16, "amplification: %d-byte response to a %zu-byte query", n, qlen);
+    ROW_CHECK(n <= 512, "a %d-byte response: more than any requester accepts", n);
     uint16_t qf = rd16(q + 2), rf = rd16(r + 2);
     ROW_CHECK(rd16(r) == rd16(q), "id 0x%04x, query's 0x%04x", rd16(r), rd16(q));
     ROW_CHECK(rf & 0x8000, "QR clear in the response");
@@ -333,19 +422,30 @@ static int check_response(const uint8_t *q, size_t qlen, const uint8_t *r, int n
     ROW_CHECK((rf & 0x7800) == (qf & 0x7800), "opcode %d, query's %d", (rf >> 11) & 15, (qf >> 11) & 15);
     ROW_CHECK((rf & 0x0100) == (qf & 0x0100), "RD 0x%04x, query's 0x%04x", rf & 0x0100, qf & 0x0100);
     ROW_CHECK((rf & 0x02f0) == 0, "TC/RA/Z/AD/CD bits set: flags 0x%04x", rf);
-    ROW_CHECK((rf & 15) == row->rcode, "rcode %d, expected %d", rf & 15, row->rcode);
     ROW_CHECK(rd16(r + 4) == row->qd, "QDCOUNT %u, expected %d", rd16(r + 4), row->qd);
     ROW_CHECK(rd16(r + 6) == row->an, "ANCOUNT %u, expected %d", rd16(r + 6), row->an);
-    ROW_CHECK(rd16(r + 8) == 0 && rd16(r + 10) == 0, "NSCOUNT %u ARCOUNT %u, expected 0", rd16(r + 8), rd16(r + 10));
-    size_t echoed = (size_t)n - 12 - 16u * (size_t)row->an;
+    ROW_CHECK(rd16(r + 8) == 0 && rd16(r + 10) == opt, "NSCOUNT %u ARCOUNT %u, expected 0 and %d", rd16(r + 8),
+              rd16(r + 10), opt);
+    int rcode = rf & 15;
+    if (opt) {
+        /* Root, OPT, payload 512, the extended rcode, version 0, DO and Z clear, RDLENGTH 0. */
+        const uint8_t *o = r + n - 11;
+        static const uint8_t want[] = {0, 0, 41, 512 >> 8, 512 & 0xff};
+        ROW_CHECK(n >= 12 + 11 && memcmp(o, want, sizeof(want)) == 0, "no OPT record with payload 512 at the end");
+        ROW_CHECK(o[6] == 0 && rd16(o + 7) == 0 && rd16(o + 9) == 0, "OPT version %u, flags %04x, RDLENGTH %u", o[6],
+                  rd16(o + 7), rd16(o + 9));
+        rcode |= o[5] << 4;
+    }
+    ROW_CHECK(rcode == row->rcode, "rcode %d, expected %d", rcode, row->rcode);
+    size_t echoed = (size_t)n - 12 - 16u * (size_t)row->an - 11u * (size_t)opt;
     ROW_CHECK(row->qd || echoed == 0, "%zu bytes after a header-only response", echoed);
     ROW_CHECK(echoed <= qlen - 12 && memcmp(r + 12, q + 12, echoed) == 0, "question not echoed byte for byte");
     if (row->an) {
         const uint8_t *a = r + 12 + echoed;
         struct in_addr want;
         ROW_CHECK(row->addr && inet_pton(AF_INET, row->addr, &want) == 1, "test bug: bad address");
-        static const uint8_t head[] = {0xc0, 0x0c, 0, 1, 0, 1, TTL_S >> 24, (TTL_S >> 16) & 0xff, (TTL_S >> 8) & 0xff,
-                                       TTL_S & 0xff, 0, 4};
+        static const uint8_t head[] = {
+            0xc0, 0x0c, 0, 1, 0, 1, TTL_S >> 24, (TTL_S >> 16) & 0xff, (TTL_S >> 8) & 0xff, TTL_S & 0xff, 0, 4};
         ROW_CHECK(memcmp(a, head, sizeof(head)) == 0, "A record header %02x%02x %02x%02x %02x%02x ...", a[0], a[1],
                   a[2], a[3], a[4], a[5]);
         ROW_CHECK(memcmp(a + 12, &want, 4) == 0, "A record %u.%u.%u.%u, expected %s", a[12], a[13], a[14], a[15],
@@ -360,7 +460,7 @@ static int check_response(const uint8_t *q, size_t qlen, const uint8_t *r, int n
     return 0;
 }
 
-static int check_ans_row(const ans_row_t *row)
+static int check_ans_row(const ans_row_t *row, int opt)
 {
     uint8_t buf[PKT_MAX];
     size_t len = asm_pkt(row->pkt, buf);
@@ -381,8 +481,8 @@ static int check_ans_row(const ans_row_t *row)
     } else if (pr == 0 && row->nlen && strlen(qq.name) != (size_t)row->nlen) {
         ROW_FAIL("name of %zu characters, expected %d", strlen(qq.name), row->nlen);
         bad = 1;
-    } else if (pr == 0 && (qq.id != rd16(q) || qq.flags != rd16(q + 2) || qq.question_end > len ||
-                           qq.question_end < 12 + 1 + 4)) {
+    } else if (pr == 0 &&
+               (qq.id != rd16(q) || qq.flags != rd16(q + 2) || qq.question_end > len || qq.question_end < 12 + 1 + 4)) {
         ROW_FAIL("parsed id/flags/question_end inconsistent");
         bad = 1;
     }
@@ -396,7 +496,7 @@ static int check_ans_row(const ans_row_t *row)
         bad = 1;
     }
     if (!bad && n > 0) {
-        bad = check_response(q, len, out, n, row);
+        bad = check_response(q, len, out, n, row, opt);
         for (size_t i = (size_t)n; !bad && i < cap + 64; i++) {
             if (out[i] != 0xA5) {
                 ROW_FAIL("byte %zu written past the %d-byte response", i, n);
@@ -445,6 +545,45 @@ static int check_ans_row(const ans_row_t *row)
     free(out);
     free(q);
     return bad;
+}
+
+/* ---- what tc_dns_parse_query() reads of the OPT record ---- */
+
+typedef struct {
+    const char *why;
+    const char *pkt;
+    int edns;         /* TC_DNS_EDNS_* */
+    int version;      /* edns_version */
+    unsigned payload; /* edns_payload */
+} edns_row_t;
+
+static const edns_row_t EDNS_ROWS[] = {
+    {"no OPT", HDR ".x" A_IN, TC_DNS_EDNS_NONE, 0, 512},
+    {"OPT, payload 1232", HDR_AR1 ".x" A_IN OPT0, TC_DNS_EDNS_OK, 0, 1232},
+    {"OPT, payload 65535, version 7", HDR_AR1 ".x" A_IN " %00 #0029 #ffff #0007 #8000 #0000", TC_DNS_EDNS_OK, 7, 65535},
+    {"OPT, payload 511: read as 512", HDR_AR1 ".x" A_IN " %00 #0029 #01ff #0000 #0000 #0000", TC_DNS_EDNS_OK, 0, 512},
+    {"OPT, payload 0: read as 512", HDR_AR1 ".x" A_IN " %00 #0029 #0000 #0000 #0000 #0000", TC_DNS_EDNS_OK, 0, 512},
+    {"OPT, payload 513", HDR_AR1 ".x" A_IN " %00 #0029 #0201 #0000 #0000 #0000", TC_DNS_EDNS_OK, 0, 513},
+    {"two OPT records", HDR_AR2 ".x" A_IN OPT0 OPT1, TC_DNS_EDNS_BAD, 0, 512},
+    {"OPT owned by x", HDR_AR1 ".x" A_IN " ^12 #0029 #04d0 #0000 #0000 #0000", TC_DNS_EDNS_BAD, 0, 512},
+    {"OPT with options", HDR_AR1 ".x" A_IN " %00 #0029 #0400 #0000 #0000 #0004 #000a #0000", TC_DNS_EDNS_OK, 0, 1024},
+    {"OPT of a STATUS query", "#1234 #1100 #0001 #0000 #0000 #0001 .x" A_IN OPT1, TC_DNS_EDNS_OK, 1, 1232},
+    {"OPT of a query with no readable question: not read", "#1234 #0100 #0000 #0000 #0000 #0001" OPT1, TC_DNS_EDNS_NONE,
+     0, 512},
+};
+
+static int check_edns_row(const edns_row_t *row)
+{
+    uint8_t buf[PKT_MAX];
+    size_t len = asm_pkt(row->pkt, buf);
+    uint8_t *q = dup_exact(buf, len);
+    tc_dns_question_t qq;
+    tc_dns_parse_query(q, len, &qq);
+    free(q);
+    ROW_CHECK(qq.edns == row->edns && qq.edns_version == row->version && qq.edns_payload == row->payload,
+              "edns %d version %u payload %u, expected %d %d %u", qq.edns, qq.edns_version, qq.edns_payload, row->edns,
+              row->version, row->payload);
+    return 0;
 }
 
 /* ---- tc_dns_read_name() rows ---- */
@@ -571,7 +710,7 @@ static int check_policy_edges(void)
     p.noverrides = 2;
     n = tc_dns_answer(q, len, &p, out, sizeof(out));
     ROW_CHECK(n == (int)len + 16 && memcmp(out + n - 4, ov[1].ipv4, 4) == 0, "NULL name not skipped, or upper-case "
-              "override not matched");
+                                                                             "override not matched");
     p.noverrides = 0;
     n = tc_dns_answer(q, len, &p, out, sizeof(out));
     ROW_CHECK(n == (int)len + 16 && memcmp(out + n - 4, p.ipv4, 4) == 0, "noverrides 0 still consulted the table");
@@ -669,6 +808,24 @@ static int check_live_answers(live_t *lv, tc_dns_server_t *dns)
     queries++, answered++;
     ROW_CHECK(n == (int)len && (r[3] & 15) == TC_DNS_RCODE_NOTIMP, "STATUS: %d bytes, rcode %d", n, r[3] & 15);
 
+    /* EDNS: the responder's OPT (payload 512); BADVERS for version 1; FORMERR for two OPT records. */
+    len = asm_pkt("#a00a #0100 #0001 #0000 #0000 #0001 .edns.example" A_IN OPT0, q);
+    n = exchange(lv, q, len, r, sizeof(r), 2000);
+    queries++, answered++;
+    ROW_CHECK(n == (int)len + 16 && rd16(r + 6) == 1 && rd16(r + 10) == 1 &&
+                  memcmp(r + n - 11, "\0\0\x29\x02\0\0\0\0\0\0\0", 11) == 0,
+              "EDNS query: %d bytes, not the A record and the responder's OPT", n);
+    len = asm_pkt("#a00b #0100 #0001 #0000 #0000 #0001 .edns.example" A_IN OPT1, q);
+    n = exchange(lv, q, len, r, sizeof(r), 2000);
+    queries++, answered++;
+    ROW_CHECK(n == (int)len && (r[3] & 15) == 0 && rd16(r + 6) == 0 && rd16(r + 10) == 1 && r[n - 6] == 1 &&
+                  r[n - 5] == 0,
+              "EDNS version 1: %d bytes, not BADVERS with version 0", n);
+    len = asm_pkt("#a00c #0100 #0001 #0000 #0000 #0002 .edns.example" A_IN OPT0 OPT0, q);
+    n = exchange(lv, q, len, r, sizeof(r), 2000);
+    queries++, answered++, formerr++;
+    ROW_CHECK(n == 12 && (r[3] & 15) == TC_DNS_RCODE_FORMERR, "two OPT records: %d bytes, rcode %d", n, r[3] & 15);
+
     /* Longer than the responder's 512-byte buffer: the kernel truncates it, the question is still answered, and the
      * answer is far smaller than the query. */
     len = asm_pkt("#a007 #0100 #0001 #0000 #0000 #0000 .big.example" A_IN, q);
@@ -681,9 +838,8 @@ static int check_live_answers(live_t *lv, tc_dns_server_t *dns)
     queries++, dropped++;
     ROW_CHECK(silent(lv, "", 0), "an empty datagram was answered");
     queries++, dropped++;
-    len = asm_pkt("#a008 #8180 #0001 #0001 #0000 #0000 .www.example.com" A_IN " ^12" A_IN
-                  " #0000 #003c #0004 %0a010203",
-                  q);
+    len = asm_pkt(
+        "#a008 #8180 #0001 #0001 #0000 #0000 .www.example.com" A_IN " ^12" A_IN " #0000 #003c #0004 %0a010203", q);
     ROW_CHECK(silent(lv, q, len), "a response packet (QR set) was answered");
     queries++, dropped++;
     len = asm_pkt("#a009 #8000 #0000 #0000 #0000 #0000", q);
@@ -828,8 +984,8 @@ typedef struct {
     tc_loop_t *loop;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int done;    /* jobs finished */
-    int run_rc;  /* tc_loop_run()'s result */
+    int done;   /* jobs finished */
+    int run_rc; /* tc_loop_run()'s result */
     int start_rc;
     tc_dns_server_t *dns;
     uint16_t port;
@@ -952,8 +1108,10 @@ static int lt_exchange(lt_t *t, int fd)
     len = asm_pkt("#c002 #0100 #0001 #0000 #0000 #0001 .www.example.org #001c #0001 %00 #0029 #04d0 #0000 #0000 #0000",
                   q);
     n = lt_ask(fd, &to, q, len, r, sizeof(r));
-    ROW_CHECK(n == (int)len - 11 && rd16(r) == 0xc002 && rd16(r + 2) == 0x8500 && rd16(r + 6) == 0 && rd16(r + 10) == 0,
-              "AAAA with EDNS over the loop thread: %d bytes, flags %04x", n, n >= 4 ? rd16(r + 2) : 0);
+    ROW_CHECK(n == (int)len && rd16(r) == 0xc002 && rd16(r + 2) == 0x8500 && rd16(r + 6) == 0 && rd16(r + 10) == 1 &&
+                  memcmp(r + n - 11, "\0\0\x29\x02\0\0\0\0\0\0\0", 11) == 0,
+              "AAAA with EDNS over the loop thread: %d bytes, flags %04x, not the responder's OPT", n,
+              n >= 4 ? rd16(r + 2) : 0);
     in += len, out += (size_t)n;
 
     len = asm_pkt("#c003 #0100 #0002 #0000 #0000 #0000 .a" A_IN " .b" A_IN, q);
@@ -1035,9 +1193,19 @@ int main(void)
 {
     for (size_t i = 0; i < COUNT(ANS_ROWS); i++) {
         tc_check_row = ANS_ROWS[i].why;
-        tc_check_tally(check_ans_row(&ANS_ROWS[i]));
+        tc_check_tally(check_ans_row(&ANS_ROWS[i], 0));
     }
-    printf("answers: %zu rows, with every smaller capacity and every prefix\n", COUNT(ANS_ROWS));
+    for (size_t i = 0; i < COUNT(OPT_ANS_ROWS); i++) {
+        tc_check_row = OPT_ANS_ROWS[i].why;
+        tc_check_tally(check_ans_row(&OPT_ANS_ROWS[i], 1));
+    }
+    printf("answers: %zu rows and %zu with an OPT record, with every smaller capacity and every prefix\n",
+           COUNT(ANS_ROWS), COUNT(OPT_ANS_ROWS));
+    for (size_t i = 0; i < COUNT(EDNS_ROWS); i++) {
+        tc_check_row = EDNS_ROWS[i].why;
+        tc_check_tally(check_edns_row(&EDNS_ROWS[i]));
+    }
+    printf("edns: %zu rows\n", COUNT(EDNS_ROWS));
     for (size_t i = 0; i < COUNT(NAME_ROWS); i++) {
         tc_check_row = NAME_ROWS[i].why;
         tc_check_tally(check_name_row(&NAME_ROWS[i]));

@@ -3,9 +3,13 @@
  *
  * Input: the datagram itself (so real captured queries can join the corpus as they are). Checked on every input:
  *   - tc_dns_answer() drops exactly what tc_dns_parse_query() calls TC_DNS_EDROP, never answers more than the query
- *     + 16 bytes, and shapes the answer as the policy table says: FORMERR / NOTIMP header only, the question echoed
- *     byte for byte, one exact A record (override or device address) for A and ANY in class IN, NODATA otherwise;
- *   - the header: id, opcode and RD copied, QR and AA set, every other flag clear, NSCOUNT = ARCOUNT = 0;
+ *     + 16 bytes nor more than 298, and shapes the answer as the policy table says: FORMERR / NOTIMP header only, the
+ *     question echoed byte for byte, BADVERS for an OPT of version > 0, one exact A record (override or device
+ *     address) for A and ANY in class IN, NODATA otherwise, and the responder's exact OPT when the query has one;
+ *   - what tc_dns_parse_query() reads of the OPT record agrees with an independent reference walk of the records
+ *     after the question (decoded with the reference decoder below);
+ *   - the header: id, opcode and RD copied, QR and AA set, every other flag clear, NSCOUNT = 0, ARCOUNT = 0 or 1 (the
+ *     OPT);
  *   - an answer is dropped when fed back (QR set: two portals never answer each other), and with QR cleared it parses
  *     to the same question;
  *   - one byte less of output capacity gives TC_DNS_ESPACE, exactly the capacity gives the same bytes;
@@ -24,7 +28,7 @@
 
 #include "tc_dns.h"
 
-#define MAX_INPUT 2048   /* a DNS datagram on the portal is <= 512 bytes; more only slows the fuzzer down */
+#define MAX_INPUT 2048    /* a DNS datagram on the portal is <= 512 bytes; more only slows the fuzzer down */
 #define MAX_NAME_SCAN 600 /* offsets at which tc_dns_read_name() is tried */
 
 static const tc_dns_override_t OVERRIDES[] = {
@@ -150,6 +154,36 @@ static size_t ref_question_end(const uint8_t *m, size_t len)
     return pos + 1 + 4;
 }
 
+/* Reference for the records after the question at qend: the answer, authority and additional ones by the header's
+ * counts, read while whole; returns TC_DNS_EDNS_* and, for one root OPT, its version and payload (at least 512). */
+static int ref_edns(const uint8_t *m, size_t len, size_t qend, unsigned *version, unsigned *payload)
+{
+    unsigned long before_ar = (unsigned long)rd16(m + 6) + rd16(m + 8), all = before_ar + rd16(m + 10);
+    char name[TC_DNS_MAX_NAME_TEXT + 1];
+    size_t pos = qend;
+    int found = 0;
+    *version = 0;
+    *payload = 512;
+    for (unsigned long i = 0; i < all; i++) {
+        int nl = ref_read_name(m, len, &pos, name);
+        if (nl < 0 || len - pos < 10 || len - pos - 10 < rd16(m + pos + 8)) {
+            break;
+        }
+        if (i >= before_ar && rd16(m + pos) == 41) {
+            if (found || nl != 0) {
+                *version = 0;
+                *payload = 512;
+                return TC_DNS_EDNS_BAD;
+            }
+            found = 1;
+            *version = m[pos + 5];
+            *payload = rd16(m + pos + 2) > 512 ? rd16(m + pos + 2) : 512;
+        }
+        pos += 10u + rd16(m + pos + 8);
+    }
+    return found ? TC_DNS_EDNS_OK : TC_DNS_EDNS_NONE;
+}
+
 static int name_ieq(const char *a, const char *b)
 {
     for (; *a || *b; a++, b++) {
@@ -191,7 +225,7 @@ static void check_answer(const uint8_t *q, size_t len)
     check(qq.question_end != 0 || qq.name[0] == '\0');
     uint8_t *out = xmalloc(600);
     int n = tc_dns_answer(q, len, &POLICY, out, 600);
-    check(n >= 0 && (size_t)n <= len + 16);
+    check(n >= 0 && (size_t)n <= len + 16 && n <= 298);
     check((n == 0) == (pr == TC_DNS_EDROP));
     if (len < 12 || (q[2] & 0x80)) {
         check(n == 0);
@@ -211,23 +245,37 @@ static void check_answer(const uint8_t *q, size_t len)
     } else {
         check(pr == 0 && qq.question_end == ref_end);
     }
+    unsigned version = 0, payload = 512;
+    int edns = ref_end ? ref_edns(q, len, ref_end, &version, &payload) : TC_DNS_EDNS_NONE;
+    check(qq.edns == edns && qq.edns_version == version && qq.edns_payload == payload);
 
     uint16_t qf = rd16(q + 2), rf = rd16(out + 2);
     check(rd16(out) == rd16(q) && (rf & 0x8000) && (rf & 0x0400));
     check((rf & 0x7800) == (qf & 0x7800) && (rf & 0x0100) == (qf & 0x0100) && (rf & 0x02f0) == 0);
-    check(rd16(out + 8) == 0 && rd16(out + 10) == 0);
-    unsigned rcode = rf & 15, qd = rd16(out + 4), an = rd16(out + 6);
+    unsigned rcode = rf & 15, qd = rd16(out + 4), an = rd16(out + 6), ar = rd16(out + 10);
+    check(rd16(out + 8) == 0);
     size_t expect;
     if (pr == TC_DNS_EFORMAT || (pr == TC_DNS_ENOTIMP && qq.question_end == 0)) {
         check(rcode == (pr == TC_DNS_EFORMAT ? TC_DNS_RCODE_FORMERR : TC_DNS_RCODE_NOTIMP) && qd == 0 && an == 0);
+        check(ar == 0);
+        expect = 12;
+    } else if (edns == TC_DNS_EDNS_BAD) {
+        check(rcode == TC_DNS_RCODE_FORMERR && qd == 0 && an == 0 && ar == 0);
         expect = 12;
     } else {
         check(qd == 1 && memcmp(out + 12, q + 12, qq.question_end - 12) == 0);
         check(qq.qtype == rd16(q + qq.question_end - 4) && qq.qclass == rd16(q + qq.question_end - 2));
-        int notimp = pr == TC_DNS_ENOTIMP || qq.qclass != TC_DNS_CLASS_IN;
-        int a = !notimp && (qq.qtype == TC_DNS_TYPE_A || qq.qtype == TC_DNS_TYPE_ANY);
+        int opt = edns == TC_DNS_EDNS_OK, badvers = opt && version > 0;
+        int notimp = !badvers && (pr == TC_DNS_ENOTIMP || qq.qclass != TC_DNS_CLASS_IN);
+        int a = !badvers && !notimp && (qq.qtype == TC_DNS_TYPE_A || qq.qtype == TC_DNS_TYPE_ANY);
         check(rcode == (notimp ? TC_DNS_RCODE_NOTIMP : TC_DNS_RCODE_NOERROR) && an == (unsigned)a);
-        expect = qq.question_end + (a ? 16 : 0);
+        check(ar == (unsigned)opt);
+        expect = qq.question_end + (a ? 16 : 0) + (opt ? 11 : 0);
+        if (opt) {
+            /* Root, OPT, payload 512, extended rcode 1 for BADVERS, version 0, flags 0, no options. */
+            const uint8_t want[] = {0, 0, 41, 2, 0, (uint8_t)badvers, 0, 0, 0, 0, 0};
+            check((size_t)n == expect && memcmp(out + n - 11, want, sizeof(want)) == 0);
+        }
         if (a) {
             const uint8_t *r = out + qq.question_end;
             const uint8_t *ip = POLICY.ipv4;
@@ -252,6 +300,7 @@ static void check_answer(const uint8_t *q, size_t len)
         int bp = tc_dns_parse_query(back, (size_t)n, &bq);
         check(bp == pr && strcmp(bq.name, qq.name) == 0 && bq.qtype == qq.qtype && bq.qclass == qq.qclass &&
               bq.question_end == qq.question_end);
+        check(bq.edns == (ar ? TC_DNS_EDNS_OK : TC_DNS_EDNS_NONE) && bq.edns_version == 0 && bq.edns_payload == 512);
     }
     free(back);
 

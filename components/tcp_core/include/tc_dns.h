@@ -1,19 +1,22 @@
 /*
  * tc_dns.h - a pure DNS message codec: the parser and answer builder of the captive portal (seed 002), where every
  * name resolves to the device, and the query builder and response reader with which clients resolve names through
- * the loop (tc_tcp.h). No allocation; reads are bounds-checked against the datagram and names are decoded with loop-proof
- * compression handling (RFC 1035 4.1.4).
+ * the loop (tc_tcp.h). No allocation; reads are bounds-checked against the datagram and names are decoded with
+ * loop-proof compression handling (RFC 1035 4.1.4).
  *
  * Policy of tc_dns_answer(), the first matching row wins; "echoed": the question is copied byte for byte, QDCOUNT 1:
  *
  * | query                                   | answer                                                               |
  * |-----------------------------------------|----------------------------------------------------------------------|
  * | shorter than 12 bytes, or QR set        | dropped: nothing sent (two portals must not answer each other)       |
- * | opcode not QUERY, one readable question | NOTIMP, echoed                                                       |
- * | opcode not QUERY, otherwise             | NOTIMP, header only                                                  |
+ * | opcode not QUERY, no readable question  | NOTIMP, header only                                                  |
  * | QDCOUNT 0 (nothing to answer)           | FORMERR, header only                                                 |
  * | QDCOUNT > 1 (RFC 9619)                  | FORMERR, header only                                                 |
  * | malformed or truncated question         | FORMERR, header only                                                 |
+ * | OPT records > 1 (RFC 6891 6.1.1)        | FORMERR, header only                                                 |
+ * | an OPT owned by a name other than root  | FORMERR, header only                                                 |
+ * | OPT VERSION > 0 (RFC 6891 6.1.3)        | BADVERS, echoed, no record (extended rcode 1 in the OPT, version 0)  |
+ * | opcode not QUERY                        | NOTIMP, echoed                                                       |
  * | class other than IN (CH, HS, ANY...)    | NOTIMP, echoed, whatever the type                                    |
  * | A, class IN                             | NOERROR, echoed + one A record: the override's address or device's   |
  * | ANY, class IN                           | NOERROR, echoed + the same A record (RFC 8482: one representative)   |
@@ -21,14 +24,22 @@
  * | any other type (TXT, MX, CNAME...), IN  | NOERROR, echoed, no record (NODATA)                                  |
  *
  * Every answer: the query's id; flags QR=1, the query's opcode, AA=1, the query's RD, TC=RA=Z=AD=CD=0, the rcode;
- * ANCOUNT 0 or 1; NSCOUNT = ARCOUNT = 0 (an EDNS OPT record of the query is not echoed, so the answer is plain
- * RFC 1035). The A record is 16 bytes: name C0 0C (a pointer to the question's name), TYPE A, CLASS IN, the policy's
- * TTL, RDLENGTH 4, the address. Bytes after the question (answer, authority, additional sections) are ignored. So a
- * response is never larger than the query plus 16 bytes: no amplification. Names match overrides ASCII
- * case-insensitively, the question is echoed in its original case (0x20 randomisation survives).
+ * ANCOUNT 0 or 1; NSCOUNT 0. The A record is 16 bytes: name C0 0C (a pointer to the question's name), TYPE A, CLASS
+ * IN, the policy's TTL, RDLENGTH 4, the address.
+ *
+ * EDNS (RFC 6891): after the question, the query's answer, authority and additional records are read as far as they
+ * are whole (a record cut short, or a malformed owner name, ends the reading; what follows is ignored). An OPT record
+ * (TYPE 41) among the additional ones makes every echoed answer end with the responder's own OPT, ARCOUNT 1: owner
+ * root, CLASS = TC_DNS_EDNS_PAYLOAD, TTL = extended rcode (1 for BADVERS, else 0), version 0, flags 0 (DO clear: no
+ * DNSSEC here), RDLENGTH 0 (the query's options are skipped, never echoed). Otherwise ARCOUNT is 0, and header-only
+ * answers never carry an OPT. Other records of the query are ignored. The largest answer, 12 + 259 (question) + 16 +
+ * 11 = 298 bytes, fits the 512 bytes any requester accepts (its OPT's payload size, read as 512 when lower), so
+ * nothing is ever truncated; and a response is never larger than the query plus 16 bytes (an OPT only answers an
+ * OPT): no amplification. Names match overrides ASCII case-insensitively, the question is echoed in its original
+ * case (0x20 randomisation survives).
  *
  * Example:
- *     uint8_t out[512 + 16];
+ *     uint8_t out[512];                                                // every answer fits (298 bytes at most)
  *     int n = tc_dns_answer(query, qlen, &policy, out, sizeof(out));   // > 0: send n bytes; 0: drop
  */
 #pragma once
@@ -48,6 +59,7 @@ extern "C" {
 enum {
     TC_DNS_TYPE_A = 1,
     TC_DNS_TYPE_AAAA = 28,
+    TC_DNS_TYPE_OPT = 41, /**< the EDNS pseudo-record (RFC 6891) */
     TC_DNS_TYPE_ANY = 255,
     TC_DNS_CLASS_IN = 1,
 };
@@ -57,6 +69,18 @@ enum {
     TC_DNS_RCODE_NOERROR = 0,
     TC_DNS_RCODE_FORMERR = 1,
     TC_DNS_RCODE_NOTIMP = 4,
+    TC_DNS_RCODE_BADVERS = 16, /**< extended (RFC 6891 6.1.3): 0 in the header, 1 in the OPT's extended rcode */
+};
+
+/** The UDP payload size the responder's OPT announces: what it reads of a datagram (the first 512 bytes, RFC 1035
+ * 4.2.1; its answers are at most 298 bytes, so a larger value would only promise to read queries it cuts). */
+#define TC_DNS_EDNS_PAYLOAD 512
+
+/** What the query's OPT record says (tc_dns_question_t.edns). */
+enum {
+    TC_DNS_EDNS_NONE = 0, /**< no OPT record (plain RFC 1035) */
+    TC_DNS_EDNS_OK = 1,   /**< one OPT record, owned by the root */
+    TC_DNS_EDNS_BAD = 2,  /**< two or more, or one with another owner (FORMERR) */
 };
 
 /** Parse results. */
@@ -72,12 +96,18 @@ typedef struct {
     uint16_t id;    /**< the query's id, copied into the answer */
     uint16_t flags; /**< the query's flags word (opcode and RD are copied into the answer) */
     /** Dotted, ASCII lower-cased, no trailing dot; "" for the root. Label bytes are copied unescaped (a label that
-     * holds '.' reads ambiguously: good enough to match overrides, not to print; a NUL is refused). Valid when the parse gave 0,
-     * or TC_DNS_ENOTIMP with question_end != 0; "" otherwise. */
+     * holds '.' reads ambiguously: good enough to match overrides, not to print; a NUL is refused). Valid when the
+     * parse gave 0, or TC_DNS_ENOTIMP with question_end != 0; "" otherwise. */
     char name[TC_DNS_MAX_NAME_TEXT + 1];
     uint16_t qtype;      /**< QTYPE (TC_DNS_TYPE_*) */
     uint16_t qclass;     /**< QCLASS (TC_DNS_CLASS_IN) */
     size_t question_end; /**< offset just past the question in the query; 0 when no question was read */
+    /** The records after the question, read as the policy above says, only when the question was read (else
+     * TC_DNS_EDNS_NONE, version 0, payload 512): */
+    int edns;              /**< TC_DNS_EDNS_NONE, TC_DNS_EDNS_OK or TC_DNS_EDNS_BAD */
+    uint8_t edns_version;  /**< the OPT's VERSION when edns is TC_DNS_EDNS_OK, else 0 */
+    uint16_t edns_payload; /**< the requester's UDP payload size: the CLASS of its OPT when edns is TC_DNS_EDNS_OK and
+                            * that is above 512, else 512 (RFC 6891 6.2.5) */
 } tc_dns_question_t;
 
 /** One name that resolves elsewhere (Windows online mode: dns.msftncsi.com -> 131.107.255.255). */
@@ -95,13 +125,13 @@ typedef struct {
 } tc_dns_policy_t;
 
 /**
- * @brief Parse a query's header and its single question.
+ * @brief Parse a query's header, its single question and its OPT record (EDNS, see the policy above).
  *
  * Pure: no allocation, no state; any thread. Reads only msg[0..len).
  * @param msg  the datagram; may be NULL (dropped)
  * @param len  its length
  * @param q    receives the header fields and the question (see tc_dns_question_t for what is valid when)
- * @return 0 (a QUERY with one well-formed question),
+ * @return 0 (a QUERY with one well-formed question; an OPT record's problems are told in q->edns, not here),
  *         TC_DNS_EDROP (shorter than 12 bytes, NULL, or QR set: answer nothing),
  *         TC_DNS_ENOTIMP (opcode other than QUERY; the question is read too when QDCOUNT is 1, to be echoed),
  *         TC_DNS_EFORMAT (QDCOUNT not 1, a malformed or over-long name, or a question cut short)
@@ -127,8 +157,8 @@ int tc_dns_read_name(const uint8_t *msg, size_t len, size_t *off, char *out);
 /**
  * @brief Build the answer to a query according to the policy table above.
  *
- * Pure: writes only out[0..cap), allocates nothing; any thread. The answer is at most len + 16 bytes, so an output
- * buffer of len + 16 bytes (or 512 + 16 for any UDP query) is always enough.
+ * Pure: writes only out[0..cap), allocates nothing; any thread. The answer is at most len + 16 bytes and at most 298
+ * bytes, so an output buffer of min(len + 16, 298) bytes is always enough.
  * @param query   the received datagram
  * @param len     its length
  * @param policy  the device's address, the TTL and the overrides
@@ -150,10 +180,10 @@ enum {
 
 /** What tc_dns_parse_response() found. */
 typedef struct {
-    int rcode;         /**< the response code (TC_DNS_RCODE_*) */
-    int truncated;     /**< TC was set (the answer did not fit in the datagram) */
-    int found;         /**< 1: addr holds the first address of the asked type on the CNAME chain */
-    uint8_t addr[16];  /**< 4 bytes for A, 16 for AAAA, network order */
+    int rcode;        /**< the response code (TC_DNS_RCODE_*) */
+    int truncated;    /**< TC was set (the answer did not fit in the datagram) */
+    int found;        /**< 1: addr holds the first address of the asked type on the CNAME chain */
+    uint8_t addr[16]; /**< 4 bytes for A, 16 for AAAA, network order */
 } tc_dns_result_t;
 
 /**

@@ -9,7 +9,9 @@
  *   - Answers follow the table in tc_dns.h: A and ANY in class IN get one A record with cfg.answer_ip (or an
  *     override's address) and TTL cfg.ttl_s; AAAA and every other type get NOERROR with no record; another class or
  *     opcode gets NOTIMP; QDCOUNT other than 1 or a malformed question gets FORMERR; datagrams shorter than 12 bytes
- *     and responses (QR set) get nothing at all. AA is set, RA is not; EDNS is not echoed (ARCOUNT 0).
+ *     and responses (QR set) get nothing at all. AA is set, RA is not.
+ *   - EDNS (RFC 6891): a query with one OPT record gets the responder's OPT back (payload size 512, version 0, DO
+ *     clear, no options); EDNS version 1 or later gets BADVERS, two OPT records or one not owned by the root FORMERR.
  *   - A datagram longer than 512 bytes is read as its first 512 (RFC 1035 4.2.1); its question is still answered.
  *   - At most 32 datagrams are handled per loop iteration, so a flood cannot starve the TCP connections.
  *   - It shows in the registry (tc_registry.h) as one TC_KIND_UDP entry, state TC_STATE_LISTENING, owner "dns",
@@ -46,9 +48,9 @@ typedef struct {
 } tc_dns_server_config_t;
 
 /** Defaults: 127.0.0.1:5353 (a host test needs no privilege), answers with the bind address, TTL 60 s. */
-#define TC_DNS_SERVER_DEFAULT_CONFIG()                                                                               \
-    {                                                                                                                 \
-        .bind_ip = "127.0.0.1", .port = 5353, .answer_ip = NULL, .ttl_s = 60, .overrides = NULL, .noverrides = 0,    \
+#define TC_DNS_SERVER_DEFAULT_CONFIG()                                                                                 \
+    {                                                                                                                  \
+        .bind_ip = "127.0.0.1", .port = 5353, .answer_ip = NULL, .ttl_s = 60, .overrides = NULL, .noverrides = 0,      \
     }
 
 /** Counters since start; every received datagram is counted in queries and in exactly one of answered / dropped. */

@@ -13,6 +13,11 @@
 /* A legitimate name has at most 127 labels and a compressor emits at most one pointer per label, so 127 hops never
  * refuse a valid name (32 did: a 33-label name compressed label by label); each hop goes strictly backwards anyway. */
 #define MAX_POINTER_HOPS 127
+#define A_LEN 16   /* an A record: pointer, TYPE, CLASS, TTL, RDLENGTH, address */
+#define OPT_LEN 11 /* the responder's OPT: root, TYPE, CLASS, TTL, RDLENGTH 0 */
+/* 512: what any requester accepts (RFC 1035 4.2.1; RFC 6891 6.2.5 reads a lower OPT payload as 512). The largest
+ * answer fits it, so no answer needs TC or a requester's payload size. */
+_Static_assert(HEADER_LEN + TC_DNS_MAX_NAME_WIRE + 4 + A_LEN + OPT_LEN <= 512, "the largest answer must fit 512 bytes");
 
 static uint16_t get16(const uint8_t *p)
 {
@@ -107,9 +112,38 @@ int tc_dns_read_name(const uint8_t *msg, size_t len, size_t *off, char *out)
     return n;
 }
 
+/* The records after the question (answer, authority, additional, by the header's counts) read as far as they are
+ * whole; the OPT records among the additional ones fill q's EDNS fields (RFC 6891). */
+static void read_edns(const uint8_t *msg, size_t len, tc_dns_question_t *q)
+{
+    uint32_t before_ar = (uint32_t)get16(msg + 6) + get16(msg + 8);
+    uint32_t total = before_ar + get16(msg + 10);
+    size_t off = q->question_end;
+    for (uint32_t i = 0; i < total; i++) {
+        int owner = read_name(msg, len, &off, NULL);
+        if (owner < 0 || len - off < 10 || len - off - 10 < get16(msg + off + 8)) {
+            return; /* cut short or malformed: the rest is ignored, as a query's other records always were */
+        }
+        if (i >= before_ar && get16(msg + off) == TC_DNS_TYPE_OPT) {
+            if (q->edns != TC_DNS_EDNS_NONE || owner != 0) {
+                q->edns = TC_DNS_EDNS_BAD; /* RFC 6891 6.1.1: one OPT at most, owned by the root */
+                q->edns_version = 0;
+                q->edns_payload = 512;
+                return;
+            }
+            uint16_t payload = get16(msg + off + 2);
+            q->edns = TC_DNS_EDNS_OK;
+            q->edns_version = msg[off + 5]; /* TTL: extended rcode, VERSION, DO and Z */
+            q->edns_payload = payload > 512 ? payload : 512;
+        }
+        off += 10 + (size_t)get16(msg + off + 8);
+    }
+}
+
 int tc_dns_parse_query(const uint8_t *msg, size_t len, tc_dns_question_t *q)
 {
     memset(q, 0, sizeof(*q));
+    q->edns_payload = 512;
     if (msg == NULL || len < HEADER_LEN) {
         return TC_DNS_EDROP;
     }
@@ -132,6 +166,7 @@ int tc_dns_parse_query(const uint8_t *msg, size_t len, tc_dns_question_t *q)
     q->qtype = get16(msg + off);
     q->qclass = get16(msg + off + 2);
     q->question_end = off + 4;
+    read_edns(msg, len, q);
     return rc;
 }
 
@@ -149,15 +184,46 @@ static int name_ieq(const char *a, const char *b)
     }
 }
 
-/* Header of an answer: the query's id and RD, QR and AA set, the rcode, the given counts. */
-static void put_header(uint8_t *out, const tc_dns_question_t *q, int rcode, uint16_t qd, uint16_t an)
+/* Header of an answer: the query's id and RD, QR and AA set, the rcode's low 4 bits, the given counts. */
+static void put_header(uint8_t *out, const tc_dns_question_t *q, int rcode, uint16_t qd, uint16_t an, uint16_t ar)
 {
     put16(out, q->id);
     put16(out + 2, (uint16_t)(FLAG_QR | FLAG_AA | (q->flags & FLAG_RD) | (OPCODE(q->flags) << 11) | (rcode & 0xf)));
     put16(out + 4, qd);
     put16(out + 6, an);
     put16(out + 8, 0);
-    put16(out + 10, 0);
+    put16(out + 10, ar);
+}
+
+/* The A record of an answer at w (A_LEN bytes): the first override naming the question, else the device. */
+static void put_a(uint8_t *w, const tc_dns_policy_t *policy, const char *name)
+{
+    const uint8_t *ip = policy->ipv4;
+    for (size_t i = 0; policy->overrides && i < policy->noverrides; i++) {
+        if (policy->overrides[i].name && name_ieq(policy->overrides[i].name, name)) {
+            ip = policy->overrides[i].ipv4;
+            break;
+        }
+    }
+    put16(w, 0xC000 | HEADER_LEN); /* the name: a pointer to the question's */
+    put16(w + 2, TC_DNS_TYPE_A);
+    put16(w + 4, TC_DNS_CLASS_IN);
+    put16(w + 6, (uint16_t)(policy->ttl_s >> 16));
+    put16(w + 8, (uint16_t)policy->ttl_s);
+    put16(w + 10, 4);
+    memcpy(w + 12, ip, 4);
+}
+
+/* The responder's OPT record at w (OPT_LEN bytes), for an answer with this (possibly extended) rcode. */
+static void put_opt(uint8_t *w, int rcode)
+{
+    w[0] = 0; /* the root */
+    put16(w + 1, TC_DNS_TYPE_OPT);
+    put16(w + 3, TC_DNS_EDNS_PAYLOAD);
+    w[5] = (uint8_t)(rcode >> 4); /* the extended rcode's upper 8 bits */
+    w[6] = 0;                     /* version 0 */
+    put16(w + 7, 0);              /* DO clear: no DNSSEC here (RFC 3225) */
+    put16(w + 9, 0);              /* no options: the query's are not echoed */
 }
 
 int tc_dns_answer(const uint8_t *query, size_t len, const tc_dns_policy_t *policy, uint8_t *out, size_t cap)
@@ -170,46 +236,38 @@ int tc_dns_answer(const uint8_t *query, size_t len, const tc_dns_policy_t *polic
     if (cap < HEADER_LEN) {
         return TC_DNS_ESPACE;
     }
-    if (rc == TC_DNS_EFORMAT || (rc == TC_DNS_ENOTIMP && q.question_end == 0)) {
-        put_header(out, &q, rc == TC_DNS_EFORMAT ? TC_DNS_RCODE_FORMERR : TC_DNS_RCODE_NOTIMP, 0, 0);
+    if (q.question_end == 0 || q.edns == TC_DNS_EDNS_BAD) {
+        int notimp = q.question_end == 0 && rc == TC_DNS_ENOTIMP; /* a bad OPT is FORMERR whatever the opcode */
+        put_header(out, &q, notimp ? TC_DNS_RCODE_NOTIMP : TC_DNS_RCODE_FORMERR, 0, 0, 0);
         return HEADER_LEN;
     }
+    int rcode = TC_DNS_RCODE_NOERROR, an = 0;
+    if (q.edns == TC_DNS_EDNS_OK && q.edns_version > 0) {
+        rcode = TC_DNS_RCODE_BADVERS; /* RFC 6891 6.1.3: only version 0 is implemented */
+    } else if (rc == TC_DNS_ENOTIMP || q.qclass != TC_DNS_CLASS_IN) {
+        rcode = TC_DNS_RCODE_NOTIMP;
+    } else {
+        an = q.qtype == TC_DNS_TYPE_A || q.qtype == TC_DNS_TYPE_ANY; /* else NODATA: the name exists, the type not */
+    }
+    int opt = q.edns == TC_DNS_EDNS_OK; /* RFC 6891 7: an OPT in the request, one in the response */
     /* The question is copied as it came (its name may use a pointer only if it points into the header, which
      * read_name refuses, so the copy is self-contained). */
     size_t qlen = q.question_end - HEADER_LEN;
-    if (cap < HEADER_LEN + qlen) {
+    size_t n = HEADER_LEN + qlen + (an ? A_LEN : 0) + (opt ? OPT_LEN : 0);
+    if (cap < n) {
         return TC_DNS_ESPACE;
     }
     memcpy(out + HEADER_LEN, query + HEADER_LEN, qlen);
-    if (rc == TC_DNS_ENOTIMP || q.qclass != TC_DNS_CLASS_IN) {
-        put_header(out, &q, TC_DNS_RCODE_NOTIMP, 1, 0);
-        return (int)(HEADER_LEN + qlen);
+    uint8_t *w = out + HEADER_LEN + qlen;
+    if (an) {
+        put_a(w, policy, q.name);
+        w += A_LEN;
     }
-    if (q.qtype != TC_DNS_TYPE_A && q.qtype != TC_DNS_TYPE_ANY) {
-        put_header(out, &q, TC_DNS_RCODE_NOERROR, 1, 0); /* NODATA: the name exists, this type does not */
-        return (int)(HEADER_LEN + qlen);
+    if (opt) {
+        put_opt(w, rcode);
     }
-    const uint8_t *ip = policy->ipv4;
-    for (size_t i = 0; policy->overrides && i < policy->noverrides; i++) {
-        if (policy->overrides[i].name && name_ieq(policy->overrides[i].name, q.name)) {
-            ip = policy->overrides[i].ipv4;
-            break;
-        }
-    }
-    size_t n = HEADER_LEN + qlen;
-    if (cap < n + 16) {
-        return TC_DNS_ESPACE;
-    }
-    uint8_t *a = out + n;
-    put16(a, 0xC000 | HEADER_LEN); /* the name: a pointer to the question's */
-    put16(a + 2, TC_DNS_TYPE_A);
-    put16(a + 4, TC_DNS_CLASS_IN);
-    put16(a + 6, (uint16_t)(policy->ttl_s >> 16));
-    put16(a + 8, (uint16_t)policy->ttl_s);
-    put16(a + 10, 4);
-    memcpy(a + 12, ip, 4);
-    put_header(out, &q, TC_DNS_RCODE_NOERROR, 1, 1);
-    return (int)(n + 16);
+    put_header(out, &q, rcode, 1, (uint16_t)an, (uint16_t)opt);
+    return (int)n;
 }
 
 /* ---- the client side: one question out, its answer in (name resolution through the loop, tc_resolve.c) ---- */

@@ -12,8 +12,10 @@
 #include "tc_internal.h"
 #include "tc_sock.h"
 
-#define DNS_MAX_UDP 512 /* RFC 1035 4.2.1: queries here are small; longer datagrams are truncated by recvfrom */
-#define DNS_BURST 32    /* datagrams per wake-up, so a flood cannot starve TCP connections */
+/* RFC 1035 4.2.1: queries here are small; longer datagrams are truncated by recvfrom. The same value as the payload
+ * size the answers' OPT announces (RFC 6891 6.2.4: the largest datagram the responder takes in). */
+#define DNS_MAX_UDP TC_DNS_EDNS_PAYLOAD
+#define DNS_BURST 32 /* datagrams per wake-up, so a flood cannot starve TCP connections */
 
 struct tc_dns_server {
     tc_handle_t h; /* first: tc_handle.h */
