@@ -1,7 +1,8 @@
 """Static files (tc_http_static.h) through App(static_dir=...) / `tcp-core serve --static`: Content-Type, ETag and
 Last-Modified revalidation, .gz siblings, single byte ranges, path traversal refused (encoded "..", NUL,
-backslashes), large files streamed part by part to a slow reader, a reader that leaves mid-file. Clients: curl,
-requests, httpx, raw sockets; both host backends; the loop fixture's leak check after each test.
+backslashes), large files streamed part by part to a slow reader, a reader that leaves mid-file, the fallback
+behind the service's routes (a routed path's other methods get 405 with Allow). Clients: curl, requests, httpx, raw
+sockets; both host backends; the loop fixture's leak check after each test.
 """
 
 from __future__ import annotations
@@ -431,3 +432,44 @@ def test_stop_during_a_range_ends_it_short_never_complete(loop: Loop, server_hos
         assert len(body) < size - 1
     finally:
         s.close()
+
+
+# ---- the static fallback and the service's routes ----
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("GET", "/api/echo", "POST, PUT"),
+        ("HEAD", "/api/echo", "POST, PUT"),
+        ("GET", "/api/stop", "POST"),
+        ("DELETE", "/api/upload", "POST, PUT"),
+    ],
+)
+def test_route_without_the_method_is_405_not_a_file(app: App, www: Path, method: str, path: str, allow: str) -> None:
+    """RFC 9110 15.5.6: a path the service routes, asked with a method it lacks, is a resource without that method:
+    405 with its Allow, as without --static. The fallback took it (GET, HEAD) and answered 404, or a file of that
+    name: the static route serves only paths no route has, for any method."""
+    (www / "api").mkdir()
+    for name in ("echo", "stop", "upload"):
+        (www / "api" / name).write_text("a file under a route's path")
+    with httpx.Client(base_url=base(app)) as c:
+        r = c.request(method, path)
+    assert r.status_code == 405 and r.headers["allow"] == allow, (r.status_code, r.headers)
+    assert "a file" not in r.text
+
+
+def test_static_fallback_serves_only_paths_no_route_has(app: App) -> None:
+    """Every other path is the fallback's as before (a file, 404, its own 405); a routed path's Allow lists the
+    route's methods only (it listed the fallback's GET and HEAD too, which then answered 404)."""
+    with httpx.Client(base_url=base(app)) as c:
+        assert c.get("/data.json").json() == {"a": 1}
+        assert c.head("/data.json").status_code == 200
+        assert c.get("/api/status").json()["count"] >= 1
+        assert c.get("/api/no-such").status_code == 404
+        for method in ("POST", "OPTIONS"):
+            r = c.request(method, "/data.json")
+            assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD", (method, r.headers)
+        for method in ("DELETE", "OPTIONS"):
+            r = c.request(method, "/api/echo")
+            assert r.status_code == 405 and r.headers["allow"] == "POST, PUT", (method, r.headers)

@@ -1,7 +1,8 @@
 /*
  * test_cors.c - the server-wide CORS policy (tc_http_config_t.cors) and its per-route override
- * (tc_http_cors_route()), over real loopback sockets: which answers carry which Access-Control headers, and who
- * answers a preflight. A table of requests; each row names the route, the Origin and what the answer must hold.
+ * (tc_http_cors_route()), over real loopback sockets: which answers carry which Access-Control headers, who answers
+ * a preflight, and which route answers beside a static-files fallback. A table of requests; each row names the
+ * route, the Origin and what the answer must hold.
  *
  *     C=components/tcp_core; gcc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -I$C/include -I$C/src \
  *       -I$C/port/os/posix host_tests/c/test_cors.c <core and linux backend sources> -lpthread
@@ -20,12 +21,14 @@
 #include "tc_handle.h"
 #include "tc_http.h"
 #include "tc_http_auth.h"
+#include "tc_http_static.h"
 #include "tc_loop.h"
 #include "tc_check.h"
 #include "tc_loop_thread.h"
 
 static tc_http_t *g_http;
 static tc_http_cors_t *g_default, *g_own, *g_none;
+static tc_http_static_t *g_files;
 static uint16_t g_http_port;
 
 static int hello(tc_http_req_t *req, void *user)
@@ -57,6 +60,10 @@ static void start_fn(void *arg)
     CHECK_RC(tc_http_route(g_http, TC_HTTP_GET | TC_HTTP_POST, "/plain", hello, NULL), TC_OK);
     CHECK_RC(tc_http_cors_route(g_http, g_own, TC_HTTP_GET | TC_HTTP_PUT, "/own", hello, NULL), TC_OK);
     CHECK_RC(tc_http_cors_route(g_http, g_none, TC_HTTP_GET, "/none", hello, NULL), TC_OK);
+    tc_http_static_config_t sc = TC_HTTP_STATIC_DEFAULT_CONFIG();
+    sc.root = "/nonexistent/tc_test_cors"; /* every file a 404: what matters is who answers */
+    CHECK_RC(tc_http_static_attach(g_http, "/files/*", &sc, &g_files), TC_OK);
+    CHECK_RC(tc_http_route(g_http, TC_HTTP_POST, "/files/late", hello, NULL), TC_OK); /* after the fallback */
     g_http_port = tc_http_port(g_http);
 }
 
@@ -114,6 +121,19 @@ static const row_t k_rows[] = {
      "Access-Control"},
     {"opt-out preflight", "OPTIONS /none HTTP/1.1\r\nHost: x\r\nOrigin: http://a.lan\r\n"
      "Access-Control-Request-Method: GET\r\n\r\n", "HTTP/1.1 403", NULL, "Access-Control"},
+    /* Static files are a fallback: a path another route has, added before or after, is that route's (RFC 9110
+     * 15.5.6: its other methods get 405 with its Allow), and a preflight for either is the policy's. */
+    {"fallback: a file", "GET /files/a.txt HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 404", NULL, NULL},
+    {"fallback: a route added after it", "POST /files/late HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+     "HTTP/1.1 200", NULL, NULL},
+    {"fallback: the route's other method", "GET /files/late HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 405",
+     "\r\nAllow: POST\r\n", NULL},
+    {"fallback: its own other method", "PUT /files/a.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+     "HTTP/1.1 405", "\r\nAllow: GET, HEAD\r\n", NULL},
+    {"fallback: preflight",
+     "OPTIONS /files/a.txt HTTP/1.1\r\nHost: x\r\nOrigin: http://a.lan\r\n"
+     "Access-Control-Request-Method: GET\r\n\r\n",
+     "HTTP/1.1 204", "Access-Control-Allow-Origin: http://a.lan\r\n", NULL},
 };
 
 static int check_row(const row_t *r)
@@ -140,6 +160,7 @@ int main(void)
     tc_http_cors_free(g_default);
     tc_http_cors_free(g_own);
     tc_http_cors_free(g_none);
+    tc_http_static_free(g_files);
     heap_back_to_zero();
     return tc_check_summary();
 }

@@ -169,7 +169,8 @@ tc_loop_t *tc_http_loop(const tc_http_t *http);
 
 /**
  * @brief Add a route. Patterns: exact "/api/status", parameters "/led/:id", prefix "/static/ *" (no space).
- * Routes match in the order added; a path that matches with another method gives 405, none gives 404.
+ * Routes match in the order added; a path that matches with another method gives 405 with Allow, none gives 404.
+ * A static-files route (tc_http_static_attach()) is a fallback: it takes only paths no other route has.
  * @param methods  TC_HTTP_* bits (HEAD is implied by GET)
  * @param pattern  copied
  * @return TC_OK, TC_EINVAL (bad pattern), TC_ENOMEM

@@ -54,7 +54,8 @@ typedef struct {
 
 /**
  * @brief Serve root under a route pattern ending in "/ *" (no space), e.g. "/static/ *" or "/ *", for GET and HEAD.
- * Loop thread.
+ * The route is a fallback, added before or after the others: a path another route has, for any method, stays that
+ * route's (its other methods get 405 with Allow, RFC 9110 15.5.6, not a file). Loop thread.
  * @param out  receives the state, freed with tc_http_static_free() after the server has stopped
  * @return TC_OK, TC_EINVAL (pattern without the trailing wildcard, no root, chunk 0), TC_ENOMEM
  */

@@ -11,6 +11,7 @@
 
 #include "tc_alloc.h"
 #include "tc_err.h"
+#include "tc_http_internal.h"
 #include "tc_http_parser.h"
 
 #define STATIC_PATH_MAX 256
@@ -445,6 +446,7 @@ int tc_http_static_attach(tc_http_t *http, const char *pattern, const tc_http_st
         tc_free(st);
         return rc;
     }
+    tc__http_route_fallback(http);
     *out = st;
     return TC_OK;
 }
