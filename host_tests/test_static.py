@@ -1,8 +1,8 @@
 """Static files (tc_http_static.h) through App(static_dir=...) / `tcp-core serve --static`: Content-Type, ETag and
 Last-Modified revalidation, .gz siblings, single byte ranges, path traversal refused (encoded "..", NUL,
-backslashes), large files streamed part by part to a slow reader, a reader that leaves mid-file, the fallback
-behind the service's routes (a routed path's other methods get 405 with Allow). Clients: curl, requests, httpx, raw
-sockets; both host backends; the loop fixture's leak check after each test.
+backslashes), large files streamed part by part to a slow reader, a reader that leaves mid-file, range numbers past
+2^64, the fallback behind the service's routes (a routed path's other methods get 405 with Allow). Clients: curl,
+requests, httpx, raw sockets; both host backends; the loop fixture's leak check after each test.
 """
 
 from __future__ import annotations
@@ -381,6 +381,37 @@ def test_requests_ranges_head_and_keep_alive(app: App, www: Path) -> None:
             c.sendall(f"GET /big.bin HTTP/1.1\r\nHost: x\r\nRange: bytes={a}-{b}\r\n\r\n".encode())
             head, body = read_answer(c)
             assert head.startswith(b"HTTP/1.1 206") and body == data[a : b + 1], (a, b)
+
+
+def test_range_numbers_past_any_integer_are_clamped_or_unsatisfiable_never_wrapped(app: App, www: Path) -> None:
+    """RFC 9110 14.1.2: a last-pos at or past the end means the end, however many digits it has (2^64 and more were
+    taken for no Range: 200 with the whole file); a first-pos past the end is unsatisfiable (416) at any size; a
+    last-pos before the first-pos makes the range invalid (ignored: 200), also when both are past 2^64."""
+    data = (www / "app.js").read_bytes()
+    n = len(data)
+    huge, huger = "18446744073709551616", "18446744073709551617"  # 2^64, 2^64 + 1
+    cases = [
+        (f"bytes=0-{huge}", 206, 0),
+        (f"bytes=0-{2**64 - 1}", 206, 0),
+        (f"bytes=5-{'9' * 40}", 206, 5),
+        (f"bytes={'0' * 30}7-{huge}", 206, 7),
+        (f"bytes=-{huge}", 206, 0),
+        (f"bytes={huge}-", 416, None),
+        (f"bytes={huge}-{huger}", 416, None),
+        (f"bytes={n}-{huge}", 416, None),
+        (f"bytes={huger}-{huge}", 200, 0),  # last-pos < first-pos: not a range
+        (f"bytes={huge}-5", 200, 0),
+    ]
+    with httpx.Client(base_url=base(app), headers={"Accept-Encoding": "identity"}) as c:
+        for spec, status, start in cases:
+            r = c.get("/app.js", headers={"Range": spec})
+            assert r.status_code == status, (spec, r.status_code, r.headers)
+            if status == 206:
+                assert r.content == data[start:] and r.headers["content-range"] == f"bytes {start}-{n - 1}/{n}", spec
+            elif status == 416:
+                assert r.headers["content-range"] == f"bytes */{n}", spec
+            else:
+                assert r.content == data and "content-range" not in r.headers, spec
 
 
 def test_range_streams_to_a_slow_reader_with_bounded_memory(app: App, www: Path, backend: str) -> None:
