@@ -1,12 +1,14 @@
 """CORS (tc_http_auth.h) through App(cors_origins=...) / `tcp-core serve --cors`, a server-wide policy
 (tc_http_config_t.cors): the allowed origin gets the headers on every route (404/405 included), another origin none,
-preflights answered (204) or refused (403), credentials echo the origin, WebSocket upgrades untouched. Clients:
-httpx, requests, and Chromium (Playwright) fetching across origins; both host backends; the loop fixture's leak
-check after each test. The per-route override is tested in C (host_tests/c/test_cors.c).
+preflights answered (204) or refused (403), credentials echo the origin, Vary: Origin on every answer of a list
+policy (whatever the Origin, or none), WebSocket upgrades untouched. Clients: httpx, requests, and Chromium
+(Playwright) fetching across origins; both host backends; the loop fixture's leak check after each test. The
+per-route override is tested in C (host_tests/c/test_cors.c).
 """
 
 from __future__ import annotations
 
+import gzip
 import os
 import shutil
 from collections.abc import Iterator
@@ -56,6 +58,8 @@ def test_any_origin(loop: Loop, server_host: str) -> None:
     try:
         r = requests.get(f"http://{app.host}:{app.http_port}/api/status", headers={"Origin": "http://x"}, timeout=10)
         assert r.headers["access-control-allow-origin"] == "*" and "vary" not in r.headers
+        r = requests.get(f"http://{app.host}:{app.http_port}/api/status", timeout=10)  # the same answer for all
+        assert "access-control-allow-origin" not in r.headers and "vary" not in r.headers
     finally:
         app.stop(500)
 
@@ -86,6 +90,47 @@ def test_server_wide_policy_covers_every_route(loop: Loop, server_host: str, tmp
             r = c.options("/api/ota", headers={**pre, "Access-Control-Request-Method": "POST"})
             assert r.status_code == 403  # the policy allows GET only: no cross-origin uploads
             assert c.options("/data.txt").status_code == 405  # a plain OPTIONS is not a preflight
+    finally:
+        app.stop(500)
+
+
+def test_every_answer_of_a_list_policy_varies_on_origin(loop: Loop, server_host: str, tmp_path: Path) -> None:
+    """Fetch standard, "CORS protocol and HTTP caches": with a list, the answer depends on the Origin, so every
+    answer says Vary: Origin, to an allowed origin, another one, or none (only the first said it: a shared cache
+    could hand an answer without Access-Control-Allow-Origin to the allowed origin, or the reverse); preflights,
+    refused ones too. A file's own Vary: Accept-Encoding joins it in one field."""
+    (tmp_path / "data.txt").write_text("static data " * 100)
+    (tmp_path / "data.txt.gz").write_bytes(gzip.compress((tmp_path / "data.txt").read_bytes()))
+    app = App(
+        loop, server_host, echo_port=None, http_port=0, static_dir=str(tmp_path),
+        cors_origins="http://dash.lan, http://other.lan",
+    )  # fmt: skip
+    try:
+        with httpx.Client(base_url=f"http://{app.host}:{app.http_port}") as c:
+            for origin in (None, "http://evil.lan", "http://dash.lan"):
+                h = {"Origin": origin} if origin else {}
+                for method, path, vary in [
+                    ("GET", "/api/status", "Origin"),
+                    ("GET", "/no-such-file", "Origin"),
+                    ("POST", "/data.txt", "Origin"),
+                    ("GET", "/api/echo", "Origin"),
+                    ("GET", "/data.txt", "Origin, Accept-Encoding"),
+                ]:
+                    r = c.request(method, path, headers=h)
+                    assert r.headers.get_list("vary") == [vary], (origin, method, path, r.status_code, r.headers)
+                    allowed = r.headers.get("access-control-allow-origin")
+                    assert allowed == (origin if origin == "http://dash.lan" else None), (origin, path)
+                etag = c.get("/data.txt", headers=h).headers["etag"]
+                r = c.get("/data.txt", headers={**h, "If-None-Match": etag})
+                assert r.status_code == 304 and r.headers.get_list("vary") == ["Origin, Accept-Encoding"], origin
+            pre = {"Origin": "http://dash.lan", "Access-Control-Request-Method": "GET"}
+            for headers, status in [
+                (pre, 204),
+                ({**pre, "Origin": "http://evil.lan"}, 403),
+                ({**pre, "Access-Control-Request-Method": "DELETE"}, 403),
+            ]:
+                r = c.options("/data.txt", headers=headers)
+                assert r.status_code == status and r.headers.get_list("vary") == ["Origin"], (headers, r.headers)
     finally:
         app.stop(500)
 

@@ -1,6 +1,7 @@
 """Static files (tc_http_static.h) through App(static_dir=...) / `tcp-core serve --static`: Content-Type, ETag and
 Last-Modified revalidation, .gz siblings, single byte ranges, path traversal refused (encoded "..", NUL,
-backslashes), large files streamed part by part to a slow reader, a reader that leaves mid-file. Clients: curl,
+backslashes), large files streamed part by part to a slow reader, a reader that leaves mid-file, range numbers past
+2^64, the fallback behind the service's routes (a routed path's other methods get 405 with Allow). Clients: curl,
 requests, httpx, raw sockets; both host backends; the loop fixture's leak check after each test.
 """
 
@@ -382,6 +383,37 @@ def test_requests_ranges_head_and_keep_alive(app: App, www: Path) -> None:
             assert head.startswith(b"HTTP/1.1 206") and body == data[a : b + 1], (a, b)
 
 
+def test_range_numbers_past_any_integer_are_clamped_or_unsatisfiable_never_wrapped(app: App, www: Path) -> None:
+    """RFC 9110 14.1.2: a last-pos at or past the end means the end, however many digits it has (2^64 and more were
+    taken for no Range: 200 with the whole file); a first-pos past the end is unsatisfiable (416) at any size; a
+    last-pos before the first-pos makes the range invalid (ignored: 200), also when both are past 2^64."""
+    data = (www / "app.js").read_bytes()
+    n = len(data)
+    huge, huger = "18446744073709551616", "18446744073709551617"  # 2^64, 2^64 + 1
+    cases = [
+        (f"bytes=0-{huge}", 206, 0),
+        (f"bytes=0-{2**64 - 1}", 206, 0),
+        (f"bytes=5-{'9' * 40}", 206, 5),
+        (f"bytes={'0' * 30}7-{huge}", 206, 7),
+        (f"bytes=-{huge}", 206, 0),
+        (f"bytes={huge}-", 416, None),
+        (f"bytes={huge}-{huger}", 416, None),
+        (f"bytes={n}-{huge}", 416, None),
+        (f"bytes={huger}-{huge}", 200, 0),  # last-pos < first-pos: not a range
+        (f"bytes={huge}-5", 200, 0),
+    ]
+    with httpx.Client(base_url=base(app), headers={"Accept-Encoding": "identity"}) as c:
+        for spec, status, start in cases:
+            r = c.get("/app.js", headers={"Range": spec})
+            assert r.status_code == status, (spec, r.status_code, r.headers)
+            if status == 206:
+                assert r.content == data[start:] and r.headers["content-range"] == f"bytes {start}-{n - 1}/{n}", spec
+            elif status == 416:
+                assert r.headers["content-range"] == f"bytes */{n}", spec
+            else:
+                assert r.content == data and "content-range" not in r.headers, spec
+
+
 def test_range_streams_to_a_slow_reader_with_bounded_memory(app: App, www: Path, backend: str) -> None:
     """A 2.5 MB range to a reader that pauses: the server holds a part at a time, never the range."""
     data = (www / "big.bin").read_bytes()
@@ -431,3 +463,44 @@ def test_stop_during_a_range_ends_it_short_never_complete(loop: Loop, server_hos
         assert len(body) < size - 1
     finally:
         s.close()
+
+
+# ---- the static fallback and the service's routes ----
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("GET", "/api/echo", "POST, PUT"),
+        ("HEAD", "/api/echo", "POST, PUT"),
+        ("GET", "/api/stop", "POST"),
+        ("DELETE", "/api/upload", "POST, PUT"),
+    ],
+)
+def test_route_without_the_method_is_405_not_a_file(app: App, www: Path, method: str, path: str, allow: str) -> None:
+    """RFC 9110 15.5.6: a path the service routes, asked with a method it lacks, is a resource without that method:
+    405 with its Allow, as without --static. The fallback took it (GET, HEAD) and answered 404, or a file of that
+    name: the static route serves only paths no route has, for any method."""
+    (www / "api").mkdir()
+    for name in ("echo", "stop", "upload"):
+        (www / "api" / name).write_text("a file under a route's path")
+    with httpx.Client(base_url=base(app)) as c:
+        r = c.request(method, path)
+    assert r.status_code == 405 and r.headers["allow"] == allow, (r.status_code, r.headers)
+    assert "a file" not in r.text
+
+
+def test_static_fallback_serves_only_paths_no_route_has(app: App) -> None:
+    """Every other path is the fallback's as before (a file, 404, its own 405); a routed path's Allow lists the
+    route's methods only (it listed the fallback's GET and HEAD too, which then answered 404)."""
+    with httpx.Client(base_url=base(app)) as c:
+        assert c.get("/data.json").json() == {"a": 1}
+        assert c.head("/data.json").status_code == 200
+        assert c.get("/api/status").json()["count"] >= 1
+        assert c.get("/api/no-such").status_code == 404
+        for method in ("POST", "OPTIONS"):
+            r = c.request(method, "/data.json")
+            assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD", (method, r.headers)
+        for method in ("DELETE", "OPTIONS"):
+            r = c.request(method, "/api/echo")
+            assert r.status_code == 405 and r.headers["allow"] == "POST, PUT", (method, r.headers)

@@ -1,7 +1,8 @@
 /*
  * test_cors.c - the server-wide CORS policy (tc_http_config_t.cors) and its per-route override
- * (tc_http_cors_route()), over real loopback sockets: which answers carry which Access-Control headers, and who
- * answers a preflight. A table of requests; each row names the route, the Origin and what the answer must hold.
+ * (tc_http_cors_route()), over real loopback sockets: which answers carry which Access-Control headers and
+ * Vary: Origin, who answers a preflight, and which route answers beside a static-files fallback. A table of
+ * requests; each row names the route, the Origin and what the answer must hold.
  *
  *     C=components/tcp_core; gcc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -I$C/include -I$C/src \
  *       -I$C/port/os/posix host_tests/c/test_cors.c <core and linux backend sources> -lpthread
@@ -20,17 +21,28 @@
 #include "tc_handle.h"
 #include "tc_http.h"
 #include "tc_http_auth.h"
+#include "tc_http_static.h"
 #include "tc_loop.h"
 #include "tc_check.h"
 #include "tc_loop_thread.h"
 
 static tc_http_t *g_http;
-static tc_http_cors_t *g_default, *g_own, *g_none;
+static tc_http_cors_t *g_default, *g_own, *g_none, *g_any, *g_any_cred;
+static tc_http_static_t *g_files;
 static uint16_t g_http_port;
 
 static int hello(tc_http_req_t *req, void *user)
 {
     (void)user;
+    return tc_http_respond(req, 200, "text/plain", "hello\n", 6);
+}
+
+/* A handler with a Vary of its own (a file's gzip sibling), and one the policy already gave (any case). */
+static int varied(tc_http_req_t *req, void *user)
+{
+    (void)user;
+    CHECK_RC(tc_http_resp_header(req, "Vary", "Accept-Encoding"), TC_OK);
+    CHECK_RC(tc_http_resp_header(req, "vary", "origin"), TC_OK);
     return tc_http_respond(req, 200, "text/plain", "hello\n", 6);
 }
 
@@ -49,6 +61,10 @@ static void start_fn(void *arg)
     tc_http_cors_config_t nc = TC_HTTP_CORS_DEFAULT_CONFIG();
     nc.origins = ""; /* no origin at all: this route opts out of the server's policy */
     CHECK_RC(tc_http_cors_new(&nc, &g_none), TC_OK);
+    tc_http_cors_config_t ac = TC_HTTP_CORS_DEFAULT_CONFIG(); /* "*": the same answer for every origin */
+    CHECK_RC(tc_http_cors_new(&ac, &g_any), TC_OK);
+    ac.credentials = true; /* "*" with credentials: the origin echoed, so the answer depends on it */
+    CHECK_RC(tc_http_cors_new(&ac, &g_any_cred), TC_OK);
     tc_http_config_t hc = TC_HTTP_DEFAULT_CONFIG();
     hc.host = "127.0.0.1";
     hc.port = 0;
@@ -57,6 +73,13 @@ static void start_fn(void *arg)
     CHECK_RC(tc_http_route(g_http, TC_HTTP_GET | TC_HTTP_POST, "/plain", hello, NULL), TC_OK);
     CHECK_RC(tc_http_cors_route(g_http, g_own, TC_HTTP_GET | TC_HTTP_PUT, "/own", hello, NULL), TC_OK);
     CHECK_RC(tc_http_cors_route(g_http, g_none, TC_HTTP_GET, "/none", hello, NULL), TC_OK);
+    CHECK_RC(tc_http_cors_route(g_http, g_any, TC_HTTP_GET, "/any", hello, NULL), TC_OK);
+    CHECK_RC(tc_http_cors_route(g_http, g_any_cred, TC_HTTP_GET, "/anycred", hello, NULL), TC_OK);
+    CHECK_RC(tc_http_route(g_http, TC_HTTP_GET, "/varied", varied, NULL), TC_OK);
+    tc_http_static_config_t sc = TC_HTTP_STATIC_DEFAULT_CONFIG();
+    sc.root = "/nonexistent/tc_test_cors"; /* every file a 404: what matters is who answers */
+    CHECK_RC(tc_http_static_attach(g_http, "/files/*", &sc, &g_files), TC_OK);
+    CHECK_RC(tc_http_route(g_http, TC_HTTP_POST, "/files/late", hello, NULL), TC_OK); /* after the fallback */
     g_http_port = tc_http_port(g_http);
 }
 
@@ -114,6 +137,55 @@ static const row_t k_rows[] = {
      "Access-Control"},
     {"opt-out preflight", "OPTIONS /none HTTP/1.1\r\nHost: x\r\nOrigin: http://a.lan\r\n"
      "Access-Control-Request-Method: GET\r\n\r\n", "HTTP/1.1 403", NULL, "Access-Control"},
+    /* Fetch standard, "CORS protocol and HTTP caches": an answer that depends on the Origin says so, whatever the
+     * Origin was; one that does not (a literal "*", no origin at all) does not. */
+    {"default: allowed origin varies", "GET /plain HTTP/1.1\r\nHost: x\r\nOrigin: http://a.lan\r\n\r\n", "HTTP/1.1 200",
+     "\r\nVary: Origin\r\n", NULL},
+    {"default: other origin varies", "GET /plain HTTP/1.1\r\nHost: x\r\nOrigin: http://b.lan\r\n\r\n", "HTTP/1.1 200",
+     "\r\nVary: Origin\r\n", NULL},
+    {"default: no origin varies", "GET /plain HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200", "\r\nVary: Origin\r\n",
+     "Access-Control"},
+    {"default: 404 without origin varies", "GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 404",
+     "\r\nVary: Origin\r\n", NULL},
+    {"default: 405 without origin varies", "PUT /plain HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+     "HTTP/1.1 405", "\r\nVary: Origin\r\n", NULL},
+    {"default preflight varies",
+     "OPTIONS /plain HTTP/1.1\r\nHost: x\r\nOrigin: http://a.lan\r\n"
+     "Access-Control-Request-Method: POST\r\n\r\n",
+     "HTTP/1.1 204", "\r\nVary: Origin\r\n", NULL},
+    {"default preflight refused varies",
+     "OPTIONS /plain HTTP/1.1\r\nHost: x\r\nOrigin: http://b.lan\r\n"
+     "Access-Control-Request-Method: POST\r\n\r\n",
+     "HTTP/1.1 403", "\r\nVary: Origin\r\n", "Access-Control"},
+    {"override: no origin varies", "GET /own HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200", "\r\nVary: Origin\r\n",
+     "Access-Control"},
+    {"override preflight refused varies",
+     "OPTIONS /own HTTP/1.1\r\nHost: x\r\nOrigin: http://a.lan\r\n"
+     "Access-Control-Request-Method: PUT\r\n\r\n",
+     "HTTP/1.1 403", "\r\nVary: Origin\r\n", NULL},
+    {"opt-out: no vary", "GET /none HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200", NULL, "Vary"},
+    {"any: no vary", "GET /any HTTP/1.1\r\nHost: x\r\nOrigin: http://c.lan\r\n\r\n", "HTTP/1.1 200",
+     "Access-Control-Allow-Origin: *\r\n", "Vary"},
+    {"any: no origin, no vary", "GET /any HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200", NULL, "Vary"},
+    {"any with credentials: echoed", "GET /anycred HTTP/1.1\r\nHost: x\r\nOrigin: http://c.lan\r\n\r\n", "HTTP/1.1 200",
+     "Access-Control-Allow-Origin: http://c.lan\r\n", NULL},
+    {"any with credentials: no origin varies", "GET /anycred HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200",
+     "\r\nVary: Origin\r\n", "Access-Control"},
+    /* Static files are a fallback: a path another route has, added before or after, is that route's (RFC 9110
+     * 15.5.6: its other methods get 405 with its Allow), and a preflight for either is the policy's. */
+    {"fallback: a file", "GET /files/a.txt HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 404", NULL, NULL},
+    {"fallback: a route added after it", "POST /files/late HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+     "HTTP/1.1 200", NULL, NULL},
+    {"fallback: the route's other method", "GET /files/late HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 405",
+     "\r\nAllow: POST\r\n", NULL},
+    {"fallback: its own other method", "PUT /files/a.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+     "HTTP/1.1 405", "\r\nAllow: GET, HEAD\r\n", NULL},
+    {"fallback: preflight",
+     "OPTIONS /files/a.txt HTTP/1.1\r\nHost: x\r\nOrigin: http://a.lan\r\n"
+     "Access-Control-Request-Method: GET\r\n\r\n",
+     "HTTP/1.1 204", "Access-Control-Allow-Origin: http://a.lan\r\n", NULL},
+    {"one vary field", "GET /varied HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200",
+     "\r\nVary: Origin, Accept-Encoding\r\n", "\r\nvary:"},
 };
 
 static int check_row(const row_t *r)
@@ -140,6 +212,9 @@ int main(void)
     tc_http_cors_free(g_default);
     tc_http_cors_free(g_own);
     tc_http_cors_free(g_none);
+    tc_http_cors_free(g_any);
+    tc_http_cors_free(g_any_cred);
+    tc_http_static_free(g_files);
     heap_back_to_zero();
     return tc_check_summary();
 }

@@ -96,11 +96,13 @@ typedef struct {
     const char *name;            /**< registry label (not copied) */
     const tc_http_cors_t *cors;  /**< server-wide CORS policy (tc_http_cors_new(); not copied: it must outlive the
                                       server), NULL = none. A request with an allowed Origin gets its headers on
-                                      every answer (404 and 405 included, WebSocket upgrades excepted), and a
-                                      preflight (OPTIONS with Origin and Access-Control-Request-Method) for a path
-                                      that has routes is answered by it (204, or 403 when not allowed). Routes added
-                                      with tc_http_cors_route() keep their own policy instead (the override; a
-                                      policy with origins "" gives a route no CORS at all) */
+                                      every answer (404 and 405 included, WebSocket upgrades excepted); every
+                                      answer says Vary: Origin when the policy's depends on the Origin (a list,
+                                      credentials); a preflight (OPTIONS with Origin and
+                                      Access-Control-Request-Method) for a path that has routes is answered by it
+                                      (204, or 403 when not allowed). Routes added with tc_http_cors_route() keep
+                                      their own policy instead (the override; a policy with origins "" gives a route
+                                      no CORS at all) */
 } tc_http_config_t;
 
 #define TC_HTTP_DEFAULT_CONFIG()                                                                           \
@@ -172,7 +174,8 @@ tc_loop_t *tc_http_loop(const tc_http_t *http);
 
 /**
  * @brief Add a route. Patterns: exact "/api/status", parameters "/led/:id", prefix "/static/ *" (no space).
- * Routes match in the order added; a path that matches with another method gives 405, none gives 404.
+ * Routes match in the order added; a path that matches with another method gives 405 with Allow, none gives 404.
+ * A static-files route (tc_http_static_attach()) is a fallback: it takes only paths no other route has.
  * @param methods  TC_HTTP_* bits (HEAD is implied by GET)
  * @param pattern  copied
  * @return TC_OK, TC_EINVAL (bad pattern), TC_ENOMEM
@@ -320,6 +323,7 @@ tc_http_t *tc_http_req_server(const tc_http_req_t *req);
 
 /**
  * @brief Add a response header (before the response starts). Values with CR or LF are refused (header injection).
+ * A Vary value joins the Vary field already there (one list, each token once: "Vary: Origin, Accept-Encoding").
  * @return TC_OK, TC_EINVAL (CR/LF or a started response), TC_ELIMIT (too many extra headers), TC_ENOMEM
  */
 int tc_http_resp_header(tc_http_req_t *req, const char *name, const char *value);

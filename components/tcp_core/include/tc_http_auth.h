@@ -71,8 +71,9 @@ int tc_http_cors_new(const tc_http_cors_config_t *cfg, tc_http_cors_t **out);
 /**
  * @brief Add a route whose answers carry the policy's CORS headers for an allowed Origin, and an OPTIONS route for
  * the same pattern that answers preflights (204 with the allowed methods and headers; 403 for an origin, method or
- * header not allowed). Requests without Origin are served as by tc_http_route(). The policy replaces the server's
- * default (tc_http_config_t.cors) on this route. Loop thread.
+ * header not allowed). Requests without Origin are served as by tc_http_route(), with Vary: Origin when the policy's
+ * answer depends on it (see tc_http_cors_headers()). The policy replaces the server's default (tc_http_config_t.cors)
+ * on this route. Loop thread.
  * @return TC_OK, TC_EINVAL, TC_ENOMEM
  */
 int tc_http_cors_route(tc_http_t *http, tc_http_cors_t *cors, unsigned methods, const char *pattern,
@@ -80,6 +81,9 @@ int tc_http_cors_route(tc_http_t *http, tc_http_cors_t *cors, unsigned methods, 
 
 /**
  * @brief Add the policy's headers to a response being built (for handlers that answer themselves). Loop thread.
+ * A policy whose answer depends on the Origin (a list of origins, or credentials) adds Vary: Origin whatever the
+ * Origin, or none (Fetch standard, "CORS protocol and HTTP caches": a shared cache keeps the answers apart); "*"
+ * without credentials does not.
  * @return 1 when the request's Origin is allowed (headers added), 0 when not or absent, or tc_http_resp_header()'s
  *         errors
  */

@@ -6,11 +6,12 @@
  * If-Modified-Since -> 304; "name.gz" served with Content-Encoding: gzip when it exists and the client accepts gzip
  * (Vary: Accept-Encoding); "dir/" -> "dir/index.html"; one byte range (Range: bytes=a-b, a-, -n; If-Range) -> 206
  * with Content-Range, 416 with "Content-Range: bytes * /size" (no space) when unsatisfiable; several ranges get
- * the whole file (RFC 9110 14.2 lets a server ignore Range). Bodies (the file or the range) up to whole_max are
- * answered in one piece; larger ones stream in chunk-sized parts read from the file as the socket drains, under
- * their Content-Length (tc_http_stream_sized(): a HEAD and a download's progress know the size, and a file that
- * shrinks meanwhile ends the answer short of it, visibly), so a slow client costs one part of memory whatever the
- * size. Cache-Control (max_age) is the same for every size.
+ * the whole file (RFC 9110 14.2 lets a server ignore Range); positions of any length, never wrapped: a last-pos
+ * past the end means the end, a first-pos past it is unsatisfiable (RFC 9110 14.1.2). Bodies (the file or the
+ * range) up to whole_max are answered in one piece; larger ones stream in chunk-sized parts read from the file as
+ * the socket drains, under their Content-Length (tc_http_stream_sized(): a HEAD and a download's progress know the
+ * size, and a file that shrinks meanwhile ends the answer short of it, visibly), so a slow client costs one part of
+ * memory whatever the size. Cache-Control (max_age) is the same for every size.
  * range_max, when not 0, caps a range: a longer one is answered with its first range_max bytes (Content-Range says
  * which: clients ask again for the rest).
  *
@@ -54,7 +55,8 @@ typedef struct {
 
 /**
  * @brief Serve root under a route pattern ending in "/ *" (no space), e.g. "/static/ *" or "/ *", for GET and HEAD.
- * Loop thread.
+ * The route is a fallback, added before or after the others: a path another route has, for any method, stays that
+ * route's (its other methods get 405 with Allow, RFC 9110 15.5.6, not a file). Loop thread.
  * @param out  receives the state, freed with tc_http_static_free() after the server has stopped
  * @return TC_OK, TC_EINVAL (pattern without the trailing wildcard, no root, chunk 0), TC_ENOMEM
  */

@@ -256,6 +256,36 @@ static void fail_conn(hconn_t *hc, int status)
     tc_conn_close(hc->c, HC_HTTP(hc)->cfg.close_policy);
 }
 
+/* Vary is one list (RFC 9110 12.5.5): a value for a response that has a Vary line already joins it, once, so the
+ * server's CORS policy and a handler (a file's gzip sibling) make one field. 1 when joined, 0 when no line yet. */
+static int vary_join(tc_http_req_t *req, const char *value)
+{
+    for (char *line = req->xh; line != NULL && line < req->xh + req->xh_len;) {
+        char *eol = strstr(line, "\r\n");
+        if (tc_http_ieq(line, "Vary: ", 6)) {
+            if (tc_http_list_has((tc_http_slice_t){line + 6, (size_t)(eol - line - 6)}, value)) {
+                return 1;
+            }
+            size_t at = (size_t)(eol - req->xh), add = 2 + strlen(value);
+            if (req->xh_len + add > 512) {
+                return TC_ELIMIT;
+            }
+            char *x = tc_realloc(req->xh, req->xh_len + add + 1);
+            if (x == NULL) {
+                return TC_ENOMEM;
+            }
+            memmove(x + at + add, x + at, req->xh_len - at + 1);
+            memcpy(x + at, ", ", 2);
+            memcpy(x + at + 2, value, add - 2);
+            req->xh = x;
+            req->xh_len += add;
+            return 1;
+        }
+        line = eol + 2;
+    }
+    return 0;
+}
+
 int tc_http_resp_header(tc_http_req_t *req, const char *name, const char *value)
 {
     if (req == NULL || name == NULL || value == NULL || req->answered) {
@@ -264,6 +294,10 @@ int tc_http_resp_header(tc_http_req_t *req, const char *name, const char *value)
     /* CR or LF in a name or value would let the caller's data start a new header (response splitting). */
     if (strpbrk(name, "\r\n:") || strpbrk(value, "\r\n") || name[0] == '\0') {
         return TC_EINVAL;
+    }
+    int joined = strlen(name) == 4 && tc_http_ieq(name, "Vary", 4) ? vary_join(req, value) : 0;
+    if (joined != 0) {
+        return joined < 0 ? joined : TC_OK;
     }
     size_t add = strlen(name) + 2 + strlen(value) + 2;
     if (req->xh_len + add > 512) {
@@ -467,12 +501,13 @@ static void dispatch(hconn_t *hc, tc_http_req_t *req)
     }
     route_t *r = req->route;
     size_t olen = 0;
-    if (h->cfg.cors && !(r && (r->own_cors || r->ws_cb)) && tc_http_req_header(req, "Origin", &olen)) {
+    if (h->cfg.cors && !(r && (r->own_cors || r->ws_cb))) {
         /* The server-wide policy: a preflight for a path that has routes is answered here (no route takes
-         * OPTIONS), every other answer carries the headers when the origin is allowed. */
+         * OPTIONS), every other answer carries the headers when the origin is allowed, and Vary: Origin with or
+         * without one when the policy's answer depends on it. */
         size_t ml = 0;
         if (r == NULL && req->allowed && tc__http_method_bit(req->parsed.method) == TC_HTTP_OPTIONS &&
-            tc_http_req_header(req, "Access-Control-Request-Method", &ml)) {
+            tc_http_req_header(req, "Origin", &olen) && tc_http_req_header(req, "Access-Control-Request-Method", &ml)) {
             tc__http_cors_preflight(req, h->cfg.cors);
             return;
         }

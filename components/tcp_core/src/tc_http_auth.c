@@ -218,18 +218,26 @@ static const char *allowed_origin(const tc_http_req_t *req, const tc_http_cors_t
     return buf;
 }
 
+/* Whether the policy's answer depends on the request's Origin: a list of origins, or "*" echoed for credentials. Then
+ * every answer says Vary: Origin, whether the Origin was allowed, another or absent: a shared cache must not give
+ * one origin's answer to another (Fetch standard, "CORS protocol and HTTP caches"). A literal "*", or a list with no
+ * origin (a route taken out), is the same answer for everyone. */
+static bool varies(const tc_http_cors_t *cors)
+{
+    const char *o = cors->cfg.origins;
+    return strcmp(o, "*") == 0 ? cors->cfg.credentials : o[strspn(o, " ,")] != '\0';
+}
+
 int tc_http_cors_headers(tc_http_req_t *req, const tc_http_cors_t *cors)
 {
+    int rc = varies(cors) ? tc_http_resp_header(req, "Vary", "Origin") : TC_OK;
     char origin[256];
-    if (allowed_origin(req, cors, origin, sizeof(origin)) == NULL) {
-        return 0;
+    if (rc != TC_OK || allowed_origin(req, cors, origin, sizeof(origin)) == NULL) {
+        return rc;
     }
-    /* "*" cannot carry credentials (Fetch standard): with credentials, or a list, echo the origin and vary on it. */
+    /* "*" cannot carry credentials (Fetch standard): with credentials, or a list, echo the origin. */
     bool star = strcmp(cors->cfg.origins, "*") == 0 && !cors->cfg.credentials;
-    int rc = tc_http_resp_header(req, "Access-Control-Allow-Origin", star ? "*" : origin);
-    if (rc == TC_OK && !star) {
-        rc = tc_http_resp_header(req, "Vary", "Origin");
-    }
+    rc = tc_http_resp_header(req, "Access-Control-Allow-Origin", star ? "*" : origin);
     if (rc == TC_OK && cors->cfg.credentials) {
         rc = tc_http_resp_header(req, "Access-Control-Allow-Credentials", "true");
     }
@@ -278,6 +286,9 @@ int tc__http_cors_preflight(tc_http_req_t *req, const tc_http_cors_t *cors)
     char origin[256];
     if (allowed_origin(req, cors, origin, sizeof(origin)) == NULL || m == NULL ||
         !in_list(cors->cfg.methods, m, ml, false) || (h != NULL && !headers_allowed(cors->cfg.headers, h, hl))) {
+        if (varies(cors)) {
+            tc_http_resp_header(req, "Vary", "Origin"); /* refused for this origin, maybe not for another */
+        }
         return tc_http_respond(req, 403, "text/plain", "CORS preflight refused\n", 23);
     }
     char age[16];

@@ -31,6 +31,7 @@ struct route {
     tc_http_body_cb body_cb; /* body in pieces (tc_http_route_body()); NULL: buffered whole */
     uint64_t max_body;       /* this route's body limit; 0: the server's max_body (buffered) or none (pieces) */
     uint8_t own_cors;        /* added by tc_http_cors_route(): its policy, not the server's default */
+    uint8_t fallback;        /* static files: only for a path no other route has, for any method */
     void *user;
     char pattern[];
 };
@@ -162,6 +163,9 @@ unsigned tc__http_method_bit(tc_http_slice_t m);
 void tc__http_route_lookup(tc_http_t *h, tc_http_req_t *req);
 /* Free the route table (the server is stopping). */
 void tc__http_routes_free(tc_http_t *h);
+/* Mark the route added last as a fallback (tc_http_static_attach()): a path that another route has, for any method,
+ * is that route's (its 405 stays a 405), whichever was added first. */
+void tc__http_route_fallback(tc_http_t *h);
 
 /* tc_http_auth.c: the server-wide CORS policy's part of dispatch */
 /* Mark the route added last as carrying its own CORS policy (tc_http_cors_route()). */

@@ -106,16 +106,25 @@ unsigned tc__http_method_bit(tc_http_slice_t m)
 }
 
 /* The route of a request: req->route and its parameters, or NULL with the methods the path allows (405) or none
- * (404) in req->allowed. Done once, when the head is complete: the body's limit and mode depend on it. */
+ * (404) in req->allowed. Done once, when the head is complete: the body's limit and mode depend on it. A fallback
+ * route (static files) is taken only when no other route has the path for any method: RFC 9110 15.5.6, a resource
+ * that exists without the method is a 405 with its Allow, not a file lookup that ends in 404. */
 void tc__http_route_lookup(tc_http_t *h, tc_http_req_t *req)
 {
     unsigned mbit = tc__http_method_bit(req->parsed.method);
+    route_t *fallback = NULL;
+    unsigned fallback_allowed = 0;
     for (route_t *r = h->routes; r; r = r->next) {
         int n = tc_http_route_match(r->pattern, req->path, req->params, MAX_PARAMS);
         if (n < 0) {
             continue;
         }
         unsigned m = r->methods | ((r->methods & TC_HTTP_GET) ? TC_HTTP_HEAD : 0);
+        if (r->fallback) {
+            fallback = fallback == NULL && (m & mbit) ? r : fallback;
+            fallback_allowed |= m;
+            continue;
+        }
         if (!(m & mbit)) {
             req->allowed |= m;
             continue;
@@ -124,6 +133,15 @@ void tc__http_route_lookup(tc_http_t *h, tc_http_req_t *req)
         req->route = r;
         return;
     }
+    if (req->allowed) {
+        return;
+    }
+    if (fallback != NULL) {
+        req->nparams = tc_http_route_match(fallback->pattern, req->path, req->params, MAX_PARAMS);
+        req->route = fallback;
+        return;
+    }
+    req->allowed = fallback_allowed;
 }
 
 /* Hand the request to the filter and its route: when the body is complete, or as soon as the head is for a route
@@ -177,6 +195,12 @@ int tc_http_ws_route(tc_http_t *http, const char *pattern, tc_ws_cb cb, void *us
     return cb ? add_route(http, TC_HTTP_GET, pattern, NULL, cb, user) : TC_EINVAL;
 }
 
+void tc__http_route_fallback(tc_http_t *h)
+{
+    if (h && h->routes_tail) {
+        h->routes_tail->fallback = 1;
+    }
+}
 
 void tc__http_route_own_cors(tc_http_t *h)
 {

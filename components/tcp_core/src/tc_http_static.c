@@ -11,6 +11,7 @@
 
 #include "tc_alloc.h"
 #include "tc_err.h"
+#include "tc_http_internal.h"
 #include "tc_http_parser.h"
 
 #define STATIC_PATH_MAX 256
@@ -121,6 +122,31 @@ static int etag_matches(tc_http_req_t *req, const char *etag)
     return 0;
 }
 
+/* The decimal digits at v[*i] on (*i moves past them): their value, UINT64_MAX for one that does not fit. Saturated,
+ * never wrapped: a last-pos past the end means the end and a first-pos past it is unsatisfiable (RFC 9110 14.1.2),
+ * however many digits they have. */
+static uint64_t range_number(const char *v, size_t len, size_t *i)
+{
+    uint64_t x = 0;
+    for (; *i < len && v[*i] >= '0' && v[*i] <= '9'; (*i)++) {
+        unsigned d = (unsigned)(v[*i] - '0');
+        x = x > (UINT64_MAX - d) / 10 ? UINT64_MAX : x * 10 + d;
+    }
+    return x;
+}
+
+/* Whether the digits a (al of them) name a smaller number than the digits b, at any length. */
+static int digits_less(const char *a, size_t al, const char *b, size_t bl)
+{
+    while (al > 1 && *a == '0') {
+        a++, al--;
+    }
+    while (bl > 1 && *b == '0') {
+        b++, bl--;
+    }
+    return al != bl ? al < bl : memcmp(a, b, al) < 0;
+}
+
 /* Range: bytes=a-b | a- | -n, one range. 1 with [*from, *to], 0 no (or an ignored) Range, -1 unsatisfiable. */
 static int parse_range(tc_http_req_t *req, uint64_t size, uint64_t *from, uint64_t *to)
 {
@@ -129,28 +155,19 @@ static int parse_range(tc_http_req_t *req, uint64_t size, uint64_t *from, uint64
     if (v == NULL || len < 7 || !tc_http_ieq(v, "bytes=", 6) || memchr(v, ',', len)) {
         return 0; /* absent, another unit, or several ranges: the whole file (RFC 9110 14.2 lets a server ignore) */
     }
-    uint64_t a = 0, b = 0;
-    int has_a = 0, has_b = 0;
-    size_t i = 6;
-    for (; i < len && v[i] >= '0' && v[i] <= '9'; i++, has_a = 1) {
-        if (a > UINT64_MAX / 10 - 1) {
-            return 0;
-        }
-        a = a * 10 + (uint64_t)(v[i] - '0');
-    }
+    size_t i = 6, as = i;
+    uint64_t a = range_number(v, len, &i);
+    size_t al = i - as;
     if (i >= len || v[i] != '-') {
         return 0;
     }
-    for (i++; i < len && v[i] >= '0' && v[i] <= '9'; i++, has_b = 1) {
-        if (b > UINT64_MAX / 10 - 1) {
-            return 0;
-        }
-        b = b * 10 + (uint64_t)(v[i] - '0');
-    }
-    if (i != len || (!has_a && !has_b)) {
+    size_t bs = ++i;
+    uint64_t b = range_number(v, len, &i);
+    size_t bl = i - bs;
+    if (i != len || (al == 0 && bl == 0)) {
         return 0;
     }
-    if (!has_a) { /* the last b bytes */
+    if (al == 0) { /* the last b bytes */
         if (b == 0 || size == 0) {
             return -1;
         }
@@ -158,11 +175,14 @@ static int parse_range(tc_http_req_t *req, uint64_t size, uint64_t *from, uint64
         *to = size - 1;
         return 1;
     }
-    if (a >= size || (has_b && b < a)) {
-        return has_b && b < a ? 0 : -1;
+    if (bl > 0 && digits_less(v + bs, bl, v + as, al)) {
+        return 0; /* last-pos before first-pos: invalid, so ignored (RFC 9110 14.1.1) */
+    }
+    if (a >= size) {
+        return -1;
     }
     *from = a;
-    *to = !has_b || b >= size ? size - 1 : b;
+    *to = bl == 0 || b >= size ? size - 1 : b;
     return 1;
 }
 
@@ -445,6 +465,7 @@ int tc_http_static_attach(tc_http_t *http, const char *pattern, const tc_http_st
         tc_free(st);
         return rc;
     }
+    tc__http_route_fallback(http);
     *out = st;
     return TC_OK;
 }
