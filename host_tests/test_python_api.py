@@ -95,6 +95,72 @@ def test_with_loop_stops_what_it_owns(backend: str) -> None:
         _ = lp.ptr
 
 
+class _StopsItsServer(tcp_core.Handler):
+    """Calls stop() and the loop's close() from inside on_data, the loop thread."""
+
+    def __init__(self, loop: Loop) -> None:
+        self.loop = loop
+        self.srv: Server | None = None
+        self.raised: list[str] = []
+
+    def on_data(self, conn: tcp_core.Connection, data: bytes) -> None:
+        assert self.srv is not None
+        for call in (lambda: self.srv.stop(100), lambda: self.loop.close()):  # type: ignore[union-attr]
+            try:
+                call()
+            except tcp_core.BusyError as exc:
+                self.raised.append(str(exc))
+        conn.send(data)
+
+
+def test_stop_inside_a_callback_is_busy_at_once_and_the_loop_serves_on(loop: Loop, server_host: str) -> None:
+    # stop() waits for the loop; inside a callback that wait was the loop itself: it froze every connection of the
+    # loop for deadline + 10 s, then raised a bare TimeoutError (outside testing, 2026-12-04).
+    h = _StopsItsServer(loop)
+    srv = h.srv = Server(loop, server_host, 0, handler=h)
+    echo = Server(loop, server_host, 0)
+    with connect(server_host, srv.port) as s:
+        s.sendall(b"x")
+        assert recv_exact(s, 1) == b"x"  # the handler went on after both calls raised
+    assert len(h.raised) == 2 and all("outside the loop's callbacks" in m for m in h.raised), h.raised
+    with connect(server_host, echo.port) as s:
+        s.sendall(b"still here")
+        assert recv_exact(s, 10) == b"still here"
+    srv.stop(500)
+    echo.stop(500)
+
+
+def test_calls_racing_a_close_get_closed_error_not_a_timeout(backend: str) -> None:
+    # Calls posted just before close() that the stopped loop never ran used to wait out their 10 s and raise
+    # TimeoutError; they get ClosedError once the loop is gone, like calls made after it.
+    if backend != "linux":
+        pytest.skip("one lwIP loop per process (the fixture's)")
+    for _ in range(3):
+        lp = Loop()
+        Server(lp, "127.0.0.1", 0)
+        outcomes: list[str] = []
+        stop = threading.Event()
+
+        def hammer(lp: Loop = lp, outcomes: list[str] = outcomes, stop: threading.Event = stop) -> None:
+            while not stop.is_set():
+                try:
+                    lp.registry()
+                except Exception as exc:  # every outcome is checked below
+                    outcomes.append(type(exc).__name__)
+                    return
+
+        threads = [threading.Thread(target=hammer) for _ in range(4)]
+        for t in threads:
+            t.start()
+        wait_until(lambda lp=lp: len(lp.registry()) == 1)
+        lp.close()
+        stop.set()
+        for t in threads:
+            t.join(8)  # a call's own timeout is 10 s: a thread still here was left waiting
+        assert not any(t.is_alive() for t in threads)
+        assert outcomes and set(outcomes) == {"ClosedError"}, outcomes
+
+
 def test_errors_carry_the_c_name_and_message() -> None:
     native = tcp_core._native.load("linux")
     err = native.error("CLOSED", "server is stopped")

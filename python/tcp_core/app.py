@@ -266,7 +266,8 @@ class App(Stoppable):
 
     def stop(self, deadline_ms: int = 1000) -> AppStopReport:
         """Stop every service with one deadline and report what was closed, forced and freed. Two threads may call
-        it at once (Ctrl-C during an /api/stop): the second waits for the first and gets its report."""
+        it at once (Ctrl-C during an /api/stop): the second waits for the first and gets its report. Inside a handler
+        callback it raises BusyError (the stop waits for the loop)."""
         with self._stop_lock:
             if self._report is None:
                 native = self.loop.native

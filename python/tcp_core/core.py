@@ -214,6 +214,9 @@ def _stop_handle(loop: Loop, handle: Callable[[], Any], deadline_ms: int, user: 
     """The one stop of every C object (tc_handle_stop()): request it on the loop thread, wait for its callback."""
     native = loop.native
     lib = native.lib
+    if loop.in_loop_thread():
+        # The wait below needs the loop thread, which is this one: it would block every connection of the loop.
+        raise native.error("BUSY", "stop() waits for the loop: call it from outside the loop's callbacks")
     loop.call(lambda: native.check(lib.tc_handle_stop(handle(), deadline_ms, lib.tcpy_stop_cb, user), "stop"))
     if not done.wait(deadline_ms / 1000 + 10):
         raise TimeoutError("the stop did not complete")
@@ -319,6 +322,8 @@ class Loop:
         self._jobs: set[_Job] = set()
         self._rc = 0
         self._closed = False
+        self._closing = False  # the loop thread is stopping: no new posts (they would never run)
+        self._post_lock = threading.Lock()  # a post and close()'s end are never interleaved
         self._thread = threading.Thread(target=self._run, name=f"tcp_core-loop-{backend}", daemon=True)
         self._thread.start()
 
@@ -346,15 +351,15 @@ class Loop:
         if self.in_loop_thread():
             return fn()
         job = _Job(fn)
-        self._jobs.add(job)
         job.handle = self._native.ffi.new_handle(job)
+        self._post(job)
         try:
-            self._native.check(self._native.lib.tc_loop_post(self.ptr, self._native.lib.tcpy_post_cb, job.handle))
             if not job.done.wait(timeout):
                 raise TimeoutError(f"the loop thread did not run the call within {timeout} s")
         finally:
             if job.done.is_set():
-                self._jobs.discard(job)
+                with self._post_lock:
+                    self._jobs.discard(job)
         if job.error is not None:
             raise job.error
         return job.value  # type: ignore[no-any-return]
@@ -363,9 +368,16 @@ class Loop:
         """Run fn on the loop thread soon, without waiting. Any thread."""
         job = _Job(fn)
         job.handle = self._native.ffi.new_handle(job)
-        self._jobs.add(job)
-        self._native.check(self._native.lib.tc_loop_post(self.ptr, self._native.lib.tcpy_post_cb, job.handle))
-        self._jobs = {j for j in self._jobs if not j.done.is_set()}
+        self._post(job)
+        with self._post_lock:
+            self._jobs = {j for j in self._jobs if not j.done.is_set()}
+
+    def _post(self, job: _Job) -> None:
+        with self._post_lock:
+            if self._closing or self._closed:
+                raise self._native.error("CLOSED", "loop is closed")
+            self._jobs.add(job)
+            self._native.check(self._native.lib.tc_loop_post(self._ptr, self._native.lib.tcpy_post_cb, job.handle))
 
     def close_stats(self) -> CloseStats:
         """How this loop's connections ended so far (tc_registry_close_stats())."""
@@ -416,19 +428,32 @@ class Loop:
         return self.call(snap)
 
     def close(self, deadline_ms: int = 1000) -> None:
-        """Stop every server and client still open (with deadline_ms), stop the loop thread and free the loop."""
+        """Stop every server and client still open (with deadline_ms), stop the loop thread and free the loop. Calls
+        from other threads that the loop had not run yet raise ClosedError; inside a handler callback, BusyError."""
         if self._closed:
             return
+        if self.in_loop_thread():
+            raise self._native.error("BUSY", "close() waits for the loop: call it from outside the loop's callbacks")
         for obj in list(self._owned):
             try:
                 obj.stop(deadline_ms)
             except TcError:
                 pass
+        with self._post_lock:
+            self._closing = True
         self._native.lib.tc_loop_stop(self._ptr)
         self._thread.join(timeout=10)
         if self._thread.is_alive():
             raise TimeoutError("the loop thread did not stop")
-        self._closed = True
+        with self._post_lock:
+            # Calls posted before the close that the stopped loop never ran: their callers get ClosedError now, not
+            # a TimeoutError after their wait (tc_loop_free() drops the posts without running them).
+            for job in self._jobs:
+                if not job.done.is_set():
+                    job.error = self._native.error("CLOSED", "loop closed before it ran the call")
+                    job.done.set()
+            self._jobs.clear()
+            self._closed = True
         self._native.check(self._native.lib.tc_loop_free(self._ptr), "tc_loop_free")
         self._ptr = None
 
@@ -711,7 +736,8 @@ class Server(_Endpoint):
         self._stop_done.set()
 
     def stop(self, deadline_ms: int = 1000) -> StopReport:
-        """Stop accepting, ask every connection to close, force the rest at the deadline; return what happened."""
+        """Stop accepting, ask every connection to close, force the rest at the deadline; return what happened.
+        It waits for the loop: inside a handler callback it raises BusyError."""
         with self._stop_lock:
             if self._report is None:
                 lib = self.loop.native.lib
@@ -843,7 +869,8 @@ class Client(_Endpoint):
 
     def stop(self, deadline_ms: int = 1000) -> StopReport:
         """Stop reconnecting and close the connection with the client's policy (reset if it is still there at the
-        deadline; at once with 0); graceful or forced is 1 when a connection was open."""
+        deadline; at once with 0); graceful or forced is 1 when a connection was open. It waits for the loop: inside
+        a handler callback it raises BusyError."""
         with self._stop_lock:
             if self._report is None:
                 if self._ptr is None:
