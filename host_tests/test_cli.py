@@ -171,3 +171,22 @@ def test_serve_ota_dir_static_and_auth_with_tcp_core_ota(tmp_path: object) -> No
             proc.wait()
     assert proc.returncode == 0, err
     assert "0 bytes left" in out, out
+
+
+def test_soak_source_ports_stay_in_range_and_every_request_is_counted() -> None:
+    # The pool of --source-port 65535 walked past 65535: bind() raised OverflowError in a worker thread, and the
+    # run said "0 failed" with exit 0 although no request was made (outside testing, 2026-12-04).
+    with socket.socket() as holder:
+        try:
+            holder.bind(("127.0.0.1", 65535))  # the pool's only port, refused to soak's bind
+        except OSError:
+            pytest.skip("port 65535 is in use here")
+        exe = shutil.which("tcp-core")
+        cmd = [exe] if exe else [sys.executable, "-m", "tcp_core.cli"]
+        proc = subprocess.run(
+            [*cmd, "soak", "http://127.0.0.1:1/", "-n", "3", "-i", "0", "--source-port", "65535", "-q"],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+    assert "Traceback" not in proc.stderr and "Exception" not in proc.stderr, proc.stderr
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    assert "0/3 ok, 3 failed" in proc.stdout, proc.stdout

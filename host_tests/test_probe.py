@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -77,3 +78,41 @@ def test_ws_url_probe_echoes(loop: Loop, server_host: str) -> None:
     r = probe.run(f"ws://{server_host}:{app.http_port}/ws", timeout=5)
     assert r.exit_code == 0, probe.report_text(r)
     app.stop(500)
+
+
+def test_timeout_bounds_the_http_layer_against_a_dripping_head() -> None:
+    # --timeout is per layer: it bounded each recv only, so a server sending its head a byte every 0.2 s held the
+    # HTTP layer for as long as it dripped (26.7 s with --timeout 2 in outside testing, 2026-12-04).
+    stop = threading.Event()
+    with socket.create_server(("127.0.0.1", 0)) as srv:
+        srv.settimeout(0.2)
+        port = srv.getsockname()[1]
+
+        def drip() -> None:
+            conns = []
+            t_end = time.monotonic() + 15  # bounded: without the layer's deadline the probe waits this long
+            while not stop.is_set() and time.monotonic() < t_end:
+                try:
+                    c, _ = srv.accept()
+                    conns.append(c)
+                    c.sendall(b"HTTP/1.1 200 OK\r\n")
+                except TimeoutError:
+                    pass
+                for c in conns:
+                    try:
+                        c.sendall(b"X")
+                    except OSError:
+                        pass
+            for c in conns:
+                c.close()
+
+        t = threading.Thread(target=drip, daemon=True)
+        t.start()
+        try:
+            r = probe.run(f"http://127.0.0.1:{port}/", timeout=1.0)
+        finally:
+            stop.set()
+            t.join(5)
+    assert r.failed_layer == "http", probe.report_text(r)
+    http = r.layers[-1]
+    assert http.ms < 10_000, probe.report_text(r)  # 1 s asked; the drip alone would last as long as it is fed

@@ -90,11 +90,12 @@ def _timed(fn: Any) -> tuple[Any, float, BaseException | None]:
 
 
 def _http_get(host: str, port: int, path: str, timeout: float) -> tuple[int, dict[str, str], bytes]:
+    deadline = time.monotonic() + timeout  # the layer's, not each recv's: a server dripping its head is bounded too
     with socket.create_connection((host, port), timeout=timeout) as s:
         hh = f"[{host}]" if ":" in host else host
         s.sendall(f"GET {path} HTTP/1.1\r\nHost: {hh}:{port}\r\nConnection: close\r\n\r\n".encode())
         buf = bytearray()
-        head = read_response_head(s, buf)
+        head = read_response_head(s, buf, deadline=deadline)
     return head.status, head.headers, bytes(buf)
 
 

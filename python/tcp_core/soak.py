@@ -78,7 +78,7 @@ class _PortPool:
 
     def __init__(self, first: int, size: int) -> None:
         self.first = first
-        self.size = size
+        self.size = max(1, min(size, 65536 - first))  # first..65535 at most: past the last port bind() would fail
         self.current = first
         self.used = {first}
         self.lock = threading.Lock()
@@ -269,7 +269,10 @@ def run(
             wait = t_start + i * interval_s - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
-            cls, ms, detail = one_request(target, i, stall_s, timeout_s, pool, payload, close_mode)
+            try:
+                cls, ms, detail = one_request(target, i, stall_s, timeout_s, pool, payload, close_mode)
+            except Exception as exc:  # counted, never a silent dead worker: the exit code must say it failed
+                cls, ms, detail = "other", 0.0, f"{type(exc).__name__}: {exc}"
             with lock:
                 if cls is None:
                     result.ok += 1
