@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import threading
+from typing import Any
 
 import pytest
 
@@ -213,3 +214,25 @@ def test_head_reader_refuses_what_is_not_a_head() -> None:
         read_response_head(s)
     with _pair(b"HTTP/1.1 200 OK\r\n" + b"X: y\r\n" * 200) as s, pytest.raises(ValueError, match="no end"):
         read_response_head(s, limit=512)
+
+
+@pytest.mark.parametrize(
+    ("make", "field"),
+    [
+        (lambda lp, h: Server(lp, h, 0, max_conns=-1), "max_conns"),
+        (lambda lp, h: Server(lp, h, 0, queue_max=1 << 64), "queue_max"),
+        (lambda lp, h: Client(lp, h, 9, connect_timeout_ms=-5), "connect_timeout_ms"),
+        (lambda lp, h: App(lp, h, echo_port=None, http_port=0, http_max_conns=-1), "http_max_conns"),
+        (lambda lp, h: App(lp, h, echo_port=-5, http_port=None), "echo_port"),
+        (lambda lp, h: Server(lp, h, 0).stop(-1), "deadline_ms"),
+    ],
+)
+def test_numbers_out_of_range_are_value_errors_naming_the_field(
+    loop: Loop, server_host: str, make: Any, field: str
+) -> None:
+    # cffi raised a bare OverflowError (neither a TcError nor a ValueError) for a negative count or deadline, and
+    # App(echo_port=-5) turned echo off silently (outside testing, 2026-12-04).
+    with pytest.raises(ValueError, match=field):
+        make(loop, server_host)
+    for obj in list(loop._owned):  # what a case started before its bad call
+        obj.stop(100)

@@ -13,7 +13,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .core import Loop, Stoppable, StopReport, _is_numeric, _numeric_address_hint, _stop_handle
+from .core import (
+    Loop,
+    Stoppable,
+    StopReport,
+    _check_port,
+    _is_numeric,
+    _numeric_address_hint,
+    _set_int,
+    _stop_handle,
+)
 from .errors import BadAddressError
 
 
@@ -116,38 +125,41 @@ class App(Stoppable):
         lib.tcpy_app_defaults(cfg)
         self._keep: list[Any] = [ffi.new("char[]", host.encode())]
         cfg.host = self._keep[0]
+        for what, port in (("echo_port", echo_port), ("http_port", http_port), ("dns_port", dns_port)):
+            if port is not None:
+                _check_port(port, f"App {what} (None turns the service off)")
         cfg.echo_port = lib.TC_APP_OFF if echo_port is None else echo_port
         if echo_max_conns is not None:
-            cfg.echo_max_conns = echo_max_conns
+            _set_int(native, cfg, "echo_max_conns", echo_max_conns)
         if echo_keepalive_s is not None:  # None: 60 s (a vanished echo peer is found in 2 min and its slot freed)
-            cfg.echo_keepalive_s = echo_keepalive_s
+            _set_int(native, cfg, "echo_keepalive_s", echo_keepalive_s)
         cfg.http_port = lib.TC_APP_OFF if http_port is None else http_port
         if connect is not None:
             self._keep.append(ffi.new("char[]", connect[0].encode()))
             cfg.connect_host = self._keep[-1]
             cfg.connect_port = connect[1]
         if http_max_conns is not None:
-            cfg.http_max_conns = http_max_conns
+            _set_int(native, cfg, "http_max_conns", http_max_conns)
         if stream_fps is not None:
-            cfg.stream_fps = stream_fps
+            _set_int(native, cfg, "stream_fps", stream_fps)
         if stream_frame_bytes is not None:
             if not 0 <= stream_frame_bytes <= 0xFFFFFFFF:
                 raise ValueError(f"stream_frame_bytes {stream_frame_bytes} is out of range")
             cfg.stream_frame_bytes = stream_frame_bytes
         if events_ms is not None:
-            cfg.events_ms = events_ms
+            _set_int(native, cfg, "events_ms", events_ms)
         if http_idle_timeout_ms is not None:
-            cfg.http_idle_timeout_ms = http_idle_timeout_ms
+            _set_int(native, cfg, "http_idle_timeout_ms", http_idle_timeout_ms)
         if http_head_timeout_ms is not None:
-            cfg.http_head_timeout_ms = http_head_timeout_ms
+            _set_int(native, cfg, "http_head_timeout_ms", http_head_timeout_ms)
         if ws_max_message is not None:
-            cfg.ws_max_message = ws_max_message
+            _set_int(native, cfg, "ws_max_message", ws_max_message)
         if body_min_rate is not None:
             cfg.http_body_min_rate = lib.TC_APP_NO_RATE if body_min_rate == 0 else body_min_rate
         if body_grace_ms is not None:
-            cfg.http_body_grace_ms = body_grace_ms
+            _set_int(native, cfg, "http_body_grace_ms", body_grace_ms)
         if upload_max is not None:
-            cfg.upload_max = upload_max
+            _set_int(native, cfg, "upload_max", upload_max)
         # Liveness of long-lived sessions (None: the C defaults, 20 s ping, 10 s pong deadline, 15 s SSE heartbeat).
         cfg.ws_ping_ms = ws_ping_ms or 0
         cfg.ws_pong_timeout_ms = ws_pong_timeout_ms or 0

@@ -103,6 +103,15 @@ def _check_port(port: object, what: str) -> int:
     return port
 
 
+def _set_int(native: Native, struct: Any, key: str, value: int) -> None:
+    """struct.key = value, or InvalidArgumentError (a ValueError) naming the field when its C type cannot hold it
+    (cffi raises a bare OverflowError for a negative count or a deadline past 2^32)."""
+    try:
+        setattr(struct, key, int(value))
+    except OverflowError:
+        raise native.error("INVAL", f"{key} {value} is out of range for its C field") from None
+
+
 def _check_host(host: object, what: str) -> str:
     if not isinstance(host, str):
         raise TypeError(f"{what}: host must be a str such as '127.0.0.1', not {type(host).__name__} {host!r}")
@@ -214,6 +223,8 @@ def _stop_handle(loop: Loop, handle: Callable[[], Any], deadline_ms: int, user: 
     """The one stop of every C object (tc_handle_stop()): request it on the loop thread, wait for its callback."""
     native = loop.native
     lib = native.lib
+    if not 0 <= deadline_ms <= 0xFFFFFFFF:
+        raise native.error("INVAL", f"deadline_ms {deadline_ms} is out of range (0 .. 2^32 - 1)")
     if loop.in_loop_thread():
         # The wait below needs the loop thread, which is this one: it would block every connection of the loop.
         raise native.error("BUSY", "stop() waits for the loop: call it from outside the loop's callbacks")
@@ -557,7 +568,7 @@ class Connection:
 def _conn_config(native: Native, c: Any, opts: dict[str, Any]) -> None:
     for key in ("high_water", "low_water", "queue_max", "idle_timeout_ms", "linger_ms", "keepalive_s"):
         if opts.get(key) is not None:
-            setattr(c, key, int(opts[key]))
+            _set_int(native, c, key, opts[key])
     if opts.get("nodelay") is not None:
         c.nodelay = bool(opts["nodelay"])
     if opts.get("keep_time_wait") is not None:
@@ -702,9 +713,9 @@ class Server(_Endpoint):
         cfg.v6only = v6only
         cfg.name = self._name_c
         if max_conns is not None:
-            cfg.max_conns = max_conns
+            _set_int(native, cfg, "max_conns", max_conns)
         if backlog is not None:
-            cfg.backlog = backlog
+            _set_int(native, cfg, "backlog", backlog)
         cfg.when_full = policies[when_full]
         _conn_config(native, cfg.conn, locals())
         cfg.cb, cfg.user = self._callback()
@@ -834,7 +845,7 @@ class Client(_Endpoint):
         keys = ("connect_timeout_ms", "backoff_initial_ms", "backoff_max_ms", "jitter_pct", "max_attempts", "stable_ms")
         for key in keys:
             if locals()[key] is not None:
-                setattr(cfg, key, int(locals()[key]))
+                _set_int(native, cfg, key, locals()[key])
         _conn_config(native, cfg.conn, locals())
         cfg.cb, cfg.user = self._callback()
         out = ffi.new("tc_client_t **")
