@@ -26,9 +26,18 @@ static int is_value_char(unsigned char c)
     return c == '\t' || (c >= 0x20 && c != 0x7f);
 }
 
-static int is_hex(unsigned char c)
+static int lower(int c)
 {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+    return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c;
+}
+
+static int hexval(unsigned char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    c = (unsigned char)lower(c);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
 /* RFC 3986 2.3 and 2.2: unreserved = ALPHA / DIGIT / "-" / "." / "_" / "~"; sub-delims = "!" / "$" / "&" / "'" / "("
@@ -61,7 +70,7 @@ static int host_valid(tc_http_slice_t v)
     } else {
         for (; i < n && p[i] != ':'; i++) {
             if (p[i] == '%') {
-                if (i + 2 >= n || !is_hex(p[i + 1]) || !is_hex(p[i + 2])) {
+                if (i + 2 >= n || hexval(p[i + 1]) < 0 || hexval(p[i + 2]) < 0) {
                     return 0;
                 }
                 i += 2;
@@ -81,11 +90,6 @@ static int host_valid(tc_http_slice_t v)
         }
     }
     return 1;
-}
-
-static int lower(int c)
-{
-    return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c;
 }
 
 int tc_http_ieq(const char *a, const char *b, size_t n)
@@ -610,15 +614,6 @@ int tc_http_accepts_coding(const char *v, size_t len, const char *coding)
         }
     }
     return named >= 0 ? named : star == 1;
-}
-
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    c = (unsigned char)lower(c);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
 /* ---- chunked bodies ---- */
