@@ -143,9 +143,7 @@ class App(Stoppable):
         if stream_fps is not None:
             _set_int(native, cfg, "stream_fps", stream_fps)
         if stream_frame_bytes is not None:
-            if not 0 <= stream_frame_bytes <= 0xFFFFFFFF:
-                raise ValueError(f"stream_frame_bytes {stream_frame_bytes} is out of range")
-            cfg.stream_frame_bytes = stream_frame_bytes
+            _set_int(native, cfg, "stream_frame_bytes", stream_frame_bytes)
         if events_ms is not None:
             _set_int(native, cfg, "events_ms", events_ms)
         if http_idle_timeout_ms is not None:

@@ -24,13 +24,6 @@ def _add_backend_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gateway", help="lwip backend: default gateway")
 
 
-def _port(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port {value} is out of range 0..65535")
-    return value
-
-
 def _int_in(low: int, high: int, what: str) -> Callable[[str], int]:
     """An argparse type: an integer in low..high, or a one-line error naming the option's meaning and range."""
 
@@ -43,35 +36,24 @@ def _int_in(low: int, high: int, what: str) -> Callable[[str], int]:
     return parse
 
 
-def _seconds(text: str) -> float:
-    """An argparse type: a duration in seconds above 0, at most a day."""
-    value = float(text)
-    if not 0 < value <= 86400:
-        raise argparse.ArgumentTypeError(f"{value} seconds is out of range (0, 86400]")
-    return value
+def _seconds_in(zero: bool) -> Callable[[str], float]:
+    """An argparse type: a duration in seconds up to a day, above 0 or (zero) from 0."""
+
+    def parse(text: str) -> float:
+        value = float(text)
+        if not (0 <= value if zero else 0 < value) or value > 86400:
+            raise argparse.ArgumentTypeError(f"{value} seconds is out of range {'[' if zero else '('}0, 86400]")
+        return value
+
+    return parse
 
 
-def _seconds_or_zero(text: str) -> float:
-    """An argparse type: a duration in seconds from 0 to a day."""
-    value = float(text)
-    if not 0 <= value <= 86400:
-        raise argparse.ArgumentTypeError(f"{value} seconds is out of range [0, 86400]")
-    return value
-
-
-def _fps(text: str) -> int:
-    value = int(text)
-    if not 1 <= value <= 1000:
-        raise argparse.ArgumentTypeError(f"{value} frames per second is out of range 1..1000")
-    return value
-
-
-def _frame_bytes(text: str) -> int:
-    value = int(text)
-    limit = 16 * 1024 * 1024  # TC_APP_STREAM_FRAME_MAX; below the largest demo frame the C core says TC_EINVAL
-    if not 0 <= value <= limit:
-        raise argparse.ArgumentTypeError(f"frame size {value} is out of range 0..{limit}")
-    return value
+_port = _int_in(0, 65535, "port")
+_seconds = _seconds_in(zero=False)
+_seconds_or_zero = _seconds_in(zero=True)
+_fps = _int_in(1, 1000, "frames per second")
+# TC_APP_STREAM_FRAME_MAX; below the largest demo frame the C core says TC_EINVAL
+_frame_bytes = _int_in(0, 16 * 1024 * 1024, "frame size")
 
 
 def default_host(backend: str, address: str | None) -> str:
