@@ -54,8 +54,8 @@ def free_port() -> int:
 
 def nginx_command(ndir: Path, body: bytes, fields: dict[str, str]) -> tuple[int, list[str]]:
     """Prepare nginx in ndir (created) serving body as / with bench/nginx.conf.in filled from fields (DIR and PORT
-    are set here); returns the port and the command line. The directories are made readable for the worker, which
-    runs as nobody when nginx is started as root."""
+    are set here, HOST unless fields set it); returns the port and the command line. The directories are made
+    readable for the worker, which runs as nobody when nginx is started as root."""
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     if not Path(nginx).exists():
         raise BenchError("nginx not found (apt-get install nginx-light)")
@@ -66,7 +66,7 @@ def nginx_command(ndir: Path, body: bytes, fields: dict[str, str]) -> tuple[int,
     (ndir / "www" / "index.html").chmod(0o644)
     port = free_port()
     conf = NGINX_TEMPLATE.read_text()
-    for key, value in {**fields, "DIR": str(ndir), "PORT": str(port)}.items():
+    for key, value in {"HOST": HOST, **fields, "DIR": str(ndir), "PORT": str(port)}.items():
         conf = conf.replace(f"@{key}@", value)
     (ndir / "nginx.conf").write_text(conf)
     return port, [nginx, "-p", str(ndir), "-c", str(ndir / "nginx.conf"), "-e", str(ndir / "error.log")]
@@ -87,6 +87,8 @@ class Pinning:
     server: list[str] = field(default_factory=list)
     load: list[str] = field(default_factory=list)
     note: str = "not pinned"
+    cpu: int | None = None
+    """The servers' CPU (None: not pinned)."""
 
 
 def choose_pinning(enabled: bool, server_what: str, load_what: str) -> Pinning:
@@ -102,6 +104,7 @@ def choose_pinning(enabled: bool, server_what: str, load_what: str) -> Pinning:
         [taskset, "-c", str(cpus[0])],
         [taskset, "-c", str(cpus[1])],
         f"{server_what} on CPU {cpus[0]}, {load_what} on CPU {cpus[1]} (taskset)",
+        cpus[0],
     )
 
 
@@ -131,6 +134,16 @@ def proc_cpu_fine(pid: int) -> float:
     return total / 1e9 if total else proc_cpu(pid)
 
 
+def cpu_busy(cpu: int) -> float:
+    """Busy seconds of one CPU so far, everything that ran on it (/proc/stat's cpuN: user + nice + system + irq +
+    softirq): a server's own time plus the kernel's network work that was done there, in whichever context."""
+    for ln in Path("/proc/stat").read_text().splitlines():
+        if ln.startswith(f"cpu{cpu} "):
+            user, nice, system, _idle, _iowait, irq, softirq = (int(x) for x in ln.split()[1:8])
+            return (user + nice + system + irq + softirq) / CLK_TCK
+    raise BenchError(f"no cpu{cpu} in /proc/stat")
+
+
 def machine_busy() -> float:
     """Busy CPU seconds of the whole machine so far, all CPUs (the first line of /proc/stat: user + nice + system
     + steal), without interrupt time: the loopback traffic's softirq work is the benchmark's own and is charged to
@@ -138,6 +151,21 @@ def machine_busy() -> float:
     f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     user, nice, system, _idle, _iowait, _irq, _softirq, steal = f[:8]
     return (user + nice + system + steal) / CLK_TCK
+
+
+def softirq_threads_cpu() -> float:
+    """CPU seconds of the kernel's ksoftirqd threads so far: network work deferred from the tasks that raised it
+    (the rest runs in those tasks' own time; this kernel does not account interrupt time apart)."""
+    total = 0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if (proc / "comm").read_text().startswith("ksoftirqd/"):
+                total += int((proc / "schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass
+    return total / 1e9
 
 
 def proc_children(pid: int) -> list[int]:

@@ -3,6 +3,7 @@
 
     python3 bench/compare.py [--mongoose-src DIR] [--rounds 5] [--duration 3] [--idle-conns 10000] [--json]
     python3 bench/compare.py --report saved.json     # the table of a saved --json run
+    python3 bench/compare.py --veth [--rounds 5]      # tcp_core vs nginx across a veth pair (root)
 
 Pairs (tcp_core first, its peer second; each server one process, pinned to CPU 0, the load on CPU 1):
   http-keepalive-c50  wrk -t1 -c50, keep-alive GET /            bench/tc_http_ws.c  vs nginx (one worker)
@@ -17,7 +18,18 @@ Every server answers the same bytes (bench/bench_page.h: one 552-byte page; ngin
 Paired rounds: in every round both servers of a pair run the same load back to back, the order alternating from
 round to round, so that a change of machine load hits both; each round gives one ratio tcp_core/peer, per wall-clock
 second (ops/s) and per CPU-second of the server process (ops per second of user+system time of its threads; nginx:
-master + worker). The table shows the median ratio with the min-max of the rounds.
+master + worker). The table shows the median ratio with the min-max of the rounds. Below it, the ratio per
+CPU-second of both ends (server + load generator, the same generator for both servers, + the kernel's ksoftirqd
+threads): on loopback the kernel work of delivering a segment is done by whichever end happens to run it, so the
+server's figure alone can move with the client's share; the both-ends figure cannot. And the ratio per busy
+second of the servers' CPU (/proc/stat's cpuN): everything that ran there, the kernel's network work in any context
+included.
+
+--veth: on loopback the kernel receives a segment on the sender's CPU, so a server's CPU pays for its client's
+receiving and not for its own; a server that sends fewer segments looks cheaper by more than it saves on a device.
+With --veth the servers run in one network namespace and the load in another (both created here and removed), joined
+by a veth pair whose receive packet steering sends each side's incoming segments to that side's CPU: the server's
+CPU pays for its own receiving, as on a device. Only the tcp_core-vs-nginx pairs run; no idle or instruction figures.
 
 Memory: RSS growth per idle connection with --idle-conns (10,000) connections open on a fresh server, each after one
 request (HTTP keep-alive: one GET /; echo: one 1-byte echo); RLIMIT_NOFILE is raised for this script and the
@@ -43,6 +55,8 @@ answered wrong, 2 when the build failed.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import json
 import os
 import re
@@ -67,10 +81,13 @@ from _common import (
     Pinning,
     Server,
     choose_pinning,
+    cpu_busy,
     log,
     machine_busy,
     nginx_command,
     proc_children,
+    read_response,
+    softirq_threads_cpu,
 )
 
 BENCH = Path(__file__).resolve().parent
@@ -81,6 +98,12 @@ NOFILE = 65536
 START_TIMEOUT_S = 15.0
 LOAD_SLACK_S = 60.0
 IDLE_BATCH = 500
+VETH_SERVER, VETH_CLIENT = "10.79.0.1", "10.79.0.2"  # --veth: inside namespaces this script creates and removes
+
+# The address the servers listen on: HOST (loopback), or VETH_SERVER with --veth, where main() switches this
+# script's thread into the client's namespace and starts the servers in the server's.
+server_host = HOST
+server_prefix: list[str] = []
 
 
 # ---- build ----
@@ -148,6 +171,7 @@ def start_nginx(prefix: list[str], tmp: Path, body: bytes, master: bool = True) 
         "RLIMIT_NOFILE": str(NOFILE),
         "WORKER_CONNECTIONS": str(NOFILE // 2),
         "KEEPALIVE_S": "60",
+        "HOST": server_host,
     }
     port, cmd = nginx_command(ndir, body, fields)
     srv = Server("nginx", prefix + cmd, signal.SIGQUIT)
@@ -155,7 +179,7 @@ def start_nginx(prefix: list[str], tmp: Path, body: bytes, master: bool = True) 
     deadline = time.monotonic() + START_TIMEOUT_S * (4 if prefix and "valgrind" in prefix[0] else 1)
     while time.monotonic() < deadline and srv.alive():
         try:
-            with socket.create_connection((HOST, port), timeout=0.5):
+            with socket.create_connection((server_host, port), timeout=0.5):
                 if not master or proc_children(srv.proc.pid):
                     return srv
         except OSError:
@@ -203,7 +227,9 @@ class Kind:
 
 def kinds(exes: dict[str, Path], tmp: Path, body: bytes) -> dict[str, Kind]:
     out = {
-        "tcp_core": Kind("tcp_core", lambda p: start_ready("tcp_core", [*p, str(exes["tc_http_ws"])]), "http"),
+        "tcp_core": Kind(
+            "tcp_core", lambda p: start_ready("tcp_core", [*p, str(exes["tc_http_ws"]), "--host", server_host]), "http"
+        ),
         "tcp_core-echo": Kind(
             "tcp_core-echo",
             lambda p: start_ready("tcp_core-echo", [*p, str(exes["tc_echo"]), "--port", "0", "--max-conns", "20000"]),
@@ -253,7 +279,9 @@ class Sample:
     ops: int
     seconds: float
     cpu: float  # server CPU-seconds during the load
+    load_cpu: float  # the load generator's CPU-seconds and the kernel's ksoftirqd threads'
     background: float  # cores busy with other jobs meanwhile
+    server_cpu_busy: float | None = None  # busy seconds of the server's CPU: all that ran there (pinned runs only)
 
     @property
     def rate(self) -> float:
@@ -262,6 +290,17 @@ class Sample:
     @property
     def per_cpu(self) -> float | None:
         return self.ops / self.cpu if self.cpu > 0 else None
+
+    @property
+    def per_server_cpu_busy(self) -> float | None:
+        busy = self.server_cpu_busy
+        return self.ops / busy if busy else None
+
+    @property
+    def per_cpu_both(self) -> float | None:
+        """Operations per CPU-second of both ends: on loopback either end's kernel may do the other's work."""
+        both = self.cpu + self.load_cpu
+        return self.ops / both if both > 0 else None
 
 
 def children_cpu() -> float:
@@ -272,25 +311,12 @@ def children_cpu() -> float:
 def reply_len(port: int, close: bool) -> int:
     """The whole response of one GET / (head + body) on this server, as pingload must expect it."""
     req = f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{'Connection: close' + chr(13) + chr(10) if close else ''}\r\n"
-    with socket.create_connection((HOST, port), timeout=10) as s:
+    with socket.create_connection((server_host, port), timeout=10) as s:
         s.sendall(req.encode())
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            data += chunk
-        head, _, rest = data.partition(b"\r\n\r\n")
-        m = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", head)
-        if not head.startswith(b"HTTP/1.1 200") or m is None:
-            raise BenchError(f"port {port}: bad response to GET /: {head[:80]!r}")
-        want = int(m.group(1))
-        while len(rest) < want:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            rest += chunk
-        return len(head) + 4 + want
+        r = read_response(s)
+    if r.status != 200:
+        raise BenchError(f"port {port}: GET / answered {r.status}")
+    return r.raw_len
 
 
 def load_cmd(pair: Pair, port: int, exes: dict[str, Path], tmp: Path, duration: float, count: int) -> list[str]:
@@ -298,7 +324,7 @@ def load_cmd(pair: Pair, port: int, exes: dict[str, Path], tmp: Path, duration: 
         lua = tmp / "wrk.lua"
         lua.write_text(WRK_LUA)
         cmd = ["wrk", "-t1", f"-c{pair.conns}", f"-d{max(round(duration), 1)}s", "--timeout", "5s", "-s", str(lua)]
-        cmd.append(f"http://{HOST}:{port}/")
+        cmd.append(f"http://{server_host}:{port}/")
         return cmd + (["-H", "Connection: close"] if pair.load == "http-close" else [])
     cmd = [str(exes["pingload"]), "--mode", pair.load, "--port", str(port), "--conns", str(pair.conns)]
     if pair.load in ("http", "http-close"):
@@ -320,10 +346,13 @@ def parse_load(out: str) -> tuple[int, float, int]:
     raise BenchError(f"no result from the load generator: {out.strip()[-300:]}")
 
 
-def measure(srv: Server, cmd: list[str], timeout: float) -> Sample:
-    c0, m0, w0, t0 = srv.cpu(), machine_busy(), children_cpu(), time.monotonic()
+def measure(srv: Server, cmd: list[str], timeout: float, server_cpu: int | None) -> Sample:
+    """One load against srv; server_cpu: the CPU the server is pinned to (None: not pinned)."""
+    b0 = cpu_busy(server_cpu) if server_cpu is not None else 0.0
+    c0, m0, w0, k0, t0 = srv.cpu(), machine_busy(), children_cpu(), softirq_threads_cpu(), time.monotonic()
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
-    c1, m1, w1, t1 = srv.cpu(), machine_busy(), children_cpu(), time.monotonic()
+    c1, m1, w1, k1, t1 = srv.cpu(), machine_busy(), children_cpu(), softirq_threads_cpu(), time.monotonic()
+    b1 = cpu_busy(server_cpu) if server_cpu is not None else 0.0
     ops, secs, errors = parse_load(res.stdout)
     if errors or ops == 0:
         raise BenchError(f"{srv.name}: {ops} operations, {errors} errors ({' '.join(cmd[:3])}): {res.stderr[-300:]}")
@@ -331,7 +360,7 @@ def measure(srv: Server, cmd: list[str], timeout: float) -> Sample:
         raise BenchError(f"{srv.name} died during the load")
     cpu = c1 - c0
     background = max((m1 - m0 - cpu - (w1 - w0)) / max(t1 - t0, 1e-9), 0.0)
-    return Sample(ops, secs, cpu, background)
+    return Sample(ops, secs, cpu, w1 - w0 + k1 - k0, background, b1 - b0 if server_cpu is not None else None)
 
 
 @dataclass
@@ -341,10 +370,17 @@ class PairResult:
     peer: list[Sample] = field(default_factory=list)
     skipped: str = ""
 
-    def ratios(self, per_cpu: bool) -> list[float]:
+    def ratios(self, per: str) -> list[float]:
+        """tcp_core/peer per round, per "wall" second, "cpu" (server CPU-second), "both" (server + load) or
+        "server-cpu" (busy second of the server's CPU)."""
         out = []
         for a, b in zip(self.tc, self.peer, strict=True):
-            x, y = (a.per_cpu, b.per_cpu) if per_cpu else (a.rate, b.rate)
+            x, y = {
+                "wall": (a.rate, b.rate),
+                "cpu": (a.per_cpu, b.per_cpu),
+                "both": (a.per_cpu_both, b.per_cpu_both),
+                "server-cpu": (a.per_server_cpu_busy, b.per_server_cpu_busy),
+            }[per]
             if x and y:
                 out.append(x / y)
         return out
@@ -361,17 +397,17 @@ def run_pairs(
             res.skipped = f"{pair.peer} not available"
             log(f"{pair.name}: skipped ({res.skipped})")
             continue
-        servers = {n: ks[n].start(pin.server) for n in (pair.tc, pair.peer)}
+        servers = {n: ks[n].start(server_prefix + pin.server) for n in (pair.tc, pair.peer)}
         try:
             load = pin.load
             for srv in servers.values():  # unmeasured warm-up: first-use page faults, caches
-                measure(srv, load + load_cmd(pair, srv.port, exes, tmp, 1.0, 0), 1.0 + LOAD_SLACK_S)
+                measure(srv, load + load_cmd(pair, srv.port, exes, tmp, 1.0, 0), 1.0 + LOAD_SLACK_S, pin.cpu)
             for rnd in range(args.rounds):
                 order = [pair.tc, pair.peer] if rnd % 2 == 0 else [pair.peer, pair.tc]
                 got: dict[str, Sample] = {}
                 for name in order:
                     cmd = load + load_cmd(pair, servers[name].port, exes, tmp, args.duration, 0)
-                    got[name] = measure(servers[name], cmd, args.duration + LOAD_SLACK_S)
+                    got[name] = measure(servers[name], cmd, args.duration + LOAD_SLACK_S, pin.cpu)
                 res.tc.append(got[pair.tc])
                 res.peer.append(got[pair.peer])
                 a, b = got[pair.tc], got[pair.peer]
@@ -399,7 +435,7 @@ def open_idle(port: int, proto: str, count: int) -> list[socket.socket]:
     while len(socks) < count:
         batch = []
         for _ in range(min(IDLE_BATCH, count - len(socks))):
-            s = socket.create_connection((HOST, port), timeout=10)
+            s = socket.create_connection((server_host, port), timeout=10)
             s.sendall(req)
             batch.append(s)
         for s in batch:
@@ -511,6 +547,18 @@ def report(doc: dict[str, Any]) -> str:
         f"medians of {doc['rounds']} paired rounds of {doc['duration']} s, ratios with their min-max; ratio = "
         "tcp_core/peer, >1 is better for tcp_core; bg = median cores busy with other jobs during the runs"
     )
+    both = [r for r in doc["pairs"] if r.get("ratio_cpu_both")]
+    if both:
+        lines += ["", "per CPU-second of both ends (server + load generator + ksoftirqd; on loopback the kernel work"]
+        lines += ["of a segment falls to either end, so one end's figure alone can move with the other's share):"]
+        for r in both:
+            lines.append(f"  {r['name'] + ' vs ' + r['peer']:<28} {fmt_ratio(r['ratio_cpu_both'])}")
+    busy = [r for r in doc["pairs"] if r.get("ratio_server_cpu_busy")]
+    if busy:
+        lines += ["", "per busy second of the servers' CPU (/proc/stat: the server and the kernel's network work done"]
+        lines += ["on that CPU in any context; with --veth that is the server's own receiving, as on a device):"]
+        for r in busy:
+            lines.append(f"  {r['name'] + ' vs ' + r['peer']:<28} {fmt_ratio(r['ratio_server_cpu_busy'])}")
     if doc["idle"]:
         lines += ["", f"RSS per idle connection, {doc['idle_conns']:,} connections open (one request/echo each):"]
         for i in doc["idle"]:
@@ -526,6 +574,81 @@ def report(doc: dict[str, Any]) -> str:
             )
     lines += ["", doc["mongoose"]]
     return "\n".join(lines)
+
+
+class Veth:
+    """--veth: the servers in one network namespace, this script and its load generators in another, a veth pair
+    between them (VETH_SERVER / VETH_CLIENT), and receive packet steering sending each side's incoming segments to
+    its own CPU. On loopback the receiving of a segment is done by the sender's CPU, so a server's CPU pays for its
+    client's receiving and not for its own; here, as on a device, it pays for its own. Both namespaces are created
+    here and removed on exit (the veth pair with them)."""
+
+    CLONE_NEWNET = 0x40000000
+
+    def __init__(self, pin: Pinning) -> None:
+        if pin.cpu is None or len(pin.load) < 1:
+            raise BenchError("--veth needs the servers and the load pinned to two CPUs")
+        self.pin = pin
+        self.srv, self.cli = f"tcb-s{os.getpid()}", f"tcb-c{os.getpid()}"
+        self.home: int | None = None
+
+    @staticmethod
+    def ip(*args: str) -> None:
+        sh(["ip", *args])
+
+    def setns(self, fd: int) -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.setns(fd, self.CLONE_NEWNET) != 0:
+            raise BenchError(f"setns: {os.strerror(ctypes.get_errno())}")
+
+    def __enter__(self) -> Veth:
+        global server_host, server_prefix
+        load_cpu = int(self.pin.load[-1])
+        try:
+            for ns in (self.srv, self.cli):
+                self.ip("netns", "add", ns)
+                self.ip("-n", ns, "link", "set", "lo", "up")
+            self.ip(
+                "link", "add", "tcb-vs", "netns", self.srv, "type", "veth", "peer", "name", "tcb-vc", "netns", self.cli
+            )
+            for ns, dev, addr, cpu in (
+                (self.srv, "tcb-vs", VETH_SERVER, self.pin.cpu),
+                (self.cli, "tcb-vc", VETH_CLIENT, load_cpu),
+            ):
+                self.ip("-n", ns, "addr", "add", f"{addr}/24", "dev", dev)
+                self.ip("-n", ns, "link", "set", dev, "up")
+                sh(
+                    [
+                        "ip",
+                        "netns",
+                        "exec",
+                        ns,
+                        "sh",
+                        "-c",
+                        f"echo {1 << cpu:x} > /sys/class/net/{dev}/queues/rx-0/rps_cpus",
+                    ]
+                )
+            self.home = os.open("/proc/self/ns/net", os.O_RDONLY)
+            fd = os.open(f"/run/netns/{self.cli}", os.O_RDONLY)
+            try:
+                self.setns(fd)
+            finally:
+                os.close(fd)
+        except (RuntimeError, OSError, BenchError):
+            self.__exit__()
+            raise
+        server_host, server_prefix = VETH_SERVER, ["ip", "netns", "exec", self.srv]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        global server_host, server_prefix
+        server_host, server_prefix = HOST, []
+        if self.home is not None:
+            self.setns(self.home)
+            os.close(self.home)
+            self.home = None
+        for ns in (self.srv, self.cli):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
 
 
 def raise_nofile() -> None:
@@ -547,6 +670,12 @@ def main() -> int:
     ap.add_argument("--no-callgrind", action="store_true", help="skip the instruction counts")
     ap.add_argument("--pairs", default="", help="comma-separated subset of: " + ",".join(p.name for p in PAIRS))
     ap.add_argument("--no-pin", action="store_true", help="do not pin servers and load to different CPUs")
+    ap.add_argument(
+        "--veth",
+        action="store_true",
+        help="servers and load in two network namespaces joined by veth, each side's receiving on its own CPU "
+        "(root; the tcp_core-vs-nginx pairs only; no idle or instruction figures)",
+    )
     ap.add_argument("--json", action="store_true", help="print one JSON document instead of the table")
     ap.add_argument("--report", metavar="FILE", type=Path, help="print the table of a saved --json run and exit")
     args = ap.parse_args()
@@ -554,6 +683,9 @@ def main() -> int:
         print(report(json.loads(args.report.read_text())))
         return 0
     pairs = [p for p in PAIRS if not args.pairs or p.name in args.pairs.split(",")]
+    if args.veth:
+        pairs = [p for p in pairs if (p.tc, p.peer) == ("tcp_core", "nginx")]
+        args.idle_conns, args.no_callgrind = 0, True
     raise_nofile()
     try:
         exes, mg_note = build(Path(args.mongoose_src) if args.mongoose_src else None)
@@ -571,10 +703,7 @@ def main() -> int:
         try:
             with socket.create_connection((HOST, probe.port), timeout=10) as s:
                 s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                data = b""
-                while chunk := s.recv(65536):
-                    data += chunk
-            body = data.partition(b"\r\n\r\n")[2]
+                body = read_response(s).body
         finally:
             probe.stop()
         ks = kinds(exes, tmp, body)
@@ -585,7 +714,12 @@ def main() -> int:
             )
         doc: dict[str, Any] = {
             "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            "setup": f"{pin.note}; {os.cpu_count()} CPUs, loadavg {os.getloadavg()[0]:.1f} at start",
+            "setup": f"{pin.note}; {os.cpu_count()} CPUs, loadavg {os.getloadavg()[0]:.1f} at start"
+            + (
+                f"; --veth: servers at {VETH_SERVER}, load at {VETH_CLIENT}, each side's receiving on its CPU"
+                if args.veth
+                else ""
+            ),
             "rounds": args.rounds,
             "duration": args.duration,
             "idle_conns": args.idle_conns,
@@ -599,7 +733,9 @@ def main() -> int:
                 for name in ("tcp_core", "nginx", "mongoose", "tcp_core-echo", "libuv"):
                     if name in ks:
                         doc["idle"].append(idle_cost(ks[name], pin, args.idle_conns))
-            for r in run_pairs(pairs, ks, pin, exes, tmp, args):
+            with Veth(pin) if args.veth else contextlib.nullcontext():
+                results = run_pairs(pairs, ks, pin, exes, tmp, args)
+            for r in results:
                 doc["pairs"].append(
                     {
                         "name": r.pair.name,
@@ -610,8 +746,10 @@ def main() -> int:
                         "peer_rate": [s.rate for s in r.peer],
                         "tc_per_cpu": [s.per_cpu or 0.0 for s in r.tc],
                         "peer_per_cpu": [s.per_cpu or 0.0 for s in r.peer],
-                        "ratio_wall": r.ratios(False),
-                        "ratio_cpu": r.ratios(True),
+                        "ratio_wall": r.ratios("wall"),
+                        "ratio_cpu": r.ratios("cpu"),
+                        "ratio_cpu_both": r.ratios("both"),
+                        "ratio_server_cpu_busy": r.ratios("server-cpu"),
                         "background": [s.background for s in r.tc + r.peer] or [0.0],
                     }
                 )

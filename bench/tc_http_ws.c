@@ -1,13 +1,14 @@
 /*
  * bench/tc_http_ws.c - tcp_core's HTTP + WebSocket server for bench/compare.py: "/" answers the fixed page of
  * bench_page.h, "/ws" is a WebSocket that echoes every message; the public tc_http.h API with
- * TC_HTTP_DEFAULT_CONFIG() on 127.0.0.1, linked straight with the portable sources and the Linux backend.
+ * TC_HTTP_DEFAULT_CONFIG() on 127.0.0.1 (or --host), linked straight with the portable sources and the Linux
+ * backend.
  *
  * Protocol shared by every benchmark server (bench/tc_echo.c): "ready PORT" on stdout once listening (port 0
  * picks a free one); SIGUSR1 prints "stats {json}" (tcp_core's allocation counters); SIGTERM or SIGINT stops.
  * Signals are read from a signalfd on the loop (bench_signals.h): one thread, no tcp_core call in a signal handler.
  *
- * Options: --port N, --max-conns N (default 20000: the 10k idle connections of the memory figure fit),
+ * Options: --host ADDRESS (compare.py --veth: the server's side of a veth pair), --port N, --max-conns N (default 20000: the 10k idle connections of the memory figure fit),
  * --idle-ms N (keep-alive idle timeout, default 60000, the same as the peers' in compare.py).
  *
  * Exit status: 0 after a clean stop with every tcp_core byte freed, 1 on a start or loop error, 2 on bad usage,
@@ -55,7 +56,7 @@ static void ws_echo(tc_ws_t *ws, tc_ws_event_t ev, const void *data, size_t len,
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: tc_http_ws [--port 0] [--max-conns 20000] [--idle-ms 60000]\n");
+    fprintf(stderr, "usage: tc_http_ws [--host 127.0.0.1] [--port 0] [--max-conns 20000] [--idle-ms 60000]\n");
     return 2;
 }
 
@@ -71,7 +72,9 @@ int main(int argc, char **argv)
         return usage();
     }
     for (int i = 1; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--port") == 0) {
+        if (strcmp(argv[i], "--host") == 0) {
+            cfg.host = argv[i + 1];
+        } else if (strcmp(argv[i], "--port") == 0) {
             cfg.port = (uint16_t)atoi(argv[i + 1]);
         } else if (strcmp(argv[i], "--max-conns") == 0) {
             cfg.max_conns = (uint32_t)atol(argv[i + 1]);
