@@ -42,6 +42,7 @@ except ImportError:  # ESP-IDF's Python environment: use the helpers from this c
     sys.path.insert(0, str(ROOT / "python"))
 
 from tcp_core.console import PROMPT, clean_answer, command_timeout  # noqa: E402
+from tcp_core.httphead import read_response_head  # noqa: E402
 from tcp_core.testing import MjpegStream, connect, echo_roundtrip, http_request, recv_exact, ws_echo  # noqa: E402
 
 pytest.importorskip(
@@ -666,16 +667,14 @@ def _free_heap(device: Device) -> int | None:
 
 def _one_keep_alive_request(s: socket.socket) -> None:
     s.sendall(f"GET /no-such-page HTTP/1.1\r\nHost: {_host_of(s)}\r\n\r\n".encode())
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = s.recv(4096)
-        assert chunk, "the device closed a keep-alive connection"
-        head += chunk
-    head, _, body = head.partition(b"\r\n\r\n")
-    m = re.search(rb"(?im)^content-length:\s*(\d+)", head)
-    assert head.startswith(b"HTTP/1.1 404") and m, head
-    if int(m.group(1)) > len(body):
-        recv_exact(s, int(m.group(1)) - len(body))
+    body = bytearray()
+    try:
+        head = read_response_head(s, body)
+    except ConnectionResetError as e:
+        raise AssertionError(f"the device closed a keep-alive connection: {e}") from None
+    assert head.status == 404 and head.content_length is not None, head.raw
+    if head.content_length > len(body):
+        recv_exact(s, head.content_length - len(body))
 
 
 def _settled_heap(device: Device) -> int | None:
