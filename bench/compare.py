@@ -359,7 +359,7 @@ def measure(srv: Server, cmd: list[str], timeout: float, server_cpu: int | None)
     if not srv.alive():
         raise BenchError(f"{srv.name} died during the load")
     cpu = c1 - c0
-    background = max((m1 - m0 - cpu - (w1 - w0)) / max(t1 - t0, 1e-9), 0.0)
+    background = max((m1 - m0 - cpu - (w1 - w0) - (k1 - k0)) / max(t1 - t0, 1e-9), 0.0)
     return Sample(ops, secs, cpu, w1 - w0 + k1 - k0, background, b1 - b0 if server_cpu is not None else None)
 
 
