@@ -283,3 +283,23 @@ def _system_knows(name: str) -> bool:
             return any(name in line.split()[1:] for line in f if line.strip() and not line.startswith("#"))
     except OSError:
         return False
+
+
+@pytest.mark.parametrize(
+    ("host", "says"),
+    [
+        ("a" * 300, "300 bytes long"),
+        ("", "the host is empty"),
+        ("a" * 64 + ".test", "64 bytes: a label has at most 63"),
+        ("a..test", "empty label"),
+    ],
+)
+def test_a_host_no_question_can_carry_is_refused_with_what_is_wrong(loop: Loop, host: str, says: str) -> None:
+    """C refuses such a host at the start with TC_EBADNAME (not BADADDR's "names are not resolved here", nor a bare
+    "invalid argument" for an empty one), and Python says which rule the name breaks."""
+    with pytest.raises(tcp_core.BadNameError) as exc:
+        Client(loop, host, 80)
+    assert isinstance(exc.value, ValueError) and exc.value.name == "BADNAME", exc.value
+    assert says in str(exc.value) and "not resolved here" not in str(exc.value), exc.value
+    longest = ".".join(["a" * 63] * 3 + ["a" * 61])  # 253 bytes, labels of 63: still a name
+    Client(loop, longest, 80, reconnect=False).stop(0)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from ._native import Native, load
-from .errors import BadAddressError, BadPortError, TcError
+from .errors import BadAddressError, BadNameError, BadPortError, TcError
 
 T = TypeVar("T")
 
@@ -116,6 +116,23 @@ def _check_host(host: object, what: str) -> str:
     if not isinstance(host, str):
         raise TypeError(f"{what}: host must be a str such as '127.0.0.1', not {type(host).__name__} {host!r}")
     return host
+
+
+def _name_problem(host: str) -> str:
+    """What makes host unusable as a client's destination name (the C core's TC_EBADNAME, RFC 1035 2.3.4)."""
+    if not host:
+        return "the host is empty: give a name or a numeric address, e.g. 'device.local' or '192.0.2.10'"
+    text = host[:-1] if host.endswith(".") else host
+    size = len(text.encode())
+    if size > 253:
+        return f"the host name is {size} bytes long ({host[:20]!r}...): a DNS name has at most 253"
+    for label in text.split("."):
+        if not label:
+            return f"{host!r} has an empty label ('..' or a leading dot): labels are separated by single dots"
+        size = len(label.encode())
+        if size > 63:
+            return f"the label {label[:20]!r}... of the host name is {size} bytes: a label has at most 63"
+    return f"{host!r} is not a host name"
 
 
 def _is_numeric(host: str) -> bool:
@@ -849,7 +866,10 @@ class Client(_Endpoint):
         _conn_config(native, cfg.conn, locals())
         cfg.cb, cfg.user = self._callback()
         out = ffi.new("tc_client_t **")
-        loop.call(lambda: native.check(lib.tc_client_start(loop.ptr, cfg, out), f"client to {host}:{port}"))
+        try:
+            loop.call(lambda: native.check(lib.tc_client_start(loop.ptr, cfg, out), f"client to {host}:{port}"))
+        except BadNameError as exc:
+            raise BadNameError(exc.code, exc.name, _name_problem(host), "client") from None
         self._ptr: Any = out[0]
         self.host = host
         self.port = port

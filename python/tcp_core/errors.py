@@ -112,6 +112,11 @@ class PermissionTcError(TcError, builtins.PermissionError):
     """TC_EACCES: not permitted (e.g. a port below 1024 without privileges)."""
 
 
+class BadNameError(TcError, builtins.ValueError):
+    """TC_EBADNAME: the host is neither a numeric address nor a name DNS can carry (empty, over 253 bytes, or a
+    label empty or over 63 bytes)."""
+
+
 BY_NAME: dict[str, type[TcError]] = {
     "INVAL": InvalidArgumentError,
     "NOMEM": NoMemoryError,
@@ -137,4 +142,5 @@ BY_NAME: dict[str, type[TcError]] = {
     "IO": IOTcError,
     "MFILE": TooManyFilesError,
     "ACCES": PermissionTcError,
+    "BADNAME": BadNameError,
 }

@@ -35,7 +35,8 @@ extern "C" {
     X(TOOBIG, -21, "message too big")                                                      \
     X(IO, -22, "I/O error")                                                                \
     X(MFILE, -23, "too many open sockets")                                                 \
-    X(ACCES, -24, "permission denied")
+    X(ACCES, -24, "permission denied")                                                     \
+    X(BADNAME, -25, "not a host name (empty, over 253 bytes, or a label empty or over 63 bytes)")
 
 /** Error codes: TC_OK is 0, every error is negative. */
 typedef enum {

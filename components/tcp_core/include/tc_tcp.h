@@ -254,8 +254,9 @@ tc_handle_t *tc_server_handle(tc_server_t *server);
  * is a failed attempt: tc_client_stats() last_error TC_ENOTFOUND (NXDOMAIN, no address), TC_ETIMEDOUT (no answer),
  * TC_ERESOLVE (server failure, no nameserver known), TC_ELIMIT (fallback queue full). Connection failures arrive as
  * TC_EV_CLOSE with TC_REASON_CONNECT on a connection that never opened. Loop thread only.
- * @return TC_OK, TC_EINVAL (NULL host or cb), TC_EBADPORT (port 0: never dial port 0), TC_EBADADDR (host longer
- *         than 253 bytes, or a nameserver that is not a numeric address), TC_ENOMEM
+ * @return TC_OK, TC_EINVAL (NULL host or cb), TC_EBADPORT (port 0: never dial port 0), TC_EBADNAME (host neither a
+ *         numeric address nor a name a question can carry: empty, over 253 bytes, a label empty or over 63 bytes),
+ *         TC_EBADADDR (a nameserver that is not a numeric address), TC_ENOMEM
  */
 int tc_client_start(tc_loop_t *loop, const tc_client_config_t *cfg, tc_client_t **out);
 

@@ -301,7 +301,7 @@ static int udp_send(tc_resolve_t *r)
     uint8_t q[12 + TC_DNS_MAX_NAME_TEXT + 6];
     int n = tc_dns_build_query(r->id, r->name, r->qtype, q, sizeof(q));
     if (n < 0) {
-        return TC_EBADADDR;
+        return TC_EBADNAME;
     }
     long s = tc_sock_sendto(r->io.fd, q, (size_t)n, &r->ns);
     if (s < 0 && s != TC_EAGAIN) {
@@ -410,7 +410,7 @@ int tc__resolve_start(tc_loop_t *loop, const char *host, uint16_t port, const tc
         hl--;
     }
     if (hl == 0 || hl > TC_DNS_MAX_NAME_TEXT - 1) {
-        return TC_EBADADDR;
+        return TC_EBADNAME;
     }
     tc_resolve_t *r = tc_calloc(1, sizeof(*r));
     if (r == NULL) {

@@ -17,7 +17,7 @@ typedef void (*tc_resolve_cb)(void *user, int rc, const tc_addr_t *addr);
 
 /* Resolve host (a name, not a numeric address) for port. nameserver NULL: the platform's first, with the system
  * resolver as the fallback; given: only that one is asked. timeout_ms bounds the UDP path (split into 3 tries).
- * Returns TC_OK (cb will run, *out is the request until then), TC_EBADADDR (not a valid name), TC_ENOMEM. */
+ * Returns TC_OK (cb will run, *out is the request until then), TC_EBADNAME (not a valid name), TC_ENOMEM. */
 int tc__resolve_start(tc_loop_t *loop, const char *host, uint16_t port, const tc_addr_t *nameserver,
                       uint32_t timeout_ms, tc_resolve_cb cb, void *user, tc_resolve_t **out);
 

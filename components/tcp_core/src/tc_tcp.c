@@ -13,6 +13,7 @@
 
 #include "tc_addr.h"
 #include "tc_alloc.h"
+#include "tc_dns.h"
 #include "tc_err.h"
 #include "tc_internal.h"
 #include "tc_resolve.h"
@@ -1510,9 +1511,17 @@ static void client_pending(tc_pending_t *p)
     }
 }
 
+/* Whether a question can carry host (RFC 1035 2.3.4: at most 253 bytes of text, labels of 1..63): the query builder
+ * is the one judge, so the client refuses exactly the names its resolver could never ask. */
+static int host_name_valid(const char *host)
+{
+    uint8_t q[12 + TC_DNS_MAX_NAME_TEXT + 6];
+    return tc_dns_build_query(0, host, TC_DNS_TYPE_A, q, sizeof(q)) > 0;
+}
+
 int tc_client_start(tc_loop_t *loop, const tc_client_config_t *cfg, tc_client_t **out)
 {
-    if (loop == NULL || cfg == NULL || out == NULL || cfg->cb == NULL || cfg->host == NULL || cfg->host[0] == 0 ||
+    if (loop == NULL || cfg == NULL || out == NULL || cfg->cb == NULL || cfg->host == NULL ||
         cfg->conn.low_water > cfg->conn.high_water || cfg->conn.high_water > cfg->conn.queue_max) {
         return TC_EINVAL;
     }
@@ -1520,8 +1529,9 @@ int tc_client_start(tc_loop_t *loop, const tc_client_config_t *cfg, tc_client_t 
         return TC_EBADPORT;
     }
     size_t hl = strlen(cfg->host);
-    if (hl > 253) {
-        return TC_EBADADDR;
+    tc_addr_t probe;
+    if (tc_addr_from_ip(cfg->host, cfg->port, &probe) != TC_OK && !host_name_valid(cfg->host)) {
+        return TC_EBADNAME; /* refused now, not at every attempt: no question could carry it */
     }
     tc_addr_t ns;
     uint16_t ns_port = cfg->nameserver_port ? cfg->nameserver_port : 53;
