@@ -303,3 +303,25 @@ def test_a_host_no_question_can_carry_is_refused_with_what_is_wrong(loop: Loop, 
     assert says in str(exc.value) and "not resolved here" not in str(exc.value), exc.value
     longest = ".".join(["a" * 63] * 3 + ["a" * 61])  # 253 bytes, labels of 63: still a name
     Client(loop, longest, 80, reconnect=False).stop(0)
+
+
+def test_a_nameserver_whose_port_is_closed_fails_at_once(loop: Loop, backend: str, dns_host: str) -> None:
+    """The question's socket is connected to the nameserver, so Linux reports its ICMP port unreachable (nothing
+    listens there) as a refusal on the next receive: the attempt fails with RESOLVE at once instead of waiting out
+    the three tries. lwIP drops ICMP errors (icmp_input() only counts them), so there the tries time out as before."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:  # a port that was free a moment ago: closed now
+        s.bind((dns_host, 0))
+        closed_port = s.getsockname()[1]
+    timeout_ms = 30_000 if backend == "linux" else 1_500  # lwIP: no refusal to see, only the tries' timeout
+    t0 = time.monotonic()
+    cl = Client(
+        loop, "dead.device.test", 7, reconnect=False, connect_timeout_ms=timeout_ms, nameserver=(dns_host, closed_port)
+    )
+    assert wait_until(lambda: cl.stats().failures == 1, 40), cl.stats()
+    elapsed = time.monotonic() - t0
+    if backend == "linux":
+        assert cl.stats().last_error == -7, cl.stats()  # TC_ERESOLVE
+        assert elapsed < 20, elapsed  # not the 30 s of three tries (generous: only "did not wait them out")
+    else:
+        assert cl.stats().last_error == -10, cl.stats()  # TC_ETIMEDOUT
+    cl.stop(0)

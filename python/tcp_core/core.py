@@ -810,7 +810,8 @@ class Client(_Endpoint):
         nameserver: the DNS server that resolves a name, "192.0.2.53" or ("127.0.0.1", 5353); it is asked over
             UDP through the loop (no thread), and only it. None (default): the system's first nameserver, with the
             system resolver as a fallback on one worker thread for names only it knows (/etc/hosts). A failed
-            resolution is a failed attempt: stats().last_error is NOTFOUND (NXDOMAIN), TIMEDOUT or RESOLVE.
+            resolution is a failed attempt: stats().last_error is NOTFOUND (NXDOMAIN), TIMEDOUT or RESOLVE
+            (server failure, or nothing listens on the nameserver's port: at once on Linux, a timeout on lwIP).
     """
 
     def __init__(

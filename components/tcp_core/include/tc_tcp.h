@@ -252,7 +252,8 @@ tc_handle_t *tc_server_handle(tc_server_t *server);
  * A then AAAA), so the loop never blocks and no thread is started; without cfg->nameserver a name the UDP path cannot
  * answer goes to the system resolver on the process's one fallback worker (tc_resolver_stats()). A failed resolution
  * is a failed attempt: tc_client_stats() last_error TC_ENOTFOUND (NXDOMAIN, no address), TC_ETIMEDOUT (no answer),
- * TC_ERESOLVE (server failure, no nameserver known), TC_ELIMIT (fallback queue full). Connection failures arrive as
+ * TC_ERESOLVE (server failure, no nameserver known, or its port is closed: ICMP port unreachable, at once on Linux;
+ * lwIP drops ICMP errors, so there TC_ETIMEDOUT), TC_ELIMIT (fallback queue full). Connection failures arrive as
  * TC_EV_CLOSE with TC_REASON_CONNECT on a connection that never opened. Loop thread only.
  * @return TC_OK, TC_EINVAL (NULL host or cb), TC_EBADPORT (port 0: never dial port 0), TC_EBADNAME (host neither a
  *         numeric address nor a name a question can carry: empty, over 253 bytes, a label empty or over 63 bytes),

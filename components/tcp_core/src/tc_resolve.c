@@ -1,10 +1,11 @@
 /*
  * tc_resolve.c - name resolution through the loop, for the TCP client (tc_tcp.h).
  *
- * A name is asked of a nameserver over UDP with the project's DNS codec (tc_dns.h): one socket per resolution, watched
- * by the loop, retries and the timeout on an embedded loop timer; A first, AAAA when the name has no A record.
- * Numeric addresses never come here and "localhost" is loopback (RFC 6761 6.3). The nameserver is the client's own
- * or the platform's first (tc_port_nameserver()).
+ * A name is asked of a nameserver over UDP with the project's DNS codec (tc_dns.h): one socket per resolution,
+ * connected to the nameserver (a closed port fails at once instead of after every try), watched by the loop,
+ * retries and the timeout on an embedded loop timer; A first, AAAA when the name has no A record. Numeric addresses
+ * never come here and "localhost" is loopback (RFC 6761 6.3). The nameserver is the client's own or the platform's
+ * first (tc_port_nameserver()).
  *
  * The system resolver (getaddrinfo: /etc/hosts, mDNS, search domains) is only a fallback, for names the UDP path
  * cannot answer when the client named no nameserver of its own: at most ONE worker thread in the process, fed from
@@ -303,7 +304,10 @@ static int udp_send(tc_resolve_t *r)
     if (n < 0) {
         return TC_EBADNAME;
     }
-    long s = tc_sock_sendto(r->io.fd, q, (size_t)n, &r->ns);
+    long s = tc_sock_send(r->io.fd, q, (size_t)n);
+    if (s == TC_ECONNREFUSED) {
+        return TC_ERESOLVE; /* an earlier question's ICMP port unreachable, reported on this send */
+    }
     if (s < 0 && s != TC_EAGAIN) {
         return (int)s;
     }
@@ -354,8 +358,14 @@ static void udp_readable(tc_io_t *io, int revents)
     for (int i = 0; i < 8; i++) {
         tc_addr_t from;
         long n = tc_sock_recvfrom(io->fd, buf, cap, &from);
+        if (n == TC_ECONNREFUSED) {
+            /* The socket is connected to the nameserver, so the kernel reports its ICMP port unreachable here: no
+             * server listens there and waiting out the tries would only delay the same failure (or the fallback). */
+            udp_failed(r, TC_ERESOLVE);
+            return;
+        }
         if (n < 0) {
-            return; /* drained (an ICMP error on UDP ends here too: the timer retries) */
+            return; /* drained (other errors: the timer retries) */
         }
         r->reg.bytes_in += (uint64_t)n;
         r->reg.active_ms = (uint32_t)tc_loop_now(r->loop);
@@ -444,6 +454,12 @@ int tc__resolve_start(tc_loop_t *loop, const char *host, uint16_t port, const tc
         }
     }
     int fd = rc == TC_OK ? tc_sock_open(r->ns.family, TC_SOCK_DGRAM) : rc;
+    /* Connected to the nameserver: only its datagrams arrive, and an ICMP port unreachable from it becomes
+     * TC_ECONNREFUSED on the next receive or send (Linux; lwIP drops ICMP errors, so there the tries time out). */
+    if (fd >= 0 && (rc = tc_sock_connect(fd, &r->ns)) != TC_OK) {
+        tc_sock_close(fd);
+        fd = rc;
+    }
     if (fd >= 0) {
         tc__io_init(&r->io, fd, udp_readable);
         rc = tc__io_start(loop, &r->io, TC_POLLIN);

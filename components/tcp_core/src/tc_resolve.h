@@ -11,8 +11,8 @@
 typedef struct tc_resolve tc_resolve_t;
 
 /* The result, from the loop, never inside tc__resolve_start(): rc TC_OK with addr (port filled in), or TC_ENOTFOUND
- * (NXDOMAIN / no address), TC_ETIMEDOUT (no answer), TC_ERESOLVE (server failure, no nameserver), TC_ELIMIT
- * (fallback queue full), TC_ENOMEM; addr is NULL then. The request is freed before the call. */
+ * (NXDOMAIN / no address), TC_ETIMEDOUT (no answer), TC_ERESOLVE (server failure, the nameserver's port closed: ICMP
+ * port unreachable, no nameserver), TC_ELIMIT (fallback queue full), TC_ENOMEM; addr is NULL then. The request is freed before the call. */
 typedef void (*tc_resolve_cb)(void *user, int rc, const tc_addr_t *addr);
 
 /* Resolve host (a name, not a numeric address) for port. nameserver NULL: the platform's first, with the system
