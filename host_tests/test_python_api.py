@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import tcp_core
-from conftest import connect, recv_exact, wait_until
+from conftest import _lwip_env, connect, recv_exact, wait_until
 from tcp_core import Client, ClosedError, Loop, Server
 from tcp_core.app import App
 from tcp_core.core import Stoppable
@@ -236,3 +236,21 @@ def test_numbers_out_of_range_are_value_errors_naming_the_field(
         make(loop, server_host)
     for obj in list(loop._owned):  # what a case started before its bad call
         obj.stop(100)
+
+
+def test_a_second_lwip_loop_with_another_address_is_refused(loop: Loop, backend: str, server_host: str) -> None:
+    """lwIP (tcpip_init() and its one TAP netif) runs once per process: a second Loop asking for another address was
+    accepted and silently ran on the first one's; it is now BusyError saying what runs. The same set-up is fine."""
+    if backend != "lwip":
+        pytest.skip("the kernel backend has no process-wide stack set-up")
+    env = _lwip_env()
+    assert env is not None
+    prefix = env["address"].partition("/")[2] or "24"
+    last = int(server_host.rsplit(".", 1)[1])
+    other = server_host.rsplit(".", 1)[0] + f".{last ^ 1}"
+    with pytest.raises(tcp_core.BusyError) as exc:
+        Loop("lwip", tap=env["tap"], address=f"{other}/{prefix}")
+    text = str(exc.value)
+    assert "lwIP runs once per process" in text and f"address {server_host}/{prefix} on {env['tap']}" in text, text
+    with Loop("lwip", tap=env["tap"], address=f"{server_host}/{prefix}") as again:  # the same stack: accepted
+        assert again.registry() == []

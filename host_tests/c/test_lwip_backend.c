@@ -216,7 +216,14 @@ static void test_global_init(void)
     CHECK_RC(tc_sock_global_init(&env), TC_EINVAL);
     env.prefix_len = (uint8_t)g_prefix;
     CHECK_RC(tc_sock_global_init(&env), TC_OK);
-    CHECK_RC(tc_sock_global_init(NULL), TC_OK); /* idempotent: later calls ignore env */
+    CHECK_RC(tc_sock_global_init(NULL), TC_OK); /* idempotent: NULL asks for whatever runs */
+    CHECK_RC(tc_sock_global_init(&env), TC_OK);  /* and the same env again is the same stack */
+    tc_sock_env_t other = env;
+    other.address.ip[3] ^= 1;
+    CHECK_RC(tc_sock_global_init(&other), TC_EBUSY); /* once per process: another address is refused, not lost */
+    other = env;
+    other.prefix_len = (uint8_t)(g_prefix == 24 ? 16 : 24);
+    CHECK_RC(tc_sock_global_init(&other), TC_EBUSY);
     tc_pollfd_t bad = {.fd = 4000, .events = TC_POLLIN};
     CHECK(tc_sock_poll(&bad, 1, 0) == 1 && bad.revents == TC_POLLNVAL, "poll on a non-socket: revents %d",
           bad.revents); /* lwip_poll() fails the call; the backend reports POLLNVAL like POSIX poll() */
@@ -224,7 +231,7 @@ static void test_global_init(void)
     CHECK_RC(tc_sock_resolve("10.1.2.3", 80, &a), TC_OK);
     CHECK(a.family == TC_AF_INET && a.port == 80 && a.ip[0] == 10 && a.ip[3] == 3, "resolve 10.1.2.3");
     CHECK_RC(tc_sock_resolve("no.such.name.invalid", 80, &a), TC_ERESOLVE); /* no LWIP_DNS in this build */
-    printf("ok   global init (bad env, missing TAP, idempotent), resolve, POLLNVAL\n");
+    printf("ok   global init (bad env, missing TAP, idempotent, another env refused), resolve, POLLNVAL\n");
 }
 
 static void on_post(tc_loop_t *loop, void *user)

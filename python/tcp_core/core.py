@@ -307,11 +307,21 @@ class _Job:
             self.done.set()
 
 
+_lwip_running: str | None = None  # what the process's one lwIP stack was brought up with, for BusyError's message
+
+
+def _set_lwip_running(want: str) -> None:
+    global _lwip_running
+    if _lwip_running is None:
+        _lwip_running = want
+
+
 class Loop:
     """A tcp_core event loop running on its own thread.
 
     backend: "linux" (kernel sockets) or "lwip" (lwIP over a TAP device; tap and address "A.B.C.D/NN" required,
-    once per process since lwIP is process-wide).
+    once per process since lwIP is process-wide: further lwIP Loops must give the same tap, address and gateway, any
+    other raises BusyError).
     """
 
     def __init__(
@@ -338,7 +348,16 @@ class Loop:
             env.prefix_len = int(prefix or "24")
             if gateway:
                 self._native.check(lib.tc_addr_from_ip(gateway.encode(), 0, ffi.addressof(env, "gateway")), "gateway")
-            self._native.check(lib.tc_sock_global_init(env), f"lwIP on {tap}")
+            want = f"address {ip}/{env.prefix_len} on {tap}" + (f" (gateway {gateway})" if gateway else "")
+            rc = lib.tc_sock_global_init(env)
+            if rc == lib.TC_EBUSY:
+                raise self._native.error(
+                    "BUSY",
+                    f"lwIP runs once per process and is up with {_lwip_running or 'another configuration'}: "
+                    f"a Loop with {want} needs a process of its own (or the same tap and address)",
+                )
+            self._native.check(rc, f"lwIP on {tap}")
+            _set_lwip_running(want)
         elif tap or address:
             raise ValueError("tap and address apply to the lwip backend only")
         else:

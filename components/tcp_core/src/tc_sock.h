@@ -65,10 +65,13 @@ typedef struct {
 /**
  * @brief Bring the backend up once per process (the lwip backend starts its stack and its TAP netif here).
  *
- * Idempotent and thread-safe: later calls return TC_OK without doing anything (and ignore env).
+ * Idempotent and thread-safe: later calls return TC_OK without doing anything when env is NULL or the one the
+ * backend runs with; the lwip backend runs once per process, so a later env with another TAP, address, prefix or
+ * gateway is refused with TC_EBUSY (it would otherwise be silently ignored).
  * @param env  backend environment; may be NULL for backends that need none
  * @return TC_OK, TC_EINVAL (lwip backend without a TAP name), TC_EIO (TAP device could not be opened),
- *         TC_ENOMEM (lwip backend: the stack could not allocate its netif)
+ *         TC_ENOMEM (lwip backend: the stack could not allocate its netif), TC_EBUSY (lwip backend: already up with
+ *         another env)
  */
 int tc_sock_global_init(const tc_sock_env_t *env);
 

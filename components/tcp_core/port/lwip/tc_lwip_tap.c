@@ -37,6 +37,8 @@ static pthread_mutex_t g_init_mu = PTHREAD_MUTEX_INITIALIZER;
 static int g_tcpip_started; /* under g_init_mu: tcpip_init() ran (it cannot be undone or repeated) */
 static int g_ready;         /* atomic: the netif is up, sockets may be made */
 static struct netif g_netif;
+static tc_sock_env_t g_env;              /* under g_init_mu: the configuration the stack runs with */
+static char g_env_tap[IFNAMSIZ];         /* g_env.tap_name points here */
 
 const char *tc__lwip_name(void)
 {
@@ -267,6 +269,18 @@ static int global_init_locked(const tc_sock_env_t *env)
     return TC_OK;
 }
 
+static int same_addr(const tc_addr_t *a, const tc_addr_t *b)
+{
+    return a->family == b->family && (a->family == TC_AF_UNSPEC || memcmp(a->ip, b->ip, 4) == 0);
+}
+
+/* Whether env asks for the stack that runs: one netif, one address, once per process. */
+static int env_is_running(const tc_sock_env_t *env)
+{
+    return env_valid(env) && strcmp(env->tap_name, g_env_tap) == 0 && same_addr(&env->address, &g_env.address) &&
+           env->prefix_len == g_env.prefix_len && same_addr(&env->gateway, &g_env.gateway);
+}
+
 int tc__lwip_init(const tc_sock_env_t *env)
 {
     pthread_mutex_lock(&g_init_mu);
@@ -274,8 +288,13 @@ int tc__lwip_init(const tc_sock_env_t *env)
     if (!tc__lwip_ready()) {
         rc = global_init_locked(env);
         if (rc == TC_OK) {
+            g_env = *env;
+            memcpy(g_env_tap, env->tap_name, strlen(env->tap_name) + 1); /* env_valid(): shorter than IFNAMSIZ */
+            g_env.tap_name = g_env_tap;
             __atomic_store_n(&g_ready, 1, __ATOMIC_RELEASE);
         }
+    } else if (env != NULL && !env_is_running(env)) {
+        rc = TC_EBUSY; /* tcpip_init() and the netif are once per process: another address would be silently lost */
     }
     pthread_mutex_unlock(&g_init_mu);
     return rc;
