@@ -322,13 +322,11 @@ static const ans_row_t ANS_ROWS[] = {
      0},
     {"ANCOUNT 1 whose record hides the OPT: no OPT", "#1234 #0100 #0001 #0001 #0000 #0001 .www.example.com" A_IN OPT0,
      49, 0, 0, 1, 1, DEV, NULL, 0, 0},
-    {"QDCOUNT 0 with an OPT: FORMERR, header only", "#1234 #0100 #0000 #0000 #0000 #0001" OPT0, 12, TC_DNS_EFORMAT,
-     TC_DNS_RCODE_FORMERR, 0, 0, NULL, NULL, 0, 0},
-    {"malformed question with an OPT: FORMERR, header only", HDR_AR1 "^12" A_IN OPT0, 12, TC_DNS_EFORMAT,
-     TC_DNS_RCODE_FORMERR, 0, 0, NULL, NULL, 0, 0},
-    {"opcode NOTIFY, QDCOUNT 2, with an OPT: NOTIMP, header only",
-     "#1234 #2000 #0002 #0000 #0000 #0001 .a" A_IN " .b" A_IN OPT0, 12, TC_DNS_ENOTIMP, TC_DNS_RCODE_NOTIMP, 0, 0, NULL,
-     NULL, 0, 0},
+    {"malformed question with an OPT: FORMERR, header only (the OPT cannot be found)", HDR_AR1 "^12" A_IN OPT0, 12,
+     TC_DNS_EFORMAT, TC_DNS_RCODE_FORMERR, 0, 0, NULL, NULL, 0, 0},
+    {"QDCOUNT 2, the second question's name malformed, with an OPT: FORMERR, header only (the OPT cannot be found)",
+     "#1234 #0100 #0002 #0000 #0000 #0001 .a" A_IN " %8003" A_IN OPT0, 12, TC_DNS_EFORMAT, TC_DNS_RCODE_FORMERR, 0, 0,
+     NULL, NULL, 0, 0},
     {"output buffer one byte short of the OPT: ESPACE", HDR_AR1 ".www.example.com" A_IN OPT0, TC_DNS_ESPACE, 0, 0, 0, 0,
      NULL, NULL, 0, 59},
     {"RD clear stays clear", "#1234 #0000 #0001 #0000 #0000 #0000 .www.example.com" A_IN, 49, 0, 0, 1, 1, DEV, NULL, 0,
@@ -407,6 +405,19 @@ static const ans_row_t OPT_ANS_ROWS[] = {
             "#1234 #0100 #0001 #0000 #0000 #ffff .x" A_IN OPT0, 46, 0, 0, 1, DEV),
     OPT_ROW("the longest answer: 255-byte name, A record and OPT (298 bytes)", HDR_AR1 "=63 =63 =63 =61 %00" A_IN OPT0,
             298, 0, 0, 1, DEV),
+    /* Header-only answers to a query whose OPT can be found (RFC 6891 7): 12 + 11 bytes, no more than the query. */
+    {"QDCOUNT 0 with an OPT: FORMERR and the OPT", "#1234 #0100 #0000 #0000 #0000 #0001" OPT0, 23, TC_DNS_EFORMAT,
+     TC_DNS_RCODE_FORMERR, 0, 0, NULL, NULL, 0, 0},
+    {"QDCOUNT 0 with an OPT of version 1: FORMERR and the OPT (the question's fault comes first)",
+     "#1234 #0100 #0000 #0000 #0000 #0001" OPT1, 23, TC_DNS_EFORMAT, TC_DNS_RCODE_FORMERR, 0, 0, NULL, NULL, 0, 0},
+    {"QDCOUNT 2 with an OPT: FORMERR and the OPT (RFC 9619)",
+     "#1234 #0100 #0002 #0000 #0000 #0001 .a.example" A_IN " ^12" A_IN OPT0, 23, TC_DNS_EFORMAT, TC_DNS_RCODE_FORMERR,
+     0, 0, NULL, NULL, 0, 0},
+    {"opcode NOTIFY, QDCOUNT 2, with an OPT: NOTIMP and the OPT",
+     "#1234 #2000 #0002 #0000 #0000 #0001 .a" A_IN " .b" A_IN OPT0, 23, TC_DNS_ENOTIMP, TC_DNS_RCODE_NOTIMP, 0, 0, NULL,
+     NULL, 0, 0},
+    {"opcode IQUERY, QDCOUNT 0, with an OPT: NOTIMP and the OPT", "#1234 #0800 #0000 #0000 #0000 #0001" OPT0, 23,
+     TC_DNS_ENOTIMP, TC_DNS_RCODE_NOTIMP, 0, 0, NULL, NULL, 0, 0},
 };
 
 /* The checks every successful answer must pass, whatever the row; opt: the answer ends with the responder's OPT. */
@@ -568,8 +579,10 @@ static const edns_row_t EDNS_ROWS[] = {
     {"OPT owned by x", HDR_AR1 ".x" A_IN " ^12 #0029 #04d0 #0000 #0000 #0000", TC_DNS_EDNS_BAD, 0, 512},
     {"OPT with options", HDR_AR1 ".x" A_IN " %00 #0029 #0400 #0000 #0000 #0004 #000a #0000", TC_DNS_EDNS_OK, 0, 1024},
     {"OPT of a STATUS query", "#1234 #1100 #0001 #0000 #0000 #0001 .x" A_IN OPT1, TC_DNS_EDNS_OK, 1, 1232},
-    {"OPT of a query with no readable question: not read", "#1234 #0100 #0000 #0000 #0000 #0001" OPT1, TC_DNS_EDNS_NONE,
-     0, 512},
+    {"OPT of a query with no question: read", "#1234 #0100 #0000 #0000 #0000 #0001" OPT1, TC_DNS_EDNS_OK, 1, 1232},
+    {"OPT of a query with two questions: read", "#1234 #0100 #0002 #0000 #0000 #0001 .x" A_IN " .y" A_IN OPT0,
+     TC_DNS_EDNS_OK, 0, 1232},
+    {"OPT after a malformed question: not found", HDR_AR1 "^12" A_IN OPT0, TC_DNS_EDNS_NONE, 0, 512},
 };
 
 static int check_edns_row(const edns_row_t *row)

@@ -1,14 +1,18 @@
 /*
  * test_resolve.c - name resolution through the loop under the sanitizers: a client given a name and a nameserver asks
  * it over UDP (the core's own captive DNS responder on loopback answers every name with 127.0.0.1), connects to an
- * echo server, reconnects after the server's restart (asking again), and a stop while a question is unanswered (a
- * silent UDP socket) frees everything. No thread is started; the loop is freed each time and 0 bytes stay in use.
- * The stop reports of the one handle model are checked against the heap: bytes_freed is its exact decrease.
+ * echo server, reconnects after the server's restart (asking again), a stop while a question is unanswered (a
+ * silent UDP socket) frees everything, and a closed nameserver port fails at once. No thread is started; the loop is
+ * freed each time and 0 bytes stay in use. The stop reports of the one handle model are checked against the heap: bytes_freed is its exact decrease.
  *
  * Build: like test_port.c (every file of sources.txt and the Linux backend, -lpthread).
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "tc_alloc.h"
 #include "tc_dns_server.h"
@@ -141,12 +145,15 @@ static void test_stop_during_an_unanswered_question(void)
 {
     tc_loop_t *loop = NULL;
     CHECK_RC(tc_loop_new(&loop), TC_OK);
-    tc_dns_server_config_t dcfg = TC_DNS_SERVER_DEFAULT_CONFIG(); /* bound, then stopped: its port is silent */
-    dcfg.port = 0;
-    tc_dns_server_t *dns = NULL;
-    CHECK_RC(tc_dns_server_start(loop, &dcfg, &dns), TC_OK);
-    uint16_t silent = tc_dns_server_port(dns);
-    tc_dns_server_stop(dns);
+    /* A bound UDP socket that never reads: the questions arrive and nothing answers. (A closed port would not do:
+     * its ICMP port unreachable ends the question at once, test_closed_nameserver_port().) */
+    int quiet = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t slen = sizeof(sin);
+    CHECK(quiet >= 0 && bind(quiet, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
+              getsockname(quiet, (struct sockaddr *)&sin, &slen) == 0,
+          "a silent UDP socket on loopback");
+    uint16_t silent = ntohs(sin.sin_port);
 
     for (int deadline = 0; deadline <= 300; deadline += 300) {
         seen_t seen = {0};
@@ -175,13 +182,53 @@ static void test_stop_during_an_unanswered_question(void)
         CHECK(seen.opened == 0, "opened without an answer");
     }
     CHECK_RC(tc_loop_free(loop), TC_OK);
+    close(quiet);
     printf("ok   resolve: unanswered questions time out (TC_ETIMEDOUT) and a stop mid-question frees everything\n");
+}
+
+/* A nameserver port nobody listens on: the kernel's ICMP port unreachable reaches the connected question socket,
+ * and the attempt fails with TC_ERESOLVE at once, long before its timeout (60 s here). */
+static void test_closed_nameserver_port(void)
+{
+    tc_loop_t *loop = NULL;
+    CHECK_RC(tc_loop_new(&loop), TC_OK);
+    tc_dns_server_config_t dcfg = TC_DNS_SERVER_DEFAULT_CONFIG(); /* bound, then stopped: its port is closed */
+    dcfg.port = 0;
+    tc_dns_server_t *dns = NULL;
+    CHECK_RC(tc_dns_server_start(loop, &dcfg, &dns), TC_OK);
+    uint16_t closed = tc_dns_server_port(dns);
+    tc_dns_server_stop(dns);
+    seen_t seen = {0};
+    tc_client_config_t ccfg = TC_CLIENT_DEFAULT_CONFIG();
+    ccfg.host = "dead.example.test";
+    ccfg.port = 9;
+    ccfg.nameserver = "127.0.0.1";
+    ccfg.nameserver_port = closed;
+    ccfg.connect_timeout_ms = 60000;
+    ccfg.reconnect = false;
+    ccfg.cb = client_cb;
+    ccfg.user = &seen;
+    tc_client_t *cl = NULL;
+    CHECK_RC(tc_client_start(loop, &ccfg, &cl), TC_OK);
+    tc_client_stats_t st = {0};
+    for (int i = 0; i < 1000 && st.failures == 0; i++) { /* 10 s at most: a generous "did not wait 60 s" */
+        tc_loop_run_once(loop, 10);
+        tc_client_stats(cl, &st);
+    }
+    CHECK(st.failures == 1 && st.last_error == TC_ERESOLVE, "failures %u, last error %s", st.failures,
+          tc_err_name(st.last_error));
+    stopped_t s = {0};
+    CHECK_RC(tc_handle_stop(tc_client_handle(cl), 0, stopped, &s), TC_OK);
+    run_until(loop, &s.done, 1);
+    CHECK_RC(tc_loop_free(loop), TC_OK);
+    printf("ok   resolve: a closed nameserver port fails the attempt at once (TC_ERESOLVE)\n");
 }
 
 int main(void)
 {
     test_name_connects_and_reconnects_without_a_thread();
     test_stop_during_an_unanswered_question();
+    test_closed_nameserver_port();
     tc_alloc_stats_t a;
     tc_alloc_stats(&a);
     CHECK(a.bytes_in_use == 0 && a.blocks_in_use == 0, "%zu bytes in %zu blocks left", a.bytes_in_use, a.blocks_in_use);

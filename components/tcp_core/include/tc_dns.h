@@ -9,9 +9,9 @@
  * | query                                   | answer                                                               |
  * |-----------------------------------------|----------------------------------------------------------------------|
  * | shorter than 12 bytes, or QR set        | dropped: nothing sent (two portals must not answer each other)       |
- * | opcode not QUERY, no readable question  | NOTIMP, header only                                                  |
- * | QDCOUNT 0 (nothing to answer)           | FORMERR, header only                                                 |
- * | QDCOUNT > 1 (RFC 9619)                  | FORMERR, header only                                                 |
+ * | opcode not QUERY, no readable question  | NOTIMP, header only (+ OPT, see EDNS)                                |
+ * | QDCOUNT 0 (nothing to answer)           | FORMERR, header only (+ OPT, see EDNS)                               |
+ * | QDCOUNT > 1 (RFC 9619)                  | FORMERR, header only (+ OPT, see EDNS)                               |
  * | malformed or truncated question         | FORMERR, header only                                                 |
  * | OPT records > 1 (RFC 6891 6.1.1)        | FORMERR, header only                                                 |
  * | an OPT owned by a name other than root  | FORMERR, header only                                                 |
@@ -28,11 +28,14 @@
  * IN, the policy's TTL, RDLENGTH 4, the address.
  *
  * EDNS (RFC 6891): after the question, the query's answer, authority and additional records are read as far as they
- * are whole (a record cut short, or a malformed owner name, ends the reading; what follows is ignored). An OPT record
- * (TYPE 41) among the additional ones makes every echoed answer end with the responder's own OPT, ARCOUNT 1: owner
- * root, CLASS = TC_DNS_EDNS_PAYLOAD, TTL = extended rcode (1 for BADVERS, else 0), version 0, flags 0 (DO clear: no
- * DNSSEC here), RDLENGTH 0 (the query's options are skipped, never echoed). Otherwise ARCOUNT is 0, and header-only
- * answers never carry an OPT. Other records of the query are ignored. The largest answer, 12 + 259 (question) + 16 +
+ * are whole (a record cut short, or a malformed owner name, ends the reading; what follows is ignored); with QDCOUNT
+ * 0 or above 1 they are read too when every question can be stepped over (a name, TYPE and CLASS each), so only a
+ * malformed or cut-short question hides them. An OPT record (TYPE 41) among the additional ones makes every answer
+ * end with the responder's own OPT, ARCOUNT 1 (RFC 6891 7: an OPT in the request, one in the response; header-only
+ * NOTIMP and FORMERR answers too, then 23 bytes): owner root, CLASS = TC_DNS_EDNS_PAYLOAD, TTL = extended rcode (1
+ * for BADVERS, else 0), version 0, flags 0 (DO clear: no DNSSEC here), RDLENGTH 0 (the query's options are skipped,
+ * never echoed). Otherwise ARCOUNT is 0; the FORMERR for a bad OPT (two, or not the root's) carries none. Other
+ * records of the query are ignored. The largest answer, 12 + 259 (question) + 16 +
  * 11 = 298 bytes, fits the 512 bytes any requester accepts (its OPT's payload size, read as 512 when lower), so
  * nothing is ever truncated; and a response is never larger than the query plus 16 bytes (an OPT only answers an
  * OPT): no amplification. Names match overrides ASCII case-insensitively, the question is echoed in its original
@@ -102,8 +105,8 @@ typedef struct {
     uint16_t qtype;      /**< QTYPE (TC_DNS_TYPE_*) */
     uint16_t qclass;     /**< QCLASS (TC_DNS_CLASS_IN) */
     size_t question_end; /**< offset just past the question in the query; 0 when no question was read */
-    /** The records after the question, read as the policy above says, only when the question was read (else
-     * TC_DNS_EDNS_NONE, version 0, payload 512): */
+    /** The records after the question, read as the policy above says, when the question was read or QDCOUNT is not
+     * 1 and every question can be stepped over (else TC_DNS_EDNS_NONE, version 0, payload 512): */
     int edns;              /**< TC_DNS_EDNS_NONE, TC_DNS_EDNS_OK or TC_DNS_EDNS_BAD */
     uint8_t edns_version;  /**< the OPT's VERSION when edns is TC_DNS_EDNS_OK, else 0 */
     uint16_t edns_payload; /**< the requester's UDP payload size: the CLASS of its OPT when edns is TC_DNS_EDNS_OK and

@@ -114,11 +114,10 @@ int tc_dns_read_name(const uint8_t *msg, size_t len, size_t *off, char *out)
 
 /* The records after the question (answer, authority, additional, by the header's counts) read as far as they are
  * whole; the OPT records among the additional ones fill q's EDNS fields (RFC 6891). */
-static void read_edns(const uint8_t *msg, size_t len, tc_dns_question_t *q)
+static void read_edns(const uint8_t *msg, size_t len, size_t off, tc_dns_question_t *q)
 {
     uint32_t before_ar = (uint32_t)get16(msg + 6) + get16(msg + 8);
     uint32_t total = before_ar + get16(msg + 10);
-    size_t off = q->question_end;
     for (uint32_t i = 0; i < total; i++) {
         int owner = read_name(msg, len, &off, NULL);
         if (owner < 0 || len - off < 10 || len - off - 10 < get16(msg + off + 8)) {
@@ -140,6 +139,19 @@ static void read_edns(const uint8_t *msg, size_t len, tc_dns_question_t *q)
     }
 }
 
+/* Step *off over n questions (a name, TYPE and CLASS each); 0 when one is malformed or cut short. Each takes at
+ * least 5 bytes, so a large QDCOUNT ends with the datagram. */
+static int skip_questions(const uint8_t *msg, size_t len, uint16_t n, size_t *off)
+{
+    for (uint16_t i = 0; i < n; i++) {
+        if (read_name(msg, len, off, NULL) < 0 || len - *off < 4) {
+            return 0;
+        }
+        *off += 4;
+    }
+    return 1;
+}
+
 int tc_dns_parse_query(const uint8_t *msg, size_t len, tc_dns_question_t *q)
 {
     memset(q, 0, sizeof(*q));
@@ -154,19 +166,24 @@ int tc_dns_parse_query(const uint8_t *msg, size_t len, tc_dns_question_t *q)
     }
     /* Another opcode still has its question read, to echo it in the NOTIMP answer when there is exactly one. */
     int rc = OPCODE(q->flags) != 0 ? TC_DNS_ENOTIMP : 0;
-    if (get16(msg + 4) != 1) {
-        /* 0 questions: nothing to answer; several: no server supports it (RFC 9619). */
+    uint16_t qdcount = get16(msg + 4);
+    size_t off = HEADER_LEN;
+    if (qdcount != 1) {
+        /* 0 questions: nothing to answer; several: no server supports it (RFC 9619). Their OPT is still read when
+         * every question can be stepped over: the header-only answer then carries one too (RFC 6891 7). */
+        if (skip_questions(msg, len, qdcount, &off)) {
+            read_edns(msg, len, off, q);
+        }
         return rc ? rc : TC_DNS_EFORMAT;
     }
-    size_t off = HEADER_LEN;
     if (tc_dns_read_name(msg, len, &off, q->name) < 0 || off + 4 > len) {
         q->name[0] = '\0';
-        return rc ? rc : TC_DNS_EFORMAT;
+        return rc ? rc : TC_DNS_EFORMAT; /* where the records begin is unknown: no OPT can be found */
     }
     q->qtype = get16(msg + off);
     q->qclass = get16(msg + off + 2);
     q->question_end = off + 4;
-    read_edns(msg, len, q);
+    read_edns(msg, len, q->question_end, q);
     return rc;
 }
 
@@ -238,8 +255,18 @@ int tc_dns_answer(const uint8_t *query, size_t len, const tc_dns_policy_t *polic
     }
     if (q.question_end == 0 || q.edns == TC_DNS_EDNS_BAD) {
         int notimp = q.question_end == 0 && rc == TC_DNS_ENOTIMP; /* a bad OPT is FORMERR whatever the opcode */
-        put_header(out, &q, notimp ? TC_DNS_RCODE_NOTIMP : TC_DNS_RCODE_FORMERR, 0, 0, 0);
-        return HEADER_LEN;
+        int rcode = notimp ? TC_DNS_RCODE_NOTIMP : TC_DNS_RCODE_FORMERR;
+        /* RFC 6891 7: a readable OPT in the request, one in the response, header-only ones too. No amplification:
+         * the query held at least a header and an OPT, as many bytes as this answer. */
+        int opt = q.edns == TC_DNS_EDNS_OK;
+        if (opt && cap < HEADER_LEN + OPT_LEN) {
+            return TC_DNS_ESPACE;
+        }
+        if (opt) {
+            put_opt(out + HEADER_LEN, rcode);
+        }
+        put_header(out, &q, rcode, 0, 0, (uint16_t)opt);
+        return HEADER_LEN + (opt ? OPT_LEN : 0);
     }
     int rcode = TC_DNS_RCODE_NOERROR, an = 0;
     if (q.edns == TC_DNS_EDNS_OK && q.edns_version > 0) {
