@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -254,3 +255,25 @@ def test_a_second_lwip_loop_with_another_address_is_refused(loop: Loop, backend:
     assert "lwIP runs once per process" in text and f"address {server_host}/{prefix} on {env['tap']}" in text, text
     with Loop("lwip", tap=env["tap"], address=f"{server_host}/{prefix}") as again:  # the same stack: accepted
         assert again.registry() == []
+
+
+def test_a_second_stop_brings_a_long_running_stop_forward(loop: Loop, server_host: str) -> None:
+    """Ctrl-C during a console ota-prepare with a long deadline: the stop that comes second used to wait for the
+    first one's whole deadline (here 60 s: a peer that never sends its FIN holds the close that long). It now brings
+    that stop's deadline forward to its own (tc_handle_stop_sooner()), and both get the one report."""
+    srv = Server(loop, server_host, 0, linger_ms=120_000)
+    with connect(server_host, srv.port) as peer:
+        peer.sendall(b"x")
+        assert recv_exact(peer, 1) == b"x"
+        reports: list[tcp_core.StopReport] = []
+        first = threading.Thread(target=lambda: reports.append(srv.stop(60_000)))
+        first.start()
+        assert wait_until(lambda: all(e.kind != "listener" for e in loop.registry()), 10)  # the first stop runs
+        t0 = time.monotonic()
+        second = srv.stop(200)
+        waited = time.monotonic() - t0
+        first.join(20)
+        assert not first.is_alive(), "the first stop still waits for its own deadline"
+    assert waited < 20, f"the second stop waited {waited:.1f} s: the first one's 60 s deadline was kept"
+    assert second.forced == 1 and second.graceful == 0, second
+    assert reports == [second]

@@ -793,7 +793,8 @@ static int frames_build(tc_app_t *app, uint32_t size)
 /* ---- lifetime ---- */
 
 static void app_stop(tc_handle_t *h, uint32_t deadline_ms);
-static const tc_handle_ops_t app_ops = {TC_HANDLE_APP, app_stop};
+static void app_stop_sooner(tc_handle_t *h, uint32_t deadline_ms);
+static const tc_handle_ops_t app_ops = {TC_HANDLE_APP, app_stop, app_stop_sooner};
 
 static void app_free(tc_app_t *app)
 {
@@ -1104,6 +1105,21 @@ static void app_stop(tc_handle_t *h, uint32_t deadline_ms)
         tc_handle_stop(tc_client_handle(app->client), deadline_ms, part_stopped, app);
     }
     app_part_done(app);
+}
+
+/* Each service still stopping gets the sooner deadline (a part's report is filled when it has finished). */
+static void app_stop_sooner(tc_handle_t *h, uint32_t deadline_ms)
+{
+    tc_app_t *app = (tc_app_t *)h;
+    if (app->echo && app->parts[TC_APP_PART_ECHO].kind == 0) {
+        tc_handle_stop_sooner(tc_server_handle(app->echo), deadline_ms);
+    }
+    if (app->http && app->parts[TC_APP_PART_HTTP].kind == 0) {
+        tc_handle_stop_sooner(tc_http_handle(app->http), deadline_ms);
+    }
+    if (app->client) {
+        tc_handle_stop_sooner(tc_client_handle(app->client), deadline_ms);
+    }
 }
 
 tc_handle_t *tc_app_handle(tc_app_t *app)

@@ -22,6 +22,7 @@ from .core import (
     _numeric_address_hint,
     _set_int,
     _stop_handle,
+    _stop_sooner,
 )
 from .errors import BadAddressError
 
@@ -276,18 +277,20 @@ class App(Stoppable):
 
     def stop(self, deadline_ms: int = 1000) -> AppStopReport:
         """Stop every service with one deadline and report what was closed, forced and freed. Two threads may call
-        it at once (Ctrl-C during an /api/stop): the second waits for the first and gets its report. Inside a handler
-        callback it raises BusyError (the stop waits for the loop)."""
+        it at once (Ctrl-C during an /api/stop or a console ota-prepare): the second waits for the first, whose deadline
+        it brings forward to its own if that is sooner, and gets its report. Inside a handler callback it raises
+        BusyError (the stop waits for the loop)."""
+        native = self.loop.native
+        lib = native.lib
+
+        def handle() -> Any:  # on the loop thread, where the app is freed: never a stale pointer
+            if self._ptr is None:
+                raise native.error("CLOSED", "services are stopped")
+            return lib.tc_app_handle(self._ptr)
+
+        _stop_sooner(self.loop, handle, deadline_ms, self._stop_lock)
         with self._stop_lock:
             if self._report is None:
-                native = self.loop.native
-                lib = native.lib
-
-                def handle() -> Any:  # on the loop thread, where the app is freed: never a stale pointer
-                    if self._ptr is None:
-                        raise native.error("CLOSED", "services are stopped")
-                    return lib.tc_app_handle(self._ptr)
-
                 _stop_handle(self.loop, handle, deadline_ms, self._handle, self._done)
             assert self._report is not None
             return self._report

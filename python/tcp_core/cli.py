@@ -219,9 +219,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"serving on the {loop.backend} backend; Ctrl-C stops (deadline {args.deadline_ms} ms)", flush=True)
     while not stop.wait(0.5):
         pass
+    # The services first: a console ota-prepare still stopping them (with its own deadline, up to 600 s) is brought
+    # forward to this one, and then its command ends, which the console's close waits for.
+    r = app.stop(args.deadline_ms)
     if console is not None:
         console.close()
-    r = app.stop(args.deadline_ms)
     loop.close(args.deadline_ms)
     left = alloc_stats(loop.backend).bytes_in_use
     print(f"stopped  in {r.elapsed_ms} ms", flush=True)

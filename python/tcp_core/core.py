@@ -236,6 +236,22 @@ class StopReport:
         return cls(int(r.graceful), int(r.forced), int(r.elapsed_ms), int(r.bytes_freed))
 
 
+def _stop_sooner(loop: Loop, handle: Callable[[], Any], deadline_ms: int, lock: threading.Lock) -> None:
+    """Another thread's stop of this object runs, perhaps with a longer deadline (an ota-prepare's, when Ctrl-C
+    comes): bring it forward to this one (tc_handle_stop_sooner()), so the wait for it ends by this deadline too."""
+    if not lock.locked() or loop.in_loop_thread() or not 0 <= deadline_ms <= 0xFFFFFFFF:
+        return  # no stop to hasten, or the errors are _stop_handle()'s to raise
+    lib = loop.native.lib
+
+    def sooner() -> None:  # on the loop thread: handle() raises ClosedError once the stop has finished
+        lib.tc_handle_stop_sooner(handle(), deadline_ms)  # TC_EINVAL: not stopping yet, nothing to hasten
+
+    try:
+        loop.call(sooner)
+    except TcError:
+        pass  # finished meanwhile, or the loop is closing: the stop running is the one to wait for
+
+
 def _stop_handle(loop: Loop, handle: Callable[[], Any], deadline_ms: int, user: Any, done: threading.Event) -> None:
     """The one stop of every C object (tc_handle_stop()): request it on the loop thread, wait for its callback."""
     native = loop.native
@@ -784,11 +800,13 @@ class Server(_Endpoint):
 
     def stop(self, deadline_ms: int = 1000) -> StopReport:
         """Stop accepting, ask every connection to close, force the rest at the deadline; return what happened.
-        It waits for the loop: inside a handler callback it raises BusyError."""
+        It waits for the loop: inside a handler callback it raises BusyError. While another thread's stop runs, this
+        one waits for it and brings its deadline forward to this one's."""
+        lib = self.loop.native.lib
+        handle = lambda: lib.tc_server_handle(self._live())  # noqa: E731
+        _stop_sooner(self.loop, handle, deadline_ms, self._stop_lock)
         with self._stop_lock:
             if self._report is None:
-                lib = self.loop.native.lib
-                handle = lambda: lib.tc_server_handle(self._live())  # noqa: E731
                 _stop_handle(self.loop, handle, deadline_ms, self._handle, self._stop_done)
             assert self._report is not None
             return self._report
@@ -921,13 +939,15 @@ class Client(_Endpoint):
     def stop(self, deadline_ms: int = 1000) -> StopReport:
         """Stop reconnecting and close the connection with the client's policy (reset if it is still there at the
         deadline; at once with 0); graceful or forced is 1 when a connection was open. It waits for the loop: inside
-        a handler callback it raises BusyError."""
+        a handler callback it raises BusyError. While another thread's stop runs, this one waits for it and brings its
+        deadline forward to this one's."""
+        lib = self.loop.native.lib
+        handle = lambda: lib.tc_client_handle(self._live())  # noqa: E731
+        _stop_sooner(self.loop, handle, deadline_ms, self._stop_lock)
         with self._stop_lock:
             if self._report is None:
                 if self._ptr is None:
                     return StopReport(0, 0, 0, 0)
-                lib = self.loop.native.lib
-                handle = lambda: lib.tc_client_handle(self._live())  # noqa: E731
                 _stop_handle(self.loop, handle, deadline_ms, self._handle, self._stop_done)
             assert self._report is not None
             return self._report

@@ -78,6 +78,21 @@ typedef void (*tc_handle_stop_cb)(tc_handle_t *handle, const tc_stop_report_t *r
 int tc_handle_stop(tc_handle_t *handle, uint32_t deadline_ms, tc_handle_stop_cb done, void *user);
 
 /**
+ * @brief Bring a stop in progress to an end sooner: what is still open deadline_ms from now is aborted then, as at the
+ * deadline given to tc_handle_stop() (Ctrl-C during a long stop, e.g. an OTA prepare's). A deadline later than the one
+ * running changes nothing. The stop's callback still runs once, with its one report. Loop thread only; safe inside
+ * callbacks; the handle must not have finished its stop yet (it is freed then).
+ * @param handle       the handle, stopping
+ * @param deadline_ms  from now (0: abort everything now)
+ * @return TC_OK (the earlier deadline applies), TC_EINVAL (NULL, or no stop in progress: see tc_handle_stop())
+ *
+ * Example:
+ *     tc_handle_stop(tc_app_handle(app), 600000, prepared, ctx);  // an OTA prepare with a long deadline
+ *     tc_handle_stop_sooner(tc_app_handle(app), 1000);             // later, on Ctrl-C: done within a second
+ */
+int tc_handle_stop_sooner(tc_handle_t *handle, uint32_t deadline_ms);
+
+/**
  * @brief tc_handle_stop(), then run the loop until the stop is done. For the loop's thread outside any callback;
  * never blocks past the deadline plus one second (the time to abort what is left).
  * @param handle       the handle

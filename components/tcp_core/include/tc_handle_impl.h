@@ -22,6 +22,9 @@ extern "C" {
 typedef struct {
     tc_handle_kind_t kind;                             /**< what the handle is */
     void (*stop)(tc_handle_t *h, uint32_t deadline_ms); /**< begin winding down; finish now or later from the loop */
+    /** A stop in progress must end sooner: abort what is left deadline_ms from now (tc_handle_stop_sooner(); only
+     * called with a deadline earlier than the running one). NULL for a kind whose stop completes at once. */
+    void (*sooner)(tc_handle_t *h, uint32_t deadline_ms);
 } tc_handle_ops_t;
 
 /** The handle record (first member of every stoppable object). */
@@ -30,6 +33,7 @@ struct tc_handle {
     tc_loop_t *loop;            /**< the loop it runs on */
     uint8_t stopping;           /**< 1 once a stop was requested */
     uint64_t stop_started;      /**< loop clock of the request */
+    uint64_t stop_deadline;     /**< loop clock at which what is left is aborted */
     uint64_t freed_mark;        /**< the loop's heap account at the request (bytes_freed rule, tc_handle.h) */
     tc_handle_stop_cb done;     /**< completion callback */
     void *done_user;            /**< its user pointer */

@@ -62,7 +62,7 @@ static void dns_readable(tc_io_t *io, int revents)
 }
 
 static void dns_stop(tc_handle_t *h, uint32_t deadline_ms);
-static const tc_handle_ops_t dns_ops = {TC_HANDLE_DNS, dns_stop};
+static const tc_handle_ops_t dns_ops = {TC_HANDLE_DNS, dns_stop, NULL}; /* UDP: a stop completes at once */
 
 static void dns_free(tc_dns_server_t *d)
 {

@@ -25,6 +25,7 @@ int tc_handle_stop(tc_handle_t *h, uint32_t deadline_ms, tc_handle_stop_cb done,
     tc_alloc_acct_t *acct = tc__loop_acct(h->loop);
     h->stopping = 1;
     h->stop_started = tc__loop_clock(h->loop);
+    h->stop_deadline = h->stop_started + deadline_ms;
     h->freed_mark = acct->freed - acct->allocated; /* unsigned: differences of this wrap correctly */
     h->done = done;
     h->done_user = user;
@@ -33,6 +34,21 @@ int tc_handle_stop(tc_handle_t *h, uint32_t deadline_ms, tc_handle_stop_cb done,
     tc_alloc_acct_t *prev = tc__alloc_acct_enter(acct);
     h->ops->stop(h, deadline_ms); /* h may be gone after this */
     tc__alloc_acct_leave(prev);
+    return TC_OK;
+}
+
+int tc_handle_stop_sooner(tc_handle_t *h, uint32_t deadline_ms)
+{
+    if (h == NULL || !h->stopping) {
+        return TC_EINVAL;
+    }
+    uint64_t at = tc__loop_clock(h->loop) + deadline_ms;
+    if (at < h->stop_deadline) {
+        h->stop_deadline = at;
+        if (h->ops->sooner) {
+            h->ops->sooner(h, deadline_ms);
+        }
+    }
     return TC_OK;
 }
 

@@ -1137,7 +1137,8 @@ static void sweep_wake(tc_http_t *h)
 /* ---- server ---- */
 
 static void http_stop(tc_handle_t *hd, uint32_t deadline_ms);
-static const tc_handle_ops_t http_ops = {TC_HANDLE_HTTP, http_stop};
+static void http_stop_sooner(tc_handle_t *hd, uint32_t deadline_ms);
+static const tc_handle_ops_t http_ops = {TC_HANDLE_HTTP, http_stop, http_stop_sooner};
 
 int tc_http_start(tc_loop_t *loop, const tc_http_config_t *cfg, tc_http_t **out)
 {
@@ -1215,6 +1216,13 @@ static void http_stop(tc_handle_t *hd, uint32_t deadline_ms)
 {
     tc_http_t *h = (tc_http_t *)hd;
     tc_handle_stop(tc_server_handle(h->srv), deadline_ms, http_core_stopped, h);
+}
+
+/* Its TCP server holds the deadline (it finishes first, and this handle with it, so it is still there). */
+static void http_stop_sooner(tc_handle_t *hd, uint32_t deadline_ms)
+{
+    tc_http_t *h = (tc_http_t *)hd;
+    tc_handle_stop_sooner(tc_server_handle(h->srv), deadline_ms);
 }
 
 tc_handle_t *tc_http_handle(tc_http_t *http)

@@ -983,7 +983,8 @@ static tc_conn_t *conn_new(tc_owner_t *o, int fd, tc_kind_t kind, const tc_addr_
 
 static void server_maybe_done(tc_server_t *s);
 static void server_stop(tc_handle_t *h, uint32_t deadline_ms);
-static const tc_handle_ops_t server_ops = {TC_HANDLE_SERVER, server_stop};
+static void server_stop_sooner(tc_handle_t *h, uint32_t deadline_ms);
+static const tc_handle_ops_t server_ops = {TC_HANDLE_SERVER, server_stop, server_stop_sooner};
 
 /* How a connection that ended during its owner's stop counts in the report. */
 static void stop_count(tc_handle_t *h, const tc_conn_t *c)
@@ -1325,6 +1326,13 @@ static void server_stop(tc_handle_t *h, uint32_t deadline_ms)
     tc__pending_add(s->owner.loop, &s->pending);
 }
 
+/* While a server stops, its timer is the stop's deadline: it fires sooner. */
+static void server_stop_sooner(tc_handle_t *h, uint32_t deadline_ms)
+{
+    tc_server_t *s = (tc_server_t *)h;
+    tc__timer_arm(&s->timer, deadline_ms);
+}
+
 tc_handle_t *tc_server_handle(tc_server_t *s)
 {
     return s ? &s->h : NULL;
@@ -1335,7 +1343,8 @@ tc_handle_t *tc_server_handle(tc_server_t *s)
 static void client_attempt(tc_client_t *cl);
 static void client_schedule(tc_client_t *cl);
 static void client_stop(tc_handle_t *h, uint32_t deadline_ms);
-static const tc_handle_ops_t client_ops = {TC_HANDLE_CLIENT, client_stop};
+static void client_stop_sooner(tc_handle_t *h, uint32_t deadline_ms);
+static const tc_handle_ops_t client_ops = {TC_HANDLE_CLIENT, client_stop, client_stop_sooner};
 
 static void client_release(tc_handle_t *h)
 {
@@ -1608,6 +1617,15 @@ static void client_stop(tc_handle_t *h, uint32_t deadline_ms)
         }
     }
     tc__pending_add(cl->owner.loop, &cl->pending);
+}
+
+/* The retry timer is the stop's deadline while the connection closes (client_stop()): it fires sooner. */
+static void client_stop_sooner(tc_handle_t *h, uint32_t deadline_ms)
+{
+    tc_client_t *cl = (tc_client_t *)h;
+    if (cl->conn && !(cl->conn->flags & CF_FINAL)) {
+        tc__timer_arm(&cl->retry, deadline_ms);
+    }
 }
 
 int tc_client_stop(tc_client_t *cl)
