@@ -325,3 +325,12 @@ def test_a_nameserver_whose_port_is_closed_fails_at_once(loop: Loop, backend: st
     else:
         assert cl.stats().last_error == -10, cl.stats()  # TC_ETIMEDOUT
     cl.stop(0)
+
+
+def test_the_apps_client_host_gets_the_same_clear_error(loop: Loop) -> None:
+    """The App's --connect client is tc_client_start() too: the same BadNameError, not a listen-address hint."""
+    from tcp_core.app import App
+
+    with pytest.raises(tcp_core.BadNameError) as exc:
+        App(loop, "127.0.0.1", echo_port=0, http_port=None, connect=("b" * 300, 80))
+    assert "300 bytes long" in str(exc.value) and "App connect" in str(exc.value), exc.value

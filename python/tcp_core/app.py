@@ -19,12 +19,13 @@ from .core import (
     StopReport,
     _check_port,
     _is_numeric,
+    _name_problem,
     _numeric_address_hint,
     _set_int,
     _stop_handle,
     _stop_sooner,
 )
-from .errors import BadAddressError
+from .errors import BadAddressError, BadNameError
 
 
 @dataclass(frozen=True)
@@ -207,6 +208,9 @@ class App(Stoppable):
             if _is_numeric(host):
                 raise  # the host is fine: dns_answer or portal_host is not (the message names the rule)
             raise BadAddressError(exc.code, exc.name, _numeric_address_hint(host), "starting the services") from None
+        except BadNameError as exc:  # only the client's host is a name: connect[0]
+            name = connect[0] if connect is not None else ""
+            raise BadNameError(exc.code, exc.name, _name_problem(name), "App connect") from None
         self._ptr: Any = out[0]
         self.host = host
         self.echo_port = int(lib.tc_app_echo_port(self._ptr))
