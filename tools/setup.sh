@@ -14,6 +14,7 @@ APT_PACKAGES=(
     libuv1-dev                            # the libuv peer of the echo benchmark
     nginx-light                           # the nginx peer of bench/http_bench.py and bench/compare.py (~1 MB)
     iproute2 tcpdump                      # ip netns / ip tuntap for the lwIP tests
+    nftables                              # deterministic packet loss for host_tests/test_loss.py (numgen)
     curl wrk                              # peers nobody here wrote, for the HTTP tests
     chromium                              # the browser of the dashboard tests (Playwright drives it; no download)
 )
