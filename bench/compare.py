@@ -518,6 +518,25 @@ def fmt_num(vals: list[float]) -> str:
     return f"{statistics.median(vals):,.0f}" if vals else "-"
 
 
+# The ratios shown under the table: JSON key, title lines.
+RATIO_SECTIONS = (
+    (
+        "ratio_cpu_both",
+        (
+            "per CPU-second of both ends (server + load generator + ksoftirqd; on loopback the kernel work",
+            "of a segment falls to either end, so one end's figure alone can move with the other's share):",
+        ),
+    ),
+    (
+        "ratio_server_cpu_busy",
+        (
+            "per busy second of the servers' CPU (/proc/stat: the server and the kernel's network work done",
+            "on that CPU in any context; with --veth that is the server's own receiving, as on a device):",
+        ),
+    ),
+)
+
+
 def report(doc: dict[str, Any]) -> str:
     lines = [f"tcp_core side by side ({doc['when']}; {doc['setup']})", ""]
     head = ["pair", "tcp_core /s", "peer /s", "ratio /s", "tcp_core /cpu-s", "peer /cpu-s", "ratio /cpu-s", "bg"]
@@ -547,18 +566,11 @@ def report(doc: dict[str, Any]) -> str:
         f"medians of {doc['rounds']} paired rounds of {doc['duration']} s, ratios with their min-max; ratio = "
         "tcp_core/peer, >1 is better for tcp_core; bg = median cores busy with other jobs during the runs"
     )
-    both = [r for r in doc["pairs"] if r.get("ratio_cpu_both")]
-    if both:
-        lines += ["", "per CPU-second of both ends (server + load generator + ksoftirqd; on loopback the kernel work"]
-        lines += ["of a segment falls to either end, so one end's figure alone can move with the other's share):"]
-        for r in both:
-            lines.append(f"  {r['name'] + ' vs ' + r['peer']:<28} {fmt_ratio(r['ratio_cpu_both'])}")
-    busy = [r for r in doc["pairs"] if r.get("ratio_server_cpu_busy")]
-    if busy:
-        lines += ["", "per busy second of the servers' CPU (/proc/stat: the server and the kernel's network work done"]
-        lines += ["on that CPU in any context; with --veth that is the server's own receiving, as on a device):"]
-        for r in busy:
-            lines.append(f"  {r['name'] + ' vs ' + r['peer']:<28} {fmt_ratio(r['ratio_server_cpu_busy'])}")
+    for key, title in RATIO_SECTIONS:
+        rows = [r for r in doc["pairs"] if r.get(key)]  # absent from the JSON of older runs
+        if rows:
+            lines += ["", *title]
+            lines += [f"  {r['name'] + ' vs ' + r['peer']:<28} {fmt_ratio(r[key])}" for r in rows]
     if doc["idle"]:
         lines += ["", f"RSS per idle connection, {doc['idle_conns']:,} connections open (one request/echo each):"]
         for i in doc["idle"]:
