@@ -5,7 +5,8 @@
  *   - tc_dns_answer() drops exactly what tc_dns_parse_query() calls TC_DNS_EDROP, never answers more than the query
  *     + 16 bytes nor more than 298, and shapes the answer as the policy table says: FORMERR / NOTIMP header only, the
  *     question echoed byte for byte, BADVERS for an OPT of version > 0, one exact A record (override or device
- *     address) for A and ANY in class IN, NODATA otherwise, and the responder's exact OPT when the query has one;
+ *     address) for A and ANY in class IN, NODATA otherwise, and the responder's exact OPT when the query has one
+ *     (header-only FORMERR/NOTIMP answers too, when the questions before it can be stepped over);
  *   - what tc_dns_parse_query() reads of the OPT record agrees with an independent reference walk of the records
  *     after the question (decoded with the reference decoder below);
  *   - the header: id, opcode and RD copied, QR and AA set, every other flag clear, NSCOUNT = 0, ARCOUNT = 0 or 1 (the
@@ -154,6 +155,21 @@ static size_t ref_question_end(const uint8_t *m, size_t len)
     return pos + 1 + 4;
 }
 
+/* Reference for QDCOUNT other than 1: the offset past all the questions (a name, TYPE and CLASS each), where the
+ * records begin, or 0 when one of them is malformed or cut short (then no OPT can be found). */
+static size_t ref_skip_questions(const uint8_t *m, size_t len)
+{
+    char name[TC_DNS_MAX_NAME_TEXT + 1];
+    size_t pos = 12;
+    for (unsigned i = 0; i < rd16(m + 4); i++) {
+        if (ref_read_name(m, len, &pos, name) < 0 || len - pos < 4) {
+            return 0;
+        }
+        pos += 4;
+    }
+    return pos;
+}
+
 /* Reference for the records after the question at qend: the answer, authority and additional ones by the header's
  * counts, read while whole; returns TC_DNS_EDNS_* and, for one root OPT, its version and payload (at least 512). */
 static int ref_edns(const uint8_t *m, size_t len, size_t qend, unsigned *version, unsigned *payload)
@@ -246,7 +262,8 @@ static void check_answer(const uint8_t *q, size_t len)
         check(pr == 0 && qq.question_end == ref_end);
     }
     unsigned version = 0, payload = 512;
-    int edns = ref_end ? ref_edns(q, len, ref_end, &version, &payload) : TC_DNS_EDNS_NONE;
+    size_t records = rd16(q + 4) == 1 ? ref_end : ref_skip_questions(q, len);
+    int edns = records ? ref_edns(q, len, records, &version, &payload) : TC_DNS_EDNS_NONE;
     check(qq.edns == edns && qq.edns_version == version && qq.edns_payload == payload);
 
     uint16_t qf = rd16(q + 2), rf = rd16(out + 2);
@@ -257,8 +274,12 @@ static void check_answer(const uint8_t *q, size_t len)
     size_t expect;
     if (pr == TC_DNS_EFORMAT || (pr == TC_DNS_ENOTIMP && qq.question_end == 0)) {
         check(rcode == (pr == TC_DNS_EFORMAT ? TC_DNS_RCODE_FORMERR : TC_DNS_RCODE_NOTIMP) && qd == 0 && an == 0);
-        check(ar == 0);
-        expect = 12;
+        /* RFC 6891 7: the query's OPT, when one could be found, is answered by the responder's own (rcode in the
+         * header, extended rcode 0). */
+        int opt = edns == TC_DNS_EDNS_OK;
+        const uint8_t want[] = {0, 0, 41, 2, 0, 0, 0, 0, 0, 0, 0};
+        check(ar == (unsigned)opt && (!opt || ((size_t)n == 23 && memcmp(out + 12, want, sizeof(want)) == 0)));
+        expect = opt ? 23 : 12;
     } else if (edns == TC_DNS_EDNS_BAD) {
         check(rcode == TC_DNS_RCODE_FORMERR && qd == 0 && an == 0 && ar == 0);
         expect = 12;
