@@ -588,7 +588,9 @@ def test_slow_viewer_costs_bounded_memory_and_does_not_delay_others(app: App, ba
     t0 = time.monotonic()
     with requests.get(base(app) + "/stream", stream=True, timeout=5) as r:
         next(r.iter_content(1024))
-    assert time.monotonic() - t0 < 1.0
+    # A frame comes every 20 ms; held behind the stalled viewer it would not come before the 5 s timeout. The
+    # bound leaves a loaded machine seconds, not milliseconds.
+    assert time.monotonic() - t0 < 3.0
     stalled.close()
 
 
@@ -604,7 +606,9 @@ def test_nagle_guard_pieces_reach_keepalive_client_fast(app: App) -> None:
                 buf += s.recv(65536)
             times.append(time.perf_counter() - t0)
     times.sort()
-    assert times[len(times) // 2] < 0.005, f"median {times[len(times) // 2] * 1000:.1f} ms"
+    # A piece held for a delayed ACK costs at least 40 ms (Linux's minimum; lwIP's timer is 250 ms): a median under
+    # 20 ms cannot come from pieces that waited, and is far from what an answer takes on an idle loopback (< 1 ms).
+    assert times[len(times) // 2] < 0.020, f"median {times[len(times) // 2] * 1000:.1f} ms"
 
 
 # ---- slowloris and idle ----
@@ -644,7 +648,7 @@ def test_trickled_head_gets_408_by_its_deadline(loop: Loop, server_host: str) ->
             if got or time.monotonic() - t0 > 5:
                 break
         assert got.startswith(b"HTTP/1.1 408"), got
-        assert time.monotonic() - t0 < 1.5
+        assert time.monotonic() - t0 < 4.0  # by the 500 ms head deadline, not the 10 s idle one
     a.stop(500)
 
 
@@ -699,8 +703,9 @@ def test_fresh_client_served_with_max_conns_plus_10_slowloris(loop: Loop, server
     try:
         time.sleep(0.3)
         t0 = time.monotonic()
-        r = requests.get(f"http://{a.host}:{a.http_port}/api/status", timeout=1)
-        assert r.status_code == 200 and time.monotonic() - t0 < 1.0
+        r = requests.get(f"http://{a.host}:{a.http_port}/api/status", timeout=3)
+        # Served now, not when the slowloris' 5 s head deadlines free a place (about 4.7 s from here).
+        assert r.status_code == 200 and time.monotonic() - t0 < 3.0
     finally:
         stop.set()
         t.join()
@@ -730,8 +735,10 @@ def test_stop_with_16_viewers_16_websockets_and_a_slowloris(loop: Loop, server_h
     report = a.stop(deadline_ms=50)
     took = time.monotonic() - t0
     crowd.join(10)
-    assert report.http.elapsed_ms <= 50 + 10, report
-    assert took < 0.5, f"stop took {took * 1000:.0f} ms"
+    # The deadline ends what does not end itself (a stop waiting for the WebSockets' own 5 s would not); the margins
+    # are a loaded machine's, the loop's own figure (elapsed_ms) being the tighter one.
+    assert report.http.elapsed_ms <= 50 + 250, report
+    assert took < 2.0, f"stop took {took * 1000:.0f} ms"
     assert report.http.graceful + report.http.forced == 33, report
     assert report.http.streams_ended == 16 and report.http.websockets_closed == 16, report
     assert codes.count(1001) == 16, codes

@@ -400,8 +400,9 @@ def test_stop_with_100_active_connections(loop: Loop, server_host: str, backend:
     t.join()
     assert report.graceful + report.forced == 100
     assert report.forced >= 50 and report.graceful >= 1, report
-    assert report.elapsed_ms <= 300 + 50, report
-    assert took < 0.3 + 0.5, f"stop took {took:.3f} s for a 300 ms deadline"
+    # Half never close: without the deadline the stop would wait for them forever. Margins for a loaded machine.
+    assert report.elapsed_ms <= 300 + 250, report
+    assert took < 0.3 + 2.0, f"stop took {took:.3f} s for a 300 ms deadline"
     for s in socks[50:]:
         assert _is_closed_by_peer(s, 1)
         s.close()
