@@ -37,6 +37,9 @@ __all__ = [
 ]
 
 REQUIRE_LWIP = os.environ.get("TC_REQUIRE_LWIP") == "1"
+# tools/test.sh runs the suite as two processes at once: TC_SHARD=lwip takes the tests on the lwIP backend,
+# TC_SHARD=linux everything else (the Linux backend's and the backend-free ones). Unset: the whole suite.
+SHARD = os.environ.get("TC_SHARD", "")
 
 
 def open_fds() -> set[int]:
@@ -68,6 +71,21 @@ def pytest_report_header() -> str:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames:
         metafunc.parametrize("backend", ["linux", "lwip"], indirect=True, scope="session")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not SHARD:
+        return
+    if SHARD not in ("linux", "lwip"):
+        raise pytest.UsageError(f"TC_SHARD={SHARD!r}: expected linux or lwip")
+    keep, drop = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_lwip = callspec is not None and callspec.params.get("backend") == "lwip"
+        (keep if on_lwip == (SHARD == "lwip") else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 @pytest.fixture(scope="session")

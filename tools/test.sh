@@ -58,13 +58,41 @@ else
     IN_NS=()
 fi
 
+# Both backends at once when lwIP runs: one pytest process per backend (TC_SHARD, host_tests/conftest.py), both in
+# the namespace. The suite mostly waits on sockets and timers, so two processes share the two cores without making
+# the run depend on load (its time bounds are seconds apart from the broken cases). Each log is printed whole when
+# both have ended; either failing fails the step. Without lwIP: one process, the whole suite.
+suite() {
+    if [ ${#IN_NS[@]} -eq 0 ]; then
+        "$@"
+        return
+    fi
+    local logs rc_linux=0 rc_lwip=0 p_linux p_lwip
+    logs=$(mktemp -d)
+    "${IN_NS[@]}" env TC_SHARD=linux "$@" >"$logs/linux" 2>&1 &
+    p_linux=$!
+    "${IN_NS[@]}" env TC_SHARD=lwip "$@" >"$logs/lwip" 2>&1 &
+    p_lwip=$!
+    wait "$p_linux" || rc_linux=$?
+    wait "$p_lwip" || rc_lwip=$?
+    printf -- '--- Linux backend and backend-free tests (exit %s)\n' "$rc_linux"
+    cat "$logs/linux"
+    printf -- '--- lwIP backend (exit %s)\n' "$rc_lwip"
+    cat "$logs/lwip"
+    rm -rf "$logs"
+    # 5: nothing collected in a shard (a -k that selects only the other's tests) is not a failure if the other ran.
+    [ "$rc_linux" = 5 ] && [ "$rc_lwip" = 0 ] && rc_linux=0
+    [ "$rc_lwip" = 5 ] && [ "$rc_linux" = 0 ] && rc_lwip=0
+    [ "$rc_linux" = 0 ] && [ "$rc_lwip" = 0 ]
+}
+
 step "integration suite (pytest; backends: linux${IN_NS:+ and lwip})"
-"${IN_NS[@]}" env TC_REQUIRE_LWIP="${TC_REQUIRE_LWIP:-0}" $PY -m pytest "$@"
+suite env TC_REQUIRE_LWIP="${TC_REQUIRE_LWIP:-0}" $PY -m pytest "$@"
 
 # The same C built with the device's Kconfig default sizes (read buffer 4 KiB, high water 8 KiB, write queue 32 KiB,
 # 16 connections; tcp_core_build/build.py reads them from components/tcp_core/Kconfig): HTTP, WebSocket, MJPEG,
 # stop and the connection lifecycle on both backends, so nothing passes only thanks to the host's larger limits.
 step "device limits (Kconfig defaults): HTTP, WebSocket, MJPEG, TCP, stop, lifecycle, hostile clients (backends: linux${IN_NS:+ and lwip})"
-"${IN_NS[@]}" env TCP_CORE_LIMITS=device TC_REQUIRE_LWIP="${TC_REQUIRE_LWIP:-0}" $PY -m pytest \
+suite env TCP_CORE_LIMITS=device TC_REQUIRE_LWIP="${TC_REQUIRE_LWIP:-0}" $PY -m pytest \
     host_tests/test_http.py host_tests/test_mjpeg.py host_tests/test_tcp.py host_tests/test_lifecycle.py \
     host_tests/test_hostile.py "$@"
