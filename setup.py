@@ -22,4 +22,8 @@ else:
     print(f"tcp_core: building without the lwip backend ({why})", file=sys.stderr)
 
 # One wheel for every CPython from 3.10 on: cffi's generated modules use only the stable ABI (Py_LIMITED_API).
-setup(cffi_modules=modules, options={"bdist_wheel": {"py_limited_api": "cp310"}})
+# The extensions (2 or 4, each the whole core) are compiled side by side, one per core.
+setup(
+    cffi_modules=modules,
+    options={"bdist_wheel": {"py_limited_api": "cp310"}, "build_ext": {"parallel": os.cpu_count() or 1}},
+)
