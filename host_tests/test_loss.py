@@ -32,7 +32,7 @@ from test_seed001 import OneAnswer, _exchange_reading_to_eof
 
 import tcp_core
 from conftest import _lwip_env, _viewer_to_eof, connect, open_fds, wait_until
-from tcp_core import Loop, Server
+from tcp_core import Handler, Loop, Server
 from tcp_core.app import App
 
 CLONE_NEWNET = 0x40000000
@@ -88,6 +88,26 @@ class Lossy:
                 rule = [proto, side, str(port), "numgen", "inc", "mod", str(every), "==", "0", "drop"]
                 self._nft("add", "rule", "netdev", table, hook, *rule)
         self.tables.append(table)
+
+    def drop_first_answers(self, port: int, n: int) -> None:
+        """Drop the first n segments from port that carry more than 300 bytes (the answer and its
+        retransmissions, not the handshake, ACKs or FINs), then nothing more."""
+        table = f"tcfirst{port}"
+        self._nft("add", "table", "netdev", table)
+        self._nft(
+            "add", "chain", "netdev", table, "in", f"{{ type filter hook ingress device {self.device} priority 0; }}"
+        )
+        rule = ["tcp", "sport", str(port), "ip", "length", "gt", "300", "numgen", "inc", "mod", "1000000", "lt", str(n)]
+        self._nft("add", "rule", "netdev", table, "in", *rule, "counter", "drop")
+        self.tables.append(table)
+
+    def dropped(self, port: int) -> int:
+        """What drop_first_answers(port, ...) has dropped so far."""
+        cmd = [self.nft, "list", "table", "netdev", f"tcfirst{port}"]
+        if self.ns:
+            cmd = ["ip", "netns", "exec", self.ns, *cmd]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        return int(out.split("counter packets ", 1)[1].split()[0])
 
     def __post_init__(self) -> None:
         self.tables: list[str] = []
@@ -149,6 +169,56 @@ def test_reused_source_port_under_loss_is_always_answered(lossy: Lossy) -> None:
     assert wait_until(lambda: srv.conn_count == 0, 20)
     if lossy.backend == "lwip":
         assert wait_until(lambda: tcp_core.time_wait_count(srv.port, "lwip") == 0, 5), "the server kept TIME-WAIT"
+    srv.stop(500)
+
+
+class LongAnswer(Handler):
+    """Answers 1,000 bytes to the first bytes of a connection and closes it with the server's default policy."""
+
+    ANSWER = bytes(range(200)) * 5
+
+    def on_data(self, conn: tcp_core.Connection, data: bytes) -> None:
+        conn.send(self.ANSWER)
+        conn.close()
+
+
+def test_answer_in_retransmission_backoff_outlives_the_linger_deadline(lossy: Lossy) -> None:
+    """The lingering close under loss (the loss hunt of 2026-12-04): the answer is lost several times in a row, so
+    when the linger deadline comes (2 x linger_ms without an acknowledgement, 4 s) the stack is in retransmission
+    backoff towards a peer that is alive and has nothing to acknowledge. It was reset there and the answer lost; the
+    close now waits while the stack retransmits (bounded: 8 x linger_ms from the peer's last sign of life) and the
+    client reads the whole answer, then EOF, with no reset sent. Losses planned per stack so that the transmission
+    that gets through leaves after those 4 s: Linux (RTO 200 ms, doubling) sends its 6th at ~6.2 s, lwIP (3 s first
+    timeout on a fresh connection, then 6 s) its 3rd at ~9 s."""
+    srv = Server(lossy.loop, lossy.host, 0, handler=LongAnswer(), name="backoff")
+    lost = 6 if lossy.backend == "linux" else 2
+    lossy.drop_first_answers(srv.port, lost)
+    before = lossy.loop.close_stats()
+    got = _exchange_reading_to_eof(lossy.host, srv.port, 29000 + srv.port % 1000, 30.0)
+    assert lossy.dropped(srv.port) == lost, "the planned losses did not all happen: the case was not made"
+    assert got == LongAnswer.ANSWER, f"{len(got) if got is not None else 'reset or timed out'}: the answer was lost"
+    assert wait_until(lambda: srv.conn_count == 0, 20)
+    assert lossy.loop.close_stats().reset_sent == before.reset_sent, "the lingering close ended with a reset"
+    srv.stop(500)
+
+
+def test_peer_that_never_acknowledges_is_reset_by_the_backoff_bound(lossy: Lossy) -> None:
+    """The other side of the rule above: every transmission of the answer is lost (a phone that left the Wi-Fi with
+    the answer in flight). The stack retransmits for minutes (Linux ~15, lwIP 12 tries), but the close gives it only
+    8 x linger_ms from the peer's last sign of life, then resets: the socket is not held for the stack's whole
+    backoff. linger_ms 500 keeps the case short (bound 4 s); the RST itself gets through (only the answer's long
+    segments are dropped)."""
+    srv = Server(lossy.loop, lossy.host, 0, handler=LongAnswer(), name="vanished", linger_ms=500)
+    lossy.drop_first_answers(srv.port, 999_999)
+    before = lossy.loop.close_stats()
+    with connect(lossy.host, srv.port) as s:
+        s.settimeout(30)
+        s.sendall(b"ping")
+        with pytest.raises(ConnectionResetError):
+            s.recv(4096)
+    assert lossy.dropped(srv.port) >= 2, "the stack never got to back off: the case was not made"
+    assert wait_until(lambda: srv.conn_count == 0, 5)
+    assert lossy.loop.close_stats().reset_sent - before.reset_sent == 1
     srv.stop(500)
 
 

@@ -664,3 +664,23 @@ def test_slow_reader_of_a_large_answer_gets_all_of_it_after_the_linger_time(loop
     assert elapsed > 0.3, f"the reader was too fast ({elapsed:.2f} s) to test the flush deadline"
     assert wait_until(lambda: h.reasons == ["local"]), h.reasons
     srv.stop(500)
+
+
+def test_reader_that_stopped_reading_is_reset_at_the_linger_deadline(loop: Loop, server_host: str) -> None:
+    # The other side of the slow reader: a peer that takes nothing more (its window closed) has nothing in flight
+    # that a retransmission could still bring, so the wait for a lossy link's backoff (8 x linger_ms) does not
+    # apply: its close is reset once linger_ms passes twice without progress (2 s here, the backoff bound 8 s).
+    size = 1024 * 1024
+    h = _BigAnswerThenClose(size)
+    srv = Server(loop, server_host, 0, handler=h, linger_ms=1000, queue_max=2 * size, high_water=2 * size)
+    before = loop.close_stats()
+    with connect(server_host, srv.port) as s:
+        s.sendall(b"?")
+        assert s.recv(1)  # the answer has begun; nothing more is read
+        t0 = time.monotonic()
+        assert wait_until(lambda: h.reasons, 20), "the close never ended"
+        took = time.monotonic() - t0
+    assert h.reasons == ["linger"] or h.reasons == ["local"], h.reasons
+    assert loop.close_stats().reset_sent - before.reset_sent == 1
+    assert took < 5.0, f"a reader with a closed window was held {took:.1f} s, as if the stack were retransmitting"
+    srv.stop(500)

@@ -134,7 +134,9 @@ typedef struct {
                                    server's check runs when its next connection can time out, never while it has
                                    none: an idle server does not wake its loop */
     tc_close_policy_t close_policy; /**< policy for closes this side starts (idle, stop, tc_conn_close default) */
-    uint32_t linger_ms;      /**< flush / wait-for-peer deadline of graceful and peer-first closes */
+    uint32_t linger_ms;      /**< flush / wait-for-peer deadline of graceful and peer-first closes; it starts over
+                              *   while the peer acknowledges bytes, and a close whose bytes the stack is still
+                              *   retransmitting waits up to 8 x linger_ms from the peer's last sign of life */
     bool nodelay;            /**< TCP_NODELAY (true: small writes leave at once) */
     int keepalive_s;         /**< TCP keepalive idle seconds, 0 = off */
     bool keep_time_wait;     /**< true: leave the TIME-WAIT of a close this side began to the stack (the naive

@@ -197,6 +197,13 @@ int tc_sock_peer_addr(int fd, tc_addr_t *out);
 long tc_sock_unacked(int fd);
 
 /**
+ * @brief Bytes the stack has sent on a connection and still awaits the peer's acknowledgement of: what its
+ * retransmission timer guards. Bytes not yet sent do not count, nor does a probe of the peer's closed window.
+ * @return the count (0: nothing in flight), or TC_ENOSYS / another error if the backend cannot tell
+ */
+long tc_sock_in_flight(int fd);
+
+/**
  * @brief Wait for readiness on n descriptors.
  * @param fds         the set; revents are written
  * @param n           number of entries

@@ -733,6 +733,22 @@ static void close_step(tc_pending_t *p)
     conn_update_events(c);
 }
 
+/* How many linger_ms a lingering close may wait, counted from the peer's last sign of life, while the stack has
+ * bytes in flight towards it. */
+#define LINGER_BACKOFF_FACTOR 8
+
+/* No acknowledgement came since the last look, but the stack has sent bytes it awaits an acknowledgement for: it is
+ * retransmitting them, and its backoff can leave a live peer behind a lossy link nothing to acknowledge for longer
+ * than linger_ms (lwIP's first timeout on a fresh connection is 3 s, then 6, 12). A reset would destroy an answer
+ * that a retransmission is still carrying. Bounded: a peer that has vanished holds the socket LINGER_BACKOFF_FACTOR x
+ * linger_ms from its last input or acknowledgement, instead of 2 x linger_ms. A reader whose window is closed has
+ * nothing in flight (the stack probes it) and is reset as before. */
+static int linger_in_backoff(tc_conn_t *c)
+{
+    uint64_t silent = tc_loop_now(c->owner->loop) - tc__conn_active_ms(c);
+    return silent < (uint64_t)LINGER_BACKOFF_FACTOR * c->owner->cfg.linger_ms && tc_sock_in_flight(c->io.fd) > 0;
+}
+
 static int64_t conn_deadline_cb(tc_timer_t *t, void *user)
 {
     tc_conn_t *c = user;
@@ -745,9 +761,15 @@ static int64_t conn_deadline_cb(tc_timer_t *t, void *user)
      * answer sent just before a close must not be reset away. The deadline then counts from the last progress (the
      * first time it fires with bytes outstanding it only takes the mark). A stop's deadline is separate and final. */
     long unacked = c->close_how == TC_CLOSE_ABORT ? 0 : tc_sock_unacked(c->io.fd);
-    if (unacked > 0 && ack_look(c, unacked) != 0) {
-        c->deadline = t; /* runs again: the loop keeps it */
-        return c->owner->cfg.linger_ms;
+    if (unacked > 0) {
+        int moved = ack_look(c, unacked);
+        if (moved == 1) {
+            touch(c); /* the peer's last sign of life, which linger_in_backoff() counts from */
+        }
+        if (moved != 0 || linger_in_backoff(c)) {
+            c->deadline = t; /* runs again: the loop keeps it */
+            return c->owner->cfg.linger_ms;
+        }
     }
     /* The flush or the peer's FIN did not come in time: RST leaves no TIME-WAIT on either side. */
     c->flags |= CF_DEADLINE;

@@ -282,6 +282,15 @@ long tc_sock_unacked(int fd)
     return outq;
 }
 
+long tc_sock_in_flight(int fd)
+{
+    int outq = 0, unsent = 0; /* SIOCOUTQ: write_seq - snd_una, SIOCOUTQNSD: write_seq - snd_nxt */
+    if (ioctl(fd, SIOCOUTQ, &outq) != 0 || ioctl(fd, SIOCOUTQNSD, &unsent) != 0) {
+        return fail();
+    }
+    return outq - unsent; /* a closed window's probes resend an old byte: they do not move snd_nxt */
+}
+
 int tc_sock_poll(tc_pollfd_t *fds, int n, int timeout_ms)
 {
     struct pollfd *p = tc_bsd_poll_in(fds, n);

@@ -87,6 +87,7 @@ typedef enum {
     OP_REAP_TW,
     OP_REAP_PEER,
     OP_UNACKED,
+    OP_IN_FLIGHT,
     OP_COUNT_TW,
     OP_COUNT_ACTIVE,
     OP_IS_LOCAL,
@@ -550,6 +551,17 @@ static err_t raw_call(struct tcpip_api_call_data *data)
                                            : (long)(uint32_t)(pcb->snd_lbb - pcb->lastack);
         break;
     }
+    case OP_IN_FLIGHT: {
+        /* snd_nxt - lastack: sent and not acknowledged. A zero-window probe moves snd_nxt by the byte it carries,
+         * so a pcb probing a closed window (persist_backoff set) has nothing in flight in the contract's sense. */
+        struct tcp_pcb *pcb = tcp_pcb_of(c->fd, &is_tcp);
+        c->result = !is_tcp                      ? TC_EINVAL
+                    : pcb == NULL                ? 0
+                    : pcb->state == LISTEN       ? TC_EINVAL
+                    : pcb->persist_backoff != 0 ? 0
+                                                 : (long)(uint32_t)(pcb->snd_nxt - pcb->lastack);
+        break;
+    }
     case OP_COUNT_TW:
         c->result = count_pcbs(tcp_tw_pcbs, c->port);
         break;
@@ -918,6 +930,12 @@ int tc_sock_peer_addr(int fd, tc_addr_t *out)
 long tc_sock_unacked(int fd)
 {
     raw_call_t c = {.op = OP_UNACKED, .fd = fd};
+    return run_raw(&c);
+}
+
+long tc_sock_in_flight(int fd)
+{
+    raw_call_t c = {.op = OP_IN_FLIGHT, .fd = fd};
     return run_raw(&c);
 }
 
