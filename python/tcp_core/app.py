@@ -22,8 +22,6 @@ from .core import (
     _name_problem,
     _numeric_address_hint,
     _set_int,
-    _stop_handle,
-    _stop_sooner,
 )
 from .errors import BadAddressError, BadNameError
 
@@ -53,7 +51,7 @@ class AppStopReport:
     bytes_freed: int
 
 
-class App(Stoppable):
+class App(Stoppable[AppStopReport]):
     """The device's services. Ports: 0 picks a free port, None turns the service off (the DNS responder: only
     with dns_port). captive: connectivity-probe answers, "portal" or "online" (see tc_captive.h).
 
@@ -292,9 +290,4 @@ class App(Stoppable):
                 raise native.error("CLOSED", "services are stopped")
             return lib.tc_app_handle(self._ptr)
 
-        _stop_sooner(self.loop, handle, deadline_ms, self._stop_lock)
-        with self._stop_lock:
-            if self._report is None:
-                _stop_handle(self.loop, handle, deadline_ms, self._handle, self._done)
-            assert self._report is not None
-            return self._report
+        return self._stop_once(handle, deadline_ms, self._done)

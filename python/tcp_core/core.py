@@ -15,7 +15,7 @@ import ipaddress
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from ._native import Native, load
 from .errors import BadAddressError, BadNameError, BadPortError, TcError
@@ -629,18 +629,32 @@ def _conn_config(native: Native, c: Any, opts: dict[str, Any]) -> None:
         c.close_policy = _policy(native, opts["close_policy"])
 
 
-_S = TypeVar("_S", bound="Stoppable")
+_S = TypeVar("_S", bound="Stoppable[Any]")
+_R = TypeVar("_R")
 
 
-class Stoppable:
+class Stoppable(Generic[_R]):
     """A handle with ``stop(deadline_ms)``; ``with`` stops it on leaving the block (also on an exception), with
     the default deadline. Stopping twice is harmless: the second stop returns the first one's report, also when
     two threads stop it at once (the second waits for the first: ``_stop_lock``)."""
 
+    loop: Loop
+    _handle: Any  # the cffi handle of self that the C stop callback carries
     _stop_lock: threading.Lock
+    _report: _R | None  # set by the stop callback, on the loop thread
 
-    def stop(self, deadline_ms: int = 1000) -> object:
+    def stop(self, deadline_ms: int = 1000) -> _R:
         raise NotImplementedError
+
+    def _stop_once(self, handle: Callable[[], Any], deadline_ms: int, done: threading.Event) -> _R:
+        """The stop of every subclass: hasten another thread's stop in progress, then, under the lock, stop unless a
+        stop has already reported, and return the report. handle() gives the C handle on the loop thread."""
+        _stop_sooner(self.loop, handle, deadline_ms, self._stop_lock)
+        with self._stop_lock:
+            if self._report is None:
+                _stop_handle(self.loop, handle, deadline_ms, self._handle, done)
+            assert self._report is not None
+            return self._report
 
     def __enter__(self: _S) -> _S:
         return self
@@ -649,7 +663,7 @@ class Stoppable:
         self.stop()
 
 
-class _Endpoint(Stoppable):
+class _Endpoint(Stoppable[StopReport]):
     """What Server and Client share: the loop, the handler and the Connection objects of live connections."""
 
     def __init__(self, loop: Loop, handler: Handler | Literal["echo"], name: str) -> None:
@@ -803,13 +817,7 @@ class Server(_Endpoint):
         It waits for the loop: inside a handler callback it raises BusyError. While another thread's stop runs, this
         one waits for it and brings its deadline forward to this one's."""
         lib = self.loop.native.lib
-        handle = lambda: lib.tc_server_handle(self._live())  # noqa: E731
-        _stop_sooner(self.loop, handle, deadline_ms, self._stop_lock)
-        with self._stop_lock:
-            if self._report is None:
-                _stop_handle(self.loop, handle, deadline_ms, self._handle, self._stop_done)
-            assert self._report is not None
-            return self._report
+        return self._stop_once(lambda: lib.tc_server_handle(self._live()), deadline_ms, self._stop_done)
 
 
 class Client(_Endpoint):
@@ -942,12 +950,6 @@ class Client(_Endpoint):
         a handler callback it raises BusyError. While another thread's stop runs, this one waits for it and brings its
         deadline forward to this one's."""
         lib = self.loop.native.lib
-        handle = lambda: lib.tc_client_handle(self._live())  # noqa: E731
-        _stop_sooner(self.loop, handle, deadline_ms, self._stop_lock)
-        with self._stop_lock:
-            if self._report is None:
-                if self._ptr is None:
-                    return StopReport(0, 0, 0, 0)
-                _stop_handle(self.loop, handle, deadline_ms, self._handle, self._stop_done)
-            assert self._report is not None
-            return self._report
+        if self._ptr is None and self._report is None:
+            return StopReport(0, 0, 0, 0)  # never started (its report is set before its pointer goes)
+        return self._stop_once(lambda: lib.tc_client_handle(self._live()), deadline_ms, self._stop_done)
