@@ -231,6 +231,59 @@ def test_peer_that_never_acknowledges_is_reset_by_the_backoff_bound(lossy: Lossy
     srv.stop(500)
 
 
+class LongOrShortAnswer(LongAnswer):
+    """The long answer to "ping"; to anything else a short one, which the loss rule of these tests lets through."""
+
+    def on_data(self, conn: tcp_core.Connection, data: bytes) -> None:
+        conn.send(self.ANSWER if data.startswith(b"ping") else b"ok")
+        conn.close()
+
+
+def test_newcomer_without_a_descriptor_ends_the_closes_kept_for_backoff(lossy: Lossy) -> None:
+    """The cost of waiting out the backoff is descriptors (on the device, lwIP sockets, a few to spare): peers that
+    vanished with their answer in flight keep theirs up to 8 x linger_ms (16 s here). When a newcomer finds none, the
+    closes kept only for the backoff, already past the 2 x linger_ms of the plain rule, are reset and the newcomer is
+    served at the listener's next try (100 ms), not when the bound runs out. Linux only: the process's descriptor
+    limit is what runs out here; lwIP's socket table is the stack's own."""
+    if lossy.backend != "linux":
+        pytest.skip("the descriptor limit of this process is the scarce resource here; lwIP's sockets are its own")
+    import resource
+
+    srv = Server(lossy.loop, lossy.host, 0, handler=LongOrShortAnswer(), name="full", linger_ms=2000)
+    lossy.drop_first_answers(srv.port, 999_999)
+    before = lossy.loop.close_stats()
+    vanished = [connect(lossy.host, srv.port) for _ in range(3)]
+    for s in vanished:
+        s.sendall(b"ping")
+    assert wait_until(lambda: sum(e.state == "closing" for e in lossy.loop.registry()) == 3, 10)
+    time.sleep(4.5)  # past 2 x linger_ms: kept only for the backoff now (the plain rule would have reset them)
+    assert sum(e.state == "closing" for e in lossy.loop.registry()) == 3, "not kept for the backoff"
+    newcomer = socket.socket()  # its descriptor first: then none is left for the loop's accept()
+    top = max(open_fds())
+    fillers = []  # the free numbers below the highest one taken: the limit bounds numbers, accept() takes the lowest
+    while (fd := os.open(os.devnull, os.O_RDONLY)) < top:
+        fillers.append(fd)
+    os.close(fd)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (top + 1, hard))
+    try:
+        newcomer.settimeout(8)  # the bound would free a descriptor ~11 s from now
+        newcomer.connect((lossy.host, srv.port))
+        newcomer.sendall(b"short")
+        got = newcomer.recv(100)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        for fd in fillers:
+            os.close(fd)
+    assert got == b"ok"
+    assert lossy.loop.close_stats().reset_sent - before.reset_sent >= 1
+    newcomer.close()
+    for s in vanished:
+        s.close()
+    assert wait_until(lambda: srv.conn_count == 0, 20)
+    srv.stop(500)
+
+
 def test_stop_under_loss_keeps_its_deadline(lossy: Lossy) -> None:
     """Seed 003 under loss: MJPEG viewers reading to EOF and WebSockets, every 9th packet dropped. The stop ends by
     its deadline (what loss holds back is forced then, never waited for), every client is let go, and nothing is

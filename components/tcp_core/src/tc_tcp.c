@@ -1149,6 +1149,21 @@ static int overflow_full(tc_server_t *s)
            full_victim(s) == NULL;
 }
 
+/* A newcomer finds no descriptor: reset the server's closes that wait only for the stack's retransmission backoff
+ * (linger_in_backoff()), which the plain rule would have reset at 2 x linger_ms. Their last look saw no progress, so
+ * the peer has been silent that long: such a close is past it. Slow readers that progress are stamped at each look
+ * and are not touched. */
+static void reset_backoff_lingerers(tc_server_t *s)
+{
+    uint64_t now = tc_loop_now(s->owner.loop);
+    for (tc_conn_t *c = tc__server_conns(s); c; c = tc__conn_next(c)) {
+        if ((c->flags & (CF_CLOSING | CF_FINAL)) == CF_CLOSING && c->deadline != NULL &&
+            c->close_how != TC_CLOSE_ABORT && now - tc__conn_active_ms(c) >= 2 * (uint64_t)c->owner->cfg.linger_ms) {
+            conn_close_req(c, TC_CLOSE_ABORT, TC_REASON_LINGER);
+        }
+    }
+}
+
 static void server_accept(tc_io_t *io, int revents)
 {
     (void)revents;
@@ -1173,7 +1188,9 @@ static void server_accept(tc_io_t *io, int revents)
         }
         if (fd < 0) {
             if (fd == TC_EMFILE) {
-                /* Out of descriptors: stop polling the listener for a moment instead of spinning on it. */
+                /* Out of descriptors (lwIP: of sockets): closes kept only for the stack's backoff give theirs back,
+                 * and the listener is not polled for a moment instead of spun on. */
+                reset_backoff_lingerers(s);
                 tc__io_set(loop, io, 0);
                 if (s->timer.heap_index < 0 || s->timer.due > tc_loop_now(loop) + 100) {
                     tc__timer_arm(&s->timer, 100);
