@@ -75,11 +75,12 @@ class Lossy:
     device: str
     ns: str | None
 
-    def _nft(self, *args: str) -> None:
+    def _nft(self, *args: str) -> str:
+        """Run nft in the test's network (its own namespace on Linux); return what it printed."""
         cmd = [self.nft, *args]
         if self.ns:
             cmd = ["ip", "netns", "exec", self.ns, *cmd]
-        subprocess.run(cmd, check=True, capture_output=True)
+        return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
 
     def drop_every(self, port: int, every: int, proto: str = "tcp") -> None:
         """Lose every ``every``-th packet to or from port (both directions counted apart), from now on."""
@@ -112,10 +113,7 @@ class Lossy:
 
     def dropped(self, port: int) -> int:
         """What drop_first_answers(port, ...) has dropped so far."""
-        cmd = [self.nft, "list", "table", "netdev", f"tcfirst{port}"]
-        if self.ns:
-            cmd = ["ip", "netns", "exec", self.ns, *cmd]
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        out = self._nft("list", "table", "netdev", f"tcfirst{port}")
         return int(out.split("counter packets ", 1)[1].split()[0])
 
     def __post_init__(self) -> None:
