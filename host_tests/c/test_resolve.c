@@ -69,6 +69,30 @@ static tc_server_t *echo_on(tc_loop_t *loop, uint16_t port)
     return srv;
 }
 
+/* A client of host:port that asks the loopback nameserver on ns_port, reporting to seen (the rest: defaults). */
+static tc_client_config_t asking(const char *host, uint16_t port, uint16_t ns_port, seen_t *seen)
+{
+    tc_client_config_t ccfg = TC_CLIENT_DEFAULT_CONFIG();
+    ccfg.host = host;
+    ccfg.port = port;
+    ccfg.nameserver = "127.0.0.1";
+    ccfg.nameserver_port = ns_port;
+    ccfg.cb = client_cb;
+    ccfg.user = seen;
+    return ccfg;
+}
+
+/* Run the loop until the client's first failed attempt, at most turns x 10 ms; its stats then. */
+static tc_client_stats_t first_failure(tc_loop_t *loop, tc_client_t *cl, int turns)
+{
+    tc_client_stats_t st = {0};
+    for (int i = 0; i < turns && st.failures == 0; i++) {
+        tc_loop_run_once(loop, 10);
+        tc_client_stats(cl, &st);
+    }
+    return st;
+}
+
 static void test_name_connects_and_reconnects_without_a_thread(void)
 {
     tc_resolver_stats_t rs0, rs1;
@@ -83,15 +107,9 @@ static void test_name_connects_and_reconnects_without_a_thread(void)
     uint16_t port = tc_server_port(srv);
 
     seen_t seen = {0};
-    tc_client_config_t ccfg = TC_CLIENT_DEFAULT_CONFIG();
-    ccfg.host = "device.example.test";
-    ccfg.port = port;
-    ccfg.nameserver = "127.0.0.1";
-    ccfg.nameserver_port = tc_dns_server_port(dns);
+    tc_client_config_t ccfg = asking("device.example.test", port, tc_dns_server_port(dns), &seen);
     ccfg.backoff_initial_ms = 20;
     ccfg.backoff_max_ms = 100;
-    ccfg.cb = client_cb;
-    ccfg.user = &seen;
     tc_client_t *cl = NULL;
     CHECK_RC(tc_client_start(loop, &ccfg, &cl), TC_OK);
     run_until(loop, &seen.opened, 1);
@@ -157,22 +175,12 @@ static void test_stop_during_an_unanswered_question(void)
 
     for (int deadline = 0; deadline <= 300; deadline += 300) {
         seen_t seen = {0};
-        tc_client_config_t ccfg = TC_CLIENT_DEFAULT_CONFIG();
-        ccfg.host = "quiet.example.test";
-        ccfg.port = 9;
-        ccfg.nameserver = "127.0.0.1";
-        ccfg.nameserver_port = silent;
+        tc_client_config_t ccfg = asking("quiet.example.test", 9, silent, &seen);
         ccfg.connect_timeout_ms = 150;
         ccfg.reconnect = deadline != 0;
-        ccfg.cb = client_cb;
-        ccfg.user = &seen;
         tc_client_t *cl = NULL;
         CHECK_RC(tc_client_start(loop, &ccfg, &cl), TC_OK);
-        tc_client_stats_t st = {0};
-        for (int i = 0; i < 100 && st.failures == 0; i++) {
-            tc_loop_run_once(loop, 10);
-            tc_client_stats(cl, &st);
-        }
+        tc_client_stats_t st = first_failure(loop, cl, 100);
         CHECK(st.failures >= 1 && st.last_error == TC_ETIMEDOUT, "failures %u, last error %s", st.failures,
               tc_err_name(st.last_error));
         stopped_t s = {0};
@@ -199,22 +207,12 @@ static void test_closed_nameserver_port(void)
     uint16_t closed = tc_dns_server_port(dns);
     tc_dns_server_stop(dns);
     seen_t seen = {0};
-    tc_client_config_t ccfg = TC_CLIENT_DEFAULT_CONFIG();
-    ccfg.host = "dead.example.test";
-    ccfg.port = 9;
-    ccfg.nameserver = "127.0.0.1";
-    ccfg.nameserver_port = closed;
+    tc_client_config_t ccfg = asking("dead.example.test", 9, closed, &seen);
     ccfg.connect_timeout_ms = 60000;
     ccfg.reconnect = false;
-    ccfg.cb = client_cb;
-    ccfg.user = &seen;
     tc_client_t *cl = NULL;
     CHECK_RC(tc_client_start(loop, &ccfg, &cl), TC_OK);
-    tc_client_stats_t st = {0};
-    for (int i = 0; i < 1000 && st.failures == 0; i++) { /* 10 s at most: a generous "did not wait 60 s" */
-        tc_loop_run_once(loop, 10);
-        tc_client_stats(cl, &st);
-    }
+    tc_client_stats_t st = first_failure(loop, cl, 1000); /* 10 s at most: a generous "did not wait 60 s" */
     CHECK(st.failures == 1 && st.last_error == TC_ERESOLVE, "failures %u, last error %s", st.failures,
           tc_err_name(st.last_error));
     stopped_t s = {0};
